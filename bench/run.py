@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""Run the benchmarks and print each beside its peer, with ratios.
+
+Today (foundation): prefix merging and config parsing.  The peer for merging
+prefixes is Python's ipaddress.collapse_addresses, which is what scripts
+around gateway-route-manager-style tools use; both get the same input in the
+same run.  Module benchmarks (route, policy, proxy, dns) are added here as the
+modules land.
+"""
+import argparse
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--egressd", required=True, help="path of the built egressd")
+    ap.add_argument("--prefixes", type=int, default=100000)
+    ap.add_argument("--uplinks", type=int, default=500)
+    args = ap.parse_args()
+    build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(args.egressd))))
+    bench_core = os.path.join(build, "bench", "bench_core")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pfile = os.path.join(tmp, "prefixes.txt")
+        out = subprocess.run([bench_core, str(args.prefixes), str(args.uplinks), pfile],
+                             check=True, capture_output=True, text=True).stdout
+        results = {r["bench"]: r for r in map(json.loads, out.splitlines())}
+        with open(pfile) as f:
+            nets = [ipaddress.ip_network(line.strip()) for line in f]
+        t0 = time.monotonic()
+        peer = list(ipaddress.collapse_addresses(nets))
+        peer_s = time.monotonic() - t0
+
+    m = results["prefix-merge"]
+    print(f"{'benchmark':<34}{'egress':>14}{'peer':>14}{'ratio':>10}")
+    print(f"{'merge %d IPv4 prefixes' % m['prefixes']:<34}{m['seconds'] * 1e3:>11.1f} ms"
+          f"{peer_s * 1e3:>11.1f} ms{peer_s / m['seconds']:>9.1f}x   (peer: python ipaddress)")
+    if m["merged"] != len(peer):
+        print(f"MISMATCH: egress merged into {m['merged']} prefixes, peer into {len(peer)}")
+        return 1
+    print(f"{'  -> merged prefixes':<34}{m['merged']:>14}{len(peer):>14}")
+    p = results["public-v4"]
+    print(f"{'public IPv4 = complement(RFC 6890)':<34}{p['seconds_each'] * 1e6:>11.1f} us"
+          f"{'':>14}{'':>10}   ({p['prefixes']} prefixes)")
+    c = results["conf-parse"]
+    print(f"{'parse conf, %d uplinks' % c['uplinks']:<34}{c['seconds'] * 1e3:>11.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

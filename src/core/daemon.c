@@ -1,0 +1,144 @@
+/*
+ * daemon.c - egressd's life cycle: start, reload on SIGHUP, stop.
+ *
+ * Start: take the validated configuration, build the uplink model, learn the
+ * uplinks' interfaces from the kernel and follow them through netlink
+ * events, then say "ready" (log line and sd_notify).  Reload: parse the file
+ * again into a new configuration, validate it, apply the difference, swap;
+ * on any error the running configuration stays and the errors are logged.
+ * Stop: release everything; nothing that egressd added is left behind.
+ *
+ * Must not block the loop; must not exit on bad input (only on start-up
+ * failure or a broken invariant).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "conf_keys.h"
+#include "daemon.h"
+#include "link.h"
+#include "log.h"
+#include "loop.h"
+#include "privs.h"
+#include "uplink.h"
+#include "util.h"
+
+struct daemon {
+	const struct daemon_opts *opts;
+	struct loop *loop;
+	struct conf *conf;
+	struct uplink_set uplinks;
+	struct link_watch *links;
+	unsigned reloads;
+};
+
+static void daemon_apply_log_level(struct daemon *d)
+{
+	if (d->opts->log_level_forced)
+		log_set_level((enum log_level)d->opts->forced_level);
+	else
+		log_set_level((enum log_level)conf_global(d->conf)->log_level);
+}
+
+/* Uplinks without an interface have nothing to watch until health checks exist. */
+static void daemon_settle_uplinks(struct daemon *d)
+{
+	for (size_t i = 0; i < d->uplinks.n; i++) {
+		struct uplink *u = d->uplinks.v[i];
+		if (!u->ifname[0] && u->state == UPLINK_INIT)
+			uplink_transition(&d->uplinks, u, UPLINK_UP, "no interface to watch");
+	}
+}
+
+static void daemon_status(struct daemon *d, const char *what)
+{
+	char list[1024], msg[1200];
+	size_t off = 0;
+	unsigned up = 0;
+
+	list[0] = '\0';
+	for (size_t i = 0; i < d->uplinks.n && off < sizeof(list); i++) {
+		const struct uplink *u = d->uplinks.v[i];
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s %s", i ? ", " : "",
+			u->name, uplink_state_name[u->state]);
+		up += u->state == UPLINK_UP;
+	}
+	snprintf(msg, sizeof(msg), "%zu uplink%s, %u up%s%s%s", d->uplinks.n,
+		d->uplinks.n == 1 ? "" : "s", up, d->uplinks.n ? " (" : "", list,
+		d->uplinks.n ? ")" : "");
+	log_info("egressd %s %s: %s", EGRESS_VERSION, what, msg);
+	char notify[1300];
+	snprintf(notify, sizeof(notify), "READY=1\nSTATUS=%s", msg);
+	loop_notify(notify);
+}
+
+static void daemon_reload_cb(void *arg)
+{
+	struct daemon *d = arg;
+	struct conf_errors errs = {0};
+	struct conf *conf;
+
+	loop_notify("RELOADING=1");
+	conf = egress_conf_read(d->opts->conf_path, d->opts->overrides, &errs);
+	if (!conf) {
+		log_error("reload failed, keeping the running configuration:");
+		for (size_t i = 0; i < errs.n; i++)
+			log_error("  %s", errs.msgs[i]);
+		conf_errors_clear(&errs);
+		loop_notify("READY=1\nSTATUS=reload failed, running the previous configuration");
+		return;
+	}
+	struct conf *old = d->conf;
+	d->conf = conf;
+	daemon_apply_log_level(d);
+	unsigned changes = uplink_set_sync(&d->uplinks, conf);
+	link_watch_refresh(d->links);
+	daemon_settle_uplinks(d);
+	conf_free(old);
+	d->reloads++;
+	log_info("reload %u: %u change%s", d->reloads, changes, changes == 1 ? "" : "s");
+	daemon_status(d, "reloaded");
+}
+
+int daemon_run(const struct daemon_opts *opts, struct conf *conf)
+{
+	struct daemon d = {.opts = opts, .conf = conf};
+	int r, sig, status = 1;
+
+	d.loop = loop_new();
+	if (!d.loop) {
+		log_error("cannot set up the event loop");
+		goto out;
+	}
+	daemon_apply_log_level(&d);
+	uplink_set_init(&d.uplinks);
+	uplink_set_sync(&d.uplinks, d.conf);
+	r = link_watch_new(loop_base(d.loop), &d.uplinks, &d.links);
+	if (r < 0) {
+		log_error("netlink: cannot watch links: %s", strerror(-r));
+		goto out;
+	}
+	r = privs_drop();
+	if (r < 0) {
+		log_error("cannot drop privileges: %s", strerror(-r));
+		goto out;
+	}
+	daemon_settle_uplinks(&d);
+	loop_set_reload(d.loop, daemon_reload_cb, &d);
+	daemon_status(&d, "ready");
+
+	sig = loop_run(d.loop);
+	loop_notify("STOPPING=1");
+	status = sig < 0 ? 1 : 0;
+out:
+	link_watch_free(d.links);
+	uplink_set_clear(&d.uplinks);
+	loop_free(d.loop);
+	conf_free(d.conf);
+	log_info("stopped");
+	return status;
+}

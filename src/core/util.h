@@ -1,0 +1,45 @@
+/*
+ * util.h - small helpers shared by every part of egress.
+ *
+ * Only macros and trivial inline functions live here; anything with state or
+ * policy belongs in a module of its own.
+ */
+#ifndef EGRESS_UTIL_H
+#define EGRESS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define UNUSED __attribute__((unused))
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Free *p and clear it, for pointers that stay reachable. */
+#define FREE_AND_NULL(p)                                                                           \
+	do {                                                                                       \
+		free(p);                                                                           \
+		(p) = NULL;                                                                        \
+	} while (0)
+
+static inline int streq(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+/* Allocation failures are fatal: egressd cannot run degraded without memory. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Monotonic clock in milliseconds. */
+uint64_t now_ms(void);
+
+#endif

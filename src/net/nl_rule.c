@@ -1,0 +1,213 @@
+/*
+ * nl_rule.c - FIB rules (ip rule) over rtnetlink: priority, fwmark/mask, table, source and
+ * destination prefixes, iif/oif, suppress_prefixlength, goto, protocol; build, parse, dump.
+ *
+ * It must not pick priorities or tables (the policy module does) nor log above debug.
+ */
+#include <errno.h>
+#include <linux/fib_rules.h>
+#include <linux/rtnetlink.h>
+#include <string.h>
+
+#include "log.h"
+#include "nl_int.h"
+
+static bool nl_rule_prefix_ok(const struct nl_rule *r, const struct cidr *c)
+{
+	return !addr_is_set(&c->addr) ||
+	       (c->addr.family == r->family && c->plen <= 8 * addr_len(r->family));
+}
+
+int nl_rule_build(void *buf, size_t buflen, enum nl_op op, const struct nl_rule *r)
+{
+	struct fib_rule_hdr *frh;
+	struct nlb b;
+
+	/*
+	 * The kernel has no replace for rules: NLM_F_REPLACE is ignored and a second, equal
+	 * rule is added.  Refuse it rather than duplicate.
+	 */
+	if (op == NL_REPLACE)
+		return -EOPNOTSUPP;
+	if ((unsigned)op >= _NL_OP_MAX || (r->family != AF_INET && r->family != AF_INET6) ||
+		!nl_rule_prefix_ok(r, &r->src) || !nl_rule_prefix_ok(r, &r->dst) ||
+		strnlen(r->iif, NL_IFNAMSIZ) == NL_IFNAMSIZ ||
+		strnlen(r->oif, NL_IFNAMSIZ) == NL_IFNAMSIZ)
+		return -EINVAL;
+	nlb_init(&b, buf, buflen, op == NL_DEL ? RTM_DELRULE : RTM_NEWRULE, nl_op_flags(op));
+	frh = nlb_reserve(&b, sizeof(*frh));
+	if (!frh)
+		return nlb_end(&b);
+	frh->family = (uint8_t)r->family;
+	frh->tos = r->tos;
+	frh->flags = r->flags;
+	frh->table = r->table < 256 ? (uint8_t)r->table : RT_TABLE_UNSPEC;
+	frh->action = r->action;
+	/*
+	 * On delete, action 0 matches any; on add the kernel needs one.  FRA_GOTO comes with
+	 * FR_ACT_GOTO either way ("Unexpected goto" otherwise).
+	 */
+	if (!frh->action && r->has_goto)
+		frh->action = FR_ACT_GOTO;
+	else if (!frh->action && op != NL_DEL)
+		frh->action = FR_ACT_TO_TBL;
+	if (r->has_priority)
+		nlb_u32(&b, FRA_PRIORITY, r->priority);
+	if (r->table)
+		nlb_u32(&b, FRA_TABLE, r->table);
+	if (r->has_fwmark) {
+		nlb_u32(&b, FRA_FWMARK, r->fwmark);
+		nlb_u32(&b, FRA_FWMASK, r->fwmask);
+	}
+	if (addr_is_set(&r->src.addr)) {
+		frh->src_len = r->src.plen;
+		nlb_addr(&b, FRA_SRC, &r->src.addr);
+	}
+	if (addr_is_set(&r->dst.addr)) {
+		frh->dst_len = r->dst.plen;
+		nlb_addr(&b, FRA_DST, &r->dst.addr);
+	}
+	if (r->iif[0])
+		nlb_str(&b, FRA_IIFNAME, r->iif);
+	if (r->oif[0])
+		nlb_str(&b, FRA_OIFNAME, r->oif);
+	if (r->has_suppress_prefixlen)
+		nlb_u32(&b, FRA_SUPPRESS_PREFIXLEN, r->suppress_prefixlen);
+	if (r->has_goto)
+		nlb_u32(&b, FRA_GOTO, r->goto_priority);
+	if (r->protocol)
+		nlb_u8(&b, FRA_PROTOCOL, r->protocol);
+	return nlb_end(&b);
+}
+
+int nl_rule_build_dump(void *buf, size_t buflen, int family)
+{
+	struct fib_rule_hdr *frh;
+	struct nlb b;
+
+	nlb_init(&b, buf, buflen, RTM_GETRULE, NLM_F_DUMP);
+	frh = nlb_reserve(&b, sizeof(*frh));
+	if (frh)
+		frh->family = (uint8_t)family;
+	return nlb_end(&b);
+}
+
+static int nl_rule_get_prefix(const struct nlattr *a, int family, uint8_t plen, struct cidr *ret)
+{
+	int err = nl_get_addr(a, family, &ret->addr);
+
+	if (err)
+		return err;
+	if (plen > 8 * addr_len(family))
+		return -EBADMSG;
+	ret->plen = plen;
+	return 0;
+}
+
+int nl_rule_parse(const struct nlmsghdr *nlh, struct nl_rule *ret)
+{
+	const struct nlattr *tb[FRA_MAX + 1];
+	const struct fib_rule_hdr *frh;
+	uint32_t v;
+	int err;
+
+	memset(ret, 0, sizeof(*ret));
+	if (nlh->nlmsg_type != RTM_NEWRULE && nlh->nlmsg_type != RTM_DELRULE)
+		return -EBADMSG;
+	err = nl_attrs(nlh, sizeof(*frh), tb, FRA_MAX);
+	if (err)
+		return err;
+	frh = mnl_nlmsg_get_payload(nlh);
+	if (frh->family != AF_INET && frh->family != AF_INET6)
+		return -EAFNOSUPPORT;
+	ret->family = frh->family;
+	ret->action = frh->action;
+	ret->tos = frh->tos;
+	ret->flags = frh->flags;
+	ret->table = frh->table;
+	if (tb[FRA_TABLE] && (err = nl_get_u32(tb[FRA_TABLE], &ret->table)))
+		return err;
+	/* The kernel leaves out priority 0 (the local rule): every rule has one. */
+	ret->has_priority = true;
+	if (tb[FRA_PRIORITY] && (err = nl_get_u32(tb[FRA_PRIORITY], &ret->priority)))
+		return err;
+	/* ... and a mask of 0xffffffff, and both when mark and mask are 0 and ~0. */
+	if (tb[FRA_FWMARK] || tb[FRA_FWMASK]) {
+		ret->has_fwmark = true;
+		ret->fwmask = UINT32_MAX;
+		if (tb[FRA_FWMARK] && (err = nl_get_u32(tb[FRA_FWMARK], &ret->fwmark)))
+			return err;
+		if (tb[FRA_FWMASK] && (err = nl_get_u32(tb[FRA_FWMASK], &ret->fwmask)))
+			return err;
+	}
+	if (tb[FRA_SRC] &&
+		(err = nl_rule_get_prefix(tb[FRA_SRC], ret->family, frh->src_len, &ret->src)))
+		return err;
+	if (tb[FRA_DST] &&
+		(err = nl_rule_get_prefix(tb[FRA_DST], ret->family, frh->dst_len, &ret->dst)))
+		return err;
+	if (tb[FRA_IIFNAME] && (err = nl_get_str(tb[FRA_IIFNAME], ret->iif, sizeof(ret->iif))))
+		return err;
+	if (tb[FRA_OIFNAME] && (err = nl_get_str(tb[FRA_OIFNAME], ret->oif, sizeof(ret->oif))))
+		return err;
+	if (tb[FRA_SUPPRESS_PREFIXLEN]) {
+		if ((err = nl_get_u32(tb[FRA_SUPPRESS_PREFIXLEN], &v)))
+			return err;
+		if (v <= 128) {
+			ret->has_suppress_prefixlen = true;
+			ret->suppress_prefixlen = (uint8_t)v;
+		}
+	}
+	if (tb[FRA_GOTO]) {
+		if ((err = nl_get_u32(tb[FRA_GOTO], &ret->goto_priority)))
+			return err;
+		ret->has_goto = true;
+	}
+	if (tb[FRA_PROTOCOL] && (err = nl_get_u8(tb[FRA_PROTOCOL], &ret->protocol)))
+		return err;
+	return 0;
+}
+
+int nl_rule_apply(struct nl *nl, enum nl_op op, const struct nl_rule *r)
+{
+	int err = nl_rule_build(nl_sendbuf(nl), NL_MSG_BUFSIZE, op, r);
+
+	if (err)
+		return err;
+	return nl_request(nl, nl_sendbuf(nl));
+}
+
+struct nl_rule_dump_ctx {
+	nl_rule_cb cb;
+	void *arg;
+	int family;
+};
+
+static int nl_rule_dump_cb(const struct nlmsghdr *nlh, void *arg)
+{
+	struct nl_rule_dump_ctx *ctx = arg;
+	struct nl_rule r;
+	int err;
+
+	err = nl_rule_parse(nlh, &r);
+	if (err == -EAFNOSUPPORT)
+		return 0;
+	if (err) {
+		log_debug("netlink: rule dump: bad message: %s", strerror(-err));
+		return err;
+	}
+	if (ctx->family && r.family != ctx->family)
+		return 0;
+	return ctx->cb(&r, ctx->arg);
+}
+
+int nl_rule_dump(struct nl *nl, int family, nl_rule_cb cb, void *arg)
+{
+	struct nl_rule_dump_ctx ctx = {.cb = cb, .arg = arg, .family = family};
+	int err;
+
+	err = nl_rule_build_dump(nl_sendbuf(nl), NL_MSG_BUFSIZE, family);
+	if (err)
+		return err;
+	return nl_dump(nl, nl_sendbuf(nl), nl_rule_dump_cb, &ctx);
+}

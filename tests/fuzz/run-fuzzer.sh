@@ -1,0 +1,15 @@
+#!/bin/sh
+# Run a libFuzzer harness for a bounded time over its seed corpus.  New inputs
+# go to a scratch copy, never into the source tree.
+# Usage: run-fuzzer.sh FUZZER SEED_DIR SECONDS
+set -eu
+fuzzer=$1
+seeds=$2
+secs=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/corpus"
+[ -d "$seeds" ] && cp -r "$seeds/." "$work/corpus/"
+cd "$work"
+exec "$fuzzer" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+	"$work/corpus"
