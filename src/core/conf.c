@@ -38,7 +38,17 @@ const char *const conf_type_name[_CONF_TYPE_MAX] = {
 	[CONF_IFNAME] = "interface",
 	[CONF_ADDR] = "address",
 	[CONF_CIDR_LIST] = "prefix list",
+	[CONF_ADDR_LIST] = "address list",
+	[CONF_RANGE_LIST] = "range list",
 };
+
+bool range_list_contains(const struct range_list *l, uint32_t v)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (v >= l->v[i].lo && v <= l->v[i].hi)
+			return true;
+	return false;
+}
 
 /* ---------------------------------------------------------------- errors */
 
@@ -282,6 +292,95 @@ out:
 	return r;
 }
 
+/* Split value into tokens and parse each with one_cb into a temporary array, then append
+ * them all to the list at p (all or nothing). */
+typedef int (*list_item_cb)(const struct conf_key *k, const char *tok, void *item, char *why,
+	size_t whylen);
+
+static int set_list(void **items, size_t *n, size_t item_size, const struct conf_key *k,
+	const char *value, list_item_cb one_cb, char *why, size_t whylen)
+{
+	char *copy = xstrdup(value), *save = NULL;
+	char *add = NULL;
+	size_t n_add = 0;
+	int r = 0;
+
+	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		add = xrealloc(add, (n_add + 1) * item_size);
+		memset(add + n_add * item_size, 0, item_size);
+		r = one_cb(k, tok, add + n_add * item_size, why, whylen);
+		if (r < 0)
+			goto out;
+		n_add++;
+	}
+	if (!n_add) {
+		one_cb(k, "", NULL, why, whylen);
+		r = -EINVAL;
+		goto out;
+	}
+	*items = xrealloc(*items, (*n + n_add) * item_size);
+	memcpy((char *)*items + *n * item_size, add, n_add * item_size);
+	*n += n_add;
+out:
+	free(add);
+	free(copy);
+	return r;
+}
+
+static int addr_item_cb(const struct conf_key *k, const char *tok, void *item, char *why,
+	size_t whylen)
+{
+	int family = (k->flags & CONF_V4) ? AF_INET : (k->flags & CONF_V6) ? AF_INET6 : 0;
+	struct waddr *w = item;
+	char buf[64];
+	const char *at = strchr(tok, '@');
+	long long weight = 0;
+
+	if (w && (size_t)(at ? at - tok : (long)strlen(tok)) < sizeof(buf)) {
+		snprintf(buf, sizeof(buf), "%.*s", (int)(at ? at - tok : (long)strlen(tok)), tok);
+		if (addr_parse_family(buf, family, &w->addr) == 0) {
+			if (!at)
+				return 0;
+			if ((k->flags & CONF_WEIGHT) && parse_number(at + 1, false, &weight) == 0 &&
+				weight >= k->min && weight <= k->max) {
+				w->weight = (int)weight;
+				return 0;
+			}
+		}
+	}
+	if (k->flags & CONF_WEIGHT)
+		snprintf(why, whylen, "a list of %saddresses, each optionally with a weight "
+				      "from %lld to %lld as in 192.0.2.1@3",
+			cidr_family_word(k->flags), k->min, k->max);
+	else
+		snprintf(why, whylen, "a list of %saddresses such as %s", cidr_family_word(k->flags),
+			(k->flags & CONF_V6) ? "2001:db8::1" : "192.0.2.1");
+	return -EINVAL;
+}
+
+static int range_item_cb(const struct conf_key *k, const char *tok, void *item, char *why,
+	size_t whylen)
+{
+	struct range *rg = item;
+	long long lo, hi;
+	char buf[64];
+	const char *dash = strchr(tok, '-');
+
+	if (rg && strlen(tok) < sizeof(buf)) {
+		snprintf(buf, sizeof(buf), "%.*s", (int)(dash ? dash - tok : (long)strlen(tok)), tok);
+		if (parse_number(buf, false, &lo) == 0 &&
+			(dash ? parse_number(dash + 1, false, &hi) : (hi = lo, 0)) == 0 &&
+			lo >= k->min && hi <= k->max && lo <= hi) {
+			rg->lo = (uint32_t)lo;
+			rg->hi = (uint32_t)hi;
+			return 0;
+		}
+	}
+	snprintf(why, whylen, "a list of numbers or ranges from %lld to %lld such as 200-299, 301",
+		k->min, k->max);
+	return -EINVAL;
+}
+
 static bool ifname_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -380,6 +479,16 @@ int conf_set(struct conf_section *s, const struct conf_key *k, const char *value
 	}
 	case CONF_CIDR_LIST:
 		return set_cidr_list((struct cidr_list *)p, k, value, why, whylen);
+	case CONF_ADDR_LIST: {
+		struct addr_list *l = (struct addr_list *)p;
+		return set_list((void **)&l->v, &l->n, sizeof(*l->v), k, value, addr_item_cb, why,
+			whylen);
+	}
+	case CONF_RANGE_LIST: {
+		struct range_list *l = (struct range_list *)p;
+		return set_list((void **)&l->v, &l->n, sizeof(*l->v), k, value, range_item_cb, why,
+			whylen);
+	}
 	case _CONF_TYPE_MAX:
 		break;
 	}
@@ -399,6 +508,10 @@ size_t conf_value_count(const struct conf_section *s, const struct conf_key *k)
 		return addr_is_set((const struct addr *)p) ? 1 : 0;
 	case CONF_CIDR_LIST:
 		return ((const struct cidr_list *)p)->n;
+	case CONF_ADDR_LIST:
+		return ((const struct addr_list *)p)->n;
+	case CONF_RANGE_LIST:
+		return ((const struct range_list *)p)->n;
 	default:
 		/* Scalars always have a value: their default or what was set. */
 		return 1;
@@ -435,6 +548,21 @@ int conf_format(const struct conf_section *s, const struct conf_key *k, size_t i
 	case CONF_CIDR_LIST:
 		cidr_str(&((const struct cidr_list *)p)->v[i], buf, len);
 		return (int)strlen(buf);
+	case CONF_ADDR_LIST: {
+		const struct waddr *w = &((const struct addr_list *)p)->v[i];
+		addr_str(&w->addr, buf, len);
+		if (w->weight) {
+			size_t off = strlen(buf);
+			snprintf(buf + off, len - off, "@%d", w->weight);
+		}
+		return (int)strlen(buf);
+	}
+	case CONF_RANGE_LIST: {
+		const struct range *rg = &((const struct range_list *)p)->v[i];
+		if (rg->lo == rg->hi)
+			return snprintf(buf, len, "%" PRIu32, rg->lo);
+		return snprintf(buf, len, "%" PRIu32 "-%" PRIu32, rg->lo, rg->hi);
+	}
 	case _CONF_TYPE_MAX:
 		break;
 	}
@@ -447,7 +575,8 @@ static void value_free(struct conf_section *s, const struct conf_key *k)
 
 	if (k->type == CONF_STRING) {
 		FREE_AND_NULL(*(char **)p);
-	} else if (k->type == CONF_CIDR_LIST) {
+	} else if (conf_type_is_list(k->type)) {
+		/* every list struct is { T *v; size_t n; } */
 		struct cidr_list *l = (struct cidr_list *)p;
 		FREE_AND_NULL(l->v);
 		l->n = 0;
@@ -750,12 +879,12 @@ static int load_handler_cb(void *user, const char *section, const char *key, con
 		return 0;
 	}
 	int ki = conf_key_index(s->type, k);
-	if (s->key_line[ki] > 0 && k->type != CONF_CIDR_LIST) {
+	if (s->key_line[ki] > 0 && !conf_type_is_list(k->type)) {
 		load_error(c, "%s %s: set twice (first at line %d)", label, key, s->key_line[ki]);
 		return 0;
 	}
 	/* A list key given in the file replaces its default rather than adding to it. */
-	if (k->type == CONF_CIDR_LIST && s->key_line[ki] == 0)
+	if (conf_type_is_list(k->type) && s->key_line[ki] == 0)
 		value_free(s, k);
 	if (conf_set(s, k, value, why, sizeof(why)) < 0) {
 		load_error(c, "%s %s: expected %s, got \"%s\"", label, key, why, value);
@@ -954,6 +1083,8 @@ void conf_print(const struct conf *conf, FILE *f)
 			for (size_t ki = 0; ki < t->n_keys; ki++) {
 				const struct conf_key *k = &t->keys[ki];
 				size_t n = conf_value_count(s, k);
+				if (k->relevant && !k->relevant(s))
+					continue;
 				for (size_t vi = 0; vi < n; vi++) {
 					conf_format(s, k, vi, buf, sizeof(buf));
 					if (printable_value(buf))

@@ -33,6 +33,8 @@ enum conf_type {
 	CONF_IFNAME,	/* char[IFNAMSIZ] */
 	CONF_ADDR,	/* struct addr */
 	CONF_CIDR_LIST, /* struct cidr_list; repeatable, comma or space separated */
+	CONF_ADDR_LIST, /* struct addr_list; like CIDR_LIST; "ADDR@N" with CONF_WEIGHT */
+	CONF_RANGE_LIST, /* struct range_list: "200-299, 301" within [min, max] */
 	_CONF_TYPE_MAX,
 };
 
@@ -45,12 +47,43 @@ enum conf_key_flag {
 	CONF_HOSTBITS = 1 << 3,	 /* prefixes: clear host bits instead of refusing them */
 	CONF_BARE = 1 << 4,	 /* prefixes: a bare address is a host prefix */
 	CONF_DEFAULT = 1 << 5,	 /* prefixes: "default" means 0.0.0.0/0 */
+	CONF_WEIGHT = 1 << 6,	 /* address lists: "ADDR@N" gives a weight N within [min, max] */
 };
 
 struct cidr_list {
 	struct cidr *v;
 	size_t n;
 };
+
+struct waddr {
+	struct addr addr;
+	int weight; /* 0: not given */
+};
+
+struct addr_list {
+	struct waddr *v;
+	size_t n;
+};
+
+struct range {
+	uint32_t lo, hi;
+};
+
+struct range_list {
+	struct range *v;
+	size_t n;
+};
+
+/* Is v within one of the ranges? */
+bool range_list_contains(const struct range_list *l, uint32_t v);
+
+/* List types: repeatable keys whose values append. */
+static inline bool conf_type_is_list(int type)
+{
+	return type == CONF_CIDR_LIST || type == CONF_ADDR_LIST || type == CONF_RANGE_LIST;
+}
+
+struct conf_section;
 
 struct conf_key {
 	const char *name;
@@ -62,6 +95,8 @@ struct conf_key {
 	const char *const *names; /* CONF_ENUM: the names, index = value */
 	int n_names;
 	const char *help; /* one line, for --help and the man page */
+	/* NULL, or whether the key means anything in this section (conf_print skips it if not) */
+	bool (*relevant)(const struct conf_section *s);
 };
 
 struct conf;

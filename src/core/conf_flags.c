@@ -226,12 +226,13 @@ int conf_apply_overrides(struct conf *conf, const struct conf_overrides *o,
 		}
 		const struct conf_key *k = conf_key_find(s->type, ov->key);
 		int ki = conf_key_index(s->type, k);
-		if (k->type == CONF_CIDR_LIST) {
+		if (conf_type_is_list(k->type)) {
 			bool seen = false;
 			for (size_t j = 0; j < n_cleared; j++)
 				if (cleared[j] == k && cleared_in[j] == s)
 					seen = true;
 			if (!seen) {
+				/* every list struct is { T *v; size_t n; } */
 				struct cidr_list *l = (struct cidr_list *)((char *)s + k->offset);
 				FREE_AND_NULL(l->v);
 				l->n = 0;

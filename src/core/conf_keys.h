@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "uplink.h"
 
 struct conf_global {
 	struct conf_section s;
@@ -24,6 +25,7 @@ struct conf_uplink {
 	struct addr gateway;
 	struct addr source;
 	int weight;
+	struct uplink_check check;
 };
 
 extern const struct conf_section_type conf_global_type;

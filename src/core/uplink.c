@@ -18,7 +18,79 @@ const char *const uplink_state_name[_UPLINK_STATE_MAX] = {
 	[UPLINK_INIT] = "init",
 	[UPLINK_DOWN] = "down",
 	[UPLINK_UP] = "up",
+	[UPLINK_DEGRADED] = "degraded",
 };
+
+const char *const check_kind_name[_CHECK_KIND_MAX] = {
+	[CHECK_NONE] = "none",
+	[CHECK_HTTP] = "http",
+	[CHECK_HTTPS] = "https",
+	[CHECK_TCP] = "tcp",
+	[CHECK_ICMP] = "icmp",
+	[CHECK_DNS] = "dns",
+};
+
+static char *strdup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void *memdup_or_null(const void *p, size_t n)
+{
+	void *q;
+
+	if (!n)
+		return NULL;
+	q = xmalloc(n);
+	memcpy(q, p, n);
+	return q;
+}
+
+void uplink_check_copy(struct uplink_check *dst, const struct uplink_check *src)
+{
+	*dst = *src;
+	dst->targets.v = memdup_or_null(src->targets.v, src->targets.n * sizeof(*src->targets.v));
+	dst->status.v = memdup_or_null(src->status.v, src->status.n * sizeof(*src->status.v));
+	dst->path = strdup_or_null(src->path);
+	dst->host = strdup_or_null(src->host);
+	dst->dns_name = strdup_or_null(src->dns_name);
+}
+
+void uplink_check_clear(struct uplink_check *c)
+{
+	free(c->targets.v);
+	free(c->status.v);
+	free(c->path);
+	free(c->host);
+	free(c->dns_name);
+	memset(c, 0, sizeof(*c));
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && streq(a, b));
+}
+
+bool uplink_check_equal(const struct uplink_check *a, const struct uplink_check *b)
+{
+	if (a->targets.n != b->targets.n || a->status.n != b->status.n)
+		return false;
+	for (size_t i = 0; i < a->targets.n; i++)
+		if (!addr_eq(&a->targets.v[i].addr, &b->targets.v[i].addr) ||
+			a->targets.v[i].weight != b->targets.v[i].weight)
+			return false;
+	if (a->status.n && memcmp(a->status.v, b->status.v, a->status.n * sizeof(*a->status.v)))
+		return false;
+	return a->kind == b->kind && a->port == b->port && str_eq(a->path, b->path) &&
+	       str_eq(a->host, b->host) && a->tls_verify == b->tls_verify &&
+	       str_eq(a->dns_name, b->dns_name) && a->quorum == b->quorum &&
+	       a->interval_ms == b->interval_ms &&
+	       a->interval_failing_ms == b->interval_failing_ms &&
+	       a->interval_recovering_ms == b->interval_recovering_ms &&
+	       a->timeout_ms == b->timeout_ms && a->fall == b->fall && a->rise == b->rise &&
+	       a->max_rtt_ms == b->max_rtt_ms && a->max_loss_pct == b->max_loss_pct &&
+	       a->window == b->window && a->mark == b->mark;
+}
 
 const char *const uplink_event_name[_UPLINK_EVENT_MAX] = {
 	[UPLINK_ADDED] = "added",
@@ -37,6 +109,7 @@ static void uplink_free(struct uplink *u)
 	if (!u)
 		return;
 	free(u->name);
+	uplink_check_clear(&u->check);
 	free(u);
 }
 
@@ -132,6 +205,15 @@ static bool uplink_apply_conf(struct uplink *u, const struct conf_uplink *c, cha
 		DIFF("weight %d -> %d", u->weight, c->weight);
 		u->weight = c->weight;
 	}
+	if (!uplink_check_equal(&u->check, &c->check)) {
+		if (u->check.kind != c->check.kind)
+			DIFF("check %s -> %s", check_kind_name[u->check.kind],
+				check_kind_name[c->check.kind]);
+		else
+			DIFF("check settings");
+		uplink_check_clear(&u->check);
+		uplink_check_copy(&u->check, &c->check);
+	}
 #undef DIFF
 	return off > 0;
 }
@@ -196,6 +278,8 @@ void uplink_set_link(struct uplink_set *set, const char *ifname, int ifindex, bo
 			uplink_transition(set, u, UPLINK_DOWN, "interface %s does not exist", ifname);
 		else if (!u->link_up)
 			uplink_transition(set, u, UPLINK_DOWN, "link %s is down", ifname);
+		else if (u->check.kind != CHECK_NONE)
+			continue; /* the check engine brings it up */
 		else if (!was || u->state == UPLINK_INIT)
 			uplink_transition(set, u, UPLINK_UP, "link %s is up", ifname);
 	}

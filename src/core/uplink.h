@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "cidr.h"
+#include "conf.h"
 
 struct conf;
 
@@ -22,6 +23,7 @@ enum uplink_state {
 	UPLINK_INIT, /* not yet known */
 	UPLINK_DOWN,
 	UPLINK_UP,
+	UPLINK_DEGRADED, /* up, but over its latency or loss threshold: still usable */
 	_UPLINK_STATE_MAX,
 };
 
@@ -37,6 +39,46 @@ enum uplink_event {
 
 extern const char *const uplink_event_name[_UPLINK_EVENT_MAX];
 
+enum check_kind {
+	CHECK_NONE, /* the link state alone decides */
+	CHECK_HTTP,
+	CHECK_HTTPS,
+	CHECK_TCP,
+	CHECK_ICMP,
+	CHECK_DNS,
+	_CHECK_KIND_MAX,
+};
+
+extern const char *const check_kind_name[_CHECK_KIND_MAX];
+
+/* How an uplink is health-checked ([uplink] check* keys; egress.conf(5)). */
+struct uplink_check {
+	int kind;		    /* enum check_kind */
+	struct addr_list targets;   /* empty: the uplink's gateway */
+	int port;		    /* 0: the kind's default (80, 443, 53; TCP needs one) */
+	char *path;		    /* HTTP(S) path */
+	char *host;		    /* HTTP(S) Host header; NULL: the target */
+	struct range_list status;   /* HTTP(S) status codes that mean up */
+	bool tls_verify;	    /* HTTPS: verify the certificate */
+	char *dns_name;		    /* DNS: name to query (type A) */
+	int quorum;		    /* targets that must answer for a round to pass */
+	uint32_t interval_ms;	    /* between rounds while up (or down and not recovering) */
+	uint32_t interval_failing_ms;	 /* between rounds after a failed round while up */
+	uint32_t interval_recovering_ms; /* between rounds after a good round while down */
+	uint32_t timeout_ms;	    /* per probe */
+	int fall;		    /* failed rounds in a row: down */
+	int rise;		    /* good rounds in a row: up */
+	uint32_t max_rtt_ms;	    /* average RTT over the window above this: degraded; 0: off */
+	int max_loss_pct;	    /* probe loss over the window above this: degraded; 0: off */
+	int window;		    /* rounds in the rolling RTT/loss window */
+	uint32_t mark;		    /* SO_MARK of probes; 0: none */
+};
+
+/* Deep copy (dst must be cleared or zeroed), free, compare. */
+void uplink_check_copy(struct uplink_check *dst, const struct uplink_check *src);
+void uplink_check_clear(struct uplink_check *c);
+bool uplink_check_equal(const struct uplink_check *a, const struct uplink_check *b);
+
 struct uplink {
 	char *name;
 	char ifname[IFNAMSIZ]; /* "" = none configured */
@@ -45,6 +87,7 @@ struct uplink {
 	struct addr gateway;
 	struct addr source;
 	int weight;
+	struct uplink_check check; /* owned copy */
 	enum uplink_state state;
 	uint64_t since_ms; /* monotonic time of the last transition */
 	unsigned transitions;
@@ -83,9 +126,16 @@ unsigned uplink_set_sync(struct uplink_set *set, const struct conf *conf);
 /*
  * The kernel says interface ifname has index ifindex (0: it is gone) and is
  * up or not.  Uplinks on that interface follow: link down makes them DOWN at
- * once; link up makes them UP until health checks take over.
+ * once; link up makes an uplink without health check UP, while one with a
+ * check stays down until its checks pass (the check engine decides).
  */
 void uplink_set_link(struct uplink_set *set, const char *ifname, int ifindex, bool up);
+
+/* Up or degraded: dataplanes may send traffic through it. */
+static inline bool uplink_usable(const struct uplink *u)
+{
+	return u->state == UPLINK_UP || u->state == UPLINK_DEGRADED;
+}
 
 /* Change state, log "uplink isp1: up -> down (reason)" and announce it. */
 void uplink_transition(struct uplink_set *set, struct uplink *u, enum uplink_state to,
