@@ -3,6 +3,8 @@
  *
  *   egressd [-d] [-v] [-c FILE] [flags]     run
  *   egressd -n [-c FILE] [flags]            check the configuration, print it normalised
+ *   egressd route [options] [flags]         the route module alone, with gateway-route-manager's
+ *                                           flags (-start-ip, -end-ip, -port, ...)
  *
  * main() only parses the command line; the daemon lives in src/core/daemon.c.
  */
@@ -41,6 +43,34 @@ static const struct cmd_opt opts[] = {
 
 static const struct conf_flag flags[] = {
 	{"log-level", 0, "global", NULL, "log_level"},
+	{"metrics-port", 0, "global", NULL, "metrics_port"},
+};
+
+/* gateway-route-manager's flags, with its names and defaults, plus ours. */
+static const struct conf_flag route_flags[] = {
+	{"start-ip", 0, "route", NULL, "start_ip"},
+	{"end-ip", 0, "route", NULL, "end_ip"},
+	{"port", 0, "route", NULL, "port"},
+	{"path", 0, "route", NULL, "path"},
+	{"scheme", 0, "route", NULL, "scheme"},
+	{"timeout", 0, "route", NULL, "timeout"},
+	{"check-period", 0, "route", NULL, "check_period"},
+	{"route", 0, "route", NULL, "route"},
+	{"exclude-cidr", 0, "route", NULL, "exclude_cidr"},
+	{"exclude-reserved-cidrs", 0, "route", NULL, "exclude_reserved_cidrs"},
+	{"metrics-port", 0, "global", NULL, "metrics_port"},
+	{"log-level", 0, "global", NULL, "log_level"},
+	{"gateway", 0, "route", NULL, "gateway"},
+	{"iptables-gateway", 0, "route", NULL, "iptables_gateway"},
+	{"host", 0, "route", NULL, "host"},
+	{"tls-verify", 0, "route", NULL, "tls_verify"},
+	{"fall", 0, "route", NULL, "fall"},
+	{"rise", 0, "route", NULL, "rise"},
+	{"fail", 0, "route", NULL, "fail"},
+	{"keep-routes", 0, "route", NULL, "keep_routes"},
+	{"table", 0, "route", NULL, "table"},
+	{"rule-priority", 0, "route", NULL, "rule_priority"},
+	{"resilient", 0, "route", NULL, "resilient"},
 };
 
 struct args {
@@ -51,10 +81,28 @@ struct args {
 	bool verbose;
 };
 
+struct command {
+	const char *name; /* NULL: egressd itself */
+	const char *synopsis;
+	const struct conf_flag *flags;
+	size_t n_flags;
+};
+
+static const struct command commands[] = {
+	{NULL, "egressd [-d] [-v] [-n] [-c FILE] [flags]\n       egressd route [options] [flags]",
+		flags, ARRAY_SIZE(flags)},
+	{"route",
+		"egressd route [-d] [-v] [-n] [-c FILE] -start-ip A -end-ip B | -gateway IP[@N]... | "
+		"-iptables-gateway IP... [flags]",
+		route_flags, ARRAY_SIZE(route_flags)},
+};
+
+static const struct command *cmd = &commands[0];
+
 static void usage(FILE *f)
 {
-	conf_usage(f, "egressd [-d] [-v] [-n] [-c FILE] [flags]", opts, ARRAY_SIZE(opts), flags,
-		ARRAY_SIZE(flags), egress_conf_types, egress_conf_n_types);
+	conf_usage(f, cmd->synopsis, opts, ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
+		egress_conf_types, egress_conf_n_types);
 }
 
 static int opt_cb(int id, const char *arg, void *userdata)
@@ -93,7 +141,25 @@ int main(int argc, char **argv)
 	struct conf *conf;
 	int r, status;
 
-	r = conf_args_parse(argc, argv, opts, ARRAY_SIZE(opts), flags, ARRAY_SIZE(flags),
+	if (argc > 1 && argv[1][0] != '-') {
+		for (size_t i = 1; i < ARRAY_SIZE(commands); i++)
+			if (streq(argv[1], commands[i].name))
+				cmd = &commands[i];
+		if (!cmd->name) {
+			fprintf(stderr, "egressd: unknown command '%s' (commands: route)\n", argv[1]);
+			status = 2;
+			goto out;
+		}
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
+	if (cmd->name && streq(cmd->name, "route")) {
+		/* gateway-route-manager serves metrics on 9090 unless told otherwise */
+		conf_overrides_preset(&o, "route", NULL, NULL, NULL);
+		conf_overrides_preset(&o, "global", NULL, "metrics_port", "9090");
+	}
+	r = conf_args_parse(argc, argv, opts, ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
 		egress_conf_types, egress_conf_n_types, opt_cb, &a, &o);
 	if (r < 0) {
 		status = 2;
@@ -104,8 +170,9 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	/* Without -c, a missing default file means "flags only". */
-	if (!a.conf_given && access(a.conf_path, F_OK) < 0 && errno == ENOENT)
+	/* Without -c, a missing default file means "flags only"; a command such as
+	 * `egressd route` reads a file only when given one. */
+	if (!a.conf_given && (cmd->name || (access(a.conf_path, F_OK) < 0 && errno == ENOENT)))
 		a.conf_path = NULL;
 
 	conf = egress_conf_read(a.conf_path, &o, &errs);

@@ -531,7 +531,7 @@ int conf_format(const struct conf_section *s, const struct conf_key *k, size_t i
 	case CONF_INT:
 		return snprintf(buf, len, "%d", *(const int *)p);
 	case CONF_U32:
-		if (k->max > 0xffffff)
+		if (k->flags & CONF_HEX)
 			return snprintf(buf, len, "0x%" PRIx32, *(const uint32_t *)p);
 		return snprintf(buf, len, "%" PRIu32, *(const uint32_t *)p);
 	case CONF_DURATION:
@@ -1030,25 +1030,80 @@ int conf_load_string(struct conf *conf, const char *name, const char *text,
 
 /* ---------------------------------------------------------------- validate, print */
 
+static void validate_section(struct conf *conf, struct conf_section *s, struct conf_errors *errs)
+{
+	const struct conf_section_type *t = s->type;
+
+	for (size_t ki = 0; ki < t->n_keys; ki++) {
+		const struct conf_key *k = &t->keys[ki];
+		if ((k->flags & CONF_REQUIRED) && !conf_value_count(s, k))
+			conf_section_error(errs, s, NULL, "missing required key '%s'", k->name);
+	}
+	if (t->validate)
+		t->validate(conf, s, errs);
+}
+
 int conf_validate(struct conf *conf, struct conf_errors *errs)
 {
 	size_t before = errs->n;
 
+	for (size_t i = 0; i < conf->n_types; i++)
+		for (size_t j = 0; j < conf->lists[i].n; j++)
+			validate_section(conf, conf->lists[i].items[j], errs);
+	if (errs->n > before)
+		return -EINVAL;
+	/* Expand; the lists grow while we walk them, so walk by index over what was there. */
 	for (size_t i = 0; i < conf->n_types; i++) {
-		const struct conf_section_type *t = conf->types[i];
-		for (size_t j = 0; j < conf->lists[i].n; j++) {
+		size_t n = conf->lists[i].n;
+		for (size_t j = 0; j < n; j++) {
 			struct conf_section *s = conf->lists[i].items[j];
-			for (size_t ki = 0; ki < t->n_keys; ki++) {
-				const struct conf_key *k = &t->keys[ki];
-				if ((k->flags & CONF_REQUIRED) && !conf_value_count(s, k))
-					conf_section_error(errs, s, NULL, "missing required key '%s'",
-						k->name);
-			}
-			if (t->validate)
-				t->validate(conf, s, errs);
+			if (!s->origin && conf->types[i]->expand)
+				conf->types[i]->expand(conf, s, errs);
 		}
 	}
+	for (size_t i = 0; i < conf->n_types; i++)
+		for (size_t j = 0; j < conf->lists[i].n; j++)
+			if (conf->lists[i].items[j]->origin)
+				validate_section(conf, conf->lists[i].items[j], errs);
 	return errs->n > before ? -EINVAL : 0;
+}
+
+struct conf_section *conf_add_generated(struct conf *conf, const char *type, const char *name,
+	const struct conf_section *origin, struct conf_errors *errs)
+{
+	int ti = type_index(conf, type);
+	struct conf_section *s;
+
+	if (ti < 0)
+		abort();
+	s = conf_find(conf, type, name);
+	if (s) {
+		char label[128];
+		section_label(origin, label, sizeof(label));
+		conf_section_error(errs, origin, NULL, "implies [%s %s], which is defined %s%s", type,
+			name ? name : "", s->origin ? "by " : "already", s->origin ? label : "");
+		return NULL;
+	}
+	s = section_new(conf->types[ti], name);
+	s->origin = origin;
+	if (origin->file)
+		s->file = xstrdup(origin->file);
+	s->line = origin->line;
+	list_append(&conf->lists[ti], s);
+	return s;
+}
+
+void conf_set_key(struct conf_section *s, const char *key, const char *value)
+{
+	const struct conf_key *k = conf_key_find(s->type, key);
+	char why[256];
+
+	if (!k || conf_set(s, k, value, why, sizeof(why)) < 0) {
+		fprintf(stderr, "internal error: [%s] %s = \"%s\": %s\n", s->type->name, key, value,
+			k ? why : "no such key");
+		abort();
+	}
+	s->key_line[conf_key_index(s->type, k)] = s->line ? s->line : -1;
 }
 
 /* Values that inih would not read back as written need a different spelling. */
@@ -1073,6 +1128,14 @@ void conf_print(const struct conf *conf, FILE *f)
 		const struct conf_section_type *t = conf->types[i];
 		for (size_t j = 0; j < conf->lists[i].n; j++) {
 			const struct conf_section *s = conf->lists[i].items[j];
+			if (s->origin) {
+				/* implied by another section, which is printed */
+				char label[128];
+				section_label(s->origin, label, sizeof(label));
+				fprintf(f, "; [%s %s] is implied by %s\n", t->name, s->name ? s->name : "",
+					label);
+				continue;
+			}
 			if (!first)
 				fputc('\n', f);
 			first = false;

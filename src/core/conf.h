@@ -48,6 +48,7 @@ enum conf_key_flag {
 	CONF_BARE = 1 << 4,	 /* prefixes: a bare address is a host prefix */
 	CONF_DEFAULT = 1 << 5,	 /* prefixes: "default" means 0.0.0.0/0 */
 	CONF_WEIGHT = 1 << 6,	 /* address lists: "ADDR@N" gives a weight N within [min, max] */
+	CONF_HEX = 1 << 7,	 /* CONF_U32: print in hex (marks, masks) */
 };
 
 struct cidr_list {
@@ -110,6 +111,9 @@ struct conf_section_type {
 	size_t n_keys;
 	/* Cross-key checks after parsing; report with conf_section_error(). */
 	void (*validate)(const struct conf *conf, const void *section, struct conf_errors *errs);
+	/* After validation: add the sections this one implies (conf_add_generated()), e.g.
+	 * [route]'s gateways become uplinks.  Generated sections are validated, not printed. */
+	void (*expand)(struct conf *conf, const struct conf_section *s, struct conf_errors *errs);
 };
 
 struct conf_section {
@@ -118,6 +122,7 @@ struct conf_section {
 	char *file;   /* where it was defined; NULL when it only holds defaults */
 	int line;
 	int *key_line; /* per key: line where set in the file, 0 = not set, -1 = set by a flag */
+	const struct conf_section *origin; /* generated sections: the section that implied it */
 };
 
 /* The configuration: one list of sections per type, in file order. */
@@ -166,6 +171,15 @@ int conf_validate(struct conf *conf, struct conf_errors *errs);
 /* Print the normalised configuration: every section, every key that has a
  * value, canonical spelling.  The output parses back to the same config. */
 void conf_print(const struct conf *conf, FILE *f);
+
+/*
+ * A section implied by origin (see conf_section_type.expand), with defaults.  Returns NULL
+ * and reports an error if a section of that type and name exists already.
+ */
+struct conf_section *conf_add_generated(struct conf *conf, const char *type, const char *name,
+	const struct conf_section *origin, struct conf_errors *errs);
+/* conf_set() by key name; a failure is an internal error (the caller built the value). */
+void conf_set_key(struct conf_section *s, const char *key, const char *value);
 
 /* Lookups. */
 struct conf_section *conf_find(const struct conf *conf, const char *type, const char *name);
@@ -222,8 +236,9 @@ struct conf_override {
 	const char *section; /* type */
 	char *name;	     /* section name or NULL */
 	char *key;
-	char *value;
+	char *value;  /* NULL (presets only): just make sure the section exists */
 	char *origin; /* "-log-level" or "--set uplink.isp1.weight", for errors */
+	bool preset;  /* a command's default: applies only where the file set nothing */
 };
 
 struct conf_overrides {
@@ -244,6 +259,10 @@ int conf_args_parse(int argc, char **argv, const struct cmd_opt *opts, size_t n_
 	const struct conf_flag *flags, size_t n_flags, const struct conf_section_type *const *types,
 	size_t n_types, cmd_opt_cb cb, void *userdata, struct conf_overrides *ret);
 void conf_overrides_clear(struct conf_overrides *o);
+/* Add a command's default (e.g. `egressd route` serves metrics on 9090 unless told otherwise);
+ * value NULL only makes the section exist.  Add presets before parsing the flags. */
+void conf_overrides_preset(struct conf_overrides *o, const char *section, const char *name,
+	const char *key, const char *value);
 
 /*
  * Apply overrides on top of conf (after the file).  A list key set by a flag

@@ -50,9 +50,17 @@ static void override_add(struct conf_overrides *o, const char *section, const ch
 	ov = &o->v[o->n++];
 	ov->section = section;
 	ov->name = name ? xstrdup(name) : NULL;
-	ov->key = xstrdup(key);
-	ov->value = xstrdup(value);
+	ov->key = key ? xstrdup(key) : NULL;
+	ov->value = value ? xstrdup(value) : NULL;
 	ov->origin = xstrdup(origin);
+	ov->preset = false;
+}
+
+void conf_overrides_preset(struct conf_overrides *o, const char *section, const char *name,
+	const char *key, const char *value)
+{
+	override_add(o, section, name, key, value, "default");
+	o->v[o->n - 1].preset = true;
 }
 
 void conf_overrides_clear(struct conf_overrides *o)
@@ -224,8 +232,16 @@ int conf_apply_overrides(struct conf *conf, const struct conf_overrides *o,
 				s = conf_get_unnamed(conf, ov->section);
 			}
 		}
+		if (!ov->value)
+			continue;
 		const struct conf_key *k = conf_key_find(s->type, ov->key);
 		int ki = conf_key_index(s->type, k);
+		if (ov->preset) {
+			char why2[256];
+			if (!conf_key_is_set(s, k) && conf_set(s, k, ov->value, why2, sizeof(why2)) < 0)
+				abort(); /* presets are ours and must parse */
+			continue;
+		}
 		if (conf_type_is_list(k->type)) {
 			bool seen = false;
 			for (size_t j = 0; j < n_cleared; j++)

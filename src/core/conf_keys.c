@@ -26,6 +26,22 @@ static const struct conf_key global_keys[] = {
 		.n_names = _LOG_LEVEL_MAX,
 		.help = "log level: debug, info, warn or error",
 	},
+	{
+		.name = "metrics_port",
+		.type = CONF_INT,
+		KEY(conf_global, metrics_port),
+		.min = 0,
+		.max = 65535,
+		.def = "0",
+		.help = "port of the Prometheus metrics endpoint (0: none)",
+	},
+	{
+		.name = "metrics_address",
+		.type = CONF_ADDR,
+		KEY(conf_global, metrics_address),
+		.def = "::",
+		.help = "address the metrics endpoint listens on",
+	},
 };
 
 const struct conf_section_type conf_global_type = {
@@ -261,6 +277,7 @@ static const struct conf_key uplink_keys[] = {
 		KEY(conf_uplink, check.mark),
 		.min = 0,
 		.max = 0xffffffff,
+		.flags = CONF_HEX,
 		.def = "0",
 		.help = "firewall mark (SO_MARK) of the probes, for policy routing (0: none)",
 		.relevant = has_check,
@@ -286,10 +303,10 @@ static void uplink_validate(const struct conf *conf, const void *section, struct
 	const struct uplink_check *c = &u->check;
 	if (c->kind != CHECK_NONE && !c->targets.n && !addr_is_set(&u->gateway))
 		conf_section_error(errs, &u->s, "check",
-			"a %s check needs 'check_target' or a 'gateway' to probe",
+			"check = %s needs 'check_target' or a 'gateway' to probe",
 			check_kind_name[c->kind]);
 	if (c->kind == CHECK_TCP && !c->port)
-		conf_section_error(errs, &u->s, "check", "a tcp check needs 'check_port'");
+		conf_section_error(errs, &u->s, "check", "check = tcp needs 'check_port'");
 	if (c->kind != CHECK_NONE && c->quorum > (int)(c->targets.n ? c->targets.n : 1))
 		conf_section_error(errs, &u->s, "check_quorum",
 			"expected at most the number of targets (%zu), got %d",
@@ -316,11 +333,339 @@ const struct conf_section_type conf_uplink_type = {
 	.validate = uplink_validate,
 };
 
+/* ------------------------------------------------------------ [route] */
+
+const char *const route_fail_name[_ROUTE_FAIL_MAX] = {
+	[ROUTE_FAIL_OPEN] = "open",
+	[ROUTE_FAIL_CLOSED] = "closed",
+};
+
+/* Large enough for a /22 of gateways; a range is expanded into one uplink per address. */
+#define ROUTE_MAX_GATEWAYS 1024
+
+static const struct conf_key route_keys[] = {
+	{
+		.name = "start_ip",
+		.type = CONF_ADDR,
+		KEY(conf_route, start_ip),
+		.help = "first address of a range of gateways",
+	},
+	{
+		.name = "end_ip",
+		.type = CONF_ADDR,
+		KEY(conf_route, end_ip),
+		.help = "last address of the range of gateways",
+	},
+	{
+		.name = "gateway",
+		.type = CONF_ADDR_LIST,
+		KEY(conf_route, gateways),
+		.flags = CONF_WEIGHT,
+		.min = 1,
+		.max = 256,
+		.help = "gateways one by one, each with an optional weight: 192.0.2.1@3",
+	},
+	{
+		.name = "iptables_gateway",
+		.type = CONF_ADDR_LIST,
+		KEY(conf_route, iptables_gateways),
+		.flags = CONF_V4 | CONF_WEIGHT,
+		.min = 1,
+		.max = 256,
+		.help = "route agent mode: send public IPv4 through these gateways (icmp check)",
+	},
+	{
+		.name = "scheme",
+		.type = CONF_ENUM,
+		KEY(conf_route, check),
+		.def = "http",
+		.names = check_kind_name,
+		.n_names = _CHECK_KIND_MAX,
+		.help = "health check of the gateways: http, https, tcp, icmp, dns or none",
+	},
+	{
+		.name = "port",
+		.type = CONF_INT,
+		KEY(conf_route, port),
+		.min = 1,
+		.max = 65535,
+		.def = "9999",
+		.help = "port of the gateways' health check",
+	},
+	{
+		.name = "path",
+		.type = CONF_STRING,
+		KEY(conf_route, path),
+		.def = "/",
+		.help = "URL path of the HTTP(S) health check",
+	},
+	{
+		.name = "host",
+		.type = CONF_STRING,
+		KEY(conf_route, host),
+		.help = "Host header (and TLS name) of the HTTP(S) health check",
+	},
+	{
+		.name = "tls_verify",
+		.type = CONF_BOOL,
+		KEY(conf_route, tls_verify),
+		.def = "true",
+		.help = "verify the gateways' certificates (https)",
+	},
+	{
+		.name = "timeout",
+		.type = CONF_DURATION,
+		KEY(conf_route, timeout_ms),
+		.min = 10,
+		.max = 60000,
+		.def = "1s",
+		.help = "timeout of one health check",
+	},
+	{
+		.name = "check_period",
+		.type = CONF_DURATION,
+		KEY(conf_route, check_period_ms),
+		.min = 50,
+		.max = 3600000,
+		.def = "3s",
+		.help = "time between health checks of a healthy gateway",
+	},
+	{
+		.name = "fall",
+		.type = CONF_INT,
+		KEY(conf_route, fall),
+		.min = 1,
+		.max = 100,
+		.def = "3",
+		.help = "failed checks in a row that remove a gateway",
+	},
+	{
+		.name = "rise",
+		.type = CONF_INT,
+		KEY(conf_route, rise),
+		.min = 1,
+		.max = 100,
+		.def = "2",
+		.help = "good checks in a row that bring a gateway back",
+	},
+	{
+		.name = "route",
+		.type = CONF_CIDR_LIST,
+		KEY(conf_route, routes),
+		.flags = CONF_DEFAULT,
+		.def = "default",
+		.help = "destination managed through the gateways (CIDR or default; repeatable)",
+	},
+	{
+		.name = "exclude_cidr",
+		.type = CONF_CIDR_LIST,
+		KEY(conf_route, exclude),
+		.flags = CONF_BARE,
+		.help = "destinations kept on the main table (repeatable)",
+	},
+	{
+		.name = "exclude_reserved_cidrs",
+		.type = CONF_BOOL,
+		KEY(conf_route, exclude_reserved),
+		.def = "true",
+		.help = "keep the reserved ranges of RFC 6890 on the main table",
+	},
+	{
+		.name = "table",
+		.type = CONF_U32,
+		KEY(conf_route, table),
+		.min = 1,
+		.max = 0xfffffff0,
+		.def = "4501",
+		.help = "routing table that holds the managed routes",
+	},
+	{
+		.name = "rule_priority",
+		.type = CONF_U32,
+		KEY(conf_route, rule_priority),
+		.min = 1,
+		.max = 32000,
+		.def = "4500",
+		.help = "priority of egressd's two routing rules (this one and the next)",
+	},
+	{
+		.name = "fail",
+		.type = CONF_ENUM,
+		KEY(conf_route, fail),
+		.def = "open",
+		.names = route_fail_name,
+		.n_names = _ROUTE_FAIL_MAX,
+		.help = "no healthy gateway: open = use the main table, closed = refuse traffic",
+	},
+	{
+		.name = "keep_routes",
+		.type = CONF_BOOL,
+		KEY(conf_route, keep),
+		.def = "false",
+		.help = "leave the routes and rules in place when egressd stops",
+	},
+	{
+		.name = "resilient",
+		.type = CONF_BOOL,
+		KEY(conf_route, resilient),
+		.def = "true",
+		.help = "resilient nexthop groups: a gateway leaving moves only its own flows",
+	},
+	{
+		.name = "buckets",
+		.type = CONF_INT,
+		KEY(conf_route, buckets),
+		.min = 8,
+		.max = 4096,
+		.def = "512",
+		.help = "buckets of the resilient nexthop groups",
+	},
+	{
+		.name = "nexthop_id_base",
+		.type = CONF_U32,
+		KEY(conf_route, nexthop_id_base),
+		.min = 1,
+		.max = 0xfff00000,
+		.flags = CONF_HEX,
+		.def = "0x45000",
+		.help = "first of the nexthop ids egressd uses (65536 of them)",
+	},
+};
+
+static bool range_set(const struct conf_route *r)
+{
+	return addr_is_set(&r->start_ip) || addr_is_set(&r->end_ip);
+}
+
+static void route_validate(const struct conf *conf, const void *section, struct conf_errors *errs)
+{
+	const struct conf_route *r = section;
+	uint64_t n = 0;
+
+	(void)conf;
+	if (!range_set(r) && !r->gateways.n && !r->iptables_gateways.n)
+		conf_section_error(errs, &r->s, NULL,
+			"needs gateways: 'start_ip' and 'end_ip', 'gateway' or 'iptables_gateway'");
+	if (range_set(r)) {
+		if (!addr_is_set(&r->start_ip) || !addr_is_set(&r->end_ip))
+			conf_section_error(errs, &r->s, addr_is_set(&r->start_ip) ? "end_ip" : "start_ip",
+				"'start_ip' and 'end_ip' go together");
+		else if (addr_range_count(&r->start_ip, &r->end_ip, &n) < 0 ||
+			n > ROUTE_MAX_GATEWAYS)
+			conf_section_error(errs, &r->s, "end_ip",
+				"expected an address of start_ip's family, not below it and at most %d "
+				"addresses from it",
+				ROUTE_MAX_GATEWAYS - 1);
+	}
+	if (n + r->gateways.n + r->iptables_gateways.n > ROUTE_MAX_GATEWAYS)
+		conf_section_error(errs, &r->s, NULL, "more than %d gateways", ROUTE_MAX_GATEWAYS);
+	if (r->timeout_ms > r->check_period_ms)
+		conf_section_error(errs, &r->s, "timeout",
+			"expected at most 'check_period' (%" PRIu32 "ms), got %" PRIu32 "ms",
+			r->check_period_ms, r->timeout_ms);
+	if (r->table == 253 || r->table == 254 || r->table == 255)
+		conf_section_error(errs, &r->s, "table",
+			"expected a table of egressd's own, not %" PRIu32 " (default, main or local)",
+			r->table);
+	if (r->path && r->path[0] != '/')
+		conf_section_error(errs, &r->s, "path", "expected a path starting with '/', got \"%s\"",
+			r->path);
+}
+
+size_t conf_route_gateways(const struct conf_route *r, struct waddr **ret)
+{
+	uint64_t n = 0;
+	size_t k = 0;
+
+	if (addr_is_set(&r->start_ip) && addr_is_set(&r->end_ip) &&
+		addr_range_count(&r->start_ip, &r->end_ip, &n) < 0)
+		n = 0;
+	*ret = xcalloc(n + r->gateways.n + r->iptables_gateways.n + 1, sizeof(**ret));
+	for (uint64_t i = 0; i < n; i++) {
+		(*ret)[k].addr = r->start_ip;
+		addr_add(&(*ret)[k].addr, i);
+		(*ret)[k++].weight = 1;
+	}
+	for (size_t i = 0; i < r->gateways.n; i++, k++) {
+		(*ret)[k] = r->gateways.v[i];
+		if (!(*ret)[k].weight)
+			(*ret)[k].weight = 1;
+	}
+	for (size_t i = 0; i < r->iptables_gateways.n; i++, k++) {
+		(*ret)[k] = r->iptables_gateways.v[i];
+		if (!(*ret)[k].weight)
+			(*ret)[k].weight = 1;
+	}
+	return k;
+}
+
+/* Each gateway becomes an [uplink ADDRESS] with the route's health check. */
+static void route_expand(struct conf *conf, const struct conf_section *section,
+	struct conf_errors *errs)
+{
+	const struct conf_route *r = (const struct conf_route *)section;
+	struct waddr *gws;
+	size_t n = conf_route_gateways(r, &gws);
+	char name[ADDR_STRLEN], buf[64];
+	const struct conf_key *scheme = conf_key_find(&conf_route_type, "scheme");
+
+	for (size_t i = 0; i < n; i++) {
+		bool agent = i >= n - r->iptables_gateways.n;
+		int kind = r->check;
+		struct conf_section *u;
+
+		/* The route agent's gateways answer ping unless told otherwise. */
+		if (agent && !conf_key_is_set(&r->s, scheme))
+			kind = CHECK_ICMP;
+		addr_str(&gws[i].addr, name, sizeof(name));
+		u = conf_add_generated(conf, "uplink", name, &r->s, errs);
+		if (!u)
+			continue;
+		conf_set_key(u, "gateway", name);
+		snprintf(buf, sizeof(buf), "%d", gws[i].weight);
+		conf_set_key(u, "weight", buf);
+		conf_set_key(u, "check", check_kind_name[kind]);
+		if (kind == CHECK_HTTP || kind == CHECK_HTTPS || kind == CHECK_TCP) {
+			snprintf(buf, sizeof(buf), "%d", r->port);
+			conf_set_key(u, "check_port", buf);
+		}
+		if (r->path)
+			conf_set_key(u, "check_path", r->path);
+		if (r->host)
+			conf_set_key(u, "check_host", r->host);
+		conf_set_key(u, "check_tls_verify", r->tls_verify ? "true" : "false");
+		conf_format_duration(r->check_period_ms, buf, sizeof(buf));
+		conf_set_key(u, "interval", buf);
+		conf_format_duration(r->timeout_ms, buf, sizeof(buf));
+		conf_set_key(u, "timeout", buf);
+		snprintf(buf, sizeof(buf), "%d", r->fall);
+		conf_set_key(u, "fall", buf);
+		snprintf(buf, sizeof(buf), "%d", r->rise);
+		conf_set_key(u, "rise", buf);
+	}
+	free(gws);
+}
+
+const struct conf_section_type conf_route_type = {
+	.name = "route",
+	.size = sizeof(struct conf_route),
+	.keys = route_keys,
+	.n_keys = ARRAY_SIZE(route_keys),
+	.validate = route_validate,
+	.expand = route_expand,
+};
+
+struct conf_route *conf_route(const struct conf *conf)
+{
+	return (struct conf_route *)conf_find(conf, "route", NULL);
+}
+
 /* ------------------------------------------------------------ all */
 
 const struct conf_section_type *const egress_conf_types[] = {
 	&conf_global_type,
 	&conf_uplink_type,
+	&conf_route_type,
 };
 const size_t egress_conf_n_types = ARRAY_SIZE(egress_conf_types);
 

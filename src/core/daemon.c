@@ -18,12 +18,15 @@
 
 #include <event2/event.h>
 
+#include "check.h"
 #include "conf_keys.h"
 #include "daemon.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "privs.h"
+#include "route.h"
 #include "uplink.h"
 #include "util.h"
 
@@ -33,8 +36,61 @@ struct daemon {
 	struct conf *conf;
 	struct uplink_set uplinks;
 	struct link_watch *links;
+	struct check_engine *checks;
+	struct metrics *metrics;
+	struct metrics_server *metrics_server;
+	int metrics_port; /* what metrics_server serves on */
+	struct addr metrics_address;
+	struct route_module *route;
 	unsigned reloads;
 };
+
+/* The metrics endpoint follows [global] metrics_port/metrics_address. */
+static int daemon_metrics(struct daemon *d)
+{
+	const struct conf_global *g = conf_global(d->conf);
+	char addr[ADDR_STRLEN];
+	int r;
+
+	if (d->metrics_server && g->metrics_port == d->metrics_port &&
+		addr_eq(&g->metrics_address, &d->metrics_address))
+		return 0;
+	metrics_server_free(d->metrics_server);
+	d->metrics_server = NULL;
+	d->metrics_port = 0;
+	if (!g->metrics_port)
+		return 0;
+	addr_str(&g->metrics_address, addr, sizeof(addr));
+	r = metrics_serve(d->metrics, loop_base(d->loop), addr, (uint16_t)g->metrics_port,
+		&d->metrics_server);
+	if (r < 0) {
+		log_error("metrics: cannot listen on [%s]:%d: %s", addr, g->metrics_port,
+			strerror(-r));
+		return r;
+	}
+	d->metrics_port = g->metrics_port;
+	d->metrics_address = g->metrics_address;
+	log_info("metrics: serving http://[%s]:%d/metrics", addr, g->metrics_port);
+	return 0;
+}
+
+/* Start, reconfigure or stop the modules the configuration names. */
+static int daemon_modules(struct daemon *d)
+{
+	int r = 0;
+
+	if (conf_route(d->conf)) {
+		if (d->route)
+			r = route_module_reconf(d->route, d->conf);
+		else
+			r = route_module_new(loop_base(d->loop), d->conf, &d->uplinks, d->checks,
+				d->metrics, &d->route);
+	} else if (d->route) {
+		route_module_free(d->route);
+		d->route = NULL;
+	}
+	return r;
+}
 
 static void daemon_apply_log_level(struct daemon *d)
 {
@@ -44,12 +100,12 @@ static void daemon_apply_log_level(struct daemon *d)
 		log_set_level((enum log_level)conf_global(d->conf)->log_level);
 }
 
-/* Uplinks without an interface have nothing to watch until health checks exist. */
+/* Uplinks without an interface or a health check have nothing to wait for: up. */
 static void daemon_settle_uplinks(struct daemon *d)
 {
 	for (size_t i = 0; i < d->uplinks.n; i++) {
 		struct uplink *u = d->uplinks.v[i];
-		if (!u->ifname[0] && u->state == UPLINK_INIT)
+		if (!u->ifname[0] && u->check.kind == CHECK_NONE && u->state == UPLINK_INIT)
 			uplink_transition(&d->uplinks, u, UPLINK_UP, "no interface to watch");
 	}
 }
@@ -98,6 +154,8 @@ static void daemon_reload_cb(void *arg)
 	unsigned changes = uplink_set_sync(&d->uplinks, conf);
 	link_watch_refresh(d->links);
 	daemon_settle_uplinks(d);
+	daemon_metrics(d);
+	daemon_modules(d);
 	conf_free(old);
 	d->reloads++;
 	log_info("reload %u: %u change%s", d->reloads, changes, changes == 1 ? "" : "s");
@@ -122,6 +180,19 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		log_error("netlink: cannot watch links: %s", strerror(-r));
 		goto out;
 	}
+	/* after the link watcher, so the first rounds see the links' state */
+	r = check_engine_new(loop_base(d.loop), &d.uplinks, &d.checks);
+	if (r < 0) {
+		log_error("health checks: cannot start: %s", strerror(-r));
+		goto out;
+	}
+	d.metrics = metrics_new();
+	r = daemon_metrics(&d);
+	if (r < 0)
+		goto out;
+	r = daemon_modules(&d);
+	if (r < 0)
+		goto out;
 	r = privs_drop();
 	if (r < 0) {
 		log_error("cannot drop privileges: %s", strerror(-r));
@@ -135,8 +206,12 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	loop_notify("STOPPING=1");
 	status = sig < 0 ? 1 : 0;
 out:
+	route_module_free(d.route);
+	metrics_server_free(d.metrics_server);
+	check_engine_free(d.checks);
 	link_watch_free(d.links);
 	uplink_set_clear(&d.uplinks);
+	metrics_free(d.metrics);
 	loop_free(d.loop);
 	conf_free(d.conf);
 	log_info("stopped");

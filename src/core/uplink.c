@@ -128,6 +128,18 @@ void uplink_set_subscribe(struct uplink_set *set, uplink_event_cb cb, void *arg)
 	set->subs[set->n_subs++] = (struct uplink_sub){cb, arg};
 }
 
+void uplink_set_unsubscribe(struct uplink_set *set, uplink_event_cb cb, void *arg)
+{
+	for (size_t i = 0; i < set->n_subs; i++) {
+		if (set->subs[i].cb == cb && set->subs[i].arg == arg) {
+			memmove(&set->subs[i], &set->subs[i + 1],
+				(set->n_subs - i - 1) * sizeof(*set->subs));
+			set->n_subs--;
+			return;
+		}
+	}
+}
+
 static void announce(struct uplink_set *set, struct uplink *u, enum uplink_event ev)
 {
 	for (size_t i = 0; i < set->n_subs; i++)

@@ -113,6 +113,7 @@ void uplink_set_init(struct uplink_set *set);
 /* Frees every uplink (REMOVED is not announced: the subscribers are going too). */
 void uplink_set_clear(struct uplink_set *set);
 void uplink_set_subscribe(struct uplink_set *set, uplink_event_cb cb, void *arg);
+void uplink_set_unsubscribe(struct uplink_set *set, uplink_event_cb cb, void *arg);
 struct uplink *uplink_find(const struct uplink_set *set, const char *name);
 struct uplink *uplink_find_ifname(const struct uplink_set *set, const char *ifname);
 

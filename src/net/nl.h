@@ -143,6 +143,18 @@ int nl_route_apply(struct nl *nl, enum nl_op op, const struct nl_route *r);
 typedef int (*nl_route_cb)(const struct nl_route *r, void *arg);
 /* Dump family's routes of table (0: all tables); r and r->hops are valid during cb only. */
 int nl_route_dump(struct nl *nl, int family, uint32_t table, nl_route_cb cb, void *arg);
+/*
+ * RTM_GETROUTE for the single address dst (borrowed): the route a packet this host sends to
+ * dst would take, rules applied.  IPv4 asks for the table the lookup ended in
+ * (RTM_F_LOOKUP_TABLE); IPv6 always reports it.
+ */
+int nl_route_build_get(void *buf, size_t buflen, const struct addr *dst);
+/*
+ * The kernel's answer to that request in *ret (oif, gw, table, type, prefsrc; legs are not
+ * kept: ret->hops is NULL).  The kernel's -errno when there is no route (-ENETUNREACH), or
+ * the route refuses (-EACCES for prohibit, -EHOSTUNREACH for unreachable).
+ */
+int nl_route_get(struct nl *nl, const struct addr *dst, struct nl_route *ret);
 
 /* ---- nexthop objects and groups (nl_nexthop.c) ---- */
 

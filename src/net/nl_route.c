@@ -143,6 +143,26 @@ int nl_route_build_dump(void *buf, size_t buflen, int family, uint32_t table)
 	return nlb_end(&b);
 }
 
+int nl_route_build_get(void *buf, size_t buflen, const struct addr *dst)
+{
+	struct rtmsg *rtm;
+	struct nlb b;
+
+	if (dst->family != AF_INET && dst->family != AF_INET6)
+		return -EINVAL;
+	nlb_init(&b, buf, buflen, RTM_GETROUTE, 0);
+	rtm = nlb_reserve(&b, sizeof(*rtm));
+	if (!rtm)
+		return nlb_end(&b);
+	rtm->rtm_family = (uint8_t)dst->family;
+	/* Strict checking wants a full-length prefix and no flag IPv6 does not know. */
+	rtm->rtm_dst_len = (uint8_t)(8 * addr_len(dst->family));
+	if (dst->family == AF_INET)
+		rtm->rtm_flags = RTM_F_LOOKUP_TABLE;
+	nlb_addr(&b, RTA_DST, dst);
+	return nlb_end(&b);
+}
+
 /* RTA_GATEWAY (in the route's family) or RTA_VIA of a route or of one multipath leg. */
 static int nl_route_get_gw(const struct nlattr **tb, int family, struct addr *ret)
 {
@@ -277,6 +297,34 @@ int nl_route_apply(struct nl *nl, enum nl_op op, const struct nl_route *r)
 	if (err)
 		return err;
 	return nl_request(nl, nl_sendbuf(nl));
+}
+
+static int nl_route_get_cb(const struct nlmsghdr *nlh, void *arg)
+{
+	struct nl_route *ret = arg;
+	int err;
+
+	/* No room for legs: -ENOSPC then only says there were some; the rest is parsed. */
+	err = nl_route_parse(nlh, ret, NULL, 0);
+	if (err == -ENOSPC)
+		err = 0;
+	ret->hops = NULL;
+	ret->n_hops = 0;
+	return err;
+}
+
+int nl_route_get(struct nl *nl, const struct addr *dst, struct nl_route *ret)
+{
+	int err;
+
+	memset(ret, 0, sizeof(*ret));
+	err = nl_route_build_get(nl_sendbuf(nl), NL_MSG_BUFSIZE, dst);
+	if (err)
+		return err;
+	err = nl_query(nl, nl_sendbuf(nl), nl_route_get_cb, ret);
+	if (!err && !ret->family)
+		err = -ENODATA; /* acked without an answer */
+	return err;
 }
 
 struct nl_route_dump_ctx {

@@ -737,16 +737,22 @@ class Node:
         return self.spawn_daemon([sys.executable, str(NAMESRV), "--port", port, "--name", name,
                                   "--bind", bind], name="namesrv-%d" % port, port=port)
 
-    def nginx(self, port, name=None):
+    def nginx(self, port, name=None, tls=None):
         """Start nginx on `port` (IPv4 and IPv6): GET / returns "<name> <client-ip>\\n", other
-        paths are served from the returned proc's `root` directory. Returns its LabProc."""
+        paths are served from the returned proc's `root` directory. tls=(cert, key) paths
+        serve HTTPS instead of HTTP. Returns its LabProc."""
         name = name or self.name
         d = self.lab.dir / ("%s.nginx-%d" % (self.name, port))
         (d / "www").mkdir(parents=True, exist_ok=True)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (d / sub).mkdir(exist_ok=True)
         conf = d / "nginx.conf"
-        conf.write_text(_NGINX_CONF.format(dir=d, port=port, name=name.replace('"', "")))
+        ssl, tls_conf = "", ""
+        if tls:
+            ssl = " ssl"
+            tls_conf = "ssl_certificate %s; ssl_certificate_key %s;" % (tls[0], tls[1])
+        conf.write_text(_NGINX_CONF.format(dir=d, port=port, name=name.replace('"', ""),
+                                           ssl=ssl, tls=tls_conf))
         proc = self.spawn_daemon(["nginx", "-p", str(d), "-c", str(conf), "-e", "stderr"],
                                  name="nginx-%d" % port, port=port)
         proc.root = d / "www"
@@ -793,8 +799,9 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
-        listen {port};
-        listen [::]:{port};
+        listen {port}{ssl};
+        listen [::]:{port}{ssl};
+        {tls}
         location = / {{ return 200 "{name} $remote_addr\\n"; }}
         location / {{ root {dir}/www; }}
     }}

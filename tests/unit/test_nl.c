@@ -369,6 +369,28 @@ static void test_route_dump_request(void **state)
 	expect_msg(want, sizeof(want));
 }
 
+static void test_route_get_request(void **state)
+{
+	static const uint8_t want4[] = {
+		NLH(36, RTM_GETROUTE, F_REQ),
+		AF_INET, 32, 0, 0, 0, 0, 0, 0, B32(RTM_F_LOOKUP_TABLE),
+		NLA(8, RTA_DST), 192, 0, 2, 7,
+	};
+	static const uint8_t want6[] = {
+		NLH(48, RTM_GETROUTE, F_REQ),
+		AF_INET6, 128, 0, 0, 0, 0, 0, 0, B32(0),
+		NLA(20, RTA_DST), 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07,
+	};
+	struct addr a4 = ip("192.0.2.7"), a6 = ip("2001:db8::7"), none = { 0 };
+
+	assert_int_equal(nl_route_build_get(buf, sizeof(buf), &a4), 0);
+	expect_msg(want4, sizeof(want4));
+	assert_int_equal(nl_route_build_get(buf, sizeof(buf), &a6), 0);
+	expect_msg(want6, sizeof(want6));
+	assert_int_equal(nl_route_build_get(buf, sizeof(buf), &none), -EINVAL);
+	assert_int_equal(nl_route_build_get(buf, sizeof(want4) - 1, &a4), -EMSGSIZE);
+}
+
 /* ---- nexthops ---- */
 
 static int build_nh_replace(void *b, size_t len, const void *nh)
@@ -994,6 +1016,7 @@ int main(void)
 		cmocka_unit_test(test_route_roundtrip),
 		cmocka_unit_test(test_route_parse_kernel),
 		cmocka_unit_test(test_route_dump_request),
+		cmocka_unit_test(test_route_get_request),
 		cmocka_unit_test(test_nexthop_resilient),
 		cmocka_unit_test(test_nexthop_single_and_del),
 		cmocka_unit_test(test_rule),

@@ -1,0 +1,433 @@
+"""The route module: ECMP over the healthy gateways (gateway-route-manager, done right).
+
+                                  +-- g1 (10.0.0.10, health :9999) --+
+    lan -- gw (egressd) -- br0 ---+-- g2 (10.0.0.11, health :9999) --+-- inet (11.0.0.80: echo)
+    .50.2   .50.1  10.0.0.1/24    +-- g3 (10.0.0.12, health :9999) --+
+
+Each gateway masquerades towards inet, so the internet side sees which gateway carried a
+flow.  gw's main table has its own default route via g1 (the "host's default route" that
+fail-open falls back to).  egressd runs `egressd route -start-ip 10.0.0.10 -end-ip 10.0.0.12`
+with short check periods so the tests run quickly.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from egressd import Egressd
+from lab import wait_for
+
+pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
+
+HERE = Path(__file__).resolve().parent
+TABLE = 4501
+PRIO = 4500
+NH_BASE = 0x45000
+SERVER = "11.0.0.80"
+SERVER6 = "2a00:1::80"
+GWS = ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
+GWS6 = ["2001:db8:a::10", "2001:db8:a::11", "2001:db8:a::12"]
+FAST = ["-check-period", "1s", "-timeout", "300ms", "-metrics-port", "0"]
+# detection bound: a round in flight, then `fall` failed rounds at interval_failing/timeout
+LEAVE_WITHIN = 1.0 + 3 * (0.5 + 0.3) + 1.5
+
+
+NAT = """table %s nat {
+    chain post {
+        type nat hook postrouting priority 100;
+        oifname eth1 masquerade
+    }
+}
+"""
+
+
+def build(lab, v6=False):
+    spec = """
+        gw:p1 -- g1:eth0 10.0.0.10/24
+        gw:p2 -- g2:eth0 10.0.0.11/24
+        gw:p3 -- g3:eth0 10.0.0.12/24
+        lan:eth0 192.168.50.2/24 -- gw:lan0 192.168.50.1/24
+        lan default via 192.168.50.1
+        gw forward
+        g1:eth1 172.16.1.1/24 -- inet:g1 172.16.1.2/24
+        g2:eth1 172.16.2.1/24 -- inet:g2 172.16.2.2/24
+        g3:eth1 172.16.3.1/24 -- inet:g3 172.16.3.2/24
+        g1 forward
+        g2 forward
+        g3 forward
+    """
+    lab.apply(spec)
+    gw, inet = lab["gw"], lab["inet"]
+    gw.ip_batch(["link add br0 type bridge", "link set br0 up"] +
+                ["link set p%d master br0" % i for i in (1, 2, 3)] +
+                ["addr add 10.0.0.1/24 dev br0", "route add default via 10.0.0.10"])
+    gw.sysctl(**{"net.ipv4.fib_multipath_hash_policy": 1})
+    inet.ip("addr", "add", SERVER + "/32", "dev", "lo")
+    for i in (1, 2, 3):
+        g = lab["g%d" % i]
+        g.ip("route", "add", SERVER + "/32", "via", "172.16.%d.2" % i)
+        g.ip("route", "add", "192.168.50.0/24", "via", "10.0.0.1")
+        g.run(["nft", "-f", "-"], input=NAT % "ip")
+        if v6:
+            g.ip("addr", "add", GWS6[i - 1] + "/64", "dev", "eth0")
+            g.ip("addr", "add", "fd00:%d::1/64" % i, "dev", "eth1")
+            inet.ip("addr", "add", "fd00:%d::2/64" % i, "dev", "g%d" % i)
+            g.ip("-6", "route", "add", SERVER6 + "/128", "via", "fd00:%d::2" % i)
+            g.run(["nft", "-f", "-"], input=NAT % "ip6")
+    if v6:
+        gw.ip("addr", "add", "2001:db8:a::1/64", "dev", "br0")
+        gw.ip("-6", "route", "add", "default", "via", GWS6[0])
+        inet.ip("addr", "add", SERVER6 + "/128", "dev", "lo")
+        gw.sysctl(**{"net.ipv6.fib_multipath_hash_policy": 1})
+    inet.popen([sys.executable, str(HERE / "echosrv.py"), "7000"], name="echo")
+    health = {}
+    for i in (1, 2, 3):
+        health[i] = lab["g%d" % i].http_server(9999, name="g%d" % i, bind="::")
+    wait_for(lambda: inet.listening(7000), what="echo server")
+    return gw, health
+
+
+def nexthops(gw):
+    return {nh["id"]: nh for nh in gw.json(["ip", "-j", "nexthop", "show"])}
+
+
+def active(gw, family=4):
+    """Gateways in egressd's group (resilient mode) or multipath route (fallback)."""
+    nhs = nexthops(gw)
+    group = nhs.get(NH_BASE + (0 if family == 4 else 1))
+    if group is not None:
+        return sorted(nhs[m["id"]]["gateway"] for m in group["group"])
+    routes = gw.json(["ip", "-%d" % family, "-j", "route", "show", "table", str(TABLE)])
+    for r in routes:
+        if r.get("type", "unicast") != "unicast":
+            continue
+        if "nexthops" in r:
+            return sorted(h["gateway"] for h in r["nexthops"])
+        if "gateway" in r:
+            return [r["gateway"]]
+    return []
+
+
+def rules(gw, family=4):
+    return [r for r in gw.json(["ip", "-%d" % family, "-j", "rule"])
+            if r.get("priority") in (PRIO, PRIO + 1)]
+
+
+def route_get(gw, dst):
+    r = gw.run(["ip", "-j", "route", "get", dst], check=False)
+    if r.returncode != 0:
+        return {"error": r.stderr.strip()}
+    return json.loads(r.stdout)[0]
+
+
+def start(gw, egressd_bin, *args, ready=True):
+    d = Egressd.start(gw, egressd_bin, "", args=["route"] + list(args))
+    return d
+
+
+def egressd_route(gw, egressd_bin, *extra):
+    """egressd route over the three gateways, -c pointing at an empty file so the
+    command line alone configures it (the subcommand reads no default file)."""
+    conf = gw.lab.dir / "route.conf"
+    conf.write_text("")
+    argv = [str(egressd_bin), "route", "-d", "-start-ip", GWS[0], "-end-ip", GWS[2]] + FAST + \
+        list(extra)
+    proc = gw.spawn_daemon(argv, name="egressd", log_match=r"egressd \S+ ready: ", timeout=10)
+    return Egressd(gw, egressd_bin, conf, proc)
+
+
+def wait_active(gw, want, family=4, timeout=LEAVE_WITHIN, what=None):
+    wait_for(lambda: active(gw, family) == sorted(want), timeout=timeout,
+             what=what or "gateways in the route to be %s" % sorted(want))
+
+
+def test_all_healthy_gateways_are_nexthops(lab, egressd_bin):
+    gw, health = build(lab)
+    d = egressd_route(gw, egressd_bin)
+    wait_active(gw, GWS, timeout=5)
+    # one route per public prefix, all through our group, in our table
+    routes = gw.json(["ip", "-j", "route", "show", "table", str(TABLE)])
+    assert len(routes) == 116  # 0.0.0.0/0 minus the RFC 6890 set, in the fewest prefixes
+    assert {r["dst"] for r in routes} >= {"1.0.0.0/8", "11.0.0.0/8", "8.0.0.0/7"}
+    assert "10.0.0.0/8" not in {r["dst"] for r in routes}
+    assert len(rules(gw)) == 2
+    m = d.wait_log(r"route: spreading flows with (resilient nexthop groups|multipath routes)")
+    assert m
+    # traffic to the internet goes through the gateways, the LAN stays local
+    assert route_get(gw, SERVER).get("table") == str(TABLE) or \
+        route_get(gw, SERVER).get("gateway") in GWS
+    assert route_get(gw, "10.0.0.11").get("dev") == "br0"
+    assert "gateway" not in route_get(gw, "10.0.0.11")
+    assert d.stop() == 0
+    d.assert_clean()
+    # a clean stop removes what egressd added, and only that
+    assert rules(gw) == []
+    assert gw.json(["ip", "-j", "route", "show", "table", str(TABLE)]) == []
+    assert not [i for i in nexthops(gw) if NH_BASE <= i < NH_BASE + 0x10000]
+    assert route_get(gw, "192.0.2.1")["gateway"] == "10.0.0.10"  # main's default untouched
+
+
+def test_gateway_leaves_and_returns_with_hysteresis(lab, egressd_bin):
+    gw, health = build(lab)
+    d = egressd_route(gw, egressd_bin)
+    wait_active(gw, GWS, timeout=5)
+
+    d.set_mark()
+    t0 = time.monotonic()
+    health[2].stop()
+    wait_active(gw, [GWS[0], GWS[2]], what="g2 to leave within %.1fs" % LEAVE_WITHIN)
+    left = time.monotonic() - t0
+    d.wait_log(r"uplink 10\.0\.0\.11: up -> down \(3 of 3 rounds failed")
+    assert left <= LEAVE_WITHIN
+
+    d.set_mark()
+    health[2] = lab["g2"].http_server(9999, name="g2", bind="::")
+    wait_active(gw, GWS, timeout=5, what="g2 to return")
+    d.wait_log(r"uplink 10\.0\.0\.11: down -> up \(2 of 2 rounds passed")
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_single_lost_probe_does_not_remove(lab, egressd_bin):
+    gw, health = build(lab)
+    d = egressd_route(gw, egressd_bin)
+    wait_active(gw, GWS, timeout=5)
+    d.set_mark()
+    # g3 drops exactly one new connection to its health port: one failed round
+    lab["g3"].run(["nft", "-f", "-"], input=(
+        "table inet once {\n chain in {\n type filter hook input priority 0;\n"
+        " tcp dport 9999 ct state new numgen inc mod 1000000 == 0 counter drop\n }\n}\n"))
+    wait_for(lambda: "packets 1" in lab["g3"].run(["nft", "list", "table", "inet", "once"]).stdout,
+             timeout=5, what="one probe to g3 dropped")
+    # several more rounds pass; g3 never leaves
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        assert active(gw) == GWS
+        time.sleep(0.1)
+    assert "10.0.0.12: up -> down" not in d.since_mark()
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def flow(gw, dst, port=7000):
+    p = gw.popen([sys.executable, str(HERE / "flowclient.py"), dst, str(port)], name="flow",
+                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    line = p.stdout.readline()
+    assert line.startswith("connected"), line
+
+    def ask(text):
+        p.stdin.write(text + "\n")
+        p.stdin.flush()
+        return p.stdout.readline().strip()
+    return p, ask
+
+
+def test_long_lived_flow_survives_other_gateways(lab, egressd_bin):
+    """A LAN client's connection forwarded by gw stays on its gateway while others come
+    and go (resilient nexthop groups: only the leaving gateway's buckets move)."""
+    gw, health = build(lab)
+    d = egressd_route(gw, egressd_bin)
+    wait_active(gw, GWS, timeout=5)
+    p, ask = flow(lab["lan"], SERVER)
+    who = ask("who")
+    assert who.startswith("ok peer 172.16.")
+    mine = int(who.split("172.16.")[1].split(".")[0])  # the gateway carrying the flow
+    others = [i for i in (1, 2, 3) if i != mine]
+
+    for other in others:
+        health[other].stop()
+        wait_active(gw, [g for i, g in enumerate(GWS, 1) if i not in (other,)],
+                    what="g%d to leave" % other)
+        for n in range(5):
+            assert ask("ping %d" % n) == "ok ping %d" % n
+        assert ask("who") == who  # still the same gateway: not re-hashed
+        health[other] = lab["g%d" % other].http_server(9999, name="g%d" % other, bind="::")
+        wait_active(gw, GWS, timeout=5, what="g%d to return" % other)
+        assert ask("after %d" % other) == "ok after %d" % other
+        assert ask("who") == who
+    # negative: when the flow's own gateway leaves, the flow moves (and, NATed by another
+    # gateway now, is reset) - so the checks above would see a move
+    health[mine].stop()
+    wait_active(gw, [g for i, g in enumerate(GWS, 1) if i != mine], what="g%d to leave" % mine)
+    assert ask("moved?").startswith("error")
+    p.stdin.close()
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_reserved_and_excluded_use_main(lab, egressd_bin):
+    gw, health = build(lab)
+    d = egressd_route(gw, egressd_bin, "-exclude-cidr", "11.0.0.0/24", "-exclude-cidr",
+                      "9.9.9.9")
+    wait_active(gw, GWS, timeout=5)
+    for dst in ("10.1.2.3", "192.168.1.1", "100.64.0.1", "203.0.113.5", "11.0.0.80",
+                "9.9.9.9"):
+        r = route_get(gw, dst)
+        assert r.get("table", "main") == "main", (dst, r)
+        assert r.get("gateway") == "10.0.0.10", (dst, r)  # main's default
+    for dst in ("11.0.1.1", "9.9.9.10", "8.8.8.8"):
+        r = route_get(gw, dst)
+        assert r.get("table") == str(TABLE), (dst, r)
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_fail_open_and_fail_closed(lab, egressd_bin):
+    gw, health = build(lab)
+    d = egressd_route(gw, egressd_bin, "-fail", "closed")
+    wait_active(gw, GWS, timeout=5)
+    for h in health.values():
+        h.stop()
+    wait_active(gw, [], what="every gateway to leave")
+    r = route_get(gw, SERVER)
+    assert "error" in r or r.get("type") == "prohibit", r
+    # a connect is refused at once instead of leaking out through main's default route
+    t0 = time.monotonic()
+    c = gw.run(["curl", "-sS", "-m", "3", "http://%s:7000/" % SERVER], check=False)
+    assert c.returncode != 0 and time.monotonic() - t0 < 1.0, c
+    assert d.stop() == 0
+    d.assert_clean()
+
+    d = egressd_route(gw, egressd_bin)  # fail open: gateway-route-manager's behaviour
+    d.wait_log(r"ready")
+    wait_for(lambda: route_get(gw, SERVER).get("table", "main") == "main", timeout=5,
+             what="traffic to fall through to main")
+    assert gw.json(["ip", "-j", "route", "show", "table", str(TABLE)]) == []
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_restart_and_kill9_adopt_without_duplicates(lab, egressd_bin):
+    gw, health = build(lab)
+    d = egressd_route(gw, egressd_bin)
+    wait_active(gw, GWS, timeout=5)
+    before = gw.json(["ip", "-j", "route", "show", "table", str(TABLE)])
+    d.signal(signal.SIGKILL)
+    d.proc.wait(5)
+    # the data plane keeps going without its control plane
+    assert active(gw) == GWS
+    assert route_get(gw, SERVER).get("table") == str(TABLE)
+
+    health[3].stop()
+    d = egressd_route(gw, egressd_bin)
+    wait_active(gw, GWS[:2], timeout=LEAVE_WITHIN + 2)
+    assert len(rules(gw)) == 2
+    after = gw.json(["ip", "-j", "route", "show", "table", str(TABLE)])
+    assert len(after) == len(before)
+    ours = [i for i in nexthops(gw) if NH_BASE <= i < NH_BASE + 0x10000]
+    assert len(ours) in (2 + 1, 3 + 1, 0)  # members + group (or fallback mode: none)
+    # a plain restart too
+    assert d.stop() == 0
+    d.assert_clean()
+    d = egressd_route(gw, egressd_bin, "-keep-routes")
+    wait_active(gw, GWS[:2], timeout=5)
+    assert d.stop() == 0
+    assert len(rules(gw)) == 2  # kept on request
+    d = egressd_route(gw, egressd_bin)
+    wait_active(gw, GWS[:2], timeout=5)
+    assert len(rules(gw)) == 2
+    assert d.stop() == 0
+    assert rules(gw) == []
+
+
+def test_https_checks(lab, egressd_bin):
+    gw, health = build(lab)
+    for h in health.values():
+        h.stop()
+    key = lab.dir / "key.pem"
+    cert = lab.dir / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=gateway.test", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    for i in (1, 2):
+        lab["g%d" % i].nginx(9999, name="g%d" % i, tls=(cert, key))
+    d = egressd_route(gw, egressd_bin, "-scheme", "https", "-tls-verify=false")
+    wait_active(gw, GWS[:2], timeout=5)
+    assert d.stop() == 0
+    d.assert_clean()
+    # with verification on, a self-signed certificate is not a healthy gateway
+    d = egressd_route(gw, egressd_bin, "-scheme", "https", "-log-level", "debug")
+    d.wait_log(r"certificate|SSL", timeout=5)
+    assert active(gw) == []
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_ipv6_gateways(lab, egressd_bin):
+    gw, health = build(lab, v6=True)
+    conf = gw.lab.dir / "route6.conf"
+    conf.write_text("")
+    argv = [str(egressd_bin), "route", "-d", "-gateway", GWS6[0], "-gateway", GWS6[1] + "@2",
+            "-route", "::/0"] + FAST
+    proc = gw.spawn_daemon(argv, name="egressd6", log_match=r"ready: ", timeout=10)
+    d = Egressd(gw, egressd_bin, conf, proc)
+    wait_active(gw, GWS6[:2], family=6, timeout=5)
+    r = gw.json(["ip", "-6", "-j", "route", "get", SERVER6])[0]
+    assert r.get("table") == str(TABLE)
+    local = gw.json(["ip", "-6", "-j", "route", "get", "fd12::1"])[0]  # ULA: reserved
+    assert local.get("table", "main") == "main" and local["gateway"] == GWS6[0]
+    health[1].stop()
+    wait_active(gw, [GWS6[1]], family=6)
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_route_agent_iptables_gateway(lab, egressd_bin):
+    gw, health = build(lab)
+    conf = gw.lab.dir / "agent.conf"
+    conf.write_text("")
+    argv = [str(egressd_bin), "route", "-d", "-iptables-gateway", GWS[0],
+            "-iptables-gateway", GWS[1], "-check-period", "1s", "-timeout", "300ms",
+            "-metrics-port", "0"]
+    proc = gw.spawn_daemon(argv, name="agent", log_match=r"ready: ", timeout=10)
+    d = Egressd(gw, egressd_bin, conf, proc)
+    wait_active(gw, GWS[:2], timeout=5)
+    assert "route: 2 gateways (checked: 2 by icmp)" in d.log()
+    assert route_get(gw, "8.8.8.8").get("table") == str(TABLE)
+    assert route_get(gw, "172.20.0.1").get("table", "main") == "main"
+    # ICMP-checked: a gateway that stops answering ping leaves
+    lab["g2"].sysctl(**{"net.ipv4.icmp_echo_ignore_all": 1})
+    wait_active(gw, [GWS[0]])
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_metrics(lab, egressd_bin):
+    gw, health = build(lab)
+    conf = gw.lab.dir / "m.conf"
+    conf.write_text("")
+    argv = [str(egressd_bin), "route", "-d", "-start-ip", GWS[0], "-end-ip", GWS[2],
+            "-check-period", "1s", "-timeout", "300ms"]  # metrics on the default port, 9090
+    proc = gw.spawn_daemon(argv, name="egressd", log_match=r"ready: ", port=9090, timeout=10)
+    d = Egressd(gw, egressd_bin, conf, proc)
+    wait_active(gw, GWS, timeout=5)
+    wait_for(lambda: 'gateway_active_count 3' in gw.curl("http://127.0.0.1:9090/metrics").stdout,
+             timeout=5, what="metrics to show 3 active gateways")
+    text = gw.curl("http://127.0.0.1:9090/metrics").stdout
+    for line in ("# TYPE gateway_health_check_total counter",
+                 "# TYPE route_updates_total counter",
+                 "# TYPE check_cycles_total counter",
+                 "# TYPE gateway_active_count gauge",
+                 "gateway_total_count 3",
+                 "default_route_gateways_count 3",
+                 'gateway_health_check_total{gateway_ip="10.0.0.10",status="success"}',
+                 'consecutive_failures_count{gateway_ip="10.0.0.11"} 0',
+                 "# TYPE route_update_duration_seconds histogram",
+                 "# TYPE gateway_health_check_duration_seconds histogram",
+                 'egress_uplink_up{uplink="10.0.0.12"} 1'):
+        assert line in text, line
+    assert 'status="failure"' not in text or \
+        'gateway_health_check_total{gateway_ip="10.0.0.10",status="failure"} 0' in text
+    health[1].stop()
+    wait_for(lambda: 'gateway_active_count 2' in gw.curl("http://127.0.0.1:9090/metrics").stdout,
+             timeout=LEAVE_WITHIN, what="metrics to show 2 active gateways")
+    text = gw.curl("http://127.0.0.1:9090/metrics").stdout
+    assert 'gateway_health_check_total{gateway_ip="10.0.0.10",status="failure"}' in text
+    assert d.stop() == 0
+    d.assert_clean()
