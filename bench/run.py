@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Run the benchmarks and print each beside its peer, with ratios.
 
-Today (foundation): prefix merging and config parsing.  The peer for merging
-prefixes is Python's ipaddress.collapse_addresses, which is what scripts
-around gateway-route-manager-style tools use; both get the same input in the
-same run.  Module benchmarks (route, policy, proxy, dns) are added here as the
-modules land.
+Core: prefix merging and config parsing.  The peer for merging prefixes is
+Python's ipaddress.collapse_addresses, which is what scripts around
+gateway-route-manager-style tools use; both get the same input in the same
+run.  Then the module benchmarks: failover.py (route module failover time
+beside the published defaults of gateway-route-manager, mwan3 and dpinger)
+and check_cpu.py (health-engine CPU for 500 targets at 1 s).
 """
 import argparse
 import ipaddress
@@ -22,6 +23,7 @@ def main():
     ap.add_argument("--egressd", required=True, help="path of the built egressd")
     ap.add_argument("--prefixes", type=int, default=100000)
     ap.add_argument("--uplinks", type=int, default=500)
+    ap.add_argument("--runs", type=int, default=3, help="failover runs per profile")
     args = ap.parse_args()
     build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(args.egressd))))
     bench_core = os.path.join(build, "bench", "bench_core")
@@ -50,7 +52,17 @@ def main():
           f"{'':>14}{'':>10}   ({p['prefixes']} prefixes)")
     c = results["conf-parse"]
     print(f"{'parse conf, %d uplinks' % c['uplinks']:<34}{c['seconds'] * 1e3:>11.1f} ms")
-    return 0
+    print()
+    here = os.path.dirname(os.path.abspath(__file__))
+    rc = 0
+    for script, extra in (("failover.py", ["--runs", str(args.runs)]), ("check_cpu.py", [])):
+        path = os.path.join(here, script)
+        if not os.path.exists(path):
+            continue
+        r = subprocess.run([sys.executable, path, "--egressd", args.egressd] + extra)
+        rc = rc or r.returncode
+        print()
+    return rc
 
 
 if __name__ == "__main__":

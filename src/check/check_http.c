@@ -66,10 +66,8 @@ static void http_event_cb(evutil_socket_t fd, short what, void *arg)
 	int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
 		     ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 	int running;
-	uint64_t t0 = check_now_us();
 
 	curl_multi_socket_action(h->multi, fd, action, &running);
-	if (check_now_us() - t0 > 5000) log_info("SLOW socket_action %llu us", (unsigned long long)(check_now_us() - t0));
 	http_check_done(h);
 }
 
@@ -80,9 +78,7 @@ static void http_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	uint64_t t0 = check_now_us();
 	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	if (check_now_us() - t0 > 5000) log_info("SLOW timeout action %llu us", (unsigned long long)(check_now_us() - t0));
 	http_check_done(h);
 }
 
@@ -367,10 +363,7 @@ int check_http_start(struct check_target *t)
 	hp->capped = false;
 	hp->sock_err = 0;
 	hp->errbuf[0] = '\0';
-	uint64_t t0 = check_now_us();
-	int rr = curl_multi_add_handle(h->multi, hp->easy);
-	if (check_now_us() - t0 > 5000) log_info("SLOW add %llu us", (unsigned long long)(check_now_us() - t0));
-	if (rr != CURLM_OK)
+	if (curl_multi_add_handle(h->multi, hp->easy) != CURLM_OK)
 		return -EIO;
 	hp->in_multi = true;
 	return 0;

@@ -636,6 +636,11 @@ static void route_expand(struct conf *conf, const struct conf_section *section,
 		conf_set_key(u, "check_tls_verify", r->tls_verify ? "true" : "false");
 		conf_format_duration(r->check_period_ms, buf, sizeof(buf));
 		conf_set_key(u, "interval", buf);
+		/* after a failed or (while down) a good check, look again sooner: 500 ms, or the
+		 * period when that is shorter */
+		conf_format_duration(MIN(r->check_period_ms, 500), buf, sizeof(buf));
+		conf_set_key(u, "interval_failing", buf);
+		conf_set_key(u, "interval_recovering", buf);
 		conf_format_duration(r->timeout_ms, buf, sizeof(buf));
 		conf_set_key(u, "timeout", buf);
 		snprintf(buf, sizeof(buf), "%d", r->fall);

@@ -61,34 +61,74 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    ssl_certificate {dir}/cert.pem;
-    ssl_certificate_key {dir}/key.pem;
+    ssl_certificate {dir}/server.pem;
+    ssl_certificate_key {dir}/server.key;
     server {{
-        listen {port} ssl default_server;
+        listen 8443 ssl default_server;
         return 421 "wrong host\\n";
     }}
     server {{
-        listen {port} ssl;
+        listen 8443 ssl;
         server_name probe.test;
         location = / {{ return 200 "tls $host\\n"; }}
+    }}
+    server {{
+        listen 8444 ssl;
+        ssl_certificate {dir}/self.pem;
+        ssl_certificate_key {dir}/self.key;
+        location = / {{ return 200 "self-signed\\n"; }}
     }}
 }}
 """
 
 
-def start_tls_server(node, port=8443):
-    """nginx with a self-signed certificate for probe.test (made here with the openssl CLI):
-    200 for Host probe.test, 421 for any other host."""
+def make_pki(node, d):
+    """With the openssl CLI: a lab CA, a certificate it signs for probe.test, a self-signed
+    one for probe.test, and a hashed CA directory (d/cadir) that trusts the lab CA only."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    san = "subjectAltName=DNS:probe.test"
+    node.run(["openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=Egress Lab CA",
+              "-addext", "basicConstraints=critical,CA:TRUE",
+              "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+              "-keyout", d / "ca.key", "-out", d / "ca.pem"])
+    node.run(["openssl", "req", "-new", *ec, "-subj", "/CN=probe.test", "-keyout",
+              d / "server.key", "-out", d / "server.csr"])
+    (d / "ext.cnf").write_text(san + "\n")
+    node.run(["openssl", "x509", "-req", "-in", d / "server.csr", "-CA", d / "ca.pem",
+              "-CAkey", d / "ca.key", "-CAcreateserial", "-days", "2", "-extfile",
+              d / "ext.cnf", "-out", d / "server.pem"])
+    node.run(["openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=probe.test",
+              "-addext", san, "-keyout", d / "self.key", "-out", d / "self.pem"])
+    (d / "cadir").mkdir()
+    (d / "cadir" / "egress-lab-ca.pem").write_bytes((d / "ca.pem").read_bytes())
+    node.run(["openssl", "rehash", d / "cadir"])
+    return d / "cadir"
+
+
+def start_tls_server(node):
+    """nginx on 8443 with a lab-CA certificate for probe.test (200 for Host probe.test, 421
+    for any other) and on 8444 with a self-signed one.  Returns the CA directory."""
     d = node.lab.dir / ("%s.nginx-tls" % node.name)
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    node.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-              "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=probe.test",
-              "-addext", "subjectAltName=DNS:probe.test", "-keyout", str(d / "key.pem"),
-              "-out", str(d / "cert.pem")])
-    (d / "nginx.conf").write_text(NGINX_TLS.format(dir=d, port=port))
-    return node.spawn_daemon(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-e", "stderr"],
-                             name="nginx-tls", port=port)
+    cadir = make_pki(node, d)
+    (d / "nginx.conf").write_text(NGINX_TLS.format(dir=d))
+    node.spawn_daemon(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-e", "stderr"],
+                      name="nginx-tls", port=8443)
+    return cadir
+
+
+def start_trusting(node, binary, conf_text, cadir):
+    """Egressd.start(), but egressd sees cadir as /etc/ssl/certs (libcurl's CA directory) in
+    a private mount namespace of its own: it trusts the lab CA, and nothing on the host
+    changes."""
+    conf_path = node.lab.dir / ("%s.egressd.conf" % node.name)
+    conf_path.write_text(conf_text)
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" /etc/ssl/certs && exec "$@"', str(cadir), str(binary), "-d",
+            "-c", str(conf_path)]
+    proc = node.spawn_daemon(argv, name="egressd", log_match=r"egressd \S+ ready: ")
+    return Egressd(node, binary, conf_path, proc)
 
 
 def uplink(name, kind, target, extra="", interface="isp1"):
@@ -122,14 +162,15 @@ def topo(lab):
     return lab
 
 
-GOOD = ["http", "https", "tcp", "icmp4", "icmp6", "dns"]
+GOOD = ["http", "https", "https_verify", "tcp", "icmp4", "icmp6", "dns"]
+BAD = ["https_selfsigned", "https_wrongname", "https_nohost", "dns_refused"]
 
 
 def test_every_kind_up_down_up(topo, egressd_bin):
     lab = topo
     gw, isp1 = lab["gw"], lab["isp1"]
     web = isp1.http_server(8080, bind="::")
-    start_tls_server(isp1)
+    cadir = start_tls_server(isp1)
     isp1.dnsmasq("--address=/probe.test/192.0.2.9")
     conf = "[global]\nlog_level = debug\n\n" + "".join([
         uplink("http", "http", "192.0.2.2", "check_port = 8080\n"),
@@ -137,6 +178,10 @@ def test_every_kind_up_down_up(topo, egressd_bin):
                "check_port = 8443\ncheck_host = probe.test\ncheck_tls_verify = false\n"),
         uplink("https_verify", "https", "192.0.2.2", "check_port = 8443\n"
                "check_host = probe.test\ncheck_tls_verify = true\n"),
+        uplink("https_selfsigned", "https", "192.0.2.2", "check_port = 8444\n"
+               "check_host = probe.test\ncheck_tls_verify = true\n"),
+        uplink("https_wrongname", "https", "192.0.2.2", "check_port = 8443\n"
+               "check_host = other.test\ncheck_tls_verify = true\n"),
         uplink("https_nohost", "https", "192.0.2.2",
                "check_port = 8443\ncheck_tls_verify = false\n"),
         uplink("tcp", "tcp", "192.0.2.2", "check_port = 8080\n"),
@@ -145,14 +190,16 @@ def test_every_kind_up_down_up(topo, egressd_bin):
         uplink("dns", "dns", "192.0.2.2", "check_dns_name = probe.test\n"),
         uplink("dns_refused", "dns", "192.0.2.2", "check_dns_name = other.test\n"),
     ])
-    d = Egressd.start(gw, egressd_bin, conf)
+    d = start_trusting(gw, egressd_bin, conf, cadir)
     for name in GOOD:
         d.wait_log(r"uplink %s: init -> up \(first round passed\)" % name)
-    # the negative twins: verification on refuses the self-signed certificate; without
-    # check_host the Host header is the address and nginx answers 421; dnsmasq refuses
-    # names it does not serve
-    d.wait_log(r"uplink https_verify: init -> down \(first round failed: tls: "
+    # the negative twins: verification refuses a self-signed certificate and one for another
+    # name; without check_host the Host header is the address and nginx answers 421;
+    # dnsmasq refuses names it does not serve
+    d.wait_log(r"uplink https_selfsigned: init -> down \(first round failed: tls: "
                r"SSL certificate problem: self-signed certificate\)")
+    d.wait_log(r"uplink https_wrongname: init -> down \(first round failed: tls: .*"
+               r"'other\.test'\)")
     d.wait_log(r"uplink https_nohost: init -> down \(first round failed: status 421\)")
     d.wait_log(r"uplink dns_refused: init -> down \(first round failed: rcode REFUSED\)")
     assert "IPv4 raw socket" in d.log() and "IPv6 raw socket" in d.log()
@@ -169,7 +216,7 @@ def test_every_kind_up_down_up(topo, egressd_bin):
         assert at - t1 >= DOWN_MIN, "%s: down after %.2fs < %.2fs" % (name, at - t1, DOWN_MIN)
     assert re.search(r"debug uplink http: check http 192\.0\.2\.2:8080: timeout", d.since_mark())
     assert re.search(r"uplink icmp6: check icmp 2001:db8:1::2: timeout", d.since_mark())
-    for name in ("https_verify", "https_nohost", "dns_refused"):
+    for name in BAD:
         assert transitions(d, name) == []
 
     # and back after rise good rounds
@@ -182,7 +229,7 @@ def test_every_kind_up_down_up(topo, egressd_bin):
                              timeout=UP_MAX + 3)
         assert at - t0 <= UP_MAX, "%s: up after %.2fs > %.2fs" % (name, at - t0, UP_MAX)
         assert at - t1 >= UP_MIN, "%s: up after %.2fs < %.2fs" % (name, at - t1, UP_MIN)
-    for name in ("https_verify", "https_nohost", "dns_refused"):
+    for name in BAD:
         assert transitions(d, name) == []
 
     # a stopped server: the kinds that use it go down, refused; the others stay up
@@ -190,7 +237,7 @@ def test_every_kind_up_down_up(topo, egressd_bin):
     web.stop()
     d.wait_log(r"uplink http: up -> down \(3 of 3 rounds failed: Connection refused\)")
     d.wait_log(r"uplink tcp: up -> down \(3 of 3 rounds failed: Connection refused\)")
-    for name in ("https", "icmp4", "icmp6", "dns"):
+    for name in ("https", "https_verify", "icmp4", "icmp6", "dns"):
         assert transitions(d, name) == []
 
     assert d.stop() == 0
