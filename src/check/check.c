@@ -47,8 +47,8 @@ struct check_ops {
 static const struct check_ops kind_ops[_CHECK_KIND_MAX] = {
 	[CHECK_HTTP] = {check_http_setup, check_http_start, check_http_cancel, check_http_teardown,
 		80},
-	[CHECK_HTTPS] = {check_http_setup, check_http_start, check_http_cancel,
-		check_http_teardown, 443},
+	[CHECK_HTTPS] = {check_http_setup, check_http_start, check_http_cancel, check_http_teardown,
+		443},
 	[CHECK_TCP] = {NULL, check_tcp_start, check_tcp_cancel, NULL, 0},
 	[CHECK_ICMP] = {NULL, check_icmp_start, check_icmp_cancel, NULL, 0},
 	[CHECK_DNS] = {check_dns_setup, check_dns_start, check_dns_cancel, check_dns_teardown, 53},
@@ -66,7 +66,8 @@ static struct check_uplink *cu_find(const struct check_engine *e, const struct u
 
 static void timer_in(struct check_uplink *cu, uint64_t us)
 {
-	struct timeval tv = {.tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000)};
+	struct timeval tv = {
+		.tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000)};
 
 	evtimer_add(cu->timer, &tv);
 }
@@ -121,6 +122,7 @@ static void cu_configure(struct check_uplink *cu)
 	cu->stats.kind = c->kind;
 	cu->stats.targets = cu->n_t;
 	cu->stats.consecutive_failures = cu->stats.consecutive_passes = 0;
+	cu->due_us = 0;
 	timer_in(cu, 0);
 }
 
@@ -189,7 +191,10 @@ static void round_start(struct check_uplink *cu)
 
 	cu->in_round = true;
 	cu->starting = true;
-	cu->round_start_us = now;
+	/* rounds keep their cadence: a timer that fires a little late does not push the
+	 * following rounds back (it would add up over hours and over the fall rounds) */
+	cu->round_start_us =
+		cu->due_us && now >= cu->due_us && now - cu->due_us < 50000 ? cu->due_us : now;
 	cu->pending = cu->n_t;
 	for (unsigned i = 0; i < cu->n_t; i++) {
 		struct check_target *t = &cu->t[i];
@@ -236,8 +241,8 @@ static void run_round_hooks(struct check_uplink *cu, bool passed, unsigned ok)
 {
 	struct check_engine *e = cu->e;
 	struct check_stats st;
-	struct check_round_info ri = {.uplink = cu->u, .passed = passed, .ok = ok,
-		.sent = cu->n_t, .stats = &st};
+	struct check_round_info ri = {
+		.uplink = cu->u, .passed = passed, .ok = ok, .sent = cu->n_t, .stats = &st};
 
 	if (!e->n_round_hooks)
 		return;
@@ -284,7 +289,8 @@ static void round_end(struct check_uplink *cu)
 		cu->transitioning = false;
 	}
 	run_round_hooks(cu, v.passed, r.ok);
-	timer_in(cu, check_sm_next_start(cu->round_start_us, now, v.next_ms) - now);
+	cu->due_us = check_sm_next_start(cu->round_start_us, now, v.next_ms);
+	timer_in(cu, cu->due_us - now);
 }
 
 static void round_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -448,7 +454,8 @@ void check_engine_free(struct check_engine *e)
 	for (size_t i = 0; i < set->n_subs; i++) {
 		if (set->subs[i].cb != engine_uplink_cb || set->subs[i].arg != e)
 			continue;
-		memmove(&set->subs[i], &set->subs[i + 1], (set->n_subs - i - 1) * sizeof(*set->subs));
+		memmove(&set->subs[i], &set->subs[i + 1],
+			(set->n_subs - i - 1) * sizeof(*set->subs));
 		set->n_subs--;
 		break;
 	}

@@ -46,35 +46,35 @@ extern const char *const check_result_name[_CHECK_RESULT_MAX];
 
 /* What the engine knows about one uplink's checks. */
 struct check_stats {
-	int kind;		  /* enum check_kind */
-	enum uplink_state state;  /* the uplink's state ... */
-	uint64_t since_ms;	  /* ... and the monotonic time it entered it */
-	char reason[128];	  /* why it is in that state */
-	unsigned targets;	  /* probed per round */
-	uint64_t rounds;	  /* rounds completed */
+	int kind;		 /* enum check_kind */
+	enum uplink_state state; /* the uplink's state ... */
+	uint64_t since_ms;	 /* ... and the monotonic time it entered it */
+	char reason[128];	 /* why it is in that state */
+	unsigned targets;	 /* probed per round */
+	uint64_t rounds;	 /* rounds completed */
 	uint64_t rounds_failed;
-	uint64_t probes;	  /* probes completed */
+	uint64_t probes;		      /* probes completed */
 	uint64_t failures[_CHECK_RESULT_MAX]; /* probes per result; [CHECK_OK] = good ones */
-	uint64_t malformed;	  /* answers dropped: malformed or not ours */
-	unsigned consecutive_failures; /* failed rounds in a row */
-	unsigned consecutive_passes;   /* good rounds in a row */
-	uint32_t last_rtt_us;	  /* RTT of the last good probe; 0: none yet */
-	uint32_t avg_rtt_us;	  /* average RTT of good probes over the window */
-	unsigned loss_permille;	  /* probe loss over the window */
-	unsigned window_rounds;	  /* rounds in the window now */
-	uint64_t last_round_ms;	  /* monotonic time the last round ended; 0: none yet */
+	uint64_t malformed;		      /* answers dropped: malformed or not ours */
+	unsigned consecutive_failures;	      /* failed rounds in a row */
+	unsigned consecutive_passes;	      /* good rounds in a row */
+	uint32_t last_rtt_us;		      /* RTT of the last good probe; 0: none yet */
+	uint32_t avg_rtt_us;		      /* average RTT of good probes over the window */
+	unsigned loss_permille;		      /* probe loss over the window */
+	unsigned window_rounds;		      /* rounds in the window now */
+	uint64_t last_round_ms;		      /* monotonic end of the last round; 0: none */
 	bool last_round_passed;
 };
 
 /* One probe, as the probe hook sees it.  Every pointer is borrowed for the call. */
 struct check_probe_info {
 	const struct uplink *uplink;
-	int kind;		   /* enum check_kind */
+	int kind; /* enum check_kind */
 	const struct addr *target;
-	uint16_t port;		   /* 0 for ICMP */
+	uint16_t port; /* 0 for ICMP */
 	enum check_result result;
-	uint32_t duration_us;	   /* the RTT when result is CHECK_OK */
-	const char *reason;	   /* "timeout", "status 503", ...; "" when OK */
+	uint32_t duration_us; /* the RTT when result is CHECK_OK */
+	const char *reason;   /* "timeout", "status 503", ...; "" when OK */
 };
 
 /* One round, as the round hook sees it (after the state machine ran). */

@@ -90,8 +90,8 @@ static void dns_read_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		if (r < 0) {
-			check_malformed(t->cu, "a malformed DNS answer from %s (%zd bytes)", t->label,
-				n);
+			check_malformed(
+				t->cu, "a malformed DNS answer from %s (%zd bytes)", t->label, n);
 			continue;
 		}
 		dns_close(t);

@@ -13,11 +13,11 @@
 
 #include "check_dns_pkt.h"
 
-#define DNS_FLAG_QR 0x8000
-#define DNS_FLAG_TC 0x0200
-#define DNS_FLAG_RD 0x0100
+#define DNS_FLAG_QR   0x8000
+#define DNS_FLAG_TC   0x0200
+#define DNS_FLAG_RD   0x0100
 #define DNS_OPCODE(f) (((f) >> 11) & 0xf)
-#define DNS_RCODE(f) ((f)&0xf)
+#define DNS_RCODE(f)  ((f)&0xf)
 
 static const char *const rcode_names[] = {
 	[DNS_RCODE_NOERROR] = "NOERROR",
@@ -35,8 +35,7 @@ static const char *const rcode_names[] = {
 
 const char *dns_rcode_name(unsigned rcode)
 {
-	static const char *const other[] = {"RCODE11", "RCODE12", "RCODE13", "RCODE14",
-		"RCODE15"};
+	static const char *const other[] = {"RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15"};
 
 	if (rcode < sizeof(rcode_names) / sizeof(rcode_names[0]))
 		return rcode_names[rcode];
@@ -61,8 +60,8 @@ uint16_t dns_check_qtype(const char *name)
 	return !name || !name[0] || (name[0] == '.' && !name[1]) ? DNS_TYPE_NS : DNS_TYPE_A;
 }
 
-int dns_query_build(uint8_t *buf, size_t len, uint16_t id, const char *name, uint16_t qtype,
-	size_t *ret_len)
+int dns_query_build(
+	uint8_t *buf, size_t len, uint16_t id, const char *name, uint16_t qtype, size_t *ret_len)
 {
 	uint8_t wire[DNS_NAME_MAX];
 	size_t wl = 0;
@@ -166,8 +165,8 @@ static bool name_eq(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return true;
 }
 
-int dns_answer_check(const uint8_t *m, size_t len, const uint8_t *query, size_t qlen,
-	unsigned *ret_rcode)
+int dns_answer_check(
+	const uint8_t *m, size_t len, const uint8_t *query, size_t qlen, unsigned *ret_rcode)
 {
 	uint8_t qname[DNS_NAME_MAX], aname[DNS_NAME_MAX];
 	size_t qnl, anl, qnext, off;

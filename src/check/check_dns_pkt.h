@@ -12,12 +12,12 @@
 #include <stdint.h>
 
 #define DNS_HEADER_LEN 12
-#define DNS_NAME_MAX 255     /* wire length of a name, RFC 1035 2.3.4 */
-#define DNS_QUERY_MAX (DNS_HEADER_LEN + DNS_NAME_MAX + 4)
-#define DNS_UDP_MAX 512	     /* we send no EDNS0: answers fit in 512 bytes */
+#define DNS_NAME_MAX   255 /* wire length of a name, RFC 1035 2.3.4 */
+#define DNS_QUERY_MAX  (DNS_HEADER_LEN + DNS_NAME_MAX + 4)
+#define DNS_UDP_MAX    512 /* we send no EDNS0: answers fit in 512 bytes */
 
-#define DNS_TYPE_A 1
-#define DNS_TYPE_NS 2
+#define DNS_TYPE_A   1
+#define DNS_TYPE_NS  2
 #define DNS_CLASS_IN 1
 
 enum dns_rcode {
@@ -40,8 +40,8 @@ const char *dns_rcode_name(unsigned rcode);
  * -EINVAL for an empty label, a label over 63 bytes or a name over 255;
  * -ENOBUFS if buf is too small.
  */
-int dns_query_build(uint8_t *buf, size_t len, uint16_t id, const char *name, uint16_t qtype,
-	size_t *ret_len);
+int dns_query_build(
+	uint8_t *buf, size_t len, uint16_t id, const char *name, uint16_t qtype, size_t *ret_len);
 
 /* The query type the check uses for name: NS for the root, A otherwise. */
 uint16_t dns_check_qtype(const char *name);
@@ -56,7 +56,7 @@ uint16_t dns_check_qtype(const char *name);
  * answer to this query (ID, flags, question); -EBADMSG if it is malformed
  * or truncated.
  */
-int dns_answer_check(const uint8_t *answer, size_t len, const uint8_t *query, size_t qlen,
-	unsigned *ret_rcode);
+int dns_answer_check(
+	const uint8_t *answer, size_t len, const uint8_t *query, size_t qlen, unsigned *ret_rcode);
 
 #endif

@@ -204,7 +204,8 @@ static void http_report(struct check_target *t, CURLcode res)
 		return;
 	}
 	if (hp->sock_err) {
-		check_target_done(t, check_errno_result(hp->sock_err), "%s", strerror(hp->sock_err));
+		check_target_done(
+			t, check_errno_result(hp->sock_err), "%s", strerror(hp->sock_err));
 		return;
 	}
 	if (res == CURLE_OPERATION_TIMEDOUT) {
@@ -218,8 +219,8 @@ static void http_report(struct check_target *t, CURLcode res)
 	if (res == CURLE_COULDNT_CONNECT) {
 		curl_easy_getinfo(hp->easy, CURLINFO_OS_ERRNO, &oserr);
 		if (oserr) {
-			check_target_done(t, check_errno_result((int)oserr), "%s",
-				strerror((int)oserr));
+			check_target_done(
+				t, check_errno_result((int)oserr), "%s", strerror((int)oserr));
 			return;
 		}
 	}
@@ -262,8 +263,8 @@ static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static curl_socket_t http_opensocket_cb(void *clientp, curlsocktype purpose,
-	struct curl_sockaddr *a)
+static curl_socket_t http_opensocket_cb(
+	void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct check_target *t = clientp;
 	struct http_probe *hp = t->priv;

@@ -46,6 +46,7 @@ struct icmp_echo {
 struct check_icmp_sock {
 	struct check_uplink *cu;
 	int family;
+	int ifindex; /* of the uplink's interface when opened: SO_BINDTODEVICE holds the index */
 	int fd;
 	bool raw;
 	uint16_t ident; /* raw sockets: ours (host order); ping sockets: the kernel's */
@@ -71,10 +72,10 @@ static uint16_t csum16(const void *data, size_t len)
 static int attach_filter(struct check_icmp_sock *s)
 {
 	struct sock_filter f4[] = {
-		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),	    /* X = IPv4 header length */
-		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 4),	    /* A = echo identifier */
+		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0), /* X = IPv4 header length */
+		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 4),	/* A = echo identifier */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, s->ident, 0, 3),
-		BPF_STMT(BPF_LD | BPF_B | BPF_IND, 0),	    /* A = ICMP type */
+		BPF_STMT(BPF_LD | BPF_B | BPF_IND, 0), /* A = ICMP type */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP_ECHOREPLY, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, 0xffff),
 		BPF_STMT(BPF_RET | BPF_K, 0),
@@ -125,8 +126,8 @@ void check_icmp_uplink_clear(struct check_uplink *cu)
 }
 
 /* A reply (ICMP header onwards, len bytes) from `from`: whose probe does it answer? */
-static void icmp_reply(struct check_icmp_sock *s, const uint8_t *buf, size_t len,
-	const struct addr *from)
+static void icmp_reply(
+	struct check_icmp_sock *s, const uint8_t *buf, size_t len, const struct addr *from)
 {
 	struct check_uplink *cu = s->cu;
 	struct icmp_echo e;
@@ -196,6 +197,7 @@ static int sock_open(struct check_uplink *cu, int family, struct check_icmp_sock
 
 	s->cu = cu;
 	s->family = family;
+	s->ifindex = cu->u->ifindex;
 	s->fd = -1;
 	s->cookie = (uint64_t)check_random32() << 32 | check_random32();
 	r = check_sock_open(cu, family, SOCK_DGRAM, proto, &s->fd);
@@ -235,6 +237,11 @@ int check_icmp_start(struct check_target *t)
 	socklen_t len;
 	int r;
 
+	/* the interface was deleted and made again: the old binding leads nowhere */
+	if (s && cu->u->ifname[0] && s->ifindex != cu->u->ifindex) {
+		sock_free(s);
+		cu->icmp[fi] = s = NULL;
+	}
 	if (!s) {
 		r = sock_open(cu, t->addr.family, &cu->icmp[fi]);
 		if (r < 0)

@@ -29,9 +29,9 @@ struct check_icmp_sock;
 
 struct check_target {
 	struct check_uplink *cu;
-	unsigned idx;		    /* in cu->t */
+	unsigned idx; /* in cu->t */
 	struct addr addr;
-	uint16_t port;		    /* 0 for ICMP */
+	uint16_t port;		     /* 0 for ICMP */
 	char label[ADDR_STRLEN + 8]; /* "192.0.2.2:80", "[2001:db8::2]:53", "192.0.2.2" */
 	/* the current probe */
 	bool pending;
@@ -58,6 +58,7 @@ struct check_uplink {
 	bool starting;	    /* starting the round's probes: no round end yet */
 	bool transitioning; /* our own uplink_transition(): ignore its STATE event */
 	uint64_t round_start_us;
+	uint64_t due_us; /* when the next round should start; 0: now */
 	unsigned pending;
 	struct check_stats stats;
 	struct check_icmp_sock *icmp[2]; /* IPv4, IPv6; opened on demand, owned */
@@ -72,12 +73,12 @@ struct check_engine {
 	struct {
 		check_probe_cb cb;
 		void *arg;
-	} *probe_hooks;
+	} * probe_hooks;
 	size_t n_probe_hooks;
 	struct {
 		check_round_cb cb;
 		void *arg;
-	} *round_hooks;
+	} * round_hooks;
 	size_t n_round_hooks;
 	struct log_ratelimit rl; /* malformed answers */
 };
@@ -101,8 +102,8 @@ enum check_result check_errno_result(int err);
  */
 int check_sock_open(const struct check_uplink *cu, int family, int type, int proto, int *ret_fd);
 /* The target's socket address (link-local IPv6 scoped to the uplink's interface). */
-int check_target_sockaddr(const struct check_target *t, struct sockaddr_storage *ret,
-	socklen_t *ret_len);
+int check_target_sockaddr(
+	const struct check_target *t, struct sockaddr_storage *ret, socklen_t *ret_len);
 
 /* check_tcp.c */
 int check_tcp_start(struct check_target *t);

@@ -81,8 +81,8 @@ static bool rtt_over(const struct check_sm *sm, const struct uplink_check *c)
 }
 
 /* "loss 25% over 20 rounds > 20%", "rtt 150ms over 20 rounds > 100ms", or both within. */
-static void quality_reason(const struct check_sm *sm, const struct uplink_check *c, char *buf,
-	size_t len)
+static void quality_reason(
+	const struct check_sm *sm, const struct uplink_check *c, char *buf, size_t len)
 {
 	unsigned loss = (check_sm_loss_permille(sm) + 5) / 10;
 	unsigned rtt = (check_sm_avg_rtt_us(sm) + 500) / 1000;
@@ -97,16 +97,16 @@ static void quality_reason(const struct check_sm *sm, const struct uplink_check 
 		snprintf(buf, len, "loss %u%% <= %d%%, rtt %ums <= %ums over %u rounds", loss,
 			c->max_loss_pct, rtt, (unsigned)c->max_rtt_ms, sm->n);
 	else if (c->max_loss_pct > 0)
-		snprintf(buf, len, "loss %u%% over %u rounds <= %d%%", loss, sm->n,
-			c->max_loss_pct);
+		snprintf(
+			buf, len, "loss %u%% over %u rounds <= %d%%", loss, sm->n, c->max_loss_pct);
 	else
 		snprintf(buf, len, "rtt %ums over %u rounds <= %ums", rtt, sm->n,
 			(unsigned)c->max_rtt_ms);
 }
 
 /* Did the round pass, and if not, why (into ret->why)? */
-static void round_judge(const struct uplink_check *c, const struct check_sm_round *r,
-	struct check_sm_verdict *ret)
+static void round_judge(
+	const struct uplink_check *c, const struct check_sm_round *r, struct check_sm_verdict *ret)
 {
 	const char *why = r->why && r->why[0] ? r->why : "failed";
 	unsigned quorum = (unsigned)MAX(c->quorum, 1);
@@ -153,7 +153,8 @@ void check_sm_round(struct check_sm *sm, const struct uplink_check *c, enum upli
 			snprintf(ret->reason, sizeof(ret->reason), "first round passed");
 		} else {
 			ret->state = UPLINK_DOWN;
-			snprintf(ret->reason, sizeof(ret->reason), "first round failed: %.100s", why);
+			snprintf(ret->reason, sizeof(ret->reason), "first round failed: %.100s",
+				why);
 		}
 		break;
 	case UPLINK_DOWN:
@@ -171,7 +172,8 @@ void check_sm_round(struct check_sm *sm, const struct uplink_check *c, enum upli
 			if (sm->bad_run >= (unsigned)MAX(c->fall, 1)) {
 				ret->state = UPLINK_DOWN;
 				snprintf(ret->reason, sizeof(ret->reason),
-					"%u of %u rounds failed: %.80s", sm->bad_run, sm->bad_run, why);
+					"%u of %u rounds failed: %.80s", sm->bad_run, sm->bad_run,
+					why);
 			}
 			break;
 		}

@@ -59,8 +59,8 @@ struct check_sm_round {
 
 /* What the machine decided. */
 struct check_sm_verdict {
-	bool passed;		 /* at least check_quorum probes answered (and the link is up) */
-	char why[192];		 /* a failed round: why, e.g. "timeout (1 of 3 answered, quorum 2)" */
+	bool passed;   /* at least check_quorum probes answered (and the link is up) */
+	char why[192]; /* a failed round: why, e.g. "timeout (1 of 3 answered, quorum 2)" */
 	enum uplink_state state; /* equal to the current state: no transition */
 	char reason[128];	 /* why, when state differs from the current one */
 	uint32_t next_ms;	 /* from this round's start to the next round's */

@@ -95,7 +95,8 @@ int check_sock_open(const struct check_uplink *cu, int family, int type, int pro
 
 		/* a TCP probe takes its port at connect(), not here: no port runs out */
 		if (type == SOCK_STREAM)
-			(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+			(void)setsockopt(
+				fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 		r = addr_to_sockaddr(&u->source, 0, &ss, &len);
 		if (r < 0)
 			goto out;
@@ -115,8 +116,8 @@ out:
 	return 0;
 }
 
-int check_target_sockaddr(const struct check_target *t, struct sockaddr_storage *ret,
-	socklen_t *ret_len)
+int check_target_sockaddr(
+	const struct check_target *t, struct sockaddr_storage *ret, socklen_t *ret_len)
 {
 	int r = addr_to_sockaddr(&t->addr, t->port, ret, ret_len);
 

@@ -5,10 +5,12 @@
               +-- gw (egressd) -+-- isp2 --+-- internet (web server)
     client2 --+                 +-- isp3 --+
 
-The gateway runs the real egressd with one uplink per ISP.  Every few seconds
-the demo cuts one ISP's link (carrier loss) and later restores it; the view
-shows each uplink's state as egressd reports it, with the time of its last
-change and its number of transitions.  The traffic dataplanes (route, policy,
+The gateway runs the real egressd with one uplink per ISP, each health-checked
+through its ISP (ICMP to the ISP's far side, HTTP for isp3).  Every few seconds
+the demo breaks an ISP: it cuts a link (carrier loss, seen at once) or
+blackholes an ISP behind a live link (only the health checks can tell), and
+later repairs it; the view shows each uplink's state as egressd reports it,
+with the time of its last change and its number of transitions.  The traffic dataplanes (route, policy,
 proxy) join this demo as they land; today it shows the shared uplink model
 following the kernel.
 
@@ -43,6 +45,12 @@ SPEC = """
     isp3 forward
     client1 default via 10.10.1.1
     client2 default via 10.10.2.1
+    gw route 198.51.100.0/28 via 192.0.2.2
+    gw route 198.51.100.16/28 via 192.0.2.10
+    gw route 198.51.100.32/28 via 192.0.2.18
+    internet route 192.0.2.0/29 via 198.51.100.1
+    internet route 192.0.2.8/29 via 198.51.100.17
+    internet route 192.0.2.16/29 via 198.51.100.33
 """
 
 CONF = """
@@ -54,25 +62,33 @@ log_level = info
 interface = isp1
 gateway = 192.0.2.2
 weight = 3
+check = icmp
+check_target = 198.51.100.2
 
 [uplink isp2]
 interface = isp2
 gateway = 192.0.2.10
 weight = 2
+check = icmp
+check_target = 198.51.100.18
 
 [uplink isp3]
 interface = isp3
 gateway = 192.0.2.18
 weight = 1
+check = http
+check_target = 198.51.100.34
 """
 
 UPLINKS = ["isp1", "isp2", "isp3"]
 TRANSITION = re.compile(r"^(\S+) \S+\s+uplink (\S+): (\S+) -> (\S+) \((.*)\)$")
 
-# (seconds into a cycle, action, uplink)
-SCRIPT = [(6, "cut", "isp2"), (14, "restore", "isp2"), (20, "cut", "isp3"),
-          (24, "cut", "isp1"), (30, "restore", "isp1"), (32, "restore", "isp3")]
-CYCLE = 38
+# (seconds into a cycle, action, uplink): "cut" takes the link's carrier away (seen at
+# once); "blackhole" keeps the link up but drops everything behind it, so only the
+# health checks can tell
+SCRIPT = [(6, "cut", "isp2"), (12, "restore", "isp2"), (16, "blackhole", "isp3"),
+          (24, "restore", "isp3"), (28, "blackhole", "isp1"), (34, "restore", "isp1")]
+CYCLE = 40
 
 
 class View:
@@ -149,8 +165,12 @@ def main():
                         if action == "cut":
                             lab.cut(lab["gw"], uplink)
                             note = "cut %s (carrier lost)" % uplink
+                        elif action == "blackhole":
+                            lab.cut(lab[uplink], "eth1", mode="blackhole")
+                            note = "blackholed %s behind a live link" % uplink
                         else:
-                            lab.restore(lab["gw"], uplink)
+                            for node, ifname in ((lab["gw"], uplink), (lab[uplink], "eth1")):
+                                lab.restore(node, ifname)
                             note = "restored %s" % uplink
                         if not tty:
                             print("demo: " + note, flush=True)

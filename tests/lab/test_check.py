@@ -381,3 +381,28 @@ max_loss = 20
     assert "-> down" not in d.log()
     assert d.stop() == 0
     d.assert_clean()
+
+
+def test_interface_made_again(lab, egressd_bin):
+    """An interface that appears later, goes away and comes back with a new index: the
+    uplink follows it each time (the ICMP socket is bound to the interface's index)."""
+    gw, isp3 = lab.node("gw"), lab.node("isp3")
+    conf = "[global]\nlog_level = debug\n\n" + uplink("a", "icmp", "203.0.113.2",
+                                                      interface="isp3")
+    d = Egressd.start(gw, egressd_bin, conf)
+    d.wait_log(r"uplink a: init -> down \(interface isp3 does not exist\)")
+    d.wait_log(r"uplink a: check icmp 203\.0\.113\.2: No such device")
+    for _ in range(2):
+        d.set_mark()
+        # by hand, not lab.link(): the lab knows each interface name once
+        gw.ip("link", "add", "isp3", "type", "veth", "peer", "name", "eth0", "netns", isp3.ns)
+        gw.ip("addr", "add", "203.0.113.1/24", "dev", "isp3")
+        isp3.ip("addr", "add", "203.0.113.2/24", "dev", "eth0")
+        isp3.ip("link", "set", "eth0", "up")
+        gw.ip("link", "set", "isp3", "up")
+        d.wait_log(r"uplink a: down -> up \(3 of 3 rounds passed\)")
+        d.set_mark()
+        gw.ip("link", "del", "dev", "isp3")
+        d.wait_log(r"uplink a: up -> down \((link isp3 is down|interface isp3 does not exist)\)")
+    assert d.stop() == 0
+    d.assert_clean()

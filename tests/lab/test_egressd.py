@@ -251,7 +251,8 @@ def test_check_mode_does_not_start(gw, egressd_bin, tmp_path):
     conf = tmp_path / "e.conf"
     conf.write_text(CONF)
     r = gw.run([str(egressd_bin), "-n", "-c", str(conf)], timeout=10)
-    assert r.stdout.startswith("[global]\nlog_level = info\n\n[uplink isp1]\n")
+    assert r.stdout.startswith("[global]\nlog_level = info\nmetrics_port = 0\n")
+    assert "\n[uplink isp1]\ninterface = isp1\n" in r.stdout
     assert "ready" not in r.stderr
     # the normalised output is a valid configuration that prints the same
     again = tmp_path / "again.conf"

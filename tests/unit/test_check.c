@@ -63,11 +63,11 @@ static void sim_clear(struct sim *s)
 }
 
 /* One round: sent probes, ok answered with rtt_ms each. Returns the new state. */
-static enum uplink_state feed(struct sim *s, unsigned sent, unsigned ok, unsigned rtt_ms,
-	const char *why)
+static enum uplink_state feed(
+	struct sim *s, unsigned sent, unsigned ok, unsigned rtt_ms, const char *why)
 {
-	struct check_sm_round r = {.sent = sent, .ok = ok, .rtt_us = (uint64_t)ok * rtt_ms * 1000,
-		.why = why};
+	struct check_sm_round r = {
+		.sent = sent, .ok = ok, .rtt_us = (uint64_t)ok * rtt_ms * 1000, .why = why};
 
 	check_sm_round(&s->sm, &s->c, s->state, &r, &s->v);
 	if (s->v.state != s->state) {
@@ -210,8 +210,8 @@ static void test_quorum(void **state)
 	assert_string_equal(s.v.why, "Connection refused (1 of 3 answered, quorum 2)");
 	feed(&s, 3, 1, 5, "timeout");
 	assert_int_equal(feed(&s, 3, 0, 0, "timeout"), UPLINK_DOWN);
-	assert_string_equal(s.v.reason,
-		"3 of 3 rounds failed: timeout (0 of 3 answered, quorum 2)");
+	assert_string_equal(
+		s.v.reason, "3 of 3 rounds failed: timeout (0 of 3 answered, quorum 2)");
 	sim_clear(&s);
 
 	/* a quorum larger than the targets means all of them */
@@ -227,7 +227,8 @@ static void test_quorum(void **state)
 static void test_link_down_round_fails(void **state)
 {
 	struct uplink_check c = defaults();
-	struct check_sm_round r = {.sent = 1, .ok = 1, .rtt_us = 100, .link_down = "link isp1 is down"};
+	struct check_sm_round r = {
+		.sent = 1, .ok = 1, .rtt_us = 100, .link_down = "link isp1 is down"};
 	struct sim s;
 
 	(void)state;
@@ -468,18 +469,82 @@ static void test_next_start(void **state)
 
 /* probe.test A IN, ID 0xbeef, RD */
 static const uint8_t q_probe[] = {
-	0xbe, 0xef, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	0x05, 'p', 'r', 'o', 'b', 'e', 0x04, 't', 'e', 's', 't', 0x00,
-	0x00, 0x01, 0x00, 0x01,
+	0xbe,
+	0xef,
+	0x01,
+	0x00,
+	0x00,
+	0x01,
+	0x00,
+	0x00,
+	0x00,
+	0x00,
+	0x00,
+	0x00,
+	0x05,
+	'p',
+	'r',
+	'o',
+	'b',
+	'e',
+	0x04,
+	't',
+	'e',
+	's',
+	't',
+	0x00,
+	0x00,
+	0x01,
+	0x00,
+	0x01,
 };
 
 /* its answer: NOERROR, one A record whose name is a pointer to the question (0xc00c) */
 static const uint8_t a_probe[] = {
-	0xbe, 0xef, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
-	0x05, 'p', 'r', 'o', 'b', 'e', 0x04, 't', 'e', 's', 't', 0x00,
-	0x00, 0x01, 0x00, 0x01,
-	0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x04,
-	192, 0, 2, 9,
+	0xbe,
+	0xef,
+	0x81,
+	0x80,
+	0x00,
+	0x01,
+	0x00,
+	0x01,
+	0x00,
+	0x00,
+	0x00,
+	0x00,
+	0x05,
+	'p',
+	'r',
+	'o',
+	'b',
+	'e',
+	0x04,
+	't',
+	'e',
+	's',
+	't',
+	0x00,
+	0x00,
+	0x01,
+	0x00,
+	0x01,
+	0xc0,
+	0x0c,
+	0x00,
+	0x01,
+	0x00,
+	0x01,
+	0x00,
+	0x00,
+	0x00,
+	0x3c,
+	0x00,
+	0x04,
+	192,
+	0,
+	2,
+	9,
 };
 
 static void test_dns_query_build(void **state)
@@ -488,24 +553,22 @@ static void test_dns_query_build(void **state)
 	size_t len;
 
 	(void)state;
-	assert_int_equal(dns_query_build(buf, sizeof(buf), 0xbeef, "probe.test", DNS_TYPE_A, &len),
-		0);
+	assert_int_equal(
+		dns_query_build(buf, sizeof(buf), 0xbeef, "probe.test", DNS_TYPE_A, &len), 0);
 	assert_int_equal(len, sizeof(q_probe));
 	assert_memory_equal(buf, q_probe, len);
 	/* a trailing dot is the same name */
-	assert_int_equal(dns_query_build(buf, sizeof(buf), 0xbeef, "probe.test.", DNS_TYPE_A,
-				 &len),
-		0);
+	assert_int_equal(
+		dns_query_build(buf, sizeof(buf), 0xbeef, "probe.test.", DNS_TYPE_A, &len), 0);
 	assert_memory_equal(buf, q_probe, len);
 
 	/* the root: NS, a single zero byte for the name */
-	static const uint8_t q_root[] = {0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
-		0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01};
+	static const uint8_t q_root[] = {0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01};
 	assert_int_equal(dns_check_qtype("."), DNS_TYPE_NS);
 	assert_int_equal(dns_check_qtype("example.org"), DNS_TYPE_A);
-	assert_int_equal(dns_query_build(buf, sizeof(buf), 0x1234, ".", dns_check_qtype("."),
-				 &len),
-		0);
+	assert_int_equal(
+		dns_query_build(buf, sizeof(buf), 0x1234, ".", dns_check_qtype("."), &len), 0);
 	assert_int_equal(len, sizeof(q_root));
 	assert_memory_equal(buf, q_root, len);
 
@@ -636,8 +699,8 @@ static void test_dns_answer_malformed(void **state)
 	assert_int_equal(check_answer(a, 29, &rcode), -EBADMSG);
 	/* a pointer to a pointer to the question works */
 	memcpy(a, a_probe, sizeof(a_probe));
-	static const uint8_t second[] = {0xc0, 0x1c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00,
-		0x3c, 0x00, 0x04, 192, 0, 2, 10};
+	static const uint8_t second[] = {0xc0, 0x1c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c,
+		0x00, 0x04, 192, 0, 2, 10};
 	memcpy(a + sizeof(a_probe), second, sizeof(second));
 	a[7] = 2;
 	assert_int_equal(check_answer(a, sizeof(a_probe) + sizeof(second), &rcode), 0);
