@@ -441,7 +441,6 @@ int check_engine_new(struct event_base *base, struct uplink_set *set, struct che
 
 void check_engine_free(struct check_engine *e)
 {
-	struct uplink_set *set;
 
 	if (!e)
 		return;
@@ -449,19 +448,25 @@ void check_engine_free(struct check_engine *e)
 		cu_free(e, e->v[e->n - 1]);
 	free(e->v);
 	check_http_free(e->http);
-	/* uplink.h has no unsubscribe: take our entry out so nothing calls a freed engine */
-	set = e->set;
-	for (size_t i = 0; i < set->n_subs; i++) {
-		if (set->subs[i].cb != engine_uplink_cb || set->subs[i].arg != e)
-			continue;
-		memmove(&set->subs[i], &set->subs[i + 1],
-			(set->n_subs - i - 1) * sizeof(*set->subs));
-		set->n_subs--;
-		break;
-	}
+	uplink_set_unsubscribe(e->set, engine_uplink_cb, e);
 	free(e->probe_hooks);
 	free(e->round_hooks);
 	free(e);
+}
+
+void check_engine_off(struct check_engine *e, void *arg)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < e->n_probe_hooks; i++)
+		if (e->probe_hooks[i].arg != arg)
+			e->probe_hooks[j++] = e->probe_hooks[i];
+	e->n_probe_hooks = j;
+	j = 0;
+	for (size_t i = 0; i < e->n_round_hooks; i++)
+		if (e->round_hooks[i].arg != arg)
+			e->round_hooks[j++] = e->round_hooks[i];
+	e->n_round_hooks = j;
 }
 
 void check_engine_on_probe(struct check_engine *e, check_probe_cb cb, void *arg)

@@ -101,6 +101,8 @@ void check_engine_free(struct check_engine *e);
 /* Hooks: called after every probe / every round, in the order added. */
 void check_engine_on_probe(struct check_engine *e, check_probe_cb cb, void *arg);
 void check_engine_on_round(struct check_engine *e, check_round_cb cb, void *arg);
+/* Remove every hook added with arg (a module that stops). */
+void check_engine_off(struct check_engine *e, void *arg);
 
 /* Figures of uplink `name`: 0, or -ENOENT if there is no such uplink or it is not checked. */
 int check_stats_get(const struct check_engine *e, const char *name, struct check_stats *ret);

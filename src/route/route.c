@@ -558,6 +558,8 @@ void route_module_free(struct route_module *rm)
 	if (!rm)
 		return;
 	uplink_set_unsubscribe(rm->set, route_uplink_cb, rm);
+	if (rm->checks)
+		check_engine_off(rm->checks, rm);
 	if (rm->dp) {
 		if (route_dp_stop(rm->dp, rm->keep, &res) < 0)
 			for (size_t i = 0; i < MIN(res.n_errors, (size_t)ROUTE_DP_MAX_ERRORS); i++)

@@ -20,7 +20,9 @@ def test_demo_runs_and_cleans_up(egressd_bin):
                        capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
-    assert "ready: 3 uplinks, 3 up" in out
+    assert "ready: 3 uplinks" in out
+    for isp in ("isp1", "isp2", "isp3"):
+        assert "uplink %s: init -> up (first round passed)" % isp in out
     assert "demo: cut isp2 (carrier lost)" in out
     assert "uplink isp2: up -> down (link isp2 is down)" in out
     assert "uplink isp1: up -> down" not in out  # only what was broken goes down

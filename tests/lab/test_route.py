@@ -373,3 +373,32 @@ def test_metrics(lab, egressd_bin):
     assert 'gateway_health_check_total{gateway_ip="10.0.0.10",status="failure"}' in text
     assert d.stop() == 0
     d.assert_clean()
+
+
+def test_route_from_config_file_and_reload(lab, egressd_bin):
+    gw, health = build(lab)
+    conf = """
+[route]
+gateway = 10.0.0.10, 10.0.0.11@2
+check_period = 1s
+timeout = 300ms
+"""
+    d = Egressd.start(gw, egressd_bin, conf)
+    wait_active(gw, GWS[:2], timeout=5)
+    group = nexthops(gw)[NH_BASE]["group"]
+    assert sorted(m.get("weight", 1) for m in group) == [1, 2]
+
+    # a third gateway joins by reload; no restart, no gap
+    d.write_conf(conf.replace("10.0.0.11@2", "10.0.0.11@2, 10.0.0.12"))
+    d.reload()
+    d.wait_log(r"uplink 10\.0\.0\.12: added")
+    wait_active(gw, GWS, timeout=5)
+
+    # without [route] the module stops and takes its routes and rules with it
+    d.write_conf("[uplink isp]\ngateway = 10.0.0.10\n")
+    d.reload()
+    d.wait_log(r"route: routes and rules removed")
+    assert rules(gw) == [] and table_routes(gw) == []
+    assert d.alive()
+    assert d.stop() == 0
+    d.assert_clean()
