@@ -40,6 +40,7 @@ const char *const conf_type_name[_CONF_TYPE_MAX] = {
 	[CONF_CIDR_LIST] = "prefix list",
 	[CONF_ADDR_LIST] = "address list",
 	[CONF_RANGE_LIST] = "range list",
+	[CONF_WORD_LIST] = "list of names",
 };
 
 bool range_list_contains(const struct range_list *l, uint32_t v)
@@ -381,6 +382,24 @@ static int range_item_cb(const struct conf_key *k, const char *tok, void *item, 
 	return -EINVAL;
 }
 
+static int word_item_cb(const struct conf_key *k, const char *tok, void *item, char *why,
+	size_t whylen)
+{
+	char **w = item;
+	size_t n = strlen(tok);
+	bool ok = w && n > 0 && n <= 64;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)tok[i]) || strchr("-_.@/:", tok[i]);
+	if (ok) {
+		*w = xstrdup(tok);
+		return 0;
+	}
+	snprintf(why, whylen, "a list of names of letters, digits and -_.@/: (at most 64 each)");
+	(void)k;
+	return -EINVAL;
+}
+
 static bool ifname_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -489,6 +508,11 @@ int conf_set(struct conf_section *s, const struct conf_key *k, const char *value
 		return set_list((void **)&l->v, &l->n, sizeof(*l->v), k, value, range_item_cb, why,
 			whylen);
 	}
+	case CONF_WORD_LIST: {
+		struct word_list *l = (struct word_list *)p;
+		return set_list((void **)&l->v, &l->n, sizeof(*l->v), k, value, word_item_cb, why,
+			whylen);
+	}
 	case _CONF_TYPE_MAX:
 		break;
 	}
@@ -512,6 +536,8 @@ size_t conf_value_count(const struct conf_section *s, const struct conf_key *k)
 		return ((const struct addr_list *)p)->n;
 	case CONF_RANGE_LIST:
 		return ((const struct range_list *)p)->n;
+	case CONF_WORD_LIST:
+		return ((const struct word_list *)p)->n;
 	default:
 		/* Scalars always have a value: their default or what was set. */
 		return 1;
@@ -563,18 +589,26 @@ int conf_format(const struct conf_section *s, const struct conf_key *k, size_t i
 			return snprintf(buf, len, "%" PRIu32, rg->lo);
 		return snprintf(buf, len, "%" PRIu32 "-%" PRIu32, rg->lo, rg->hi);
 	}
+	case CONF_WORD_LIST:
+		return snprintf(buf, len, "%s", ((const struct word_list *)p)->v[i]);
 	case _CONF_TYPE_MAX:
 		break;
 	}
 	abort();
 }
 
-static void value_free(struct conf_section *s, const struct conf_key *k)
+void conf_value_clear(struct conf_section *s, const struct conf_key *k)
 {
 	char *p = (char *)s + k->offset;
 
 	if (k->type == CONF_STRING) {
 		FREE_AND_NULL(*(char **)p);
+	} else if (k->type == CONF_WORD_LIST) {
+		struct word_list *l = (struct word_list *)p;
+		for (size_t i = 0; i < l->n; i++)
+			free(l->v[i]);
+		FREE_AND_NULL(l->v);
+		l->n = 0;
 	} else if (conf_type_is_list(k->type)) {
 		/* every list struct is { T *v; size_t n; } */
 		struct cidr_list *l = (struct cidr_list *)p;
@@ -616,7 +650,7 @@ static void section_free(struct conf_section *s)
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->type->n_keys; i++)
-		value_free(s, &s->type->keys[i]);
+		conf_value_clear(s, &s->type->keys[i]);
 	free(s->name);
 	free(s->file);
 	free(s->key_line);
@@ -885,7 +919,7 @@ static int load_handler_cb(void *user, const char *section, const char *key, con
 	}
 	/* A list key given in the file replaces its default rather than adding to it. */
 	if (conf_type_is_list(k->type) && s->key_line[ki] == 0)
-		value_free(s, k);
+		conf_value_clear(s, k);
 	if (conf_set(s, k, value, why, sizeof(why)) < 0) {
 		load_error(c, "%s %s: expected %s, got \"%s\"", label, key, why, value);
 		return 0;

@@ -35,6 +35,7 @@ enum conf_type {
 	CONF_CIDR_LIST, /* struct cidr_list; repeatable, comma or space separated */
 	CONF_ADDR_LIST, /* struct addr_list; like CIDR_LIST; "ADDR@N" with CONF_WEIGHT */
 	CONF_RANGE_LIST, /* struct range_list: "200-299, 301" within [min, max] */
+	CONF_WORD_LIST, /* struct word_list: names separated by commas or spaces */
 	_CONF_TYPE_MAX,
 };
 
@@ -75,13 +76,19 @@ struct range_list {
 	size_t n;
 };
 
+struct word_list {
+	char **v;
+	size_t n;
+};
+
 /* Is v within one of the ranges? */
 bool range_list_contains(const struct range_list *l, uint32_t v);
 
 /* List types: repeatable keys whose values append. */
 static inline bool conf_type_is_list(int type)
 {
-	return type == CONF_CIDR_LIST || type == CONF_ADDR_LIST || type == CONF_RANGE_LIST;
+	return type == CONF_CIDR_LIST || type == CONF_ADDR_LIST || type == CONF_RANGE_LIST ||
+	       type == CONF_WORD_LIST;
 }
 
 struct conf_section;
@@ -195,6 +202,8 @@ bool conf_key_is_set(const struct conf_section *s, const struct conf_key *k);
  */
 int conf_set(struct conf_section *s, const struct conf_key *k, const char *value, char *why,
 	size_t whylen);
+/* Free a key's value (strings, lists) and leave it unset. */
+void conf_value_clear(struct conf_section *s, const struct conf_key *k);
 /* Format a key's value canonically into buf (for lists: element i). */
 int conf_format(const struct conf_section *s, const struct conf_key *k, size_t i, char *buf,
 	size_t len);

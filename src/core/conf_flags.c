@@ -248,10 +248,7 @@ int conf_apply_overrides(struct conf *conf, const struct conf_overrides *o,
 				if (cleared[j] == k && cleared_in[j] == s)
 					seen = true;
 			if (!seen) {
-				/* every list struct is { T *v; size_t n; } */
-				struct cidr_list *l = (struct cidr_list *)((char *)s + k->offset);
-				FREE_AND_NULL(l->v);
-				l->n = 0;
+				conf_value_clear(s, k);
 				cleared[n_cleared] = k;
 				cleared_in[n_cleared++] = s;
 			}

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "policy.h"
 #include "privs.h"
 #include "route.h"
 #include "uplink.h"
@@ -42,6 +43,7 @@ struct daemon {
 	int metrics_port; /* what metrics_server serves on */
 	struct addr metrics_address;
 	struct route_module *route;
+	struct policy_module *policy;
 	unsigned reloads;
 };
 
@@ -88,6 +90,15 @@ static int daemon_modules(struct daemon *d)
 	} else if (d->route) {
 		route_module_free(d->route);
 		d->route = NULL;
+	}
+	if (conf_balance(d->conf)) {
+		int e = d->policy ? policy_module_reconf(d->policy, d->conf)
+				  : policy_module_new(loop_base(d->loop), d->conf, &d->uplinks,
+					    &d->policy);
+		r = r ? r : e;
+	} else if (d->policy) {
+		policy_module_free(d->policy);
+		d->policy = NULL;
 	}
 	return r;
 }
@@ -206,6 +217,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	loop_notify("STOPPING=1");
 	status = sig < 0 ? 1 : 0;
 out:
+	policy_module_free(d.policy);
 	route_module_free(d.route);
 	metrics_server_free(d.metrics_server);
 	check_engine_free(d.checks);

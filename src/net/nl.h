@@ -462,4 +462,8 @@ int nl_monitor_fd(const struct nl_monitor *m);
 uint64_t nl_monitor_events(const struct nl_monitor *m);
 uint64_t nl_monitor_dropped(const struct nl_monitor *m);
 
+/* Egress's routing protocol number (rtm_protocol, rule and nexthop protocol): marks what is
+ * ours, in the range nobody registers. */
+#define RTPROT_EGRESS 0xeb
+
 #endif

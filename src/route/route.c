@@ -30,9 +30,6 @@
 #include "uplink.h"
 #include "util.h"
 
-/* Egress's routing protocol number (rtm_protocol), in the range nobody registers. */
-#define RTPROT_EGRESS 0xeb
-
 #define RETRY_MS 1000
 
 struct route_gateway {

@@ -1,0 +1,609 @@
+/*
+ * policy.c - the policy module: configuration and uplink states in, kernel state out.
+ *
+ * On every change (an uplink's state, its link, a reload) and at most once per loop turn:
+ *  1. build the model (policy_nft.h) from the configuration and the uplinks' states;
+ *  2. replace table inet egress with the generated body in one nftables transaction -
+ *     if the kernel refuses it, the running table stays as it was and the error is logged;
+ *  3. per uplink, keep its routing table's default route and its fwmark rule (ours are
+ *     found by protocol and priority range, so a restart adopts them without duplicates);
+ *  4. for each uplink that stopped being usable, delete the conntrack entries carrying
+ *     its mark, and only those: their clients reconnect at once through another uplink.
+ *
+ * Must not touch anything but table inet egress, rules of our protocol in our priority
+ * range, and the default routes of our protocol in the uplinks' tables.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+#include <event2/event.h>
+
+#include "conf_keys.h"
+#include "log.h"
+#include "nft.h"
+#include "nl.h"
+#include "policy.h"
+#include "policy_nft.h"
+#include "uplink.h"
+#include "util.h"
+
+/* Rules of ours live in [rule_priority, rule_priority + POLICY_MAX_UPLINKS). */
+#define POLICY_MAX_UPLINKS 256
+#define RETRY_SEC 2
+
+/* What the last apply left, to tell what changed. */
+struct policy_seen {
+	char name[64];
+	uint32_t mark;
+	bool usable;
+};
+
+struct policy_module {
+	struct event_base *base;
+	struct uplink_set *set;
+	const struct conf *conf;
+	struct nft *nft;
+	struct nl *nl; /* NETLINK_ROUTE: rules, routes */
+	struct nl *ct; /* NETLINK_NETFILTER: conntrack */
+	struct event *apply_ev;
+	struct event *retry_ev;
+	bool applied; /* the table is in place */
+	char *body;   /* the body last applied */
+	struct policy_seen *seen;
+	size_t n_seen;
+	/* tables whose default route is ours, for the stop */
+	uint32_t *tables;
+	size_t n_tables;
+	uint32_t prio; /* rule_priority in force */
+	uint32_t mask;
+	bool keep;
+};
+
+/* Everything the model points at, freed together. */
+struct model_buf {
+	struct policy_model m;
+	struct policy_uplink *uplinks;
+	struct policy_def *policies;
+	struct policy_member **members;
+	struct policy_set *sets;
+	struct policy_rule *rules;
+	const char **lan;
+};
+
+static void model_buf_clear(struct model_buf *b)
+{
+	for (size_t i = 0; i < b->m.n_policies; i++)
+		free(b->members[i]);
+	free(b->members);
+	free(b->uplinks);
+	free(b->policies);
+	free(b->sets);
+	free(b->rules);
+	free(b->lan);
+	memset(b, 0, sizeof(*b));
+}
+
+static bool uplink_v4(const struct conf_uplink *u)
+{
+	return !addr_is_set(&u->gateway) || u->gateway.family == AF_INET;
+}
+
+static bool uplink_v6(const struct conf_uplink *u)
+{
+	return addr_is_set(&u->gateway6) ||
+	       (addr_is_set(&u->gateway) && u->gateway.family == AF_INET6);
+}
+
+/* The uplink's next hop for family f (unset: the link itself). */
+static struct addr uplink_gw(const struct conf_uplink *u, int f)
+{
+	if (f == AF_INET6 && addr_is_set(&u->gateway6))
+		return u->gateway6;
+	if (addr_is_set(&u->gateway) && u->gateway.family == f)
+		return u->gateway;
+	return (struct addr){0};
+}
+
+/* Position of the uplink called name among conf's own uplinks; -1 if none. */
+static int uplink_index(const struct conf *conf, const char *name)
+{
+	for (size_t i = 0; i < conf_n_uplinks(conf); i++)
+		if (streq(conf_uplink_at(conf, i)->s.name, name))
+			return (int)i;
+	return -1;
+}
+
+static int policy_index(const struct conf *conf, const char *name)
+{
+	const struct conf_list *l = conf_sections(conf, "policy");
+
+	for (size_t i = 0; i < l->n; i++)
+		if (streq(l->items[i]->name, name))
+			return (int)i;
+	return -1;
+}
+
+static const int proto_number[_RULE_PROTO_MAX] = {
+	[RULE_PROTO_ANY] = 0,
+	[RULE_PROTO_TCP] = IPPROTO_TCP,
+	[RULE_PROTO_UDP] = IPPROTO_UDP,
+	[RULE_PROTO_ICMP] = IPPROTO_ICMP,
+};
+
+static void model_build(struct policy_module *pm, struct model_buf *b)
+{
+	const struct conf *conf = pm->conf;
+	const struct conf_balance *bal = conf_balance(conf);
+	const struct conf_list *pl = conf_sections(conf, "policy");
+	const struct conf_list *sl = conf_sections(conf, "set");
+	const struct conf_list *rl = conf_sections(conf, "rule");
+	size_t n = conf_n_uplinks(conf);
+
+	memset(b, 0, sizeof(*b));
+	b->m.mark_mask = bal->mark_mask;
+	b->lan = xcalloc(bal->lan.n + 1, sizeof(*b->lan));
+	for (size_t i = 0; i < bal->lan.n; i++)
+		b->lan[i] = bal->lan.v[i];
+	b->m.lan = b->lan;
+	b->m.n_lan = bal->lan.n;
+	b->m.output = bal->output;
+
+	b->uplinks = xcalloc(n + 1, sizeof(*b->uplinks));
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_uplink *c = conf_uplink_at(conf, i);
+		const struct uplink *u = uplink_find(pm->set, c->s.name);
+		struct policy_uplink *p = &b->uplinks[i];
+		p->name = c->s.name;
+		p->ifname = c->interface;
+		p->mark = conf_uplink_mark(bal, c, i);
+		p->v4 = uplink_v4(c);
+		p->v6 = uplink_v6(c);
+		/* an uplink without interface (a gateway of [route]) cannot carry policy traffic */
+		p->usable = c->interface[0] && u && uplink_usable(u);
+		p->masquerade = c->masquerade;
+	}
+	b->m.uplinks = b->uplinks;
+	b->m.n_uplinks = n;
+
+	b->policies = xcalloc(pl->n + 1, sizeof(*b->policies));
+	b->members = xcalloc(pl->n + 1, sizeof(*b->members));
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct conf_policy *cp = (const struct conf_policy *)pl->items[i];
+		struct policy_def *d = &b->policies[i];
+		b->members[i] = xcalloc(cp->members.n + 1, sizeof(**b->members));
+		for (size_t j = 0; j < cp->members.n; j++) {
+			struct policy_member_spec ms;
+			policy_member_parse(cp->members.v[j], &ms); /* validated */
+			int ui = uplink_index(conf, ms.uplink);
+			const struct conf_uplink *cu = conf_uplink_at(conf, (size_t)ui);
+			b->members[i][j].uplink = (size_t)ui;
+			b->members[i][j].weight = ms.weight ? ms.weight : cu->weight;
+			b->members[i][j].tier = ms.tier ? ms.tier : cu->tier;
+		}
+		d->name = cp->s.name;
+		d->members = b->members[i];
+		d->n_members = cp->members.n;
+		d->sticky = cp->sticky == STICKY_SOURCE	       ? POLICY_STICKY_SOURCE
+			    : cp->sticky == STICKY_SOURCE_DEST ? POLICY_STICKY_SOURCE_DEST
+							       : POLICY_STICKY_NONE;
+		d->sticky_timeout_ms = cp->sticky_timeout_ms;
+		d->sticky_prefix4 = (uint8_t)cp->sticky_prefix4;
+		d->sticky_prefix6 = (uint8_t)cp->sticky_prefix6;
+		d->last_resort = cp->last_resort == LAST_RESORT_REJECT ? POLICY_LAST_REJECT
+								       : POLICY_LAST_MAIN;
+	}
+	b->m.policies = b->policies;
+	b->m.n_policies = pl->n;
+	b->m.default_policy = bal->default_policy ? policy_index(conf, bal->default_policy) : 0;
+
+	b->sets = xcalloc(sl->n + 1, sizeof(*b->sets));
+	for (size_t i = 0; i < sl->n; i++) {
+		const struct conf_set *cs = (const struct conf_set *)sl->items[i];
+		b->sets[i].name = cs->s.name;
+		b->sets[i].prefixes = cs->prefixes.v;
+		b->sets[i].n = cs->prefixes.n;
+	}
+	b->m.sets = b->sets;
+	b->m.n_sets = sl->n;
+
+	b->rules = xcalloc(rl->n + 1, sizeof(*b->rules));
+	for (size_t i = 0; i < rl->n; i++) {
+		const struct conf_rule *cr = (const struct conf_rule *)rl->items[i];
+		struct policy_rule *r = &b->rules[i];
+		r->name = cr->s.name;
+		r->src = cr->src.v;
+		r->n_src = cr->src.n;
+		r->dst = cr->dst.v;
+		r->n_dst = cr->dst.n;
+		r->dst_set = cr->dst_set;
+		r->proto = proto_number[cr->proto];
+		r->dport = cr->dport.v;
+		r->n_dport = cr->dport.n;
+		r->iif = cr->iif[0] ? cr->iif : NULL;
+		r->policy = streq(cr->policy, "main") ? -1 : policy_index(conf, cr->policy);
+	}
+	b->m.rules = b->rules;
+	b->m.n_rules = rl->n;
+}
+
+/* ------------------------------------------------------------ routes and rules */
+
+/* Loose reverse-path filtering on an uplink: replies may arrive on any uplink. */
+static void rp_filter_loose(const char *ifname)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/rp_filter", ifname);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "2", 1) != 1)
+		log_debug("policy: %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+struct rule_scan {
+	struct policy_module *pm;
+	struct nl_rule *found;
+	size_t n;
+};
+
+static int rule_scan_cb(const struct nl_rule *r, void *arg)
+{
+	struct rule_scan *sc = arg;
+
+	if (r->protocol != RTPROT_EGRESS || !r->has_priority || r->priority < sc->pm->prio ||
+		r->priority >= sc->pm->prio + POLICY_MAX_UPLINKS)
+		return 0;
+	sc->found = xrealloc(sc->found, (sc->n + 1) * sizeof(*sc->found));
+	sc->found[sc->n++] = *r;
+	return 0;
+}
+
+static bool rule_same(const struct nl_rule *a, const struct nl_rule *b)
+{
+	return a->family == b->family && a->priority == b->priority &&
+	       a->has_fwmark == b->has_fwmark && a->fwmark == b->fwmark &&
+	       a->fwmask == b->fwmask && a->table == b->table &&
+	       a->has_suppress_prefixlen == b->has_suppress_prefixlen &&
+	       a->suppress_prefixlen == b->suppress_prefixlen;
+}
+
+/* Make our rules exactly want[0..n). 0 or the first error. */
+static int rules_reconcile(struct policy_module *pm, const struct nl_rule *want, size_t n)
+{
+	struct rule_scan sc = {.pm = pm};
+	int r = 0, e;
+
+	for (int f = 0; f < 2; f++) {
+		e = nl_rule_dump(pm->nl, f ? AF_INET6 : AF_INET, rule_scan_cb, &sc);
+		if (e < 0) {
+			free(sc.found);
+			return e;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool have = false;
+		for (size_t j = 0; j < sc.n; j++)
+			have |= rule_same(&sc.found[j], &want[i]);
+		if (!have && (e = nl_rule_apply(pm->nl, NL_ADD, &want[i])) < 0 && e != -EEXIST) {
+			log_warnx("policy: add rule fwmark 0x%x/0x%x lookup %u: %s%s%s", want[i].fwmark,
+				want[i].fwmask, want[i].table, strerror(-e),
+				*nl_last_error(pm->nl) ? ": " : "", nl_last_error(pm->nl));
+			r = r ? r : e;
+		}
+	}
+	for (size_t j = 0; j < sc.n; j++) {
+		bool wanted = false;
+		for (size_t i = 0; i < n; i++)
+			wanted |= rule_same(&sc.found[j], &want[i]);
+		if (!wanted && (e = nl_rule_apply(pm->nl, NL_DEL, &sc.found[j])) < 0 && e != -ENOENT)
+			r = r ? r : e;
+	}
+	free(sc.found);
+	return r;
+}
+
+static void table_remember(struct policy_module *pm, uint32_t table)
+{
+	for (size_t i = 0; i < pm->n_tables; i++)
+		if (pm->tables[i] == table)
+			return;
+	pm->tables = xrealloc(pm->tables, (pm->n_tables + 1) * sizeof(*pm->tables));
+	pm->tables[pm->n_tables++] = table;
+}
+
+static void table_default_del(struct policy_module *pm, uint32_t table)
+{
+	for (int f = 0; f < 2; f++) {
+		struct nl_route rt = {.family = f ? AF_INET6 : AF_INET, .table = table,
+			.protocol = RTPROT_EGRESS};
+		nl_route_apply(pm->nl, NL_DEL, &rt);
+	}
+}
+
+/* Each uplink's table gets its default route; each uplink its fwmark rule. */
+static int routing_reconcile(struct policy_module *pm)
+{
+	const struct conf *conf = pm->conf;
+	const struct conf_balance *bal = conf_balance(conf);
+	size_t n = conf_n_uplinks(conf);
+	struct nl_rule *want = xcalloc(2 * n + 3, sizeof(*want));
+	size_t n_want = 0;
+	int r = 0, e;
+
+	/* Main's specific routes first: marked replies to the LAN must not follow an uplink's
+	 * default route (only main's default is suppressed). */
+	for (int f = 0; f < 2; f++)
+		want[n_want++] = (struct nl_rule){.family = f ? AF_INET6 : AF_INET,
+			.protocol = RTPROT_EGRESS, .has_priority = true, .priority = pm->prio,
+			.table = RT_TABLE_MAIN, .has_suppress_prefixlen = true,
+			.suppress_prefixlen = 0};
+	for (size_t i = 0; i < n && i + 1 < POLICY_MAX_UPLINKS; i++) {
+		const struct conf_uplink *c = conf_uplink_at(conf, i);
+		const struct uplink *u = uplink_find(pm->set, c->s.name);
+		uint32_t table = conf_uplink_table(bal, c, i);
+
+		if (c->s.origin || !c->interface[0])
+			continue;
+		for (int f = 0; f < 2; f++) {
+			if (f ? !uplink_v6(c) : !uplink_v4(c))
+				continue;
+			want[n_want++] = (struct nl_rule){.family = f ? AF_INET6 : AF_INET,
+				.protocol = RTPROT_EGRESS, .has_priority = true,
+				.priority = pm->prio + 1 + (uint32_t)i, .has_fwmark = true,
+				.fwmark = conf_uplink_mark(bal, c, i), .fwmask = bal->mark_mask,
+				.table = table};
+		}
+		table_remember(pm, table);
+		if (!u || !u->ifindex)
+			continue; /* no interface now: its link event brings us back */
+		rp_filter_loose(c->interface);
+		for (int f = 0; f < 2; f++) {
+			int family = f ? AF_INET6 : AF_INET;
+			if (f ? !uplink_v6(c) : !uplink_v4(c))
+				continue;
+			struct nl_route rt = {.family = family, .table = table,
+				.protocol = RTPROT_EGRESS, .oif = u->ifindex, .gw = uplink_gw(c, family)};
+			e = nl_route_apply(pm->nl, NL_REPLACE, &rt);
+			if (e < 0) {
+				log_debug("policy: uplink %s: default route in table %u: %s%s%s",
+					c->s.name, table, strerror(-e),
+					*nl_last_error(pm->nl) ? ": " : "", nl_last_error(pm->nl));
+				r = r ? r : e;
+			}
+		}
+	}
+	e = rules_reconcile(pm, want, n_want);
+	free(want);
+	return r ? r : e;
+}
+
+/* ------------------------------------------------------------ conntrack */
+
+static const struct policy_seen *seen_find(const struct policy_module *pm, const char *name)
+{
+	for (size_t i = 0; i < pm->n_seen; i++)
+		if (streq(pm->seen[i].name, name))
+			return &pm->seen[i];
+	return NULL;
+}
+
+/* Delete the connections of uplinks that were usable and are not now (or are gone). */
+static void conntrack_flush(struct policy_module *pm, const struct model_buf *b)
+{
+	for (size_t i = 0; i < pm->n_seen; i++) {
+		const struct policy_seen *old = &pm->seen[i];
+		bool still = false;
+		size_t count = 0;
+
+		if (!old->usable)
+			continue;
+		for (size_t j = 0; j < b->m.n_uplinks; j++)
+			if (streq(b->uplinks[j].name, old->name) && b->uplinks[j].usable &&
+				b->uplinks[j].mark == old->mark)
+				still = true;
+		if (still)
+			continue;
+		nl_ct_count(pm->ct, AF_UNSPEC, old->mark, pm->mask, &count);
+		int r = nl_ct_delete_mark(pm->ct, AF_UNSPEC, old->mark, pm->mask);
+		if (r < 0)
+			log_warnx("policy: uplink %s: deleting its connections: %s", old->name,
+				strerror(-r));
+		else
+			log_info("policy: uplink %s: %zu connection%s deleted, clients reconnect "
+				 "through the others",
+				old->name, count, count == 1 ? "" : "s");
+	}
+}
+
+static void seen_take(struct policy_module *pm, const struct model_buf *b)
+{
+	free(pm->seen);
+	pm->seen = xcalloc(b->m.n_uplinks + 1, sizeof(*pm->seen));
+	pm->n_seen = b->m.n_uplinks;
+	for (size_t i = 0; i < b->m.n_uplinks; i++) {
+		snprintf(pm->seen[i].name, sizeof(pm->seen[i].name), "%s", b->uplinks[i].name);
+		pm->seen[i].mark = b->uplinks[i].mark;
+		pm->seen[i].usable = b->uplinks[i].usable;
+	}
+}
+
+/* ------------------------------------------------------------ apply */
+
+static void policy_log_choice(const struct policy_module *pm, const struct model_buf *b)
+{
+	char list[512];
+	size_t off = 0;
+
+	list[0] = '\0';
+	for (size_t i = 0; i < b->m.n_uplinks && off < sizeof(list); i++) {
+		const struct policy_seen *old = seen_find(pm, b->uplinks[i].name);
+		if (old && old->usable == b->uplinks[i].usable)
+			continue;
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s %s", off ? ", " : "",
+			b->uplinks[i].name, b->uplinks[i].usable ? "in" : "out");
+	}
+	if (off)
+		log_info("policy: table inet egress replaced (%s)", list);
+}
+
+static int policy_apply(struct policy_module *pm)
+{
+	struct model_buf b;
+	char *body = NULL, *err = NULL;
+	int r;
+
+	model_build(pm, &b);
+	r = policy_nft_body(&b.m, &body);
+	if (r < 0) {
+		log_error("policy: cannot build the ruleset: %s", strerror(-r));
+		goto out;
+	}
+	if (!pm->body || !streq(body, pm->body)) {
+		r = nft_table_apply(pm->nft, "inet", "egress", body, &err);
+		if (r < 0) {
+			log_error("policy: nftables refused the new table, the running one stays: %s",
+				err ? err : strerror(-r));
+			goto out;
+		}
+		policy_log_choice(pm, &b);
+		free(pm->body);
+		pm->body = body;
+		body = NULL;
+		pm->applied = true;
+	}
+	r = routing_reconcile(pm);
+	if (r < 0)
+		event_add(pm->retry_ev, &(struct timeval){.tv_sec = RETRY_SEC});
+	if (conf_balance(pm->conf)->flush_conntrack)
+		conntrack_flush(pm, &b);
+	seen_take(pm, &b);
+	r = 0;
+out:
+	free(body);
+	free(err);
+	model_buf_clear(&b);
+	return r;
+}
+
+static void policy_apply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	policy_apply(arg);
+}
+
+static void policy_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
+{
+	struct policy_module *pm = arg;
+
+	(void)u;
+	(void)ev;
+	event_active(pm->apply_ev, EV_TIMEOUT, 0);
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+int policy_module_new(struct event_base *base, const struct conf *conf, struct uplink_set *set,
+	struct policy_module **ret)
+{
+	struct policy_module *pm = xcalloc(1, sizeof(*pm));
+	const struct conf_balance *bal = conf_balance(conf);
+	int r;
+
+	if (!bal) {
+		free(pm);
+		return -EINVAL;
+	}
+	pm->base = base;
+	pm->set = set;
+	pm->conf = conf;
+	pm->prio = bal->rule_priority;
+	pm->mask = bal->mark_mask;
+	pm->keep = bal->keep;
+	pm->nft = nft_new();
+	if (!pm->nft) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = nl_open(NETLINK_ROUTE, &pm->nl);
+	if (r < 0)
+		goto fail;
+	r = nl_open(NETLINK_NETFILTER, &pm->ct);
+	if (r < 0)
+		goto fail;
+	pm->apply_ev = event_new(base, -1, 0, policy_apply_cb, pm);
+	pm->retry_ev = evtimer_new(base, policy_apply_cb, pm);
+	r = policy_apply(pm);
+	if (r < 0)
+		goto fail;
+	uplink_set_subscribe(set, policy_uplink_cb, pm);
+	log_info("policy: balancing %zu LAN interface%s over %zu uplinks, %zu polic%s, %zu rule%s",
+		bal->lan.n, bal->lan.n == 1 ? "" : "s", conf_n_uplinks(conf),
+		conf_sections(conf, "policy")->n, conf_sections(conf, "policy")->n == 1 ? "y" : "ies",
+		conf_sections(conf, "rule")->n, conf_sections(conf, "rule")->n == 1 ? "" : "s");
+	*ret = pm;
+	return 0;
+fail:
+	log_error("policy: cannot start: %s", strerror(-r));
+	pm->keep = true; /* leave whatever an earlier run left: we did not take it over */
+	policy_module_free(pm);
+	return r;
+}
+
+int policy_module_reconf(struct policy_module *pm, const struct conf *conf)
+{
+	const struct conf_balance *bal = conf_balance(conf);
+
+	/* the daemon frees the old configuration after this: even if the kernel refuses the
+	 * new table (the running one then stays), conf is what we read from now on */
+	pm->conf = conf;
+	if (bal->rule_priority != pm->prio || bal->mark_mask != pm->mask) {
+		/* our rules move: remove those at the old place first */
+		rules_reconcile(pm, NULL, 0);
+		pm->prio = bal->rule_priority;
+		pm->mask = bal->mark_mask;
+	}
+	pm->keep = bal->keep;
+	return policy_apply(pm);
+}
+
+void policy_module_free(struct policy_module *pm)
+{
+	char *err = NULL;
+
+	if (!pm)
+		return;
+	uplink_set_unsubscribe(pm->set, policy_uplink_cb, pm);
+	if (!pm->keep && pm->nl) {
+		if (nft_table_delete(pm->nft, "inet", "egress", &err) < 0)
+			log_warnx("policy: removing table inet egress: %s", err ? err : "failed");
+		free(err);
+		rules_reconcile(pm, NULL, 0);
+		for (size_t i = 0; i < pm->n_tables; i++)
+			table_default_del(pm, pm->tables[i]);
+		log_info("policy: table, rules and routes removed");
+	} else if (pm->applied) {
+		log_info("policy: dataplane kept in place");
+	}
+	if (pm->apply_ev)
+		event_free(pm->apply_ev);
+	if (pm->retry_ev)
+		event_free(pm->retry_ev);
+	nl_free(pm->nl);
+	nl_free(pm->ct);
+	nft_free(pm->nft);
+	free(pm->body);
+	free(pm->seen);
+	free(pm->tables);
+	free(pm);
+}

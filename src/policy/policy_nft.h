@@ -1,0 +1,118 @@
+/*
+ * policy_nft.h - the nftables ruleset of the policy module (multi-WAN load balancing).
+ *
+ * A pure function turns a model of uplinks, policies, destination sets and rules into the body
+ * of `table inet egress { ... }`, ready for nft_table_apply() (one transaction).  The body is
+ * deterministic: the same model always gives the same text (golden tests rely on it).
+ *
+ * This file must not touch the kernel, log, or keep state: routing tables, ip rules, conntrack
+ * flushes and applying the text are the caller's job (policy.c).  The ruleset only sets marks
+ * inside mark_mask, so other tools keep their bits of the packet and conntrack marks.
+ *
+ * Names of uplinks, policies and sets are sanitised to [a-z0-9_] (other characters become '_',
+ * upper case is lowered) and appear in chain and set names: `mark.NAME`, `restore.NAME`,
+ * `policy.NAME`, `pick.POLICY.UPLINK`, `dst.SET.v4`, `sticky.POLICY.UPLINK.v6`; two names of the
+ * same kind that sanitise to the same text are refused.
+ */
+#ifndef EGRESS_POLICY_NFT_H
+#define EGRESS_POLICY_NFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cidr.h"
+#include "conf.h"
+
+/* Longest uplink, policy or set name accepted (after sanitising). */
+#define POLICY_NFT_NAME_MAX 48
+
+struct policy_uplink {
+	const char *name;   /* uplink name (chain/set names and comments, sanitised) */
+	const char *ifname; /* its interface; NULL: none (no inbound marking, no masquerade) */
+	uint32_t mark;	    /* its mark: non-zero, inside mark_mask, unique */
+	bool v4, v6;	    /* it can carry IPv4 / IPv6 (has a gateway of that family) */
+	bool usable;	    /* healthy now */
+	bool masquerade;    /* masquerade what leaves through ifname (needs ifname) */
+};
+
+struct policy_member {
+	size_t uplink; /* index into uplinks; an uplink appears at most once per policy */
+	int weight;    /* 1..256 */
+	int tier;      /* 1 = preferred; higher tiers are used when no lower one is usable */
+};
+
+enum policy_sticky {
+	POLICY_STICKY_NONE,
+	POLICY_STICKY_SOURCE,	   /* a source address keeps its uplink */
+	POLICY_STICKY_SOURCE_DEST, /* a source and destination prefix pair keeps its uplink */
+	_POLICY_STICKY_MAX,
+};
+extern const char *const policy_sticky_name[_POLICY_STICKY_MAX];
+
+enum policy_last_resort {
+	POLICY_LAST_MAIN,   /* no usable member: no mark, the main table decides */
+	POLICY_LAST_REJECT, /* no usable member: tcp reset / icmpx admin-prohibited */
+	_POLICY_LAST_MAX,
+};
+extern const char *const policy_last_resort_name[_POLICY_LAST_MAX];
+
+struct policy_def {
+	const char *name;
+	const struct policy_member *members;
+	size_t n_members;	    /* 0 is allowed: always the last resort */
+	int sticky;		    /* enum policy_sticky */
+	uint32_t sticky_timeout_ms; /* > 0 when sticky */
+	uint8_t sticky_prefix4,
+		sticky_prefix6; /* SOURCE_DEST: destination prefix, 1..32 / 1..128 */
+	int last_resort;	/* enum policy_last_resort */
+};
+
+/* A named destination set; prefixes of both families, overlaps allowed (they are merged). */
+struct policy_set {
+	const char *name;
+	const struct cidr *prefixes;
+	size_t n;
+};
+
+struct policy_rule {
+	const char *name;	/* for the rule's comment; NULL: "rule N" (1-based) */
+	const struct cidr *src; /* source prefixes; n_src 0: any */
+	size_t n_src;
+	const struct cidr *dst; /* destination prefixes; n_dst 0: any */
+	size_t n_dst;
+	const char *dst_set;	   /* NULL or the name of one of the model's sets */
+	int proto;		   /* 0 any, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP (ICMPv6 too) */
+	const struct range *dport; /* destination ports 0..65535; n_dport 0: any (needs tcp/udp) */
+	size_t n_dport;
+	const char *iif; /* NULL: any LAN interface (never matches the gateway's own traffic) */
+	int policy;	 /* index into policies, or -1 = "main" (bypass: no mark) */
+};
+
+/*
+ * The whole input; every pointer is borrowed.  A rule's conditions are ANDed; where it names
+ * prefixes of one family only (src, dst, dst_set), it matches that family only.
+ */
+struct policy_model {
+	uint32_t mark_mask;	/* our bits of the mark, e.g. 0xff00 */
+	const char *const *lan; /* LAN interfaces served */
+	size_t n_lan;
+	bool output; /* also balance the gateway's own traffic (OUTPUT) */
+	const struct policy_uplink *uplinks;
+	size_t n_uplinks;
+	const struct policy_def *policies;
+	size_t n_policies;
+	int default_policy; /* index: what no rule matches uses */
+	const struct policy_set *sets;
+	size_t n_sets;
+	const struct policy_rule *rules; /* first match wins */
+	size_t n_rules;
+};
+
+/*
+ * Build the body of `table inet egress { ... }` for m (borrowed) into *ret, a new string the
+ * caller frees.  0, or -EINVAL for an inconsistent model (*ret untouched, nothing allocated).
+ */
+int policy_nft_body(const struct policy_model *m, char **ret);
+
+#endif

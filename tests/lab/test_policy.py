@@ -1,0 +1,275 @@
+"""The policy module: kernel multi-WAN load balancing with nftables marks and policy routing.
+
+Topology in policylab.py: two LAN clients, gw running egressd, three ISPs and an internet
+namespace whose echo server tells which uplink (masqueraded address) a flow came through.
+"""
+
+import collections
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from egressd import Egressd
+from lab import wait_for
+from policylab import ADDR, CONF, HERE, SERVER, SERVER6, UPLINK_OF, build
+
+pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
+
+
+def start(gw, egressd_bin, conf=CONF, up=("isp1", "isp2", "isp3")):
+    d = Egressd.start(gw, egressd_bin, conf)
+    for u in up:
+        d.wait_log(r"uplink %s: init -> up" % u)
+    d.wait_log(r"policy: balancing")
+    return d
+
+
+def tcp_shares(node, n, dst=SERVER, interval=0.004):
+    """Open n new connections to the echo server; count them per uplink."""
+    r = node.run([sys.executable, str(HERE / "newflows.py"), dst, "7000", str(interval),
+                  str(n * interval), "2"], timeout=60)
+    c = collections.Counter()
+    for line in r.stdout.splitlines():
+        f = line.split()
+        c[UPLINK_OF.get(f[3], f[3]) if f[1] == "ok" else "fail"] += 1
+    return c
+
+
+def only(c, uplink, n):
+    """All of about n connections went through uplink, none failed."""
+    return set(c) == {uplink} and c[uplink] >= 0.9 * n
+
+
+def udp_shares(node, n, dst=SERVER):
+    r = node.run([sys.executable, str(HERE / "udpflows.py"), dst, "7000", str(n), "0.5"],
+                 timeout=120)
+    c = collections.Counter()
+    for line in r.stdout.splitlines():
+        f = line.split()
+        c[UPLINK_OF.get(f[2], f[2]) if f[0] == "ok" else "fail"] += 1
+    return c
+
+
+def flow(node, dst=SERVER):
+    p = node.popen([sys.executable, str(HERE / "flowclient.py"), dst, "7000"], name="flow",
+                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    assert p.stdout.readline().startswith("connected")
+
+    def ask(text):
+        p.stdin.write(text + "\n")
+        p.stdin.flush()
+        return p.stdout.readline().strip()
+    return p, ask
+
+
+def ct_marks(gw):
+    """conntrack entries of the echo port: {(src, sport): mark}."""
+    out = gw.run(["conntrack", "-L", "-p", "tcp", "--dport", "7000"], check=False).stdout
+    marks = {}
+    for line in out.splitlines():
+        m = re.search(r"src=(\S+) dst=\S+ sport=(\d+) .* mark=(\d+)", line)
+        if m:
+            marks[(m.group(1), m.group(2))] = int(m.group(3))
+    return marks
+
+
+def test_tcp_split_by_weight_3_2_1(lab, egressd_bin):
+    gw = build(lab)
+    d = start(gw, egressd_bin)
+    c = tcp_shares(lab["client1"], 1000)
+    assert c["fail"] == 0, c
+    total = sum(c.values())
+    for uplink, weight in (("isp1", 3), ("isp2", 2), ("isp3", 1)):
+        share = 100.0 * c[uplink] / total
+        assert abs(share - 100.0 * weight / 6) <= 5, (uplink, share, c)
+    assert d.stop() == 0
+    d.assert_clean()
+    # a clean stop removes the table, the rules and the uplinks' routes
+    assert "egress" not in gw.run(["nft", "list", "tables"]).stdout
+    assert "lookup 46" not in gw.run(["ip", "rule"]).stdout
+
+
+def test_udp_flows_are_balanced(lab, egressd_bin):
+    gw = build(lab)
+    d = start(gw, egressd_bin)
+    c = udp_shares(lab["client2"], 600)
+    assert c["fail"] == 0, c
+    for uplink, weight in (("isp1", 3), ("isp2", 2), ("isp3", 1)):
+        assert abs(100.0 * c[uplink] / 600 - 100.0 * weight / 6) <= 8, c
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_failover_resets_only_the_failed_uplinks_flows(lab, egressd_bin):
+    gw = build(lab)
+    d = start(gw, egressd_bin)
+    # open flows until there is one on each uplink
+    flows = {}
+    for _ in range(60):
+        p, ask = flow(lab["client1"])
+        u = UPLINK_OF[ask("who").split()[-1]]
+        if u not in flows:
+            flows[u] = (p, ask)
+        else:
+            p.stdin.close()
+        if len(flows) == 3:
+            break
+    assert len(flows) == 3
+    before = ct_marks(gw)
+
+    d.set_mark()
+    lab.cut(lab["isp2"], "eth1", mode="blackhole")  # isp2 dies behind a live link
+    d.wait_log(r"uplink isp2: up -> down")
+    t_down = time.monotonic()
+    d.wait_log(r"policy: uplink isp2: \d+ connections? deleted")
+    # the flow on isp2 fails at once rather than hanging ...
+    answer = flows["isp2"][1]("still there?")
+    assert answer.startswith("error"), answer
+    assert time.monotonic() - t_down < 1.0
+    # ... while the others keep flowing, their conntrack marks untouched
+    for u in ("isp1", "isp3"):
+        assert flows[u][1]("ping") == "ok ping"
+    after = ct_marks(gw)
+    kept = {k: v for k, v in before.items() if k in after}
+    assert kept and all(after[k] == v for k, v in kept.items())
+    # new connections avoid isp2
+    c = tcp_shares(lab["client1"], 200)
+    assert c["isp2"] == 0 and c["fail"] == 0, c
+
+    # isp2 returns: new connections use it again; the long-lived flows never noticed
+    lab.restore(lab["isp2"], "eth1")
+    d.wait_log(r"uplink isp2: down -> up")
+    wait_for(lambda: tcp_shares(lab["client1"], 100)["isp2"] > 0, timeout=5,
+             what="isp2 to take new connections again")
+    for u in ("isp1", "isp3"):
+        assert flows[u][1]("after") == "ok after"
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_tiers_fail_over_and_back(lab, egressd_bin):
+    gw = build(lab)
+    conf = CONF.replace("member = isp1, isp2, isp3", "member = isp1, isp2/1, isp3/2")
+    d = start(gw, egressd_bin, conf)
+    c = tcp_shares(lab["client1"], 150)
+    assert c["isp3"] == 0 and c["isp1"] and c["isp2"], c  # tier 2 idle while tier 1 is up
+    lab.cut(lab["isp1"], "eth1", mode="blackhole")
+    lab.cut(lab["isp2"], "eth1", mode="blackhole")
+    d.wait_log(r"uplink isp1: up -> down")
+    d.wait_log(r"uplink isp2: up -> down")
+    wait_for(lambda: only(tcp_shares(lab["client1"], 30), "isp3", 30), timeout=5,
+             what="all new connections on tier 2")
+    lab.restore(lab["isp1"], "eth1")
+    d.wait_log(r"uplink isp1: down -> up")
+    wait_for(lambda: only(tcp_shares(lab["client1"], 30), "isp1", 30), timeout=5,
+             what="back on tier 1")
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_affinity_keeps_a_client_on_one_uplink(lab, egressd_bin):
+    gw = build(lab)
+    conf = CONF + "sticky = source\n"
+    d = start(gw, egressd_bin, conf)
+    c = tcp_shares(lab["client1"], 100)
+    assert len([u for u in c if c[u]]) == 1, c  # 100 connections, one uplink
+    # negative: without affinity the same client is spread
+    assert d.stop() == 0
+    d = start(gw, egressd_bin)
+    c = tcp_shares(lab["client1"], 100)
+    assert len([u for u in c if c[u]]) == 3, c
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_rules_sets_ports_and_main(lab, egressd_bin):
+    gw = build(lab)
+    lab["inet"].ip("addr", "add", "11.0.0.81/32", "dev", "lo")
+    lab["inet"].ip("addr", "add", "11.0.0.82/32", "dev", "lo")
+    for isp in ("isp1", "isp2", "isp3"):
+        lab[isp].ip("route", "replace", "11.0.0.80/30", "via",
+                    lab[isp].json(["ip", "-j", "route", "get", SERVER])[0]["gateway"])
+    conf = CONF + """
+[policy only3]
+member = isp3
+
+[policy only2]
+member = isp2
+
+[set special]
+prefix = 11.0.0.81
+
+[rule to-special]
+dst_set = special
+policy = only3
+
+[rule to-82]
+dst = 11.0.0.82
+policy = main
+
+[rule echo-port-from-client2]
+src = 10.10.2.0/24
+proto = tcp
+dport = 7000
+policy = only2
+"""
+    d = start(gw, egressd_bin, conf)
+    assert only(tcp_shares(lab["client1"], 40, dst="11.0.0.81"), "isp3", 40)
+    assert only(tcp_shares(lab["client1"], 40, dst="11.0.0.82"), "isp1", 40)  # main: isp1
+    assert only(tcp_shares(lab["client2"], 40), "isp2", 40)
+    c = tcp_shares(lab["client1"], 60)  # no rule: the first policy, all three
+    assert len([u for u in c if c[u]]) == 3, c
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_ipv6_through_an_ipv6_uplink(lab, egressd_bin):
+    gw = build(lab, v6=True)
+    # isp1 is dual-stack; isp2 and isp3 carry IPv4 only
+    conf = CONF.replace("gateway = 192.0.2.2\n", "gateway = 192.0.2.2\ngateway6 = 2001:db8:1::2\n")
+    d = start(gw, egressd_bin, conf)
+    c = tcp_shares(lab["client1"], 30, dst=SERVER6)
+    assert only(c, "2001:db8:1::1", 30), c
+    c4 = tcp_shares(lab["client1"], 60)
+    assert c4["fail"] == 0 and "2001:db8:1::1" not in c4
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_golden_table(lab, egressd_bin):
+    """`nft list table inet egress` for CONF with every uplink up, as the kernel holds it."""
+    gw = build(lab)
+    d = start(gw, egressd_bin, CONF + "sticky = source\n" + """
+[set office]
+prefix = 11.0.0.64/28, 2a00:2::/32
+
+[rule office]
+dst_set = office
+proto = tcp
+dport = 22, 8000-8080
+policy = main
+""")
+    d.wait_log(r"policy: table inet egress replaced \(isp1 in, isp2 in, isp3 in\)")
+    text = gw.run(["nft", "-s", "list", "table", "inet", "egress"]).stdout
+    golden = HERE / "golden" / "policy.nft"
+    if os.environ.get("EG_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_bad_config_leaves_the_running_table(lab, egressd_bin):
+    gw = build(lab)
+    d = start(gw, egressd_bin)
+    before = gw.run(["nft", "-s", "list", "table", "inet", "egress"]).stdout
+    d.write_conf(CONF.replace("member = isp1, isp2, isp3", "member = isp1, nosuch"))
+    d.reload()
+    d.wait_log(r"reload failed")
+    assert gw.run(["nft", "-s", "list", "table", "inet", "egress"]).stdout == before
+    assert d.stop() == 0
+    d.assert_clean()

@@ -1,0 +1,316 @@
+/*
+ * test_policy_nft_kernel.c - the policy ruleset (src/policy/policy_nft.c) in the real kernel.
+ *
+ * The group setup moves the process into a private network namespace (unshare(CLONE_NEWNET)),
+ * brings lo up and creates veth pairs named like the model's interfaces (eth1, eth2, wwan0,
+ * lan0, lan1; the peers stay in the namespace); everything disappears with the process and
+ * nothing runs before the unshare() succeeded.  Each variant of test_policy_nft.c (included
+ * below) must load with nft_table_apply() and read back; then a traffic check: locally made
+ * UDP flows (the model balances OUTPUT too) must carry the conntrack marks the policy chose,
+ * in proportion to the weights, never an unusable uplink's, the same one for a sticky source,
+ * and none for the gateway's own addresses or when the last resort is the main table.
+ */
+#define TEST_POLICY_NFT_NO_MAIN
+#include "test_policy_nft.c"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nft.h"
+#include "nl.h"
+
+static struct nft *g_nft;
+static struct nl *g_ct;
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+/* Run `ip ARGS` (space separated) in our namespace; its exit status. */
+static int ip(const char *args)
+{
+	char buf[256], *argv[32] = {"ip"}, *save = NULL, *tok;
+	int argc = 1, status;
+	pid_t pid;
+
+	snprintf(buf, sizeof(buf), "%s", args);
+	for (tok = strtok_r(buf, " ", &save); tok && argc < 31; tok = strtok_r(NULL, " ", &save))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execvp("ip", argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int lo_up(void)
+{
+	struct ifreq ifr = {0};
+	int fd, r = -1;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	close(fd);
+	return r;
+}
+
+static char *body_variant(int v)
+{
+	struct fixture fx;
+
+	variant_init(&fx, v);
+	return body_of(&fx);
+}
+
+static char *listing(void)
+{
+	char *s = NULL;
+
+	assert_int_equal(nft_table_list(g_nft, "inet", "egress", 0, &s), 0);
+	assert_non_null(s);
+	return s;
+}
+
+static void apply(const char *body)
+{
+	char *err = NULL;
+	int r = nft_table_apply(g_nft, "inet", "egress", body, &err);
+
+	if (r != 0)
+		fail_msg("nft_table_apply: %d: %s", r, err ? err : "");
+	free(err);
+}
+
+/*
+ * Send n UDP datagrams to dst:port, each from a new socket and source port of its own (a new
+ * flow; an ephemeral port could be reused and merge two flows into one conntrack entry).
+ */
+static void send_flows(const char *dst, uint16_t port, int n)
+{
+	static uint16_t next_sport = 20000;
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	int i, fd;
+
+	assert_int_equal(inet_pton(AF_INET, dst, &sin.sin_addr), 1);
+	for (i = 0; i < n; i++) {
+		fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		assert_true(fd >= 0);
+		src.sin_port = htons(next_sport++);
+		assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+		/* A rejected flow fails here (EPERM): that is for the caller to count. */
+		(void)sendto(fd, "x", 1, 0, (struct sockaddr *)&sin, sizeof(sin));
+		close(fd);
+	}
+}
+
+/* Conntrack entries to one destination, by (ct mark & 0xff00) >> 8 (index 0..255). */
+struct ct_tally {
+	struct addr dst;
+	int by_mark[256];
+	int other_bits; /* entries with mark bits outside 0xff00 */
+	int total;
+};
+
+static int tally_cb(const struct nl_ct *ct, void *arg)
+{
+	struct ct_tally *t = arg;
+
+	if (!addr_eq(&ct->dst, &t->dst))
+		return 0;
+	t->by_mark[(ct->mark & 0xff00) >> 8]++;
+	t->other_bits += (ct->mark & ~0xff00u) != 0;
+	t->total++;
+	return 0;
+}
+
+static void tally(const char *dst, struct ct_tally *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	assert_int_equal(addr_parse(dst, &ret->dst), 0);
+	assert_int_equal(nl_ct_dump(g_ct, AF_INET, 0, 0, tally_cb, ret), 0);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+/* Every variant loads, reads back, and a broken body changes nothing. */
+static void test_apply_variants(void **state)
+{
+	char *body, *list, *list2, *bad, *err = NULL, *p;
+	int v;
+
+	for (v = 0; v < _V_MAX; v++) {
+		body = body_variant(v);
+		assert_int_equal(nft_table_check(g_nft, "inet", "egress", body, NULL), 0);
+		apply(body);
+		list = listing();
+		assert_non_null(strstr(list, "chain policy.secure {"));
+		assert_non_null(strstr(list, "chain prerouting {"));
+		assert_true(!strstr(list, "chain output {") == (v == V_NO_OUTPUT));
+		assert_true(!strstr(list, "sticky.secure.isp2") ==
+			    (v == V_ISP2_DOWN || v == V_TIER1_DOWN || v == V_ALL_DOWN));
+		assert_true(
+			!strstr(list, "numgen random") == (v == V_ALL_DOWN || v == V_TIER1_DOWN));
+		if (v == V_MAIN) {
+			assert_non_null(
+				strstr(list, "elements = { 198.51.100.7, 203.0.113.0/24 }"));
+			assert_non_null(strstr(list, "comment \"rule banking\""));
+		}
+
+		/* Applying the same body again gives the same table. */
+		apply(body);
+		list2 = listing();
+		assert_string_equal(list2, list);
+		free(list2);
+
+		/* Negative: a jump to a chain that does not exist is refused, the table stays. */
+		bad = xstrdup(body);
+		p = strstr(bad, "goto restore.isp1");
+		assert_non_null(p);
+		memcpy(p, "goto restore.zzz1", 17);
+		assert_true(nft_table_apply(g_nft, "inet", "egress", bad, &err) < 0);
+		assert_non_null(err);
+		FREE_AND_NULL(err);
+		list2 = listing();
+		assert_string_equal(list2, list);
+		free(list2);
+		free(bad);
+		free(list);
+		free(body);
+	}
+}
+
+/* The marks conntrack records for the gateway's own UDP flows. */
+static void test_traffic(void **state)
+{
+	struct ct_tally t;
+	char *body;
+	int i, used;
+
+	body = body_variant(V_MAIN);
+	apply(body);
+	free(body);
+
+	/* Default policy "balance": 3:2:1 over isp1, isp2, isp3 (marks 0x100, 0x200, 0x300). */
+	send_flows("198.51.100.1", 9, 600);
+	tally("198.51.100.1", &t);
+	assert_int_equal(t.total, 600);
+	assert_int_equal(t.by_mark[0], 0);
+	assert_int_equal(t.by_mark[1] + t.by_mark[2] + t.by_mark[3], 600);
+	assert_int_equal(t.other_bits, 0);
+	assert_true(t.by_mark[3] > 0);
+	assert_true(t.by_mark[1] > t.by_mark[3]); /* expected 300 vs 100 */
+	assert_true(t.by_mark[2] > t.by_mark[3] / 2);
+
+	/* Negative: the gateway's own address is never balanced. */
+	send_flows("127.0.0.1", 9, 20);
+	tally("127.0.0.1", &t);
+	assert_int_equal(t.total, 20);
+	assert_int_equal(t.by_mark[0], 20);
+
+	/* Rule voip (udp 5060) -> policy secure, sticky by source: one uplink for every flow. */
+	send_flows("198.51.100.3", 5060, 60);
+	tally("198.51.100.3", &t);
+	assert_int_equal(t.total, 60);
+	for (i = 1, used = 0; i < 4; i++)
+		used += t.by_mark[i] != 0;
+	assert_int_equal(used, 1);
+	assert_int_equal(t.by_mark[3], 0); /* isp3 is tier 2 */
+
+	/* isp2 not usable: it vanishes from the choice. */
+	body = body_variant(V_ISP2_DOWN);
+	apply(body);
+	free(body);
+	send_flows("198.51.100.2", 9, 300);
+	tally("198.51.100.2", &t);
+	assert_int_equal(t.total, 300);
+	assert_int_equal(t.by_mark[2], 0);
+	assert_int_equal(t.by_mark[1] + t.by_mark[3], 300);
+	assert_true(t.by_mark[1] > 0 && t.by_mark[3] > 0);
+
+	/* Nothing usable: balance falls back to main (no mark), secure rejects (no entry). */
+	body = body_variant(V_ALL_DOWN);
+	apply(body);
+	free(body);
+	send_flows("198.51.100.4", 9, 20);
+	tally("198.51.100.4", &t);
+	assert_int_equal(t.total, 20);
+	assert_int_equal(t.by_mark[0], 20);
+	send_flows("198.51.100.5", 5060, 20);
+	tally("198.51.100.5", &t);
+	assert_int_equal(t.total, 0);
+}
+
+/* ---- setup ---------------------------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+	static const char *const cmds[] = {
+		"link add eth1 type veth peer name eth1p",
+		"link add eth2 type veth peer name eth2p",
+		"link add wwan0 type veth peer name wwan0p",
+		"link add lan0 type veth peer name lan0p",
+		"link add lan1 type veth peer name lan1p",
+		"link set eth1 up",
+		"link set eth1p up",
+		"link set eth2 up",
+		"link set eth2p up",
+		"link set wwan0 up",
+		"link set wwan0p up",
+		"addr add 10.1.0.1/24 dev eth1",
+		"route add 198.51.100.0/24 dev eth1",
+	};
+	size_t i;
+
+	(void)state;
+	if (unshare(CLONE_NEWNET) < 0) {
+		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return -1;
+	}
+	if (lo_up() < 0)
+		return -1;
+	/* Only now, inside the private namespace, touch links and open sockets. */
+	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
+		if (ip(cmds[i]) != 0) {
+			fprintf(stderr, "ip %s failed\n", cmds[i]);
+			return -1;
+		}
+	}
+	g_nft = nft_new();
+	if (!g_nft || nl_open(NETLINK_NETFILTER, &g_ct) < 0)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	nft_free(g_nft);
+	nl_free(g_ct);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_apply_variants),
+		cmocka_unit_test(test_traffic),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
