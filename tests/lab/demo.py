@@ -1,104 +1,64 @@
 #!/usr/bin/python3
-"""make demo: egressd in a lab of network namespaces, with a live view of its uplinks.
+"""make demo: egressd balancing a LAN over three ISPs, in a lab of network namespaces.
 
-    client1 --+                 +-- isp1 --+
-              +-- gw (egressd) -+-- isp2 --+-- internet (web server)
-    client2 --+                 +-- isp3 --+
+    client1 --+                        +-- isp1 (3, 40 Mbit/s) --+
+              +-- gw (egressd policy) -+-- isp2 (2, 20 Mbit/s) --+-- internet (web, DNS, iperf3)
+    client2 --+                        +-- isp3 (1, 10 Mbit/s) --+
 
-The gateway runs the real egressd with one uplink per ISP, each health-checked
-through its ISP (ICMP to the ISP's far side, HTTP for isp3).  Every few seconds
-the demo breaks an ISP: it cuts a link (carrier loss, seen at once) or
-blackholes an ISP behind a live link (only the health checks can tell), and
-later repairs it; the view shows each uplink's state as egressd reports it,
-with the time of its last change and its number of transitions.  The traffic dataplanes (route, policy,
-proxy) join this demo as they land; today it shows the shared uplink model
-following the kernel.
+The gateway runs the real egressd with the policy module: new connections from the LAN are
+spread over the ISPs by weight 3:2:1, each ISP health-checked through itself.  Both clients
+open new connections all the time and download from the web server.  The live view shows
+per uplink its state, its share of the new connections of the last 10 s and its
+throughput.  Part-way the demo blackholes an ISP behind a live link (only the health checks
+can tell), shows the failover - its connections move at once, the others never notice -
+and the recovery, and does it again with another ISP.
 
-Runs until Ctrl-C (or --duration seconds) and then removes every namespace
-it made.  Changes nothing in the machine's own network namespace.
+Runs until Ctrl-C (or --duration seconds) and then removes every namespace it made.  Changes
+nothing in the machine's own network namespace.
 """
 
 import argparse
+import collections
 import os
 import re
+import select
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 from egressd import Egressd  # noqa: E402
 from lab import Lab  # noqa: E402
-
-SPEC = """
-    client1:eth0 10.10.1.2/24 -- gw:lan1 10.10.1.1/24
-    client2:eth0 10.10.2.2/24 -- gw:lan2 10.10.2.1/24
-    gw:isp1 192.0.2.1/29 -- isp1:eth0 192.0.2.2/29
-    gw:isp2 192.0.2.9/29 -- isp2:eth0 192.0.2.10/29
-    gw:isp3 192.0.2.17/29 -- isp3:eth0 192.0.2.18/29
-    isp1:eth1 198.51.100.1/28 -- internet:isp1 198.51.100.2/28
-    isp2:eth1 198.51.100.17/28 -- internet:isp2 198.51.100.18/28
-    isp3:eth1 198.51.100.33/28 -- internet:isp3 198.51.100.34/28
-    gw forward
-    isp1 forward
-    isp2 forward
-    isp3 forward
-    client1 default via 10.10.1.1
-    client2 default via 10.10.2.1
-    gw route 198.51.100.0/28 via 192.0.2.2
-    gw route 198.51.100.16/28 via 192.0.2.10
-    gw route 198.51.100.32/28 via 192.0.2.18
-    internet route 192.0.2.0/29 via 198.51.100.1
-    internet route 192.0.2.8/29 via 198.51.100.17
-    internet route 192.0.2.16/29 via 198.51.100.33
-"""
-
-CONF = """
-; the demo's gateway: one uplink per ISP
-[global]
-log_level = info
-
-[uplink isp1]
-interface = isp1
-gateway = 192.0.2.2
-weight = 3
-check = icmp
-check_target = 198.51.100.2
-
-[uplink isp2]
-interface = isp2
-gateway = 192.0.2.10
-weight = 2
-check = icmp
-check_target = 198.51.100.18
-
-[uplink isp3]
-interface = isp3
-gateway = 192.0.2.18
-weight = 1
-check = http
-check_target = 198.51.100.34
-"""
+import policylab  # noqa: E402
 
 UPLINKS = ["isp1", "isp2", "isp3"]
+RATE = {"isp1": 40, "isp2": 20, "isp3": 10}
 TRANSITION = re.compile(r"^(\S+) \S+\s+uplink (\S+): (\S+) -> (\S+) \((.*)\)$")
-
-# (seconds into a cycle, action, uplink): "cut" takes the link's carrier away (seen at
-# once); "blackhole" keeps the link up but drops everything behind it, so only the
-# health checks can tell
-SCRIPT = [(6, "cut", "isp2"), (12, "restore", "isp2"), (16, "blackhole", "isp3"),
-          (24, "restore", "isp3"), (28, "blackhole", "isp1"), (34, "restore", "isp1")]
-CYCLE = 40
+SCRIPT = [(10, "blackhole", "isp2"), (22, "restore", "isp2"), (30, "blackhole", "isp1"),
+          (40, "restore", "isp1")]
+CYCLE = 50
+DOWNLOAD = ("import urllib.request\n"
+            "while True:\n"
+            "    try:\n"
+            "        urllib.request.urlopen('http://%s/bytes/400000', timeout=3).read()\n"
+            "    except OSError:\n"
+            "        pass\n" % policylab.SERVER)
 
 
 class View:
     def __init__(self, tty):
         self.tty = tty
         self.state = {u: ["init", "-", 0, ""] for u in UPLINKS}
-        self.events = []
+        self.events = collections.deque(maxlen=8)
         self.seen = 0
+        self.flows = collections.deque()  # (time, uplink or "fail")
+        self.bytes = {}
+        self.rate = {u: 0.0 for u in UPLINKS}
 
-    def feed(self, log):
+    def feed_log(self, log):
         lines = log.splitlines()
         for line in lines[self.seen:]:
             m = TRANSITION.match(line)
@@ -108,27 +68,58 @@ class View:
                     s = self.state[name]
                     s[0], s[1], s[3] = to, stamp.split("T")[1], why
                     s[2] += 1
-            if " ready: " in line or " uplink " in line or "reload" in line:
+            if " uplink " in line or "policy:" in line or " ready: " in line:
                 self.events.append(line)
                 if not self.tty:
                     print(line, flush=True)
         self.seen = len(lines)
-        self.events = self.events[-8:]
+
+    def feed_flow(self, line):
+        f = line.split()
+        if len(f) >= 2:
+            up = policylab.UPLINK_OF.get(f[3], "?") if f[1] == "ok" and len(f) > 3 else "fail"
+            self.flows.append((time.monotonic(), up))
+
+    def feed_counters(self, gw):
+        now = time.monotonic()
+        for link in gw.json(["ip", "-j", "-s", "link", "show"]):
+            name = link.get("ifname")
+            if name not in UPLINKS:
+                continue
+            st = link["stats64"]
+            total = st["rx"]["bytes"] + st["tx"]["bytes"]
+            if name in self.bytes:
+                t0, b0 = self.bytes[name]
+                if now > t0:
+                    self.rate[name] = (total - b0) * 8 / (now - t0) / 1e6
+            self.bytes[name] = (now, total)
+
+    def shares(self):
+        cut = time.monotonic() - 10
+        while self.flows and self.flows[0][0] < cut:
+            self.flows.popleft()
+        c = collections.Counter(u for _, u in self.flows)
+        total = sum(c[u] for u in UPLINKS) or 1
+        return {u: 100.0 * c[u] / total for u in UPLINKS}, c["fail"]
 
     def draw(self, elapsed, note):
+        shares, fails = self.shares()
         if not self.tty:
             return
         out = ["\033[H\033[2J",
-               "Egress demo - egressd in a lab of network namespaces  (Ctrl-C to stop)",
+               "Egress demo - egressd balancing a LAN over three ISPs  (Ctrl-C to stop)",
                "elapsed %4ds   %s" % (elapsed, note), "",
-               "%-8s %-6s %-14s %-11s %s" % ("uplink", "state", "last change", "transitions",
-                                             "reason"),
-               "-" * 72]
-        for u in UPLINKS:
+               "%-6s %-8s %-7s %-16s %-13s %-6s %s" % ("uplink", "state", "weight",
+                                                       "new conns (10s)", "throughput",
+                                                       "trans.", "reason"),
+               "-" * 90]
+        for u, w in zip(UPLINKS, (3, 2, 1)):
             st, since, n, why = self.state[u]
-            color = {"up": "\033[32m", "down": "\033[31m"}.get(st, "")
-            out.append("%-8s %s%-6s\033[0m %-14s %-11d %s" % (u, color, st, since, n, why))
-        out += ["", "egressd says:"] + ["  " + e for e in self.events]
+            color = {"up": "\033[32m", "down": "\033[31m"}.get(st, "\033[33m")
+            out.append("%-6s %s%-8s\033[0m %-7d %5.1f%%%10s %7.1f Mbit/s %-6d %s" % (
+                u, color, st, w, shares[u], "", self.rate[u], n, why))
+        out += ["", "failed new connections in the last 10 s: %d" % fails, "",
+                "egressd says:"] + ["  " + e for e in self.events]
         sys.stdout.write("\n".join(out) + "\n")
         sys.stdout.flush()
 
@@ -145,45 +136,69 @@ def main():
         sys.exit("make demo needs root: it creates network namespaces")
 
     tty = sys.stdout.isatty() and not args.plain
-    with Lab.from_spec(SPEC) as lab:
-        lab["internet"].http_server(80, name="internet")
-        d = Egressd.start(lab["gw"], args.egressd, CONF)
+    with Lab() as lab:
+        gw = policylab.build(lab)
+        inet = lab["inet"]
+        inet.http_server(80, name="internet")
+        inet.iperf3_server(5201)
+        try:
+            inet.dnsmasq("--address=/example.test/" + policylab.SERVER, port=53)
+        except Exception as e:  # the demo runs without its DNS server
+            print("demo: no DNS server: %s" % e)
+        for isp in UPLINKS:
+            lab[isp].netem("eth0", rate_mbit=RATE[isp])
+        if not lab.has_netem:
+            print("demo: this kernel has no netem: ISPs differ in rate only, not in latency")
+        d = Egressd.start(gw, args.egressd, policylab.CONF)
         view = View(tty)
+        flows = []
+        for client in ("client1", "client2"):
+            p = lab[client].popen([sys.executable, str(HERE / "newflows.py"),
+                                   policylab.SERVER, "7000", "0.05", "100000", "1"],
+                                  name="newflows", stdout=subprocess.PIPE, text=True,
+                                  bufsize=1)
+            flows.append(p)
+            for i in range(2):
+                lab[client].popen([sys.executable, "-c", DOWNLOAD], name="download%d" % i)
         start = time.monotonic()
         done = set()
-        note = "all uplinks connected"
+        note = "all ISPs healthy"
         try:
             while True:
                 elapsed = time.monotonic() - start
                 if args.duration and elapsed >= args.duration:
                     break
                 cycle, t = divmod(elapsed, CYCLE)
-                for at, action, uplink in SCRIPT:
-                    key = (int(cycle), at, action, uplink)
+                for at, action, isp in SCRIPT:
+                    key = (int(cycle), at, action, isp)
                     if t >= at and key not in done:
                         done.add(key)
-                        if action == "cut":
-                            lab.cut(lab["gw"], uplink)
-                            note = "cut %s (carrier lost)" % uplink
-                        elif action == "blackhole":
-                            lab.cut(lab[uplink], "eth1", mode="blackhole")
-                            note = "blackholed %s behind a live link" % uplink
+                        if action == "blackhole":
+                            lab.cut(lab[isp], "eth1", mode="blackhole")
+                            note = "%s blackholed behind a live link" % isp
                         else:
-                            for node, ifname in ((lab["gw"], uplink), (lab[uplink], "eth1")):
-                                lab.restore(node, ifname)
-                            note = "restored %s" % uplink
+                            lab.restore(lab[isp], "eth1")
+                            note = "%s repaired" % isp
                         if not tty:
                             print("demo: " + note, flush=True)
                 if not d.alive():
                     print(d.proc.tail(30))
                     sys.exit("egressd exited with %s" % d.proc.returncode)
-                view.feed(d.log())
+                ready, _, _ = select.select([p.stdout for p in flows], [], [], 0.25)
+                for f in ready:
+                    line = f.readline()
+                    if line:
+                        view.feed_flow(line)
+                view.feed_log(d.log())
+                view.feed_counters(gw)
                 view.draw(int(elapsed), note)
-                time.sleep(0.2)
         except KeyboardInterrupt:
             pass
+        shares, fails = view.shares()
+        print("demo: new connections of the last 10 s: " +
+              ", ".join("%s %.0f%%" % (u, shares[u]) for u in UPLINKS), flush=True)
         rc = d.stop()
-        view.feed(d.log())
+        view.feed_log(d.log())
         print("egressd stopped (exit %s); removing the lab" % rc, flush=True)
         d.assert_clean()
         if rc != 0:

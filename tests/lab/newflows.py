@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Open a new TCP connection every INTERVAL seconds and say how each one went.
 
-    newflows.py HOST PORT INTERVAL DURATION [TIMEOUT]
+    newflows.py HOST PORT INTERVAL DURATION [TIMEOUT [COUNT]]
+
+Stops after DURATION seconds, or after COUNT connections when given.
 
 Prints one line per connection, when it ends: "<monotonic start> ok <answer>" or
 "<monotonic start> fail <error>".  Each connection sends "who" (see echosrv.py), so
@@ -33,9 +35,10 @@ def main():
     host, port = sys.argv[1], int(sys.argv[2])
     interval, duration = float(sys.argv[3]), float(sys.argv[4])
     timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
+    count = int(sys.argv[6]) if len(sys.argv) > 6 else None
     end = time.monotonic() + duration
     threads = []
-    while time.monotonic() < end:
+    while time.monotonic() < end and (count is None or len(threads) < count):
         th = threading.Thread(target=one, args=(host, port, timeout), daemon=True)
         th.start()
         threads.append(th)
