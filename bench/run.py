@@ -6,7 +6,9 @@ Python's ipaddress.collapse_addresses, which is what scripts around
 gateway-route-manager-style tools use; both get the same input in the same
 run.  Then the module benchmarks: failover.py (route module failover time
 beside the published defaults of gateway-route-manager, mwan3 and dpinger)
-and check_cpu.py (health-engine CPU for 500 targets at 1 s).
+check_cpu.py (health-engine CPU for 500 targets at 1 s) and policy.py (the policy
+module's throughput and connection rate beside plain kernel forwarding, and its
+failover time).
 """
 import argparse
 import ipaddress
@@ -55,7 +57,8 @@ def main():
     print()
     here = os.path.dirname(os.path.abspath(__file__))
     rc = 0
-    for script, extra in (("failover.py", ["--runs", str(args.runs)]), ("check_cpu.py", [])):
+    for script, extra in (("failover.py", ["--runs", str(args.runs)]), ("check_cpu.py", []),
+                          ("policy.py", [])):
         path = os.path.join(here, script)
         if not os.path.exists(path):
             continue
