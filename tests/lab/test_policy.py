@@ -273,3 +273,24 @@ def test_bad_config_leaves_the_running_table(lab, egressd_bin):
     assert gw.run(["nft", "-s", "list", "table", "inet", "egress"]).stdout == before
     assert d.stop() == 0
     d.assert_clean()
+
+
+def test_gateway_own_traffic_and_keep_dataplane(lab, egressd_bin):
+    gw = build(lab)
+    conf = CONF.replace("lan = lan0, lan1", "lan = lan0, lan1\noutput = yes\nkeep_dataplane = yes")
+    d = start(gw, egressd_bin, conf)
+    c = tcp_shares(gw, 120)  # connections of the gateway itself
+    assert c["fail"] == 0 and len([u for u in c if c[u]]) == 3, c
+    # health probes still leave through their own uplinks: all stay up
+    assert "-> down" not in d.log()
+    assert d.stop() == 0
+    d.assert_clean()
+    # kept on request: the LAN keeps being balanced without egressd
+    assert "table inet egress" in gw.run(["nft", "list", "tables"]).stdout
+    c = tcp_shares(lab["client1"], 60)
+    assert c["fail"] == 0 and len([u for u in c if c[u]]) == 3, c
+    # a later run adopts it, and a run without keep removes it
+    d = start(gw, egressd_bin)
+    assert d.stop() == 0
+    assert "egress" not in gw.run(["nft", "list", "tables"]).stdout
+    assert "lookup 46" not in gw.run(["ip", "rule"]).stdout
