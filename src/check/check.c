@@ -340,10 +340,12 @@ void check_target_done(struct check_target *t, enum check_result res, const char
 			.result = res,
 			.duration_us = t->rtt_us,
 			.reason = res == CHECK_OK ? "" : t->reason,
+			.http_status = t->http_status,
 		};
 		for (size_t i = 0; i < e->n_probe_hooks; i++)
 			e->probe_hooks[i].cb(&pi, e->probe_hooks[i].arg);
 	}
+	t->http_status = 0;
 	if (cu->pending)
 		cu->pending--;
 	/* while probes start or the deadline sweeps, the caller ends the round */

@@ -75,6 +75,7 @@ struct check_probe_info {
 	enum check_result result;
 	uint32_t duration_us; /* the RTT when result is CHECK_OK */
 	const char *reason;   /* "timeout", "status 503", ...; "" when OK */
+	int http_status;      /* http(s): the answer's status code; 0: no answer */
 };
 
 /* One round, as the round hook sees it (after the state machine ran). */

@@ -197,6 +197,7 @@ static void http_report(struct check_target *t, CURLcode res)
 		curl_easy_getinfo(hp->easy, CURLINFO_RESPONSE_CODE, &code);
 		bool good = c->status.n ? range_list_contains(&c->status, (uint32_t)code)
 					: code >= 200 && code <= 299;
+		t->http_status = (int)code;
 		if (good)
 			check_target_done(t, CHECK_OK, "status %ld", code);
 		else

@@ -43,6 +43,7 @@ struct check_target {
 	int fd;		   /* tcp, dns: the probe's socket while in flight; -1 otherwise */
 	struct event *ev;  /* tcp, dns: its event */
 	uint16_t echo_seq; /* icmp: sequence number of the echo in flight */
+	int http_status;   /* http(s): the status of the answer to the probe; 0: none */
 	void *priv;	   /* http: struct http_probe; dns: the query */
 };
 

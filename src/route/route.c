@@ -64,6 +64,7 @@ struct route_module {
 	/* gateway-route-manager's metrics, then ours */
 	struct metric_family *m_checks, *m_check_seconds, *m_active, *m_total, *m_updates,
 		*m_update_seconds, *m_route_gws, *m_consecutive, *m_cycles, *m_errors;
+	struct metric_family *m_http, *m_http_seconds;
 	struct metric_family *m_up, *m_state, *m_rtt, *m_loss, *m_transitions;
 	uint64_t cycles;
 };
@@ -107,6 +108,11 @@ static void route_metrics_init(struct route_module *rm)
 		NULL, &rm->m_cycles);
 	metrics_counter_new(m, "errors_total", "Errors by type", METRICS_LABELS("type"),
 		&rm->m_errors);
+	metrics_counter_new(m, "http_requests_total", "HTTP(S) health check answers by status",
+		METRICS_LABELS("gateway_ip", "status_code", "method"), &rm->m_http);
+	metrics_histogram_new(m, "http_request_duration_seconds",
+		"Duration of answered HTTP(S) health checks", METRICS_LABELS("gateway_ip"), seconds,
+		ARRAY_SIZE(seconds), &rm->m_http_seconds);
 	metrics_gauge_new(m, "egress_uplink_up", "1 if the uplink carries traffic",
 		METRICS_LABELS("uplink"), &rm->m_up);
 	metrics_gauge_new(m, "egress_uplink_state", "1 for the uplink's current state",
@@ -190,6 +196,12 @@ static void route_probe_cb(const struct check_probe_info *p, void *arg)
 	metrics_histogram_observe(rm->m_check_seconds, p->duration_us / 1e6, u->name);
 	if (!ok)
 		metrics_counter_add(rm->m_errors, 1, "health_check");
+	if (p->http_status) {
+		char code[16];
+		snprintf(code, sizeof(code), "%d", p->http_status);
+		metrics_counter_add(rm->m_http, 1, u->name, code, "GET");
+		metrics_histogram_observe(rm->m_http_seconds, p->duration_us / 1e6, u->name);
+	}
 }
 
 /* A check cycle is done when every gateway has finished one more round. */

@@ -362,7 +362,9 @@ def test_metrics(lab, egressd_bin):
                  'consecutive_failures_count{gateway_ip="10.0.0.11"} 0',
                  "# TYPE route_update_duration_seconds histogram",
                  "# TYPE gateway_health_check_duration_seconds histogram",
-                 'egress_uplink_up{uplink="10.0.0.12"} 1'):
+                 'egress_uplink_up{uplink="10.0.0.12"} 1',
+                 'http_requests_total{gateway_ip="10.0.0.10",status_code="200",method="GET"}',
+                 "# TYPE http_request_duration_seconds histogram"):
         assert line in text, line
     assert 'status="failure"' not in text or \
         'gateway_health_check_total{gateway_ip="10.0.0.10",status="failure"} 0' in text
