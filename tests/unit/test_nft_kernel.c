@@ -29,6 +29,7 @@
 #include <cmocka.h>
 #include <nftables/libnftables.h>
 
+#include "kernel_test.h"
 #include "nft.h"
 #include "util.h"
 
@@ -68,22 +69,6 @@ static char *list(const char *family, const char *name)
 	return s;
 }
 
-static int lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd, r = -1;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-	return r;
-}
 
 static int count_fds(void)
 {
@@ -237,7 +222,7 @@ static int group_setup(void **state)
 		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		return -1;
 	}
-	if (lo_up() < 0) {
+	if (kt_lo_up() < 0) {
 		fprintf(stderr, "lo up: %s\n", strerror(errno));
 		return -1;
 	}

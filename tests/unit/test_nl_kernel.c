@@ -37,6 +37,7 @@
 #include "cidr.h"
 #include "nl.h"
 #include "util.h"
+#include "kernel_test.h"
 
 #define PROTO_EGRESS 0x45
 
@@ -77,48 +78,6 @@ static int ifindex_of(const char *name)
 	return l.ifindex;
 }
 
-/*
- * Run argv (argv[0] looked up in PATH) with stdout captured, in the namespace netns_fd
- * when >= 0 (else ours); returns its output (caller frees) and its exit status in *status.
- * quiet: send its stderr to /dev/null (conntrack(8) reports counts there).
- */
-static char *run_capture(int netns_fd, char *const argv[], bool quiet, int *status)
-{
-	size_t len = 0, cap = 4096;
-	char *out = xmalloc(cap);
-	int pfd[2];
-	pid_t pid;
-	ssize_t n;
-
-	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0)
-			_exit(126);
-		dup2(pfd[1], STDOUT_FILENO);
-		if (quiet) {
-			int null = open("/dev/null", O_WRONLY);
-
-			if (null >= 0)
-				dup2(null, STDERR_FILENO);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	while ((n = read(pfd[0], out + len, cap - len - 1)) > 0) {
-		len += (size_t)n;
-		if (cap - len < 1024) {
-			cap *= 2;
-			out = xrealloc(out, cap);
-		}
-	}
-	out[len] = '\0';
-	close(pfd[0]);
-	assert_int_equal(waitpid(pid, status, 0), pid);
-	return out;
-}
 
 /* `ip -j ARGS` (space separated) parsed; the caller json_decref()s it. */
 static json_t *ip_json_ns(int netns_fd, const char *args)
@@ -133,7 +92,7 @@ static json_t *ip_json_ns(int netns_fd, const char *args)
 	for (tok = strtok_r(copy, " ", &save); tok && argc < 31; tok = strtok_r(NULL, " ", &save))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
-	out = run_capture(netns_fd, argv, false, &status);
+	out = kt_run_capture(netns_fd, argv, false, &status);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fail_msg("ip -j %s: status %d", args, status);
 	j = json_loads(out, 0, &jerr);
@@ -1335,7 +1294,7 @@ static size_t conntrack_tool_count(const char *mark)
 
 	snprintf(m, sizeof(m), "%s", mark);
 	for (k = 0; k < 2; k++) {
-		char *out = run_capture(-1, k ? argv6 : argv4, true, &status);
+		char *out = kt_run_capture(-1, k ? argv6 : argv4, true, &status);
 		char *p;
 
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kernel_test.h"
 #include "nft.h"
 #include "nl.h"
 
@@ -52,22 +53,6 @@ static int ip(const char *args)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int lo_up(void)
-{
-	struct ifreq ifr = {0};
-	int fd, r = -1;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-	return r;
-}
 
 static char *body_variant(int v)
 {
@@ -282,7 +267,7 @@ static int group_setup(void **state)
 		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		return -1;
 	}
-	if (lo_up() < 0)
+	if (kt_lo_up() < 0)
 		return -1;
 	/* Only now, inside the private namespace, touch links and open sockets. */
 	for (i = 0; i < ARRAY_SIZE(cmds); i++) {

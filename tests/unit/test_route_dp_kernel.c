@@ -37,6 +37,7 @@
 #include "nl.h"
 #include "route/route_dp.h"
 #include "util.h"
+#include "kernel_test.h"
 
 #define TABLE 200
 #define PRIO 1000
@@ -152,43 +153,6 @@ static unsigned changes(const struct route_dp_result *r)
 	return r->ok[NL_ADD] + r->ok[NL_REPLACE] + r->ok[NL_DEL];
 }
 
-/*
- * Run argv with stdout captured; returns its output (caller frees) and exit status.
- * stderr goes to /dev/null (ip route get of a prohibited destination complains there).
- */
-static char *run_capture(char *const argv[], int *status)
-{
-	size_t len = 0, cap = 4096;
-	char *out = xmalloc(cap);
-	int pfd[2];
-	pid_t pid;
-	ssize_t n;
-
-	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(pfd[1], STDOUT_FILENO);
-		if (null >= 0)
-			dup2(null, STDERR_FILENO);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	while ((n = read(pfd[0], out + len, cap - len - 1)) > 0) {
-		len += (size_t)n;
-		if (cap - len < 1024) {
-			cap *= 2;
-			out = xrealloc(out, cap);
-		}
-	}
-	out[len] = '\0';
-	close(pfd[0]);
-	assert_int_equal(waitpid(pid, status, 0), pid);
-	return out;
-}
 
 /* `ip -j ARGS` (printf format, space separated); NULL if ip failed. Caller json_decref()s. */
 static json_t *ipj_try(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -207,7 +171,7 @@ static json_t *ipj_try(const char *fmt, ...)
 	for (tok = strtok_r(args, " ", &save); tok && argc < 31; tok = strtok_r(NULL, " ", &save))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
-	out = run_capture(argv, &status);
+	out = kt_run_capture(-1, argv, true, &status);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		free(out);
 		return NULL;

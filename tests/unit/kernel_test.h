@@ -1,0 +1,22 @@
+/*
+ * kernel_test.h - helpers shared by the unit tests that talk to a real kernel.
+ *
+ * Those tests run in a private network namespace of their own (unshare(CLONE_NEWNET) in the
+ * cmocka group setup); nothing here may touch the host's namespace.
+ */
+#ifndef EGRESS_KERNEL_TEST_H
+#define EGRESS_KERNEL_TEST_H
+
+#include <stdbool.h>
+
+/* Bring lo up in the current namespace: 0 or -1. */
+int kt_lo_up(void);
+
+/*
+ * Run argv (argv[0] looked up in PATH) with stdout captured, in the namespace netns_fd
+ * when >= 0 (else ours); returns its output (caller frees) and its exit status in *status.
+ * quiet: send its stderr to /dev/null.  Fails the test if it cannot run it.
+ */
+char *kt_run_capture(int netns_fd, char *const argv[], bool quiet, int *status);
+
+#endif
