@@ -1018,7 +1018,7 @@ too_long:
 	return buf;
 }
 
-static int load(struct conf *conf, struct load_ctx *c)
+static int load(struct load_ctx *c)
 {
 	size_t errs_before = c->errs->n;
 	int r = ini_parse_stream(load_reader_cb, c, load_handler_cb, c);
@@ -1028,7 +1028,6 @@ static int load(struct conf *conf, struct load_ctx *c)
 		conf_errors_add(c->errs, "%s:%d: syntax error", c->file, r);
 	if (r < 0)
 		conf_errors_add(c->errs, "%s: cannot read", c->file);
-	(void)conf;
 	return c->errs->n > errs_before ? -EINVAL : 0;
 }
 
@@ -1045,7 +1044,7 @@ int conf_load_file(struct conf *conf, const char *path, struct conf_errors *errs
 	}
 	free(conf->path);
 	conf->path = xstrdup(path);
-	r = load(conf, &c);
+	r = load(&c);
 	if (ferror(c.f)) {
 		conf_errors_add(errs, "%s: read error", path);
 		r = -EIO;
@@ -1059,7 +1058,7 @@ int conf_load_string(struct conf *conf, const char *name, const char *text,
 {
 	struct load_ctx c = {.conf = conf, .errs = errs, .file = name, .str = text};
 
-	return load(conf, &c);
+	return load(&c);
 }
 
 /* ---------------------------------------------------------------- validate, print */

@@ -207,10 +207,6 @@ int conf_apply_overrides(struct conf *conf, const struct conf_overrides *o,
 	size_t before = errs->n;
 	char why[512];
 
-	/* Keys whose list the flags have started to replace. */
-	const struct conf_key **cleared = xcalloc(o->n + 1, sizeof(*cleared));
-	struct conf_section **cleared_in = xcalloc(o->n + 1, sizeof(*cleared_in));
-	size_t n_cleared = 0;
 
 	for (size_t i = 0; i < o->n; i++) {
 		const struct conf_override *ov = &o->v[i];
@@ -242,17 +238,10 @@ int conf_apply_overrides(struct conf *conf, const struct conf_overrides *o,
 				abort(); /* presets are ours and must parse */
 			continue;
 		}
-		if (conf_type_is_list(k->type)) {
-			bool seen = false;
-			for (size_t j = 0; j < n_cleared; j++)
-				if (cleared[j] == k && cleared_in[j] == s)
-					seen = true;
-			if (!seen) {
-				conf_value_clear(s, k);
-				cleared[n_cleared] = k;
-				cleared_in[n_cleared++] = s;
-			}
-		}
+		/* The first flag for a list replaces the file's list; the next ones append
+		 * (a key set by a flag has key_line -1). */
+		if (conf_type_is_list(k->type) && s->key_line[ki] != -1)
+			conf_value_clear(s, k);
 		if (conf_set(s, k, ov->value, why, sizeof(why)) < 0) {
 			conf_errors_add(errs, "command line: %s: expected %s, got \"%s\"", ov->origin,
 				why, ov->value);
@@ -260,8 +249,6 @@ int conf_apply_overrides(struct conf *conf, const struct conf_overrides *o,
 		}
 		s->key_line[ki] = -1;
 	}
-	free(cleared);
-	free(cleared_in);
 	return errs->n > before ? -EINVAL : 0;
 }
 

@@ -449,19 +449,19 @@ static int route_take_conf(struct route_module *rm, const struct conf *conf)
 	for (size_t i = 0; i < n_prefixes; i++)
 		n4 += prefixes[i].addr.family == AF_INET;
 	/* how the gateways are checked: their implied uplinks say */
+	unsigned per_kind[_CHECK_KIND_MAX] = {0};
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_uplink *u =
+			(const struct conf_uplink *)conf_find(conf, "uplink", rm->gws[i].name);
+		if (u)
+			per_kind[u->check.kind]++;
+	}
 	char checks[128] = "";
 	size_t off = 0;
-	for (int k = 0; k < _CHECK_KIND_MAX && off < sizeof(checks); k++) {
-		unsigned cnt = 0;
-		for (size_t i = 0; i < n; i++) {
-			const struct conf_uplink *u =
-				(const struct conf_uplink *)conf_find(conf, "uplink", rm->gws[i].name);
-			cnt += u && u->check.kind == k;
-		}
-		if (cnt)
+	for (int k = 0; k < _CHECK_KIND_MAX && off < sizeof(checks); k++)
+		if (per_kind[k])
 			off += (size_t)snprintf(checks + off, sizeof(checks) - off, "%s%u by %s",
-				off ? ", " : "", cnt, check_kind_name[k]);
-	}
+				off ? ", " : "", per_kind[k], check_kind_name[k]);
 	log_info("route: %zu gateway%s (checked: %s), %zu IPv4 and %zu IPv6 destination prefixes "
 		 "(%zu excluded prefixes kept on the main table), table %u via rules %u and %u, "
 		 "fail %s",
