@@ -1,0 +1,920 @@
+/*
+ * relay.c - moves bytes between a client socket and its upstream with splice(2), on worker
+ * threads (see relay.h).  HAProxy's splice relay is the model.
+ *
+ * Threads.  Each worker owns an event_base, its sessions and its pipe pool; only the worker's
+ * thread touches them.  The main thread hands a session over through the worker's inbox (a
+ * mutex-guarded queue) and an eventfd; a worker reports an ended session through the pool's
+ * done queue and another eventfd that the main base watches.  So no event_base is ever used
+ * from two threads and libevent needs no locking (evthread_use_pthreads() would not help the
+ * main base anyway: libevent gives locks only to bases created after it was called).
+ *
+ * I/O.  Both sockets are registered once, edge-triggered, for read and write (EV_ET): no
+ * epoll_ctl() per back-pressure change.  rd_ok/wr_ok remember what the last edge said until a
+ * call returns EAGAIN.  A direction reads only into an empty pipe, so EAGAIN from
+ * splice(socket -> pipe) always means "socket empty" (with data in the pipe it could also mean
+ * "pipe slots full"); while the pipe holds bytes the writer cannot take, that direction does not
+ * read: the socket buffers fill and TCP pushes back on the sender.  A pipe is taken from the
+ * worker's free list only while it holds data, so an idle session holds none.
+ *
+ * Must not: buffer without bound (at most one pipe or RELAY_SCRATCH bytes per direction), block,
+ * call the caller's callback from a worker thread, or touch a session after reporting it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "log.h"
+#include "relay.h"
+#include "util.h"
+
+#define RELAY_PIPE_DEFAULT   (64 * 1024)
+#define RELAY_WORKERS_MAX    64
+#define RELAY_FREE_PIPES_MAX 256 /* per worker; more are closed when they empty */
+#define RELAY_SPARE_SESS_MAX 1024
+#define RELAY_BUDGET	     16		 /* syscalls per direction per wake-up, then others' turn */
+#define RELAY_SCRATCH	     (64 * 1024) /* copy fallback: per-worker read buffer */
+#define RELAY_SPLICE_FLAGS   (SPLICE_F_NONBLOCK | SPLICE_F_MOVE)
+
+const char *const relay_end_name[_RELAY_END_MAX] = {
+	[RELAY_END_CLOSED] = "closed",
+	[RELAY_END_RESET] = "reset",
+	[RELAY_END_IDLE] = "idle",
+	[RELAY_END_ERROR] = "error",
+	[RELAY_END_SHUTDOWN] = "shutdown",
+};
+
+struct relay_pipe {
+	int rd, wr; /* rd < 0: none */
+	int cap;    /* bytes */
+};
+
+/* One direction: reads fd[d], writes fd[!d] (d 0: client -> server). */
+struct relay_dir {
+	struct relay_pipe pipe; /* held only while in_pipe > 0 */
+	size_t in_pipe;
+	uint8_t *buf; /* bytes to write before anything else (ours); NULL when len is 0 */
+	size_t off, len;
+	bool eof;  /* the reader said EOF */
+	bool shut; /* shutdown(writer, SHUT_WR) done */
+	bool copy; /* splice refused (EINVAL): recv/send from now on */
+};
+
+struct relay_sess {
+	struct relay_worker *w;
+	int fd[2]; /* client, server */
+	bool rd_ok[2], wr_ok[2];
+	struct event ev[2];
+	struct relay_dir dir[2];
+	uint64_t last_ms;
+	struct relay_counters *counters; /* the caller's */
+	relay_done_cb cb;
+	void *arg;
+	enum relay_end end;
+	int err;
+	TAILQ_ENTRY(relay_sess) link;	/* worker's sessions, least recently active first */
+	STAILQ_ENTRY(relay_sess) qlink; /* inbox, done queue or spare list */
+};
+
+TAILQ_HEAD(sess_list, relay_sess);
+STAILQ_HEAD(sess_queue, relay_sess);
+
+struct relay_worker {
+	struct relay_pool *pool;
+	int idx;
+	pthread_t thread;
+	bool started;
+	struct event_base *base;
+	int wake_fd;
+	struct event *wake_ev, *tick_ev;
+	pthread_mutex_t lock; /* inbox, stop */
+	struct sess_queue inbox;
+	bool stop;
+	/* worker thread only: */
+	struct sess_list sessions;
+	struct relay_pipe *free_pipes;
+	size_t n_free;
+	uint8_t *scratch;
+	_Atomic size_t n_sessions; /* started on this worker and not ended */
+};
+
+struct relay_pool {
+	struct event_base *main;
+	struct relay_opts o;
+	int pipe_cap; /* what a new pipe got when probed */
+	uint32_t tick_ms;
+	int n_workers;
+	struct relay_worker *w;
+	unsigned rr;
+	int done_fd;
+	struct event *done_ev;
+	pthread_mutex_t lock; /* done */
+	struct sess_queue done;
+	/* main thread only: */
+	struct sess_queue spare;
+	size_t n_spare;
+	bool dispatching; /* done callbacks are running */
+	bool freed;	  /* relay_pool_free() ran in one of them: the dispatcher frees p */
+	_Atomic size_t sessions, pipes, pipes_busy;
+};
+
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN: the counter is already non-zero, the reader wakes anyway. */
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("relay: eventfd write: %s", strerror(errno));
+}
+
+static void efd_drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("relay: eventfd read: %s", strerror(errno));
+}
+
+/* ---- pipes ---------------------------------------------------------------------------- */
+
+/* A pipe of about want bytes: 0 or -errno.  *ret is the caller's (close both ends). */
+static int pipe_make(int want, struct relay_pipe *ret)
+{
+	int fds[2], cap;
+
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	/*
+	 * F_SETPIPE_SZ rounds up to a power-of-two number of pages and fails above
+	 * /proc/sys/fs/pipe-max-size; once a user's pipes exceed pipe-user-pages-soft, new pipes
+	 * get as little as one page.  So take the size the kernel reports, not the one asked for.
+	 */
+	cap = fcntl(fds[1], F_SETPIPE_SZ, want);
+	if (cap < 0)
+		cap = fcntl(fds[1], F_GETPIPE_SZ);
+	if (cap <= 0) {
+		int err = cap < 0 ? -errno : -EIO;
+
+		close(fds[0]);
+		close(fds[1]);
+		return err;
+	}
+	ret->rd = fds[0];
+	ret->wr = fds[1];
+	ret->cap = cap;
+	return 0;
+}
+
+static int pipe_get(struct relay_worker *w, struct relay_pipe *ret)
+{
+	struct relay_pool *p = w->pool;
+	int r;
+
+	if (w->n_free > 0) {
+		*ret = w->free_pipes[--w->n_free];
+	} else {
+		r = pipe_make(p->o.pipe_size, ret);
+		if (r < 0)
+			return r;
+		atomic_fetch_add(&p->pipes, 1);
+	}
+	atomic_fetch_add(&p->pipes_busy, 1);
+	return 0;
+}
+
+/* Back to the free list if it is empty and there is room, else closed. */
+static void pipe_put(struct relay_worker *w, struct relay_pipe *pp, size_t in_pipe)
+{
+	struct relay_pool *p = w->pool;
+
+	if (pp->rd < 0)
+		return;
+	atomic_fetch_sub(&p->pipes_busy, 1);
+	if (in_pipe == 0 && w->n_free < RELAY_FREE_PIPES_MAX) {
+		w->free_pipes[w->n_free++] = *pp;
+	} else {
+		close(pp->rd);
+		close(pp->wr);
+		atomic_fetch_sub(&p->pipes, 1);
+	}
+	pp->rd = pp->wr = -1;
+}
+
+/* ---- sessions (worker thread) --------------------------------------------------------- */
+
+static void account(struct relay_sess *s, int d, size_t n)
+{
+	atomic_fetch_add_explicit(
+		d == 0 ? &s->counters->up : &s->counters->down, n, memory_order_relaxed);
+}
+
+static void set_linger0(int fd)
+{
+	struct linger l = {.l_onoff = 1, .l_linger = 0};
+
+	/* close() then sends a RST instead of a FIN: the peer learns the session failed. */
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+/* Close the sockets, give back or close the pipes, free the buffers.  Events already deleted. */
+static void sess_release(struct relay_worker *w, struct relay_sess *s, bool reset)
+{
+	for (int i = 0; i < 2; i++) {
+		if (reset)
+			set_linger0(s->fd[i]);
+		close(s->fd[i]);
+		s->fd[i] = -1;
+		pipe_put(w, &s->dir[i].pipe, s->dir[i].in_pipe);
+		s->dir[i].in_pipe = 0;
+		FREE_AND_NULL(s->dir[i].buf);
+		s->dir[i].len = 0;
+	}
+}
+
+/* End s and report it to the main thread; s is not touched afterwards. */
+static void sess_end(struct relay_sess *s, enum relay_end end, int err)
+{
+	struct relay_worker *w = s->w;
+	struct relay_pool *p = w->pool;
+
+	event_del(&s->ev[0]);
+	event_del(&s->ev[1]);
+	sess_release(w, s, end == RELAY_END_RESET || end == RELAY_END_ERROR);
+	TAILQ_REMOVE(&w->sessions, s, link);
+	atomic_fetch_sub(&w->n_sessions, 1);
+	log_debug("relay: session on worker %d ended: %s%s%s", w->idx, relay_end_name[end],
+		err ? ": " : "", err ? strerror(err) : "");
+	s->end = end;
+	s->err = err;
+	pthread_mutex_lock(&p->lock);
+	STAILQ_INSERT_TAIL(&p->done, s, qlink);
+	pthread_mutex_unlock(&p->lock);
+	efd_signal(p->done_fd);
+}
+
+/* send() what is left in dir->buf: 0 (done or blocked) or -errno. */
+static int dir_flush_buf(struct relay_sess *s, int d, bool *moved)
+{
+	struct relay_dir *dir = &s->dir[d];
+	ssize_t n;
+
+	n = send(s->fd[!d], dir->buf + dir->off, dir->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			s->wr_ok[!d] = false;
+			return 0;
+		}
+		return errno == EINTR ? 0 : -errno;
+	}
+	account(s, d, (size_t)n);
+	*moved = true;
+	dir->off += (size_t)n;
+	dir->len -= (size_t)n;
+	if (dir->len == 0) {
+		FREE_AND_NULL(dir->buf);
+		dir->off = 0;
+	}
+	return 0;
+}
+
+/*
+ * splice(pipe -> writer).  EINVAL: the writer cannot take spliced pages - move what the pipe
+ * holds into dir->buf and copy from now on.
+ */
+static int dir_flush_pipe(struct relay_sess *s, int d, bool *moved)
+{
+	struct relay_dir *dir = &s->dir[d];
+	ssize_t n;
+
+	n = splice(dir->pipe.rd, NULL, s->fd[!d], NULL, dir->in_pipe, RELAY_SPLICE_FLAGS);
+	if (n < 0) {
+		if (errno == EAGAIN) {
+			s->wr_ok[!d] = false;
+			return 0;
+		}
+		if (errno == EINTR)
+			return 0;
+		if (errno != EINVAL)
+			return -errno;
+		dir->buf = xmalloc(dir->in_pipe);
+		n = read(dir->pipe.rd, dir->buf, dir->in_pipe);
+		if (n != (ssize_t)dir->in_pipe)
+			return n < 0 ? -errno : -EIO;
+		dir->off = 0;
+		dir->len = dir->in_pipe;
+		dir->in_pipe = 0;
+		dir->copy = true;
+		pipe_put(s->w, &dir->pipe, 0);
+		return 0;
+	}
+	account(s, d, (size_t)n);
+	*moved = true;
+	dir->in_pipe -= (size_t)n;
+	if (dir->in_pipe == 0)
+		pipe_put(s->w, &dir->pipe, 0);
+	return 0;
+}
+
+/* recv() into the worker's scratch, send() at once, keep what the writer refused. */
+static int dir_copy(struct relay_sess *s, int d, bool *moved)
+{
+	struct relay_dir *dir = &s->dir[d];
+	uint8_t *scratch;
+	ssize_t n, m = 0;
+
+	if (!s->w->scratch) /* only where splice is off or refused */
+		s->w->scratch = xmalloc(RELAY_SCRATCH);
+	scratch = s->w->scratch;
+
+	n = recv(s->fd[d], scratch, RELAY_SCRATCH, MSG_DONTWAIT);
+	if (n == 0) {
+		dir->eof = true;
+		return 0;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			s->rd_ok[d] = false;
+			return 0;
+		}
+		return errno == EINTR ? 0 : -errno;
+	}
+	*moved = true;
+	if (s->wr_ok[!d]) {
+		m = send(s->fd[!d], scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (m < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return -errno;
+			if (errno != EINTR)
+				s->wr_ok[!d] = false;
+			m = 0;
+		}
+		account(s, d, (size_t)m);
+	}
+	if (m < n) {
+		dir->len = (size_t)(n - m);
+		dir->off = 0;
+		dir->buf = xmalloc(dir->len);
+		memcpy(dir->buf, scratch + m, dir->len);
+	}
+	return 0;
+}
+
+/* splice(reader -> empty pipe).  Takes a pipe first; none to be had: copy this once. */
+static int dir_fill(struct relay_sess *s, int d, bool *moved)
+{
+	struct relay_dir *dir = &s->dir[d];
+	ssize_t n;
+
+	if (dir->pipe.rd < 0 && pipe_get(s->w, &dir->pipe) < 0)
+		return dir_copy(s, d, moved); /* out of fds or pipe quota: degrade, don't fail */
+	n = splice(s->fd[d], NULL, dir->pipe.wr, NULL, (size_t)dir->pipe.cap, RELAY_SPLICE_FLAGS);
+	if (n > 0) {
+		dir->in_pipe = (size_t)n;
+		*moved = true;
+		return 0;
+	}
+	pipe_put(s->w, &dir->pipe, 0);
+	if (n == 0) {
+		dir->eof = true;
+		return 0;
+	}
+	switch (errno) {
+	case EAGAIN: /* the pipe is empty, so this is the socket */
+		s->rd_ok[d] = false;
+		return 0;
+	case EINTR:
+		return 0;
+	case EINVAL:
+		/*
+		 * The reader has no splice_read (before Linux 6.5 some socket families returned
+		 * EINVAL here instead of falling back to a copy; so do fds that are not sockets).
+		 * recv/send through a buffer for the rest of the session.
+		 */
+		dir->copy = true;
+		return 0;
+	default:
+		return -errno;
+	}
+}
+
+/*
+ * Move what can be moved in direction d now: 0 or -errno.  *moved: some byte moved;
+ * *more: the budget ran out while there was still work (the caller comes back later).
+ */
+static int dir_pump(struct relay_sess *s, int d, bool *moved, bool *more)
+{
+	struct relay_dir *dir = &s->dir[d];
+	int r = 0;
+
+	for (int round = 0; round < RELAY_BUDGET; round++) {
+		if (dir->len > 0) {
+			if (!s->wr_ok[!d])
+				break;
+			r = dir_flush_buf(s, d, moved);
+		} else if (dir->in_pipe > 0) {
+			if (!s->wr_ok[!d])
+				break;
+			r = dir_flush_pipe(s, d, moved);
+		} else if (dir->eof) {
+			if (!dir->shut) {
+				/* half-close: EOF passed on after the last byte */
+				if (shutdown(s->fd[!d], SHUT_WR) < 0 && errno != ENOTCONN)
+					return -errno;
+				dir->shut = true;
+			}
+			break;
+		} else if (!s->rd_ok[d]) {
+			break;
+		} else if (dir->copy || s->w->pool->o.no_splice) {
+			r = dir_copy(s, d, moved);
+		} else {
+			r = dir_fill(s, d, moved);
+		}
+		if (r < 0)
+			return r;
+		if (round == RELAY_BUDGET - 1)
+			*more = true;
+	}
+	return 0;
+}
+
+static void sess_touch(struct relay_sess *s)
+{
+	struct relay_worker *w = s->w;
+
+	s->last_ms = now_ms();
+	if (TAILQ_NEXT(s, link)) {
+		TAILQ_REMOVE(&w->sessions, s, link);
+		TAILQ_INSERT_TAIL(&w->sessions, s, link);
+	}
+}
+
+static void sess_fail(struct relay_sess *s, int err)
+{
+	bool reset = err == ECONNRESET || err == EPIPE;
+
+	sess_end(s, reset ? RELAY_END_RESET : RELAY_END_ERROR, err);
+}
+
+static void sess_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_sess *s = arg;
+	bool moved = false, more = false;
+	int i = fd == s->fd[1], r, soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	if (what & EV_READ)
+		s->rd_ok[i] = true;
+	if (what & EV_WRITE)
+		s->wr_ok[i] = true;
+	/*
+	 * A socket that is no longer read (EOF seen) and has nothing to write would keep a
+	 * reset to itself; epoll reports it as readable, so ask the socket.  With bytes waiting
+	 * for it, the next write reports the error anyway (and a half-closed download does not
+	 * pay a getsockopt() per write edge).
+	 */
+	if ((what & EV_READ) && s->dir[i].eof && !s->dir[!i].len && !s->dir[!i].in_pipe &&
+		getsockopt(s->fd[i], SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr) {
+		sess_fail(s, soerr);
+		return;
+	}
+	for (int d = 0; d < 2; d++) {
+		r = dir_pump(s, d, &moved, &more);
+		if (r < 0) {
+			sess_fail(s, -r);
+			return;
+		}
+	}
+	if (moved)
+		sess_touch(s);
+	if (s->dir[0].shut && s->dir[1].shut) {
+		sess_end(s, RELAY_END_CLOSED, 0);
+		return;
+	}
+	/* Edge-triggered: no new edge will come for data we left; come back after the others. */
+	if (more)
+		event_active(&s->ev[0], EV_TIMEOUT, 0);
+}
+
+static void sess_begin(struct relay_worker *w, struct relay_sess *s)
+{
+	s->w = w;
+	for (int i = 0; i < 2; i++) {
+		event_assign(&s->ev[i], w->base, s->fd[i], EV_READ | EV_WRITE | EV_ET | EV_PERSIST,
+			sess_io_cb, s);
+		if (event_add(&s->ev[i], NULL) < 0) {
+			if (i == 1)
+				event_del(&s->ev[0]);
+			TAILQ_INSERT_TAIL(&w->sessions, s, link);
+			sess_end(s, RELAY_END_ERROR, ENOMEM);
+			return;
+		}
+	}
+	s->last_ms = now_ms();
+	TAILQ_INSERT_TAIL(&w->sessions, s, link);
+}
+
+/* ---- worker thread -------------------------------------------------------------------- */
+
+static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_worker *w = arg;
+	struct sess_queue q = STAILQ_HEAD_INITIALIZER(q);
+	struct relay_sess *s;
+	bool stop;
+
+	efd_drain(fd);
+	pthread_mutex_lock(&w->lock);
+	stop = w->stop;
+	if (!stop)
+		STAILQ_CONCAT(&q, &w->inbox);
+	pthread_mutex_unlock(&w->lock);
+	if (stop) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	while ((s = STAILQ_FIRST(&q))) {
+		STAILQ_REMOVE_HEAD(&q, qlink);
+		sess_begin(w, s);
+	}
+}
+
+/* Coarse idle check: the list is in last-activity order, so only the expired are visited. */
+static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_worker *w = arg;
+	uint64_t now = now_ms(), idle = w->pool->o.idle_timeout_ms;
+	struct relay_sess *s;
+
+	while ((s = TAILQ_FIRST(&w->sessions)) && now - s->last_ms >= idle)
+		sess_end(s, RELAY_END_IDLE, 0);
+}
+
+static void *worker_main(void *arg)
+{
+	struct relay_worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static int worker_init(struct relay_pool *p, int idx)
+{
+	struct relay_worker *w = &p->w[idx];
+	struct timeval tv = {p->tick_ms / 1000, (p->tick_ms % 1000) * 1000};
+
+	w->pool = p;
+	w->idx = idx;
+	STAILQ_INIT(&w->inbox);
+	TAILQ_INIT(&w->sessions);
+	pthread_mutex_init(&w->lock, NULL);
+	w->free_pipes = xcalloc(RELAY_FREE_PIPES_MAX, sizeof(*w->free_pipes));
+	w->base = event_base_new();
+	if (!w->base)
+		return -ENOMEM;
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		return -errno;
+	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake_cb, w);
+	if (!w->wake_ev || event_add(w->wake_ev, NULL) < 0)
+		return -ENOMEM;
+	if (p->o.idle_timeout_ms) {
+		w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick_cb, w);
+		if (!w->tick_ev || event_add(w->tick_ev, &tv) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* After the thread was joined (or never started): close and free everything. */
+static void worker_clear(struct relay_worker *w)
+{
+	struct relay_sess *s;
+
+	while ((s = TAILQ_FIRST(&w->sessions))) {
+		TAILQ_REMOVE(&w->sessions, s, link);
+		event_del(&s->ev[0]);
+		event_del(&s->ev[1]);
+		sess_release(w, s, false);
+		free(s);
+	}
+	while ((s = STAILQ_FIRST(&w->inbox))) {
+		STAILQ_REMOVE_HEAD(&w->inbox, qlink);
+		s->dir[0].pipe.rd = s->dir[1].pipe.rd = -1;
+		sess_release(w, s, false);
+		free(s);
+	}
+	while (w->n_free > 0) {
+		struct relay_pipe *pp = &w->free_pipes[--w->n_free];
+
+		close(pp->rd);
+		close(pp->wr);
+		atomic_fetch_sub(&w->pool->pipes, 1);
+	}
+	free(w->free_pipes);
+	free(w->scratch);
+	if (w->tick_ev)
+		event_free(w->tick_ev);
+	if (w->wake_ev)
+		event_free(w->wake_ev);
+	if (w->base)
+		event_base_free(w->base);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	pthread_mutex_destroy(&w->lock);
+}
+
+/* ---- pool (main thread) --------------------------------------------------------------- */
+
+static void pool_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_pool *p = arg;
+	struct sess_queue q = STAILQ_HEAD_INITIALIZER(q);
+	struct relay_sess *s;
+
+	efd_drain(fd);
+	pthread_mutex_lock(&p->lock);
+	STAILQ_CONCAT(&q, &p->done);
+	pthread_mutex_unlock(&p->lock);
+	p->dispatching = true;
+	while ((s = STAILQ_FIRST(&q))) {
+		STAILQ_REMOVE_HEAD(&q, qlink);
+		if (p->freed) { /* relay_pool_free() ran inside a callback: no more callbacks */
+			free(s);
+			continue;
+		}
+		atomic_fetch_sub(&p->sessions, 1);
+		s->cb(s->arg, s->end, s->err);
+		if (!p->freed && p->n_spare < RELAY_SPARE_SESS_MAX) {
+			STAILQ_INSERT_HEAD(&p->spare, s, qlink);
+			p->n_spare++;
+		} else {
+			free(s);
+		}
+	}
+	p->dispatching = false;
+	if (p->freed)
+		free(p);
+}
+
+int relay_pool_new(struct event_base *main, const struct relay_opts *o, struct relay_pool **ret)
+{
+	struct relay_opts def = {0};
+	struct relay_pool *p;
+	struct relay_pipe probe;
+	sigset_t all, old;
+	long ncpu;
+	int r;
+
+	if (!main || !ret)
+		return -EINVAL;
+	if (!o)
+		o = &def;
+	if (o->workers < 0 || o->pipe_size < 0)
+		return -EINVAL;
+	p = xcalloc(1, sizeof(*p));
+	p->main = main;
+	p->o = *o;
+	p->done_fd = -1;
+	STAILQ_INIT(&p->done);
+	STAILQ_INIT(&p->spare);
+	pthread_mutex_init(&p->lock, NULL);
+	if (!p->o.pipe_size)
+		p->o.pipe_size = RELAY_PIPE_DEFAULT;
+	if (!p->o.workers) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		p->o.workers = ncpu > 0 ? (int)ncpu : 1;
+	}
+	p->o.workers = MIN(p->o.workers, RELAY_WORKERS_MAX);
+	p->tick_ms = MAX(10u, MIN(1000u, p->o.idle_timeout_ms / 8));
+
+	/* Learn the size pipes get here (and fail early if pipes cannot be made at all). */
+	r = pipe_make(p->o.pipe_size, &probe);
+	if (r < 0)
+		goto fail;
+	p->pipe_cap = probe.cap;
+	close(probe.rd);
+	close(probe.wr);
+
+	p->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->done_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	p->done_ev = event_new(main, p->done_fd, EV_READ | EV_PERSIST, pool_done_cb, p);
+	if (!p->done_ev || event_add(p->done_ev, NULL) < 0) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* Bases are made here, on one thread, before any worker runs. */
+	p->w = xcalloc((size_t)p->o.workers, sizeof(*p->w));
+	p->n_workers = p->o.workers;
+	for (int i = 0; i < p->n_workers; i++)
+		p->w[i].wake_fd = -1;
+	for (int i = 0; i < p->n_workers; i++) {
+		r = worker_init(p, i);
+		if (r < 0)
+			goto fail;
+	}
+	/*
+	 * Workers block every signal: signals stay with the main thread's handlers, and a
+	 * SIGPIPE raised by splice() to a reset socket (splice has no MSG_NOSIGNAL) stays
+	 * pending on the worker instead of killing the process.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (int i = 0; i < p->n_workers; i++) {
+		char name[32];
+
+		r = -pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]);
+		if (r < 0)
+			break;
+		p->w[i].started = true;
+		snprintf(name, sizeof(name), "relay/%d", i);
+		name[15] = '\0'; /* the kernel's limit */
+		pthread_setname_np(p->w[i].thread, name);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		goto fail;
+	*ret = p;
+	return 0;
+fail:
+	relay_pool_free(p);
+	return r;
+}
+
+void relay_pool_free(struct relay_pool *p)
+{
+	struct relay_sess *s;
+
+	if (!p)
+		return;
+	for (int i = 0; i < p->n_workers; i++) {
+		if (!p->w[i].started)
+			continue;
+		pthread_mutex_lock(&p->w[i].lock);
+		p->w[i].stop = true;
+		pthread_mutex_unlock(&p->w[i].lock);
+		efd_signal(p->w[i].wake_fd);
+	}
+	for (int i = 0; i < p->n_workers; i++)
+		if (p->w[i].started)
+			pthread_join(p->w[i].thread, NULL);
+	for (int i = 0; i < p->n_workers; i++)
+		worker_clear(&p->w[i]);
+	free(p->w);
+	/* Ended sessions whose callback did not run: their sockets are closed already. */
+	while ((s = STAILQ_FIRST(&p->done))) {
+		STAILQ_REMOVE_HEAD(&p->done, qlink);
+		free(s);
+	}
+	while ((s = STAILQ_FIRST(&p->spare))) {
+		STAILQ_REMOVE_HEAD(&p->spare, qlink);
+		free(s);
+	}
+	if (p->done_ev)
+		event_free(p->done_ev);
+	if (p->done_fd >= 0)
+		close(p->done_fd);
+	pthread_mutex_destroy(&p->lock);
+	if (p->dispatching) {
+		p->freed = true;
+		return;
+	}
+	free(p);
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Least-loaded worker; ties go round-robin so that equal load still spreads. */
+static struct relay_worker *pool_pick(struct relay_pool *p)
+{
+	struct relay_worker *best = NULL;
+	size_t best_n = SIZE_MAX;
+
+	for (int k = 0; k < p->n_workers; k++) {
+		struct relay_worker *w = &p->w[(p->rr + (unsigned)k) % (unsigned)p->n_workers];
+		size_t n = atomic_load(&w->n_sessions);
+
+		if (n < best_n) {
+			best = w;
+			best_n = n;
+		}
+	}
+	p->rr++;
+	return best;
+}
+
+static uint8_t *dup_bytes(const void *src, size_t n)
+{
+	uint8_t *b;
+
+	if (!n)
+		return NULL;
+	b = xmalloc(n);
+	memcpy(b, src, n);
+	return b;
+}
+
+int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
+	size_t n_to_server, const void *to_client, size_t n_to_client,
+	struct relay_counters *counters, relay_done_cb cb, void *arg)
+{
+	struct relay_worker *w;
+	struct relay_sess *s;
+	int r;
+
+	if (!p || client_fd < 0 || server_fd < 0 || client_fd == server_fd || !counters || !cb ||
+		(n_to_server && !to_server) || (n_to_client && !to_client))
+		return -EINVAL;
+	r = set_nonblock(client_fd);
+	if (r < 0)
+		return r;
+	r = set_nonblock(server_fd);
+	if (r < 0)
+		return r;
+
+	s = STAILQ_FIRST(&p->spare);
+	if (s) {
+		STAILQ_REMOVE_HEAD(&p->spare, qlink);
+		p->n_spare--;
+	} else {
+		s = xmalloc(sizeof(*s));
+	}
+	memset(s, 0, sizeof(*s));
+	s->fd[0] = client_fd;
+	s->fd[1] = server_fd;
+	for (int i = 0; i < 2; i++)
+		s->dir[i].pipe.rd = s->dir[i].pipe.wr = -1;
+	s->dir[0].buf = dup_bytes(to_server, n_to_server);
+	s->dir[0].len = n_to_server;
+	s->dir[1].buf = dup_bytes(to_client, n_to_client);
+	s->dir[1].len = n_to_client;
+	s->counters = counters;
+	s->cb = cb;
+	s->arg = arg;
+
+	w = pool_pick(p);
+	atomic_fetch_add(&w->n_sessions, 1);
+	atomic_fetch_add(&p->sessions, 1);
+	pthread_mutex_lock(&w->lock);
+	STAILQ_INSERT_TAIL(&w->inbox, s, qlink);
+	pthread_mutex_unlock(&w->lock);
+	efd_signal(w->wake_fd);
+	return 0;
+}
+
+size_t relay_pool_sessions(const struct relay_pool *p)
+{
+	return atomic_load(&p->sessions);
+}
+
+size_t relay_pool_pipes(const struct relay_pool *p)
+{
+	return atomic_load(&p->pipes);
+}
+
+size_t relay_pool_pipes_busy(const struct relay_pool *p)
+{
+	return atomic_load(&p->pipes_busy);
+}
+
+int relay_pool_workers(const struct relay_pool *p)
+{
+	return p->n_workers;
+}
+
+size_t relay_pool_worker_sessions(const struct relay_pool *p, int i)
+{
+	if (i < 0 || i >= p->n_workers)
+		return 0;
+	return atomic_load(&p->w[i].n_sessions);
+}
+
+int relay_pool_pipe_size(const struct relay_pool *p)
+{
+	return p->pipe_cap;
+}

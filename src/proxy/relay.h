@@ -1,0 +1,85 @@
+/*
+ * relay.h - the byte relay between a proxied client and its upstream: splice(2) through pipes
+ * taken from a per-worker pool, on N worker threads, each with an event_base of its own.
+ *
+ * The proxy's main thread accepts, parses and connects; then relay_start() hands the two
+ * connected sockets over and the relay moves bytes both ways until both directions are closed,
+ * one side resets, or the session stays idle too long.  The end is reported on the main
+ * thread's event_base.  The relay never reads a byte it has no room for: while a writer cannot
+ * take data, the other side is not read (the kernel's windows push back on the peer).
+ */
+#ifndef EGRESS_RELAY_H
+#define EGRESS_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+struct relay_opts {
+	int workers;		  /* 0: one per online CPU */
+	uint32_t idle_timeout_ms; /* 0: none */
+	int pipe_size;		  /* bytes, 0: default (64 KiB) */
+	bool no_splice;		  /* copy through a buffer instead (benchmarks, tests) */
+};
+
+/* Bytes written by the relay, the to_server/to_client bytes of relay_start() included. */
+struct relay_counters {
+	_Atomic uint64_t up, down; /* up: client -> server */
+};
+
+enum relay_end {
+	RELAY_END_CLOSED,   /* both directions ended with EOF */
+	RELAY_END_RESET,    /* a side reset (ECONNRESET/EPIPE); the other side got a reset too */
+	RELAY_END_IDLE,	    /* no byte either way for idle_timeout_ms */
+	RELAY_END_ERROR,    /* another socket error; both sides reset */
+	RELAY_END_SHUTDOWN, /* reserved: relay_pool_free() ends sessions without a callback */
+	_RELAY_END_MAX,
+};
+
+extern const char *const relay_end_name[_RELAY_END_MAX];
+
+/* Called on the main base's thread; err: the errno of RELAY_END_ERROR/RESET, else 0. */
+typedef void (*relay_done_cb)(void *arg, enum relay_end end, int err);
+
+struct relay_pool;
+
+/*
+ * main: the caller's event_base, borrowed until relay_pool_free(); done callbacks run there.
+ * o may be NULL (defaults).  Starts the worker threads.  *ret is the caller's.
+ * libevent needs no thread locks for this (evthread_use_pthreads() is not required): each
+ * worker base is used by its own thread only, and hand-overs go through eventfds.
+ */
+int relay_pool_new(struct event_base *main, const struct relay_opts *o, struct relay_pool **ret);
+
+/*
+ * Stops and joins the workers, closes every session's sockets; no callback runs after (nor
+ * during) it, not even for sessions that had ended but whose callback had not run yet.
+ * NULL is fine.  May be called from a done callback.
+ */
+void relay_pool_free(struct relay_pool *p);
+
+/*
+ * Takes ownership of both fds (connected stream sockets; made nonblocking here).
+ * to_server/to_client: bytes to write first (copied; may be NULL/0).  counters: owned by the
+ * caller, must live until cb ran (or relay_pool_free() returned); the relay only adds to them.
+ * Main thread only.  Returns 0 or -errno (then the fds are still the caller's).
+ */
+int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
+	size_t n_to_server, const void *to_client, size_t n_to_client,
+	struct relay_counters *counters, relay_done_cb cb, void *arg);
+
+/* Sessions started whose callback has not run yet (for metrics). */
+size_t relay_pool_sessions(const struct relay_pool *p);
+/* Pipes allocated (holding data + free in the pools). */
+size_t relay_pool_pipes(const struct relay_pool *p);
+/* Pipes holding data right now. */
+size_t relay_pool_pipes_busy(const struct relay_pool *p);
+/* Number of worker threads, and the sessions worker i runs now (0 <= i < workers). */
+int relay_pool_workers(const struct relay_pool *p);
+size_t relay_pool_worker_sessions(const struct relay_pool *p, int i);
+/* Capacity in bytes of the pipes this pool makes (after the kernel's rounding and limits). */
+int relay_pool_pipe_size(const struct relay_pool *p);
+
+#endif
