@@ -390,12 +390,12 @@ static int word_item_cb(const struct conf_key *k, const char *tok, void *item, c
 	bool ok = w && n > 0 && n <= 64;
 
 	for (size_t i = 0; ok && i < n; i++)
-		ok = isalnum((unsigned char)tok[i]) || strchr("-_.@/:", tok[i]);
+		ok = isalnum((unsigned char)tok[i]) || strchr("-_.@/:[]", tok[i]);
 	if (ok) {
 		*w = xstrdup(tok);
 		return 0;
 	}
-	snprintf(why, whylen, "a list of names of letters, digits and -_.@/: (at most 64 each)");
+	snprintf(why, whylen, "a list of names of letters, digits and -_.@/:[] (at most 64 each)");
 	(void)k;
 	return -EINVAL;
 }
@@ -1165,8 +1165,8 @@ void conf_print(const struct conf *conf, FILE *f)
 				/* implied by another section, which is printed */
 				char label[128];
 				section_label(s->origin, label, sizeof(label));
-				fprintf(f, "; [%s %s] is implied by %s\n", t->name, s->name ? s->name : "",
-					label);
+				fprintf(f, "; [%s%s%s] is implied by %s\n", t->name, s->name ? " " : "",
+					s->name ? s->name : "", label);
 				continue;
 			}
 			if (!first)

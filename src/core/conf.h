@@ -273,6 +273,10 @@ void conf_overrides_clear(struct conf_overrides *o);
 void conf_overrides_preset(struct conf_overrides *o, const char *section, const char *name,
 	const char *key, const char *value);
 
+/* Add an override as a flag would (section: a static string, e.g. operands of a command). */
+void conf_overrides_add(struct conf_overrides *o, const char *section, const char *name,
+	const char *key, const char *value, const char *origin);
+
 /*
  * Apply overrides on top of conf (after the file).  A list key set by a flag
  * replaces the file's list; repeated flags append.  Named sections that do

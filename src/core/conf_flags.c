@@ -63,6 +63,12 @@ void conf_overrides_preset(struct conf_overrides *o, const char *section, const 
 	o->v[o->n - 1].preset = true;
 }
 
+void conf_overrides_add(struct conf_overrides *o, const char *section, const char *name,
+	const char *key, const char *value, const char *origin)
+{
+	override_add(o, section, name, key, value, origin);
+}
+
 void conf_overrides_clear(struct conf_overrides *o)
 {
 	for (size_t i = 0; i < o->n; i++) {

@@ -55,6 +55,11 @@ const struct conf_section_type conf_global_type = {
 
 /* ------------------------------------------------------------ [uplink NAME] */
 
+static bool has_tunnel(const struct conf_section *s)
+{
+	return addr_is_set(&((const struct conf_uplink *)s)->tunnel);
+}
+
 static bool has_check(const struct conf_section *s)
 {
 	return ((const struct conf_uplink *)s)->check.kind != CHECK_NONE;
@@ -317,6 +322,28 @@ static const struct conf_key uplink_keys[] = {
 		.help = "policy: masquerade traffic that leaves through this uplink",
 	},
 	{
+		.name = "dns",
+		.type = CONF_ADDR_LIST,
+		KEY(conf_uplink, dns),
+		.help = "resolvers reached through this uplink (dns forwarder, proxy name lookups)",
+	},
+	{
+		.name = "tunnel",
+		.type = CONF_ADDR,
+		KEY(conf_uplink, tunnel),
+		.help = "proxy tunnel mode: the upstream SOCKS proxy this uplink leads to",
+	},
+	{
+		.name = "tunnel_port",
+		.type = CONF_INT,
+		KEY(conf_uplink, tunnel_port),
+		.min = 1,
+		.max = 65535,
+		.def = "1080",
+		.help = "port of the upstream SOCKS proxy",
+		.relevant = has_tunnel,
+	},
+	{
 		.name = "check_mark",
 		.type = CONF_U32,
 		KEY(conf_uplink, check.mark),
@@ -335,9 +362,10 @@ static void uplink_validate(const struct conf *conf, const void *section, struct
 	char a[ADDR_STRLEN], b[ADDR_STRLEN];
 
 	(void)conf;
-	if (!u->interface[0] && !addr_is_set(&u->gateway) && !addr_is_set(&u->source))
+	if (!u->interface[0] && !addr_is_set(&u->gateway) && !addr_is_set(&u->source) &&
+		!addr_is_set(&u->tunnel))
 		conf_section_error(errs, &u->s, NULL,
-			"an uplink needs at least one of 'interface', 'gateway' or 'source'");
+			"an uplink needs at least one of 'interface', 'gateway', 'source' or 'tunnel'");
 	if (addr_is_set(&u->gateway) && addr_is_set(&u->source) &&
 		u->gateway.family != u->source.family) {
 		addr_str(&u->gateway, a, sizeof(a));
@@ -1091,6 +1119,692 @@ const struct conf_section_type conf_set_type = {
 	.n_keys = ARRAY_SIZE(set_keys),
 };
 
+/* ------------------------------------------------------------ [proxy], [client] */
+
+static bool proxy_has_check(const struct conf_section *s)
+{
+	return ((const struct conf_proxy *)s)->check != CHECK_NONE;
+}
+
+static const struct conf_key proxy_keys[] = {
+	{
+		.name = "address",
+		.type = CONF_ADDR,
+		KEY(conf_proxy, address),
+		.def = "127.0.0.1",
+		.help = "address of the SOCKS/HTTP listener (-lhost)",
+	},
+	{
+		.name = "port",
+		.type = CONF_INT,
+		KEY(conf_proxy, port),
+		.min = 0,
+		.max = 65535,
+		.def = "8080",
+		.help = "port of the SOCKS4/4a/5 and HTTP proxy listener; 0: none (-lport)",
+	},
+	{
+		.name = "dispatch",
+		.type = CONF_WORD_LIST,
+		KEY(conf_proxy, dispatch),
+		.help = "uplinks as local addresses ADDR@RATIO (with tunnel: upstream SOCKS "
+			"proxies HOST:PORT@RATIO); each becomes an [uplink]",
+	},
+	{
+		.name = "tunnel",
+		.type = CONF_BOOL,
+		KEY(conf_proxy, tunnel),
+		.def = "false",
+		.help = "relay whole connections to the uplinks' upstream SOCKS proxies",
+	},
+	{
+		.name = "transparent_port",
+		.type = CONF_INT,
+		KEY(conf_proxy, transparent_port),
+		.min = 0,
+		.max = 65535,
+		.def = "0",
+		.help = "port of the transparent listener for REDIRECT (SO_ORIGINAL_DST); 0: none",
+	},
+	{
+		.name = "tproxy_port",
+		.type = CONF_INT,
+		KEY(conf_proxy, tproxy_port),
+		.min = 0,
+		.max = 65535,
+		.def = "0",
+		.help = "port of the transparent listener for TPROXY (IP_TRANSPARENT); 0: none",
+	},
+	{
+		.name = "username",
+		.type = CONF_STRING,
+		KEY(conf_proxy, username),
+		.help = "clients must authenticate (SOCKS5 RFC 1929, HTTP Basic) with this user",
+	},
+	{
+		.name = "password",
+		.type = CONF_STRING,
+		KEY(conf_proxy, password),
+		.help = "and this password",
+	},
+	{
+		.name = "connect_timeout",
+		.type = CONF_DURATION,
+		KEY(conf_proxy, connect_timeout_ms),
+		.min = 10,
+		.max = 60000,
+		.def = "300ms",
+		.help = "an uplink that has not connected by then is raced by another",
+	},
+	{
+		.name = "connect_deadline",
+		.type = CONF_DURATION,
+		KEY(conf_proxy, connect_deadline_ms),
+		.min = 100,
+		.max = 300000,
+		.def = "10s",
+		.help = "the client is told the connect failed after this",
+	},
+	{
+		.name = "idle_timeout",
+		.type = CONF_DURATION,
+		KEY(conf_proxy, idle_timeout_ms),
+		.min = 0,
+		.max = 7 * 24 * 3600 * 1000LL,
+		.def = "1h",
+		.help = "a connection without a byte either way for this long is closed; 0: never",
+	},
+	{
+		.name = "max_connections",
+		.type = CONF_INT,
+		KEY(conf_proxy, max_connections),
+		.min = 1,
+		.max = 1000000,
+		.def = "20000",
+		.help = "connections at once, all clients together",
+	},
+	{
+		.name = "max_per_client",
+		.type = CONF_INT,
+		KEY(conf_proxy, max_per_client),
+		.min = 1,
+		.max = 1000000,
+		.def = "1000",
+		.help = "connections at once from one client address",
+	},
+	{
+		.name = "resolver",
+		.type = CONF_ADDR_LIST,
+		KEY(conf_proxy, resolvers),
+		.help = "resolvers for host names in requests, asked through the connection's "
+			"uplink (default: the uplink's dns, else /etc/resolv.conf)",
+	},
+	{
+		.name = "client_rules",
+		.type = CONF_STRING,
+		KEY(conf_proxy, client_rules),
+		.help = "JSON file of per-client contention ratios (go-dispatch-proxy's format)",
+	},
+	{
+		.name = "affinity",
+		.type = CONF_DURATION,
+		KEY(conf_proxy, affinity_ms),
+		.min = 0,
+		.max = 24 * 3600 * 1000LL,
+		.def = "0",
+		.help = "keep a client on the uplink it last used for this long; 0: off",
+	},
+	{
+		.name = "workers",
+		.type = CONF_INT,
+		KEY(conf_proxy, workers),
+		.min = 0,
+		.max = 256,
+		.def = "0",
+		.help = "relay threads (0: one per CPU)",
+	},
+	{
+		.name = "check",
+		.type = CONF_ENUM,
+		KEY(conf_proxy, check),
+		.def = "none",
+		.names = check_kind_name,
+		.n_names = _CHECK_KIND_MAX,
+		.help = "health check of the dispatch uplinks: none, http, https, tcp, icmp or dns "
+			"(tunnel mode: tcp to the upstream proxy unless set)",
+	},
+	{
+		.name = "check_target",
+		.type = CONF_ADDR_LIST,
+		KEY(conf_proxy, check_targets),
+		.help = "addresses the dispatch uplinks' checks probe",
+		.relevant = proxy_has_check,
+	},
+	{
+		.name = "check_port",
+		.type = CONF_INT,
+		KEY(conf_proxy, check_port),
+		.min = 0,
+		.max = 65535,
+		.def = "0",
+		.help = "port of the checks (0: the kind's default)",
+		.relevant = proxy_has_check,
+	},
+	{
+		.name = "check_interval",
+		.type = CONF_DURATION,
+		KEY(conf_proxy, check_interval_ms),
+		.min = 100,
+		.max = 3600 * 1000,
+		.def = "1s",
+		.help = "between the dispatch uplinks' check rounds",
+		.relevant = proxy_has_check,
+	},
+	{
+		.name = "table_base",
+		.type = CONF_U32,
+		KEY(conf_proxy, table_base),
+		.min = 1,
+		.max = 0xfffffff0,
+		.def = "5000",
+		.help = "uplinks with a source address get routing table table_base + position",
+	},
+	{
+		.name = "rule_priority",
+		.type = CONF_U32,
+		KEY(conf_proxy, rule_priority),
+		.min = 1,
+		.max = 32000,
+		.def = "5000",
+		.help = "priority of the source rules (one per uplink, upwards from here)",
+	},
+};
+
+int conf_ratio_parse(const char *s, char *name, size_t len, int *weight)
+{
+	const char *at = strrchr(s, '@');
+	size_t n = at ? (size_t)(at - s) : strlen(s);
+	char *end;
+	long w = 1;
+
+	if (!n || n >= len)
+		return -EINVAL;
+	if (at) {
+		errno = 0;
+		w = strtol(at + 1, &end, 10);
+		if (errno || end == at + 1 || *end || w < 1 || w > 1000)
+			return -ERANGE;
+	}
+	memcpy(name, s, n);
+	name[n] = '\0';
+	*weight = (int)w;
+	return 0;
+}
+
+/* "ADDR" or "[ADDR]:PORT" / "ADDR:PORT" (tunnel mode) of a dispatch word without its ratio. */
+static int dispatch_addr_parse(const char *s, bool tunnel, struct addr *ret, int *port)
+{
+	char host[ADDR_STRLEN + 2];
+	const char *colon;
+	char *end;
+	long p;
+
+	if (!tunnel)
+		return addr_parse(s, ret);
+	colon = strrchr(s, ':');
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	if (host[0] == '[') {
+		size_t hl = strlen(host);
+		if (hl < 3 || host[hl - 1] != ']')
+			return -EINVAL;
+		host[hl - 1] = '\0';
+		memmove(host, host + 1, hl - 1);
+	}
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
+		return -EINVAL;
+	*port = (int)p;
+	return addr_parse(host, ret);
+}
+
+static void proxy_validate(const struct conf *conf, const void *section, struct conf_errors *errs)
+{
+	const struct conf_proxy *p = section;
+	char name[128];
+	struct addr a;
+	int w, port;
+
+	for (size_t i = 0; i < p->dispatch.n; i++) {
+		if (conf_ratio_parse(p->dispatch.v[i], name, sizeof(name), &w) < 0 ||
+			dispatch_addr_parse(name, p->tunnel, &a, &port) < 0)
+			conf_section_error(errs, &p->s, "dispatch",
+				"expected %s with an optional @RATIO (1-1000), got \"%s\"",
+				p->tunnel ? "an upstream proxy HOST:PORT" : "a local address",
+				p->dispatch.v[i]);
+	}
+	if (!p->username != !p->password)
+		conf_section_error(errs, &p->s, p->username ? "password" : "username",
+			"'username' and 'password' go together");
+	if (p->check != CHECK_NONE && !p->check_targets.n && !p->tunnel)
+		conf_section_error(errs, &p->s, "check", "check = %s needs 'check_target'",
+			check_kind_name[p->check]);
+	if (p->check == CHECK_TCP && !p->check_port && !p->tunnel)
+		conf_section_error(errs, &p->s, "check", "check = tcp needs 'check_port'");
+	if (p->connect_timeout_ms > p->connect_deadline_ms)
+		conf_section_error(errs, &p->s, "connect_timeout",
+			"expected at most 'connect_deadline' (%" PRIu32 "ms), got %" PRIu32 "ms",
+			p->connect_deadline_ms, p->connect_timeout_ms);
+	if (!p->port && !p->transparent_port && !p->tproxy_port && !conf_gateway(conf))
+		conf_section_error(errs, &p->s, "port",
+			"the proxy needs a listener: 'port', 'transparent_port' or 'tproxy_port'");
+	if (!p->dispatch.n && !conf_n_uplinks(conf))
+		conf_section_error(errs, &p->s, "dispatch",
+			"the proxy needs uplinks: 'dispatch' or [uplink] sections");
+}
+
+/* Each dispatch word becomes an [uplink ADDR] (tunnel: [uplink HOST:PORT]). */
+static void proxy_expand(struct conf *conf, const struct conf_section *section,
+	struct conf_errors *errs)
+{
+	const struct conf_proxy *p = (const struct conf_proxy *)section;
+	const struct conf_key *ck = conf_key_find(&conf_proxy_type, "check");
+	char name[128], buf[64];
+	struct addr a;
+	int w, port = 0, kind;
+
+	for (size_t i = 0; i < p->dispatch.n; i++) {
+		struct conf_section *u;
+
+		conf_ratio_parse(p->dispatch.v[i], name, sizeof(name), &w);
+		dispatch_addr_parse(name, p->tunnel, &a, &port);
+		u = conf_add_generated(conf, "uplink", name, &p->s, errs);
+		if (!u)
+			continue;
+		addr_str(&a, buf, sizeof(buf));
+		conf_set_key(u, p->tunnel ? "tunnel" : "source", buf);
+		if (p->tunnel) {
+			snprintf(buf, sizeof(buf), "%d", port);
+			conf_set_key(u, "tunnel_port", buf);
+		}
+		snprintf(buf, sizeof(buf), "%d", w);
+		conf_set_key(u, "weight", buf);
+		kind = p->check;
+		if (p->tunnel && !conf_key_is_set(&p->s, ck))
+			kind = CHECK_TCP;
+		conf_set_key(u, "check", check_kind_name[kind]);
+		if (kind == CHECK_NONE)
+			continue;
+		for (size_t j = 0; j < p->check_targets.n; j++) {
+			addr_str(&p->check_targets.v[j].addr, buf, sizeof(buf));
+			conf_set_key(u, "check_target", buf);
+		}
+		if (!p->check_targets.n) {
+			/* tunnel mode: the upstream proxy itself */
+			addr_str(&a, buf, sizeof(buf));
+			conf_set_key(u, "check_target", buf);
+		}
+		if (p->check_port || p->tunnel) {
+			snprintf(buf, sizeof(buf), "%d",
+				p->check_port ? p->check_port : port);
+			conf_set_key(u, "check_port", buf);
+		}
+		conf_format_duration(p->check_interval_ms, buf, sizeof(buf));
+		conf_set_key(u, "interval", buf);
+		conf_format_duration(MIN(p->check_interval_ms, 500), buf, sizeof(buf));
+		conf_set_key(u, "interval_failing", buf);
+		conf_set_key(u, "interval_recovering", buf);
+		conf_format_duration(MIN(p->check_interval_ms, 1000), buf, sizeof(buf));
+		conf_set_key(u, "timeout", buf);
+	}
+}
+
+const struct conf_section_type conf_proxy_type = {
+	.name = "proxy",
+	.size = sizeof(struct conf_proxy),
+	.keys = proxy_keys,
+	.n_keys = ARRAY_SIZE(proxy_keys),
+	.validate = proxy_validate,
+	.expand = proxy_expand,
+};
+
+struct conf_proxy *conf_proxy(const struct conf *conf)
+{
+	return (struct conf_proxy *)conf_find(conf, "proxy", NULL);
+}
+
+static const struct conf_key client_keys[] = {
+	{
+		.name = "source",
+		.type = CONF_CIDR_LIST,
+		KEY(conf_client, source),
+		.flags = CONF_BARE | CONF_REQUIRED,
+		.help = "client addresses and prefixes (longest prefix wins among [client]s)",
+	},
+	{
+		.name = "ratio",
+		.type = CONF_WORD_LIST,
+		KEY(conf_client, ratio),
+		.flags = CONF_REQUIRED,
+		.help = "UPLINK@N ...: contention ratios for these clients (UPLINK: name or "
+			"source address)",
+	},
+};
+
+static bool uplink_named(const struct conf *conf, const char *name)
+{
+	struct addr a;
+	bool is_addr = addr_parse(name, &a) == 0;
+
+	for (size_t i = 0; i < conf_n_uplinks(conf); i++) {
+		const struct conf_uplink *u = conf_uplink_at(conf, i);
+		if (streq(u->s.name, name) || (is_addr && addr_eq(&u->source, &a)))
+			return true;
+	}
+	return false;
+}
+
+static void client_validate(const struct conf *conf, const void *section, struct conf_errors *errs)
+{
+	const struct conf_client *c = section;
+	const struct conf_proxy *p = conf_proxy(conf);
+	char name[128];
+	int w;
+
+	for (size_t i = 0; i < c->ratio.n; i++) {
+		if (conf_ratio_parse(c->ratio.v[i], name, sizeof(name), &w) < 0) {
+			conf_section_error(errs, &c->s, "ratio",
+				"expected UPLINK@N (N 1-1000), got \"%s\"", c->ratio.v[i]);
+			continue;
+		}
+		bool in_dispatch = false;
+		for (size_t j = 0; p && j < p->dispatch.n; j++)
+			if (!strncmp(p->dispatch.v[j], name, strlen(name)) &&
+				(p->dispatch.v[j][strlen(name)] == '@' ||
+					!p->dispatch.v[j][strlen(name)]))
+				in_dispatch = true;
+		if (!in_dispatch && !uplink_named(conf, name))
+			conf_section_error(errs, &c->s, "ratio", "no uplink called \"%s\"", name);
+	}
+	if (!p)
+		conf_section_error(errs, &c->s, NULL, "[client] needs a [proxy] section");
+}
+
+const struct conf_section_type conf_client_type = {
+	.name = "client",
+	.named = true,
+	.size = sizeof(struct conf_client),
+	.keys = client_keys,
+	.n_keys = ARRAY_SIZE(client_keys),
+	.validate = client_validate,
+};
+
+size_t conf_n_clients(const struct conf *conf)
+{
+	return conf_sections(conf, "client")->n;
+}
+
+struct conf_client *conf_client_at(const struct conf *conf, size_t i)
+{
+	return (struct conf_client *)conf_sections(conf, "client")->items[i];
+}
+
+/* ------------------------------------------------------------ [dns] */
+
+static const struct conf_key dns_keys[] = {
+	{
+		.name = "address",
+		.type = CONF_ADDR,
+		KEY(conf_dns, address),
+		.def = "127.0.0.1",
+		.help = "address the forwarder listens on (:: for every address)",
+	},
+	{
+		.name = "port",
+		.type = CONF_INT,
+		KEY(conf_dns, port),
+		.min = 1,
+		.max = 65535,
+		.def = "5353",
+		.help = "port the forwarder listens on (UDP, and TCP with tcp = yes)",
+	},
+	{
+		.name = "upstream",
+		.type = CONF_ADDR_LIST,
+		KEY(conf_dns, upstream),
+		.help = "resolvers used through the main routing table, besides the uplinks' 'dns'",
+	},
+	{
+		.name = "timeout",
+		.type = CONF_DURATION,
+		KEY(conf_dns, timeout_ms),
+		.min = 50,
+		.max = 30000,
+		.def = "1s",
+		.help = "per attempt; the next attempt goes through another uplink",
+	},
+	{
+		.name = "attempts",
+		.type = CONF_INT,
+		KEY(conf_dns, attempts),
+		.min = 1,
+		.max = 10,
+		.def = "3",
+		.help = "attempts per query before SERVFAIL",
+	},
+	{
+		.name = "cache_size",
+		.type = CONF_INT,
+		KEY(conf_dns, cache_size),
+		.min = 0,
+		.max = 10000000,
+		.def = "1024",
+		.help = "answers cached (honouring their TTLs); 0: no cache",
+	},
+	{
+		.name = "max_pending",
+		.type = CONF_INT,
+		KEY(conf_dns, max_pending),
+		.min = 1,
+		.max = 1000000,
+		.def = "1024",
+		.help = "queries waiting for an upstream at once",
+	},
+	{
+		.name = "tcp",
+		.type = CONF_BOOL,
+		KEY(conf_dns, tcp),
+		.def = "true",
+		.help = "also serve DNS over TCP",
+	},
+};
+
+static void dns_validate(const struct conf *conf, const void *section, struct conf_errors *errs)
+{
+	const struct conf_dns *d = section;
+	bool any = d->upstream.n > 0;
+
+	for (size_t i = 0; i < conf_n_uplinks(conf); i++)
+		if (conf_uplink_at(conf, i)->dns.n)
+			any = true;
+	if (!any && !conf_proxy(conf))
+		conf_section_error(errs, &d->s, "upstream",
+			"the forwarder needs resolvers: 'upstream' or an uplink's 'dns'");
+}
+
+const struct conf_section_type conf_dns_type = {
+	.name = "dns",
+	.size = sizeof(struct conf_dns),
+	.keys = dns_keys,
+	.n_keys = ARRAY_SIZE(dns_keys),
+	.validate = dns_validate,
+};
+
+struct conf_dns *conf_dns(const struct conf *conf)
+{
+	return (struct conf_dns *)conf_find(conf, "dns", NULL);
+}
+
+/* ------------------------------------------------------------ [gateway] */
+
+const char *const gateway_intercept_name[_INTERCEPT_MAX] = {
+	[INTERCEPT_REDIRECT] = "redirect",
+	[INTERCEPT_TPROXY] = "tproxy",
+};
+
+static bool is_tproxy(const struct conf_section *s)
+{
+	return ((const struct conf_gateway *)s)->intercept == INTERCEPT_TPROXY;
+}
+
+static const struct conf_key gateway_keys[] = {
+	{
+		.name = "address",
+		.type = CONF_ADDR,
+		KEY(conf_gateway, address),
+		.flags = CONF_V4,
+		.def = "192.168.100.1",
+		.help = "the gateway's address on the clients' subnet (-gateway-ip)",
+	},
+	{
+		.name = "subnet",
+		.type = CONF_CIDR_LIST,
+		KEY(conf_gateway, subnet),
+		.def = "192.168.100.0/24",
+		.help = "the clients' subnets (-subnet)",
+	},
+	{
+		.name = "transparent_port",
+		.type = CONF_INT,
+		KEY(conf_gateway, transparent_port),
+		.min = 1,
+		.max = 65535,
+		.def = "8888",
+		.help = "the clients' TCP goes to the transparent proxy on this port",
+	},
+	{
+		.name = "dns_port",
+		.type = CONF_INT,
+		KEY(conf_gateway, dns_port),
+		.min = 1,
+		.max = 65535,
+		.def = "5353",
+		.help = "the clients' DNS goes to the forwarder on this port",
+	},
+	{
+		.name = "nat_interface",
+		.type = CONF_STRING,
+		KEY(conf_gateway, nat_interface),
+		.def = "auto",
+		.help = "interface that masquerades the clients' other traffic (auto: any but theirs)",
+	},
+	{
+		.name = "auto_config",
+		.type = CONF_BOOL,
+		KEY(conf_gateway, auto_config),
+		.def = "false",
+		.help = "install the interception and NAT (table inet egress_gateway) after saving "
+			"the ruleset; off: only log what would be installed",
+	},
+	{
+		.name = "intercept",
+		.type = CONF_ENUM,
+		KEY(conf_gateway, intercept),
+		.def = "redirect",
+		.names = gateway_intercept_name,
+		.n_names = _INTERCEPT_MAX,
+		.help = "how TCP reaches the proxy: redirect (NAT) or tproxy",
+	},
+	{
+		.name = "backup_file",
+		.type = CONF_STRING,
+		KEY(conf_gateway, backup_file),
+		.def = "/var/lib/egress/ruleset-backup.nft",
+		.help = "where the ruleset found before the first change is saved",
+	},
+	{
+		.name = "tproxy_mark",
+		.type = CONF_U32,
+		KEY(conf_gateway, tproxy_mark),
+		.flags = CONF_HEX,
+		.min = 1,
+		.max = 0xffffffff,
+		.def = "0x1",
+		.help = "tproxy: mark of intercepted packets (bit of the mark, routed to local)",
+		.relevant = is_tproxy,
+	},
+	{
+		.name = "tproxy_table",
+		.type = CONF_U32,
+		KEY(conf_gateway, tproxy_table),
+		.min = 1,
+		.max = 0xfffffff0,
+		.def = "4700",
+		.help = "tproxy: routing table that delivers marked packets locally",
+		.relevant = is_tproxy,
+	},
+	{
+		.name = "rule_priority",
+		.type = CONF_U32,
+		KEY(conf_gateway, rule_priority),
+		.min = 1,
+		.max = 32000,
+		.def = "4400",
+		.help = "tproxy: priority of the rule to tproxy_table",
+		.relevant = is_tproxy,
+	},
+};
+
+static void gateway_validate(const struct conf *conf, const void *section, struct conf_errors *errs)
+{
+	const struct conf_gateway *g = section;
+	const struct conf_dns *d = conf_dns(conf);
+
+	if (!conf_proxy(conf))
+		conf_section_error(errs, &g->s, NULL,
+			"gateway mode needs a [proxy] section (its uplinks)");
+	if (d && !d->s.origin && d->port != g->dns_port)
+		conf_section_error(errs, &g->s, "dns_port",
+			"expected [dns] port (%d), got %d", d->port, g->dns_port);
+	if (!g->subnet.n)
+		conf_section_error(errs, &g->s, "subnet", "expected at least one subnet");
+}
+
+/* Gateway mode implies the DNS forwarder on dns_port, on every address. */
+static void gateway_expand(struct conf *conf, const struct conf_section *section,
+	struct conf_errors *errs)
+{
+	const struct conf_gateway *g = (const struct conf_gateway *)section;
+	struct conf_section *d;
+	char buf[16];
+
+	if (conf_dns(conf))
+		return;
+	d = conf_add_generated(conf, "dns", NULL, &g->s, errs);
+	if (!d)
+		return;
+	conf_set_key(d, "address", "::");
+	snprintf(buf, sizeof(buf), "%d", g->dns_port);
+	conf_set_key(d, "port", buf);
+}
+
+const struct conf_section_type conf_gateway_type = {
+	.name = "gateway",
+	.size = sizeof(struct conf_gateway),
+	.keys = gateway_keys,
+	.n_keys = ARRAY_SIZE(gateway_keys),
+	.validate = gateway_validate,
+	.expand = gateway_expand,
+};
+
+struct conf_gateway *conf_gateway(const struct conf *conf)
+{
+	return (struct conf_gateway *)conf_find(conf, "gateway", NULL);
+}
+
 /* ------------------------------------------------------------ all */
 
 const struct conf_section_type *const egress_conf_types[] = {
@@ -1101,6 +1815,10 @@ const struct conf_section_type *const egress_conf_types[] = {
 	&conf_policy_type,
 	&conf_set_type,
 	&conf_rule_type,
+	&conf_proxy_type,
+	&conf_client_type,
+	&conf_dns_type,
+	&conf_gateway_type,
 };
 const size_t egress_conf_n_types = ARRAY_SIZE(egress_conf_types);
 

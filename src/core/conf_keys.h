@@ -34,6 +34,10 @@ struct conf_uplink {
 	uint32_t table; /* 0: [balance] table_base + position */
 	int tier;
 	bool masquerade;
+	/* proxy and dns modules */
+	struct addr_list dns;	 /* resolvers reached through this uplink */
+	struct addr tunnel;	 /* proxy -tunnel mode: the upstream SOCKS proxy of this uplink */
+	int tunnel_port;
 };
 
 enum route_fail {
@@ -133,6 +137,76 @@ struct conf_set {
 	struct cidr_list prefixes;
 };
 
+/* [proxy]: SOCKS4/4a/5 and HTTP proxy on one port, transparent proxy (go-dispatch-proxy). */
+struct conf_proxy {
+	struct conf_section s;
+	struct addr address;	     /* of the SOCKS/HTTP listener */
+	int port;		     /* 0: no SOCKS/HTTP listener */
+	struct word_list dispatch;   /* ADDR@N (or HOST:PORT@N with tunnel): become uplinks */
+	bool tunnel;		     /* relay whole connections to upstream SOCKS proxies */
+	int transparent_port;	     /* REDIRECT listener (SO_ORIGINAL_DST); 0: none */
+	int tproxy_port;	     /* TPROXY listener (IP_TRANSPARENT); 0: none */
+	char *username, *password;   /* RFC 1929 / Basic; NULL: no authentication */
+	uint32_t connect_timeout_ms; /* race a second uplink after this */
+	uint32_t connect_deadline_ms;	 /* give up (tell the client) after this */
+	uint32_t idle_timeout_ms;
+	int max_connections;
+	int max_per_client;
+	struct addr_list resolvers;  /* names in requests (default: uplink's dns, resolv.conf) */
+	char *client_rules;	     /* path of a JSON file of per-client ratios (the fork's format) */
+	uint32_t affinity_ms;	     /* keep a client on its uplink this long; 0: off */
+	int workers;		     /* relay threads; 0: one per CPU */
+	int check;		     /* enum check_kind of the dispatch uplinks' checks */
+	struct addr_list check_targets;
+	int check_port;
+	uint32_t check_interval_ms;
+	uint32_t table_base;	     /* source routing of uplinks with a source address */
+	uint32_t rule_priority;
+};
+
+/* [client NAME]: per-client contention ratios (longest prefix wins). */
+struct conf_client {
+	struct conf_section s;
+	struct cidr_list source;
+	struct word_list ratio; /* UPLINK@N: UPLINK is an uplink name or its source address */
+};
+
+/* [dns]: DNS forwarder over the uplinks' resolvers. */
+struct conf_dns {
+	struct conf_section s;
+	struct addr address;
+	int port;
+	struct addr_list upstream; /* resolvers used through the main routing table */
+	uint32_t timeout_ms;	   /* per attempt; the next attempt goes to another uplink */
+	int attempts;
+	int cache_size;		   /* answers kept; 0: no cache */
+	int max_pending;
+	bool tcp;		   /* also listen on TCP */
+};
+
+enum gateway_intercept {
+	INTERCEPT_REDIRECT,
+	INTERCEPT_TPROXY,
+	_INTERCEPT_MAX,
+};
+extern const char *const gateway_intercept_name[_INTERCEPT_MAX];
+
+/* [gateway]: go-dispatch-proxy's gateway mode: transparent proxy, DNS, NAT for a subnet. */
+struct conf_gateway {
+	struct conf_section s;
+	struct addr address;	  /* -gateway-ip */
+	struct cidr_list subnet;  /* clients */
+	int transparent_port;
+	int dns_port;
+	char *nat_interface;	  /* "auto": every uplink's interface */
+	bool auto_config;	  /* install the nftables table (off: print it) */
+	int intercept;		  /* enum gateway_intercept */
+	char *backup_file;	  /* the ruleset saved before our first change */
+	uint32_t tproxy_mark;	  /* TPROXY: mark and table of the local-delivery rule */
+	uint32_t tproxy_table;
+	uint32_t rule_priority;
+};
+
 /* A [policy] member parsed: "isp1@3/2". */
 struct policy_member_spec {
 	char uplink[64];
@@ -148,6 +222,20 @@ extern const struct conf_section_type conf_balance_type;
 extern const struct conf_section_type conf_policy_type;
 extern const struct conf_section_type conf_rule_type;
 extern const struct conf_section_type conf_set_type;
+extern const struct conf_section_type conf_proxy_type;
+extern const struct conf_section_type conf_client_type;
+extern const struct conf_section_type conf_dns_type;
+extern const struct conf_section_type conf_gateway_type;
+
+/* The [proxy], [dns], [gateway] sections, or NULL when the module is off. */
+struct conf_proxy *conf_proxy(const struct conf *conf);
+struct conf_dns *conf_dns(const struct conf *conf);
+struct conf_gateway *conf_gateway(const struct conf *conf);
+size_t conf_n_clients(const struct conf *conf);
+struct conf_client *conf_client_at(const struct conf *conf, size_t i);
+
+/* A "NAME@N" or "ADDR@N" ratio word: name (or address text) and weight (default 1). */
+int conf_ratio_parse(const char *s, char *name, size_t len, int *weight);
 
 /* The [balance] section, or NULL when the policy module is off. */
 struct conf_balance *conf_balance(const struct conf *conf);

@@ -246,6 +246,16 @@ int nl_rule_apply(struct nl *nl, enum nl_op op, const struct nl_rule *r);
 
 typedef int (*nl_rule_cb)(const struct nl_rule *r, void *arg);
 int nl_rule_dump(struct nl *nl, int family, nl_rule_cb cb, void *arg);
+/* Same selectors, action and target (what `ip rule` would call a duplicate). */
+bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b);
+/*
+ * Make the rules of protocol `protocol` with a priority in [prio_lo, prio_hi) exactly
+ * want[0..n) (borrowed), in both families: add the missing, delete the others.  Rules
+ * already in place are not touched, so traffic never sees a gap.  Returns 0 or the first
+ * error (the rest is still attempted).
+ */
+int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
+	const struct nl_rule *want, size_t n);
 
 /* ---- links (nl_link.c) ---- */
 

@@ -211,3 +211,68 @@ int nl_rule_dump(struct nl *nl, int family, nl_rule_cb cb, void *arg)
 		return err;
 	return nl_dump(nl, nl_sendbuf(nl), nl_rule_dump_cb, &ctx);
 }
+
+bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b)
+{
+	return a->family == b->family && a->priority == b->priority && a->action == b->action &&
+	       a->has_fwmark == b->has_fwmark && a->fwmark == b->fwmark &&
+	       a->fwmask == b->fwmask && a->table == b->table && a->flags == b->flags &&
+	       a->src.plen == b->src.plen && addr_eq(&a->src.addr, &b->src.addr) &&
+	       a->dst.plen == b->dst.plen && addr_eq(&a->dst.addr, &b->dst.addr) &&
+	       !strcmp(a->iif, b->iif) && !strcmp(a->oif, b->oif) &&
+	       a->has_suppress_prefixlen == b->has_suppress_prefixlen &&
+	       a->suppress_prefixlen == b->suppress_prefixlen;
+}
+
+struct rule_scan {
+	uint8_t protocol;
+	uint32_t lo, hi;
+	struct nl_rule *found;
+	size_t n;
+};
+
+static int rule_scan_cb(const struct nl_rule *r, void *arg)
+{
+	struct rule_scan *sc = arg;
+
+	if (r->protocol != sc->protocol || !r->has_priority || r->priority < sc->lo ||
+		r->priority >= sc->hi)
+		return 0;
+	sc->found = xrealloc(sc->found, (sc->n + 1) * sizeof(*sc->found));
+	sc->found[sc->n++] = *r;
+	return 0;
+}
+
+int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
+	const struct nl_rule *want, size_t n)
+{
+	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi};
+	int r = 0, e;
+
+	for (int f = 0; f < 2; f++) {
+		e = nl_rule_dump(nl, f ? AF_INET6 : AF_INET, rule_scan_cb, &sc);
+		if (e < 0) {
+			free(sc.found);
+			return e;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool have = false;
+		for (size_t j = 0; j < sc.n && !have; j++)
+			have = nl_rule_same(&sc.found[j], &want[i]);
+		if (!have && (e = nl_rule_apply(nl, NL_ADD, &want[i])) < 0 && e != -EEXIST) {
+			log_debug("netlink: add rule priority %u lookup %u: %s", want[i].priority,
+				want[i].table, strerror(-e));
+			r = r ? r : e;
+		}
+	}
+	for (size_t j = 0; j < sc.n; j++) {
+		bool wanted = false;
+		for (size_t i = 0; i < n && !wanted; i++)
+			wanted = nl_rule_same(&sc.found[j], &want[i]);
+		if (!wanted && (e = nl_rule_apply(nl, NL_DEL, &sc.found[j])) < 0 && e != -ENOENT)
+			r = r ? r : e;
+	}
+	free(sc.found);
+	return r;
+}

@@ -250,65 +250,15 @@ static void rp_filter_loose(const char *ifname)
 	close(fd);
 }
 
-struct rule_scan {
-	struct policy_module *pm;
-	struct nl_rule *found;
-	size_t n;
-};
-
-static int rule_scan_cb(const struct nl_rule *r, void *arg)
-{
-	struct rule_scan *sc = arg;
-
-	if (r->protocol != RTPROT_EGRESS || !r->has_priority || r->priority < sc->pm->prio ||
-		r->priority >= sc->pm->prio + POLICY_MAX_UPLINKS)
-		return 0;
-	sc->found = xrealloc(sc->found, (sc->n + 1) * sizeof(*sc->found));
-	sc->found[sc->n++] = *r;
-	return 0;
-}
-
-static bool rule_same(const struct nl_rule *a, const struct nl_rule *b)
-{
-	return a->family == b->family && a->priority == b->priority &&
-	       a->has_fwmark == b->has_fwmark && a->fwmark == b->fwmark &&
-	       a->fwmask == b->fwmask && a->table == b->table &&
-	       a->has_suppress_prefixlen == b->has_suppress_prefixlen &&
-	       a->suppress_prefixlen == b->suppress_prefixlen;
-}
-
 /* Make our rules exactly want[0..n). 0 or the first error. */
 static int rules_reconcile(struct policy_module *pm, const struct nl_rule *want, size_t n)
 {
-	struct rule_scan sc = {.pm = pm};
-	int r = 0, e;
+	int r = nl_rule_reconcile(pm->nl, RTPROT_EGRESS, pm->prio, pm->prio + POLICY_MAX_UPLINKS,
+		want, n);
 
-	for (int f = 0; f < 2; f++) {
-		e = nl_rule_dump(pm->nl, f ? AF_INET6 : AF_INET, rule_scan_cb, &sc);
-		if (e < 0) {
-			free(sc.found);
-			return e;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		bool have = false;
-		for (size_t j = 0; j < sc.n; j++)
-			have |= rule_same(&sc.found[j], &want[i]);
-		if (!have && (e = nl_rule_apply(pm->nl, NL_ADD, &want[i])) < 0 && e != -EEXIST) {
-			log_warnx("policy: add rule fwmark 0x%x/0x%x lookup %u: %s%s%s", want[i].fwmark,
-				want[i].fwmask, want[i].table, strerror(-e),
-				*nl_last_error(pm->nl) ? ": " : "", nl_last_error(pm->nl));
-			r = r ? r : e;
-		}
-	}
-	for (size_t j = 0; j < sc.n; j++) {
-		bool wanted = false;
-		for (size_t i = 0; i < n; i++)
-			wanted |= rule_same(&sc.found[j], &want[i]);
-		if (!wanted && (e = nl_rule_apply(pm->nl, NL_DEL, &sc.found[j])) < 0 && e != -ENOENT)
-			r = r ? r : e;
-	}
-	free(sc.found);
+	if (r < 0)
+		log_warnx("policy: rules: %s%s%s", strerror(-r), *nl_last_error(pm->nl) ? ": " : "",
+			nl_last_error(pm->nl));
 	return r;
 }
 

@@ -454,7 +454,7 @@ static void test_egress_uplink(void **state)
 	assert_int_equal(conf_validate(c, &errs), -22);
 	assert_int_equal(errs.n, 3);
 	assert_string_equal(errs.msgs[0], "e.conf:6: [uplink b]: an uplink needs at least one of "
-					  "'interface', 'gateway' or 'source'");
+					  "'interface', 'gateway', 'source' or 'tunnel'");
 	assert_string_equal(errs.msgs[1],
 		"e.conf:10: [uplink c] source: expected an address of the gateway's family "
 		"(gateway 192.0.2.1), got \"2001:db8::2\"");
