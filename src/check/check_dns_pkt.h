@@ -11,27 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DNS_HEADER_LEN 12
-#define DNS_NAME_MAX   255 /* wire length of a name, RFC 1035 2.3.4 */
-#define DNS_QUERY_MAX  (DNS_HEADER_LEN + DNS_NAME_MAX + 4)
-#define DNS_UDP_MAX    512 /* we send no EDNS0: answers fit in 512 bytes */
+#include "dns_msg.h" /* names, header layout, types, rcodes: shared with the forwarder */
 
-#define DNS_TYPE_A   1
-#define DNS_TYPE_NS  2
-#define DNS_CLASS_IN 1
-
-enum dns_rcode {
-	DNS_RCODE_NOERROR = 0,
-	DNS_RCODE_FORMERR = 1,
-	DNS_RCODE_SERVFAIL = 2,
-	DNS_RCODE_NXDOMAIN = 3,
-	DNS_RCODE_NOTIMP = 4,
-	DNS_RCODE_REFUSED = 5,
-	_DNS_RCODE_MAX = 16,
-};
-
-/* "NOERROR", ..., or "RCODE<n>" for codes without a name (static storage). */
-const char *dns_rcode_name(unsigned rcode);
+#define DNS_QUERY_MAX (DNS_HEADER_LEN + DNS_NAME_MAX + 4)
+#define DNS_UDP_MAX   DNS_PLAIN_UDP /* we send no EDNS0: answers fit in 512 bytes */
 
 /*
  * Build a recursive query (RD set) for name (dotted, "." or "" for the

@@ -1,0 +1,45 @@
+/*
+ * dns.h - the DNS forwarder: answers clients on UDP (and TCP) at [dns] address:port by
+ * asking the resolvers of the usable uplinks, each reached through its own uplink (source
+ * address, interface, mark), plus [dns] upstream through the main table.
+ *
+ * Every upstream query has a fresh random ID and a fresh socket (random source port); an
+ * answer counts only if it comes from the resolver asked, with that ID and that question.
+ * Answers are relayed whole (EDNS0 OPT untouched), never cut: one that does not fit the
+ * client's UDP size becomes header + question with TC set, so the client asks over TCP.
+ * Answers are cached (dns_cache.c) for their TTL.  Counters are in the metrics registry
+ * as egress_dns_*.
+ *
+ * Must not touch routes, rules or nftables: an upstream socket leaves through its uplink
+ * by the socket options alone.
+ */
+#ifndef EGRESS_DNS_H
+#define EGRESS_DNS_H
+
+struct conf;
+struct dns_module;
+struct event_base;
+struct metrics;
+struct uplink_set;
+
+/*
+ * Start the forwarder of conf's [dns] section (which must exist) on base.  conf is
+ * borrowed for the call only (what is needed is copied); set and metrics (NULL: no
+ * metrics) are borrowed and must outlive the module.  *ret is the caller's
+ * (dns_module_free).  Returns 0, or -errno when a listener cannot be opened.
+ */
+int dns_module_new(struct event_base *base, const struct conf *conf, struct uplink_set *set,
+	struct metrics *metrics, struct dns_module **ret);
+
+/*
+ * Take a new configuration (borrowed for the call).  The listeners move when address,
+ * port or tcp changed (on error the old ones stay and -errno is returned); resolvers,
+ * timeouts and bounds apply to queries asked from now on; the cache is resized (emptied
+ * when it shrinks below its fill).
+ */
+int dns_module_reconf(struct dns_module *m, const struct conf *conf);
+
+/* Close every socket, drop pending queries unanswered, free m.  NULL is accepted. */
+void dns_module_free(struct dns_module *m);
+
+#endif
