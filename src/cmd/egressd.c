@@ -5,6 +5,8 @@
  *   egressd -n [-c FILE] [flags]            check the configuration, print it normalised
  *   egressd route [options] [flags]         the route module alone, with gateway-route-manager's
  *                                           flags (-start-ip, -end-ip, -port, ...)
+ *   egressd dispatch [flags] ADDR@N ...     the proxy (and in gateway mode the DNS forwarder and
+ *                                           the interception), with go-dispatch-proxy's flags
  *
  * main() only parses the command line; the daemon lives in src/core/daemon.c.
  */
@@ -15,9 +17,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <net/if.h>
+#include <linux/netlink.h>
+
 #include "conf_keys.h"
 #include "daemon.h"
+#include "gateway.h"
 #include "log.h"
+#include "nft.h"
+#include "nl.h"
 #include "util.h"
 
 #define DEFAULT_CONF EGRESS_SYSCONFDIR "/egress/egress.conf"
@@ -29,6 +37,11 @@ enum {
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_HELP,
+	OPT_LIST,
+	OPT_QUIET,
+	OPT_DEBUG,
+	OPT_GATEWAY,
+	OPT_RESTORE,
 };
 
 static const struct cmd_opt opts[] = {
@@ -39,6 +52,56 @@ static const struct cmd_opt opts[] = {
 	{"verbose", 'v', false, OPT_VERBOSE, NULL, "log debug messages"},
 	{"version", 'V', false, OPT_VERSION, NULL, "print the version and exit"},
 	{"help", 'h', false, OPT_HELP, NULL, "show this help"},
+};
+
+/* go-dispatch-proxy's options that are not configuration keys. */
+static const struct cmd_opt dispatch_opts[] = {
+	{"config", 'c', true, OPT_CONF, "FILE", "configuration file (default: none)"},
+	{"check", 'n', false, OPT_CHECK, NULL,
+		"check the configuration, print it normalised and exit"},
+	{"foreground", 'd', false, OPT_FOREGROUND, NULL, "log to stderr instead of syslog"},
+	{"verbose", 'v', false, OPT_VERBOSE, NULL, "log debug messages"},
+	{"version", 'V', false, OPT_VERSION, NULL, "print the version and exit"},
+	{"help", 'h', false, OPT_HELP, NULL, "show this help"},
+	{"list", 0, false, OPT_LIST, NULL, "list the interfaces and their addresses, and exit"},
+	{"quiet", 0, false, OPT_QUIET, NULL, "log warnings and errors only"},
+	{"debug", 0, false, OPT_DEBUG, NULL, "log debug messages"},
+	{"gateway", 0, false, OPT_GATEWAY, NULL,
+		"gateway mode: transparent proxy, DNS forwarder and NAT for -subnet"},
+	{"restore", 0, false, OPT_RESTORE, NULL,
+		"put back the ruleset saved in -backup-file (keeping egress's other tables), and exit"},
+};
+
+/* go-dispatch-proxy's flags and its gateway mode's, plus ours. */
+static const struct conf_flag dispatch_flags[] = {
+	{"lhost", 0, "proxy", NULL, "address"},
+	{"lport", 0, "proxy", NULL, "port"},
+	{"tunnel", 0, "proxy", NULL, "tunnel"},
+	{"gateway-ip", 0, "gateway", NULL, "address"},
+	{"subnet", 0, "gateway", NULL, "subnet"},
+	{"transparent-port", 0, "gateway", NULL, "transparent_port"},
+	{"dns-port", 0, "gateway", NULL, "dns_port"},
+	{"nat-interface", 0, "gateway", NULL, "nat_interface"},
+	{"auto-config", 0, "gateway", NULL, "auto_config"},
+	{"intercept", 0, "gateway", NULL, "intercept"},
+	{"backup-file", 0, "gateway", NULL, "backup_file"},
+	{"web", 0, "global", NULL, "metrics_port"},
+	{"metrics-port", 0, "global", NULL, "metrics_port"},
+	{"log-level", 0, "global", NULL, "log_level"},
+	{"tproxy-port", 0, "proxy", NULL, "tproxy_port"},
+	{"username", 0, "proxy", NULL, "username"},
+	{"password", 0, "proxy", NULL, "password"},
+	{"connect-timeout", 0, "proxy", NULL, "connect_timeout"},
+	{"connect-deadline", 0, "proxy", NULL, "connect_deadline"},
+	{"idle-timeout", 0, "proxy", NULL, "idle_timeout"},
+	{"client-rules", 0, "proxy", NULL, "client_rules"},
+	{"affinity", 0, "proxy", NULL, "affinity"},
+	{"workers", 0, "proxy", NULL, "workers"},
+	{"check-kind", 0, "proxy", NULL, "check"},
+	{"check-target", 0, "proxy", NULL, "check_target"},
+	{"check-port", 0, "proxy", NULL, "check_port"},
+	{"check-interval", 0, "proxy", NULL, "check_interval"},
+	{"resolver", 0, "proxy", NULL, "resolver"},
 };
 
 static const struct conf_flag flags[] = {
@@ -74,6 +137,8 @@ static const struct conf_flag route_flags[] = {
 };
 
 struct args {
+	struct conf_overrides *o;
+	bool list, gateway, restore;
 	const char *conf_path;
 	bool conf_given;
 	bool check;
@@ -86,22 +151,30 @@ struct command {
 	const char *synopsis;
 	const struct conf_flag *flags;
 	size_t n_flags;
+	const struct cmd_opt *opts; /* NULL: egressd's */
+	size_t n_opts;
 };
 
 static const struct command commands[] = {
 	{NULL, "egressd [-d] [-v] [-n] [-c FILE] [flags]\n       egressd route [options] [flags]",
-		flags, ARRAY_SIZE(flags)},
+		flags, ARRAY_SIZE(flags), NULL, 0},
 	{"route",
 		"egressd route [-d] [-v] [-n] [-c FILE] -start-ip A -end-ip B | -gateway IP[@N]... | "
 		"-iptables-gateway IP... [flags]",
-		route_flags, ARRAY_SIZE(route_flags)},
+		route_flags, ARRAY_SIZE(route_flags), NULL, 0},
+	{"dispatch",
+		"egressd dispatch [-d] [-v] [-n] [-c FILE] [-lhost ADDR] [-lport PORT] [-tunnel] [-list] "
+		"[-quiet]\n       [-gateway [-gateway-ip IP] [-subnet CIDR] [-transparent-port P] "
+		"[-dns-port P]\n        [-nat-interface IF] [-auto-config]] [flags] ADDR@N ...",
+		dispatch_flags, ARRAY_SIZE(dispatch_flags), dispatch_opts, ARRAY_SIZE(dispatch_opts)},
 };
 
 static const struct command *cmd = &commands[0];
 
 static void usage(FILE *f)
 {
-	conf_usage(f, cmd->synopsis, opts, ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
+	conf_usage(f, cmd->synopsis, cmd->opts ? cmd->opts : opts,
+		cmd->opts ? cmd->n_opts : ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
 		egress_conf_types, egress_conf_n_types);
 }
 
@@ -129,14 +202,84 @@ static int opt_cb(int id, const char *arg, void *userdata)
 	case OPT_HELP:
 		usage(stdout);
 		exit(0);
+	case OPT_LIST:
+		a->list = true;
+		return 0;
+	case OPT_QUIET:
+		conf_overrides_add(a->o, "global", NULL, "log_level", "warn", "-quiet");
+		return 0;
+	case OPT_DEBUG:
+		conf_overrides_add(a->o, "global", NULL, "log_level", "debug", "-debug");
+		return 0;
+	case OPT_RESTORE:
+		a->restore = true;
+		a->gateway = true;
+		return 0;
+	case OPT_GATEWAY:
+		a->gateway = true;
+		conf_overrides_add(a->o, "gateway", NULL, NULL, NULL, "-gateway");
+		return 0;
 	}
 	return -EINVAL;
 }
 
+/* go-dispatch-proxy's -list: every interface with its addresses. */
+static int list_addr_cb(const struct nl_addr *a, void *arg)
+{
+	FILE *f = arg;
+	char ifname[IF_NAMESIZE] = "?", buf[ADDR_STRLEN];
+
+	if_indextoname((unsigned)a->ifindex, ifname);
+	addr_str(&a->local.addr, buf, sizeof(buf));
+	fprintf(f, "[%s] %s/%d\n", ifname, buf, a->local.plen);
+	return 0;
+}
+
+static int list_interfaces(FILE *f)
+{
+	struct nl *nl;
+	int r = nl_open(NETLINK_ROUTE, &nl);
+
+	if (r < 0) {
+		fprintf(stderr, "egressd: netlink: %s\n", strerror(-r));
+		return r;
+	}
+	r = nl_addr_dump(nl, AF_UNSPEC, 0, list_addr_cb, f);
+	if (r < 0)
+		fprintf(stderr, "egressd: listing addresses: %s\n", strerror(-r));
+	nl_free(nl);
+	return r;
+}
+
+/* -restore: the backup file named by -backup-file (or the default). */
+static int restore_ruleset(const struct conf_overrides *o)
+{
+	const char *path = conf_key_find(&conf_gateway_type, "backup_file")->def;
+	struct nft *nft;
+	char *err = NULL;
+	int r;
+
+	for (size_t i = 0; i < o->n; i++)
+		if (streq(o->v[i].section, "gateway") && o->v[i].key &&
+			streq(o->v[i].key, "backup_file"))
+			path = o->v[i].value;
+	nft = nft_new();
+	if (!nft)
+		return -ENOMEM;
+	r = gateway_restore(nft, path, &err);
+	if (r < 0)
+		fprintf(stderr, "egressd: restore: %s\n", err ? err : strerror(-r));
+	else
+		printf("restored the ruleset saved in %s\n", path);
+	free(err);
+	nft_free(nft);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
-	struct args a = {.conf_path = DEFAULT_CONF};
 	struct conf_overrides o = {0};
+	struct args a = {.conf_path = DEFAULT_CONF, .o = &o};
 	struct conf_errors errs = {0};
 	struct conf *conf;
 	int r, status;
@@ -146,7 +289,7 @@ int main(int argc, char **argv)
 			if (streq(argv[1], commands[i].name))
 				cmd = &commands[i];
 		if (!cmd->name) {
-			fprintf(stderr, "egressd: unknown command '%s' (commands: route)\n", argv[1]);
+			fprintf(stderr, "egressd: unknown command '%s' (commands: route, dispatch)\n", argv[1]);
 			status = 2;
 			goto out;
 		}
@@ -159,11 +302,34 @@ int main(int argc, char **argv)
 		conf_overrides_preset(&o, "route", NULL, NULL, NULL);
 		conf_overrides_preset(&o, "global", NULL, "metrics_port", "9090");
 	}
-	r = conf_args_parse(argc, argv, opts, ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
+	if (cmd->name && streq(cmd->name, "dispatch"))
+		conf_overrides_preset(&o, "proxy", NULL, NULL, NULL);
+	r = conf_args_parse(argc, argv, cmd->opts ? cmd->opts : opts,
+		cmd->opts ? cmd->n_opts : ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
 		egress_conf_types, egress_conf_n_types, opt_cb, &a, &o);
 	if (r < 0) {
 		status = 2;
 		goto out;
+	}
+	if (a.restore) {
+		status = restore_ruleset(&o) < 0 ? 1 : 0;
+		goto out;
+	}
+	if (a.list) {
+		status = list_interfaces(stdout) < 0 ? 1 : 0;
+		goto out;
+	}
+	if (cmd->name && streq(cmd->name, "dispatch")) {
+		/* the operands are the uplinks: ADDR@N (or HOST:PORT@N with -tunnel) */
+		for (; r < argc; r++)
+			conf_overrides_add(&o, "proxy", NULL, "dispatch", argv[r], argv[r]);
+		for (size_t i = 0; i < o.n && !a.gateway; i++)
+			if (streq(o.v[i].section, "gateway")) {
+				fprintf(stderr, "egressd: %s is a gateway mode flag: add -gateway\n",
+					o.v[i].origin);
+				status = 2;
+				goto out;
+			}
 	}
 	if (r < argc) {
 		fprintf(stderr, "egressd: unexpected argument '%s' (see --help)\n", argv[r]);

@@ -15,18 +15,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 
 #include "check.h"
 #include "conf_keys.h"
 #include "daemon.h"
+#include "dns.h"
+#include "gateway.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "policy.h"
 #include "privs.h"
+#include "proxy.h"
 #include "route.h"
 #include "uplink.h"
 #include "util.h"
@@ -44,6 +48,9 @@ struct daemon {
 	struct addr metrics_address;
 	struct route_module *route;
 	struct policy_module *policy;
+	struct proxy_module *proxy;
+	struct dns_module *dns;
+	struct gateway_module *gateway;
 	unsigned reloads;
 };
 
@@ -99,6 +106,33 @@ static int daemon_modules(struct daemon *d)
 	} else if (d->policy) {
 		policy_module_free(d->policy);
 		d->policy = NULL;
+	}
+	/* the proxy listens before gateway mode sends anything its way */
+	if (conf_proxy(d->conf)) {
+		int e = d->proxy ? proxy_module_reconf(d->proxy, d->conf)
+				 : proxy_module_new(loop_base(d->loop), d->conf, &d->uplinks,
+					   d->metrics, &d->proxy);
+		r = r ? r : e;
+	} else if (d->proxy) {
+		proxy_module_free(d->proxy);
+		d->proxy = NULL;
+	}
+	if (conf_dns(d->conf)) {
+		int e = d->dns ? dns_module_reconf(d->dns, d->conf)
+			       : dns_module_new(loop_base(d->loop), d->conf, &d->uplinks, d->metrics,
+					 &d->dns);
+		r = r ? r : e;
+	} else if (d->dns) {
+		dns_module_free(d->dns);
+		d->dns = NULL;
+	}
+	if (conf_gateway(d->conf) && (d->proxy || d->gateway)) {
+		int e = d->gateway ? gateway_module_reconf(d->gateway, d->conf)
+				   : gateway_module_new(loop_base(d->loop), d->conf, &d->gateway);
+		r = r ? r : e;
+	} else if (d->gateway) {
+		gateway_module_free(d->gateway);
+		d->gateway = NULL;
 	}
 	return r;
 }
@@ -173,11 +207,24 @@ static void daemon_reload_cb(void *arg)
 	daemon_status(d, "reloaded");
 }
 
+/* The proxy holds two sockets per connection: a soft limit of 1024 would cap it at ~500. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open file limit");
+	}
+}
+
 int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 {
 	struct daemon d = {.opts = opts, .conf = conf};
 	int r, sig, status = 1;
 
+	raise_nofile();
 	d.loop = loop_new();
 	if (!d.loop) {
 		log_error("cannot set up the event loop");
@@ -217,6 +264,9 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	loop_notify("STOPPING=1");
 	status = sig < 0 ? 1 : 0;
 out:
+	gateway_module_free(d.gateway);
+	dns_module_free(d.dns);
+	proxy_module_free(d.proxy);
 	policy_module_free(d.policy);
 	route_module_free(d.route);
 	metrics_server_free(d.metrics_server);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "log.h"
 #include "loop.h"
@@ -56,6 +57,9 @@ struct loop *loop_new(void)
 {
 	struct loop *l = xcalloc(1, sizeof(*l));
 
+	/* the proxy's relay threads report finished sessions to this base (event_active from
+	 * another thread needs a base with locks) */
+	evthread_use_pthreads();
 	l->base = event_base_new();
 	if (!l->base)
 		goto fail;

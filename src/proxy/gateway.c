@@ -1,0 +1,601 @@
+/*
+ * gateway.c - gateway mode's kernel side: table inet egress_gateway, forwarding, the
+ * TPROXY rule and route, and the ruleset backup and restore.
+ *
+ * The fork we replace rewrote iptables' nat table, saved "the rules" only when it felt
+ * like it and restored by overwriting the whole firewall.  Here: every rule is in one
+ * table of ours, applied in one transaction; the ruleset is saved before our first
+ * change (with its time and size); a restore is one transaction that keeps the other
+ * modules' egress tables; turning gateway mode off removes only our table.
+ *
+ * Must not touch any table but inet egress_gateway, except in gateway_restore(), which
+ * is the explicit "put my firewall back" request.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/rtnetlink.h>
+
+#include "conf_keys.h"
+#include "gateway.h"
+#include "log.h"
+#include "nft.h"
+#include "nl.h"
+#include "util.h"
+
+#define BACKUP_MAGIC "# egress ruleset backup, saved "
+
+/* ------------------------------------------------------------ the table */
+
+static void prefixes(struct nft_buf *b, const struct cidr_list *l, int family)
+{
+	char buf[ADDR_STRLEN + 8];
+	bool first = true;
+
+	nft_buf_add(b, "{ ");
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i].addr.family != family)
+			continue;
+		cidr_str(&l->v[i], buf, sizeof(buf));
+		nft_buf_printf(b, "%s%s", first ? "" : ", ", buf);
+		first = false;
+	}
+	nft_buf_add(b, " }");
+}
+
+static bool has_family(const struct cidr_list *l, int family)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].addr.family == family)
+			return true;
+	return false;
+}
+
+void gateway_body(const struct conf_gateway *g, struct nft_buf *b)
+{
+	bool tproxy = g->intercept == INTERCEPT_TPROXY;
+	bool autonat = !g->nat_interface || streq(g->nat_interface, "auto");
+
+	for (int f = 0; f < 2; f++) {
+		int family = f ? AF_INET6 : AF_INET;
+		const char *ip = f ? "ip6" : "ip";
+		if (!has_family(&g->subnet, family))
+			continue;
+		nft_buf_printf(b, "\tset clients%s {\n\t\ttype %s_addr\n\t\tflags interval\n"
+				  "\t\telements = ",
+			f ? "6" : "4", f ? "ipv6" : "ipv4");
+		prefixes(b, &g->subnet, family);
+		nft_buf_add(b, "\n\t}\n");
+		(void)ip;
+	}
+	/* DNS to the forwarder; TCP to the proxy (not what is addressed to us: the gateway's
+	 * own services stay reachable). */
+	nft_buf_add(b, "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; "
+		       "policy accept;\n");
+	for (int f = 0; f < 2; f++) {
+		const char *ip = f ? "ip6" : "ip";
+		const char *set = f ? "@clients6" : "@clients4";
+		if (!has_family(&g->subnet, f ? AF_INET6 : AF_INET))
+			continue;
+		nft_buf_printf(b, "\t\t%s saddr %s udp dport 53 counter redirect to :%d\n", ip, set,
+			g->dns_port);
+		nft_buf_printf(b, "\t\t%s saddr %s tcp dport 53 counter redirect to :%d\n", ip, set,
+			g->dns_port);
+		if (!tproxy)
+			nft_buf_printf(b, "\t\t%s saddr %s meta l4proto tcp fib daddr type != local "
+					  "counter redirect to :%d\n",
+				ip, set, g->transparent_port);
+	}
+	nft_buf_add(b, "\t}\n");
+	if (tproxy) {
+		nft_buf_add(b, "\tchain intercept {\n\t\ttype filter hook prerouting priority mangle; "
+			       "policy accept;\n");
+		for (int f = 0; f < 2; f++) {
+			const char *ip = f ? "ip6" : "ip";
+			const char *set = f ? "@clients6" : "@clients4";
+			if (!has_family(&g->subnet, f ? AF_INET6 : AF_INET))
+				continue;
+			/* packets of connections the proxy already holds: deliver locally */
+			nft_buf_printf(b, "\t\t%s saddr %s meta l4proto tcp socket transparent 1 "
+					  "meta mark set 0x%x accept\n",
+				ip, set, g->tproxy_mark);
+			nft_buf_printf(b, "\t\t%s saddr %s meta l4proto tcp fib daddr type != local "
+					  "counter tproxy %s to :%d meta mark set 0x%x accept\n",
+				ip, set, ip, g->transparent_port, g->tproxy_mark);
+		}
+		nft_buf_add(b, "\t}\n");
+	}
+	/* everything else from the clients is masqueraded */
+	nft_buf_add(b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; "
+		       "policy accept;\n");
+	for (int f = 0; f < 2; f++) {
+		const char *ip = f ? "ip6" : "ip";
+		const char *set = f ? "@clients6" : "@clients4";
+		if (!has_family(&g->subnet, f ? AF_INET6 : AF_INET))
+			continue;
+		if (autonat)
+			nft_buf_printf(b, "\t\t%s saddr %s %s daddr != %s counter masquerade\n", ip,
+				set, ip, set);
+		else
+			nft_buf_printf(b, "\t\t%s saddr %s oifname \"%s\" counter masquerade\n", ip,
+				set, g->nat_interface);
+	}
+	nft_buf_add(b, "\t}\n");
+}
+
+/* ------------------------------------------------------------ backup and restore */
+
+/* The directory of path, and its parents, for a first backup (/var/lib/egress). */
+static void mkdir_parents(const char *path)
+{
+	char *dir = xstrdup(path);
+
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(dir, 0700);
+		*p = '/';
+	}
+	free(dir);
+}
+
+static int write_file_atomic(const char *path, const char *text, size_t len)
+{
+	char *tmp;
+	int fd, r = 0;
+
+	mkdir_parents(path);
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			r = -errno;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (!r && rename(tmp, path) < 0)
+		r = -errno;
+	if (r)
+		unlink(tmp);
+out:
+	free(tmp);
+	return r;
+}
+
+static int read_file(const char *path, char **ret, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t n = 0, cap = 0, got;
+
+	if (!f)
+		return -errno;
+	do {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 16384;
+			buf = xrealloc(buf, cap);
+		}
+		got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+	} while (got);
+	fclose(f);
+	buf[n] = '\0';
+	*ret = buf;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+static char *errdup(const char *fmt, const char *path, int e)
+{
+	char *s;
+
+	if (asprintf(&s, fmt, path, strerror(-e)) < 0)
+		return NULL;
+	return s;
+}
+
+int gateway_backup(struct nft *nft, const char *path, char **err)
+{
+	struct stat st;
+	char *rules = NULL, *text = NULL, stamp[64];
+	time_t now = time(NULL);
+	int r;
+
+	if (err)
+		*err = NULL;
+	if (stat(path, &st) == 0 && nft_table_exists(nft, "inet", GATEWAY_TABLE) == 1) {
+		log_info("gateway: keeping the backup %s of %ld bytes: our table is in place, so "
+			 "it holds the ruleset from before us",
+			path, (long)st.st_size);
+		return 0;
+	}
+	r = nft_ruleset_dump(nft, &rules);
+	if (r < 0) {
+		if (err)
+			*err = errdup("reading the ruleset for %s: %s", path, r);
+		return r;
+	}
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S %z", localtime(&now));
+	if (asprintf(&text, "%s%s (%lld)\n%s", BACKUP_MAGIC, stamp, (long long)now, rules) < 0) {
+		free(rules);
+		return -ENOMEM;
+	}
+	free(rules);
+	r = write_file_atomic(path, text, strlen(text));
+	if (r < 0 && err)
+		*err = errdup("writing %s: %s", path, r);
+	else
+		log_info("gateway: saved the ruleset (%zu bytes) to %s", strlen(text), path);
+	free(text);
+	return r;
+}
+
+int gateway_backup_info(const char *path, struct gateway_backup_info *ret)
+{
+	struct stat st;
+	char line[256] = "";
+	FILE *f;
+	char *open_paren;
+
+	memset(ret, 0, sizeof(*ret));
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	if (strncmp(line, BACKUP_MAGIC, strlen(BACKUP_MAGIC)))
+		return -EBADMSG;
+	open_paren = strrchr(line, '(');
+	ret->exists = true;
+	ret->size = (size_t)st.st_size;
+	ret->timestamp = open_paren ? (time_t)strtoll(open_paren + 1, NULL, 10) : st.st_mtime;
+	return 0;
+}
+
+/* "table FAMILY egress..." lines (a ruleset listing starts tables at column 0). */
+struct table_ref {
+	char family[16];
+	char name[64];
+};
+
+static size_t egress_tables(const char *text, struct table_ref **ret)
+{
+	size_t n = 0;
+
+	*ret = NULL;
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		struct table_ref t;
+		if (sscanf(p, "table %15s %63s {", t.family, t.name) != 2)
+			continue;
+		if (nft_table_name_check(t.name) != 0)
+			continue;
+		*ret = xrealloc(*ret, (n + 1) * sizeof(**ret));
+		(*ret)[n++] = t;
+	}
+	return n;
+}
+
+int gateway_restore(struct nft *nft, const char *path, char **err)
+{
+	char *backup = NULL, *now = NULL, *before = NULL;
+	struct table_ref *old = NULL, *cur = NULL;
+	size_t n_old, n_cur;
+	struct nft_buf b;
+	int r;
+
+	if (err)
+		*err = NULL;
+	r = read_file(path, &backup, NULL);
+	if (r < 0) {
+		if (err)
+			*err = errdup("reading %s: %s", path, r);
+		return r;
+	}
+	if (strncmp(backup, BACKUP_MAGIC, strlen(BACKUP_MAGIC))) {
+		if (err && asprintf(err, "%s: not a ruleset backup of egress", path) < 0)
+			*err = NULL;
+		free(backup);
+		return -EBADMSG;
+	}
+	r = nft_ruleset_dump(nft, &now);
+	if (r < 0)
+		goto out;
+	/* what is there now is saved too: a restore must not lose anything */
+	if (asprintf(&before, "%s.before-restore", path) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = write_file_atomic(before, now, strlen(now));
+	if (r < 0) {
+		if (err)
+			*err = errdup("writing %s: %s", before, r);
+		goto out;
+	}
+	nft_buf_init(&b);
+	nft_buf_add(&b, strchr(backup, '\n') + 1);
+	nft_buf_add(&b, "\n");
+	/* egress's tables are the running modules' business: drop the saved ones, keep the
+	 * current ones (but not gateway mode's own) */
+	n_old = egress_tables(backup, &old);
+	for (size_t i = 0; i < n_old; i++)
+		nft_buf_printf(&b, "delete table %s %s\n", old[i].family, old[i].name);
+	n_cur = egress_tables(now, &cur);
+	for (size_t i = 0; i < n_cur; i++) {
+		char *t = NULL;
+		if (streq(cur[i].name, GATEWAY_TABLE))
+			continue;
+		if (nft_table_list(nft, cur[i].family, cur[i].name, 0, &t) == 0) {
+			nft_buf_add(&b, t);
+			nft_buf_add(&b, "\n");
+		}
+		free(t);
+	}
+	r = nft_ruleset_restore(nft, b.data, err);
+	nft_buf_clear(&b);
+	if (r == 0)
+		log_info("gateway: restored the ruleset from %s (what was there is in %s)", path,
+			before);
+out:
+	free(old);
+	free(cur);
+	free(before);
+	free(now);
+	free(backup);
+	return r;
+}
+
+/* ------------------------------------------------------------ the module */
+
+struct gateway_module {
+	const struct conf *conf;
+	struct nft *nft;
+	struct nl *nl;
+	bool applied;
+	char *body;
+	int forward_was[2]; /* -1: not changed by us */
+	bool tproxy_routing;
+	uint32_t tproxy_table, tproxy_prio, tproxy_mark;
+};
+
+static const char *const forward_path[2] = {
+	"/proc/sys/net/ipv4/ip_forward",
+	"/proc/sys/net/ipv6/conf/all/forwarding",
+};
+
+static int sysctl_get(const char *path)
+{
+	char buf[16] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atoi(buf) : -EIO;
+}
+
+static int sysctl_set(const char *path, int v)
+{
+	char buf[16];
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(buf, sizeof(buf), "%d\n", v);
+	if (write(fd, buf, strlen(buf)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static void forwarding_on(struct gateway_module *m, const struct conf_gateway *g)
+{
+	for (int f = 0; f < 2; f++) {
+		int v;
+		if (!has_family(&g->subnet, f ? AF_INET6 : AF_INET) || m->forward_was[f] >= 0)
+			continue;
+		v = sysctl_get(forward_path[f]);
+		if (v == 0) {
+			if (sysctl_set(forward_path[f], 1) < 0)
+				log_warn("gateway: enabling forwarding (%s)", forward_path[f]);
+			else
+				m->forward_was[f] = 0;
+		}
+	}
+}
+
+static void forwarding_back(struct gateway_module *m)
+{
+	for (int f = 0; f < 2; f++)
+		if (m->forward_was[f] >= 0) {
+			sysctl_set(forward_path[f], m->forward_was[f]);
+			m->forward_was[f] = -1;
+		}
+}
+
+/* TPROXY: packets marked by the tproxy chain are delivered locally. */
+static int tproxy_routing(struct gateway_module *m, bool on, const struct conf_gateway *g)
+{
+	struct nl_rule want[2];
+	size_t n = 0;
+	int r = 0, e;
+
+	if (m->tproxy_routing) {
+		for (int f = 0; f < 2; f++) {
+			struct nl_route rt = {.family = f ? AF_INET6 : AF_INET,
+				.table = m->tproxy_table, .protocol = RTPROT_EGRESS,
+				.type = RTN_LOCAL};
+			nl_route_apply(m->nl, NL_DEL, &rt);
+		}
+		nl_rule_reconcile(m->nl, RTPROT_EGRESS, m->tproxy_prio, m->tproxy_prio + 1, NULL, 0);
+		m->tproxy_routing = false;
+	}
+	if (!on)
+		return 0;
+	m->tproxy_table = g->tproxy_table;
+	m->tproxy_prio = g->rule_priority;
+	m->tproxy_mark = g->tproxy_mark;
+	m->tproxy_routing = true;
+	for (int f = 0; f < 2; f++) {
+		int family = f ? AF_INET6 : AF_INET;
+		if (!has_family(&g->subnet, family))
+			continue;
+		struct nl_route rt = {.family = family, .table = g->tproxy_table,
+			.protocol = RTPROT_EGRESS, .type = RTN_LOCAL, .scope = RT_SCOPE_HOST,
+			.oif = 1 /* lo */};
+		e = nl_route_apply(m->nl, NL_REPLACE, &rt);
+		if (e < 0) {
+			log_warnx("gateway: tproxy: local route in table %u: %s%s%s",
+				g->tproxy_table, strerror(-e), *nl_last_error(m->nl) ? ": " : "",
+				nl_last_error(m->nl));
+			r = r ? r : e;
+		}
+		want[n++] = (struct nl_rule){.family = family, .protocol = RTPROT_EGRESS,
+			.has_priority = true, .priority = g->rule_priority, .has_fwmark = true,
+			.fwmark = g->tproxy_mark, .fwmask = g->tproxy_mark, .table = g->tproxy_table};
+	}
+	e = nl_rule_reconcile(m->nl, RTPROT_EGRESS, g->rule_priority, g->rule_priority + 1, want, n);
+	return r ? r : e;
+}
+
+static int gateway_apply(struct gateway_module *m)
+{
+	const struct conf_gateway *g = conf_gateway(m->conf);
+	struct nft_buf b;
+	char *err = NULL;
+	int r;
+
+	nft_buf_init(&b);
+	gateway_body(g, &b);
+	if (!g->auto_config) {
+		log_info("gateway: auto_config is off: install the interception yourself, e.g. "
+			 "`nft -f` of:\ntable inet %s {\n%s}",
+			GATEWAY_TABLE, b.data);
+		nft_buf_clear(&b);
+		return 0;
+	}
+	if (m->applied && m->body && streq(m->body, b.data)) {
+		nft_buf_clear(&b);
+		return 0;
+	}
+	if (!m->applied) {
+		r = gateway_backup(m->nft, g->backup_file, &err);
+		if (r < 0) {
+			/* no backup, no change: the promise is that the old ruleset can come back */
+			log_error("gateway: %s; not changing the firewall", err ? err : strerror(-r));
+			free(err);
+			nft_buf_clear(&b);
+			return r;
+		}
+	}
+	r = nft_table_apply(m->nft, "inet", GATEWAY_TABLE, b.data, &err);
+	if (r < 0) {
+		log_error("gateway: applying table inet %s: %s", GATEWAY_TABLE,
+			err ? err : strerror(-r));
+		free(err);
+		nft_buf_clear(&b);
+		return r;
+	}
+	free(m->body);
+	m->body = nft_buf_steal(&b);
+	nft_buf_clear(&b);
+	m->applied = true;
+	forwarding_on(m, g);
+	r = tproxy_routing(m, g->intercept == INTERCEPT_TPROXY, g);
+	log_info("gateway: intercepting %zu subnet%s (%s to :%d, DNS to :%d), table inet %s",
+		g->subnet.n, g->subnet.n == 1 ? "" : "s", gateway_intercept_name[g->intercept],
+		g->transparent_port, g->dns_port, GATEWAY_TABLE);
+	return r;
+}
+
+int gateway_module_new(struct event_base *base, const struct conf *conf,
+	struct gateway_module **ret)
+{
+	struct gateway_module *m = xcalloc(1, sizeof(*m));
+	int r;
+
+	(void)base;
+	m->conf = conf;
+	m->forward_was[0] = m->forward_was[1] = -1;
+	m->nft = nft_new();
+	if (!m->nft) {
+		free(m);
+		return -ENOMEM;
+	}
+	r = nl_open(NETLINK_ROUTE, &m->nl);
+	if (r < 0) {
+		nft_free(m->nft);
+		free(m);
+		return r;
+	}
+	r = gateway_apply(m);
+	if (r < 0) {
+		gateway_module_free(m);
+		return r;
+	}
+	*ret = m;
+	return 0;
+}
+
+int gateway_module_reconf(struct gateway_module *m, const struct conf *conf)
+{
+	const struct conf *old = m->conf;
+
+	m->conf = conf;
+	if (!conf_gateway(conf)->auto_config && m->applied) {
+		char *err = NULL;
+		nft_table_delete(m->nft, "inet", GATEWAY_TABLE, &err);
+		free(err);
+		tproxy_routing(m, false, NULL);
+		m->applied = false;
+	}
+	if (gateway_apply(m) < 0) {
+		m->conf = old;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void gateway_module_free(struct gateway_module *m)
+{
+	char *err = NULL;
+
+	if (!m)
+		return;
+	if (m->applied) {
+		if (nft_table_delete(m->nft, "inet", GATEWAY_TABLE, &err) < 0)
+			log_warnx("gateway: removing table inet %s: %s", GATEWAY_TABLE,
+				err ? err : "?");
+		free(err);
+		tproxy_routing(m, false, NULL);
+		forwarding_back(m);
+		log_info("gateway: removed table inet %s", GATEWAY_TABLE);
+	}
+	nl_free(m->nl);
+	nft_free(m->nft);
+	free(m->body);
+	free(m);
+}

@@ -1,0 +1,50 @@
+/*
+ * gateway.h - go-dispatch-proxy's gateway mode: intercept a subnet's TCP and DNS, NAT
+ * the rest, in table inet egress_gateway; save the ruleset before the first change and
+ * put it back on request.
+ */
+#ifndef EGRESS_GATEWAY_H
+#define EGRESS_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct conf;
+struct conf_gateway;
+struct nft;
+struct nft_buf;
+
+#define GATEWAY_TABLE "egress_gateway"
+
+/* The body of table inet egress_gateway for g (pure).  nat_ifname: resolved
+ * nat_interface, or NULL for auto. */
+void gateway_body(const struct conf_gateway *g, struct nft_buf *ret);
+
+struct gateway_backup_info {
+	bool exists;
+	time_t timestamp; /* when the ruleset was saved */
+	size_t size;	  /* bytes of the file */
+};
+/* Save the whole ruleset to path (atomically: temporary file, fsync, rename) unless a
+ * backup is there already and our table is in place (an earlier run's backup holds the
+ * state from before us: keep it). */
+int gateway_backup(struct nft *nft, const char *path, char **err);
+int gateway_backup_info(const char *path, struct gateway_backup_info *ret);
+/*
+ * Put the saved ruleset back in one transaction, except that egress's tables of the
+ * other modules stay as they are now and table inet egress_gateway goes.  What was in
+ * place before the restore is saved to PATH.before-restore first.
+ */
+int gateway_restore(struct nft *nft, const char *path, char **err);
+
+struct gateway_module;
+struct event_base;
+/* conf borrowed until the next reconf/free; *ret is the caller's. */
+int gateway_module_new(struct event_base *base, const struct conf *conf,
+	struct gateway_module **ret);
+int gateway_module_reconf(struct gateway_module *m, const struct conf *conf);
+/* Removes table inet egress_gateway and what tproxy needed, puts forwarding back. */
+void gateway_module_free(struct gateway_module *m);
+
+#endif

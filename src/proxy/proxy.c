@@ -1,0 +1,1615 @@
+/*
+ * proxy.c - the proxy module: listeners, sessions, uplink choice, hand-over to the relay.
+ *
+ * A session: accept -> (SOCKS/HTTP: read and parse the request, authenticate) ->
+ * choose the uplink (dispatch.c: contention ratio over the usable uplinks, per-client
+ * rules, affinity) -> resolve a host name through that uplink's resolvers -> connect,
+ * racing a second uplink if the first is slow (connect.c) -> answer the client -> hand
+ * both sockets to the relay (relay.c, splice on worker threads) -> count bytes and end.
+ * Transparent sessions (REDIRECT, TPROXY) skip the parsing: the destination is the one the
+ * client asked the network for.  Tunnel mode relays the client's bytes untouched to the
+ * chosen uplink's upstream SOCKS proxy.
+ *
+ * Each listener is one socket on the main loop; everything here runs on the main thread
+ * except the relay.  Bounds: max_connections overall, max_per_client per client address,
+ * a handshake deadline, a head size limit (HTTP_HEAD_MAX), UDP associations' pending
+ * lookups.  Malformed requests get the protocol's error reply and a rate-limited log line.
+ *
+ * Must not block the loop; must not read a client's bytes past its request (they belong
+ * to the upstream).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "conf_keys.h"
+#include "connect.h"
+#include "dispatch.h"
+#include "gateway.h"
+#include "httpproxy.h"
+#include "log.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "relay.h"
+#include "socks.h"
+#include "srcroute.h"
+#include "uplink.h"
+#include "util.h"
+
+/* <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h> pull in <linux/if.h>,
+ * which clashes with <net/if.h>; the values are ABI. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#define IP6T_SO_ORIGINAL_DST 80
+
+#define HANDSHAKE_MS 10000   /* a client must have sent its request by then */
+#define CLIENT_BUCKETS 4096
+#define CLIENT_MAX 65536     /* client table entries (idle ones are evicted beyond) */
+#define RACE_MAX 4	     /* uplinks tried per connection */
+#define UDP_PENDING_MAX 16   /* name lookups per UDP association */
+#define UDP_BUF 65536
+
+enum listener_kind {
+	LISTEN_PROXY,	    /* SOCKS4/4a/5 and HTTP, detected from the first byte */
+	LISTEN_TUNNEL,	    /* whole connections to upstream SOCKS proxies */
+	LISTEN_REDIRECT,    /* SO_ORIGINAL_DST */
+	LISTEN_TPROXY,	    /* the local address is the destination */
+	_LISTEN_KIND_MAX,
+};
+
+static const char *const listener_kind_name[_LISTEN_KIND_MAX] = {
+	[LISTEN_PROXY] = "socks/http",
+	[LISTEN_TUNNEL] = "tunnel",
+	[LISTEN_REDIRECT] = "transparent",
+	[LISTEN_TPROXY] = "tproxy",
+};
+
+enum sess_state {
+	S_DETECT,
+	S_SOCKS5_GREETING,
+	S_SOCKS5_AUTH,
+	S_SOCKS5_REQUEST,
+	S_SOCKS4_REQUEST,
+	S_HTTP_HEAD,
+	S_RESOLVE,
+	S_CONNECT,
+	S_RELAY,
+	S_UDP, /* a SOCKS5 UDP association: the TCP connection only holds it open */
+	_S_MAX,
+};
+
+struct proxy_module;
+
+/* An uplink as the proxy sees it.  Entries are never freed before the module: sessions
+ * point at them; an uplink removed by a reload is only marked absent. */
+struct puplink {
+	char *name;
+	bool present;
+	bool usable;
+	int weight;
+	struct connect_via via;
+	struct addr tunnel;
+	int tunnel_port;
+	struct evdns_base *dns;
+	char dns_key[512]; /* what dns was built from, to rebuild on change */
+	struct proxy_stats st;
+	uint64_t reported_up, reported_down; /* what the bytes counter says */
+};
+
+struct client {
+	struct client *next;
+	struct addr addr;
+	struct proxy_stats st;
+	uint64_t last_ms;
+};
+
+struct listener {
+	struct proxy_module *pm;
+	enum listener_kind kind;
+	struct evconnlistener *l;
+	struct addr addr;
+	int port;
+};
+
+struct udp_assoc;
+
+struct session {
+	struct proxy_module *pm;
+	struct session *prev, *next;
+	enum listener_kind kind;
+	enum sess_state state;
+	int proto; /* enum proxy_proto, or -1 */
+	int fd;
+	struct event *ev;    /* client readable, before the relay */
+	struct event *timer; /* handshake deadline */
+	uint8_t *buf;	     /* handshake bytes; freed at the hand-over */
+	size_t n;
+	struct addr client;
+	uint16_t client_port;
+	struct client *ce;
+	struct proxy_target target;
+	struct sockaddr_storage dst;
+	socklen_t dstlen;
+	struct puplink *up;
+	int tried[RACE_MAX]; /* tunnel mode: uplinks tried */
+	int n_tried;
+	struct evdns_getaddrinfo_request *dreq;
+	struct connect_race *race;
+	uint8_t *to_server; /* bytes for the upstream before relaying (HTTP head, early data) */
+	size_t n_to_server;
+	uint8_t reply[64];
+	size_t reply_len;
+	struct relay_counters counters;
+	uint64_t started_ms;
+	struct udp_assoc *udp;
+};
+
+struct proxy_module {
+	struct event_base *base;
+	const struct conf *conf;
+	struct uplink_set *set;
+	struct metrics *metrics;
+	struct relay_pool *relay;
+	struct dispatch *disp;
+	struct srcroute *srcroute;
+	struct listener listeners[6];
+	size_t n_listeners;
+	struct puplink **ups; /* index = dispatch index */
+	size_t n_ups;
+	struct session *sessions;
+	size_t n_sessions;
+	struct client *clients[CLIENT_BUCKETS];
+	size_t n_clients;
+	struct log_ratelimit rl;
+	struct metric_family *m_active, *m_total, *m_failed, *m_bytes, *m_refused;
+	uint64_t refused_limit;
+};
+
+static void session_free(struct session *s);
+static void session_connect(struct session *s);
+
+/* ------------------------------------------------------------ clients */
+
+static unsigned client_hash(const struct addr *a)
+{
+	const uint8_t *p = (const uint8_t *)&a->v6;
+	size_t n = a->family == AF_INET ? 4 : 16;
+	unsigned h = 2166136261u;
+
+	if (a->family == AF_INET)
+		p = (const uint8_t *)&a->v4;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h % CLIENT_BUCKETS;
+}
+
+/* Drop idle clients that were last seen longest ago, until under the bound. */
+static void clients_evict(struct proxy_module *pm)
+{
+	uint64_t cutoff = now_ms() - 60000;
+
+	for (int pass = 0; pass < 2 && pm->n_clients >= CLIENT_MAX; pass++) {
+		for (size_t b = 0; b < CLIENT_BUCKETS; b++) {
+			struct client **pp = &pm->clients[b];
+			while (*pp) {
+				struct client *c = *pp;
+				if (!c->st.active && (pass || c->last_ms < cutoff)) {
+					*pp = c->next;
+					free(c);
+					pm->n_clients--;
+				} else {
+					pp = &c->next;
+				}
+			}
+		}
+	}
+}
+
+static struct client *client_get(struct proxy_module *pm, const struct addr *a)
+{
+	unsigned h = client_hash(a);
+	struct client *c;
+
+	for (c = pm->clients[h]; c; c = c->next)
+		if (addr_eq(&c->addr, a))
+			return c;
+	if (pm->n_clients >= CLIENT_MAX)
+		clients_evict(pm);
+	c = xcalloc(1, sizeof(*c));
+	c->addr = *a;
+	c->next = pm->clients[h];
+	pm->clients[h] = c;
+	pm->n_clients++;
+	return c;
+}
+
+/* ------------------------------------------------------------ uplinks */
+
+static struct puplink *puplink_find(struct proxy_module *pm, const char *name)
+{
+	for (size_t i = 0; i < pm->n_ups; i++)
+		if (streq(pm->ups[i]->name, name))
+			return pm->ups[i];
+	return NULL;
+}
+
+static int puplink_index(const struct proxy_module *pm, const struct puplink *up)
+{
+	for (size_t i = 0; i < pm->n_ups; i++)
+		if (pm->ups[i] == up)
+			return (int)i;
+	return -1;
+}
+
+/* The resolvers of an uplink: its own `dns`, else [proxy] resolver, else resolv.conf;
+ * queries leave from its source address (source routing takes them through it). */
+static void puplink_dns(struct proxy_module *pm, struct puplink *up, const struct conf_uplink *cu)
+{
+	const struct conf_proxy *p = conf_proxy(pm->conf);
+	const struct addr_list *l = cu->dns.n ? &cu->dns : &p->resolvers;
+	char key[sizeof(up->dns_key)], a[ADDR_STRLEN];
+	size_t o = 0;
+
+	addr_str(&up->via.source, a, sizeof(a));
+	o += (size_t)snprintf(key + o, sizeof(key) - o, "%s;", addr_is_set(&up->via.source) ? a : "");
+	for (size_t i = 0; i < l->n && o < sizeof(key); i++) {
+		addr_str(&l->v[i].addr, a, sizeof(a));
+		o += (size_t)snprintf(key + o, sizeof(key) - o, "%s,", a);
+	}
+	if (up->dns && streq(key, up->dns_key))
+		return;
+	if (up->dns)
+		evdns_base_free(up->dns, 1);
+	snprintf(up->dns_key, sizeof(up->dns_key), "%s", key);
+	up->dns = evdns_base_new(pm->base, l->n ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (!up->dns) {
+		log_warnx("proxy: uplink %s: no resolver (evdns)", up->name);
+		return;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		addr_to_sockaddr(&l->v[i].addr, 53, &ss, &len);
+		evdns_base_nameserver_sockaddr_add(up->dns, (struct sockaddr *)&ss, len, 0);
+	}
+	if (addr_is_set(&up->via.source)) {
+		addr_str(&up->via.source, a, sizeof(a));
+		evdns_base_set_option(up->dns, "bind-to:", a);
+	}
+	evdns_base_set_option(up->dns, "timeout:", "2");
+	evdns_base_set_option(up->dns, "attempts:", "2");
+	evdns_base_set_option(up->dns, "randomize-case:", "0");
+}
+
+/* Tell d the uplinks: index = position in pm->ups; absent ones get no weight. */
+static void dispatch_uplinks(struct proxy_module *pm, struct dispatch *d)
+{
+	struct dispatch_uplink *dv = xcalloc(pm->n_ups ? pm->n_ups : 1, sizeof(*dv));
+
+	for (size_t i = 0; i < pm->n_ups; i++)
+		dv[i] = (struct dispatch_uplink){.name = pm->ups[i]->name,
+			.weight = pm->ups[i]->present ? pm->ups[i]->weight : 0,
+			.usable = pm->ups[i]->present && pm->ups[i]->usable};
+	dispatch_set_uplinks(d, dv, pm->n_ups);
+	free(dv);
+}
+
+/* Make the uplink table and dispatch follow the configuration and the uplinks' states. */
+static void uplinks_sync(struct proxy_module *pm)
+{
+	const struct conf_balance *bal = conf_balance(pm->conf);
+	size_t n = conf_n_uplinks(pm->conf);
+
+	for (size_t i = 0; i < pm->n_ups; i++)
+		pm->ups[i]->present = false;
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_uplink *cu = conf_uplink_at(pm->conf, i);
+		struct puplink *up = puplink_find(pm, cu->s.name);
+		const struct uplink *u = uplink_find(pm->set, cu->s.name);
+
+		if (!up) {
+			up = xcalloc(1, sizeof(*up));
+			up->name = xstrdup(cu->s.name);
+			pm->ups = xrealloc(pm->ups, (pm->n_ups + 1) * sizeof(*pm->ups));
+			pm->ups[pm->n_ups++] = up;
+		}
+		up->present = true;
+		up->weight = cu->weight;
+		up->usable = u && uplink_usable(u);
+		up->via.uplink = puplink_index(pm, up);
+		up->via.source = cu->source;
+		up->via.mark = bal ? conf_uplink_mark(bal, cu, i) : 0;
+		snprintf(up->via.ifname, sizeof(up->via.ifname), "%s", cu->interface);
+		up->tunnel = cu->tunnel;
+		up->tunnel_port = cu->tunnel_port;
+		puplink_dns(pm, up, cu);
+	}
+	dispatch_uplinks(pm, pm->disp);
+}
+
+static void uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
+{
+	struct proxy_module *pm = arg;
+	struct puplink *up = puplink_find(pm, u->name);
+
+	if (ev == UPLINK_STATE && up) {
+		up->usable = uplink_usable(u);
+		dispatch_set_usable(pm->disp, (size_t)puplink_index(pm, up), up->usable);
+	} else if (ev != UPLINK_STATE) {
+		uplinks_sync(pm);
+	}
+}
+
+static int rules_resolve_cb(const char *uplink, void *arg)
+{
+	struct proxy_module *pm = arg;
+	struct addr a;
+
+	/* "192.168.1.10:0" names the uplink by its source address (tunnel: its upstream) */
+	if (dispatch_uplink_key(uplink, &a, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < pm->n_ups; i++)
+		if (pm->ups[i]->present && (addr_eq(&pm->ups[i]->via.source, &a) ||
+						   addr_eq(&pm->ups[i]->tunnel, &a)))
+			return (int)i;
+	return -1;
+}
+
+/* [client] sections and the client_rules file.  On error the old rules stay. */
+static int rules_load(struct proxy_module *pm, const struct conf *conf)
+{
+	const struct conf_proxy *p = conf_proxy(conf);
+	char *text = NULL, err[512] = "";
+	size_t len = 0;
+	int *w = xcalloc(pm->n_ups ? pm->n_ups : 1, sizeof(*w));
+	int r = 0;
+
+	if (p->client_rules) {
+		FILE *f = fopen(p->client_rules, "re");
+		if (!f) {
+			r = -errno;
+			log_error("proxy: client_rules %s: %s", p->client_rules, strerror(errno));
+			goto out;
+		}
+		char chunk[4096];
+		size_t got;
+		while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+			text = xrealloc(text, len + got + 1);
+			memcpy(text + len, chunk, got);
+			len += got;
+		}
+		fclose(f);
+	}
+	if (text) {
+		/* try the file on the side first: a bad file leaves the running rules alone */
+		struct dispatch *trial = dispatch_new();
+		dispatch_uplinks(pm, trial);
+		r = dispatch_load_rules_json(trial, text, len, rules_resolve_cb, pm, err,
+			sizeof(err));
+		dispatch_free(trial);
+		if (r < 0) {
+			log_error("proxy: client_rules %s: %s", p->client_rules, err);
+			goto out;
+		}
+	}
+	dispatch_clear_rules(pm->disp);
+	if (text)
+		dispatch_load_rules_json(pm->disp, text, len, rules_resolve_cb, pm, err, sizeof(err));
+	for (size_t i = 0; i < conf_n_clients(conf); i++) {
+		const struct conf_client *c = conf_client_at(conf, i);
+		memset(w, 0, (pm->n_ups ? pm->n_ups : 1) * sizeof(*w));
+		for (size_t j = 0; j < c->ratio.n; j++) {
+			char name[128];
+			int weight, idx = -1;
+			struct puplink *up;
+			conf_ratio_parse(c->ratio.v[j], name, sizeof(name), &weight);
+			up = puplink_find(pm, name);
+			idx = up ? puplink_index(pm, up) : rules_resolve_cb(name, pm);
+			if (idx >= 0)
+				w[idx] = weight;
+		}
+		for (size_t j = 0; j < c->source.n; j++)
+			dispatch_add_rule(pm->disp, &c->source.v[j], w, pm->n_ups, c->s.name);
+	}
+	dispatch_set_affinity(pm->disp, p->affinity_ms);
+out:
+	free(text);
+	free(w);
+	return r;
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static void session_log_fail(struct session *s, const char *what, int err)
+{
+	char c[ADDR_STRLEN], t[300];
+
+	if (!log_ratelimit(&s->pm->rl))
+		return;
+	addr_str(&s->client, c, sizeof(c));
+	if (s->state >= S_RESOLVE)
+		proxy_target_str(&s->target, t, sizeof(t));
+	else
+		snprintf(t, sizeof(t), "-");
+	log_warnx("proxy: client %s -> %s%s%s: %s%s%s", c, t, s->up ? " via " : "",
+		s->up ? s->up->name : "", what, err ? ": " : "", err ? strerror(err) : "");
+}
+
+static void session_unlink(struct session *s)
+{
+	struct proxy_module *pm = s->pm;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (pm->sessions == s)
+		pm->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	pm->n_sessions--;
+}
+
+static void udp_assoc_free(struct udp_assoc *a);
+
+static void session_free(struct session *s)
+{
+	if (!s)
+		return;
+	if (s->dreq)
+		evdns_getaddrinfo_cancel(s->dreq);
+	connect_race_cancel(s->race);
+	udp_assoc_free(s->udp);
+	if (s->ev)
+		event_free(s->ev);
+	if (s->timer)
+		event_free(s->timer);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->ce && s->ce->st.active)
+		s->ce->st.active--;
+	if (s->ce)
+		s->ce->last_ms = now_ms();
+	free(s->buf);
+	free(s->to_server);
+	session_unlink(s);
+	free(s);
+}
+
+/* Small replies: a fresh connection's send buffer always has room. */
+static int client_send(struct session *s, const void *p, size_t n)
+{
+	ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	return w == (ssize_t)n ? 0 : -EIO;
+}
+
+static uint8_t socks5_rep(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return SOCKS5_REFUSED;
+	case ENETUNREACH:
+		return SOCKS5_NET_UNREACH;
+	case EHOSTUNREACH:
+	case ETIMEDOUT:
+	case ENOENT: /* name not found */
+		return SOCKS5_HOST_UNREACH;
+	case EACCES:
+	case EPERM:
+		return SOCKS5_NOT_ALLOWED;
+	default:
+		return SOCKS5_FAILURE;
+	}
+}
+
+/* Tell the client the request failed (in its protocol) and end the session. */
+static void session_fail(struct session *s, int err, const char *what)
+{
+	uint8_t out[22];
+	size_t n;
+
+	session_log_fail(s, what, err);
+	if (s->up) {
+		s->up->st.failed++;
+		if (s->pm->m_failed)
+			metrics_counter_add(s->pm->m_failed, 1, s->up->name);
+	}
+	if (s->ce)
+		s->ce->st.failed++;
+	if (s->kind == LISTEN_PROXY) {
+		switch (s->proto) {
+		case PROXY_PROTO_SOCKS5:
+			if (s->state >= S_SOCKS5_REQUEST) {
+				n = socks5_reply_build(socks5_rep(err), NULL, out);
+				client_send(s, out, n);
+			}
+			break;
+		case PROXY_PROTO_SOCKS4:
+			n = socks4_reply_build(SOCKS4_REJECTED, NULL, out);
+			client_send(s, out, n);
+			break;
+		case PROXY_PROTO_HTTP: {
+			const char *resp = http_response(err == ETIMEDOUT ? 504 : 502);
+			client_send(s, resp, strlen(resp));
+			break;
+		}
+		}
+	}
+	session_free(s);
+}
+
+static void session_relay_done_cb(void *arg, enum relay_end end, int err)
+{
+	struct session *s = arg;
+	struct proxy_module *pm = s->pm;
+	uint64_t up = s->counters.up, down = s->counters.down;
+
+	s->fd = -1; /* the relay closed it */
+	if (s->up) {
+		s->up->st.active--;
+		s->up->st.bytes_up += up;
+		s->up->st.bytes_down += down;
+		if (pm->m_active)
+			metrics_gauge_add(pm->m_active, -1, s->up->name);
+	}
+	if (s->ce) {
+		s->ce->st.bytes_up += up;
+		s->ce->st.bytes_down += down;
+	}
+	if (end == RELAY_END_ERROR || end == RELAY_END_IDLE) {
+		char c[ADDR_STRLEN];
+		addr_str(&s->client, c, sizeof(c));
+		log_debug("proxy: client %s via %s: %s%s%s after %" PRIu64 "/%" PRIu64 " bytes", c,
+			s->up ? s->up->name : "-", relay_end_name[end], err ? ": " : "",
+			err ? strerror(err) : "", up, down);
+	}
+	session_free(s);
+}
+
+/* Connected: answer the client, then relay. */
+static void session_relay(struct session *s, int fd)
+{
+	struct proxy_module *pm = s->pm;
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	int r;
+
+	getsockname(fd, (struct sockaddr *)&bound, &blen);
+	s->reply_len = 0;
+	if (s->kind == LISTEN_PROXY) {
+		if (s->proto == PROXY_PROTO_SOCKS5) {
+			s->reply_len = socks5_reply_build(SOCKS5_OK, (struct sockaddr *)&bound,
+				s->reply);
+		} else if (s->proto == PROXY_PROTO_SOCKS4) {
+			s->reply_len = socks4_reply_build(SOCKS4_GRANTED,
+				bound.ss_family == AF_INET ? (struct sockaddr_in *)&bound : NULL,
+				s->reply);
+		} else if (s->proto == PROXY_PROTO_HTTP && !s->to_server) {
+			const char *ok = http_response(200);
+			s->reply_len = strlen(ok);
+			memcpy(s->reply, ok, s->reply_len);
+		}
+	}
+	event_del(s->ev);
+	event_del(s->timer);
+	s->state = S_RELAY;
+	free(s->buf);
+	s->buf = NULL;
+	r = relay_start(pm->relay, s->fd, fd, s->to_server, s->n_to_server, s->reply,
+		s->reply_len, &s->counters, session_relay_done_cb, s);
+	if (r < 0) {
+		close(fd);
+		session_fail(s, -r, "relay");
+		return;
+	}
+	free(s->to_server);
+	s->to_server = NULL;
+	s->n_to_server = 0;
+	s->fd = -1; /* the relay's now */
+	s->up->st.active++;
+	s->up->st.total++;
+	if (pm->m_active) {
+		metrics_gauge_add(pm->m_active, 1, s->up->name);
+		metrics_counter_add(pm->m_total, 1, s->up->name);
+	}
+	if (s->ce)
+		s->ce->st.total++;
+}
+
+static void session_connected_cb(int fd, int err, int uplink, int attempts, void *arg)
+{
+	struct session *s = arg;
+
+	s->race = NULL;
+	if (uplink >= 0 && (size_t)uplink < s->pm->n_ups)
+		s->up = s->pm->ups[uplink];
+	if (fd < 0) {
+		/* tunnel mode: each uplink has its own upstream; try the next one */
+		if (s->kind == LISTEN_TUNNEL && s->n_tried < RACE_MAX) {
+			session_log_fail(s, "upstream proxy", -err);
+			session_connect(s);
+			return;
+		}
+		session_fail(s, -err, attempts > 1 ? "connect (every uplink tried)" : "connect");
+		return;
+	}
+	if (attempts > 1 && log_ratelimit(&s->pm->rl))
+		log_debug("proxy: connect won by uplink %s after %d attempts", s->up->name,
+			attempts);
+	session_relay(s, fd);
+}
+
+/* The uplinks to try, best first: the chosen one, then the other usable ones by weight. */
+static size_t session_vias(struct session *s, int first, struct connect_via *v)
+{
+	struct proxy_module *pm = s->pm;
+	size_t n = 0;
+	bool used[256] = {0};
+
+	v[n++] = pm->ups[first]->via;
+	used[first] = true;
+	while (n < RACE_MAX) {
+		int best = -1;
+		for (size_t i = 0; i < pm->n_ups && i < 256; i++) {
+			struct puplink *up = pm->ups[i];
+			if (used[i] || !up->present || !up->usable)
+				continue;
+			if (best < 0 || up->weight > pm->ups[best]->weight)
+				best = (int)i;
+		}
+		if (best < 0)
+			break;
+		used[best] = true;
+		v[n++] = pm->ups[best]->via;
+	}
+	return n;
+}
+
+static void session_connect_addr(struct session *s)
+{
+	struct proxy_module *pm = s->pm;
+	const struct conf_proxy *p = conf_proxy(pm->conf);
+	struct connect_opts o = {.race_ms = p->connect_timeout_ms,
+		.deadline_ms = p->connect_deadline_ms};
+	struct connect_via v[RACE_MAX];
+	size_t n;
+	int r;
+
+	s->state = S_CONNECT;
+	n = session_vias(s, puplink_index(pm, s->up), v);
+	r = connect_race_start(pm->base, (struct sockaddr *)&s->dst, s->dstlen, v, n, &o,
+		session_connected_cb, s, &s->race);
+	if (r < 0)
+		session_fail(s, -r, "connect");
+}
+
+static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct session *s = arg;
+	struct evutil_addrinfo *pick = NULL;
+	int want = s->up->via.source.family;
+
+	s->dreq = NULL;
+	if (result == EVUTIL_EAI_CANCEL)
+		return; /* the session is being freed */
+	if (result) {
+		session_fail(s, result == EVUTIL_EAI_NONAME ? ENOENT : EHOSTUNREACH,
+			evutil_gai_strerror(result));
+		return;
+	}
+	/* an address of the uplink's family (a source address decides it), else the first */
+	for (struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next)
+		if (!pick && (!want || ai->ai_family == want))
+			pick = ai;
+	if (!pick)
+		pick = res;
+	memcpy(&s->dst, pick->ai_addr, pick->ai_addrlen);
+	s->dstlen = (socklen_t)pick->ai_addrlen;
+	if (s->dst.ss_family == AF_INET)
+		((struct sockaddr_in *)&s->dst)->sin_port = htons(s->target.port);
+	else
+		((struct sockaddr_in6 *)&s->dst)->sin6_port = htons(s->target.port);
+	evutil_freeaddrinfo(res);
+	session_connect_addr(s);
+}
+
+static void session_connect(struct session *s)
+{
+	struct proxy_module *pm = s->pm;
+	int exclude = s->n_tried ? s->tried[s->n_tried - 1] : -1;
+	int i = dispatch_pick(pm->disp, &s->client, now_ms(), exclude);
+
+	for (int k = 0; k < s->n_tried && i >= 0; k++)
+		if (s->tried[k] == i)
+			i = -1;
+	if (i < 0) {
+		session_fail(s, ENETUNREACH, "no usable uplink");
+		return;
+	}
+	s->up = pm->ups[i];
+	if (s->n_tried < RACE_MAX)
+		s->tried[s->n_tried++] = i;
+	if (s->kind == LISTEN_TUNNEL) {
+		struct connect_opts o = {.race_ms = conf_proxy(pm->conf)->connect_deadline_ms,
+			.deadline_ms = conf_proxy(pm->conf)->connect_deadline_ms};
+		struct connect_via v = {.uplink = i};
+		int r;
+		s->state = S_CONNECT;
+		addr_to_sockaddr(&s->up->tunnel, (uint16_t)s->up->tunnel_port, &s->dst, &s->dstlen);
+		r = connect_race_start(pm->base, (struct sockaddr *)&s->dst, s->dstlen, &v, 1, &o,
+			session_connected_cb, s, &s->race);
+		if (r < 0)
+			session_fail(s, -r, "connect");
+		return;
+	}
+	if (s->target.kind == TARGET_ADDR) {
+		memcpy(&s->dst, &s->target.addr, sizeof(s->dst));
+		s->dstlen = s->dst.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+							: sizeof(struct sockaddr_in6);
+		session_connect_addr(s);
+		return;
+	}
+	if (!s->up->dns) {
+		session_fail(s, EHOSTUNREACH, "no resolver");
+		return;
+	}
+	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		.ai_protocol = IPPROTO_TCP, .ai_flags = EVUTIL_AI_ADDRCONFIG};
+	s->state = S_RESOLVE;
+	s->dreq = evdns_getaddrinfo(s->up->dns, s->target.name, NULL, &hints, resolve_cb, s);
+	/* evdns may answer at once (a literal, a cache hit): then dreq is NULL and the
+	 * callback has run */
+}
+
+/* ------------------------------------------------------------ SOCKS5 UDP ASSOCIATE */
+
+struct udp_pending {
+	struct udp_assoc *a;
+	struct evdns_getaddrinfo_request *req;
+	uint16_t port;
+	size_t n;
+	uint8_t data[];
+};
+
+struct udp_assoc {
+	struct session *s;
+	int cfd;			/* the socket the client sends to */
+	struct event *cev;
+	struct sockaddr_storage client;	/* where the client sends from (learned) */
+	socklen_t clen;
+	bool client_known;
+	int ufd[2];			/* per family, through the uplink */
+	struct event *uev[2];
+	struct udp_pending *pending[UDP_PENDING_MAX];
+};
+
+static void udp_send_out(struct udp_assoc *a, const struct sockaddr *to, socklen_t tlen,
+	const uint8_t *p, size_t n)
+{
+	int f = to->sa_family == AF_INET6;
+
+	if (a->ufd[f] < 0)
+		return;
+	if (sendto(a->ufd[f], p, n, MSG_DONTWAIT, to, tlen) < 0)
+		log_debug("proxy: udp associate: send: %s", strerror(errno));
+	else
+		a->s->counters.up += n;
+}
+
+static void udp_resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct udp_pending *p = arg;
+	struct udp_assoc *a = p->a;
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;
+	for (size_t i = 0; i < UDP_PENDING_MAX; i++)
+		if (a->pending[i] == p)
+			a->pending[i] = NULL;
+	/* an address of a family the uplink has a socket for */
+	const struct evutil_addrinfo *ai = NULL;
+	for (const struct evutil_addrinfo *x = result ? NULL : res; x && !ai; x = x->ai_next)
+		if (a->ufd[x->ai_family == AF_INET6] >= 0)
+			ai = x;
+	if (ai) {
+		struct sockaddr_storage ss;
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons(p->port);
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(p->port);
+		udp_send_out(a, (struct sockaddr *)&ss, (socklen_t)ai->ai_addrlen, p->data, p->n);
+	}
+	if (res)
+		evutil_freeaddrinfo(res);
+	free(p);
+}
+
+/* A datagram from the client: RSV FRAG ATYP DST.ADDR DST.PORT DATA. */
+static void udp_client_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct udp_assoc *a = arg;
+	struct session *s = a->s;
+	uint8_t buf[UDP_BUF];
+	struct sockaddr_storage from;
+	socklen_t flen = sizeof(from);
+	struct proxy_target t;
+	struct addr fa;
+	ssize_t n, h;
+
+	n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+	if (n <= 0)
+		return;
+	/* only the client of the TCP connection may use the association */
+	if (addr_from_sockaddr((struct sockaddr *)&from, &fa, NULL) < 0)
+		return;
+	addr_unmap_v4(&fa);
+	if (!addr_eq(&fa, &s->client))
+		return;
+	if (!a->client_known) {
+		memcpy(&a->client, &from, flen);
+		a->clen = flen;
+		a->client_known = true;
+	}
+	h = socks5_udp_parse(buf, (size_t)n, &t);
+	if (h <= 0)
+		return;
+	if (t.kind == TARGET_ADDR) {
+		socklen_t tl = t.addr.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+							  : sizeof(struct sockaddr_in6);
+		udp_send_out(a, (struct sockaddr *)&t.addr, tl, buf + h, (size_t)(n - h));
+		return;
+	}
+	for (size_t i = 0; i < UDP_PENDING_MAX; i++) {
+		if (a->pending[i])
+			continue;
+		struct udp_pending *p = xmalloc(sizeof(*p) + (size_t)(n - h));
+		struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
+		p->a = a;
+		p->port = t.port;
+		p->n = (size_t)(n - h);
+		memcpy(p->data, buf + h, p->n);
+		a->pending[i] = p;
+		p->req = evdns_getaddrinfo(s->up->dns, t.name, NULL, &hints, udp_resolve_cb, p);
+		return;
+	}
+	/* too many lookups at once: drop, as a congested network would */
+}
+
+/* An answer from the outside: wrap it and send it to the client. */
+static void udp_out_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct udp_assoc *a = arg;
+	uint8_t buf[UDP_BUF];
+	struct sockaddr_storage from;
+	socklen_t flen = sizeof(from);
+	size_t h;
+	ssize_t n;
+
+	/* the datagram lands after room for the longest header (IPv6: 22 bytes) */
+	n = recvfrom(fd, buf + 22, sizeof(buf) - 22, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+	if (n <= 0 || !a->client_known)
+		return;
+	h = socks5_udp_header_build((struct sockaddr *)&from, buf);
+	memmove(buf + h, buf + 22, (size_t)n);
+	if (sendto(a->cfd, buf, h + (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&a->client,
+		    a->clen) >= 0)
+		a->s->counters.down += (size_t)n;
+}
+
+static void udp_assoc_free(struct udp_assoc *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < UDP_PENDING_MAX; i++)
+		if (a->pending[i]) {
+			if (a->pending[i]->req)
+				evdns_getaddrinfo_cancel(a->pending[i]->req);
+			free(a->pending[i]);
+		}
+	for (int f = 0; f < 2; f++) {
+		if (a->uev[f])
+			event_free(a->uev[f]);
+		if (a->ufd[f] >= 0)
+			close(a->ufd[f]);
+	}
+	if (a->cev)
+		event_free(a->cev);
+	if (a->cfd >= 0)
+		close(a->cfd);
+	free(a);
+}
+
+/* The TCP connection of an association: it ends the association when it closes. */
+static void udp_tcp_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	char buf[512];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		s->up->st.active--;
+		s->up->st.bytes_up += s->counters.up;
+		s->up->st.bytes_down += s->counters.down;
+		session_free(s);
+	}
+}
+
+static void session_udp_associate(struct session *s)
+{
+	struct proxy_module *pm = s->pm;
+	struct udp_assoc *a = xcalloc(1, sizeof(*a));
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	uint8_t out[22];
+	size_t n;
+	int i;
+
+	a->s = s;
+	a->cfd = -1;
+	a->ufd[0] = a->ufd[1] = -1;
+	s->udp = a;
+	i = dispatch_pick(pm->disp, &s->client, now_ms(), -1);
+	if (i < 0) {
+		session_fail(s, ENETUNREACH, "no usable uplink");
+		return;
+	}
+	s->up = pm->ups[i];
+	/* the client sends to the address it reached us on, on a port of our choosing */
+	getsockname(s->fd, (struct sockaddr *)&local, &llen);
+	if (local.ss_family == AF_INET)
+		((struct sockaddr_in *)&local)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&local)->sin6_port = 0;
+	a->cfd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (a->cfd < 0 || bind(a->cfd, (struct sockaddr *)&local, llen) < 0 ||
+		getsockname(a->cfd, (struct sockaddr *)&local, &llen) < 0) {
+		session_fail(s, errno, "udp associate");
+		return;
+	}
+	for (int f = 0; f < 2; f++) {
+		int family = f ? AF_INET6 : AF_INET;
+		if (addr_is_set(&s->up->via.source) && s->up->via.source.family != family)
+			continue;
+		a->ufd[f] = uplink_socket(family, SOCK_DGRAM, &s->up->via);
+		if (a->ufd[f] < 0) {
+			a->ufd[f] = -1;
+			continue;
+		}
+		a->uev[f] = event_new(pm->base, a->ufd[f], EV_READ | EV_PERSIST, udp_out_cb, a);
+		event_add(a->uev[f], NULL);
+	}
+	a->cev = event_new(pm->base, a->cfd, EV_READ | EV_PERSIST, udp_client_cb, a);
+	event_add(a->cev, NULL);
+	n = socks5_reply_build(SOCKS5_OK, (struct sockaddr *)&local, out);
+	client_send(s, out, n);
+	s->state = S_UDP;
+	free(s->buf);
+	s->buf = NULL;
+	event_del(s->timer);
+	event_del(s->ev);
+	event_assign(s->ev, pm->base, s->fd, EV_READ | EV_PERSIST, udp_tcp_cb, s);
+	event_add(s->ev, NULL);
+	s->up->st.active++;
+	s->up->st.total++;
+}
+
+/* ------------------------------------------------------------ request parsing */
+
+static bool auth_required(const struct session *s)
+{
+	return conf_proxy(s->pm->conf)->username != NULL;
+}
+
+/* Bytes after the request are the client's first data for the upstream. */
+static void keep_early_data(struct session *s, size_t consumed)
+{
+	if (s->n > consumed) {
+		s->n_to_server = s->n - consumed;
+		s->to_server = xmalloc(s->n_to_server);
+		memcpy(s->to_server, s->buf + consumed, s->n_to_server);
+	}
+	s->n = 0;
+}
+
+static void consume(struct session *s, size_t n)
+{
+	memmove(s->buf, s->buf + n, s->n - n);
+	s->n -= n;
+}
+
+/* Parse what is in the buffer; 0: wait for more, <0: the session ended. */
+static int session_parse(struct session *s)
+{
+	const struct conf_proxy *p = conf_proxy(s->pm->conf);
+	uint8_t out[22];
+	ssize_t r;
+
+	for (;;) {
+		switch (s->state) {
+		case S_DETECT:
+			if (!s->n)
+				return 0;
+			s->proto = proxy_detect(s->buf[0]);
+			if (s->proto < 0) {
+				session_fail(s, EPROTO, "not SOCKS or HTTP");
+				return -1;
+			}
+			s->state = s->proto == PROXY_PROTO_SOCKS5 ? S_SOCKS5_GREETING
+				   : s->proto == PROXY_PROTO_SOCKS4 ? S_SOCKS4_REQUEST
+								    : S_HTTP_HEAD;
+			break;
+		case S_SOCKS5_GREETING: {
+			struct socks5_greeting g;
+			uint8_t method;
+			r = socks5_greeting_parse(s->buf, s->n, &g);
+			if (r <= 0)
+				goto parsed;
+			consume(s, (size_t)r);
+			method = auth_required(s) ? (g.userpass ? SOCKS5_METHOD_USERPASS
+								: SOCKS5_METHOD_REFUSED)
+						  : (g.none ? SOCKS5_METHOD_NONE : SOCKS5_METHOD_REFUSED);
+			client_send(s, out, socks5_method_reply(method, out));
+			if (method == SOCKS5_METHOD_REFUSED) {
+				session_fail(s, EACCES, "no acceptable authentication method");
+				return -1;
+			}
+			s->state = method == SOCKS5_METHOD_USERPASS ? S_SOCKS5_AUTH
+								    : S_SOCKS5_REQUEST;
+			break;
+		}
+		case S_SOCKS5_AUTH: {
+			struct socks5_auth a;
+			bool ok;
+			r = socks5_auth_parse(s->buf, s->n, &a);
+			if (r <= 0)
+				goto parsed;
+			consume(s, (size_t)r);
+			ok = streq(a.user, p->username) && streq(a.pass, p->password);
+			explicit_bzero(&a, sizeof(a));
+			client_send(s, out, socks5_auth_reply(ok, out));
+			if (!ok) {
+				session_fail(s, EACCES, "wrong username or password");
+				return -1;
+			}
+			s->state = S_SOCKS5_REQUEST;
+			break;
+		}
+		case S_SOCKS5_REQUEST: {
+			struct socks5_request req = {0};
+			r = socks5_request_parse(s->buf, s->n, &req);
+			if (r == -ENOTSUP) {
+				client_send(s, out, socks5_reply_build((uint8_t)req.reply, NULL, out));
+				session_fail(s, ENOTSUP, "unsupported command or address type");
+				return -1;
+			}
+			if (r <= 0)
+				goto parsed;
+			s->target = req.target;
+			if (req.cmd == SOCKS5_UDP_ASSOCIATE) {
+				consume(s, (size_t)r);
+				session_udp_associate(s);
+				return -1;
+			}
+			if (req.cmd != SOCKS5_CONNECT) {
+				client_send(s, out,
+					socks5_reply_build(SOCKS5_CMD_UNSUPPORTED, NULL, out));
+				session_fail(s, ENOTSUP, "BIND is not supported");
+				return -1;
+			}
+			keep_early_data(s, (size_t)r);
+			session_connect(s);
+			return -1;
+		}
+		case S_SOCKS4_REQUEST: {
+			struct socks4_request req = {0};
+			r = socks4_request_parse(s->buf, s->n, &req);
+			if (r <= 0)
+				goto parsed;
+			s->target = req.target;
+			if (req.cmd != 1 || auth_required(s)) {
+				session_fail(s, auth_required(s) ? EACCES : ENOTSUP,
+					auth_required(s) ? "SOCKS4 has no password: refused"
+							 : "BIND is not supported");
+				return -1;
+			}
+			keep_early_data(s, (size_t)r);
+			session_connect(s);
+			return -1;
+		}
+		case S_HTTP_HEAD: {
+			struct http_request req = {0};
+			r = http_request_parse(s->buf, s->n, &req);
+			if (r <= 0) {
+				int status = r == -E2BIG ? 431 : r == -ENOTSUP ? 501 : 400;
+				http_request_clear(&req);
+				if (r == 0)
+					return 0;
+				const char *resp = http_response(status);
+				client_send(s, resp, strlen(resp));
+				s->proto = -1; /* answered */
+				session_fail(s, EPROTO, "bad HTTP request");
+				return -1;
+			}
+			if (auth_required(s) &&
+				!http_basic_auth_ok(req.proxy_auth, p->username, p->password)) {
+				const char *resp = http_response(407);
+				http_request_clear(&req);
+				client_send(s, resp, strlen(resp));
+				s->proto = -1;
+				session_fail(s, EACCES, "proxy authentication required");
+				return -1;
+			}
+			s->target = req.target;
+			if (req.connect) {
+				keep_early_data(s, (size_t)r);
+			} else {
+				/* plain forwarding: the rewritten head, then what followed it */
+				size_t rest = s->n - (size_t)r;
+				s->n_to_server = req.upstream_len + rest;
+				s->to_server = xmalloc(s->n_to_server);
+				memcpy(s->to_server, req.upstream_head, req.upstream_len);
+				memcpy(s->to_server + req.upstream_len, s->buf + r, rest);
+				s->n = 0;
+			}
+			http_request_clear(&req);
+			session_connect(s);
+			return -1;
+		}
+		default:
+			return 0;
+		}
+	}
+parsed:
+	if (r == 0)
+		return 0;
+	session_fail(s, r == -E2BIG ? E2BIG : EPROTO, "malformed request");
+	return -1;
+}
+
+static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	ssize_t n;
+
+	if (s->n >= HTTP_HEAD_MAX) {
+		session_fail(s, E2BIG, "request too long");
+		return;
+	}
+	/* peek-free: the buffer only holds the request and what came with it */
+	n = recv(fd, s->buf + s->n, HTTP_HEAD_MAX - s->n, MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		/* a client that goes away before its request is complete */
+		if (s->kind == LISTEN_PROXY)
+			s->proto = -1;
+		session_fail(s, n == 0 ? 0 : errno, n == 0 ? "closed during the handshake"
+							  : "read");
+		return;
+	}
+	if (n < 0)
+		return;
+	s->n += (size_t)n;
+	session_parse(s);
+}
+
+/* While resolving or connecting, the client's socket is not read; if it goes away, the
+ * relay finds out.  The handshake timer covers a client that never finishes. */
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state < S_RESOLVE) {
+		if (s->kind == LISTEN_PROXY && s->proto == PROXY_PROTO_HTTP)
+			s->proto = -1;
+		session_fail(s, ETIMEDOUT, "no complete request in time");
+	}
+}
+
+/* ------------------------------------------------------------ listeners */
+
+static int original_dst(struct session *s, enum listener_kind kind)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int r;
+
+	if (kind == LISTEN_TPROXY) {
+		r = getsockname(s->fd, (struct sockaddr *)&ss, &len);
+	} else {
+		r = getsockopt(s->fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
+		if (r < 0) {
+			len = sizeof(ss);
+			r = getsockopt(s->fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len);
+		}
+	}
+	if (r < 0)
+		return -errno;
+	s->target.kind = TARGET_ADDR;
+	memcpy(&s->target.addr, &ss, sizeof(ss));
+	addr_from_sockaddr((struct sockaddr *)&ss, &(struct addr){0}, &s->target.port);
+	return 0;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+	int salen, void *arg)
+{
+	struct listener *li = arg;
+	struct proxy_module *pm = li->pm;
+	const struct conf_proxy *p = conf_proxy(pm->conf);
+	struct session *s;
+	struct addr client;
+	uint16_t cport;
+	struct client *ce;
+	int one = 1;
+
+	addr_from_sockaddr(sa, &client, &cport);
+	addr_unmap_v4(&client);
+	ce = client_get(pm, &client);
+	if (pm->n_sessions >= (size_t)p->max_connections ||
+		ce->st.active >= (uint64_t)p->max_per_client) {
+		char c[ADDR_STRLEN];
+		pm->refused_limit++;
+		if (pm->m_refused)
+			metrics_counter_add(pm->m_refused, 1,
+				pm->n_sessions >= (size_t)p->max_connections ? "max_connections"
+									    : "max_per_client");
+		if (log_ratelimit(&pm->rl)) {
+			addr_str(&client, c, sizeof(c));
+			log_warnx("proxy: client %s refused: %s reached", c,
+				pm->n_sessions >= (size_t)p->max_connections ? "max_connections"
+									    : "max_per_client");
+		}
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s = xcalloc(1, sizeof(*s));
+	s->pm = pm;
+	s->fd = fd;
+	s->kind = li->kind;
+	s->proto = -1;
+	s->client = client;
+	s->client_port = cport;
+	s->ce = ce;
+	ce->st.active++;
+	ce->last_ms = s->started_ms = now_ms();
+	s->next = pm->sessions;
+	if (pm->sessions)
+		pm->sessions->prev = s;
+	pm->sessions = s;
+	pm->n_sessions++;
+	s->ev = event_new(pm->base, fd, EV_READ | EV_PERSIST, client_read_cb, s);
+	s->timer = evtimer_new(pm->base, timer_cb, s);
+	switch (li->kind) {
+	case LISTEN_PROXY:
+		s->buf = xmalloc(HTTP_HEAD_MAX);
+		event_add(s->ev, NULL);
+		event_add(s->timer, &(struct timeval){HANDSHAKE_MS / 1000, 0});
+		return;
+	case LISTEN_TUNNEL:
+		session_connect(s);
+		return;
+	case LISTEN_REDIRECT:
+	case LISTEN_TPROXY: {
+		int r = original_dst(s, li->kind);
+		if (r < 0) {
+			session_fail(s, -r, "original destination");
+			return;
+		}
+		session_connect(s);
+		return;
+	}
+	default:
+		abort();
+	}
+}
+
+static void listener_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct listener *li = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE/ENFILE/ENOBUFS: libevent retries on the next readiness */
+	if (log_ratelimit(&li->pm->rl))
+		log_warnx("proxy: %s listener: accept: %s", listener_kind_name[li->kind],
+			strerror(e));
+}
+
+static int listener_open(struct proxy_module *pm, enum listener_kind kind, const struct addr *a,
+	int port)
+{
+	struct listener *li = &pm->listeners[pm->n_listeners];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char buf[ADDR_STRLEN];
+	int fd, one = 1, r;
+
+	addr_to_sockaddr(a, (uint16_t)port, &ss, &len);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6) {
+		/* "::" serves both families, except transparent listeners, which open an IPv4
+		 * socket of their own (SO_ORIGINAL_DST is per family) */
+		int v6only = kind == LISTEN_REDIRECT || kind == LISTEN_TPROXY;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+	}
+	if (kind == LISTEN_TPROXY) {
+		r = ss.ss_family == AF_INET
+			    ? setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one))
+			    : setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
+		if (r < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+	}
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	li->pm = pm;
+	li->kind = kind;
+	li->addr = *a;
+	li->port = port;
+	li->l = evconnlistener_new(pm->base, accept_cb, li, LEV_OPT_CLOSE_ON_FREE, 1024, fd);
+	if (!li->l) {
+		close(fd);
+		return -ENOMEM;
+	}
+	evconnlistener_set_error_cb(li->l, listener_error_cb);
+	pm->n_listeners++;
+	addr_str(a, buf, sizeof(buf));
+	log_info("proxy: %s listener on [%s]:%d", listener_kind_name[kind], buf, port);
+	return 0;
+}
+
+static void listeners_close(struct proxy_module *pm)
+{
+	for (size_t i = 0; i < pm->n_listeners; i++)
+		evconnlistener_free(pm->listeners[i].l);
+	pm->n_listeners = 0;
+}
+
+/* Both families for a transparent port; the IPv6 one may be missing (no IPv6). */
+static int listeners_transparent(struct proxy_module *pm, enum listener_kind kind, int port)
+{
+	struct addr any4, any6;
+	int r;
+
+	addr_parse("0.0.0.0", &any4);
+	addr_parse("::", &any6);
+	r = listener_open(pm, kind, &any4, port);
+	if (r < 0)
+		return r;
+	if (listener_open(pm, kind, &any6, port) < 0)
+		log_info("proxy: no IPv6 %s listener on port %d", listener_kind_name[kind], port);
+	return 0;
+}
+
+static int listeners_open(struct proxy_module *pm, const struct conf *conf)
+{
+	const struct conf_proxy *p = conf_proxy(conf);
+	const struct conf_gateway *g = conf_gateway(conf);
+	int tport = p->transparent_port, xport = p->tproxy_port, r = 0;
+
+	if (g && g->intercept == INTERCEPT_REDIRECT && !tport)
+		tport = g->transparent_port;
+	if (g && g->intercept == INTERCEPT_TPROXY && !xport)
+		xport = g->transparent_port;
+	if (p->port)
+		r = listener_open(pm, p->tunnel ? LISTEN_TUNNEL : LISTEN_PROXY, &p->address,
+			p->port);
+	if (!r && tport)
+		r = listeners_transparent(pm, LISTEN_REDIRECT, tport);
+	if (!r && xport)
+		r = listeners_transparent(pm, LISTEN_TPROXY, xport);
+	if (r < 0) {
+		log_error("proxy: cannot listen: %s", strerror(-r));
+		listeners_close(pm);
+	}
+	return r;
+}
+
+/* Same listeners as now? */
+static bool listeners_same(const struct conf *a, const struct conf *b)
+{
+	const struct conf_proxy *pa = conf_proxy(a), *pb = conf_proxy(b);
+	const struct conf_gateway *ga = conf_gateway(a), *gb = conf_gateway(b);
+
+	return pa->port == pb->port && addr_eq(&pa->address, &pb->address) &&
+	       pa->tunnel == pb->tunnel && pa->transparent_port == pb->transparent_port &&
+	       pa->tproxy_port == pb->tproxy_port && !ga == !gb &&
+	       (!ga || (ga->intercept == gb->intercept &&
+				ga->transparent_port == gb->transparent_port));
+}
+
+/* ------------------------------------------------------------ module */
+
+static void scrape_cb(struct metrics *m, void *arg)
+{
+	struct proxy_module *pm = arg;
+
+	(void)m;
+	/* bytes of the connections still open, so a long download shows while it runs */
+	for (size_t i = 0; i < pm->n_ups; i++) {
+		struct puplink *up = pm->ups[i];
+		uint64_t live_up = 0, live_down = 0;
+		for (struct session *s = pm->sessions; s; s = s->next)
+			if (s->up == up && (s->state == S_RELAY || s->state == S_UDP)) {
+				live_up += s->counters.up;
+				live_down += s->counters.down;
+			}
+		live_up += up->st.bytes_up;
+		live_down += up->st.bytes_down;
+		if (live_up > up->reported_up)
+			metrics_counter_add(pm->m_bytes, (double)(live_up - up->reported_up),
+				up->name, "up");
+		if (live_down > up->reported_down)
+			metrics_counter_add(pm->m_bytes, (double)(live_down - up->reported_down),
+				up->name, "down");
+		up->reported_up = MAX(up->reported_up, live_up);
+		up->reported_down = MAX(up->reported_down, live_down);
+	}
+}
+
+static void metrics_setup(struct proxy_module *pm)
+{
+	struct metrics *m = pm->metrics;
+
+	if (!m)
+		return;
+	metrics_gauge_new(m, "egress_proxy_connections_active",
+		"Proxied connections open now, per uplink", METRICS_LABELS("uplink"),
+		&pm->m_active);
+	metrics_counter_new(m, "egress_proxy_connections_total",
+		"Proxied connections established, per uplink", METRICS_LABELS("uplink"),
+		&pm->m_total);
+	metrics_counter_new(m, "egress_proxy_connect_failures_total",
+		"Connections the proxy could not establish, per uplink that was tried last",
+		METRICS_LABELS("uplink"), &pm->m_failed);
+	metrics_counter_new(m, "egress_proxy_bytes_total",
+		"Bytes relayed per uplink and direction (up: client to server), open connections "
+		"included",
+		METRICS_LABELS("uplink", "direction"), &pm->m_bytes);
+	metrics_counter_new(m, "egress_proxy_refused_total",
+		"Connections refused at accept because of a limit", METRICS_LABELS("limit"),
+		&pm->m_refused);
+	metrics_on_scrape(m, scrape_cb, pm);
+}
+
+int proxy_uplink_stats(struct proxy_module *pm, const char *uplink, struct proxy_stats *ret)
+{
+	struct puplink *up = puplink_find(pm, uplink);
+
+	if (!up)
+		return -ENOENT;
+	*ret = up->st;
+	for (struct session *s = pm->sessions; s; s = s->next)
+		if (s->up == up && (s->state == S_RELAY || s->state == S_UDP)) {
+			ret->bytes_up += s->counters.up;
+			ret->bytes_down += s->counters.down;
+		}
+	return 0;
+}
+
+/* evdns talks about its nameservers on stderr unless told where */
+static void evdns_log_cb(int is_warn, const char *msg)
+{
+	if (is_warn)
+		log_info("proxy: resolver: %s", msg);
+	else
+		log_debug("proxy: resolver: %s", msg);
+}
+
+int proxy_module_new(struct event_base *base, const struct conf *conf, struct uplink_set *set,
+	struct metrics *metrics, struct proxy_module **ret)
+{
+	const struct conf_proxy *p = conf_proxy(conf);
+	struct proxy_module *pm = xcalloc(1, sizeof(*pm));
+	struct relay_opts ro = {.workers = p->workers, .idle_timeout_ms = p->idle_timeout_ms};
+	int r;
+
+	pm->base = base;
+	pm->conf = conf;
+	pm->set = set;
+	pm->metrics = metrics;
+	pm->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 20);
+	pm->disp = dispatch_new();
+	evdns_set_log_fn(evdns_log_cb);
+	r = relay_pool_new(base, &ro, &pm->relay);
+	if (r < 0) {
+		log_error("proxy: relay: %s", strerror(-r));
+		goto fail;
+	}
+	uplinks_sync(pm);
+	r = rules_load(pm, conf);
+	if (r < 0)
+		goto fail;
+	r = srcroute_new(base, conf, &pm->srcroute);
+	if (r < 0)
+		goto fail;
+	r = listeners_open(pm, conf);
+	if (r < 0)
+		goto fail;
+	uplink_set_subscribe(set, uplink_cb, pm);
+	metrics_setup(pm);
+	*ret = pm;
+	return 0;
+fail:
+	proxy_module_free(pm);
+	return r;
+}
+
+int proxy_module_reconf(struct proxy_module *pm, const struct conf *conf)
+{
+	const struct conf *old = pm->conf;
+	int r;
+
+	pm->conf = conf;
+	uplinks_sync(pm);
+	r = rules_load(pm, conf);
+	if (r < 0) {
+		pm->conf = old;
+		uplinks_sync(pm);
+		return r;
+	}
+	srcroute_reconf(pm->srcroute, conf);
+	if (!listeners_same(old, conf)) {
+		listeners_close(pm);
+		r = listeners_open(pm, conf);
+	}
+	return r;
+}
+
+void proxy_module_free(struct proxy_module *pm)
+{
+	if (!pm)
+		return;
+	uplink_set_unsubscribe(pm->set, uplink_cb, pm);
+	if (pm->metrics && pm->m_bytes)
+		metrics_on_scrape_remove(pm->metrics, scrape_cb, pm);
+	listeners_close(pm);
+	/* the relay first: it closes its sessions' sockets without calling back */
+	relay_pool_free(pm->relay);
+	while (pm->sessions) {
+		struct session *s = pm->sessions;
+		if (s->state == S_RELAY)
+			s->fd = -1;
+		session_free(s);
+	}
+	srcroute_free(pm->srcroute, false);
+	for (size_t i = 0; i < pm->n_ups; i++) {
+		if (pm->ups[i]->dns)
+			evdns_base_free(pm->ups[i]->dns, 0);
+		free(pm->ups[i]->name);
+		free(pm->ups[i]);
+	}
+	free(pm->ups);
+	for (size_t b = 0; b < CLIENT_BUCKETS; b++)
+		while (pm->clients[b]) {
+			struct client *c = pm->clients[b];
+			pm->clients[b] = c->next;
+			free(c);
+		}
+	dispatch_free(pm->disp);
+	free(pm);
+}

@@ -1,0 +1,247 @@
+/*
+ * srcroute.c - a routing table and a "from SOURCE" rule per uplink with a
+ * source address (see srcroute.h).
+ *
+ * Reconciles on start, on reload and whenever an address or a default route
+ * of the main table changes (netlink events, at most once per loop turn).
+ * Rules are ours by protocol and priority range, routes by protocol and
+ * table, so a restart adopts what an earlier run left.
+ *
+ * Must not touch rules or routes that are not of our protocol, nor any table
+ * outside [table_base, table_base + number of uplinks).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/rtnetlink.h>
+
+#include <event2/event.h>
+
+#include "conf_keys.h"
+#include "log.h"
+#include "nl.h"
+#include "srcroute.h"
+#include "util.h"
+
+#define SRCROUTE_MAX 256
+
+struct srcroute {
+	struct event_base *base;
+	const struct conf *conf;
+	struct nl *nl;
+	struct nl_monitor *mon;
+	struct event *apply_ev;
+	uint32_t prio, table_base; /* in force */
+	size_t n_tables;	   /* tables we may have filled: table_base + [0, n_tables) */
+	char *last;		   /* what the last apply logged, to log changes only */
+};
+
+struct addr_find {
+	const struct addr *want;
+	int ifindex;
+};
+
+static int addr_find_cb(const struct nl_addr *a, void *arg)
+{
+	struct addr_find *af = arg;
+
+	if (addr_eq(&a->local.addr, af->want))
+		af->ifindex = a->ifindex;
+	return 0;
+}
+
+struct gw_find {
+	int ifindex;
+	uint32_t best;
+	bool found;
+	struct addr gw;
+};
+
+/* main's default route through ifindex with the lowest metric */
+static int gw_find_cb(const struct nl_route *r, void *arg)
+{
+	struct gw_find *g = arg;
+
+	if (r->dst.plen || r->type != RTN_UNICAST || r->table != RT_TABLE_MAIN)
+		return 0;
+	if (r->oif == g->ifindex && (!g->found || r->priority < g->best)) {
+		g->found = true;
+		g->best = r->priority;
+		g->gw = r->gw;
+	}
+	for (size_t i = 0; i < r->n_hops; i++)
+		if (r->hops[i].oif == g->ifindex && (!g->found || r->priority < g->best)) {
+			g->found = true;
+			g->best = r->priority;
+			g->gw = r->hops[i].gw;
+		}
+	return 0;
+}
+
+static void table_flush(struct srcroute *s, uint32_t table)
+{
+	for (int f = 0; f < 2; f++) {
+		struct nl_route rt = {.family = f ? AF_INET6 : AF_INET, .table = table,
+			.protocol = RTPROT_EGRESS};
+		nl_route_apply(s->nl, NL_DEL, &rt);
+	}
+}
+
+static int srcroute_apply(struct srcroute *s)
+{
+	const struct conf_proxy *p = conf_proxy(s->conf);
+	size_t n = conf_n_uplinks(s->conf);
+	struct nl_rule *want = xcalloc(n + 1, sizeof(*want));
+	size_t n_want = 0;
+	char *log = NULL;
+	size_t log_len = 0;
+	FILE *lf = open_memstream(&log, &log_len);
+	int r = 0, e;
+
+	for (size_t i = 0; i < n && i < SRCROUTE_MAX; i++) {
+		const struct conf_uplink *u = conf_uplink_at(s->conf, i);
+		uint32_t table = p->table_base + (uint32_t)i;
+		struct addr_find af = {.want = &u->source};
+		struct gw_find g = {0};
+		char src[ADDR_STRLEN], gw[ADDR_STRLEN];
+
+		if (!addr_is_set(&u->source))
+			continue;
+		addr_str(&u->source, src, sizeof(src));
+		e = nl_addr_dump(s->nl, u->source.family, 0, addr_find_cb, &af);
+		if (e < 0 || !af.ifindex) {
+			fprintf(lf, "uplink %s: %s is not an address of this host (yet); ", u->s.name,
+				src);
+			table_flush(s, table);
+			continue;
+		}
+		g.ifindex = af.ifindex;
+		if (addr_is_set(&u->gateway)) {
+			g.found = true;
+			g.gw = u->gateway;
+		} else {
+			nl_route_dump(s->nl, u->source.family, RT_TABLE_MAIN, gw_find_cb, &g);
+		}
+		struct nl_route rt = {.family = u->source.family, .table = table,
+			.protocol = RTPROT_EGRESS, .oif = af.ifindex, .prefsrc = u->source};
+		if (g.found)
+			rt.gw = g.gw;
+		else
+			rt.scope = RT_SCOPE_LINK; /* no gateway known: the link itself */
+		e = nl_route_apply(s->nl, NL_REPLACE, &rt);
+		if (e < 0) {
+			log_warnx("proxy: uplink %s: default route in table %u: %s%s%s", u->s.name,
+				table, strerror(-e), *nl_last_error(s->nl) ? ": " : "",
+				nl_last_error(s->nl));
+			r = r ? r : e;
+			continue;
+		}
+		if (addr_is_set(&rt.gw))
+			addr_str(&rt.gw, gw, sizeof(gw));
+		else
+			strcpy(gw, "the link");
+		fprintf(lf, "uplink %s: from %s via %s (table %u); ", u->s.name, src, gw, table);
+		want[n_want++] = (struct nl_rule){.family = u->source.family,
+			.protocol = RTPROT_EGRESS, .has_priority = true,
+			.priority = p->rule_priority + (uint32_t)i, .table = table,
+			.src = {.addr = u->source, .plen = u->source.family == AF_INET ? 32 : 128}};
+	}
+	/* tables of uplinks that went away */
+	for (size_t i = n; i < s->n_tables; i++)
+		table_flush(s, s->table_base + (uint32_t)i);
+	s->n_tables = MIN(n, (size_t)SRCROUTE_MAX);
+	e = nl_rule_reconcile(s->nl, RTPROT_EGRESS, p->rule_priority,
+		p->rule_priority + SRCROUTE_MAX, want, n_want);
+	if (e < 0) {
+		log_warnx("proxy: source rules: %s", strerror(-e));
+		r = r ? r : e;
+	}
+	free(want);
+	fclose(lf);
+	if (log_len && (!s->last || strcmp(s->last, log)))
+		log_info("proxy: source routing: %.*s", (int)(log_len - 2), log);
+	free(s->last);
+	s->last = log;
+	return r;
+}
+
+static void apply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srcroute_apply(arg);
+}
+
+static void event_cb(const struct nl_event *ev, void *arg)
+{
+	struct srcroute *s = arg;
+
+	if (ev->type == NL_EVENT_ROUTE &&
+		(ev->route.protocol == RTPROT_EGRESS || ev->route.dst.plen ||
+			ev->route.table != RT_TABLE_MAIN))
+		return;
+	if (ev->type == NL_EVENT_ADDR || ev->type == NL_EVENT_ROUTE ||
+		ev->type == NL_EVENT_RESYNC)
+		event_active(s->apply_ev, 0, 0);
+}
+
+static void srcroute_remove(struct srcroute *s)
+{
+	for (size_t i = 0; i < s->n_tables; i++)
+		table_flush(s, s->table_base + (uint32_t)i);
+	nl_rule_reconcile(s->nl, RTPROT_EGRESS, s->prio, s->prio + SRCROUTE_MAX, NULL, 0);
+	s->n_tables = 0;
+}
+
+int srcroute_new(struct event_base *base, const struct conf *conf, struct srcroute **ret)
+{
+	struct srcroute *s = xcalloc(1, sizeof(*s));
+	int r;
+
+	s->base = base;
+	s->conf = conf;
+	r = nl_open(NETLINK_ROUTE, &s->nl);
+	if (r < 0)
+		goto fail;
+	r = nl_monitor_new(base, NL_GROUP_ADDR | NL_GROUP_ROUTE, event_cb, s, &s->mon);
+	if (r < 0)
+		goto fail;
+	s->apply_ev = event_new(base, -1, 0, apply_cb, s);
+	s->prio = conf_proxy(conf)->rule_priority;
+	s->table_base = conf_proxy(conf)->table_base;
+	s->n_tables = MIN(conf_n_uplinks(conf), (size_t)SRCROUTE_MAX);
+	srcroute_apply(s);
+	*ret = s;
+	return 0;
+fail:
+	log_warnx("proxy: source routing: netlink: %s", strerror(-r));
+	srcroute_free(s, true);
+	return r;
+}
+
+int srcroute_reconf(struct srcroute *s, const struct conf *conf)
+{
+	const struct conf_proxy *p = conf_proxy(conf);
+
+	if (p->rule_priority != s->prio || p->table_base != s->table_base) {
+		srcroute_remove(s);
+		s->prio = p->rule_priority;
+		s->table_base = p->table_base;
+	}
+	s->conf = conf;
+	return srcroute_apply(s);
+}
+
+void srcroute_free(struct srcroute *s, bool keep)
+{
+	if (!s)
+		return;
+	if (s->nl && !keep)
+		srcroute_remove(s);
+	if (s->apply_ev)
+		event_free(s->apply_ev);
+	nl_monitor_free(s->mon);
+	nl_free(s->nl);
+	free(s->last);
+	free(s);
+}
