@@ -6,9 +6,11 @@ Python's ipaddress.collapse_addresses, which is what scripts around
 gateway-route-manager-style tools use; both get the same input in the same
 run.  Then the module benchmarks: failover.py (route module failover time
 beside the published defaults of gateway-route-manager, mwan3 and dpinger)
-check_cpu.py (health-engine CPU for 500 targets at 1 s) and policy.py (the policy
+check_cpu.py (health-engine CPU for 500 targets at 1 s), policy.py (the policy
 module's throughput and connection rate beside plain kernel forwarding, and its
-failover time).
+failover time) and proxy.py (the proxy beside plain forwarding, HAProxy and socat:
+throughput, connection rate, memory per idle connection; the DNS forwarder beside
+dnsmasq).
 """
 import argparse
 import ipaddress
@@ -58,7 +60,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     rc = 0
     for script, extra in (("failover.py", ["--runs", str(args.runs)]), ("check_cpu.py", []),
-                          ("policy.py", [])):
+                          ("policy.py", []), ("proxy.py", [])):
         path = os.path.join(here, script)
         if not os.path.exists(path):
             continue

@@ -1,0 +1,339 @@
+"""The proxy, DNS and gateway-mode modules end to end (`egressd dispatch`).
+
+    client (10.20.0.2) -- gw (egressd dispatch 192.0.2.1@3 192.0.2.9@2) --+-- isp1 --+-- inet
+                                                                           +-- isp2 --+
+
+See tests/lab/proxylab.py: inet's nginx answers "inet <address it saw>", the echo server
+"peer <address>", so each check tells which uplink carried the connection.
+"""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import proxylab
+from egressd import Egressd
+from lab import Lab, wait_for
+
+pytestmark = pytest.mark.requires_root
+HERE = Path(__file__).resolve().parent
+P = proxylab.GW_LAN + ":1080"
+
+
+@pytest.fixture(scope="module")
+def plab():
+    with Lab() as lab:
+        proxylab.build(lab)
+        yield lab
+
+
+def start(lab, binary, *extra, ratio=("3", "2"), v6=False):
+    args = proxylab.dispatch_args("-lhost", proxylab.GW_LAN, "-lport", "1080", *extra,
+                                  ratio=ratio, v6=v6)
+    return Egressd.command(lab["gw"], binary, args)
+
+
+def stop(d):
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def curl(node, *args, timeout=5, check=True):
+    r = node.run(["curl", "-sS", "--max-time", str(timeout), *args], check=check,
+                 timeout=timeout + 5)
+    return r if not check else r.stdout.strip()
+
+
+def flows(node, count, host=proxylab.SERVER, conc=4, bind=None, port=1080):
+    args = [sys.executable, str(HERE / "socksflows.py"), proxylab.GW_LAN, str(port), host,
+            "7000", str(count), str(conc)] + ([bind] if bind else [])
+    return json.loads(node.run(args, timeout=120).stdout)
+
+
+@pytest.mark.daemon
+def test_protocols(plab, egressd_bin):
+    """SOCKS5 (names resolved by the proxy, IPv6), SOCKS4/4a, HTTP CONNECT and plain HTTP on
+    one port; each answer comes from one of gw's uplink addresses, never the client's."""
+    c, gw = plab["client"], plab["gw"]
+    d = start(plab, egressd_bin, v6=True)
+    # source routing: a rule and a table per uplink, the table's route through the
+    # interface that holds the address (isp2's address would otherwise leave by isp1)
+    rules = gw.run(["ip", "rule", "list"]).stdout
+    assert "from 192.0.2.9 lookup 5001" in rules, rules
+    assert "default via 192.0.2.10 dev isp2" in gw.run(
+        ["ip", "route", "show", "table", "5001"]).stdout
+    assert "from 2001:db8:1::1 lookup 5002" in gw.run(["ip", "-6", "rule", "list"]).stdout
+    try:
+        uplinks = ("inet 192.0.2.1", "inet 192.0.2.9")
+        assert curl(c, "--socks5-hostname", P, "http://web.test/") in uplinks
+        assert curl(c, "--socks5", P, "http://11.0.0.80/") in uplinks
+        # one uplink is IPv6: whatever the ratio picks, an IPv6 destination goes through it
+        for _ in range(3):
+            assert curl(c, "--socks5", P, "http://[2a00:1::80]/") == "inet 2001:db8:1::1"
+        assert curl(c, "--socks4a", P, "http://web.test/") in uplinks
+        assert curl(c, "--socks4", P, "http://11.0.0.80/") in uplinks
+        assert curl(c, "-p", "-x", "http://" + P, "http://web.test/") in uplinks
+        assert curl(c, "-x", "http://" + P, "http://web.test/") in uplinks
+        # negatives: an unknown name is refused in each protocol's way
+        r = curl(c, "--socks5-hostname", P, "http://nowhere.test/", check=False)
+        assert r.returncode != 0
+        r = c.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                   "-x", "http://" + P, "http://nowhere.test/"], check=False)
+        assert r.stdout.strip() == "502"
+        # not a proxy protocol at all: the connection is closed, egressd goes on
+        r = c.run([sys.executable, "-c",
+                   "import socket; s=socket.create_connection(('%s',1080)); "
+                   "s.sendall(b'\\x00junk'); print(repr(s.recv(10)))" % proxylab.GW_LAN])
+        assert r.stdout.strip() == "b''"
+        assert curl(c, "--socks5-hostname", P, "http://web.test/") in uplinks
+    finally:
+        stop(d)
+    # stop removes the rules and routes
+    assert "lookup 500" not in gw.run(["ip", "rule", "list"]).stdout
+    assert gw.run(["ip", "route", "show", "table", "5001"]).stdout.strip() == ""
+
+
+@pytest.mark.daemon
+def test_auth(plab, egressd_bin):
+    """Username/password: SOCKS5 (RFC 1929) and HTTP Basic; wrong or missing credentials are
+    refused, SOCKS4 (which has no password) too."""
+    c = plab["client"]
+    d = start(plab, egressd_bin, "-username", "alice", "-password", "s3cret")
+    try:
+        assert curl(c, "-x", "socks5h://alice:s3cret@" + P, "http://web.test/").startswith(
+            "inet 192.0.2.")
+        assert curl(c, "-x", "http://alice:s3cret@" + P, "http://web.test/").startswith(
+            "inet 192.0.2.")
+        assert curl(c, "-x", "socks5h://alice:wrong@" + P, "http://web.test/",
+                    check=False).returncode != 0
+        assert curl(c, "--socks5-hostname", P, "http://web.test/", check=False).returncode != 0
+        assert curl(c, "--socks4a", P, "http://web.test/", check=False).returncode != 0
+        r = c.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                   "-x", "http://" + P, "http://web.test/"], check=False)
+        assert r.stdout.strip() == "407"
+    finally:
+        stop(d)
+
+
+@pytest.mark.daemon
+def test_contention_ratio(plab, egressd_bin):
+    """1000 connections at 3:2 split 60/40 (within 5 points); at 1:4 the other way."""
+    c = plab["client"]
+    d = start(plab, egressd_bin)
+    try:
+        r = flows(c, 1000, conc=8)
+        assert r["fail"] == 0, r
+        share = r["peers"].get(proxylab.ADDR["isp1"], 0) / 1000
+        assert abs(share - 0.6) <= 0.05, r
+    finally:
+        stop(d)
+    d = start(plab, egressd_bin, ratio=("1", "4"))
+    try:
+        r = flows(c, 200, host="web.test")
+        assert r["fail"] == 0, r
+        share = r["peers"].get(proxylab.ADDR["isp1"], 0) / 200
+        assert abs(share - 0.2) <= 0.05, r
+    finally:
+        stop(d)
+
+
+@pytest.mark.daemon
+def test_client_rules(plab, egressd_bin):
+    """Per-client ratios from the fork's JSON file: the exact address beats the /24."""
+    c, gw = plab["client"], plab["gw"]
+    c.ip("addr", "add", "10.20.0.3/24", "dev", "eth0")
+    rules = {
+        "192.0.2.1:0": {
+            "10.20.0.2": {"source_ip": "10.20.0.2", "contention_ratio": 1,
+                          "description": "this one only through isp1"},
+            "10.20.0.0/24": {"source_ip": "10.20.0.0/24", "contention_ratio": 1,
+                             "description": "the rest of the LAN 1:4"},
+        },
+        "192.0.2.9:0": {
+            "10.20.0.0/24": {"source_ip": "10.20.0.0/24", "contention_ratio": 4,
+                             "description": "the rest of the LAN 1:4"},
+        },
+    }
+    path = gw.lab.dir / "client-rules.json"
+    path.write_text(json.dumps(rules))
+    d = start(plab, egressd_bin, "-client-rules", str(path))
+    try:
+        r = flows(c, 100, bind="10.20.0.2")
+        assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 100}, r
+        r = flows(c, 200, bind="10.20.0.3")
+        assert r["fail"] == 0, r
+        assert abs(r["peers"].get(proxylab.ADDR["isp1"], 0) / 200 - 0.2) <= 0.05, r
+    finally:
+        stop(d)
+        c.ip("addr", "del", "10.20.0.3/24", "dev", "eth0")
+
+
+@pytest.mark.daemon
+def test_blackholed_uplink(plab, egressd_bin):
+    """isp2 drops everything behind a live link: no connect takes over a second, none fails
+    (the slow uplink is raced after 300 ms), and once the check says down, isp2 gets none."""
+    c = plab["client"]
+    d = start(plab, egressd_bin, "-check-kind", "icmp", "-check-target", proxylab.SERVER,
+              "-check-interval", "300ms")
+    try:
+        d.wait_log(r"uplink 192\.0\.2\.9: init -> up", timeout=10)
+        plab.cut("gw", "isp2", mode="blackhole")
+        r = flows(c, 100, conc=4)
+        assert r["fail"] == 0, r
+        assert r["connect_max"] < 1.0, r
+        d.wait_log(r"uplink 192\.0\.2\.9: up -> down", timeout=10)
+        r = flows(c, 50)
+        assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 50}, r
+        plab.restore("gw", "isp2")
+        d.wait_log(r"uplink 192\.0\.2\.9: down -> up", timeout=10)
+        r = flows(c, 50)
+        assert r["peers"].get(proxylab.ADDR["isp2"], 0) == 20, r
+    finally:
+        plab.restore("gw", "isp2")
+        stop(d)
+
+
+def dns_query(node, server, port, name, rdtype, tcp=False, payload=1232):
+    code = """
+import dns.message, dns.query, dns.flags, sys
+q = dns.message.make_query(%r, %r, use_edns=%s, payload=%d)
+f = dns.query.tcp if %s else dns.query.udp
+r = f(q, %r, port=%d, timeout=3, ignore_trailing=True)
+print(int(r.flags & dns.flags.TC != 0), r.rcode(), len(r.to_wire()),
+      sum(len(rr) for rr in r.answer))
+""" % (name, rdtype, "0" if payload else "False", payload or 512, tcp, server, port)
+    out = node.run([sys.executable, "-c", code], timeout=15).stdout.split()
+    return {"tc": out[0] == "1", "rcode": int(out[1]), "size": int(out[2]),
+            "answers": int(out[3])}
+
+
+@pytest.mark.daemon
+def test_dns_forwarder(plab, egressd_bin):
+    """UDP and TCP, an answer over 512 bytes whole over UDP with EDNS0, TC without it."""
+    c, gw = plab["client"], plab["gw"]
+    conf = """
+[dns]
+address = 10.20.0.1
+port = 5300
+
+[uplink isp1]
+source = 192.0.2.1
+dns = %s
+
+[uplink isp2]
+source = 192.0.2.9
+dns = %s
+
+[proxy]
+port = 0
+transparent_port = 18888
+""" % (proxylab.DNS, proxylab.DNS)
+    d = Egressd.start(gw, egressd_bin, conf)
+    try:
+        r = dns_query(c, proxylab.GW_LAN, 5300, "web.test", "A")
+        assert r["rcode"] == 0 and r["answers"] == 1
+        r = dns_query(c, proxylab.GW_LAN, 5300, "big.test", "TXT")
+        assert r["size"] > 512 and not r["tc"] and r["answers"] == len(proxylab.BIG_TXT), r
+        r = dns_query(c, proxylab.GW_LAN, 5300, "big.test", "TXT", tcp=True)
+        assert r["size"] > 512 and r["answers"] == len(proxylab.BIG_TXT), r
+        # without EDNS0 the client gets TC and retries over TCP, as RFC 1035 says
+        r = dns_query(c, proxylab.GW_LAN, 5300, "big.test", "TXT", payload=0)
+        assert r["tc"] and r["size"] <= 512, r
+        r = dns_query(c, proxylab.GW_LAN, 5300, "nowhere.test", "A")
+        assert r["rcode"] == 3  # NXDOMAIN passed through
+    finally:
+        stop(d)
+
+
+def ruleset(node):
+    return node.run(["nft", "-s", "list", "ruleset"]).stdout
+
+
+@pytest.mark.daemon
+@pytest.mark.parametrize("intercept", ["redirect", "tproxy"])
+def test_gateway_mode(plab, egressd_bin, intercept):
+    """Gateway mode end to end: a client with only a default route reaches the internet
+    through the transparent proxy (TCP, balanced), the DNS forwarder (port 53 redirected) and
+    NAT (UDP); the ruleset is saved first, other tables are left alone, and a restore puts the
+    saved ruleset back exactly."""
+    c, gw = plab["client"], plab["gw"]
+    gw.run(["nft", "-f", "-"], input="table ip foreign {\n chain input {\n"
+           "  type filter hook input priority 0; policy accept;\n"
+           "  tcp dport 9 counter drop\n }\n}\n")
+    before = ruleset(gw)
+    backup = gw.lab.dir / ("backup-%s.nft" % intercept)
+    # negative first: without gateway mode the server cannot answer the LAN's addresses
+    assert curl(c, "http://11.0.0.80/", timeout=2, check=False).returncode != 0
+    d = Egressd.command(gw, egressd_bin, [
+        "dispatch", "-resolver", proxylab.DNS, "-gateway", "-gateway-ip", proxylab.GW_LAN,
+        "-subnet", "10.20.0.0/24", "-auto-config", "-intercept", intercept,
+        "-backup-file", backup, "-lport", "0",
+        "%s@3" % proxylab.ADDR["isp1"], "%s@2" % proxylab.ADDR["isp2"]])
+    try:
+        d.wait_log(r"gateway: intercepting 1 subnet")
+        assert backup.exists() and "table ip foreign" in backup.read_text()
+        seen = set()
+        for _ in range(10):
+            out = curl(c, "http://11.0.0.80/")
+            assert out in ("inet 192.0.2.1", "inet 192.0.2.9"), out
+            seen.add(out)
+        assert len(seen) == 2
+        # the client's DNS goes to egressd's forwarder whatever server it asks
+        r = c.run([sys.executable, "-c",
+                   "import dns.resolver as R; r=R.Resolver(configure=False); "
+                   "r.nameservers=['%s']; print(r.resolve('web.test','A')[0])" %
+                   proxylab.GW_LAN])
+        assert r.stdout.strip() == proxylab.SERVER
+        # UDP that is not DNS is NATed out
+        r = c.run([sys.executable, "-c",
+                   "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                   "s.settimeout(3); s.sendto(b'who\\n', ('11.0.0.80', 7000)); "
+                   "print(s.recv(100).decode().strip())"])
+        assert r.stdout.strip().startswith("peer 192.0.2."), r.stdout
+        assert "table ip foreign" in ruleset(gw)
+        # restore: the saved ruleset, exactly
+        r = gw.run([str(egressd_bin), "dispatch", "-restore", "-backup-file", str(backup)])
+        assert ruleset(gw) == before
+        assert curl(c, "http://11.0.0.80/", timeout=2, check=False).returncode != 0
+    finally:
+        stop(d)
+        gw.run(["nft", "delete", "table", "ip", "foreign"], check=False)
+    assert "egress" not in ruleset(gw)
+
+
+UDP_CLIENT = r"""
+import socket, struct, sys
+proxy = (sys.argv[1], int(sys.argv[2]))
+t = socket.create_connection(proxy, timeout=5)
+t.sendall(b"\x05\x01\x00"); assert t.recv(2) == b"\x05\x00"
+t.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+rep = t.recv(10); assert rep[1] == 0, rep
+relay = (socket.inet_ntoa(rep[4:8]), struct.unpack("!H", rep[8:10])[0])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3)
+for target in (sys.argv[3], sys.argv[4]):
+    if target[0].isdigit():
+        head = b"\x00\x00\x00\x01" + socket.inet_aton(target)
+    else:
+        head = b"\x00\x00\x00\x03" + bytes([len(target)]) + target.encode()
+    u.sendto(head + struct.pack("!H", 7000) + b"who\n", relay)
+    data = u.recv(2048)
+    assert data[:4] == b"\x00\x00\x00\x01", data
+    print(data[10:].decode().strip())
+"""
+
+
+@pytest.mark.daemon
+def test_socks5_udp_associate(plab, egressd_bin):
+    """UDP ASSOCIATE: datagrams to an address and to a name go out through an uplink and
+    the answers come back wrapped; a stranger's datagrams to the relay port are ignored."""
+    c = plab["client"]
+    d = start(plab, egressd_bin)
+    try:
+        r = c.run([sys.executable, "-c", UDP_CLIENT, proxylab.GW_LAN, "1080", proxylab.SERVER,
+                   "web.test"], timeout=20)
+        lines = r.stdout.split("\n")
+        assert len(lines) >= 2 and all(
+            ln in ("peer 192.0.2.1", "peer 192.0.2.9") for ln in lines[:2]), r.stdout
+    finally:
+        stop(d)
