@@ -212,11 +212,21 @@ int nl_rule_dump(struct nl *nl, int family, nl_rule_cb cb, void *arg)
 	return nl_dump(nl, nl_sendbuf(nl), nl_rule_dump_cb, &ctx);
 }
 
+/* Rules we build leave the action 0 ("to the table", or goto); the kernel reports it. */
+static uint8_t rule_action(const struct nl_rule *r)
+{
+	if (r->action)
+		return r->action;
+	return r->has_goto ? FR_ACT_GOTO : FR_ACT_TO_TBL;
+}
+
 bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b)
 {
-	return a->family == b->family && a->priority == b->priority && a->action == b->action &&
+	return a->family == b->family && a->priority == b->priority &&
+	       rule_action(a) == rule_action(b) &&
+	       (a->flags & FIB_RULE_INVERT) == (b->flags & FIB_RULE_INVERT) &&
 	       a->has_fwmark == b->has_fwmark && a->fwmark == b->fwmark &&
-	       a->fwmask == b->fwmask && a->table == b->table && a->flags == b->flags &&
+	       a->fwmask == b->fwmask && a->table == b->table &&
 	       a->src.plen == b->src.plen && addr_eq(&a->src.addr, &b->src.addr) &&
 	       a->dst.plen == b->dst.plen && addr_eq(&a->dst.addr, &b->dst.addr) &&
 	       !strcmp(a->iif, b->iif) && !strcmp(a->oif, b->oif) &&

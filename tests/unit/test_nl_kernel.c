@@ -1078,6 +1078,47 @@ static void test_rule(void **state)
 	assert_int_equal(find_rule(AF_INET, 32766).found, 1);
 }
 
+/* nl_rule_reconcile: only ours (protocol + priority range), idempotent, removes the rest */
+static void test_rule_reconcile(void **state)
+{
+	struct cidr src;
+	struct nl_rule want[2] = {
+		{ .family = AF_INET, .protocol = RTPROT_EGRESS, .has_priority = true,
+			.priority = 3000, .has_fwmark = true, .fwmark = 0x100, .fwmask = 0xff00,
+			.table = 300 },
+		{ .family = AF_INET, .protocol = RTPROT_EGRESS, .has_priority = true,
+			.priority = 3001, .table = 301 },
+	};
+	struct nl_rule foreign = { .family = AF_INET, .protocol = RTPROT_STATIC,
+		.has_priority = true, .priority = 3002, .table = 302 };
+
+	assert_int_equal(cidr_parse("192.0.2.7/32", 0, &src), 0);
+	want[1].src = src;
+	assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &foreign), 0);
+	assert_int_equal(nl_rule_reconcile(g_nl, RTPROT_EGRESS, 3000, 3010, want, 2), 0);
+	assert_int_equal(find_rule(AF_INET, 3000).found, 1);
+	assert_int_equal(find_rule(AF_INET, 3001).found, 1);
+	struct rule_find f = find_rule(AF_INET, 3001);
+	assert_true(nl_rule_same(&f.r, &want[1]));
+	/* again: what is in place is the same rule, so nothing is added or deleted */
+	assert_int_equal(nl_rule_reconcile(g_nl, RTPROT_EGRESS, 3000, 3010, want, 2), 0);
+	assert_int_equal(find_rule(AF_INET, 3000).found, 1);
+	assert_int_equal(find_rule(AF_INET, 3001).found, 1);
+	/* a different mark is a different rule: replaced */
+	want[0].fwmark = 0x200;
+	f = find_rule(AF_INET, 3000);
+	assert_false(nl_rule_same(&f.r, &want[0]));
+	assert_int_equal(nl_rule_reconcile(g_nl, RTPROT_EGRESS, 3000, 3010, want, 1), 0);
+	assert_int_equal(find_rule(AF_INET, 3000).found, 1);
+	assert_int_equal(find_rule(AF_INET, 3000).r.fwmark, 0x200);
+	assert_int_equal(find_rule(AF_INET, 3001).found, 0);
+	/* the foreign rule in our range is not ours */
+	assert_int_equal(nl_rule_reconcile(g_nl, RTPROT_EGRESS, 3000, 3010, NULL, 0), 0);
+	assert_int_equal(find_rule(AF_INET, 3000).found, 0);
+	assert_int_equal(find_rule(AF_INET, 3002).found, 1);
+	assert_int_equal(nl_rule_apply(g_nl, NL_DEL, &foreign), 0);
+}
+
 /* ---- neighbours ---- */
 
 struct neigh_find {
@@ -1372,6 +1413,7 @@ int main(void)
 		cmocka_unit_test(test_route),
 		cmocka_unit_test(test_route_multipath),
 		cmocka_unit_test(test_dump_large),
+		cmocka_unit_test(test_rule_reconcile),
 		cmocka_unit_test(test_nexthop),
 		cmocka_unit_test(test_rule),
 		cmocka_unit_test(test_neigh),
