@@ -337,3 +337,84 @@ def test_socks5_udp_associate(plab, egressd_bin):
             ln in ("peer 192.0.2.1", "peer 192.0.2.9") for ln in lines[:2]), r.stdout
     finally:
         stop(d)
+
+
+def tunnel_flows(node, count, port=1081):
+    """Connections through the tunnel listener: raw bytes, "who" answered by the upstream."""
+    code = """
+import socket, sys
+ok = fail = 0
+for i in range(%d):
+    try:
+        with socket.create_connection(("%s", %d), timeout=5) as s:
+            s.sendall(b"who\\n")
+            ok += s.makefile("rb").readline().startswith(b"peer ")
+    except OSError:
+        fail += 1
+print(ok, fail)
+""" % (count, proxylab.GW_LAN, port)
+    ok, fail = node.run([sys.executable, "-c", code], timeout=60).stdout.split()
+    return int(ok), int(fail)
+
+
+@pytest.mark.daemon
+def test_tunnel_and_list(plab, egressd_bin):
+    """-tunnel relays whole connections to upstream proxies (here two echo servers standing in
+    for them); one that stops answering fails its TCP check and gets none, and no client
+    connection fails meanwhile.  -list prints the interfaces and addresses."""
+    c, gw, inet = plab["client"], plab["gw"], plab["inet"]
+    out = gw.run([str(egressd_bin), "dispatch", "-list"]).stdout
+    assert "[isp2] 192.0.2.9/29" in out and "[isp1] 2001:db8:1::1/64" in out, out
+    second = inet.popen([sys.executable, str(HERE / "echosrv.py"), "7001", "::"],
+                        name="echo7001")
+    wait_for(lambda: inet.listening(7001), what="second upstream")
+    d = Egressd.command(gw, egressd_bin, [
+        "dispatch", "-tunnel", "-lhost", proxylab.GW_LAN, "-lport", "1081",
+        "-check-interval", "300ms", "11.0.0.80:7000@1", "11.0.0.80:7001@1"])
+    try:
+        d.wait_log(r"uplink 11\.0\.0\.80:7001: init -> up", timeout=10)
+        assert tunnel_flows(c, 20) == (20, 0)
+        second.stop()
+        assert tunnel_flows(c, 20) == (20, 0)  # refused by the dead one: the other is tried
+        d.wait_log(r"uplink 11\.0\.0\.80:7001: up -> down", timeout=10)
+        assert tunnel_flows(c, 20) == (20, 0)
+    finally:
+        stop(d)
+
+
+LIMIT_CLIENT = r"""
+import socket, struct, sys
+def socks(port=7000):
+    try:
+        return connect(port)
+    except OSError:
+        return None
+def connect(port):
+    s = socket.create_connection((sys.argv[1], 1080), timeout=5)
+    s.sendall(b"\x05\x01\x00")
+    if s.recv(2) != b"\x05\x00":
+        return None
+    s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("11.0.0.80") + struct.pack("!H", port))
+    r = s.recv(10)
+    return s if r[:2] == b"\x05\x00" else None
+held = [socks() for _ in range(3)]
+print(all(held))
+print(socks() is None)
+held.pop().close()
+import time; time.sleep(0.3)
+print(socks() is not None)
+"""
+
+
+@pytest.mark.daemon
+def test_per_client_limit(plab, egressd_bin):
+    """max_per_client: the connection over the limit is closed at once, and a slot that is
+    freed can be used again."""
+    c = plab["client"]
+    d = start(plab, egressd_bin, "--set", "proxy.max_per_client=3")
+    try:
+        out = c.run([sys.executable, "-c", LIMIT_CLIENT, proxylab.GW_LAN], timeout=20).stdout
+        assert out.split() == ["True", "True", "True"], out
+        d.wait_log(r"client 10\.20\.0\.2 refused: max_per_client reached")
+    finally:
+        stop(d)
