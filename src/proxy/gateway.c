@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "nft.h"
 #include "nl.h"
 #include "util.h"
+#include "xt_legacy.h"
 
 #define BACKUP_MAGIC "# egress ruleset backup, saved "
 
@@ -213,11 +215,82 @@ static char *errdup(const char *fmt, const char *path, int e)
 	return s;
 }
 
+/* A line of its own after the nft ruleset; the iptables-legacy tables follow it. */
+#define LEGACY_MARK "# iptables-legacy tables, put back by egressd dispatch -restore:\n"
+
+/* What is in place now: the nftables ruleset and the iptables-legacy tables in use. */
+struct snapshot {
+	char *rules;
+	struct xt_legacy_table *xt;
+	size_t n_xt;
+};
+
+static void snapshot_clear(struct snapshot *s)
+{
+	free(s->rules);
+	xt_legacy_tables_free(s->xt, s->n_xt);
+	memset(s, 0, sizeof(*s));
+}
+
+static int snapshot_take(struct nft *nft, struct snapshot *ret, char **err)
+{
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = nft_ruleset_dump(nft, &ret->rules);
+	if (r < 0) {
+		if (err)
+			*err = errdup("reading %s: %s", "the nftables ruleset", r);
+		return r;
+	}
+	r = xt_legacy_save_all(&ret->xt, &ret->n_xt);
+	if (r < 0) {
+		if (err)
+			*err = errdup("reading %s: %s", "the iptables-legacy tables", r);
+		snapshot_clear(ret);
+	}
+	return r;
+}
+
+/* The backup file's text: header with the time, the ruleset, the legacy tables. */
+static char *snapshot_text(const struct snapshot *s)
+{
+	char stamp[64];
+	time_t now = time(NULL);
+	struct nft_buf b;
+
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S %z", localtime(&now));
+	nft_buf_init(&b);
+	nft_buf_printf(&b, "%s%s (%lld)\n", BACKUP_MAGIC, stamp, (long long)now);
+	nft_buf_add(&b, s->rules);
+	if (s->n_xt)
+		nft_buf_add(&b, "\n" LEGACY_MARK);
+	for (size_t i = 0; i < s->n_xt; i++) {
+		char *line = xt_legacy_format(&s->xt[i]);
+		nft_buf_printf(&b, "%s\n", line);
+		free(line);
+	}
+	return b.data;
+}
+
+static int snapshot_write(const struct snapshot *s, const char *path, char **err)
+{
+	char *text = snapshot_text(s);
+	int r = write_file_atomic(path, text, strlen(text));
+
+	if (r < 0 && err)
+		*err = errdup("writing %s: %s", path, r);
+	else if (r == 0)
+		log_info("gateway: saved the ruleset (%zu bytes, %zu iptables-legacy tables) to %s",
+			strlen(text), s->n_xt, path);
+	free(text);
+	return r;
+}
+
 int gateway_backup(struct nft *nft, const char *path, char **err)
 {
+	struct snapshot snap;
 	struct stat st;
-	char *rules = NULL, *text = NULL, stamp[64];
-	time_t now = time(NULL);
 	int r;
 
 	if (err)
@@ -228,24 +301,11 @@ int gateway_backup(struct nft *nft, const char *path, char **err)
 			path, (long)st.st_size);
 		return 0;
 	}
-	r = nft_ruleset_dump(nft, &rules);
-	if (r < 0) {
-		if (err)
-			*err = errdup("reading the ruleset for %s: %s", path, r);
+	r = snapshot_take(nft, &snap, err);
+	if (r < 0)
 		return r;
-	}
-	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S %z", localtime(&now));
-	if (asprintf(&text, "%s%s (%lld)\n%s", BACKUP_MAGIC, stamp, (long long)now, rules) < 0) {
-		free(rules);
-		return -ENOMEM;
-	}
-	free(rules);
-	r = write_file_atomic(path, text, strlen(text));
-	if (r < 0 && err)
-		*err = errdup("writing %s: %s", path, r);
-	else
-		log_info("gateway: saved the ruleset (%zu bytes) to %s", strlen(text), path);
-	free(text);
+	r = snapshot_write(&snap, path, err);
+	snapshot_clear(&snap);
 	return r;
 }
 
@@ -297,11 +357,83 @@ static size_t egress_tables(const char *text, struct table_ref **ret)
 	return n;
 }
 
-int gateway_restore(struct nft *nft, const char *path, char **err)
+/* The saved iptables-legacy tables: the lines after LEGACY_MARK. */
+static int parse_legacy(const char *path, const char *text, struct xt_legacy_table **ret,
+	size_t *n, char **err)
 {
-	char *backup = NULL, *now = NULL, *before = NULL;
+	*ret = NULL;
+	*n = 0;
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		char *why = NULL;
+		int r;
+
+		if (len >= strlen(XT_LEGACY_PREFIX) &&
+			!memcmp(p, XT_LEGACY_PREFIX, strlen(XT_LEGACY_PREFIX))) {
+			*ret = xrealloc(*ret, (*n + 1) * sizeof(**ret));
+			r = xt_legacy_parse(p, len, &(*ret)[*n], &why);
+			if (r < 0) {
+				if (err && asprintf(err, "%s: saved iptables-legacy table %zu: %s",
+						   path, *n + 1, why ? why : "bad line") < 0)
+					*err = NULL;
+				free(why);
+				xt_legacy_tables_free(*ret, *n);
+				*ret = NULL;
+				*n = 0;
+				return r;
+			}
+			(*n)++;
+		}
+		p += len + (nl ? 1 : 0);
+	}
+	return 0;
+}
+
+static const struct xt_legacy_table *find_xt(const struct snapshot *s, int family,
+	const char *name)
+{
+	for (size_t i = 0; i < s->n_xt; i++)
+		if (s->xt[i].family == family && streq(s->xt[i].name, name))
+			return &s->xt[i];
+	return NULL;
+}
+
+/* The nft text that puts back what backup_rules held, keeping egress's current tables. */
+static void restore_text(struct nft *nft, const char *backup_rules, const char *now,
+	struct nft_buf *b)
+{
 	struct table_ref *old = NULL, *cur = NULL;
 	size_t n_old, n_cur;
+
+	nft_buf_add(b, backup_rules);
+	nft_buf_add(b, "\n");
+	/* egress's tables are the running modules' business: drop the saved ones, keep the
+	 * current ones (but not gateway mode's own) */
+	n_old = egress_tables(backup_rules, &old);
+	for (size_t i = 0; i < n_old; i++)
+		nft_buf_printf(b, "delete table %s %s\n", old[i].family, old[i].name);
+	n_cur = egress_tables(now, &cur);
+	for (size_t i = 0; i < n_cur; i++) {
+		char *t = NULL;
+		if (streq(cur[i].name, GATEWAY_TABLE))
+			continue;
+		if (nft_table_list(nft, cur[i].family, cur[i].name, 0, &t) == 0) {
+			nft_buf_add(b, t);
+			nft_buf_add(b, "\n");
+		}
+		free(t);
+	}
+	free(old);
+	free(cur);
+}
+
+int gateway_restore(struct nft *nft, const char *path, char **err)
+{
+	char *backup = NULL, *before = NULL, *mark, *why = NULL;
+	struct xt_legacy_table *xt = NULL;
+	struct snapshot now = { 0 };
+	size_t n_xt = 0, done = 0;
 	struct nft_buf b;
 	int r;
 
@@ -313,55 +445,79 @@ int gateway_restore(struct nft *nft, const char *path, char **err)
 			*err = errdup("reading %s: %s", path, r);
 		return r;
 	}
-	if (strncmp(backup, BACKUP_MAGIC, strlen(BACKUP_MAGIC))) {
+	if (strncmp(backup, BACKUP_MAGIC, strlen(BACKUP_MAGIC)) || !strchr(backup, '\n')) {
 		if (err && asprintf(err, "%s: not a ruleset backup of egress", path) < 0)
 			*err = NULL;
 		free(backup);
 		return -EBADMSG;
 	}
-	r = nft_ruleset_dump(nft, &now);
+	mark = strstr(backup, "\n" LEGACY_MARK);
+	if (mark) {
+		r = parse_legacy(path, mark + 1 + strlen(LEGACY_MARK), &xt, &n_xt, err);
+		if (r < 0)
+			goto out;
+		mark[1] = '\0'; /* the nft part ends here */
+	}
+	/* what is there now is saved too, as a backup of its own: a restore loses nothing */
+	r = snapshot_take(nft, &now, err);
 	if (r < 0)
 		goto out;
-	/* what is there now is saved too: a restore must not lose anything */
 	if (asprintf(&before, "%s.before-restore", path) < 0) {
 		r = -ENOMEM;
 		goto out;
 	}
-	r = write_file_atomic(before, now, strlen(now));
-	if (r < 0) {
-		if (err)
-			*err = errdup("writing %s: %s", before, r);
+	r = snapshot_write(&now, before, err);
+	if (r < 0)
 		goto out;
-	}
 	nft_buf_init(&b);
-	nft_buf_add(&b, strchr(backup, '\n') + 1);
-	nft_buf_add(&b, "\n");
-	/* egress's tables are the running modules' business: drop the saved ones, keep the
-	 * current ones (but not gateway mode's own) */
-	n_old = egress_tables(backup, &old);
-	for (size_t i = 0; i < n_old; i++)
-		nft_buf_printf(&b, "delete table %s %s\n", old[i].family, old[i].name);
-	n_cur = egress_tables(now, &cur);
-	for (size_t i = 0; i < n_cur; i++) {
-		char *t = NULL;
-		if (streq(cur[i].name, GATEWAY_TABLE))
-			continue;
-		if (nft_table_list(nft, cur[i].family, cur[i].name, 0, &t) == 0) {
-			nft_buf_add(&b, t);
-			nft_buf_add(&b, "\n");
-		}
-		free(t);
-	}
+	restore_text(nft, strchr(backup, '\n') + 1, now.rules, &b);
 	r = nft_ruleset_restore(nft, b.data, err);
 	nft_buf_clear(&b);
-	if (r == 0)
-		log_info("gateway: restored the ruleset from %s (what was there is in %s)", path,
-			before);
+	if (r < 0)
+		goto out;
+	for (done = 0; done < n_xt; done++) {
+		r = xt_legacy_replace(&xt[done], &why);
+		if (r < 0)
+			break;
+		if (why) /* rules in, counters not */
+			log_warnx("gateway: %s", why);
+		free(why);
+		why = NULL;
+	}
+	if (r < 0) {
+		/* all or nothing: put back what this restore replaced */
+		if (err && asprintf(err, "restoring iptables-legacy %s (the ruleset is as it was "
+					 "before the restore): %s",
+				   path, why ? why : strerror(-r)) < 0)
+			*err = NULL;
+		free(why);
+		why = NULL;
+		nft_ruleset_restore(nft, now.rules, NULL);
+		for (size_t i = 0; i < done; i++) {
+			const struct xt_legacy_table *t = find_xt(&now, xt[i].family, xt[i].name);
+			if (t && xt_legacy_replace(t, &why) < 0)
+				log_error("gateway: rolling back: %s", why ? why : "?");
+			free(why);
+			why = NULL;
+		}
+		goto out;
+	}
+	for (size_t i = 0; i < now.n_xt; i++) {
+		const struct xt_legacy_table *t = &now.xt[i];
+		bool saved = false;
+		for (size_t j = 0; j < n_xt; j++)
+			saved |= xt[j].family == t->family && streq(xt[j].name, t->name);
+		if (!saved)
+			log_info("gateway: left iptables-legacy %s table %s as it is: it was not in "
+				 "use when %s was saved",
+				t->family == AF_INET6 ? "ipv6" : "ipv4", t->name, path);
+	}
+	log_info("gateway: restored the ruleset%s from %s (what was there is in %s)",
+		n_xt ? " and the iptables-legacy tables" : "", path, before);
 out:
-	free(old);
-	free(cur);
+	xt_legacy_tables_free(xt, n_xt);
+	snapshot_clear(&now);
 	free(before);
-	free(now);
 	free(backup);
 	return r;
 }

@@ -7,6 +7,7 @@ See tests/lab/proxylab.py: inet's nginx answers "inet <address it saw>", the ech
 "peer <address>", so each check tells which uplink carried the connection.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -300,6 +301,97 @@ def test_gateway_mode(plab, egressd_bin, intercept):
         stop(d)
         gw.run(["nft", "delete", "table", "ip", "foreign"], check=False)
     assert "egress" not in ruleset(gw)
+
+
+def legacy_tables(node):
+    """iptables-legacy-save and ip6tables-legacy-save as {(family, table): text}, without
+    their comments and with the counters blanked (traffic moves them)."""
+    tables = {}
+    for family, cmd in (("ipv4", "iptables-legacy-save"), ("ipv6", "ip6tables-legacy-save")):
+        name = None
+        for line in node.run([cmd]).stdout.splitlines():
+            if line.startswith("#"):
+                continue
+            if line.startswith("*"):
+                name = (family, line[1:])
+                tables[name] = ""
+            elif name:
+                tables[name] += re.sub(r"\[\d+:\d+\]", "[n:n]", line) + "\n"
+    return tables
+
+
+@pytest.mark.daemon
+def test_gateway_backup_iptables_legacy(plab, egressd_bin):
+    """A firewall in iptables-legacy: the backup holds its tables (IPv4 and IPv6, rules,
+    chains, policies) beside the nftables ruleset; a restore that cannot finish changes
+    nothing; a restore puts them back exactly and leaves a table that was not in use alone."""
+    gw = plab["gw"]
+    legacy = [
+        ["iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP"],
+        ["iptables-legacy", "-N", "lanonly"],
+        ["iptables-legacy", "-A", "lanonly", "-s", "10.20.0.0/24", "-j", "RETURN"],
+        ["iptables-legacy", "-A", "lanonly", "-j", "LOG", "--log-prefix", "not-lan "],
+        ["iptables-legacy", "-A", "FORWARD", "-j", "lanonly"],
+        ["iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.0/16",
+         "-j", "MASQUERADE"],
+        ["ip6tables-legacy", "-A", "INPUT", "-s", "2001:db8::/32", "-j", "DROP"],
+    ]
+    backup = gw.lab.dir / "backup-legacy.nft"
+    d = None
+    try:
+        for cmd in legacy:
+            gw.run(cmd)
+        before, nft_before = legacy_tables(gw), ruleset(gw)
+        assert set(before) == {("ipv4", "filter"), ("ipv4", "nat"), ("ipv6", "filter")}
+        d = Egressd.command(gw, egressd_bin, [
+            "dispatch", "-resolver", proxylab.DNS, "-gateway", "-gateway-ip", proxylab.GW_LAN,
+            "-subnet", "10.20.0.0/24", "-auto-config", "-backup-file", backup, "-lport", "0",
+            "%s@1" % proxylab.ADDR["isp1"]])
+        d.wait_log(r"gateway: intercepting 1 subnet")
+        stop(d)
+        d = None
+        text = backup.read_text()
+        for t in ("ipv4 filter", "ipv4 nat", "ipv6 filter"):
+            assert "\n# xt-legacy %s " % t in text
+        # the firewall changes after the backup: rules flushed, a chain gone, a policy, and
+        # a table in use that was not before
+        gw.run(["iptables-legacy", "-F"])
+        gw.run(["iptables-legacy", "-X", "lanonly"])
+        gw.run(["iptables-legacy", "-P", "FORWARD", "DROP"])
+        gw.run(["ip6tables-legacy", "-F"])
+        gw.run(["iptables-legacy", "-t", "mangle", "-A", "PREROUTING", "-j", "ACCEPT"])
+        changed, nft_changed = legacy_tables(gw), ruleset(gw)
+        # a backup whose last table the kernel does not have: refused, nothing changed
+        bad = gw.lab.dir / "backup-legacy-bad.nft"
+        bad.write_text(text.replace("# xt-legacy ipv6 filter ", "# xt-legacy ipv6 nosuch "))
+        r = gw.run([str(egressd_bin), "dispatch", "-restore", "-backup-file", str(bad)],
+                   check=False)
+        assert r.returncode != 0 and "nosuch" in r.stderr, r.stderr
+        assert legacy_tables(gw) == changed
+        assert ruleset(gw) == nft_changed
+        # a damaged line: refused before anything is touched, the line named
+        bad.write_text(text.replace("# xt-legacy ipv4 nat 27 ", "# xt-legacy ipv4 nat 99 "))
+        r = gw.run([str(egressd_bin), "dispatch", "-restore", "-backup-file", str(bad)],
+                   check=False)
+        assert r.returncode != 0 and "hooks" in r.stderr, r.stderr
+        assert legacy_tables(gw) == changed
+        # the restore: every saved table as it was, the unsaved one left
+        r = gw.run([str(egressd_bin), "dispatch", "-restore", "-backup-file", str(backup)])
+        after = legacy_tables(gw)
+        assert after.pop(("ipv4", "mangle")) == changed[("ipv4", "mangle")]
+        assert after == before
+        assert ruleset(gw) == nft_before
+        # what was there is a backup of its own
+        assert Path(str(backup) + ".before-restore").read_text().startswith(
+            "# egress ruleset backup, saved ")
+    finally:
+        if d:
+            stop(d)
+        for cmd in ("iptables-legacy", "ip6tables-legacy"):
+            for table in ("filter", "nat", "mangle"):
+                gw.run([cmd, "-t", table, "-F"], check=False)
+                gw.run([cmd, "-t", table, "-X"], check=False)
+            gw.run([cmd, "-P", "FORWARD", "ACCEPT"], check=False)
 
 
 UDP_CLIENT = r"""

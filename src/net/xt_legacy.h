@@ -1,0 +1,59 @@
+/*
+ * xt_legacy.h - the legacy x_tables of iptables-legacy and ip6tables-legacy, saved and put
+ * back whole through the kernel's own socket options (IPT_SO_GET_INFO/GET_ENTRIES,
+ * IPT_SO_SET_REPLACE/SET_ADD_COUNTERS and their IPv6 twins).
+ *
+ * We never write rules here: this is the "before we touched anything" snapshot that gateway
+ * mode's backup promises, for hosts whose firewall still lives in iptables-legacy.  A saved
+ * table is the kernel's blob as it was handed out (rules, chains, policies, counters) and goes
+ * back through the same validation the kernel applies to iptables-legacy-restore.
+ */
+#ifndef EGRESS_XT_LEGACY_H
+#define EGRESS_XT_LEGACY_H
+
+#include <stddef.h>
+
+/* XT_TABLE_MAXNAMELEN and NF_INET_NUMHOOKS, without the kernel headers (which clash with
+ * <netinet/in.h> when included after it) */
+#define XT_LEGACY_NAMELEN 32
+#define XT_LEGACY_HOOKS	  5
+
+struct xt_legacy_table {
+	int family; /* AF_INET or AF_INET6 */
+	char name[XT_LEGACY_NAMELEN];
+	unsigned int valid_hooks;
+	unsigned int hook_entry[XT_LEGACY_HOOKS];
+	unsigned int underflow[XT_LEGACY_HOOKS];
+	unsigned int num_entries;
+	unsigned int size;
+	unsigned char *entries; /* size bytes, as the kernel hands them out */
+};
+
+void xt_legacy_table_clear(struct xt_legacy_table *t);
+void xt_legacy_tables_free(struct xt_legacy_table *v, size_t n);
+
+/*
+ * Every table of both families that is in use in this network namespace (listed in
+ * /proc/net/ip{,6}_tables_names; none is created by asking).  0 with *n = 0 where the
+ * kernel has no legacy x_tables at all.
+ */
+int xt_legacy_save_all(struct xt_legacy_table **ret, size_t *n);
+/* One table as it is now (created by the kernel if it can be and is not yet). */
+int xt_legacy_get(int family, const char *name, struct xt_legacy_table *ret);
+/* Replace the table's rules with t's and give them t's counters back; err says why not. */
+int xt_legacy_replace(const struct xt_legacy_table *t, char **err);
+
+/*
+ * One table as one line of text, "# xt-legacy FAMILY NAME HOOKS ENTRIES SIZE H,H,H,H,H
+ * U,U,U,U,U BASE64" with FAMILY ipv4 or ipv6 (a comment to nft, so a backup file stays
+ * something `nft -f` reads).  Caller frees.
+ */
+char *xt_legacy_format(const struct xt_legacy_table *t);
+#define XT_LEGACY_PREFIX "# xt-legacy "
+/*
+ * Parse one such line (len bytes, no newline) and check that its entries walk exactly to
+ * its size; 0 or -EBADMSG with *err naming what is wrong (caller frees).
+ */
+int xt_legacy_parse(const char *line, size_t len, struct xt_legacy_table *ret, char **err);
+
+#endif
