@@ -138,6 +138,16 @@ static inline bool uplink_usable(const struct uplink *u)
 	return u->state == UPLINK_UP || u->state == UPLINK_DEGRADED;
 }
 
+/*
+ * Usable, or not judged yet: for choices made per connection or per query (proxy, DNS),
+ * which race or retry another uplink when one fails.  A restart must not refuse clients
+ * for the length of the first check round; kernel routes wait for the verdict instead.
+ */
+static inline bool uplink_worth_trying(const struct uplink *u)
+{
+	return uplink_usable(u) || u->state == UPLINK_INIT;
+}
+
 /* Change state, log "uplink isp1: up -> down (reason)" and announce it. */
 void uplink_transition(struct uplink_set *set, struct uplink *u, enum uplink_state to,
 	const char *reason_fmt, ...) __attribute__((format(printf, 4, 5)));

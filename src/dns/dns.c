@@ -402,7 +402,7 @@ static struct dns_resolver *resolver_pick(struct dns_module *m, const struct dns
 
 		if (r->uplink) {
 			u = uplink_find(m->set, r->uplink);
-			if (!u || !uplink_usable(u))
+			if (!u || !uplink_worth_trying(u))
 				continue;
 		}
 		for (int t = 0; t < qr->n_tried; t++) {
@@ -1350,7 +1350,7 @@ static void dns_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 {
 	struct dns_module *m = arg;
 
-	if (!(ev == UPLINK_REMOVED || (ev == UPLINK_STATE && !uplink_usable(u))))
+	if (!(ev == UPLINK_REMOVED || (ev == UPLINK_STATE && !uplink_worth_trying(u))))
 		return;
 	for (struct dns_query *qr = m->queries, *next; qr; qr = next) {
 		const struct dns_resolver *r = qr->tried[qr->n_tried - 1];

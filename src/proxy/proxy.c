@@ -331,7 +331,7 @@ static void uplinks_sync(struct proxy_module *pm)
 		}
 		up->present = true;
 		up->weight = cu->weight;
-		up->usable = u && uplink_usable(u);
+		up->usable = u && uplink_worth_trying(u);
 		up->via.uplink = puplink_index(pm, up);
 		up->via.source = cu->source;
 		up->via.mark = bal ? conf_uplink_mark(bal, cu, i) : 0;
@@ -349,7 +349,7 @@ static void uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 	struct puplink *up = puplink_find(pm, u->name);
 
 	if (ev == UPLINK_STATE && up) {
-		up->usable = uplink_usable(u);
+		up->usable = uplink_worth_trying(u);
 		dispatch_set_usable(pm->disp, (size_t)puplink_index(pm, up), up->usable);
 	} else if (ev != UPLINK_STATE) {
 		uplinks_sync(pm);

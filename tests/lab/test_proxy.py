@@ -195,6 +195,45 @@ def test_blackholed_uplink(plab, egressd_bin):
         stop(d)
 
 
+@pytest.mark.daemon
+def test_first_check_round(plab, egressd_bin):
+    """An uplink not judged yet is tried by the proxy and the DNS forwarder (a restart does
+    not refuse clients while the first check round runs, here 5 s against a blackholed
+    port); once judged down it is not."""
+    c, inet = plab["client"], plab["inet"]
+    inet.run(["nft", "-f", "-"], input="table ip eg_test_drop {\n chain input {\n"
+             "  type filter hook input priority 0; policy accept;\n"
+             "  tcp dport 9 drop\n }\n}\n")
+    conf = """
+[proxy]
+address = %s
+port = 1080
+resolver = %s
+
+[uplink isp1]
+source = %s
+check = tcp
+check_target = %s
+check_port = 9
+timeout = 5s
+interval = 10s
+
+[dns]
+address = %s
+""" % (proxylab.GW_LAN, proxylab.DNS, proxylab.ADDR["isp1"], proxylab.SERVER, proxylab.GW_LAN)
+    d = Egressd.start(plab["gw"], egressd_bin, conf)
+    try:
+        assert "isp1: init -> " not in d.log()
+        assert curl(c, "--socks5-hostname", P, "http://web.test/") == "inet 192.0.2.1"
+        assert dns_query(c, proxylab.GW_LAN, 5353, "web.test", "A")["answers"] == 1
+        d.wait_log(r"uplink isp1: init -> down", timeout=10)
+        r = curl(c, "--socks5-hostname", P, "http://web.test/", check=False)
+        assert r.returncode != 0
+    finally:
+        stop(d)
+        inet.run(["nft", "delete", "table", "ip", "eg_test_drop"], check=False)
+
+
 def dns_query(node, server, port, name, rdtype, tcp=False, payload=1232):
     code = """
 import dns.message, dns.query, dns.flags, sys
