@@ -1255,6 +1255,14 @@ static const struct conf_key proxy_keys[] = {
 		.help = "keep a client on the uplink it last used for this long; 0: off",
 	},
 	{
+		.name = "client_metrics",
+		.type = CONF_BOOL,
+		KEY(conf_proxy, client_metrics),
+		.def = "true",
+		.help = "egress_proxy_client_* metrics: a series per client address, dropped when "
+			"the client has been idle and is forgotten",
+	},
+	{
 		.name = "workers",
 		.type = CONF_INT,
 		KEY(conf_proxy, workers),

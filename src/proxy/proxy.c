@@ -117,6 +117,8 @@ struct client {
 	struct addr addr;
 	struct proxy_stats st;
 	uint64_t last_ms;
+	struct proxy_stats reported; /* what the client metrics say (client_metrics) */
+	uint64_t live_up, live_down; /* open connections' bytes, while a scrape adds them up */
 };
 
 struct listener {
@@ -178,6 +180,7 @@ struct proxy_module {
 	size_t n_clients;
 	struct log_ratelimit rl;
 	struct metric_family *m_active, *m_total, *m_failed, *m_bytes, *m_refused;
+	struct metric_family *mc_active, *mc_total, *mc_failed, *mc_bytes; /* per client */
 	uint64_t refused_limit;
 };
 
@@ -199,6 +202,19 @@ static unsigned client_hash(const struct addr *a)
 	return h % CLIENT_BUCKETS;
 }
 
+static void client_metrics_remove(struct proxy_module *pm, const struct client *c)
+{
+	struct metric_family *const f[] = {pm->mc_active, pm->mc_total, pm->mc_failed,
+		pm->mc_bytes};
+	char a[ADDR_STRLEN];
+
+	if (!pm->mc_active)
+		return;
+	addr_str(&c->addr, a, sizeof(a));
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+		metrics_remove_where(f[i], "client", a);
+}
+
 /* Drop idle clients that were last seen longest ago, until under the bound. */
 static void clients_evict(struct proxy_module *pm)
 {
@@ -211,6 +227,7 @@ static void clients_evict(struct proxy_module *pm)
 				struct client *c = *pp;
 				if (!c->st.active && (pass || c->last_ms < cutoff)) {
 					*pp = c->next;
+					client_metrics_remove(pm, c);
 					free(c);
 					pm->n_clients--;
 				} else {
@@ -1444,6 +1461,44 @@ static bool listeners_same(const struct conf *a, const struct conf *b)
 
 /* ------------------------------------------------------------ module */
 
+/* Add to counter f what v has grown by since *reported (0 too: a client's series all show). */
+static void counter_catch_up(struct metric_family *f, uint64_t v, uint64_t *reported,
+	const char *client, const char *direction)
+{
+	double grown = v > *reported ? (double)(v - *reported) : 0;
+
+	if (direction)
+		metrics_counter_add(f, grown, client, direction);
+	else
+		metrics_counter_add(f, grown, client);
+	*reported = MAX(*reported, v);
+}
+
+/* The client table into egress_proxy_client_*, open connections' bytes included. */
+static void client_metrics_scrape(struct proxy_module *pm)
+{
+	for (struct session *s = pm->sessions; s; s = s->next)
+		if (s->ce && (s->state == S_RELAY || s->state == S_UDP)) {
+			s->ce->live_up += s->counters.up;
+			s->ce->live_down += s->counters.down;
+		}
+	for (size_t b = 0; b < CLIENT_BUCKETS; b++)
+		for (struct client *c = pm->clients[b]; c; c = c->next) {
+			struct proxy_stats *rep = &c->reported;
+			char a[ADDR_STRLEN];
+
+			addr_str(&c->addr, a, sizeof(a));
+			metrics_gauge_set(pm->mc_active, (double)c->st.active, a);
+			counter_catch_up(pm->mc_total, c->st.total, &rep->total, a, NULL);
+			counter_catch_up(pm->mc_failed, c->st.failed, &rep->failed, a, NULL);
+			counter_catch_up(pm->mc_bytes, c->st.bytes_up + c->live_up, &rep->bytes_up, a,
+				"up");
+			counter_catch_up(pm->mc_bytes, c->st.bytes_down + c->live_down,
+				&rep->bytes_down, a, "down");
+			c->live_up = c->live_down = 0;
+		}
+}
+
 static void scrape_cb(struct metrics *m, void *arg)
 {
 	struct proxy_module *pm = arg;
@@ -1469,6 +1524,47 @@ static void scrape_cb(struct metrics *m, void *arg)
 		up->reported_up = MAX(up->reported_up, live_up);
 		up->reported_down = MAX(up->reported_down, live_down);
 	}
+	if (pm->mc_active)
+		client_metrics_scrape(pm);
+}
+
+static void client_metrics_drop(struct proxy_module *pm)
+{
+	if (!pm->mc_active)
+		return;
+	metrics_clear(pm->mc_active);
+	metrics_clear(pm->mc_total);
+	metrics_clear(pm->mc_failed);
+	metrics_clear(pm->mc_bytes);
+	pm->mc_active = pm->mc_total = pm->mc_failed = pm->mc_bytes = NULL;
+}
+
+/* The egress_proxy_client_* families while client_metrics is on; off: their series go. */
+static void client_metrics_setup(struct proxy_module *pm)
+{
+	struct metrics *m = pm->metrics;
+	bool on = m && conf_proxy(pm->conf)->client_metrics;
+
+	if (on && !pm->mc_active) {
+		metrics_gauge_new(m, "egress_proxy_client_connections_active",
+			"Proxied connections open now, per client address", METRICS_LABELS("client"),
+			&pm->mc_active);
+		metrics_counter_new(m, "egress_proxy_client_connections_total",
+			"Proxied connections established, per client address",
+			METRICS_LABELS("client"), &pm->mc_total);
+		metrics_counter_new(m, "egress_proxy_client_connect_failures_total",
+			"Requests the proxy could not connect, per client address",
+			METRICS_LABELS("client"), &pm->mc_failed);
+		metrics_counter_new(m, "egress_proxy_client_bytes_total",
+			"Bytes relayed per client address and direction (up: client to server), open "
+			"connections included",
+			METRICS_LABELS("client", "direction"), &pm->mc_bytes);
+		for (size_t b = 0; b < CLIENT_BUCKETS; b++)
+			for (struct client *c = pm->clients[b]; c; c = c->next)
+				memset(&c->reported, 0, sizeof(c->reported));
+	} else if (!on) {
+		client_metrics_drop(pm);
+	}
 }
 
 static void metrics_setup(struct proxy_module *pm)
@@ -1493,6 +1589,7 @@ static void metrics_setup(struct proxy_module *pm)
 	metrics_counter_new(m, "egress_proxy_refused_total",
 		"Connections refused at accept because of a limit", METRICS_LABELS("limit"),
 		&pm->m_refused);
+	client_metrics_setup(pm);
 	metrics_on_scrape(m, scrape_cb, pm);
 }
 
@@ -1573,6 +1670,7 @@ int proxy_module_reconf(struct proxy_module *pm, const struct conf *conf)
 		return r;
 	}
 	srcroute_reconf(pm->srcroute, conf);
+	client_metrics_setup(pm);
 	if (!listeners_same(old, conf)) {
 		listeners_close(pm);
 		r = listeners_open(pm, conf);
@@ -1587,6 +1685,7 @@ void proxy_module_free(struct proxy_module *pm)
 	uplink_set_unsubscribe(pm->set, uplink_cb, pm);
 	if (pm->metrics && pm->m_bytes)
 		metrics_on_scrape_remove(pm->metrics, scrape_cb, pm);
+	client_metrics_drop(pm); /* the client table goes, and its series with it */
 	listeners_close(pm);
 	/* the relay first: it closes its sessions' sockets without calling back */
 	relay_pool_free(pm->relay);

@@ -234,6 +234,95 @@ address = %s
         inet.run(["nft", "delete", "table", "ip", "eg_test_drop"], check=False)
 
 
+def samples(text, name):
+    """{frozenset of (label, value): value} of metric `name` in a Prometheus text page."""
+    out = {}
+    for m in re.finditer(r"^%s(?:\{(.*)\})? (\S+)$" % re.escape(name), text, re.M):
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
+        out[labels] = float(m.group(2))
+    return out
+
+
+def sample(text, name, **labels):
+    return samples(text, name).get(frozenset(labels.items()))
+
+
+HOLD_ONE = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), source_address=(sys.argv[4], 0))
+s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(sys.argv[3]) + (7000).to_bytes(2, "big"))
+assert s.recv(10)[1] == 0
+s.sendall(b"who\n"); s.recv(100)
+time.sleep(60)
+"""
+
+
+@pytest.mark.daemon
+def test_metrics_per_uplink_and_client(plab, egressd_bin):
+    """egress_proxy_* per uplink and egress_proxy_client_* per client address count the same
+    connections and bytes (the SOCKS reply included: the relay writes it); refused connects
+    count as failures; client_metrics = false leaves the per-client series out."""
+    c, gw = plab["client"], plab["gw"]
+    c.ip("addr", "add", "10.20.0.3/24", "dev", "eth0")
+    d = start(plab, egressd_bin, "-metrics-port", "9091")
+
+    def page():
+        return gw.curl("http://127.0.0.1:9091/metrics").stdout
+    try:
+        assert flows(c, 50, bind="10.20.0.2")["fail"] == 0
+        assert flows(c, 10, bind="10.20.0.3")["fail"] == 0
+        # a refused connect (nothing listens on port 9) is a failure of its client
+        assert curl(c, "--socks5", P, "http://%s:9/" % proxylab.SERVER,
+                    check=False).returncode != 0
+        # "who\n" up; a 10-byte SOCKS5 reply and "peer 192.0.2.N\n" down
+        want = {"10.20.0.2": (50, 200, 50 * 25), "10.20.0.3": (10, 40, 10 * 25)}
+        wait_for(lambda: all(sample(page(), "egress_proxy_client_bytes_total", client=a,
+                                    direction="down") == w[2] for a, w in want.items()),
+                 what="client byte counters", timeout=5)
+        text = page()
+        for a, (n, up, down) in want.items():
+            assert sample(text, "egress_proxy_client_connections_total", client=a) == n
+            assert sample(text, "egress_proxy_client_connections_active", client=a) == 0
+            assert sample(text, "egress_proxy_client_bytes_total", client=a,
+                          direction="up") == up
+        assert sample(text, "egress_proxy_client_connect_failures_total",
+                      client="10.20.0.2") == 1
+        assert sample(text, "egress_proxy_client_connect_failures_total",
+                      client="10.20.0.3") == 0
+        # the same traffic by uplink: 3:2 of it on each, the sums equal
+        per_up = samples(text, "egress_proxy_connections_total")
+        assert sorted(dict(k)["uplink"] for k in per_up) == sorted(proxylab.ADDR.values())
+        assert sum(per_up.values()) == 60
+        assert sum(v for k, v in samples(text, "egress_proxy_bytes_total").items()
+                   if ("direction", "up") in k) == 240
+        assert sum(v for k, v in samples(text, "egress_proxy_bytes_total").items()
+                   if ("direction", "down") in k) == 60 * 25
+        # an open connection counts as active, and its bytes count while it lasts
+        held = c.popen([sys.executable, "-c", HOLD_ONE, proxylab.GW_LAN, "1080",
+                        proxylab.SERVER, "10.20.0.3"], name="held")
+        wait_for(lambda: sample(page(), "egress_proxy_client_bytes_total", client="10.20.0.3",
+                                direction="down") == 11 * 25, what="open connection's bytes",
+                 timeout=5)
+        text = page()
+        assert sample(text, "egress_proxy_client_connections_active", client="10.20.0.3") == 1
+        assert sample(text, "egress_proxy_client_connections_total", client="10.20.0.3") == 11
+        assert sample(text, "egress_proxy_client_bytes_total", client="10.20.0.3",
+                      direction="up") == 11 * 4
+        held.kill()
+        held.wait()
+        stop(d)
+        d = start(plab, egressd_bin, "-metrics-port", "9091",
+                  "-set", "proxy.client_metrics=false")
+        assert flows(c, 5)["fail"] == 0
+        text = page()
+        assert sum(samples(text, "egress_proxy_connections_total").values()) == 5
+        assert "egress_proxy_client_" not in text
+    finally:
+        stop(d)
+        c.ip("addr", "del", "10.20.0.3/24", "dev", "eth0")
+
+
 def dns_query(node, server, port, name, rdtype, tcp=False, payload=1232):
     code = """
 import dns.message, dns.query, dns.flags, sys
