@@ -65,7 +65,6 @@ void gateway_body(const struct conf_gateway *g, struct nft_buf *b)
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? AF_INET6 : AF_INET;
-		const char *ip = f ? "ip6" : "ip";
 		if (!has_family(&g->subnet, family))
 			continue;
 		nft_buf_printf(b, "\tset clients%s {\n\t\ttype %s_addr\n\t\tflags interval\n"
@@ -73,7 +72,6 @@ void gateway_body(const struct conf_gateway *g, struct nft_buf *b)
 			f ? "6" : "4", f ? "ipv6" : "ipv4");
 		prefixes(b, &g->subnet, family);
 		nft_buf_add(b, "\n\t}\n");
-		(void)ip;
 	}
 	/* DNS to the forwarder; TCP to the proxy (not what is addressed to us: the gateway's
 	 * own services stay reachable). */

@@ -247,6 +247,31 @@ def sample(text, name, **labels):
     return samples(text, name).get(frozenset(labels.items()))
 
 
+@pytest.mark.daemon
+@pytest.mark.parametrize("intercept", ["redirect", "tproxy"])
+def test_gateway_mode_ipv6(plab, egressd_bin, intercept):
+    """IPv6 clients of gateway mode: TCP from a client with only a default route is taken
+    by the transparent proxy (REDIRECT with SO_ORIGINAL_DST's IPv6 form, or IPv6 TPROXY)
+    and leaves by the IPv6 uplink; IPv4 clients of the same run keep the IPv4 uplinks."""
+    c, gw = plab["client"], plab["gw"]
+    url6 = "http://[%s]/" % proxylab.SERVER6
+    # negative first: the server has no route back to the LAN's IPv6 prefix
+    assert curl(c, "-g", url6, timeout=2, check=False).returncode != 0
+    d = Egressd.command(gw, egressd_bin, proxylab.dispatch_args(
+        "-gateway", "-gateway-ip", proxylab.GW_LAN, "-subnet", "10.20.0.0/24,fd20::/64",
+        "-auto-config", "-intercept", intercept, "-lport", "0",
+        "-backup-file", gw.lab.dir / ("backup6-%s.nft" % intercept), v6=True))
+    try:
+        d.wait_log(r"gateway: intercepting 2 subnets")
+        for _ in range(3):
+            assert curl(c, "-g", url6) == "inet %s" % proxylab.ADDR6["isp1"]
+        assert curl(c, "http://%s/" % proxylab.SERVER) in (
+            "inet %s" % a for a in proxylab.ADDR.values())
+    finally:
+        stop(d)
+    assert curl(c, "-g", url6, timeout=2, check=False).returncode != 0
+
+
 HOLD_ONE = r"""
 import socket, sys, time
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), source_address=(sys.argv[4], 0))
