@@ -218,6 +218,7 @@ static void round_trip(int family)
 	xt_legacy_table_clear(&now);
 
 	/* a blob the kernel's checks refuse (a jump out of the table): refused */
+	xt_legacy_table_clear(&changed);
 	assert_int_equal(xt_legacy_get(family, "filter", &changed), 0);
 	*policy_verdict(&changed, NF_INET_FORWARD) = (int)changed.size + 64;
 	assert_true(xt_legacy_replace(&changed, &err) < 0);
