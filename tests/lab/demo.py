@@ -13,6 +13,11 @@ throughput.  Part-way the demo blackholes an ISP behind a live link (only the he
 can tell), shows the failover - its connections move at once, the others never notice -
 and the recovery, and does it again with another ISP.
 
+With --proxy the gateway runs go-dispatch-proxy's gateway mode instead (egressd's proxy
+module, PROXY_CONF): the clients' TCP is taken by the transparent proxy, which spreads the
+connections over the ISPs' addresses 3:2:1 and races a second ISP when one does not answer
+within 300 ms; the same view, the same failures.
+
 Runs until Ctrl-C (or --duration seconds) and then removes every namespace it made.  Changes
 nothing in the machine's own network namespace.
 """
@@ -48,9 +53,43 @@ DOWNLOAD = ("import urllib.request\n"
             "        pass\n" % policylab.SERVER)
 
 
+# --proxy: the same ISPs as the proxy's uplinks (by source address), the LAN in gateway mode
+PROXY_UPLINK = """
+[uplink %(isp)s]
+source = %(addr)s
+gateway = %(gw)s
+weight = %(weight)d
+check = icmp
+check_target = %(target)s
+interval = 300ms
+interval_failing = 200ms
+timeout = 200ms
+"""
+PROXY_CONF = """
+[proxy]
+port = 0
+
+[gateway]
+address = 10.10.1.1
+subnet = 10.10.1.0/24, 10.10.2.0/24
+auto_config = true
+backup_file = %(backup)s
+"""
+
+
+def proxy_conf(backup):
+    hops = {"isp1": ("192.0.2.2", "198.51.100.2"), "isp2": ("192.0.2.10", "198.51.100.18"),
+            "isp3": ("192.0.2.18", "198.51.100.34")}
+    return PROXY_CONF % {"backup": backup} + "".join(
+        PROXY_UPLINK % {"isp": u, "addr": policylab.ADDR[u], "gw": hops[u][0],
+                        "target": hops[u][1], "weight": w}
+        for u, w in zip(UPLINKS, (3, 2, 1)))
+
+
 class View:
-    def __init__(self, tty):
+    def __init__(self, tty, what):
         self.tty = tty
+        self.what = what
         self.state = {u: ["init", "-", 0, ""] for u in UPLINKS}
         self.events = collections.deque(maxlen=8)
         self.seen = 0
@@ -68,7 +107,8 @@ class View:
                     s = self.state[name]
                     s[0], s[1], s[3] = to, stamp.split("T")[1], why
                     s[2] += 1
-            if " uplink " in line or "policy:" in line or " ready: " in line:
+            if (" uplink " in line or "policy:" in line or " ready: " in line or
+                    "gateway:" in line):
                 self.events.append(line)
                 if not self.tty:
                     print(line, flush=True)
@@ -107,7 +147,7 @@ class View:
         if not self.tty:
             return
         out = ["\033[H\033[2J",
-               "Egress demo - egressd balancing a LAN over three ISPs  (Ctrl-C to stop)",
+               "Egress demo - %s  (Ctrl-C to stop)" % self.what,
                "elapsed %4ds   %s" % (elapsed, note), "",
                "%-6s %-8s %-7s %-16s %-13s %-6s %s" % ("uplink", "state", "weight",
                                                        "new conns (10s)", "throughput",
@@ -131,6 +171,8 @@ def main():
                     help="stop after this many seconds (default: run until Ctrl-C)")
     ap.add_argument("--plain", action="store_true",
                     help="print events line by line instead of a live screen")
+    ap.add_argument("--proxy", action="store_true",
+                    help="the proxy module in gateway mode instead of the policy module")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("make demo needs root: it creates network namespaces")
@@ -149,8 +191,12 @@ def main():
             lab[isp].netem("eth0", rate_mbit=RATE[isp])
         if not lab.has_netem:
             print("demo: this kernel has no netem: ISPs differ in rate only, not in latency")
-        d = Egressd.start(gw, args.egressd, policylab.CONF)
-        view = View(tty)
+        if args.proxy:
+            d = Egressd.start(gw, args.egressd, proxy_conf(lab.dir / "ruleset-backup.nft"))
+            view = View(tty, "egressd's transparent proxy spreading a LAN over three ISPs")
+        else:
+            d = Egressd.start(gw, args.egressd, policylab.CONF)
+            view = View(tty, "egressd balancing a LAN over three ISPs")
         flows = []
         for client in ("client1", "client2"):
             p = lab[client].popen([sys.executable, str(HERE / "newflows.py"),
@@ -196,7 +242,8 @@ def main():
             pass
         shares, fails = view.shares()
         print("demo: new connections of the last 10 s: " +
-              ", ".join("%s %.0f%%" % (u, shares[u]) for u in UPLINKS), flush=True)
+              ", ".join("%s %.0f%%" % (u, shares[u]) for u in UPLINKS) +
+              "; failed: %d" % fails, flush=True)
         rc = d.stop()
         view.feed_log(d.log())
         print("egressd stopped (exit %s); removing the lab" % rc, flush=True)

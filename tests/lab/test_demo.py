@@ -37,3 +37,26 @@ def test_demo_runs_and_cleans_up(egressd_bin):
     assert m and int(m.group(1)) > 0 and int(m.group(3)) > 0, out
     assert "egressd stopped (exit 0)" in out
     assert set(list_namespaces()) <= before
+
+
+def test_demo_proxy_runs_and_cleans_up(egressd_bin):
+    """`make demo DEMO_ARGS=--proxy`: gateway mode over the same ISPs; a blackholed ISP is
+    found by its checks while the racing connects keep every new connection working."""
+    before = set(list_namespaces())
+    r = subprocess.run([sys.executable, str(DEMO), "--egressd", str(egressd_bin),
+                        "--duration", "17", "--plain", "--proxy"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "ready: 3 uplinks" in out
+    assert "gateway: intercepting 2 subnets" in out
+    assert "demo: isp2 blackholed behind a live link" in out
+    assert "uplink isp2: up -> down (3 of 3 rounds failed: timeout)" in out
+    assert "uplink isp1: up -> down" not in out
+    m = re.search(r"new connections of the last 10 s: isp1 (\d+)%, isp2 (\d+)%, isp3 (\d+)%; "
+                  r"failed: (\d+)", out)
+    assert m and int(m.group(1)) > 0 and int(m.group(3)) > 0, out
+    assert int(m.group(4)) == 0, out
+    assert "gateway: removed table inet egress_gateway" in out
+    assert "egressd stopped (exit 0)" in out
+    assert set(list_namespaces()) <= before
