@@ -607,9 +607,12 @@ static void session_relay(struct session *s, int fd)
 	socklen_t blen = sizeof(bound);
 	int r;
 
-	getsockname(fd, (struct sockaddr *)&bound, &blen);
 	s->reply_len = 0;
 	if (s->kind == LISTEN_PROXY) {
+		/* the SOCKS replies carry the bound address; nothing else needs it */
+		if (s->proto != PROXY_PROTO_HTTP &&
+			getsockname(fd, (struct sockaddr *)&bound, &blen) < 0)
+			memset(&bound, 0, sizeof(bound));
 		if (s->proto == PROXY_PROTO_SOCKS5) {
 			s->reply_len = socks5_reply_build(SOCKS5_OK, (struct sockaddr *)&bound,
 				s->reply);

@@ -5,7 +5,10 @@
  * Threads.  Each worker owns an event_base, its sessions and its pipe pool; only the worker's
  * thread touches them.  The main thread hands a session over through the worker's inbox (a
  * mutex-guarded queue) and an eventfd; a worker reports an ended session through the pool's
- * done queue and another eventfd that the main base watches.  So no event_base is ever used
+ * done queue and another eventfd that the main base watches.  The eventfd is written only
+ * when its queue was empty: the reader drains the eventfd before it takes the whole queue, so
+ * a session queued behind others rides on their wake-up (one write and one wake-up per
+ * batch, not per session, under load).  So no event_base is ever used
  * from two threads and libevent needs no locking (evthread_use_pthreads() would not help the
  * main base anyway: libevent gives locks only to bases created after it was called).
  *
@@ -249,6 +252,7 @@ static void sess_end(struct relay_sess *s, enum relay_end end, int err)
 {
 	struct relay_worker *w = s->w;
 	struct relay_pool *p = w->pool;
+	bool was_empty;
 
 	event_del(&s->ev[0]);
 	event_del(&s->ev[1]);
@@ -260,9 +264,11 @@ static void sess_end(struct relay_sess *s, enum relay_end end, int err)
 	s->end = end;
 	s->err = err;
 	pthread_mutex_lock(&p->lock);
+	was_empty = STAILQ_EMPTY(&p->done);
 	STAILQ_INSERT_TAIL(&p->done, s, qlink);
 	pthread_mutex_unlock(&p->lock);
-	efd_signal(p->done_fd);
+	if (was_empty) /* else the main thread has a wake-up coming that takes this one too */
+		efd_signal(p->done_fd);
 }
 
 /* send() what is left in dir->buf: 0 (done or blocked) or -errno. */
@@ -845,6 +851,7 @@ int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *
 {
 	struct relay_worker *w;
 	struct relay_sess *s;
+	bool was_empty;
 	int r;
 
 	if (!p || client_fd < 0 || server_fd < 0 || client_fd == server_fd || !counters || !cb ||
@@ -881,9 +888,11 @@ int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *
 	atomic_fetch_add(&w->n_sessions, 1);
 	atomic_fetch_add(&p->sessions, 1);
 	pthread_mutex_lock(&w->lock);
+	was_empty = STAILQ_EMPTY(&w->inbox);
 	STAILQ_INSERT_TAIL(&w->inbox, s, qlink);
 	pthread_mutex_unlock(&w->lock);
-	efd_signal(w->wake_fd);
+	if (was_empty) /* else the worker has a wake-up coming that takes this one too */
+		efd_signal(w->wake_fd);
 	return 0;
 }
 
