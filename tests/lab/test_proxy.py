@@ -8,6 +8,7 @@ See tests/lab/proxylab.py: inet's nginx answers "inet <address it saw>", the ech
 """
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -346,6 +347,74 @@ def test_metrics_per_uplink_and_client(plab, egressd_bin):
     finally:
         stop(d)
         c.ip("addr", "del", "10.20.0.3/24", "dev", "eth0")
+
+
+HOLD_UNTIL = r"""
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(sys.argv[3]) + (7000).to_bytes(2, "big"))
+assert s.recv(10)[1] == 0
+f = s.makefile("rwb", buffering=0)
+f.write(b"who\n"); print(f.readline().decode().strip(), flush=True)
+while not os.path.exists(sys.argv[4]):
+    time.sleep(0.05)
+f.write(b"who\n"); print(f.readline().decode().strip(), flush=True)
+"""
+
+RELOAD_CONF = """
+[proxy]
+address = %s
+port = %%d
+resolver = %s
+
+[uplink isp1]
+source = %s
+weight = 3
+""" % (proxylab.GW_LAN, proxylab.DNS, proxylab.ADDR["isp1"])
+RELOAD_ISP2 = """
+[uplink isp2]
+source = %s
+weight = %%d
+""" % proxylab.ADDR["isp2"]
+
+
+@pytest.mark.daemon
+def test_reload(plab, egressd_bin):
+    """SIGHUP: the listener moves to its new port, new connections follow the new uplinks
+    (one removed) and a connection open across the reload carries on, even one through the
+    removed uplink; a bad file changes nothing."""
+    c, gw = plab["client"], plab["gw"]
+    go = gw.lab.dir / "reload-go"
+    d = Egressd.start(gw, egressd_bin, RELOAD_CONF % 1080 + RELOAD_ISP2 % 2)
+    try:
+        # two held connections: smooth 3:2 sends the first to isp1, the second to isp2
+        held = [c.popen([sys.executable, "-c", HOLD_UNTIL, proxylab.GW_LAN, "1080",
+                         proxylab.SERVER, str(go)], name="held", stdout=subprocess.PIPE,
+                        text=True) for _ in range(2)]
+        first = [h.stdout.readline().strip() for h in held]
+        assert sorted(first) == sorted("peer " + a for a in proxylab.ADDR.values()), first
+        r = flows(c, 50)
+        assert r["fail"] == 0 and set(r["peers"]) == set(proxylab.ADDR.values()), r
+        # isp2 gone and the listener on 1081
+        d.write_conf(RELOAD_CONF % 1081)
+        d.reload()
+        d.wait_log(r"reload 1: ")
+        r = flows(c, 50, port=1081)
+        assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 50}, r
+        assert curl(c, "--socks5", P, "http://%s/" % proxylab.SERVER,
+                    check=False).returncode != 0
+        go.write_text("")
+        for h, was in zip(held, first):
+            assert h.stdout.readline().strip() == was  # the same connection, still there
+            assert h.wait(5) == 0
+        # a file with an error: the running configuration stays
+        d.write_conf(RELOAD_CONF % 1082 + RELOAD_ISP2 % 0)
+        d.reload()
+        d.wait_log(r"reload failed, keeping the running configuration")
+        assert flows(c, 10, port=1081)["fail"] == 0
+    finally:
+        stop(d)
 
 
 def dns_query(node, server, port, name, rdtype, tcp=False, payload=1232):
