@@ -571,24 +571,45 @@ static void session_fail(struct session *s, int err, const char *what)
 	session_free(s);
 }
 
+/* A session begins to count: connected and relaying, or a UDP association made. */
+static void session_count_start(struct session *s)
+{
+	struct proxy_module *pm = s->pm;
+
+	s->up->st.active++;
+	s->up->st.total++;
+	if (pm->m_active) {
+		metrics_gauge_add(pm->m_active, 1, s->up->name);
+		metrics_counter_add(pm->m_total, 1, s->up->name);
+	}
+	if (s->ce)
+		s->ce->st.total++; /* its active count went up at accept */
+}
+
+/* ... and ends: its bytes join its uplink's and its client's totals. */
+static void session_count_end(struct session *s)
+{
+	struct proxy_module *pm = s->pm;
+
+	s->up->st.active--;
+	s->up->st.bytes_up += s->counters.up;
+	s->up->st.bytes_down += s->counters.down;
+	if (pm->m_active)
+		metrics_gauge_add(pm->m_active, -1, s->up->name);
+	if (s->ce) {
+		s->ce->st.bytes_up += s->counters.up;
+		s->ce->st.bytes_down += s->counters.down;
+	}
+}
+
 static void session_relay_done_cb(void *arg, enum relay_end end, int err)
 {
 	struct session *s = arg;
-	struct proxy_module *pm = s->pm;
 	uint64_t up = s->counters.up, down = s->counters.down;
 
 	s->fd = -1; /* the relay closed it */
-	if (s->up) {
-		s->up->st.active--;
-		s->up->st.bytes_up += up;
-		s->up->st.bytes_down += down;
-		if (pm->m_active)
-			metrics_gauge_add(pm->m_active, -1, s->up->name);
-	}
-	if (s->ce) {
-		s->ce->st.bytes_up += up;
-		s->ce->st.bytes_down += down;
-	}
+	if (s->up)
+		session_count_end(s);
 	if (end == RELAY_END_ERROR || end == RELAY_END_IDLE) {
 		char c[ADDR_STRLEN];
 		addr_str(&s->client, c, sizeof(c));
@@ -642,14 +663,7 @@ static void session_relay(struct session *s, int fd)
 	s->to_server = NULL;
 	s->n_to_server = 0;
 	s->fd = -1; /* the relay's now */
-	s->up->st.active++;
-	s->up->st.total++;
-	if (pm->m_active) {
-		metrics_gauge_add(pm->m_active, 1, s->up->name);
-		metrics_counter_add(pm->m_total, 1, s->up->name);
-	}
-	if (s->ce)
-		s->ce->st.total++;
+	session_count_start(s);
 }
 
 static void session_connected_cb(int fd, int err, int uplink, int attempts, void *arg)
@@ -964,9 +978,7 @@ static void udp_tcp_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		s->up->st.active--;
-		s->up->st.bytes_up += s->counters.up;
-		s->up->st.bytes_down += s->counters.down;
+		session_count_end(s);
 		session_free(s);
 	}
 }
@@ -1026,8 +1038,7 @@ static void session_udp_associate(struct session *s)
 	event_del(s->ev);
 	event_assign(s->ev, pm->base, s->fd, EV_READ | EV_PERSIST, udp_tcp_cb, s);
 	event_add(s->ev, NULL);
-	s->up->st.active++;
-	s->up->st.total++;
+	session_count_start(s);
 }
 
 /* ------------------------------------------------------------ request parsing */

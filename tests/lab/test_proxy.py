@@ -634,6 +634,16 @@ for target in (sys.argv[3], sys.argv[4]):
     data = u.recv(2048)
     assert data[:4] == b"\x00\x00\x00\x01", data
     print(data[10:].decode().strip())
+if len(sys.argv) > 5:
+    # a stranger (another address of the client's host) gets nothing through the relay
+    x = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); x.settimeout(1)
+    x.bind((sys.argv[5], 0))
+    x.sendto(b"\x00\x00\x00\x01" + socket.inet_aton(sys.argv[3]) + struct.pack("!H", 7000)
+             + b"who\n", relay)
+    try:
+        print("stranger answered:", x.recv(2048))
+    except socket.timeout:
+        print("stranger ignored")
 """
 
 
@@ -641,16 +651,36 @@ for target in (sys.argv[3], sys.argv[4]):
 def test_socks5_udp_associate(plab, egressd_bin):
     """UDP ASSOCIATE: datagrams to an address and to a name go out through an uplink and
     the answers come back wrapped; a stranger's datagrams to the relay port are ignored."""
-    c = plab["client"]
-    d = start(plab, egressd_bin)
+    c, gw = plab["client"], plab["gw"]
+    c.ip("addr", "add", "10.20.0.3/24", "dev", "eth0")
+    d = start(plab, egressd_bin, "-metrics-port", "9091")
     try:
         r = c.run([sys.executable, "-c", UDP_CLIENT, proxylab.GW_LAN, "1080", proxylab.SERVER,
-                   "web.test"], timeout=20)
+                   "web.test", "10.20.0.3"], timeout=20)
         lines = r.stdout.split("\n")
-        assert len(lines) >= 2 and all(
-            ln in ("peer 192.0.2.1", "peer 192.0.2.9") for ln in lines[:2]), r.stdout
+        assert len(lines) >= 3 and lines[0] == lines[1] and lines[0] in (
+            "peer 192.0.2.1", "peer 192.0.2.9"), r.stdout
+        assert lines[2] == "stranger ignored", r.stdout
+        # the association counts like a connection: two "who\n" up, two answers down
+        # (payloads, without the SOCKS headers)
+        def page():
+            return gw.curl("http://127.0.0.1:9091/metrics").stdout
+        wait_for(lambda: sample(page(), "egress_proxy_client_connections_active",
+                                client=proxylab.CLIENT) == 0, what="association closed")
+        text = page()
+        uplink = lines[0].split()[1]
+        assert sample(text, "egress_proxy_connections_total", uplink=uplink) == 1
+        assert sample(text, "egress_proxy_client_connections_total",
+                      client=proxylab.CLIENT) == 1
+        assert sample(text, "egress_proxy_client_bytes_total", client=proxylab.CLIENT,
+                      direction="up") == 8
+        assert sample(text, "egress_proxy_client_bytes_total", client=proxylab.CLIENT,
+                      direction="down") == 2 * len("peer %s\n" % uplink)
+        assert sample(text, "egress_proxy_bytes_total", uplink=uplink, direction="down") == 30
+        assert sample(text, "egress_proxy_connections_active", uplink=uplink) == 0
     finally:
         stop(d)
+        c.ip("addr", "del", "10.20.0.3/24", "dev", "eth0")
 
 
 def tunnel_flows(node, count, port=1081):
