@@ -10,6 +10,9 @@
  * client asked the network for.  Tunnel mode relays the client's bytes untouched to the
  * chosen uplink's upstream SOCKS proxy.
  *
+ * SOCKS5 UDP associations are in udp_assoc.c; the structures both files share in
+ * proxy_int.h.
+ *
  * Each listener is one socket on the main loop; everything here runs on the main thread
  * except the relay.  Bounds: max_connections overall, max_per_client per client address,
  * a handshake deadline, a head size limit (HTTP_HEAD_MAX), UDP associations' pending
@@ -45,6 +48,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "proxy_int.h"
 #include "relay.h"
 #include "socks.h"
 #include "srcroute.h"
@@ -59,19 +63,7 @@
 #define IP6T_SO_ORIGINAL_DST 80
 
 #define HANDSHAKE_MS 10000   /* a client must have sent its request by then */
-#define CLIENT_BUCKETS 4096
 #define CLIENT_MAX 65536     /* client table entries (idle ones are evicted beyond) */
-#define RACE_MAX 4	     /* uplinks tried per connection */
-#define UDP_PENDING_MAX 16   /* name lookups per UDP association */
-#define UDP_BUF 65536
-
-enum listener_kind {
-	LISTEN_PROXY,	    /* SOCKS4/4a/5 and HTTP, detected from the first byte */
-	LISTEN_TUNNEL,	    /* whole connections to upstream SOCKS proxies */
-	LISTEN_REDIRECT,    /* SO_ORIGINAL_DST */
-	LISTEN_TPROXY,	    /* the local address is the destination */
-	_LISTEN_KIND_MAX,
-};
 
 static const char *const listener_kind_name[_LISTEN_KIND_MAX] = {
 	[LISTEN_PROXY] = "socks/http",
@@ -80,111 +72,8 @@ static const char *const listener_kind_name[_LISTEN_KIND_MAX] = {
 	[LISTEN_TPROXY] = "tproxy",
 };
 
-enum sess_state {
-	S_DETECT,
-	S_SOCKS5_GREETING,
-	S_SOCKS5_AUTH,
-	S_SOCKS5_REQUEST,
-	S_SOCKS4_REQUEST,
-	S_HTTP_HEAD,
-	S_RESOLVE,
-	S_CONNECT,
-	S_RELAY,
-	S_UDP, /* a SOCKS5 UDP association: the TCP connection only holds it open */
-	_S_MAX,
-};
 
-struct proxy_module;
 
-/* An uplink as the proxy sees it.  Entries are never freed before the module: sessions
- * point at them; an uplink removed by a reload is only marked absent. */
-struct puplink {
-	char *name;
-	bool present;
-	bool usable;
-	int weight;
-	struct connect_via via;
-	struct addr tunnel;
-	int tunnel_port;
-	struct evdns_base *dns;
-	char dns_key[512]; /* what dns was built from, to rebuild on change */
-	struct proxy_stats st;
-	uint64_t reported_up, reported_down; /* what the bytes counter says */
-};
-
-struct client {
-	struct client *next;
-	struct addr addr;
-	struct proxy_stats st;
-	uint64_t last_ms;
-	struct proxy_stats reported; /* what the client metrics say (client_metrics) */
-	uint64_t live_up, live_down; /* open connections' bytes, while a scrape adds them up */
-};
-
-struct listener {
-	struct proxy_module *pm;
-	enum listener_kind kind;
-	struct evconnlistener *l;
-	struct addr addr;
-	int port;
-};
-
-struct udp_assoc;
-
-struct session {
-	struct proxy_module *pm;
-	struct session *prev, *next;
-	enum listener_kind kind;
-	enum sess_state state;
-	int proto; /* enum proxy_proto, or -1 */
-	int fd;
-	struct event *ev;    /* client readable, before the relay */
-	struct event *timer; /* handshake deadline */
-	uint8_t *buf;	     /* handshake bytes; freed at the hand-over */
-	size_t n;
-	struct addr client;
-	uint16_t client_port;
-	struct client *ce;
-	struct proxy_target target;
-	struct sockaddr_storage dst;
-	socklen_t dstlen;
-	struct puplink *up;
-	int tried[RACE_MAX]; /* tunnel mode: uplinks tried */
-	int n_tried;
-	struct evdns_getaddrinfo_request *dreq;
-	struct connect_race *race;
-	uint8_t *to_server; /* bytes for the upstream before relaying (HTTP head, early data) */
-	size_t n_to_server;
-	uint8_t reply[64];
-	size_t reply_len;
-	struct relay_counters counters;
-	uint64_t started_ms;
-	struct udp_assoc *udp;
-};
-
-struct proxy_module {
-	struct event_base *base;
-	const struct conf *conf;
-	struct uplink_set *set;
-	struct metrics *metrics;
-	struct relay_pool *relay;
-	struct dispatch *disp;
-	struct srcroute *srcroute;
-	struct listener listeners[6];
-	size_t n_listeners;
-	struct puplink **ups; /* index = dispatch index */
-	size_t n_ups;
-	struct session *sessions;
-	size_t n_sessions;
-	struct client *clients[CLIENT_BUCKETS];
-	size_t n_clients;
-	struct log_ratelimit rl;
-	struct metric_family *m_active, *m_total, *m_failed, *m_bytes, *m_refused;
-	struct metric_family *mc_active, *mc_total, *mc_failed, *mc_bytes; /* per client */
-	uint64_t refused_limit;
-};
-
-static void session_free(struct session *s);
 static void session_connect(struct session *s);
 
 /* ------------------------------------------------------------ clients */
@@ -482,9 +371,7 @@ static void session_unlink(struct session *s)
 	pm->n_sessions--;
 }
 
-static void udp_assoc_free(struct udp_assoc *a);
-
-static void session_free(struct session *s)
+void proxy_session_free(struct session *s)
 {
 	if (!s)
 		return;
@@ -509,7 +396,7 @@ static void session_free(struct session *s)
 }
 
 /* Small replies: a fresh connection's send buffer always has room. */
-static int client_send(struct session *s, const void *p, size_t n)
+int proxy_client_send(struct session *s, const void *p, size_t n)
 {
 	ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
@@ -536,7 +423,7 @@ static uint8_t socks5_rep(int err)
 }
 
 /* Tell the client the request failed (in its protocol) and end the session. */
-static void session_fail(struct session *s, int err, const char *what)
+void proxy_session_fail(struct session *s, int err, const char *what)
 {
 	uint8_t out[22];
 	size_t n;
@@ -554,25 +441,25 @@ static void session_fail(struct session *s, int err, const char *what)
 		case PROXY_PROTO_SOCKS5:
 			if (s->state >= S_SOCKS5_REQUEST) {
 				n = socks5_reply_build(socks5_rep(err), NULL, out);
-				client_send(s, out, n);
+				proxy_client_send(s, out, n);
 			}
 			break;
 		case PROXY_PROTO_SOCKS4:
 			n = socks4_reply_build(SOCKS4_REJECTED, NULL, out);
-			client_send(s, out, n);
+			proxy_client_send(s, out, n);
 			break;
 		case PROXY_PROTO_HTTP: {
 			const char *resp = http_response(err == ETIMEDOUT ? 504 : 502);
-			client_send(s, resp, strlen(resp));
+			proxy_client_send(s, resp, strlen(resp));
 			break;
 		}
 		}
 	}
-	session_free(s);
+	proxy_session_free(s);
 }
 
 /* A session begins to count: connected and relaying, or a UDP association made. */
-static void session_count_start(struct session *s)
+void proxy_count_start(struct session *s)
 {
 	struct proxy_module *pm = s->pm;
 
@@ -587,7 +474,7 @@ static void session_count_start(struct session *s)
 }
 
 /* ... and ends: its bytes join its uplink's and its client's totals. */
-static void session_count_end(struct session *s)
+void proxy_count_end(struct session *s)
 {
 	struct proxy_module *pm = s->pm;
 
@@ -609,7 +496,7 @@ static void session_relay_done_cb(void *arg, enum relay_end end, int err)
 
 	s->fd = -1; /* the relay closed it */
 	if (s->up)
-		session_count_end(s);
+		proxy_count_end(s);
 	if (end == RELAY_END_ERROR || end == RELAY_END_IDLE) {
 		char c[ADDR_STRLEN];
 		addr_str(&s->client, c, sizeof(c));
@@ -617,7 +504,7 @@ static void session_relay_done_cb(void *arg, enum relay_end end, int err)
 			s->up ? s->up->name : "-", relay_end_name[end], err ? ": " : "",
 			err ? strerror(err) : "", up, down);
 	}
-	session_free(s);
+	proxy_session_free(s);
 }
 
 /* Connected: answer the client, then relay. */
@@ -656,14 +543,14 @@ static void session_relay(struct session *s, int fd)
 		s->reply_len, &s->counters, session_relay_done_cb, s);
 	if (r < 0) {
 		close(fd);
-		session_fail(s, -r, "relay");
+		proxy_session_fail(s, -r, "relay");
 		return;
 	}
 	free(s->to_server);
 	s->to_server = NULL;
 	s->n_to_server = 0;
 	s->fd = -1; /* the relay's now */
-	session_count_start(s);
+	proxy_count_start(s);
 }
 
 static void session_connected_cb(int fd, int err, int uplink, int attempts, void *arg)
@@ -680,7 +567,8 @@ static void session_connected_cb(int fd, int err, int uplink, int attempts, void
 			session_connect(s);
 			return;
 		}
-		session_fail(s, -err, attempts > 1 ? "connect (every uplink tried)" : "connect");
+		proxy_session_fail(s, -err,
+			attempts > 1 ? "connect (every uplink tried)" : "connect");
 		return;
 	}
 	if (attempts > 1 && log_ratelimit(&s->pm->rl))
@@ -730,7 +618,7 @@ static void session_connect_addr(struct session *s)
 	r = connect_race_start(pm->base, (struct sockaddr *)&s->dst, s->dstlen, v, n, &o,
 		session_connected_cb, s, &s->race);
 	if (r < 0)
-		session_fail(s, -r, "connect");
+		proxy_session_fail(s, -r, "connect");
 }
 
 static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
@@ -743,7 +631,7 @@ static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
 	if (result == EVUTIL_EAI_CANCEL)
 		return; /* the session is being freed */
 	if (result) {
-		session_fail(s, result == EVUTIL_EAI_NONAME ? ENOENT : EHOSTUNREACH,
+		proxy_session_fail(s, result == EVUTIL_EAI_NONAME ? ENOENT : EHOSTUNREACH,
 			evutil_gai_strerror(result));
 		return;
 	}
@@ -773,7 +661,7 @@ static void session_connect(struct session *s)
 		if (s->tried[k] == i)
 			i = -1;
 	if (i < 0) {
-		session_fail(s, ENETUNREACH, "no usable uplink");
+		proxy_session_fail(s, ENETUNREACH, "no usable uplink");
 		return;
 	}
 	s->up = pm->ups[i];
@@ -789,7 +677,7 @@ static void session_connect(struct session *s)
 		r = connect_race_start(pm->base, (struct sockaddr *)&s->dst, s->dstlen, &v, 1, &o,
 			session_connected_cb, s, &s->race);
 		if (r < 0)
-			session_fail(s, -r, "connect");
+			proxy_session_fail(s, -r, "connect");
 		return;
 	}
 	if (s->target.kind == TARGET_ADDR) {
@@ -800,7 +688,7 @@ static void session_connect(struct session *s)
 		return;
 	}
 	if (!s->up->dns) {
-		session_fail(s, EHOSTUNREACH, "no resolver");
+		proxy_session_fail(s, EHOSTUNREACH, "no resolver");
 		return;
 	}
 	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -809,236 +697,6 @@ static void session_connect(struct session *s)
 	s->dreq = evdns_getaddrinfo(s->up->dns, s->target.name, NULL, &hints, resolve_cb, s);
 	/* evdns may answer at once (a literal, a cache hit): then dreq is NULL and the
 	 * callback has run */
-}
-
-/* ------------------------------------------------------------ SOCKS5 UDP ASSOCIATE */
-
-struct udp_pending {
-	struct udp_assoc *a;
-	struct evdns_getaddrinfo_request *req;
-	uint16_t port;
-	size_t n;
-	uint8_t data[];
-};
-
-struct udp_assoc {
-	struct session *s;
-	int cfd;			/* the socket the client sends to */
-	struct event *cev;
-	struct sockaddr_storage client;	/* where the client sends from (learned) */
-	socklen_t clen;
-	bool client_known;
-	int ufd[2];			/* per family, through the uplink */
-	struct event *uev[2];
-	struct udp_pending *pending[UDP_PENDING_MAX];
-};
-
-static void udp_send_out(struct udp_assoc *a, const struct sockaddr *to, socklen_t tlen,
-	const uint8_t *p, size_t n)
-{
-	int f = to->sa_family == AF_INET6;
-
-	if (a->ufd[f] < 0)
-		return;
-	if (sendto(a->ufd[f], p, n, MSG_DONTWAIT, to, tlen) < 0)
-		log_debug("proxy: udp associate: send: %s", strerror(errno));
-	else
-		a->s->counters.up += n;
-}
-
-static void udp_resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
-{
-	struct udp_pending *p = arg;
-	struct udp_assoc *a = p->a;
-
-	if (result == EVUTIL_EAI_CANCEL)
-		return;
-	for (size_t i = 0; i < UDP_PENDING_MAX; i++)
-		if (a->pending[i] == p)
-			a->pending[i] = NULL;
-	/* an address of a family the uplink has a socket for */
-	const struct evutil_addrinfo *ai = NULL;
-	for (const struct evutil_addrinfo *x = result ? NULL : res; x && !ai; x = x->ai_next)
-		if (a->ufd[x->ai_family == AF_INET6] >= 0)
-			ai = x;
-	if (ai) {
-		struct sockaddr_storage ss;
-		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-		if (ss.ss_family == AF_INET)
-			((struct sockaddr_in *)&ss)->sin_port = htons(p->port);
-		else
-			((struct sockaddr_in6 *)&ss)->sin6_port = htons(p->port);
-		udp_send_out(a, (struct sockaddr *)&ss, (socklen_t)ai->ai_addrlen, p->data, p->n);
-	}
-	if (res)
-		evutil_freeaddrinfo(res);
-	free(p);
-}
-
-/* A datagram from the client: RSV FRAG ATYP DST.ADDR DST.PORT DATA. */
-static void udp_client_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct udp_assoc *a = arg;
-	struct session *s = a->s;
-	uint8_t buf[UDP_BUF];
-	struct sockaddr_storage from;
-	socklen_t flen = sizeof(from);
-	struct proxy_target t;
-	struct addr fa;
-	ssize_t n, h;
-
-	n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
-	if (n <= 0)
-		return;
-	/* only the client of the TCP connection may use the association */
-	if (addr_from_sockaddr((struct sockaddr *)&from, &fa, NULL) < 0)
-		return;
-	addr_unmap_v4(&fa);
-	if (!addr_eq(&fa, &s->client))
-		return;
-	if (!a->client_known) {
-		memcpy(&a->client, &from, flen);
-		a->clen = flen;
-		a->client_known = true;
-	}
-	h = socks5_udp_parse(buf, (size_t)n, &t);
-	if (h <= 0)
-		return;
-	if (t.kind == TARGET_ADDR) {
-		socklen_t tl = t.addr.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-							  : sizeof(struct sockaddr_in6);
-		udp_send_out(a, (struct sockaddr *)&t.addr, tl, buf + h, (size_t)(n - h));
-		return;
-	}
-	for (size_t i = 0; i < UDP_PENDING_MAX; i++) {
-		if (a->pending[i])
-			continue;
-		struct udp_pending *p = xmalloc(sizeof(*p) + (size_t)(n - h));
-		struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
-		p->a = a;
-		p->port = t.port;
-		p->n = (size_t)(n - h);
-		memcpy(p->data, buf + h, p->n);
-		a->pending[i] = p;
-		p->req = evdns_getaddrinfo(s->up->dns, t.name, NULL, &hints, udp_resolve_cb, p);
-		return;
-	}
-	/* too many lookups at once: drop, as a congested network would */
-}
-
-/* An answer from the outside: wrap it and send it to the client. */
-static void udp_out_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct udp_assoc *a = arg;
-	uint8_t buf[UDP_BUF];
-	struct sockaddr_storage from;
-	socklen_t flen = sizeof(from);
-	size_t h;
-	ssize_t n;
-
-	/* the datagram lands after room for the longest header (IPv6: 22 bytes) */
-	n = recvfrom(fd, buf + 22, sizeof(buf) - 22, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
-	if (n <= 0 || !a->client_known)
-		return;
-	h = socks5_udp_header_build((struct sockaddr *)&from, buf);
-	memmove(buf + h, buf + 22, (size_t)n);
-	if (sendto(a->cfd, buf, h + (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&a->client,
-		    a->clen) >= 0)
-		a->s->counters.down += (size_t)n;
-}
-
-static void udp_assoc_free(struct udp_assoc *a)
-{
-	if (!a)
-		return;
-	for (size_t i = 0; i < UDP_PENDING_MAX; i++)
-		if (a->pending[i]) {
-			if (a->pending[i]->req)
-				evdns_getaddrinfo_cancel(a->pending[i]->req);
-			free(a->pending[i]);
-		}
-	for (int f = 0; f < 2; f++) {
-		if (a->uev[f])
-			event_free(a->uev[f]);
-		if (a->ufd[f] >= 0)
-			close(a->ufd[f]);
-	}
-	if (a->cev)
-		event_free(a->cev);
-	if (a->cfd >= 0)
-		close(a->cfd);
-	free(a);
-}
-
-/* The TCP connection of an association: it ends the association when it closes. */
-static void udp_tcp_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct session *s = arg;
-	char buf[512];
-	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		session_count_end(s);
-		session_free(s);
-	}
-}
-
-static void session_udp_associate(struct session *s)
-{
-	struct proxy_module *pm = s->pm;
-	struct udp_assoc *a = xcalloc(1, sizeof(*a));
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
-	uint8_t out[22];
-	size_t n;
-	int i;
-
-	a->s = s;
-	a->cfd = -1;
-	a->ufd[0] = a->ufd[1] = -1;
-	s->udp = a;
-	i = dispatch_pick(pm->disp, &s->client, now_ms(), -1);
-	if (i < 0) {
-		session_fail(s, ENETUNREACH, "no usable uplink");
-		return;
-	}
-	s->up = pm->ups[i];
-	/* the client sends to the address it reached us on, on a port of our choosing */
-	getsockname(s->fd, (struct sockaddr *)&local, &llen);
-	if (local.ss_family == AF_INET)
-		((struct sockaddr_in *)&local)->sin_port = 0;
-	else
-		((struct sockaddr_in6 *)&local)->sin6_port = 0;
-	a->cfd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (a->cfd < 0 || bind(a->cfd, (struct sockaddr *)&local, llen) < 0 ||
-		getsockname(a->cfd, (struct sockaddr *)&local, &llen) < 0) {
-		session_fail(s, errno, "udp associate");
-		return;
-	}
-	for (int f = 0; f < 2; f++) {
-		int family = f ? AF_INET6 : AF_INET;
-		if (addr_is_set(&s->up->via.source) && s->up->via.source.family != family)
-			continue;
-		a->ufd[f] = uplink_socket(family, SOCK_DGRAM, &s->up->via);
-		if (a->ufd[f] < 0) {
-			a->ufd[f] = -1;
-			continue;
-		}
-		a->uev[f] = event_new(pm->base, a->ufd[f], EV_READ | EV_PERSIST, udp_out_cb, a);
-		event_add(a->uev[f], NULL);
-	}
-	a->cev = event_new(pm->base, a->cfd, EV_READ | EV_PERSIST, udp_client_cb, a);
-	event_add(a->cev, NULL);
-	n = socks5_reply_build(SOCKS5_OK, (struct sockaddr *)&local, out);
-	client_send(s, out, n);
-	s->state = S_UDP;
-	free(s->buf);
-	s->buf = NULL;
-	event_del(s->timer);
-	event_del(s->ev);
-	event_assign(s->ev, pm->base, s->fd, EV_READ | EV_PERSIST, udp_tcp_cb, s);
-	event_add(s->ev, NULL);
-	session_count_start(s);
 }
 
 /* ------------------------------------------------------------ request parsing */
@@ -1079,7 +737,7 @@ static int session_parse(struct session *s)
 				return 0;
 			s->proto = proxy_detect(s->buf[0]);
 			if (s->proto < 0) {
-				session_fail(s, EPROTO, "not SOCKS or HTTP");
+				proxy_session_fail(s, EPROTO, "not SOCKS or HTTP");
 				return -1;
 			}
 			s->state = s->proto == PROXY_PROTO_SOCKS5 ? S_SOCKS5_GREETING
@@ -1096,9 +754,10 @@ static int session_parse(struct session *s)
 			method = auth_required(s) ? (g.userpass ? SOCKS5_METHOD_USERPASS
 								: SOCKS5_METHOD_REFUSED)
 						  : (g.none ? SOCKS5_METHOD_NONE : SOCKS5_METHOD_REFUSED);
-			client_send(s, out, socks5_method_reply(method, out));
+			proxy_client_send(s, out, socks5_method_reply(method, out));
 			if (method == SOCKS5_METHOD_REFUSED) {
-				session_fail(s, EACCES, "no acceptable authentication method");
+				proxy_session_fail(s, EACCES,
+					"no acceptable authentication method");
 				return -1;
 			}
 			s->state = method == SOCKS5_METHOD_USERPASS ? S_SOCKS5_AUTH
@@ -1114,9 +773,9 @@ static int session_parse(struct session *s)
 			consume(s, (size_t)r);
 			ok = streq(a.user, p->username) && streq(a.pass, p->password);
 			explicit_bzero(&a, sizeof(a));
-			client_send(s, out, socks5_auth_reply(ok, out));
+			proxy_client_send(s, out, socks5_auth_reply(ok, out));
 			if (!ok) {
-				session_fail(s, EACCES, "wrong username or password");
+				proxy_session_fail(s, EACCES, "wrong username or password");
 				return -1;
 			}
 			s->state = S_SOCKS5_REQUEST;
@@ -1126,8 +785,10 @@ static int session_parse(struct session *s)
 			struct socks5_request req = {0};
 			r = socks5_request_parse(s->buf, s->n, &req);
 			if (r == -ENOTSUP) {
-				client_send(s, out, socks5_reply_build((uint8_t)req.reply, NULL, out));
-				session_fail(s, ENOTSUP, "unsupported command or address type");
+				proxy_client_send(s, out,
+					socks5_reply_build((uint8_t)req.reply, NULL, out));
+				proxy_session_fail(s, ENOTSUP,
+					"unsupported command or address type");
 				return -1;
 			}
 			if (r <= 0)
@@ -1135,13 +796,13 @@ static int session_parse(struct session *s)
 			s->target = req.target;
 			if (req.cmd == SOCKS5_UDP_ASSOCIATE) {
 				consume(s, (size_t)r);
-				session_udp_associate(s);
+				udp_assoc_start(s);
 				return -1;
 			}
 			if (req.cmd != SOCKS5_CONNECT) {
-				client_send(s, out,
+				proxy_client_send(s, out,
 					socks5_reply_build(SOCKS5_CMD_UNSUPPORTED, NULL, out));
-				session_fail(s, ENOTSUP, "BIND is not supported");
+				proxy_session_fail(s, ENOTSUP, "BIND is not supported");
 				return -1;
 			}
 			keep_early_data(s, (size_t)r);
@@ -1155,7 +816,7 @@ static int session_parse(struct session *s)
 				goto parsed;
 			s->target = req.target;
 			if (req.cmd != 1 || auth_required(s)) {
-				session_fail(s, auth_required(s) ? EACCES : ENOTSUP,
+				proxy_session_fail(s, auth_required(s) ? EACCES : ENOTSUP,
 					auth_required(s) ? "SOCKS4 has no password: refused"
 							 : "BIND is not supported");
 				return -1;
@@ -1173,18 +834,18 @@ static int session_parse(struct session *s)
 				if (r == 0)
 					return 0;
 				const char *resp = http_response(status);
-				client_send(s, resp, strlen(resp));
+				proxy_client_send(s, resp, strlen(resp));
 				s->proto = -1; /* answered */
-				session_fail(s, EPROTO, "bad HTTP request");
+				proxy_session_fail(s, EPROTO, "bad HTTP request");
 				return -1;
 			}
 			if (auth_required(s) &&
 				!http_basic_auth_ok(req.proxy_auth, p->username, p->password)) {
 				const char *resp = http_response(407);
 				http_request_clear(&req);
-				client_send(s, resp, strlen(resp));
+				proxy_client_send(s, resp, strlen(resp));
 				s->proto = -1;
-				session_fail(s, EACCES, "proxy authentication required");
+				proxy_session_fail(s, EACCES, "proxy authentication required");
 				return -1;
 			}
 			s->target = req.target;
@@ -1210,7 +871,7 @@ static int session_parse(struct session *s)
 parsed:
 	if (r == 0)
 		return 0;
-	session_fail(s, r == -E2BIG ? E2BIG : EPROTO, "malformed request");
+	proxy_session_fail(s, r == -E2BIG ? E2BIG : EPROTO, "malformed request");
 	return -1;
 }
 
@@ -1220,7 +881,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	if (s->n >= HTTP_HEAD_MAX) {
-		session_fail(s, E2BIG, "request too long");
+		proxy_session_fail(s, E2BIG, "request too long");
 		return;
 	}
 	/* peek-free: the buffer only holds the request and what came with it */
@@ -1229,7 +890,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		/* a client that goes away before its request is complete */
 		if (s->kind == LISTEN_PROXY)
 			s->proto = -1;
-		session_fail(s, n == 0 ? 0 : errno, n == 0 ? "closed during the handshake"
+		proxy_session_fail(s, n == 0 ? 0 : errno, n == 0 ? "closed during the handshake"
 							  : "read");
 		return;
 	}
@@ -1248,7 +909,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->state < S_RESOLVE) {
 		if (s->kind == LISTEN_PROXY && s->proto == PROXY_PROTO_HTTP)
 			s->proto = -1;
-		session_fail(s, ETIMEDOUT, "no complete request in time");
+		proxy_session_fail(s, ETIMEDOUT, "no complete request in time");
 	}
 }
 
@@ -1340,7 +1001,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	case LISTEN_TPROXY: {
 		int r = original_dst(s, li->kind);
 		if (r < 0) {
-			session_fail(s, -r, "original destination");
+			proxy_session_fail(s, -r, "original destination");
 			return;
 		}
 		session_connect(s);
@@ -1707,7 +1368,7 @@ void proxy_module_free(struct proxy_module *pm)
 		struct session *s = pm->sessions;
 		if (s->state == S_RELAY)
 			s->fd = -1;
-		session_free(s);
+		proxy_session_free(s);
 	}
 	srcroute_free(pm->srcroute, false);
 	for (size_t i = 0; i < pm->n_ups; i++) {

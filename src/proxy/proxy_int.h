@@ -1,0 +1,165 @@
+/*
+ * proxy_int.h - what the proxy module's files share (proxy.c, udp_assoc.c): its session,
+ * uplink, client and module structures and the session functions the UDP associations use
+ * (named proxy_*: they are not static).
+ * Not for other modules: they see proxy.h.
+ */
+#ifndef EGRESS_PROXY_INT_H
+#define EGRESS_PROXY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cidr.h"
+#include "connect.h"
+#include "log.h"
+#include "proxy.h"
+#include "relay.h"
+#include "socks.h"
+
+#define CLIENT_BUCKETS 4096
+#define RACE_MAX 4 /* uplinks tried per connection */
+
+struct conf;
+struct dispatch;
+struct event;
+struct event_base;
+struct evconnlistener;
+struct evdns_base;
+struct evdns_getaddrinfo_request;
+struct metric_family;
+struct metrics;
+struct srcroute;
+struct uplink_set;
+
+enum listener_kind {
+	LISTEN_PROXY,	    /* SOCKS4/4a/5 and HTTP, detected from the first byte */
+	LISTEN_TUNNEL,	    /* whole connections to upstream SOCKS proxies */
+	LISTEN_REDIRECT,    /* SO_ORIGINAL_DST */
+	LISTEN_TPROXY,	    /* the local address is the destination */
+	_LISTEN_KIND_MAX,
+};
+
+enum sess_state {
+	S_DETECT,
+	S_SOCKS5_GREETING,
+	S_SOCKS5_AUTH,
+	S_SOCKS5_REQUEST,
+	S_SOCKS4_REQUEST,
+	S_HTTP_HEAD,
+	S_RESOLVE,
+	S_CONNECT,
+	S_RELAY,
+	S_UDP, /* a SOCKS5 UDP association: the TCP connection only holds it open */
+	_S_MAX,
+};
+
+struct proxy_module;
+
+/* An uplink as the proxy sees it.  Entries are never freed before the module: sessions
+ * point at them; an uplink removed by a reload is only marked absent. */
+struct puplink {
+	char *name;
+	bool present;
+	bool usable;
+	int weight;
+	struct connect_via via;
+	struct addr tunnel;
+	int tunnel_port;
+	struct evdns_base *dns;
+	char dns_key[512]; /* what dns was built from, to rebuild on change */
+	struct proxy_stats st;
+	uint64_t reported_up, reported_down; /* what the bytes counter says */
+};
+
+struct client {
+	struct client *next;
+	struct addr addr;
+	struct proxy_stats st;
+	uint64_t last_ms;
+	struct proxy_stats reported; /* what the client metrics say (client_metrics) */
+	uint64_t live_up, live_down; /* open connections' bytes, while a scrape adds them up */
+};
+
+struct listener {
+	struct proxy_module *pm;
+	enum listener_kind kind;
+	struct evconnlistener *l;
+	struct addr addr;
+	int port;
+};
+
+struct udp_assoc;
+
+struct session {
+	struct proxy_module *pm;
+	struct session *prev, *next;
+	enum listener_kind kind;
+	enum sess_state state;
+	int proto; /* enum proxy_proto, or -1 */
+	int fd;
+	struct event *ev;    /* client readable, before the relay */
+	struct event *timer; /* handshake deadline */
+	uint8_t *buf;	     /* handshake bytes; freed at the hand-over */
+	size_t n;
+	struct addr client;
+	uint16_t client_port;
+	struct client *ce;
+	struct proxy_target target;
+	struct sockaddr_storage dst;
+	socklen_t dstlen;
+	struct puplink *up;
+	int tried[RACE_MAX]; /* tunnel mode: uplinks tried */
+	int n_tried;
+	struct evdns_getaddrinfo_request *dreq;
+	struct connect_race *race;
+	uint8_t *to_server; /* bytes for the upstream before relaying (HTTP head, early data) */
+	size_t n_to_server;
+	uint8_t reply[64];
+	size_t reply_len;
+	struct relay_counters counters;
+	uint64_t started_ms;
+	struct udp_assoc *udp;
+};
+
+struct proxy_module {
+	struct event_base *base;
+	const struct conf *conf;
+	struct uplink_set *set;
+	struct metrics *metrics;
+	struct relay_pool *relay;
+	struct dispatch *disp;
+	struct srcroute *srcroute;
+	struct listener listeners[6];
+	size_t n_listeners;
+	struct puplink **ups; /* index = dispatch index */
+	size_t n_ups;
+	struct session *sessions;
+	size_t n_sessions;
+	struct client *clients[CLIENT_BUCKETS];
+	size_t n_clients;
+	struct log_ratelimit rl;
+	struct metric_family *m_active, *m_total, *m_failed, *m_bytes, *m_refused;
+	struct metric_family *mc_active, *mc_total, *mc_failed, *mc_bytes; /* per client */
+	uint64_t refused_limit;
+};
+
+/* proxy.c */
+void proxy_session_free(struct session *s);
+/* Tell the client the request failed (in its protocol) and end the session. */
+void proxy_session_fail(struct session *s, int err, const char *what);
+/* Write to the client's socket before the relay has it; <0 on error. */
+int proxy_client_send(struct session *s, const void *p, size_t n);
+/* Counting of a session that relays or holds a UDP association: begins, ends. */
+void proxy_count_start(struct session *s);
+void proxy_count_end(struct session *s);
+
+/* udp_assoc.c */
+/* SOCKS5 UDP ASSOCIATE for s (its request parsed): choose the uplink, open the relay
+ * sockets, answer; the session then only holds the association open. */
+void udp_assoc_start(struct session *s);
+void udp_assoc_free(struct udp_assoc *a);
+
+#endif
