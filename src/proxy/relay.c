@@ -5,12 +5,12 @@
  * Threads.  Each worker owns an event_base, its sessions and its pipe pool; only the worker's
  * thread touches them.  The main thread hands a session over through the worker's inbox (a
  * mutex-guarded queue) and an eventfd; a worker reports an ended session through the pool's
- * done queue and another eventfd that the main base watches.  The eventfd is written only
- * when its queue was empty: the reader drains the eventfd before it takes the whole queue, so
- * a session queued behind others rides on their wake-up (one write and one wake-up per
- * batch, not per session, under load).  So no event_base is ever used
+ * done queue and another eventfd that the main base watches.  So no event_base is ever used
  * from two threads and libevent needs no locking (evthread_use_pthreads() would not help the
- * main base anyway: libevent gives locks only to bases created after it was called).
+ * main base anyway: libevent gives locks only to bases created after it was called).  An
+ * eventfd is written only when its queue was empty: the reader drains the eventfd before it
+ * takes the whole queue, so a session queued behind others rides on their wake-up (one write
+ * and one wake-up per batch, not per session, under load).
  *
  * I/O.  Both sockets are registered once, edge-triggered, for read and write (EV_ET): no
  * epoll_ctl() per back-pressure change.  rd_ok/wr_ok remember what the last edge said until a
