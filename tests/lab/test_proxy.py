@@ -564,7 +564,7 @@ def test_gateway_backup_iptables_legacy(plab, egressd_bin):
         for cmd in legacy:
             gw.run(cmd)
         before, nft_before = legacy_tables(gw), ruleset(gw)
-        assert set(before) == {("ipv4", "filter"), ("ipv4", "nat"), ("ipv6", "filter")}
+        assert {("ipv4", "filter"), ("ipv4", "nat"), ("ipv6", "filter")} <= set(before)
         d = Egressd.command(gw, egressd_bin, [
             "dispatch", "-resolver", proxylab.DNS, "-gateway", "-gateway-ip", proxylab.GW_LAN,
             "-subnet", "10.20.0.0/24", "-auto-config", "-backup-file", backup, "-lport", "0",
