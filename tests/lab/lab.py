@@ -1040,12 +1040,14 @@ class Lab:
             node.forward(True)
         return node
 
-    def link(self, a, b, addrs=None, addrs6=None, ifnames=None, mac=None, mtu=None):
+    def link(self, a, b, addrs=None, addrs6=None, ifnames=None, mac=None, mtu=None,
+             wait=True):
         """Join nodes a and b (Node or role name) with a veth pair and bring both ends up.
 
         addrs/addrs6: a pair (for a, for b) of "addr/len" strings or lists (either family
         works in either; addrs6 is only a convenience). ifnames: pair of names (default
-        eth0, eth1, ... per node). mac: pair of MACs or None. mtu: both ends. Returns Link."""
+        eth0, eth1, ... per node). mac: pair of MACs or None. mtu: both ends. wait: return
+        only once both ends report carrier and operstate UP (see wait_links). Returns Link."""
         self._check_open()
         a = a if isinstance(a, Node) else self.node(a)
         b = b if isinstance(b, Node) else self.node(b)
@@ -1090,7 +1092,22 @@ class Lab:
         self._peers[(b.name, ifnames[1])] = (a, ifnames[0])
         link = Link(a, ifnames[0], b, ifnames[1])
         self.links.append(link)
+        if wait:
+            self.wait_links([link])
         return link
+
+    def wait_links(self, links, timeout=10):
+        """Wait until both ends of each link are up with carrier and the kernel says so in
+        operstate too: the carrier of a new veth comes asynchronously (the kernel's link
+        watch may defer it by up to a second), and a test that snapshots the links, or
+        sends its first packet, before then sees a half-made lab."""
+        def ready(node, ifname):
+            i = node.iface(ifname)
+            return "LOWER_UP" in i.get("flags", []) and i.get("operstate") == "UP"
+        for link in links:
+            for node, ifname in ((link.a, link.a_if), (link.b, link.b_if)):
+                wait_for(lambda: ready(node, ifname), timeout=timeout,
+                         what="%s:%s to come up" % (node.name, ifname))
 
     def apply(self, spec):
         """Build what `spec` describes (see parse_spec) into this lab; returns self."""
@@ -1098,12 +1115,14 @@ class Lab:
         for op in ops:
             if op[0] == "node":
                 self.node(op[1], forward=op[2]["forward"])
+        made = []
         for op in ops:
             if op[0] == "link":
                 _, ea, eb, opts = op
-                self.link(ea["node"], eb["node"], addrs=(ea["addrs"], eb["addrs"]),
-                          ifnames=(ea["ifname"], eb["ifname"]), mac=(ea["mac"], eb["mac"]),
-                          mtu=opts["mtu"])
+                made.append(self.link(ea["node"], eb["node"], addrs=(ea["addrs"], eb["addrs"]),
+                                      ifnames=(ea["ifname"], eb["ifname"]),
+                                      mac=(ea["mac"], eb["mac"]), mtu=opts["mtu"], wait=False))
+        self.wait_links(made)
         for op in ops:
             if op[0] == "route":
                 self.node(op[1]).route(*op[2])
