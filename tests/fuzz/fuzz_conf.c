@@ -12,7 +12,7 @@
 #include "conf_keys.h"
 #include "log.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static char *print(const struct conf *c)
 {
