@@ -388,12 +388,12 @@ static int parse_legacy(const char *path, const char *text, struct xt_legacy_tab
 	return 0;
 }
 
-static const struct xt_legacy_table *find_xt(const struct snapshot *s, int family,
-	const char *name)
+static const struct xt_legacy_table *find_xt(const struct xt_legacy_table *v, size_t n,
+	int family, const char *name)
 {
-	for (size_t i = 0; i < s->n_xt; i++)
-		if (s->xt[i].family == family && streq(s->xt[i].name, name))
-			return &s->xt[i];
+	for (size_t i = 0; i < n; i++)
+		if (v[i].family == family && streq(v[i].name, name))
+			return &v[i];
 	return NULL;
 }
 
@@ -431,7 +431,7 @@ int gateway_restore(struct nft *nft, const char *path, char **err)
 	char *backup = NULL, *before = NULL, *mark, *why = NULL;
 	struct xt_legacy_table *xt = NULL;
 	struct snapshot now = { 0 };
-	size_t n_xt = 0, done = 0;
+	size_t n_xt = 0, done;
 	struct nft_buf b;
 	int r;
 
@@ -492,7 +492,8 @@ int gateway_restore(struct nft *nft, const char *path, char **err)
 		why = NULL;
 		nft_ruleset_restore(nft, now.rules, NULL);
 		for (size_t i = 0; i < done; i++) {
-			const struct xt_legacy_table *t = find_xt(&now, xt[i].family, xt[i].name);
+			const struct xt_legacy_table *t =
+				find_xt(now.xt, now.n_xt, xt[i].family, xt[i].name);
 			if (t && xt_legacy_replace(t, &why) < 0)
 				log_error("gateway: rolling back: %s", why ? why : "?");
 			free(why);
@@ -502,10 +503,7 @@ int gateway_restore(struct nft *nft, const char *path, char **err)
 	}
 	for (size_t i = 0; i < now.n_xt; i++) {
 		const struct xt_legacy_table *t = &now.xt[i];
-		bool saved = false;
-		for (size_t j = 0; j < n_xt; j++)
-			saved |= xt[j].family == t->family && streq(xt[j].name, t->name);
-		if (!saved)
+		if (!find_xt(xt, n_xt, t->family, t->name))
 			log_info("gateway: left iptables-legacy %s table %s as it is: it was not in "
 				 "use when %s was saved",
 				t->family == AF_INET6 ? "ipv6" : "ipv4", t->name, path);

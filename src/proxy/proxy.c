@@ -72,8 +72,6 @@ static const char *const listener_kind_name[_LISTEN_KIND_MAX] = {
 	[LISTEN_TPROXY] = "tproxy",
 };
 
-
-
 static void session_connect(struct session *s);
 
 /* ------------------------------------------------------------ clients */
@@ -1149,14 +1147,9 @@ static void counter_catch_up(struct metric_family *f, uint64_t v, uint64_t *repo
 	*reported = MAX(*reported, v);
 }
 
-/* The client table into egress_proxy_client_*, open connections' bytes included. */
+/* The client table into egress_proxy_client_* (live_up/down filled by scrape_cb). */
 static void client_metrics_scrape(struct proxy_module *pm)
 {
-	for (struct session *s = pm->sessions; s; s = s->next)
-		if (s->ce && (s->state == S_RELAY || s->state == S_UDP)) {
-			s->ce->live_up += s->counters.up;
-			s->ce->live_down += s->counters.down;
-		}
 	for (size_t b = 0; b < CLIENT_BUCKETS; b++)
 		for (struct client *c = pm->clients[b]; c; c = c->next) {
 			struct proxy_stats *rep = &c->reported;
@@ -1180,16 +1173,22 @@ static void scrape_cb(struct metrics *m, void *arg)
 
 	(void)m;
 	/* bytes of the connections still open, so a long download shows while it runs */
+	for (struct session *s = pm->sessions; s; s = s->next) {
+		if (s->state != S_RELAY && s->state != S_UDP)
+			continue;
+		s->up->live_up += s->counters.up;
+		s->up->live_down += s->counters.down;
+		if (s->ce) {
+			s->ce->live_up += s->counters.up;
+			s->ce->live_down += s->counters.down;
+		}
+	}
 	for (size_t i = 0; i < pm->n_ups; i++) {
 		struct puplink *up = pm->ups[i];
-		uint64_t live_up = 0, live_down = 0;
-		for (struct session *s = pm->sessions; s; s = s->next)
-			if (s->up == up && (s->state == S_RELAY || s->state == S_UDP)) {
-				live_up += s->counters.up;
-				live_down += s->counters.down;
-			}
-		live_up += up->st.bytes_up;
-		live_down += up->st.bytes_down;
+		uint64_t live_up = up->st.bytes_up + up->live_up;
+		uint64_t live_down = up->st.bytes_down + up->live_down;
+
+		up->live_up = up->live_down = 0;
 		if (live_up > up->reported_up)
 			metrics_counter_add(pm->m_bytes, (double)(live_up - up->reported_up),
 				up->name, "up");

@@ -72,6 +72,7 @@ struct puplink {
 	char dns_key[512]; /* what dns was built from, to rebuild on change */
 	struct proxy_stats st;
 	uint64_t reported_up, reported_down; /* what the bytes counter says */
+	uint64_t live_up, live_down; /* open connections' bytes, while a scrape adds them up */
 };
 
 struct client {
