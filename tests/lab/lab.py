@@ -29,9 +29,9 @@ What it must not do: change anything in the host's own network namespace. Every 
 command it runs carries `-n NS` or is `ip netns ...`; other tools run under `ip netns exec`.
 It deletes only namespaces whose names start with `eg-`, and only its own run's on close.
 
-Kernel features: without the netem qdisc (Lab.has_netem False), loss is emulated by an
-nftables rule in table `netdev lab_impair` inside the node, rate by tbf, and asking for delay
-raises LabFeatureMissing (the pytest fixture turns it into a skip).
+Impairments: loss is an nftables rule in table `netdev lab_impair` inside the node on every
+kernel (IP only: ARP and ND pass). Without the netem qdisc (Lab.has_netem False) rate is a tbf
+qdisc and asking for delay raises LabFeatureMissing (the pytest fixture turns it into a skip).
 
 Run as a program: `python3 lab.py sweep` removes stale namespaces of dead runs;
 `python3 lab.py ping DST ...` is the ICMP echo helper Node.ping() runs inside a node.
@@ -667,25 +667,25 @@ class Node:
     def netem(self, ifname, delay_ms=None, jitter_ms=None, loss_pct=None, rate_mbit=None):
         """Impair what leaves IFNAME of this node: delay (+jitter), random loss, rate.
 
-        With the kernel's netem qdisc this is `tc qdisc replace ... root netem ...`.
-        Without it (see Lab.has_netem) loss is an nftables rule in table `netdev lab_impair`
-        of this node (numgen random, egress hook of IFNAME; IP only, sparing ARP and IPv6
-        neighbour discovery, unlike netem) and rate is a tbf root qdisc;
-        delay or jitter then raise LabFeatureMissing before anything changes. All arguments
-        None (or 0) clear the impairments of IFNAME."""
+        Loss is always an nftables rule in table `netdev lab_impair` of this node (numgen
+        random, egress hook of IFNAME; IP only, sparing ARP and IPv6 neighbour discovery,
+        which netem's loss would drop too), so a test sees the same loss on every kernel.
+        Delay, jitter and rate are `tc qdisc replace ... root netem ...` with the kernel's
+        netem qdisc. Without it (see Lab.has_netem) rate is a tbf root qdisc, and delay or
+        jitter raise LabFeatureMissing before anything changes. All arguments None (or 0)
+        clear the impairments of IFNAME."""
         delay = bool(delay_ms) or bool(jitter_ms)
         if loss_pct is not None and not 0 <= loss_pct <= 100:
             raise ValueError("loss_pct must be within 0..100, not %r" % loss_pct)
         if self.lab.has_netem:
             self.iface(ifname)  # fail early on a wrong name
+            self._impair_set_loss(ifname, loss_pct or 0)
             self._tc_clear(ifname)
             args = []
             if delay:
                 args += ["delay", "%gms" % (delay_ms or 0)]
                 if jitter_ms:
                     args += ["%gms" % jitter_ms]
-            if loss_pct:
-                args += ["loss", "%g%%" % loss_pct]
             if rate_mbit:
                 args += ["rate", "%gmbit" % rate_mbit]
             if args:
