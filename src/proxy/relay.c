@@ -71,6 +71,7 @@ struct relay_dir {
 	size_t in_pipe;
 	uint8_t *buf; /* bytes to write before anything else (ours); NULL when len is 0 */
 	size_t off, len;
+	size_t uncounted; /* how many of buf's first bytes are the caller's own (not relayed) */
 	bool eof;  /* the reader said EOF */
 	bool shut; /* shutdown(writer, SHUT_WR) done */
 	bool copy; /* splice refused (EINVAL): recv/send from now on */
@@ -285,7 +286,9 @@ static int dir_flush_buf(struct relay_sess *s, int d, bool *moved)
 		}
 		return errno == EINTR ? 0 : -errno;
 	}
-	account(s, d, (size_t)n);
+	if ((size_t)n > dir->uncounted)
+		account(s, d, (size_t)n - dir->uncounted);
+	dir->uncounted -= MIN((size_t)n, dir->uncounted);
 	*moved = true;
 	dir->off += (size_t)n;
 	dir->len -= (size_t)n;
@@ -880,6 +883,7 @@ int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *
 	s->dir[0].len = n_to_server;
 	s->dir[1].buf = dup_bytes(to_client, n_to_client);
 	s->dir[1].len = n_to_client;
+	s->dir[1].uncounted = n_to_client; /* the caller's reply, not the server's bytes */
 	s->counters = counters;
 	s->cb = cb;
 	s->arg = arg;

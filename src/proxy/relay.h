@@ -24,7 +24,8 @@ struct relay_opts {
 	bool no_splice;		  /* copy through a buffer instead (benchmarks, tests) */
 };
 
-/* Bytes written by the relay, the to_server/to_client bytes of relay_start() included. */
+/* Bytes relayed: written by the relay, the to_server bytes of relay_start() included (they
+ * are the client's, maybe rewritten), its to_client bytes not (they are the caller's own). */
 struct relay_counters {
 	_Atomic uint64_t up, down; /* up: client -> server */
 };
@@ -62,7 +63,9 @@ void relay_pool_free(struct relay_pool *p);
 
 /*
  * Takes ownership of both fds (connected stream sockets; made nonblocking here).
- * to_server/to_client: bytes to write first (copied; may be NULL/0).  counters: owned by the
+ * to_server/to_client: bytes to write first (copied; may be NULL/0); to_client is the
+ * caller's own reply (a SOCKS reply, "200 Connection established") and does not count in the
+ * counters.  counters: owned by the
  * caller, must live until cb ran (or relay_pool_free() returned); the relay only adds to them.
  * Main thread only.  Returns 0 or -errno (then the fds are still the caller's).
  */
