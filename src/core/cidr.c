@@ -168,6 +168,16 @@ bool addr_is_set(const struct addr *a)
 	return family_index(a->family) >= 0;
 }
 
+bool addr_is_any(const struct addr *a)
+{
+	size_t n = addr_len(a->family);
+
+	for (size_t i = 0; i < n; i++)
+		if (a->b[i])
+			return false;
+	return n > 0;
+}
+
 int addr_add(struct addr *a, uint64_t n)
 {
 	int idx = family_index(a->family);

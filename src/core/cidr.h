@@ -37,6 +37,8 @@ const char *addr_str(const struct addr *a, char *buf, size_t len);
 int addr_cmp(const struct addr *a, const struct addr *b);
 bool addr_eq(const struct addr *a, const struct addr *b);
 bool addr_is_set(const struct addr *a);
+/* 0.0.0.0 or :: (an unset address is not). */
+bool addr_is_any(const struct addr *a);
 /* a += n within its family; -ERANGE (a unchanged) past the last address, -EINVAL if unset. */
 int addr_add(struct addr *a, uint64_t n);
 /*

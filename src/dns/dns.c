@@ -1239,13 +1239,6 @@ static void tcp_error_cb(struct evconnlistener *l, void *arg)
 	log_warn("dns: accept");
 }
 
-static bool addr_is_any(const struct addr *a)
-{
-	if (a->family == AF_INET)
-		return a->v4.s_addr == htonl(INADDR_ANY);
-	return a->family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->v6);
-}
-
 /* A listening socket of type at a:port; "::" takes IPv4 too. */
 static int listen_socket(const struct addr *a, int port, int type, int *ret_fd)
 {

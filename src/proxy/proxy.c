@@ -526,7 +526,7 @@ static void session_relay(struct session *s, int fd)
 			s->reply_len = socks4_reply_build(SOCKS4_GRANTED,
 				bound.ss_family == AF_INET ? (struct sockaddr_in *)&bound : NULL,
 				s->reply);
-		} else if (s->proto == PROXY_PROTO_HTTP && !s->to_server) {
+		} else if (s->proto == PROXY_PROTO_HTTP && s->http_connect) {
 			const char *ok = http_response(200);
 			s->reply_len = strlen(ok);
 			memcpy(s->reply, ok, s->reply_len);
@@ -623,11 +623,17 @@ static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct session *s = arg;
 	struct evutil_addrinfo *pick = NULL;
-	int want = s->up->via.source.family;
+	int want;
 
+	/* cancelled: libevent calls back on a later loop turn, when the session that
+	 * cancelled it has been freed - touch nothing */
+	if (result == EVUTIL_EAI_CANCEL) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
 	s->dreq = NULL;
-	if (result == EVUTIL_EAI_CANCEL)
-		return; /* the session is being freed */
+	want = s->up->via.source.family;
 	if (result) {
 		proxy_session_fail(s, result == EVUTIL_EAI_NONAME ? ENOENT : EHOSTUNREACH,
 			evutil_gai_strerror(result));
@@ -654,6 +660,10 @@ static void session_connect(struct session *s)
 	struct proxy_module *pm = s->pm;
 	int exclude = s->n_tried ? s->tried[s->n_tried - 1] : -1;
 	int i = dispatch_pick(pm->disp, &s->client, now_ms(), exclude);
+
+	/* the request is complete: what the client sends now (a request body, its EOF)
+	 * stays in the socket for the relay */
+	event_del(s->ev);
 
 	for (int k = 0; k < s->n_tried && i >= 0; k++)
 		if (s->tried[k] == i)
@@ -691,10 +701,13 @@ static void session_connect(struct session *s)
 	}
 	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 		.ai_protocol = IPPROTO_TCP, .ai_flags = EVUTIL_AI_ADDRCONFIG};
+	struct evdns_getaddrinfo_request *req;
 	s->state = S_RESOLVE;
-	s->dreq = evdns_getaddrinfo(s->up->dns, s->target.name, NULL, &hints, resolve_cb, s);
-	/* evdns may answer at once (a literal, a cache hit): then dreq is NULL and the
-	 * callback has run */
+	req = evdns_getaddrinfo(s->up->dns, s->target.name, NULL, &hints, resolve_cb, s);
+	/* evdns may answer at once (a literal, a cache hit, a name it refuses): then it
+	 * returns NULL and the callback has run, and may have freed s */
+	if (req)
+		s->dreq = req;
 }
 
 /* ------------------------------------------------------------ request parsing */
@@ -785,6 +798,7 @@ static int session_parse(struct session *s)
 			if (r == -ENOTSUP) {
 				proxy_client_send(s, out,
 					socks5_reply_build((uint8_t)req.reply, NULL, out));
+				s->proto = -1; /* answered */
 				proxy_session_fail(s, ENOTSUP,
 					"unsupported command or address type");
 				return -1;
@@ -800,6 +814,7 @@ static int session_parse(struct session *s)
 			if (req.cmd != SOCKS5_CONNECT) {
 				proxy_client_send(s, out,
 					socks5_reply_build(SOCKS5_CMD_UNSUPPORTED, NULL, out));
+				s->proto = -1; /* answered */
 				proxy_session_fail(s, ENOTSUP, "BIND is not supported");
 				return -1;
 			}
@@ -847,6 +862,7 @@ static int session_parse(struct session *s)
 				return -1;
 			}
 			s->target = req.target;
+			s->http_connect = req.connect;
 			if (req.connect) {
 				keep_early_data(s, (size_t)r);
 			} else {

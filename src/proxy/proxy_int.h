@@ -100,6 +100,7 @@ struct session {
 	enum listener_kind kind;
 	enum sess_state state;
 	int proto; /* enum proxy_proto, or -1 */
+	bool http_connect; /* an HTTP CONNECT (else plain forwarding) */
 	int fd;
 	struct event *ev;    /* client readable, before the relay */
 	struct event *timer; /* handshake deadline */

@@ -45,6 +45,7 @@ struct udp_assoc {
 	struct sockaddr_storage client;	/* where the client sends from (learned) */
 	socklen_t clen;
 	bool client_known;
+	uint16_t client_port;		/* the port the request named, 0: any (until learned) */
 	int ufd[2];			/* per family, through the uplink */
 	struct event *uev[2];
 	struct udp_pending *pending[UDP_PENDING_MAX];
@@ -66,10 +67,16 @@ static void udp_send_out(struct udp_assoc *a, const struct sockaddr *to, socklen
 static void udp_resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct udp_pending *p = arg;
-	struct udp_assoc *a = p->a;
+	struct udp_assoc *a;
 
-	if (result == EVUTIL_EAI_CANCEL)
+	/* cancelled: libevent calls back on a later loop turn, when the association that
+	 * cancelled it (and p) have been freed - touch nothing */
+	if (result == EVUTIL_EAI_CANCEL) {
+		if (res)
+			evutil_freeaddrinfo(res);
 		return;
+	}
+	a = p->a;
 	for (size_t i = 0; i < UDP_PENDING_MAX; i++)
 		if (a->pending[i] == p)
 			a->pending[i] = NULL;
@@ -102,16 +109,20 @@ static void udp_client_cb(evutil_socket_t fd, short what, void *arg)
 	socklen_t flen = sizeof(from);
 	struct proxy_target t;
 	struct addr fa;
+	uint16_t fport;
 	ssize_t n, h;
 
 	n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
 	if (n <= 0)
 		return;
-	/* only the client of the TCP connection may use the association */
-	if (addr_from_sockaddr((struct sockaddr *)&from, &fa, NULL) < 0)
+	/* only the client of the TCP connection may use the association, from the port its
+	 * request named (if it named one), and once it has sent, from that port only */
+	if (addr_from_sockaddr((struct sockaddr *)&from, &fa, &fport) < 0)
 		return;
 	addr_unmap_v4(&fa);
-	if (!addr_eq(&fa, &s->client))
+	if (!addr_eq(&fa, &s->client) || (a->client_port && fport != a->client_port))
+		return;
+	if (a->client_known && (flen != a->clen || memcmp(&from, &a->client, flen)))
 		return;
 	if (!a->client_known) {
 		memcpy(&a->client, &from, flen);
@@ -127,17 +138,24 @@ static void udp_client_cb(evutil_socket_t fd, short what, void *arg)
 		udp_send_out(a, (struct sockaddr *)&t.addr, tl, buf + h, (size_t)(n - h));
 		return;
 	}
+	if (!s->up->dns)
+		return; /* no resolver: dropped */
 	for (size_t i = 0; i < UDP_PENDING_MAX; i++) {
 		if (a->pending[i])
 			continue;
 		struct udp_pending *p = xmalloc(sizeof(*p) + (size_t)(n - h));
 		struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
+		struct evdns_getaddrinfo_request *req;
 		p->a = a;
+		p->req = NULL;
 		p->port = t.port;
 		p->n = (size_t)(n - h);
 		memcpy(p->data, buf + h, p->n);
 		a->pending[i] = p;
-		p->req = evdns_getaddrinfo(s->up->dns, t.name, NULL, &hints, udp_resolve_cb, p);
+		req = evdns_getaddrinfo(s->up->dns, t.name, NULL, &hints, udp_resolve_cb, p);
+		/* NULL: the callback has run and freed p */
+		if (req)
+			p->req = req;
 		return;
 	}
 	/* too many lookups at once: drop, as a congested network would */
@@ -204,8 +222,10 @@ void udp_assoc_start(struct session *s)
 {
 	struct proxy_module *pm = s->pm;
 	struct udp_assoc *a = xcalloc(1, sizeof(*a));
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
+	struct sockaddr_storage local, shown;
+	socklen_t llen = sizeof(local), slen;
+	struct addr la;
+	uint16_t lport;
 	uint8_t out[22];
 	size_t n;
 	int i;
@@ -214,6 +234,18 @@ void udp_assoc_start(struct session *s)
 	a->cfd = -1;
 	a->ufd[0] = a->ufd[1] = -1;
 	s->udp = a;
+	/* RFC 1928: DST.ADDR and DST.PORT say where the client will send from, zeros when it
+	 * does not know.  The port is kept to unless the address names another host (a
+	 * client behind NAT, whose port is not the one we will see either). */
+	if (s->target.kind == TARGET_ADDR) {
+		struct addr ra;
+		uint16_t rport;
+		if (addr_from_sockaddr((struct sockaddr *)&s->target.addr, &ra, &rport) == 0) {
+			addr_unmap_v4(&ra);
+			if (addr_is_any(&ra) || addr_eq(&ra, &s->client))
+				a->client_port = rport;
+		}
+	}
 	i = dispatch_pick(pm->disp, &s->client, now_ms(), -1);
 	if (i < 0) {
 		proxy_session_fail(s, ENETUNREACH, "no usable uplink");
@@ -246,7 +278,12 @@ void udp_assoc_start(struct session *s)
 	}
 	a->cev = event_new(pm->base, a->cfd, EV_READ | EV_PERSIST, udp_client_cb, a);
 	event_add(a->cev, NULL);
-	n = socks5_reply_build(SOCKS5_OK, (struct sockaddr *)&local, out);
+	/* BND.ADDR: an IPv4 client of a dual-stack listener gets the IPv4 address, not its
+	 * IPv4-mapped IPv6 form */
+	addr_from_sockaddr((struct sockaddr *)&local, &la, &lport);
+	addr_unmap_v4(&la);
+	addr_to_sockaddr(&la, lport, &shown, &slen);
+	n = socks5_reply_build(SOCKS5_OK, (struct sockaddr *)&shown, out);
 	proxy_client_send(s, out, n);
 	s->state = S_UDP;
 	free(s->buf);

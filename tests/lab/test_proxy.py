@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -644,13 +645,23 @@ if len(sys.argv) > 5:
         print("stranger answered:", x.recv(2048))
     except socket.timeout:
         print("stranger ignored")
+    # the client's own address, another port: the association is u's (it sent first)
+    y = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); y.settimeout(1)
+    y.bind((u.getsockname()[0], 0))
+    y.sendto(b"\x00\x00\x00\x01" + socket.inet_aton(sys.argv[3]) + struct.pack("!H", 7000)
+             + b"who\n", relay)
+    try:
+        print("other port answered:", y.recv(2048))
+    except socket.timeout:
+        print("other port ignored")
 """
 
 
 @pytest.mark.daemon
 def test_socks5_udp_associate(plab, egressd_bin):
     """UDP ASSOCIATE: datagrams to an address and to a name go out through an uplink and
-    the answers come back wrapped; a stranger's datagrams to the relay port are ignored."""
+    the answers come back wrapped; a stranger's datagrams to the relay port are ignored, and
+    so are the client's own from another port than the one it first sent from."""
     c, gw = plab["client"], plab["gw"]
     c.ip("addr", "add", "10.20.0.3/24", "dev", "eth0")
     d = start(plab, egressd_bin, "-metrics-port", "9091")
@@ -661,6 +672,7 @@ def test_socks5_udp_associate(plab, egressd_bin):
         assert len(lines) >= 3 and lines[0] == lines[1] and lines[0] in (
             "peer 192.0.2.1", "peer 192.0.2.9"), r.stdout
         assert lines[2] == "stranger ignored", r.stdout
+        assert lines[3] == "other port ignored", r.stdout
         # the association counts like a connection: two "who\n" up, two answers down
         # (payloads, without the SOCKS headers)
         def page():
@@ -761,4 +773,105 @@ def test_per_client_limit(plab, egressd_bin):
         assert out.split() == ["True", "True", "True"], out
         d.wait_log(r"client 10\.20\.0\.2 refused: max_per_client reached")
     finally:
+        stop(d)
+
+
+# Requests whose names resolve slowly (the resolver's answers are dropped for a while) or
+# not at all; each mode prints what the client saw.
+SLOW_CLIENT = r"""
+import socket, struct, sys
+gw, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def greet():
+    s = socket.create_connection((gw, port), timeout=10)
+    s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
+    return s
+def socks5(name, dport=7000, cmd=1):
+    s = greet()
+    s.sendall(bytes([5, cmd, 0, 3, len(name)]) + name.encode() + dport.to_bytes(2, "big"))
+    return s
+def until_eof(s):
+    data = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            return data
+        data += b
+if mode == "abandon":       # clients that leave while their name is being resolved
+    for _ in range(20):
+        socks5("web.test").close()
+    s = greet()             # and a UDP association that does the same
+    s.sendall(b"\x05\x03\x00\x01" + bytes(6))
+    rep = s.recv(10); assert rep[1] == 0, rep
+    relay = (socket.inet_ntoa(rep[4:8]), struct.unpack("!H", rep[8:10])[0])
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for name in ("web.test", "a" * 64 + ".test"):     # slow; refused by the resolver at once
+        u.sendto(b"\x00\x00\x00\x03" + bytes([len(name)]) + name.encode()
+                 + struct.pack("!H", 7000) + b"who\n", relay)
+    s.close()
+    print("ok")
+elif mode == "badname":     # a name the resolver refuses at once: one failure reply
+    print(until_eof(socks5("a" * 64 + ".test")).hex())
+elif mode == "bind":        # an unsupported command: one reply, "command not supported"
+    print(until_eof(socks5("web.test", cmd=2)).hex())
+elif mode == "early":       # data and EOF right behind the request reach the server
+    s = socks5("web.test")
+    s.sendall(b"who\n")
+    s.shutdown(socket.SHUT_WR)
+    data = until_eof(s)
+    assert data[:2] == b"\x05\x00", data
+    print(data[10:].decode().strip())
+elif mode == "connect":     # HTTP CONNECT with data right behind the head: 200, then data
+    s = socket.create_connection((gw, port), timeout=10)
+    s.sendall(b"CONNECT %s:7000 HTTP/1.1\r\nHost: %s:7000\r\n\r\nwho\n"
+              % (sys.argv[4].encode(), sys.argv[4].encode()))
+    s.shutdown(socket.SHUT_WR)
+    head, _, rest = until_eof(s).partition(b"\r\n\r\n")
+    print(head.split(b"\r\n")[0].decode(), "|", rest.decode().strip())
+"""
+
+DNS_DROP = """table inet eg_dnsdrop {
+    chain in {
+        type filter hook input priority 0;
+        udp dport 53 drop
+        tcp dport 53 drop
+    }
+}
+"""
+
+
+@pytest.mark.daemon
+def test_session_ends_while_resolving(plab, egressd_bin):
+    """Sessions that end while their name is being resolved (TCP and UDP ASSOCIATE), names
+    the resolver refuses at once, and data with EOF sent right behind the request while the
+    name resolves: egressd answers each once, loses no byte and runs on (the ASan build
+    catches any use of a freed session)."""
+    c, inet = plab["client"], plab["inet"]
+    d = start(plab, egressd_bin)
+    dropped = False
+
+    def client(*args, timeout=30):
+        return c.run([sys.executable, "-c", SLOW_CLIENT, proxylab.GW_LAN, "1080", *args],
+                     timeout=timeout).stdout.strip()
+    try:
+        inet.run(["nft", "-f", "-"], input=DNS_DROP)
+        dropped = True
+        assert client("abandon") == "ok"
+        # SOCKS5 reply 4 (host unreachable), once, then EOF
+        assert client("badname") == "05040001" + "00" * 6
+        assert client("bind") == "05070001" + "00" * 6
+        early = c.popen([sys.executable, "-c", SLOW_CLIENT, proxylab.GW_LAN, "1080", "early"],
+                        name="early", stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)     # the request waits for its name; evdns asks again after 2 s
+        inet.run(["nft", "delete", "table", "inet", "eg_dnsdrop"])
+        dropped = False
+        out, _ = early.communicate(timeout=20)
+        assert early.returncode == 0 and out.strip() in (
+            "peer 192.0.2.1", "peer 192.0.2.9"), out
+        assert client("connect", proxylab.SERVER) in (
+            "HTTP/1.1 200 Connection established | peer 192.0.2.1",
+            "HTTP/1.1 200 Connection established | peer 192.0.2.9")
+        assert curl(c, "--socks5-hostname", P, "http://web.test/").startswith("inet 192.0.2.")
+    finally:
+        if dropped:
+            inet.run(["nft", "delete", "table", "inet", "eg_dnsdrop"], check=False)
         stop(d)

@@ -171,7 +171,18 @@ static void test_addr_str(void **state)
 	}
 	memset(&a, 0, sizeof(a));
 	assert_false(addr_is_set(&a));
+	assert_false(addr_is_any(&a)); /* unset is not "any" */
 	assert_string_equal(addr_str(&a, buf, sizeof(buf)), "unset");
+	a = A("0.0.0.0");
+	assert_true(addr_is_any(&a));
+	a = A("::");
+	assert_true(addr_is_any(&a));
+	a = A("0.0.0.1");
+	assert_false(addr_is_any(&a));
+	a = A("::1");
+	assert_false(addr_is_any(&a));
+	a = A("8000::");
+	assert_false(addr_is_any(&a));
 	/* Too small a buffer still yields a terminated string. */
 	a = A("192.168.100.200");
 	addr_str(&a, small, sizeof(small));
