@@ -148,7 +148,7 @@ static double run(struct event_base *base, struct relay_pool *pool, int n, doubl
 
 			tcp_pair(&st[i].snd, &a);
 			tcp_pair(&s, &st[i].rcv);
-			r = relay_start(pool, a, s, NULL, 0, NULL, 0, &st[i].ctr, done_cb, &st[i]);
+			r = relay_start(pool, a, s, NULL, 0, NULL, 0, RELAY_NO_LIMIT, &st[i].ctr, done_cb, &st[i]);
 			if (r < 0) {
 				errno = -r;
 				die("relay_start");

@@ -322,6 +322,17 @@ static int header_check(
 				return -EPROTO;
 		if (h->content_length.len && !span_eq_span(value, h->content_length))
 			return -EPROTO; /* RFC 9112 6.3 item 5 */
+		if (!h->content_length.len) {
+			uint64_t v = 0;
+			for (size_t i = 0; i < value.len; i++) {
+				if (v > (UINT64_C(1) << 62) / 10)
+					return -EPROTO; /* no body is that long */
+				v = v * 10 + (uint64_t)(value.p[i] - '0');
+			}
+			if (v > (UINT64_C(1) << 62))
+				return -EPROTO;
+			ret->body_len = (int64_t)v;
+		}
 		h->content_length = value;
 	}
 	if (h->has_te && h->content_length.len)
@@ -458,6 +469,8 @@ ssize_t http_request_parse(const uint8_t *data, size_t n, struct http_request *r
 	r = target_parse(&h, ret);
 	if (r < 0)
 		return r;
+	if (h.has_te)
+		ret->body_len = -1;
 	if (!ret->connect)
 		upstream_build(p, &h, ret);
 	return (ssize_t)ret->head_len;

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "socks.h"
@@ -36,6 +37,13 @@ struct http_request {
 	 */
 	char *upstream_head;
 	size_t upstream_len;
+	/*
+	 * Plain forwarding: the length of the request's body (RFC 9112 6.3: Content-Length, 0
+	 * without it and without Transfer-Encoding), or -1 with Transfer-Encoding (chunked: the
+	 * length is known only from the chunks).  What the client sends after the body is
+	 * another request, which must not go to this request's origin.
+	 */
+	int64_t body_len;
 };
 
 /*
@@ -46,7 +54,8 @@ struct http_request {
  *   >0       head_len;
  *   -EPROTO  malformed (answer 400): bad request line, not "HTTP/1.x", obs-fold, NUL or bare
  *            CR, space before a colon, two Host, Content-Length together with
- *            Transfer-Encoding, userinfo in the URI, a bad host or port;
+ *            Transfer-Encoding, a Content-Length over 2^62, userinfo in the URI, a bad
+ *            host or port;
  *   -E2BIG   head longer than HTTP_HEAD_MAX (answer 431), or Proxy-Authorization longer
  *            than 511 bytes;
  *   -ENOTSUP unsupported scheme (https:// included: plain forwarding speaks only http) or

@@ -538,7 +538,7 @@ static void session_relay(struct session *s, int fd)
 	free(s->buf);
 	s->buf = NULL;
 	r = relay_start(pm->relay, s->fd, fd, s->to_server, s->n_to_server, s->reply,
-		s->reply_len, &s->counters, session_relay_done_cb, s);
+		s->reply_len, s->up_limit, &s->counters, session_relay_done_cb, s);
 	if (r < 0) {
 		close(fd);
 		proxy_session_fail(s, -r, "relay");
@@ -866,8 +866,16 @@ static int session_parse(struct session *s)
 			if (req.connect) {
 				keep_early_data(s, (size_t)r);
 			} else {
-				/* plain forwarding: the rewritten head, then what followed it */
+				/* plain forwarding: the rewritten head, then what followed it, up to
+				 * the end of the body: a request after it is not for this origin (the
+				 * client will send it again on a new connection once this one closes;
+				 * if it sends more here, the relay ends the session) */
 				size_t rest = s->n - (size_t)r;
+				if (req.body_len >= 0) {
+					if (rest > (uint64_t)req.body_len)
+						rest = (size_t)req.body_len;
+					s->up_limit = (uint64_t)req.body_len - rest;
+				}
 				s->n_to_server = req.upstream_len + rest;
 				s->to_server = xmalloc(s->n_to_server);
 				memcpy(s->to_server, req.upstream_head, req.upstream_len);
@@ -990,6 +998,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	s->fd = fd;
 	s->kind = li->kind;
 	s->proto = -1;
+	s->up_limit = RELAY_NO_LIMIT;
 	s->client = client;
 	s->client_port = cport;
 	s->ce = ce;

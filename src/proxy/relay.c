@@ -72,6 +72,8 @@ struct relay_dir {
 	uint8_t *buf; /* bytes to write before anything else (ours); NULL when len is 0 */
 	size_t off, len;
 	size_t uncounted; /* how many of buf's first bytes are the caller's own (not relayed) */
+	uint64_t left;	  /* bytes the reader may still send (RELAY_NO_LIMIT: any) */
+	bool held;	  /* at its limit, the reader sent more: not read again, no EOF passed on */
 	bool eof;  /* the reader said EOF */
 	bool shut; /* shutdown(writer, SHUT_WR) done */
 	bool copy; /* splice refused (EINVAL): recv/send from now on */
@@ -234,11 +236,24 @@ static void set_linger0(int fd)
 }
 
 /* Close the sockets, give back or close the pipes, free the buffers.  Events already deleted. */
+/* Read and drop what fd holds (a bounded amount): closing a socket with unread bytes sends a
+ * reset, which can overtake the last bytes its peer has not read yet. */
+static void drain(int fd)
+{
+	char buf[4096];
+
+	for (int k = 0; k < 64 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; k++)
+		;
+}
+
 static void sess_release(struct relay_worker *w, struct relay_sess *s, bool reset)
 {
 	for (int i = 0; i < 2; i++) {
-		if (reset)
+		if (reset) {
 			set_linger0(s->fd[i]);
+		} else if (s->dir[i].held) {
+			drain(s->fd[i]);
+		}
 		close(s->fd[i]);
 		s->fd[i] = -1;
 		pipe_put(w, &s->dir[i].pipe, s->dir[i].in_pipe);
@@ -348,7 +363,7 @@ static int dir_copy(struct relay_sess *s, int d, bool *moved)
 		s->w->scratch = xmalloc(RELAY_SCRATCH);
 	scratch = s->w->scratch;
 
-	n = recv(s->fd[d], scratch, RELAY_SCRATCH, MSG_DONTWAIT);
+	n = recv(s->fd[d], scratch, (size_t)MIN((uint64_t)RELAY_SCRATCH, dir->left), MSG_DONTWAIT);
 	if (n == 0) {
 		dir->eof = true;
 		return 0;
@@ -361,6 +376,8 @@ static int dir_copy(struct relay_sess *s, int d, bool *moved)
 		return errno == EINTR ? 0 : -errno;
 	}
 	*moved = true;
+	if (dir->left != RELAY_NO_LIMIT)
+		dir->left -= (uint64_t)n;
 	if (s->wr_ok[!d]) {
 		m = send(s->fd[!d], scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (m < 0) {
@@ -389,9 +406,12 @@ static int dir_fill(struct relay_sess *s, int d, bool *moved)
 
 	if (dir->pipe.rd < 0 && pipe_get(s->w, &dir->pipe) < 0)
 		return dir_copy(s, d, moved); /* out of fds or pipe quota: degrade, don't fail */
-	n = splice(s->fd[d], NULL, dir->pipe.wr, NULL, (size_t)dir->pipe.cap, RELAY_SPLICE_FLAGS);
+	n = splice(s->fd[d], NULL, dir->pipe.wr, NULL,
+		(size_t)MIN((uint64_t)dir->pipe.cap, dir->left), RELAY_SPLICE_FLAGS);
 	if (n > 0) {
 		dir->in_pipe = (size_t)n;
+		if (dir->left != RELAY_NO_LIMIT)
+			dir->left -= (uint64_t)n;
 		*moved = true;
 		return 0;
 	}
@@ -420,6 +440,31 @@ static int dir_fill(struct relay_sess *s, int d, bool *moved)
 }
 
 /*
+ * The reader may send no more: its EOF is passed on as usual; if it sends more, that stays
+ * unread and the direction is held (see relay_start()).
+ */
+static int dir_at_limit(struct relay_sess *s, int d)
+{
+	struct relay_dir *dir = &s->dir[d];
+	char c;
+	ssize_t n = recv(s->fd[d], &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0) {
+		dir->held = true;
+		return 0;
+	}
+	if (n == 0) {
+		dir->eof = true;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		s->rd_ok[d] = false;
+		return 0;
+	}
+	return errno == EINTR ? 0 : -errno;
+}
+
+/*
  * Move what can be moved in direction d now: 0 or -errno.  *moved: some byte moved;
  * *more: the budget ran out while there was still work (the caller comes back later).
  */
@@ -445,8 +490,10 @@ static int dir_pump(struct relay_sess *s, int d, bool *moved, bool *more)
 				dir->shut = true;
 			}
 			break;
-		} else if (!s->rd_ok[d]) {
+		} else if (!s->rd_ok[d] || dir->held) {
 			break;
+		} else if (dir->left == 0) {
+			r = dir_at_limit(s, d);
 		} else if (dir->copy || s->w->pool->o.no_splice) {
 			r = dir_copy(s, d, moved);
 		} else {
@@ -509,7 +556,7 @@ static void sess_io_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (moved)
 		sess_touch(s);
-	if (s->dir[0].shut && s->dir[1].shut) {
+	if ((s->dir[0].shut || s->dir[0].held) && s->dir[1].shut) {
 		sess_end(s, RELAY_END_CLOSED, 0);
 		return;
 	}
@@ -849,7 +896,7 @@ static uint8_t *dup_bytes(const void *src, size_t n)
 }
 
 int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
-	size_t n_to_server, const void *to_client, size_t n_to_client,
+	size_t n_to_server, const void *to_client, size_t n_to_client, uint64_t up_limit,
 	struct relay_counters *counters, relay_done_cb cb, void *arg)
 {
 	struct relay_worker *w;
@@ -884,6 +931,8 @@ int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *
 	s->dir[1].buf = dup_bytes(to_client, n_to_client);
 	s->dir[1].len = n_to_client;
 	s->dir[1].uncounted = n_to_client; /* the caller's reply, not the server's bytes */
+	s->dir[0].left = up_limit;
+	s->dir[1].left = RELAY_NO_LIMIT;
 	s->counters = counters;
 	s->cb = cb;
 	s->arg = arg;

@@ -65,12 +65,17 @@ void relay_pool_free(struct relay_pool *p);
  * Takes ownership of both fds (connected stream sockets; made nonblocking here).
  * to_server/to_client: bytes to write first (copied; may be NULL/0); to_client is the
  * caller's own reply (a SOCKS reply, "200 Connection established") and does not count in the
- * counters.  counters: owned by the
+ * counters.  up_limit: how many bytes the client may send from now on (RELAY_NO_LIMIT: any):
+ * the relay never reads more.  What a client sends past it (after a forwarded HTTP request's
+ * body: another request, which must not reach this origin) stays unread; the server's side
+ * goes on, and when it has ended the session ends (RELAY_END_CLOSED) without passing an EOF
+ * to the server.  counters: owned by the
  * caller, must live until cb ran (or relay_pool_free() returned); the relay only adds to them.
  * Main thread only.  Returns 0 or -errno (then the fds are still the caller's).
  */
+#define RELAY_NO_LIMIT UINT64_MAX
 int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
-	size_t n_to_server, const void *to_client, size_t n_to_client,
+	size_t n_to_server, const void *to_client, size_t n_to_client, uint64_t up_limit,
 	struct relay_counters *counters, relay_done_cb cb, void *arg);
 
 /* Sessions started whose callback has not run yet (for metrics). */

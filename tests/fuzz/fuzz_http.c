@@ -77,6 +77,10 @@ static void check_upstream(const struct http_request *req, size_t r)
 	CHECK(count_field(h, len, "Proxy-Authorization") == 0);
 	CHECK(count_field(h, len, "Proxy-Connection") == 0);
 	CHECK(count_field(h, len, "Connection") == 1);
+	/* the body: Content-Length's value (at most 2^62), none, or -1 when chunked */
+	CHECK(req->body_len >= -1 && req->body_len <= INT64_C(1) << 62);
+	CHECK(req->body_len != -1 || count_field(h, len, "Transfer-Encoding") >= 1);
+	CHECK(req->body_len <= 0 || count_field(h, len, "Content-Length") >= 1);
 }
 
 static void check_target(const struct proxy_target *t)

@@ -875,3 +875,56 @@ def test_session_ends_while_resolving(plab, egressd_bin):
         if dropped:
             inet.run(["nft", "delete", "table", "inet", "eg_dnsdrop"], check=False)
         stop(d)
+
+
+# Plain HTTP forwarding to the line echo server (which, like a hostile origin, ignores
+# "Connection: close"): the client's bytes after a request's body are never forwarded.
+HTTP_PIPELINE = r"""
+import socket, sys, time
+gw, port, server = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((gw, port), timeout=5)
+# a POST whose body comes in two parts, a pipelined request right behind it
+s.sendall(b"POST http://%s:7000/first HTTP/1.1\r\nContent-Length: 7\r\n\r\nwho\n" % server.encode())
+time.sleep(0.2)
+s.sendall(b"hi\nGET http://%s:7000/second HTTP/1.1\r\nProxy-Authorization: Basic c2VjcmV0\r\n\r\n"
+          % server.encode())
+time.sleep(0.5)
+# a request on the same connection later (keep-alive reuse): not forwarded either
+try:
+    s.sendall(b"GET http://%s:7000/third HTTP/1.1\r\n\r\n" % server.encode())
+except OSError:
+    pass
+# the origin does not close: read what came until it has been quiet for a second
+s.settimeout(1)
+data = b""
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        data += b
+except OSError:
+    pass
+sys.stdout.write(data.decode())
+"""
+
+
+@pytest.mark.daemon
+def test_http_forwarding_stops_at_the_body(plab, egressd_bin):
+    """Plain HTTP forwarding sends the origin one request: its head (rewritten) and its body
+    (Content-Length), even when the body comes in parts; a pipelined request behind it or a
+    later one on the same connection never reaches that origin (nor its credentials), while
+    the origin's answer still reaches the client."""
+    c = plab["client"]
+    d = start(plab, egressd_bin)
+    try:
+        out = c.run([sys.executable, "-c", HTTP_PIPELINE, proxylab.GW_LAN, "1080",
+                     proxylab.SERVER], timeout=20).stdout
+        lines = out.replace("\r\n", "\n").split("\n")
+        assert lines[0] == "POST /first HTTP/1.1", out
+        assert "Content-Length: 7" in lines and "Connection: close" in lines, out
+        assert lines[-3] in ("peer 192.0.2.1", "peer 192.0.2.9") and lines[-2] == "hi", out
+        for word in ("second", "third", "Proxy-Authorization", "c2VjcmV0"):
+            assert word not in out, out
+    finally:
+        stop(d)

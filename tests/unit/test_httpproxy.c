@@ -258,6 +258,20 @@ static void test_absolute_targets(void **state)
 	assert_string_equal(req.method, "POST");
 	assert_upstream(&req, "POST /api HTTP/1.1\r\nHost: 192.0.2.1\r\nContent-Length: 2\r\n"
 			      "Connection: close\r\n\r\n");
+	assert_int_equal(req.body_len, 2);
+	http_request_clear(&req);
+
+	/* the body's length: none without Content-Length, unknown when chunked */
+	assert_true(parse("GET http://a/ HTTP/1.1\r\n\r\n", &req) > 0);
+	assert_int_equal(req.body_len, 0);
+	http_request_clear(&req);
+	assert_true(parse("POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &req) >
+		    0);
+	assert_int_equal(req.body_len, -1);
+	http_request_clear(&req);
+	assert_true(parse("PUT http://a/ HTTP/1.1\r\nContent-Length: 004611686018427387904\r\n\r\n",
+			    &req) > 0);
+	assert_int_equal(req.body_len, INT64_C(1) << 62);
 	http_request_clear(&req);
 
 	/* the longest name; one byte more is too long */
@@ -406,6 +420,13 @@ static void test_malformed(void **state)
 	assert_int_equal(
 		parse_err("POST http://a/ HTTP/1.1\r\nContent-Length: 1x\r\n\r\n"), -EPROTO);
 	assert_int_equal(parse_err("POST http://a/ HTTP/1.1\r\nContent-Length:\r\n\r\n"), -EPROTO);
+	/* past 2^62 (and past 2^64, where a careless parser wraps) */
+	assert_int_equal(parse_err("POST http://a/ HTTP/1.1\r\nContent-Length: 4611686018427387905"
+				   "\r\n\r\n"),
+		-EPROTO);
+	assert_int_equal(parse_err("POST http://a/ HTTP/1.1\r\nContent-Length: 18446744073709551617"
+				   "\r\n\r\n"),
+		-EPROTO);
 	assert_int_equal(parse_err("POST http://a/ HTTP/1.1\r\nContent-Length: 1\r\n"
 				   "Content-Length: 2\r\n\r\n"),
 		-EPROTO);

@@ -106,7 +106,15 @@ static void sess_make(struct sess *s)
 static void sess_start(struct relay_pool *p, struct sess *s, const void *up, size_t nup,
 	const void *down, size_t ndown)
 {
-	assert_int_equal(relay_start(p, s->a, s->s, up, nup, down, ndown, &s->ctr, done_cb, s), 0);
+	assert_int_equal(relay_start(p, s->a, s->s, up, nup, down, ndown, RELAY_NO_LIMIT, &s->ctr,
+				 done_cb, s),
+		0);
+}
+
+static void sess_start_limited(struct relay_pool *p, struct sess *s, uint64_t up_limit)
+{
+	assert_int_equal(
+		relay_start(p, s->a, s->s, NULL, 0, NULL, 0, up_limit, &s->ctr, done_cb, s), 0);
 }
 
 static void sess_close_apps(struct sess *s)
@@ -530,6 +538,90 @@ static void test_reset_from_client(void **state)
 	relay_pool_free(p);
 }
 
+/* up_limit: the client's bytes up to the limit pass (also across several reads), its EOF
+ * there is a normal end, and the server's answer is not limited. */
+static void test_up_limit_reached(void **state)
+{
+	for (int copy = 0; copy < 2; copy++) {
+		struct relay_pool *p = pool_new(1, 0, 0, copy);
+		char buf[32];
+		struct sess s;
+
+		sess_make(&s);
+		sess_start_limited(p, &s, 10);
+		send_all(s.c, "01234", 5);
+		assert_int_equal(recv_all(s.u, buf, 5, 5000), 5);
+		send_all(s.c, "56789", 5);
+		assert_int_equal(recv_all(s.u, buf, 5, 5000), 5);
+		assert_memory_equal(buf, "56789", 5);
+		send_all(s.u, "answer, longer than ten", 23);
+		assert_int_equal(recv_all(s.c, buf, 23, 5000), 23);
+		close_both_ways(&s);
+		assert_int_equal(atomic_load(&s.ctr.up), 10);
+		assert_int_equal(atomic_load(&s.ctr.down), 23);
+		sess_close_apps(&s);
+		relay_pool_free(p);
+	}
+}
+
+/* Bytes past up_limit never reach the server; the server's answer still reaches the client,
+ * and the session ends when the server's side has (no EOF is passed to the server). */
+static void test_up_limit_exceeded(void **state)
+{
+	static const char sent[] = "bodyGET http://other/ HTTP/1.1\r\n";
+
+	for (int copy = 0; copy < 2; copy++) {
+		struct relay_pool *p = pool_new(1, 0, 0, copy);
+		char buf[16];
+		struct sess s;
+
+		sess_make(&s);
+		sess_start_limited(p, &s, 4);
+		send_all(s.c, sent, strlen(sent));
+		assert_int_equal(recv_all(s.u, buf, 4, 5000), 4);
+		assert_memory_equal(buf, "body", 4);
+		loop_for(30);
+		assert_int_equal(s.done, 0);
+		assert_int_equal(recv_wait(s.u, 50), -EAGAIN); /* nothing more, no EOF */
+		send_all(s.u, "answer", 6);
+		assert_int_equal(recv_all(s.c, buf, 6, 5000), 6);
+		assert_memory_equal(buf, "answer", 6);
+		assert_int_equal(shutdown(s.u, SHUT_WR), 0);
+		assert_int_equal(recv_wait(s.c, 5000), 0);
+		assert_true(loop_until(is_done, &s, 5000));
+		assert_int_equal(s.end, RELAY_END_CLOSED);
+		/* closed, not reset: the client's unread request was drained first */
+		assert_int_equal(recv_wait(s.u, 5000), 0);
+		assert_int_equal(atomic_load(&s.ctr.up), 4);
+		assert_int_equal(atomic_load(&s.ctr.down), 6);
+		sess_close_apps(&s);
+		relay_pool_free(p);
+	}
+}
+
+/* A limit of 0 (a request without a body): no byte from the client is forwarded. */
+static void test_up_limit_zero(void **state)
+{
+	struct relay_pool *p = pool_new(1, 0, 0, false);
+	char buf[8];
+	struct sess s;
+
+	sess_make(&s);
+	sess_start_limited(p, &s, 0);
+	send_all(s.c, "x", 1);
+	send_all(s.u, "reply", 5);
+	assert_int_equal(recv_all(s.c, buf, 5, 5000), 5);
+	assert_int_equal(recv_wait(s.u, 50), -EAGAIN);
+	close(s.u);
+	s.u = -1;
+	assert_int_equal(recv_wait(s.c, 5000), 0);
+	assert_true(loop_until(is_done, &s, 5000));
+	assert_int_equal(s.end, RELAY_END_CLOSED);
+	assert_int_equal(atomic_load(&s.ctr.up), 0);
+	close(s.c);
+	relay_pool_free(p);
+}
+
 /* A reset arriving on a side that is neither read (EOF seen) nor written is noticed too. */
 static void test_reset_after_eof(void **state)
 {
@@ -918,10 +1010,10 @@ static void test_bad_args(void **state)
 	assert_int_equal(relay_pool_new(g_base, NULL, &p), 0); /* defaults: a worker per CPU */
 	assert_int_equal(relay_pool_workers(p), (int)sysconf(_SC_NPROCESSORS_ONLN));
 	sess_make(&s);
-	assert_int_equal(relay_start(p, s.a, s.s, NULL, 0, NULL, 0, NULL, done_cb, &s), -EINVAL);
-	assert_int_equal(relay_start(p, s.a, s.s, NULL, 5, NULL, 0, &ctr, done_cb, &s), -EINVAL);
-	assert_int_equal(relay_start(p, s.a, s.a, NULL, 0, NULL, 0, &ctr, done_cb, &s), -EINVAL);
-	assert_int_equal(relay_start(p, -1, s.s, NULL, 0, NULL, 0, &ctr, done_cb, &s), -EINVAL);
+	assert_int_equal(relay_start(p, s.a, s.s, NULL, 0, NULL, 0, RELAY_NO_LIMIT, NULL, done_cb, &s), -EINVAL);
+	assert_int_equal(relay_start(p, s.a, s.s, NULL, 5, NULL, 0, RELAY_NO_LIMIT, &ctr, done_cb, &s), -EINVAL);
+	assert_int_equal(relay_start(p, s.a, s.a, NULL, 0, NULL, 0, RELAY_NO_LIMIT, &ctr, done_cb, &s), -EINVAL);
+	assert_int_equal(relay_start(p, -1, s.s, NULL, 0, NULL, 0, RELAY_NO_LIMIT, &ctr, done_cb, &s), -EINVAL);
 	/* refused: the fds are still ours */
 	assert_true(fd_open(s.a) && fd_open(s.s));
 	assert_int_equal(relay_pool_sessions(p), 0);
@@ -986,6 +1078,9 @@ int main(void)
 		cmocka_unit_test(test_reset_from_server),
 		cmocka_unit_test(test_reset_from_client),
 		cmocka_unit_test(test_reset_after_eof),
+		cmocka_unit_test(test_up_limit_reached),
+		cmocka_unit_test(test_up_limit_exceeded),
+		cmocka_unit_test(test_up_limit_zero),
 		cmocka_unit_test(test_idle_timeout),
 		cmocka_unit_test(test_no_idle_timeout),
 		cmocka_unit_test(test_backpressure),
