@@ -7,11 +7,13 @@
  * taken per family.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -136,6 +138,15 @@ static int get_info(
 	return 0;
 }
 
+/* The same table layout: nothing changed between the two calls that read it. */
+static bool same_info(const struct ipt_getinfo *a, const struct ipt_getinfo *b)
+{
+	return a->size == b->size && a->num_entries == b->num_entries &&
+	       a->valid_hooks == b->valid_hooks &&
+	       !memcmp(a->hook_entry, b->hook_entry, sizeof(a->hook_entry)) &&
+	       !memcmp(a->underflow, b->underflow, sizeof(a->underflow));
+}
+
 static int get_table(int fd, int family, const char *name, struct xt_legacy_table *ret)
 {
 	const struct family_ops *ops = ops_of(family);
@@ -143,13 +154,16 @@ static int get_table(int fd, int family, const char *name, struct xt_legacy_tabl
 
 	memset(ret, 0, sizeof(*ret));
 	for (int tries = 0; tries < XT_TRIES; tries++) {
-		struct ipt_getinfo info;
+		struct ipt_getinfo info, again;
 		struct ipt_get_entries *get;
 		socklen_t len;
 		int r = get_info(fd, ops, name, &info);
 
 		if (r < 0)
 			return r;
+		/* xt_legacy_parse() refuses more: a backup of it could never come back */
+		if (info.size > XT_MAX_SIZE)
+			return -EFBIG;
 		len = (socklen_t)(head + info.size);
 		get = xcalloc(1, len);
 		memcpy(get->name, info.name, sizeof(get->name));
@@ -160,6 +174,20 @@ static int get_table(int fd, int family, const char *name, struct xt_legacy_tabl
 			if (r == -EAGAIN) /* the table changed between the two calls */
 				continue;
 			return r;
+		}
+		/*
+		 * GET_ENTRIES only checks the size: a change to rules of the same size in between
+		 * would pair these hook offsets with other rules.  The same layout after the
+		 * entries were read says they belong together.
+		 */
+		r = get_info(fd, ops, name, &again);
+		if (r < 0) {
+			free(get);
+			return r;
+		}
+		if (!same_info(&info, &again)) {
+			free(get);
+			continue;
 		}
 		ret->family = family;
 		memcpy(ret->name, info.name, sizeof(ret->name));
@@ -172,6 +200,11 @@ static int get_table(int fd, int family, const char *name, struct xt_legacy_tabl
 		ret->entries = xmalloc(info.size ? info.size : 1);
 		memcpy(ret->entries, (unsigned char *)get + head, info.size);
 		free(get);
+		/* what we save must be what the restore accepts */
+		if (walk_entries(ops, ret, NULL) < 0) {
+			xt_legacy_table_clear(ret);
+			return -EBADMSG;
+		}
 		return 0;
 	}
 	return -EAGAIN;
@@ -189,18 +222,42 @@ int xt_legacy_get(int family, const char *name, struct xt_legacy_table *ret)
 	return r;
 }
 
-static int save_family(int family, struct xt_legacy_table **v, size_t *n)
+static void save_error(char **err, const struct family_ops *ops, const char *name, int r)
+{
+	const char *why = strerror(-r);
+
+	if (!err)
+		return;
+	if (r == -EFBIG)
+		why = "more rules than the 64 MiB a backup can hold";
+	else if (r == -EBADMSG)
+		why = "the kernel handed out entries that do not add up";
+	else if (r == -EAGAIN)
+		why = "it kept changing while it was read";
+	if (asprintf(err, "%s table %s: %s", ops->word, name, why) < 0)
+		*err = NULL;
+}
+
+static int save_family(int family, struct xt_legacy_table **v, size_t *n, char **err)
 {
 	const struct family_ops *ops = ops_of(family);
 	FILE *f = fopen(ops->names, "re");
 	char line[64];
 	int fd, r = 0;
 
-	if (!f) /* no legacy x_tables in this kernel, or none ever loaded: nothing in use */
-		return errno == ENOENT ? 0 : -errno;
+	if (!f) { /* no legacy x_tables in this kernel, or none ever loaded: nothing in use */
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+		if (err && asprintf(err, "%s: %s", ops->names, strerror(-r)) < 0)
+			*err = NULL;
+		return r;
+	}
 	fd = xt_socket(family);
 	if (fd < 0) {
 		fclose(f);
+		if (err && asprintf(err, "%s tables: socket: %s", ops->word, strerror(-fd)) < 0)
+			*err = NULL;
 		return fd;
 	}
 	while (r == 0 && fgets(line, sizeof(line), f)) {
@@ -210,8 +267,10 @@ static int save_family(int family, struct xt_legacy_table **v, size_t *n)
 		if (!name_ok(line, strlen(line)))
 			continue;
 		r = get_table(fd, family, line, &t);
-		if (r < 0)
+		if (r < 0) {
+			save_error(err, ops, line, r);
 			break;
+		}
 		*v = xrealloc(*v, (*n + 1) * sizeof(**v));
 		(*v)[(*n)++] = t;
 	}
@@ -220,15 +279,17 @@ static int save_family(int family, struct xt_legacy_table **v, size_t *n)
 	return r;
 }
 
-int xt_legacy_save_all(struct xt_legacy_table **ret, size_t *n)
+int xt_legacy_save_all(struct xt_legacy_table **ret, size_t *n, char **err)
 {
 	int r;
 
 	*ret = NULL;
 	*n = 0;
-	r = save_family(AF_INET, ret, n);
+	if (err)
+		*err = NULL;
+	r = save_family(AF_INET, ret, n, err);
 	if (r == 0)
-		r = save_family(AF_INET6, ret, n);
+		r = save_family(AF_INET6, ret, n, err);
 	if (r < 0) {
 		xt_legacy_tables_free(*ret, *n);
 		*ret = NULL;
@@ -252,10 +313,6 @@ int xt_legacy_replace(const struct xt_legacy_table *t, char **err)
 		r = fd;
 		goto fail;
 	}
-	/* the kernel hands the old counters back: it wants to know how many there are */
-	r = get_info(fd, ops, t->name, &info);
-	if (r < 0)
-		goto fail;
 	repl = xcalloc(1, sizeof(*repl) + t->size);
 	memcpy(repl->name, t->name, sizeof(repl->name));
 	repl->valid_hooks = t->valid_hooks;
@@ -263,13 +320,23 @@ int xt_legacy_replace(const struct xt_legacy_table *t, char **err)
 	repl->size = t->size;
 	memcpy(repl->hook_entry, t->hook_entry, sizeof(repl->hook_entry));
 	memcpy(repl->underflow, t->underflow, sizeof(repl->underflow));
-	repl->num_counters = info.num_entries;
-	repl->counters =
-		xcalloc(info.num_entries ? info.num_entries : 1, sizeof(struct xt_counters));
 	memcpy(repl->entries, t->entries, t->size);
-	if (setsockopt(fd, ops->level, IPT_SO_SET_REPLACE, repl, sizeof(*repl) + t->size) < 0) {
+	for (int tries = 0;; tries++) {
+		/* the kernel hands the old counters back: it wants to know how many there are */
+		r = get_info(fd, ops, t->name, &info);
+		if (r < 0)
+			goto fail;
+		free(repl->counters);
+		repl->num_counters = info.num_entries;
+		repl->counters = xcalloc(
+			info.num_entries ? info.num_entries : 1, sizeof(struct xt_counters));
+		if (setsockopt(fd, ops->level, IPT_SO_SET_REPLACE, repl, sizeof(*repl) + t->size) ==
+			0)
+			break;
 		r = -errno;
-		goto fail;
+		/* EAGAIN: the table changed after GET_INFO and holds another number of rules */
+		if (r != -EAGAIN || tries + 1 == XT_TRIES)
+			goto fail;
 	}
 	/* the new rules start at zero: add what they had counted */
 	add_len = sizeof(*add) + (size_t)t->num_entries * sizeof(struct xt_counters);
@@ -298,6 +365,67 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+/* ---- the xtables lock ---------------------------------------------------------------- */
+
+#define XT_LOCK_FILE	"/run/xtables.lock"
+#define XT_LOCK_WAIT_MS 5000
+#define XT_LOCK_POLL_MS 50
+
+int xt_legacy_lock(int *ret, char **err)
+{
+	const char *path = getenv("XTABLES_LOCKFILE");
+	int fd;
+
+	*ret = -1;
+	if (err)
+		*err = NULL;
+	/* no legacy x_tables, no iptables-legacy to keep out: leave no lock file behind */
+	if (access(ops_v4.names, F_OK) < 0 && access(ops_v6.names, F_OK) < 0)
+		return 0;
+	if (!path || !*path)
+		path = XT_LOCK_FILE;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int r = -errno;
+
+		if (err && asprintf(err, "opening the xtables lock %s: %s", path, strerror(-r)) < 0)
+			*err = NULL;
+		return r;
+	}
+	/* polled, not waited for: a program that never lets go must not hang us */
+	for (int waited = 0;; waited += XT_LOCK_POLL_MS) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			int r = -errno;
+
+			if (err && asprintf(err, "taking the xtables lock %s: %s", path,
+					   strerror(-r)) < 0)
+				*err = NULL;
+			close(fd);
+			return r;
+		}
+		if (waited >= XT_LOCK_WAIT_MS) {
+			if (err && asprintf(err,
+					   "the xtables lock %s is held by another program (an "
+					   "iptables-legacy still running?); gave up after %d s",
+					   path, XT_LOCK_WAIT_MS / 1000) < 0)
+				*err = NULL;
+			close(fd);
+			return -EBUSY;
+		}
+		usleep(XT_LOCK_POLL_MS * 1000);
+	}
+	*ret = fd;
+	return 0;
+}
+
+void xt_legacy_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* the last descriptor of the open file: the lock goes with it */
 }
 
 /* ---- the text form ------------------------------------------------------------------- */

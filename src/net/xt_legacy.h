@@ -35,13 +35,24 @@ void xt_legacy_tables_free(struct xt_legacy_table *v, size_t n);
 /*
  * Every table of both families that is in use in this network namespace (listed in
  * /proc/net/ip{,6}_tables_names; none is created by asking).  0 with *n = 0 where the
- * kernel has no legacy x_tables at all.
+ * kernel has no legacy x_tables at all.  A table larger than a backup line may hold
+ * (-EFBIG) is an error; err (may be NULL) names the table and says why.
  */
-int xt_legacy_save_all(struct xt_legacy_table **ret, size_t *n);
+int xt_legacy_save_all(struct xt_legacy_table **ret, size_t *n, char **err);
 /* One table as it is now (created by the kernel if it can be and is not yet). */
 int xt_legacy_get(int family, const char *name, struct xt_legacy_table *ret);
 /* Replace the table's rules with t's and give them t's counters back; err says why not. */
 int xt_legacy_replace(const struct xt_legacy_table *t, char **err);
+
+/*
+ * iptables-legacy's lock: flock(LOCK_EX) on /run/xtables.lock (or $XTABLES_LOCKFILE), which
+ * it holds across its own read-modify-write of a table.  Hold it across a save, or across a
+ * restore and its rollback, so neither lands halfway through someone else's change.
+ * Waits up to 5 s for it, then fails (-EBUSY, err names the file).  0 with *fd = -1 where
+ * the kernel has no legacy x_tables (no lock file is made there).
+ */
+int xt_legacy_lock(int *fd, char **err);
+void xt_legacy_unlock(int fd);
 
 /*
  * One table as one line of text, "# xt-legacy FAMILY NAME HOOKS ENTRIES SIZE H,H,H,H,H

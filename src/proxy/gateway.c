@@ -145,15 +145,39 @@ static void mkdir_parents(const char *path)
 	free(dir);
 }
 
+/* fsync the directory path is in, so that a rename into it survives a power loss. */
+static int sync_dir_of(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int fd, r = 0;
+
+	if (!slash) {
+		free(dir);
+		dir = xstrdup(".");
+	} else {
+		slash[slash == dir] = '\0'; /* "/x" is in "/" */
+	}
+	fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		r = -errno;
+	else if (fsync(fd) < 0 && errno != EINVAL) /* EINVAL: a file system that cannot */
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return r;
+}
+
 static int write_file_atomic(const char *path, const char *text, size_t len)
 {
 	char *tmp;
 	int fd, r = 0;
 
 	mkdir_parents(path);
-	if (asprintf(&tmp, "%s.tmp", path) < 0)
+	if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
 		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* a new file of our own (O_EXCL, mode 0600): never a link or file someone put there */
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
 		goto out;
@@ -170,11 +194,14 @@ static int write_file_atomic(const char *path, const char *text, size_t len)
 	}
 	if (!r && fsync(fd) < 0)
 		r = -errno;
-	close(fd);
+	if (close(fd) < 0 && !r)
+		r = -errno;
 	if (!r && rename(tmp, path) < 0)
 		r = -errno;
 	if (r)
 		unlink(tmp);
+	else
+		r = sync_dir_of(path);
 out:
 	free(tmp);
 	return r;
@@ -185,9 +212,12 @@ static int read_file(const char *path, char **ret, size_t *len)
 	FILE *f = fopen(path, "re");
 	char *buf = NULL;
 	size_t n = 0, cap = 0, got;
+	int r = 0;
 
+	*ret = NULL;
 	if (!f)
 		return -errno;
+	errno = 0;
 	do {
 		if (n + 4096 + 1 > cap) {
 			cap = cap ? cap * 2 : 16384;
@@ -196,7 +226,14 @@ static int read_file(const char *path, char **ret, size_t *len)
 		got = fread(buf + n, 1, cap - n - 1, f);
 		n += got;
 	} while (got);
+	/* a read that failed is not the end of a shorter file */
+	if (ferror(f))
+		r = errno ? -errno : -EIO;
 	fclose(f);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
 	buf[n] = '\0';
 	*ret = buf;
 	if (len)
@@ -214,7 +251,7 @@ static char *errdup(const char *fmt, const char *path, int e)
 }
 
 /* A line of its own after the nft ruleset; the iptables-legacy tables follow it. */
-#define LEGACY_MARK "# iptables-legacy tables, put back by egressd dispatch -restore:\n"
+#define LEGACY_MARK "# iptables-legacy tables, put back by egressd dispatch -restore:"
 
 /* What is in place now: the nftables ruleset and the iptables-legacy tables in use. */
 struct snapshot {
@@ -232,6 +269,7 @@ static void snapshot_clear(struct snapshot *s)
 
 static int snapshot_take(struct nft *nft, struct snapshot *ret, char **err)
 {
+	char *why = NULL;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
@@ -241,10 +279,12 @@ static int snapshot_take(struct nft *nft, struct snapshot *ret, char **err)
 			*err = errdup("reading %s: %s", "the nftables ruleset", r);
 		return r;
 	}
-	r = xt_legacy_save_all(&ret->xt, &ret->n_xt);
+	r = xt_legacy_save_all(&ret->xt, &ret->n_xt, &why);
 	if (r < 0) {
-		if (err)
-			*err = errdup("reading %s: %s", "the iptables-legacy tables", r);
+		if (err && asprintf(err, "reading the iptables-legacy tables: %s",
+				   why ? why : strerror(-r)) < 0)
+			*err = NULL;
+		free(why);
 		snapshot_clear(ret);
 	}
 	return r;
@@ -262,7 +302,7 @@ static char *snapshot_text(const struct snapshot *s)
 	nft_buf_printf(&b, "%s%s (%lld)\n", BACKUP_MAGIC, stamp, (long long)now);
 	nft_buf_add(&b, s->rules);
 	if (s->n_xt)
-		nft_buf_add(&b, "\n" LEGACY_MARK);
+		nft_buf_add(&b, "\n" LEGACY_MARK "\n");
 	for (size_t i = 0; i < s->n_xt; i++) {
 		char *line = xt_legacy_format(&s->xt[i]);
 		nft_buf_printf(&b, "%s\n", line);
@@ -289,7 +329,7 @@ int gateway_backup(struct nft *nft, const char *path, char **err)
 {
 	struct snapshot snap;
 	struct stat st;
-	int r;
+	int lock, r;
 
 	if (err)
 		*err = NULL;
@@ -299,7 +339,12 @@ int gateway_backup(struct nft *nft, const char *path, char **err)
 			path, (long)st.st_size);
 		return 0;
 	}
+	/* not while iptables-legacy is halfway through changing a table */
+	r = xt_legacy_lock(&lock, err);
+	if (r < 0)
+		return r;
 	r = snapshot_take(nft, &snap, err);
+	xt_legacy_unlock(lock);
 	if (r < 0)
 		return r;
 	r = snapshot_write(&snap, path, err);
@@ -355,36 +400,60 @@ static size_t egress_tables(const char *text, struct table_ref **ret)
 	return n;
 }
 
-/* The saved iptables-legacy tables: the lines after LEGACY_MARK. */
-static int parse_legacy(const char *path, const char *text, struct xt_legacy_table **ret,
-	size_t *n, char **err)
+/*
+ * The saved iptables-legacy tables: the lines after the LEGACY_MARK line, which is cut off
+ * (the nft part ends before it).  nft reads an xt-legacy line as a comment, so one anywhere
+ * else (the mark edited away, a line put in front of it), or anything but such lines after
+ * the mark, is refused here rather than have a table silently not come back.
+ */
+static int parse_legacy(
+	const char *path, char *text, struct xt_legacy_table **ret, size_t *n, char **err)
 {
+	size_t plen = strlen(XT_LEGACY_PREFIX), mlen = strlen(LEGACY_MARK), lineno = 0;
+	const char *what = "bad line";
+	char *mark = NULL, *why = NULL;
+	int r = 0;
+
 	*ret = NULL;
 	*n = 0;
-	for (const char *p = text; *p;) {
-		const char *nl = strchr(p, '\n');
+	for (char *p = text; *p;) {
+		char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		char *why = NULL;
-		int r;
 
-		if (len >= strlen(XT_LEGACY_PREFIX) &&
-			!memcmp(p, XT_LEGACY_PREFIX, strlen(XT_LEGACY_PREFIX))) {
+		lineno++;
+		if (!mark && len == mlen && !memcmp(p, LEGACY_MARK, mlen)) {
+			mark = p;
+		} else if (len >= plen && !memcmp(p, XT_LEGACY_PREFIX, plen)) {
+			if (!mark) {
+				what = "an iptables-legacy table, but not after the line "
+				       "\"" LEGACY_MARK "\" (missing or changed?)";
+				r = -EBADMSG;
+				break;
+			}
 			*ret = xrealloc(*ret, (*n + 1) * sizeof(**ret));
 			r = xt_legacy_parse(p, len, &(*ret)[*n], &why);
-			if (r < 0) {
-				if (err && asprintf(err, "%s: saved iptables-legacy table %zu: %s",
-						   path, *n + 1, why ? why : "bad line") < 0)
-					*err = NULL;
-				free(why);
-				xt_legacy_tables_free(*ret, *n);
-				*ret = NULL;
-				*n = 0;
-				return r;
-			}
+			if (r < 0)
+				break;
 			(*n)++;
+		} else if (mark && len > 0) {
+			what = "expected an iptables-legacy table (\"" XT_LEGACY_PREFIX
+			       "...\"): only those follow the line \"" LEGACY_MARK "\"";
+			r = -EBADMSG;
+			break;
 		}
 		p += len + (nl ? 1 : 0);
 	}
+	if (r < 0) {
+		if (err && asprintf(err, "%s, line %zu: %s", path, lineno, why ? why : what) < 0)
+			*err = NULL;
+		free(why);
+		xt_legacy_tables_free(*ret, *n);
+		*ret = NULL;
+		*n = 0;
+		return r;
+	}
+	if (mark)
+		*mark = '\0';
 	return 0;
 }
 
@@ -426,14 +495,66 @@ static void restore_text(struct nft *nft, const char *backup_rules, const char *
 	free(cur);
 }
 
+/* How many earlier PATH.before-restore copies a restore keeps (.1 the newest). */
+#define BEFORE_RESTORE_KEEP 5
+
+/*
+ * Make room for a new PATH.before-restore, logrotate style: .4 -> .5 (the oldest goes),
+ * ..., PATH.before-restore -> .1.  A second restore must not overwrite the copy of what was
+ * there before the first: that one may be the state the user wants back.
+ */
+static int rotate_before(const char *before, char **err)
+{
+	struct stat st;
+	int r = 0;
+
+	if (lstat(before, &st) < 0)
+		return 0; /* nothing there (or nothing we can see: the write will say) */
+	for (int i = BEFORE_RESTORE_KEEP; i >= 1 && r == 0; i--) {
+		char *from, *to;
+
+		if (asprintf(&to, "%s.%d", before, i) < 0)
+			return -ENOMEM;
+		if (i == 1)
+			from = xstrdup(before);
+		else if (asprintf(&from, "%s.%d", before, i - 1) < 0) {
+			free(to);
+			return -ENOMEM;
+		}
+		if (rename(from, to) < 0 && errno != ENOENT) {
+			r = -errno;
+			if (err && asprintf(err, "keeping the earlier %s as %s: %s", from, to,
+					   strerror(-r)) < 0)
+				*err = NULL;
+		}
+		free(from);
+		free(to);
+	}
+	return r;
+}
+
+/* "ipv4 nat, ipv6 raw": the tables of v; caller frees. */
+static char *xt_names(const struct xt_legacy_table *v, size_t n)
+{
+	struct nft_buf b;
+
+	nft_buf_init(&b);
+	for (size_t i = 0; i < n; i++)
+		nft_buf_printf(&b, "%s%s %s", i ? ", " : "",
+			v[i].family == AF_INET6 ? "ipv6" : "ipv4", v[i].name);
+	return b.data;
+}
+
 int gateway_restore(struct nft *nft, const char *path, char **err)
 {
-	char *backup = NULL, *before = NULL, *mark, *why = NULL;
-	struct xt_legacy_table *xt = NULL;
+	char *backup = NULL, *before = NULL, *why = NULL, *failed = NULL;
+	char *names = NULL, *created = NULL;
+	struct xt_legacy_table *xt = NULL, *fresh = NULL;
 	struct snapshot now = { 0 };
-	size_t n_xt = 0, done;
+	size_t n_xt = 0, n_fresh = 0, done;
+	bool undo_failed = false;
 	struct nft_buf b;
-	int r;
+	int lock = -1, r;
 
 	if (err)
 		*err = NULL;
@@ -449,13 +570,14 @@ int gateway_restore(struct nft *nft, const char *path, char **err)
 		free(backup);
 		return -EBADMSG;
 	}
-	mark = strstr(backup, "\n" LEGACY_MARK);
-	if (mark) {
-		r = parse_legacy(path, mark + 1 + strlen(LEGACY_MARK), &xt, &n_xt, err);
-		if (r < 0)
-			goto out;
-		mark[1] = '\0'; /* the nft part ends here */
-	}
+	/* cuts the nft part off at the iptables-legacy tables */
+	r = parse_legacy(path, backup, &xt, &n_xt, err);
+	if (r < 0)
+		goto out;
+	/* iptables-legacy stays out from the look at what is there to the end of the rollback */
+	r = xt_legacy_lock(&lock, err);
+	if (r < 0)
+		goto out;
 	/* what is there now is saved too, as a backup of its own: a restore loses nothing */
 	r = snapshot_take(nft, &now, err);
 	if (r < 0)
@@ -464,9 +586,39 @@ int gateway_restore(struct nft *nft, const char *path, char **err)
 		r = -ENOMEM;
 		goto out;
 	}
+	r = rotate_before(before, err);
+	if (r < 0)
+		goto out;
 	r = snapshot_write(&now, before, err);
 	if (r < 0)
 		goto out;
+	/*
+	 * A saved table that is not in use now is created by the kernel as the restore asks
+	 * for it, and cannot be unloaded again: undoing the restore means putting back the
+	 * table as created (no rules, ACCEPT policies).  Asking for it now creates it and
+	 * gives us that image.
+	 */
+	for (size_t i = 0; i < n_xt; i++) {
+		struct xt_legacy_table t;
+
+		if (find_xt(now.xt, now.n_xt, xt[i].family, xt[i].name) ||
+			find_xt(fresh, n_fresh, xt[i].family, xt[i].name))
+			continue;
+		r = xt_legacy_get(xt[i].family, xt[i].name, &t);
+		if (r == -ENOENT) { /* no such table: putting it back fails, nothing to undo */
+			r = 0;
+			continue;
+		}
+		if (r < 0) {
+			if (err && asprintf(err, "reading iptables-legacy %s table %s: %s",
+					   xt[i].family == AF_INET6 ? "ipv6" : "ipv4", xt[i].name,
+					   strerror(-r)) < 0)
+				*err = NULL;
+			goto out;
+		}
+		fresh = xrealloc(fresh, (n_fresh + 1) * sizeof(*fresh));
+		fresh[n_fresh++] = t;
+	}
 	nft_buf_init(&b);
 	restore_text(nft, strchr(backup, '\n') + 1, now.rules, &b);
 	r = nft_ruleset_restore(nft, b.data, err);
@@ -484,21 +636,57 @@ int gateway_restore(struct nft *nft, const char *path, char **err)
 	}
 	if (r < 0) {
 		/* all or nothing: put back what this restore replaced */
-		if (err && asprintf(err, "restoring iptables-legacy %s (the ruleset is as it was "
-					 "before the restore): %s",
-				   path, why ? why : strerror(-r)) < 0)
-			*err = NULL;
+		failed = why;
+		why = NULL;
+		if (nft_ruleset_restore(nft, now.rules, &why) < 0) {
+			log_error(
+				"gateway: rolling back the nftables ruleset: %s", why ? why : "?");
+			undo_failed = true;
+		}
 		free(why);
 		why = NULL;
-		nft_ruleset_restore(nft, now.rules, NULL);
 		for (size_t i = 0; i < done; i++) {
 			const struct xt_legacy_table *t =
 				find_xt(now.xt, now.n_xt, xt[i].family, xt[i].name);
-			if (t && xt_legacy_replace(t, &why) < 0)
+
+			if (!t)
+				t = find_xt(fresh, n_fresh, xt[i].family, xt[i].name);
+			if (!t) {
+				undo_failed = true;
+				continue;
+			}
+			if (xt_legacy_replace(t, &why) < 0) {
 				log_error("gateway: rolling back: %s", why ? why : "?");
+				undo_failed = true;
+			} else if (why) { /* the rules are back, their counts are not */
+				log_warnx("gateway: rolling back: %s", why);
+			}
 			free(why);
 			why = NULL;
 		}
+		if (undo_failed) {
+			if (err && asprintf(err,
+					   "restoring iptables-legacy tables from %s: %s; undoing "
+					   "the restore failed too, so the ruleset is partly "
+					   "restored: what was there before is in %s",
+					   path, failed ? failed : strerror(-r), before) < 0)
+				*err = NULL;
+			goto out;
+		}
+		/* a table created by the restore is still there: as it was made, empty */
+		names = xt_names(fresh, n_fresh);
+		if (n_fresh && asprintf(&created,
+				       ", except that the iptables-legacy tables it "
+				       "brought into use (%s) stay, empty: the kernel "
+				       "cannot unload a table",
+				       names) < 0)
+			created = NULL;
+		if (err &&
+			asprintf(err,
+				"restoring iptables-legacy tables from %s: %s (undone: the "
+				"ruleset is as it was before the restore%s)",
+				path, failed ? failed : strerror(-r), created ? created : "") < 0)
+			*err = NULL;
 		goto out;
 	}
 	for (size_t i = 0; i < now.n_xt; i++) {
@@ -511,8 +699,13 @@ int gateway_restore(struct nft *nft, const char *path, char **err)
 	log_info("gateway: restored the ruleset%s from %s (what was there is in %s)",
 		n_xt ? " and the iptables-legacy tables" : "", path, before);
 out:
+	xt_legacy_unlock(lock);
 	xt_legacy_tables_free(xt, n_xt);
+	xt_legacy_tables_free(fresh, n_fresh);
 	snapshot_clear(&now);
+	free(names);
+	free(created);
+	free(failed);
 	free(before);
 	free(backup);
 	return r;

@@ -26,15 +26,20 @@ struct gateway_backup_info {
 	time_t timestamp; /* when the ruleset was saved */
 	size_t size;	  /* bytes of the file */
 };
-/* Save the whole ruleset to path (atomically: temporary file, fsync, rename) unless a
- * backup is there already and our table is in place (an earlier run's backup holds the
- * state from before us: keep it). */
+/* Save the whole ruleset to path (atomically: a new temporary file, fsync, rename, fsync of
+ * the directory) unless a backup is there already and our table is in place (an earlier
+ * run's backup holds the state from before us: keep it).  The iptables-legacy tables are
+ * read under the xtables lock (waited for up to 5 s). */
 int gateway_backup(struct nft *nft, const char *path, char **err);
 int gateway_backup_info(const char *path, struct gateway_backup_info *ret);
 /*
  * Put the saved ruleset back in one transaction, except that egress's tables of the
- * other modules stay as they are now and table inet egress_gateway goes.  What was in
- * place before the restore is saved to PATH.before-restore first.
+ * other modules stay as they are now and table inet egress_gateway goes; then the saved
+ * iptables-legacy tables, under the xtables lock.  What was in place before the restore is
+ * saved to PATH.before-restore first; an earlier PATH.before-restore moves to
+ * PATH.before-restore.1, .1 to .2 and so on, the oldest of five dropped.  If a table cannot
+ * be put back, all of it is undone (a legacy table the restore brought into use stays,
+ * empty: the kernel cannot unload it) and err says whether the undoing was complete.
  */
 int gateway_restore(struct nft *nft, const char *path, char **err);
 

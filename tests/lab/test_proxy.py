@@ -592,6 +592,25 @@ def test_gateway_backup_iptables_legacy(plab, egressd_bin):
         assert r.returncode != 0 and "nosuch" in r.stderr, r.stderr
         assert legacy_tables(gw) == changed
         assert ruleset(gw) == nft_changed
+        # the same where only filter is in use, as after boot: putting nat back brings it
+        # into use, and undoing leaves it there (the kernel cannot unload it) but empty
+        r = gw.run(["unshare", "-n", "sh", "-c",
+                    'iptables-legacy -S >/dev/null || exit 99; '
+                    '"$0" dispatch -restore -backup-file "$1"; echo "rc=$?"; '
+                    'iptables-legacy-save -t nat', str(egressd_bin), str(bad)], check=False)
+        assert "rc=0" not in r.stdout and "rc=" in r.stdout, (r.stdout, r.stderr)
+        assert "*nat" in r.stdout and ":POSTROUTING ACCEPT" in r.stdout, r.stdout
+        assert "MASQUERADE" not in r.stdout and "\n-A " not in r.stdout, r.stdout
+        assert "nosuch" in r.stderr and "ipv4 nat" in r.stderr and "empty" in r.stderr, r.stderr
+        # without the line the iptables-legacy tables follow, nft would take them for
+        # comments: refused, the line named, nothing changed
+        bad.write_text(text.replace("\n# iptables-legacy tables, put back",
+                                    "\n# iptables legacy tables, put back"))
+        r = gw.run([str(egressd_bin), "dispatch", "-restore", "-backup-file", str(bad)],
+                   check=False)
+        assert r.returncode != 0 and "line" in r.stderr, r.stderr
+        assert legacy_tables(gw) == changed
+        assert ruleset(gw) == nft_changed
         # a damaged line: refused before anything is touched, the line named
         bad.write_text(text.replace("# xt-legacy ipv4 nat 27 ", "# xt-legacy ipv4 nat 99 "))
         r = gw.run([str(egressd_bin), "dispatch", "-restore", "-backup-file", str(bad)],
@@ -604,9 +623,13 @@ def test_gateway_backup_iptables_legacy(plab, egressd_bin):
         assert after.pop(("ipv4", "mangle")) == changed[("ipv4", "mangle")]
         assert after == before
         assert ruleset(gw) == nft_before
-        # what was there is a backup of its own
+        # what was there is a backup of its own; a second restore keeps the first's
         assert Path(str(backup) + ".before-restore").read_text().startswith(
             "# egress ruleset backup, saved ")
+        first, restored = Path(str(backup) + ".before-restore").read_text(), legacy_tables(gw)
+        gw.run([str(egressd_bin), "dispatch", "-restore", "-backup-file", str(backup)])
+        assert Path(str(backup) + ".before-restore.1").read_text() == first
+        assert legacy_tables(gw) == restored
     finally:
         if d:
             stop(d)

@@ -166,7 +166,7 @@ static void round_trip(int family)
 
 	/* a new namespace uses none: saving creates nothing */
 	if (family == AF_INET) {
-		assert_int_equal(xt_legacy_save_all(&all, &n), 0);
+		assert_int_equal(xt_legacy_save_all(&all, &n, NULL), 0);
 		assert_int_equal(n, 0);
 		xt_legacy_tables_free(all, n);
 	}
@@ -178,7 +178,7 @@ static void round_trip(int family)
 	assert_int_equal(r, 0);
 	assert_int_equal(saved.valid_hooks, 0x0e); /* INPUT, FORWARD, OUTPUT */
 	/* now in use, so saved by save_all, and the same as asked for */
-	assert_int_equal(xt_legacy_save_all(&all, &n), 0);
+	assert_int_equal(xt_legacy_save_all(&all, &n, NULL), 0);
 	assert_true(n >= 1);
 	assert_int_equal(all[n - 1].family, family);
 	assert_string_equal(all[n - 1].name, "filter");

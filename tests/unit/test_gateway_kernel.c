@@ -1,0 +1,432 @@
+/*
+ * test_gateway_kernel.c - gateway mode's ruleset backup and restore (src/proxy/gateway.c)
+ * against the real kernel: the iptables-legacy tables, the rollback of a restore that
+ * cannot finish, the backup file and its safety copies, the xtables lock.
+ *
+ * Each test moves the process into a fresh network namespace of its own
+ * (unshare(CLONE_NEWNET)) before it touches the kernel, so it starts with no legacy table in
+ * use; the namespaces die with the process.  Files go to a private directory under /tmp.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <linux/netfilter_ipv4/ip_tables.h>
+
+#include <cmocka.h>
+
+#include "gateway.h"
+#include "nft.h"
+#include "util.h"
+#include "xt_legacy.h"
+
+static char g_dir[] = "/tmp/egress-gw-test-XXXXXX";
+static char g_lock[sizeof(g_dir) + 16];
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+/* A namespace of our own with nothing in use; false (and the test skipped) without legacy
+ * x_tables in this kernel. */
+static bool fresh_ns(void)
+{
+	struct xt_legacy_table t;
+	int r;
+
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+	r = xt_legacy_get(AF_INET, "filter", &t); /* filter in use, like after boot */
+	xt_legacy_table_clear(&t);
+	if (r == -ENOENT || r == -ENOPROTOOPT)
+		return false;
+	assert_int_equal(r, 0);
+	return true;
+}
+
+static char *path_of(const char *name)
+{
+	char *s;
+
+	assert_true(asprintf(&s, "%s/%s", g_dir, name) > 0);
+	return s;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = xcalloc(1, 1 << 20);
+
+	assert_non_null(f);
+	assert_true(fread(buf, 1, (1 << 20) - 1, f) > 0);
+	fclose(f);
+	return buf;
+}
+
+static void spill(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* text with the first from replaced by to; caller frees */
+static char *replaced(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	char *s;
+
+	assert_non_null(at);
+	assert_true(asprintf(&s, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from)) > 0);
+	return s;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* The policy verdict of IPv4 hook h: the standard target at the end of its underflow. */
+static int *policy_verdict(struct xt_legacy_table *t, int h)
+{
+	unsigned char *e = t->entries + t->underflow[h];
+	uint16_t target_offset;
+
+	memcpy(&target_offset, e + offsetof(struct ipt_entry, target_offset), 2);
+	return (int *)(void *)(e + target_offset + offsetof(struct xt_standard_target, verdict));
+}
+
+static int mangle_forward_policy(void)
+{
+	struct xt_legacy_table t;
+	int v;
+
+	assert_int_equal(xt_legacy_get(AF_INET, "mangle", &t), 0);
+	v = *policy_verdict(&t, NF_INET_FORWARD);
+	xt_legacy_table_clear(&t);
+	return v;
+}
+
+static bool in_use(const char *names, const char *table)
+{
+	char *text, want[64];
+	bool r;
+
+	if (!exists(names))
+		return false;
+	text = slurp(names);
+	snprintf(want, sizeof(want), "%s\n", table);
+	r = strstr(text, want) != NULL;
+	free(text);
+	return r;
+}
+
+/*
+ * A backup of ipv4 filter, ipv4 mangle (FORWARD policy DROP: something a fresh table does
+ * not have) and ipv6 filter, made in a namespace of its own; returns its path.
+ */
+static char *make_backup(const char *name)
+{
+	struct xt_legacy_table t;
+	struct nft *nft;
+	char *path = path_of(name), *err = NULL;
+
+	assert_int_equal(xt_legacy_get(AF_INET, "mangle", &t), 0);
+	*policy_verdict(&t, NF_INET_FORWARD) = -NF_DROP - 1;
+	assert_int_equal(xt_legacy_replace(&t, &err), 0);
+	xt_legacy_table_clear(&t);
+	assert_int_equal(xt_legacy_get(AF_INET6, "filter", &t), 0);
+	xt_legacy_table_clear(&t);
+	nft = nft_new();
+	assert_non_null(nft);
+	if (gateway_backup(nft, path, &err) < 0)
+		fail_msg("backup: %s", err ? err : "?");
+	nft_free(nft);
+	return path;
+}
+
+static int restore(const char *path, char **err)
+{
+	struct nft *nft = nft_new();
+	int r;
+
+	assert_non_null(nft);
+	*err = NULL;
+	r = gateway_restore(nft, path, err);
+	nft_free(nft);
+	return r;
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+/*
+ * A restore that fails at its last table undoes the tables before it, including one that
+ * was not in use and that the restore itself brought into being: empty, as it was created.
+ */
+static void test_rollback_created_table(void **state)
+{
+	char *path, *text, *bad, *badpath, *err;
+
+	if (!fresh_ns()) {
+		skip();
+		return;
+	}
+	path = make_backup("rollback.nft");
+	text = slurp(path);
+	assert_non_null(strstr(text, "\n# xt-legacy ipv4 mangle "));
+	bad = replaced(text, "# xt-legacy ipv6 filter ", "# xt-legacy ipv6 nosuch ");
+	badpath = path_of("rollback-bad.nft");
+	spill(badpath, bad);
+
+	/* only filter in use, as after boot */
+	assert_true(fresh_ns());
+	assert_false(in_use("/proc/net/ip_tables_names", "mangle"));
+	assert_true(restore(badpath, &err) < 0);
+	assert_non_null(err);
+	/* mangle now exists (it cannot be unloaded) but holds nothing of the backup */
+	assert_true(in_use("/proc/net/ip_tables_names", "mangle"));
+	assert_int_equal(mangle_forward_policy(), -NF_ACCEPT - 1);
+	/* and the error says so */
+	if (!strstr(err, "nosuch") || !strstr(err, "empty"))
+		fail_msg("error: %s", err);
+	free(err);
+
+	/* the good backup does put it back */
+	assert_int_equal(restore(path, &err), 0);
+	free(err);
+	assert_int_equal(mangle_forward_policy(), -NF_DROP - 1);
+	free(badpath);
+	free(bad);
+	free(text);
+	free(path);
+}
+
+/* Without its heading line, or with something else among them, the saved iptables-legacy
+ * tables would go to nft as comments and be lost: refused before anything changes. */
+static void test_refuses_lost_legacy_tables(void **state)
+{
+	static const struct {
+		const char *from, *to, *says;
+	} cases[] = {
+		{"# iptables-legacy tables, put back", "# iptables legacy tables, put back",
+			"line"},
+		{"\n# xt-legacy ipv4 mangle ", "\nfoo\n# xt-legacy ipv4 mangle ", "line"},
+		{"\n# iptables-legacy tables", "\n# xt-legacy ipv4 x\n# iptables-legacy tables",
+			"line"},
+	};
+	char *path, *text;
+
+	if (!fresh_ns()) {
+		skip();
+		return;
+	}
+	path = make_backup("lost.nft");
+	text = slurp(path);
+	assert_true(fresh_ns());
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *bad = replaced(text, cases[i].from, cases[i].to), *badpath, *err;
+
+		badpath = path_of("lost-bad.nft");
+		spill(badpath, bad);
+		assert_true(restore(badpath, &err) < 0);
+		assert_non_null(err);
+		if (!strstr(err, badpath) || !strstr(err, cases[i].says))
+			fail_msg("case %zu: \"%s\" does not name the file and line", i, err);
+		free(err);
+		/* nothing changed: no before-restore copy, mangle not even created */
+		assert_false(in_use("/proc/net/ip_tables_names", "mangle"));
+		free(badpath);
+		free(bad);
+	}
+	free(text);
+	free(path);
+}
+
+/* A file that cannot be read is an error, not an empty (or short) backup. */
+static void test_read_error(void **state)
+{
+	char *err;
+
+	assert_true(restore(g_dir, &err) < 0);
+	assert_non_null(err);
+	if (!strstr(err, "reading") || !strstr(err, strerror(EISDIR)))
+		fail_msg("error: %s", err);
+	free(err);
+}
+
+/* Each restore keeps the copies of what was there before the earlier ones, up to five. */
+static void test_before_restore_rotation(void **state)
+{
+	char *path, *before, *older[7], *err = NULL, *s;
+
+	if (!fresh_ns()) {
+		skip();
+		return;
+	}
+	path = make_backup("rotate.nft");
+	assert_true(asprintf(&before, "%s.before-restore", path) > 0);
+	for (int i = 1; i <= 6; i++)
+		assert_true(asprintf(&older[i], "%s.before-restore.%d", path, i) > 0);
+
+	assert_int_equal(restore(path, &err), 0);
+	assert_true(exists(before));
+	assert_false(exists(older[1]));
+	/* a mark to follow as it moves down */
+	spill(before, "first\n");
+	assert_int_equal(restore(path, &err), 0);
+	assert_true(exists(before));
+	s = slurp(older[1]);
+	assert_string_equal(s, "first\n");
+	free(s);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(restore(path, &err), 0);
+	s = slurp(older[5]);
+	assert_string_equal(s, "first\n");
+	free(s);
+	assert_false(exists(older[6]));
+	/* one more and the oldest goes */
+	assert_int_equal(restore(path, &err), 0);
+	s = slurp(older[5]);
+	assert_true(!strncmp(s, "# egress ruleset backup, saved ", 31));
+	free(s);
+	assert_false(exists(older[6]));
+	for (int i = 1; i <= 6; i++) {
+		unlink(older[i]);
+		free(older[i]);
+	}
+	unlink(before);
+	free(before);
+	free(path);
+}
+
+/* The temporary file is a new one of our own: a planted link is not followed. */
+static void test_backup_does_not_follow_links(void **state)
+{
+	char *path = path_of("linked.nft"), *tmp, *victim = path_of("victim");
+	struct nft *nft;
+	struct stat st;
+	char *err = NULL;
+
+	if (!fresh_ns()) {
+		skip();
+		return;
+	}
+	assert_true(asprintf(&tmp, "%s.tmp", path) > 0);
+	spill(victim, "");
+	assert_int_equal(symlink(victim, tmp), 0);
+	nft = nft_new();
+	assert_non_null(nft);
+	if (gateway_backup(nft, path, &err) < 0)
+		fail_msg("backup: %s", err ? err : "?");
+	nft_free(nft);
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	unlink(tmp);
+	free(tmp);
+	free(victim);
+	free(path);
+}
+
+/* While another program holds the xtables lock, no backup is taken: it may be halfway
+ * through changing a table. */
+static void test_xtables_lock(void **state)
+{
+	char *path = path_of("locked.nft"), *lock = g_lock, *err = NULL;
+	struct timespec t0, t1;
+	struct nft *nft;
+	int fd, r;
+
+	if (!fresh_ns()) {
+		skip();
+		return;
+	}
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	nft = nft_new();
+	assert_non_null(nft);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = gateway_backup(nft, path, &err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(r < 0);
+	assert_non_null(err);
+	if (!strstr(err, lock) || !strstr(err, "held by another program"))
+		fail_msg("error: %s", err);
+	free(err);
+	err = NULL;
+	assert_true(t1.tv_sec - t0.tv_sec >= 4); /* it waited for it */
+	assert_false(exists(path));
+
+	/* released: the backup is taken */
+	close(fd);
+	if (gateway_backup(nft, path, &err) < 0)
+		fail_msg("backup: %s", err ? err : "?");
+	assert_true(exists(path));
+	nft_free(nft);
+	free(path);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "needs root (unshare(CLONE_NEWNET))\n");
+		return -1;
+	}
+	if (!mkdtemp(g_dir)) {
+		perror("mkdtemp");
+		return -1;
+	}
+	/* iptables-legacy's lock, of our own: the host's /run/xtables.lock is not ours */
+	snprintf(g_lock, sizeof(g_lock), "%s/xtables.lock", g_dir);
+	setenv("XTABLES_LOCKFILE", g_lock, 1);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rollback_created_table),
+		cmocka_unit_test(test_refuses_lost_legacy_tables),
+		cmocka_unit_test(test_read_error),
+		cmocka_unit_test(test_before_restore_rotation),
+		cmocka_unit_test(test_backup_does_not_follow_links),
+		cmocka_unit_test(test_xtables_lock),
+	};
+
+	return cmocka_run_group_tests_name(
+		"gateway backup and restore", tests, group_setup, group_teardown);
+}
