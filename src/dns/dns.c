@@ -14,8 +14,10 @@
  * header + question with TC (RFC 1035 4.2.1), and the client comes back over TCP.
  *
  * Bounds: max_pending queries upstream (over it: REFUSED, see dns_client_query()),
- * TCP_MAX_CONN client connections, TCP_MAX_INFLIGHT queries and TCP_OUT_MAX bytes of
- * answers per connection, cache_size answers.
+ * TCP_MAX_CONN client connections (TCP_PER_CLIENT from one address; when all are taken, the
+ * quietest idle one is closed for a newcomer), TCP_FRAME_MS for a message to arrive whole,
+ * TCP_MAX_INFLIGHT queries and TCP_OUT_MAX bytes of answers per connection, cache_size
+ * answers and DNS_CACHE_BYTES_PER_ENTRY bytes per answer on average.
  *
  * Must not touch routes, rules or nftables: the socket options alone (source address,
  * SO_BINDTODEVICE, SO_MARK) choose the uplink.  Outside input is never trusted; what is
@@ -49,6 +51,8 @@
 #define TCP_MAX_INFLIGHT 32	      /* queries upstream per client connection (pipelining) */
 #define TCP_OUT_MAX	 (256 * 1024) /* unread answers per connection: then we stop reading */
 #define TCP_IDLE_MS	 10000	      /* RFC 7766 6.2.3: seconds, not minutes */
+#define TCP_PER_CLIENT	 16	      /* connections from one address at once */
+#define TCP_FRAME_MS	 5000	      /* a message must be whole this long after its first byte */
 #define UDP_BATCH	 64	      /* datagrams per wakeup: TCP and timers get their turn */
 #define ATTEMPTS_MAX	 10	      /* [dns] attempts' upper bound */
 #define RESOLV_CONF	 "/etc/resolv.conf"
@@ -91,6 +95,9 @@ struct dns_conn {
 	struct dns_module *m;
 	struct dns_conn *prev, *next;
 	struct bufferevent *bev;
+	struct addr peer;
+	uint64_t active_ms;  /* a whole message came or an answer went */
+	uint64_t partial_ms; /* the first byte of the message not yet whole came; 0: none */
 	unsigned inflight; /* its queries upstream */
 	bool paused;	   /* reading stopped by a bound */
 	bool reading;	   /* in conn_read() */
@@ -135,6 +142,7 @@ struct dns_module {
 	int max_pending;
 	struct dns_resolver **resolvers;
 	size_t n_resolvers;
+	const char *leaving; /* an uplink being removed, while its queries move on */
 
 	struct dns_listeners l;
 	struct dns_query *queries;
@@ -402,7 +410,8 @@ static struct dns_resolver *resolver_pick(struct dns_module *m, const struct dns
 
 		if (r->uplink) {
 			u = uplink_find(m->set, r->uplink);
-			if (!u || !uplink_worth_trying(u))
+			if (!u || !uplink_worth_trying(u) ||
+				(m->leaving && streq(m->leaving, r->uplink)))
 				continue;
 		}
 		for (int t = 0; t < qr->n_tried; t++) {
@@ -516,6 +525,7 @@ static void tcp_send(struct dns_conn *c, const uint8_t *msg, size_t len)
 	dns_put16(hdr, (uint16_t)len);
 	bufferevent_write(c->bev, hdr, sizeof(hdr));
 	bufferevent_write(c->bev, msg, len);
+	c->active_ms = now_ms();
 }
 
 /*
@@ -1151,9 +1161,26 @@ static void conn_read(struct dns_conn *c)
 			break;
 		evbuffer_drain(in, 2);
 		evbuffer_remove(in, m->buf, n);
+		c->active_ms = now_ms();
+		c->partial_ms = 0;
 		dns_client_query(m, &cl, m->buf, n);
 	}
 	c->reading = false;
+	/* a message that trickles in byte by byte holds a slot: it gets TCP_FRAME_MS */
+	if (evbuffer_get_length(in)) {
+		uint64_t now = now_ms();
+		if (!c->partial_ms) {
+			c->partial_ms = now;
+		} else if (now - c->partial_ms > TCP_FRAME_MS) {
+			if (log_ratelimit(&m->rl_bound)) {
+				char s[ADDR_STRLEN];
+				log_warnx("dns: TCP client %s: no whole message in %d ms: closed",
+					addr_str(&c->peer, s, sizeof(s)), TCP_FRAME_MS);
+			}
+			conn_free(c);
+			return;
+		}
+	}
 	if (c->paused) {
 		c->paused = false;
 		if (!c->eof)
@@ -1195,6 +1222,32 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
+static size_t conns_of(const struct dns_module *m, const struct addr *a)
+{
+	size_t n = 0;
+
+	for (const struct dns_conn *c = m->conns; c; c = c->next)
+		n += addr_eq(&c->peer, a);
+	return n;
+}
+
+/* Close the connection idle longest (nothing asked, nothing to write); false if none is. */
+static bool conn_evict(struct dns_module *m)
+{
+	struct dns_conn *victim = NULL;
+
+	for (struct dns_conn *c = m->conns; c; c = c->next) {
+		if (c->inflight || evbuffer_get_length(bufferevent_get_output(c->bev)))
+			continue;
+		if (!victim || c->active_ms < victim->active_ms)
+			victim = c;
+	}
+	if (!victim)
+		return false;
+	conn_free(victim);
+	return true;
+}
+
 static void tcp_accept_cb(
 	struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
@@ -1206,15 +1259,26 @@ static void tcp_accept_cb(
 
 	(void)l;
 	(void)salen;
-	if (m->n_conns >= TCP_MAX_CONN) {
-		if (log_ratelimit(&m->rl_bound) && addr_from_sockaddr(sa, &a, NULL) == 0)
-			log_warnx("dns: %d TCP connections: closing the one from %s", TCP_MAX_CONN,
-				addr_str(&a, s, sizeof(s)));
+	if (addr_from_sockaddr(sa, &a, NULL) < 0) {
+		close(fd);
+		return;
+	}
+	addr_unmap_v4(&a);
+	/* one address gets TCP_PER_CLIENT; when all are taken, the connection that has been
+	 * quiet longest with nothing in flight makes room (RFC 7766 6.2.3) */
+	if (conns_of(m, &a) >= TCP_PER_CLIENT || (m->n_conns >= TCP_MAX_CONN && !conn_evict(m))) {
+		if (log_ratelimit(&m->rl_bound))
+			log_warnx("dns: TCP connection from %s refused: %s",
+				addr_str(&a, s, sizeof(s)),
+				m->n_conns >= TCP_MAX_CONN ? "every connection is busy"
+							   : "too many from that address");
 		close(fd);
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->m = m;
+	c->peer = a;
+	c->active_ms = now_ms();
 	c->bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		close(fd);
@@ -1345,6 +1409,8 @@ static void dns_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 
 	if (!(ev == UPLINK_REMOVED || (ev == UPLINK_STATE && !uplink_worth_trying(u))))
 		return;
+	/* a removed uplink is still in the set, and up, while we are told: not a candidate */
+	m->leaving = u->name;
 	for (struct dns_query *qr = m->queries, *next; qr; qr = next) {
 		const struct dns_resolver *r = qr->tried[qr->n_tried - 1];
 
@@ -1352,6 +1418,7 @@ static void dns_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 		if (r->uplink && streq(r->uplink, u->name))
 			query_next(qr, "uplink not usable");
 	}
+	m->leaving = NULL;
 }
 
 /* ------------------------------------------------------------ module */

@@ -4,7 +4,8 @@
  *
  * Clients choose the names, so the table's hash is keyed (SipHash-1-3 with a random key):
  * nobody can aim many names at one chain.  Expired entries are dropped when met (a lookup
- * or the LRU tail); the count bound holds at all times.  Must not log or touch sockets.
+ * or the LRU tail); the count and byte bounds hold at all times.  Must not log or touch
+ * sockets.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #define KEY_MAX	 (DNS_NAME_MAX + 5)
 #define KEY_EDNS 0x01
 #define KEY_DO	 0x02
+#define KEY_CD	 0x04
 
 struct dns_cache_entry {
 	struct dns_cache_entry *hnext;	       /* hash chain */
@@ -32,6 +34,7 @@ struct dns_cache {
 	struct dns_cache_entry **buckets;
 	size_t n_buckets; /* a power of two */
 	size_t count, max;
+	size_t bytes; /* of the stored messages */
 	struct dns_cache_entry *newest, *oldest;
 	uint64_t k0, k1; /* hash key */
 };
@@ -94,7 +97,8 @@ static uint64_t siphash13(uint64_t k0, uint64_t k1, const uint8_t *in, size_t le
 
 /* ------------------------------------------------------------ table */
 
-/* name lowercased, type, class, EDNS state: what makes two answers interchangeable */
+/* name lowercased, type, class, EDNS state, CD: what makes two answers interchangeable (an
+ * answer to a query with Checking Disabled may be one validation would refuse) */
 static size_t make_key(const struct dns_msg *q, uint8_t *key)
 {
 	size_t n = q->qname_len;
@@ -103,7 +107,8 @@ static size_t make_key(const struct dns_msg *q, uint8_t *key)
 	dns_name_lower(key, n);
 	dns_put16(key + n, q->qtype);
 	dns_put16(key + n + 2, q->qclass);
-	key[n + 4] = (uint8_t)((q->edns ? KEY_EDNS : 0) | (q->edns_do ? KEY_DO : 0));
+	key[n + 4] = (uint8_t)((q->edns ? KEY_EDNS : 0) | (q->edns_do ? KEY_DO : 0) |
+			       (q->flags & DNS_FLAG_CD ? KEY_CD : 0));
 	return n + 5;
 }
 
@@ -152,13 +157,22 @@ static void entry_remove(struct dns_cache *c, struct dns_cache_entry *e)
 	*pp = e->hnext;
 	lru_unlink(c, e);
 	c->count--;
+	c->bytes -= e->len;
 	free(e->msg);
 	free(e);
 }
 
-static void evict_to(struct dns_cache *c, size_t max)
+/* The bytes c may hold: DNS_CACHE_BYTES_PER_ENTRY times its entries. */
+static size_t max_bytes(const struct dns_cache *c)
 {
-	while (c->count > max)
+	return c->max > SIZE_MAX / DNS_CACHE_BYTES_PER_ENTRY ? SIZE_MAX
+							      : c->max * DNS_CACHE_BYTES_PER_ENTRY;
+}
+
+/* Drop the least recently used entries until at most max are left and len bytes more fit. */
+static void evict_to(struct dns_cache *c, size_t max, size_t len)
+{
+	while (c->count > max || (c->count && c->bytes + len > max_bytes(c)))
 		entry_remove(c, c->oldest);
 }
 
@@ -166,7 +180,7 @@ void dns_cache_free(struct dns_cache *c)
 {
 	if (!c)
 		return;
-	evict_to(c, 0);
+	evict_to(c, 0, 0);
 	free(c->buckets);
 	free(c);
 }
@@ -174,7 +188,7 @@ void dns_cache_free(struct dns_cache *c)
 void dns_cache_set_max(struct dns_cache *c, size_t max_entries)
 {
 	c->max = max_entries ? max_entries : 1;
-	evict_to(c, c->max);
+	evict_to(c, c->max, 0);
 }
 
 size_t dns_cache_count(const struct dns_cache *c)
@@ -225,6 +239,12 @@ int dns_cache_put(struct dns_cache *c, const struct dns_msg *q, const uint8_t *a
 		return -EINVAL;
 	if (dns_msg_cache_ttl(a, &ttl) < 0 || !dns_msg_same_question(q, a))
 		return -ENOENT;
+	/* an answer for the client's subnet is not everybody's (RFC 7871 7.3.1 would key it by
+	 * the scope; we do not cache it at all) */
+	if (q->edns_ecs || a->edns_ecs || !dns_msg_opt_strippable(a))
+		return -ENOENT;
+	if (len - a->opt_rdlen > max_bytes(c))
+		return -ENOENT;
 	max = DNS_RCODE(a->flags) == DNS_RCODE_NOERROR && a->ancount ? DNS_CACHE_MAX_TTL
 								     : DNS_CACHE_MAX_NEG_TTL;
 	if (ttl > max)
@@ -234,7 +254,7 @@ int dns_cache_put(struct dns_cache *c, const struct dns_msg *q, const uint8_t *a
 	e = lookup(c, key, key_len, hash);
 	if (e)
 		entry_remove(c, e);
-	evict_to(c, c->max - 1);
+	evict_to(c, c->max - 1, len - a->opt_rdlen);
 	if (c->count >= c->n_buckets)
 		grow(c);
 
@@ -244,7 +264,9 @@ int dns_cache_put(struct dns_cache *c, const struct dns_msg *q, const uint8_t *a
 	e->key_len = key_len;
 	e->msg = xmalloc(len);
 	memcpy(e->msg, answer, len);
-	e->len = len;
+	/* the options of its OPT (a COOKIE, padding) were for the client that asked */
+	e->len = dns_msg_strip_opt_options(e->msg, len, a);
+	c->bytes += e->len;
 	e->stored_ms = now_ms;
 	e->expires_ms = now_ms + (uint64_t)ttl * 1000;
 	e->hnext = c->buckets[hash & (c->n_buckets - 1)];

@@ -5,7 +5,8 @@
  *
  * Pure code apart from the allocator and the kernel's random numbers (the hash key): no
  * sockets, no logging, no clock - the caller passes the time, so tests run on a fake one.
- * Every entry is bounded by its count (max_entries) and a message's 64 KiB.
+ * Bounded by the count of entries (max_entries) and by bytes: DNS_CACHE_BYTES_PER_ENTRY
+ * times max_entries in all.
  */
 #ifndef EGRESS_DNS_CACHE_H
 #define EGRESS_DNS_CACHE_H
@@ -17,6 +18,7 @@
 
 #define DNS_CACHE_MAX_TTL     86400 /* seconds: longer TTLs are cut to this */
 #define DNS_CACHE_MAX_NEG_TTL 10800 /* seconds: negative answers (RFC 2308 5) */
+#define DNS_CACHE_BYTES_PER_ENTRY 2048 /* the byte bound, per entry of the count bound */
 
 struct dns_cache;
 
@@ -32,9 +34,12 @@ size_t dns_cache_count(const struct dns_cache *c);
  * Keep answer (len bytes, borrowed, copied) to query q (parsed) for the TTL that
  * dns_msg_cache_ttl() gives for a (the answer parsed), cut to the maxima above, from
  * now_ms on.  The key is q's name (case-insensitively), type, class, whether it had an
- * OPT record and its DO bit.  An entry under the same key is replaced.  0 stored;
- * -ENOENT if the answer must not be cached (see dns_msg_cache_ttl()) or does not answer
- * q's question; -EINVAL for a query without question.
+ * OPT record, its DO bit and the CD bit.  The stored copy has no EDNS options (see
+ * dns_msg_strip_opt_options()).  An entry under the same key is replaced.  0 stored;
+ * -ENOENT if the answer must not be cached (see dns_msg_cache_ttl()), does not answer
+ * q's question, carries a Client Subnet option (or q did) or options not in its last record,
+ * or is larger than the byte bound;
+ * -EINVAL for a query without question.
  */
 int dns_cache_put(struct dns_cache *c, const struct dns_msg *q, const uint8_t *answer, size_t len,
 	const struct dns_msg *a, uint64_t now_ms);

@@ -44,6 +44,7 @@ int dns_name_read(const uint8_t *m, size_t len, size_t off, uint8_t *out, size_t
 	size_t *ret_next)
 {
 	size_t pos = off, next = 0, ol = 0;
+	unsigned jumps = 0;
 
 	for (;;) {
 		if (pos >= len)
@@ -51,7 +52,7 @@ int dns_name_read(const uint8_t *m, size_t len, size_t off, uint8_t *out, size_t
 		uint8_t c = m[pos];
 
 		if ((c & 0xc0) == 0xc0) {
-			if (pos + 1 >= len)
+			if (pos + 1 >= len || ++jumps > DNS_PTR_MAX)
 				return -EBADMSG;
 			size_t ptr = (size_t)(c & 0x3f) << 8 | m[pos + 1];
 			/* strictly backwards and past the header: every jump makes progress */
@@ -244,7 +245,42 @@ static int take_opt(const uint8_t *m, const struct dns_rr *rr, struct dns_msg *r
 	ret->edns_ext_rcode = (uint8_t)(ttl >> 24);
 	ret->edns_version = (uint8_t)(ttl >> 16);
 	ret->edns_do = (ttl & DNS_EDNS_DO) != 0;
+	ret->opt_rdata = rr->rdata;
+	ret->opt_rdlen = rr->rdlen;
+	/* the options: code, length, data (6.1.2); they must fill the data exactly */
+	for (size_t o = 0; o < rr->rdlen;) {
+		uint16_t code, olen;
+		if (rr->rdlen - o < 4)
+			return -EBADMSG;
+		code = dns_get16(m + rr->rdata + o);
+		olen = dns_get16(m + rr->rdata + o + 2);
+		if (rr->rdlen - o - 4 < olen)
+			return -EBADMSG;
+		if (code == DNS_EDNS_ECS)
+			ret->edns_ecs = true;
+		o += 4 + (size_t)olen;
+	}
 	return 0;
+}
+
+bool dns_msg_opt_strippable(const struct dns_msg *a)
+{
+	return !a->edns || !a->opt_rdlen || a->opt_rdata + a->opt_rdlen == a->end;
+}
+
+size_t dns_msg_strip_opt_options(uint8_t *m, size_t len, const struct dns_msg *a)
+{
+	size_t end;
+
+	if (!a->edns || !a->opt_rdlen || a->opt_rdata < 2)
+		return len;
+	end = a->opt_rdata + a->opt_rdlen;
+	/* only the last record: names after it may point at names after it, which move */
+	if (end != a->end || end > len)
+		return len;
+	memmove(m + a->opt_rdata, m + end, len - end);
+	dns_put16(m + a->opt_rdata - 2, 0);
+	return len - a->opt_rdlen;
 }
 
 int dns_msg_parse(const uint8_t *m, size_t len, struct dns_msg *ret)
@@ -387,10 +423,13 @@ int dns_msg_cache_ttl(const struct dns_msg *a, uint32_t *ret_ttl)
 		/* negative answers without SOA are not cached (RFC 2308 5) */
 		if (!a->soa)
 			return -ENOENT;
-		ttl = a->soa_ttl;
+		ttl = a->min_ttl; /* a CNAME on the way, the SOA record's own TTL */
 	} else {
 		return -ENOENT;
 	}
+	/* with an SOA (NXDOMAIN, NODATA, also after a CNAME) its MINIMUM bounds it too */
+	if (a->soa && a->soa_ttl < ttl)
+		ttl = a->soa_ttl;
 	if (!ttl || ttl == UINT32_MAX)
 		return -ENOENT;
 	*ret_ttl = ttl;

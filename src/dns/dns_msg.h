@@ -15,6 +15,7 @@
 
 #define DNS_HEADER_LEN	  12
 #define DNS_NAME_MAX	  255 /* wire length of a name, RFC 1035 2.3.4 */
+#define DNS_PTR_MAX	  128 /* compression pointers followed in one name (127 labels at most) */
 #define DNS_LABEL_MAX	  63
 #define DNS_PLAIN_UDP	  512	/* what a client without EDNS0 takes (RFC 1035 4.2.1) */
 #define DNS_EDNS_UDP	  1232	/* the payload size we advertise (DNS flag day 2020) */
@@ -41,6 +42,7 @@
 #define DNS_RCODE(f)  ((f)&0xf)
 
 #define DNS_EDNS_DO 0x8000 /* in the low 16 bits of the OPT record's TTL (RFC 3225) */
+#define DNS_EDNS_ECS 8	    /* EDNS option code: Client Subnet (RFC 7871) */
 
 enum dns_rcode {
 	DNS_RCODE_NOERROR = 0,
@@ -83,7 +85,9 @@ static inline void dns_put32(uint8_t *p, uint32_t v)
  * *ret_next is where the message goes on after the name.  A compression pointer (RFC 1035
  * 4.1.4) must point strictly backwards and past the header, and the name must end within
  * 255 bytes: a chain of pointers cannot cycle, and a loop through a label grows the name
- * until it is refused.  -EBADMSG otherwise.
+ * until it is refused.  At most DNS_PTR_MAX pointers are followed per name: a chain of
+ * pointers to pointers, legal but never needed, would otherwise cost a walk per record
+ * over the whole message.  -EBADMSG otherwise.
  */
 int dns_name_read(const uint8_t *m, size_t len, size_t off, uint8_t *out, size_t *ret_out_len,
 	size_t *ret_next);
@@ -119,6 +123,9 @@ struct dns_msg {
 	uint8_t edns_version;
 	bool edns_do; /* DNSSEC OK (RFC 3225) */
 	uint8_t edns_ext_rcode;
+	size_t opt_rdata;  /* where the OPT record's options are (0: no OPT) */
+	uint16_t opt_rdlen; /* and their length */
+	bool edns_ecs;	   /* an EDNS Client Subnet option (RFC 7871) among them */
 	/* TTLs (RFC 2181 8: a TTL with the top bit set counts as 0) */
 	uint32_t min_ttl; /* of every record but OPT; UINT32_MAX when there is none */
 	bool soa;	  /* an SOA in the authority section (RFC 2308 3) */
@@ -133,6 +140,17 @@ struct dns_msg {
  * message (then *ret holds at least what the header says if len >= 12).
  */
 int dns_msg_parse(const uint8_t *m, size_t len, struct dns_msg *ret);
+
+/*
+ * Remove the options of message m's OPT record (a: m parsed), keeping the record itself
+ * (payload size, extended RCODE, version, DO): options such as a COOKIE (RFC 7873) or
+ * padding belong to one client's exchange.  Returns m's new length (len without the
+ * options); only done when OPT is the message's last record (else len: see
+ * dns_msg_opt_strippable()).
+ */
+size_t dns_msg_strip_opt_options(uint8_t *m, size_t len, const struct dns_msg *a);
+/* Whether a (parsed) has no OPT options, or has them in its last record (strippable). */
+bool dns_msg_opt_strippable(const struct dns_msg *a);
 
 /* The same question: name case-insensitively, type and class (RFC 5452 9.1). */
 bool dns_msg_same_question(const struct dns_msg *a, const struct dns_msg *b);

@@ -21,7 +21,7 @@
 #define T0 1000000 /* ms on the fake clock */
 
 struct mb {
-	uint8_t b[1024];
+	uint8_t b[4096];
 	size_t n;
 };
 
@@ -326,6 +326,144 @@ static void test_key(void **state)
 	dns_cache_free(c);
 }
 
+/* The CD bit is part of the key: an answer to a query with Checking Disabled may be one
+ * that validation refuses, and must not reach those who did not ask so. */
+static void test_key_cd(void **state)
+{
+	struct dns_cache *c = dns_cache_new(16);
+	struct mb qm, cdm, am;
+	struct dns_msg q, qcd, a;
+	uint8_t *hit;
+	size_t len;
+
+	(void)state;
+	query(&qm, &q, 1, "bogus.test", DNS_TYPE_A, EDNS_DO);
+	query(&cdm, &qcd, 2, "bogus.test", DNS_TYPE_A, EDNS_DO);
+	cdm.b[3] |= DNS_FLAG_CD;
+	assert_int_equal(dns_msg_parse(cdm.b, cdm.n, &qcd), 0);
+	answer(&am, &a, DNS_FLAG_CD, "bogus.test", DNS_TYPE_A, 1, 300, 6, 0);
+	assert_int_equal(dns_cache_put(c, &qcd, am.b, am.n, &a, T0), 0);
+	assert_int_equal(dns_cache_get(c, &q, T0, &hit, &len), -ENOENT);
+	assert_int_equal(dns_cache_get(c, &qcd, T0, &hit, &len), 0);
+	free(hit);
+	dns_cache_free(c);
+}
+
+/* Append an OPT record with one option (code, data) to a message built by query()/answer()
+ * and count it in ARCOUNT. */
+static void add_opt(struct mb *m, struct dns_msg *parsed, uint16_t code, const char *data)
+{
+	size_t dl = strlen(data);
+
+	mb_u8(m, 0);
+	mb_u16(m, DNS_TYPE_OPT);
+	mb_u16(m, 1232);
+	mb_u32(m, 0);
+	mb_u16(m, (uint16_t)(4 + dl));
+	mb_u16(m, code);
+	mb_u16(m, (uint16_t)dl);
+	for (size_t i = 0; i < dl; i++)
+		mb_u8(m, (uint8_t)data[i]);
+	dns_put16(m->b + 10, (uint16_t)(dns_get16(m->b + 10) + 1));
+	assert_int_equal(dns_msg_parse(m->b, m->n, parsed), 0);
+}
+
+/* An answer's EDNS options (a COOKIE) were for the client that asked: the cached copy has
+ * none; an answer for a client subnet (ECS) is not cached at all. */
+static void test_edns_options(void **state)
+{
+	struct dns_cache *c = dns_cache_new(16);
+	struct mb qm, am;
+	struct dns_msg q, a, r;
+	uint8_t *hit;
+	size_t len;
+
+	(void)state;
+	query(&qm, &q, 1, "o.test", DNS_TYPE_A, EDNS_NONE);
+	qm.n = 0; /* the same query, with a COOKIE option */
+	query(&qm, &q, 1, "o.test", DNS_TYPE_A, EDNS_NONE);
+	add_opt(&qm, &q, 10, "CLIENT_A");
+	answer(&am, &a, 0, "o.test", DNS_TYPE_A, 1, 300, 4, 0);
+	add_opt(&am, &a, 10, "CLIENT_ASERVERCK");
+	assert_true(a.edns && a.opt_rdlen == 20 && !a.edns_ecs);
+	assert_int_equal(dns_cache_put(c, &q, am.b, am.n, &a, T0), 0);
+	assert_int_equal(dns_cache_get(c, &q, T0, &hit, &len), 0);
+	assert_int_equal(len, am.n - 20);
+	assert_int_equal(dns_msg_parse(hit, len, &r), 0);
+	assert_true(r.edns && r.opt_rdlen == 0 && r.edns_udp == 1232);
+	assert_null(memmem(hit, len, "CLIENT_A", 8));
+	free(hit);
+
+	/* Client Subnet, in the query or in the answer: not cached */
+	query(&qm, &q, 1, "e.test", DNS_TYPE_A, EDNS_NONE);
+	add_opt(&qm, &q, DNS_EDNS_ECS, "\x00\x01\x18\x00\x0a\x00\x00");
+	assert_true(q.edns_ecs);
+	answer(&am, &a, 0, "e.test", DNS_TYPE_A, 1, 300, 5, 0);
+	assert_int_equal(dns_cache_put(c, &q, am.b, am.n, &a, T0), -ENOENT);
+	query(&qm, &q, 1, "e.test", DNS_TYPE_A, EDNS_NONE);
+	add_opt(&am, &a, DNS_EDNS_ECS, "\x00\x01\x18\x18\x0a\x00\x00");
+	assert_int_equal(dns_cache_put(c, &q, am.b, am.n, &a, T0), -ENOENT);
+
+	/* options that do not fill the OPT data exactly: malformed */
+	query(&qm, &q, 1, "m.test", DNS_TYPE_A, EDNS_NONE);
+	add_opt(&qm, &q, 10, "12345678");
+	dns_put16(qm.b + qm.n - 10, 9); /* the option says 9 bytes, 8 follow */
+	assert_int_equal(dns_msg_parse(qm.b, qm.n, &q), -EBADMSG);
+	dns_cache_free(c);
+}
+
+/* Bytes are bounded too: DNS_CACHE_BYTES_PER_ENTRY per entry of the count bound. */
+static void test_byte_bound(void **state)
+{
+	struct dns_cache *c = dns_cache_new(1);
+	struct mb qm, am;
+	struct dns_msg q, a;
+	uint8_t *hit;
+	size_t len;
+
+	(void)state;
+	/* 140 A records: about 2.3 KB, more than a one-entry cache holds */
+	query(&qm, &q, 1, "big.test", DNS_TYPE_A, EDNS_NONE);
+	answer(&am, &a, 0, "big.test", DNS_TYPE_A, 140, 300, 1, 0);
+	assert_true(am.n > DNS_CACHE_BYTES_PER_ENTRY && am.n < 2 * DNS_CACHE_BYTES_PER_ENTRY);
+	assert_int_equal(dns_cache_put(c, &q, am.b, am.n, &a, T0), -ENOENT);
+	/* four entries hold 8 KiB: three such answers; the fourth evicts the oldest */
+	dns_cache_set_max(c, 4);
+	for (int i = 0; i < 4; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "n%d.test", i);
+		query(&qm, &q, 1, name, DNS_TYPE_A, EDNS_NONE);
+		answer(&am, &a, 0, name, DNS_TYPE_A, 140, 300, 1, 0);
+		assert_int_equal(dns_cache_put(c, &q, am.b, am.n, &a, T0), 0);
+	}
+	assert_int_equal(dns_cache_count(c), 3);
+	assert_int_equal(dns_cache_get(c, &q, T0, &hit, &len), 0); /* n3, the newest */
+	free(hit);
+	query(&qm, &q, 1, "n0.test", DNS_TYPE_A, EDNS_NONE);
+	assert_int_equal(dns_cache_get(c, &q, T0, &hit, &len), -ENOENT);
+	dns_cache_free(c);
+}
+
+/* NXDOMAIN after a CNAME: the CNAME's shorter TTL bounds the entry, not only the SOA's. */
+static void test_negative_after_cname(void **state)
+{
+	struct dns_cache *c = dns_cache_new(16);
+	struct mb qm, am;
+	struct dns_msg q, a;
+	uint8_t *hit;
+	size_t len;
+
+	(void)state;
+	query(&qm, &q, 1, "alias.test", DNS_TYPE_A, EDNS_NONE);
+	/* one record of TTL 10 in the answer (standing in for the CNAME), SOA MINIMUM 300 */
+	answer(&am, &a, DNS_RCODE_NXDOMAIN, "alias.test", DNS_TYPE_A, 1, 10, 1, 300);
+	assert_int_equal(dns_cache_put(c, &q, am.b, am.n, &a, T0), 0);
+	assert_int_equal(dns_cache_get(c, &q, T0 + 9999, &hit, &len), 0);
+	free(hit);
+	assert_int_equal(dns_cache_get(c, &q, T0 + 10000, &hit, &len), -ENOENT);
+	dns_cache_free(c);
+}
+
 static void test_not_cached(void **state)
 {
 	struct dns_cache *c = dns_cache_new(16);
@@ -462,6 +600,10 @@ int main(void)
 		cmocka_unit_test(test_lru),
 		cmocka_unit_test(test_negative),
 		cmocka_unit_test(test_key),
+		cmocka_unit_test(test_key_cd),
+		cmocka_unit_test(test_edns_options),
+		cmocka_unit_test(test_byte_bound),
+		cmocka_unit_test(test_negative_after_cname),
 		cmocka_unit_test(test_not_cached),
 		cmocka_unit_test(test_ttl_cap),
 		cmocka_unit_test(test_compressed_question),

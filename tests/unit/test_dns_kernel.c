@@ -858,7 +858,8 @@ static ssize_t tcp_read_msg(int fd, uint8_t *b, size_t cap, int ms)
 	return (ssize_t)(need - 2);
 }
 
-static int tcp_connect(const char *addr, int port)
+/* A TCP connection to addr:port, from src (NULL: any address). */
+static int tcp_connect_from(const char *src, const char *addr, int port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -866,11 +867,30 @@ static int tcp_connect(const char *addr, int port)
 	int fd;
 
 	assert_int_equal(addr_parse(addr, &a), 0);
-	assert_int_equal(addr_to_sockaddr(&a, (uint16_t)port, &ss, &len), 0);
 	fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
+	if (src) {
+		struct addr sa;
+		assert_int_equal(addr_parse(src, &sa), 0);
+		assert_int_equal(addr_to_sockaddr(&sa, 0, &ss, &len), 0);
+		assert_int_equal(bind(fd, (struct sockaddr *)&ss, len), 0);
+	}
+	assert_int_equal(addr_to_sockaddr(&a, (uint16_t)port, &ss, &len), 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
 	return fd;
+}
+
+static int tcp_connect(const char *addr, int port)
+{
+	return tcp_connect_from(NULL, addr, port);
+}
+
+/* Closed by the other side: EOF (or a reset) within ms. */
+static bool closed_within(int fd, int ms)
+{
+	char b;
+
+	return pump_until(fd, ms) && recv(fd, &b, 1, MSG_DONTWAIT) <= 0;
 }
 
 /* Several queries in one write over one connection; answers by ID, the big one whole. */
@@ -988,25 +1008,62 @@ static void test_tcp_bounds(void **state)
 	pump(20);
 	assert_true(metric(&g_fwd, "egress_dns_tcp_connections") == 0);
 
-	for (int i = 0; i < 128; i++)
-		conns[i] = tcp_connect("127.0.0.1", PORT);
+	/* 16 connections from one address; the 17th is closed at once */
+	for (int i = 0; i < 128; i++) {
+		char src[32];
+		snprintf(src, sizeof(src), "127.0.1.%d", 1 + i / 16);
+		conns[i] = tcp_connect_from(src, "127.0.0.1", PORT);
+		pump(1); /* accepted in order: conns[0] is the quietest */
+	}
 	pump(50);
 	assert_true(metric(&g_fwd, "egress_dns_tcp_connections") == 128);
-	extra = tcp_connect("127.0.0.1", PORT);
-	assert_true(pump_until(extra, 1000));
-	assert_int_equal(recv(extra, ans, sizeof(ans), MSG_DONTWAIT), 0);
+	extra = tcp_connect_from("127.0.1.1", "127.0.0.1", PORT);
+	assert_true(closed_within(extra, 1000));
+	close(extra);
 	assert_true(metric(&g_fwd, "egress_dns_tcp_connections") == 128);
-	/* one goes, another may come */
-	close(conns[0]);
+	/* every slot taken, a newcomer from elsewhere: the connection idle longest (nothing
+	 * asked, nothing to write) makes room for it */
+	extra = tcp_connect_from("127.0.2.1", "127.0.0.1", PORT);
+	assert_true(closed_within(conns[0], 1000));
+	struct pollfd p = {.fd = extra, .events = POLLIN};
 	pump(20);
-	conns[0] = tcp_connect("127.0.0.1", PORT);
-	pump(20);
-	struct pollfd p = {.fd = conns[0], .events = POLLIN};
 	assert_int_equal(poll(&p, 1, 0), 0);
 	assert_true(metric(&g_fwd, "egress_dns_tcp_connections") == 128);
+	/* the newcomer is served */
+	build_query(&q, 0x4242, "a.test", 0);
+	uint8_t len2[2];
+	dns_put16(len2, (uint16_t)q.n);
+	assert_int_equal(write(extra, len2, 2), 2);
+	assert_int_equal(write(extra, q.b, q.n), (ssize_t)q.n);
+	assert_true(tcp_read_msg(extra, ans, sizeof(ans), 3000) > 0);
+	assert_int_equal(dns_get16(ans), 0x4242);
 	for (int i = 0; i < 128; i++)
 		close(conns[i]);
 	close(extra);
+	fwd_stop(&g_fwd);
+}
+
+/* A message that trickles in slower than TCP_FRAME_MS (5 s) loses its connection: a few
+ * such clients would otherwise hold every slot. */
+static void test_tcp_trickle(void **state)
+{
+	struct mb q;
+	uint8_t len2[2];
+	int fd;
+
+	(void)state;
+	fwd_start(&g_fwd, base_conf);
+	build_query(&q, 0x1234, "a.test", 0);
+	dns_put16(len2, (uint16_t)q.n);
+	fd = tcp_connect("127.0.0.1", PORT);
+	assert_int_equal(write(fd, len2, 2), 2);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(write(fd, q.b + i, 1), 1);
+		assert_false(pump_until(fd, 1500));
+	}
+	assert_int_equal(write(fd, q.b + 4, 1), 1);
+	assert_true(closed_within(fd, 1000));
+	close(fd);
 	fwd_stop(&g_fwd);
 }
 
@@ -1262,6 +1319,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_pending_bound, teardown),
 		cmocka_unit_test_teardown(test_tcp_pipelined, teardown),
 		cmocka_unit_test_teardown(test_tcp_bounds, teardown),
+		cmocka_unit_test_teardown(test_tcp_trickle, teardown),
 		cmocka_unit_test_teardown(test_malformed, teardown),
 		cmocka_unit_test_teardown(test_dual_stack, teardown),
 		cmocka_unit_test_teardown(test_uplink_state, teardown),

@@ -353,6 +353,31 @@ static void test_pointers(void **state)
 }
 
 /* Pointers can repeat labels to build a name longer than 255 bytes: refused. */
+/* A chain of pointers to pointers: DNS_PTR_MAX jumps are followed, one more is refused (a
+ * long chain would cost a walk per record over the whole message). */
+static void test_pointer_chain(void **state)
+{
+	uint8_t m[12 + 3 + 2 * (DNS_PTR_MAX + 1)] = {0}, out[DNS_NAME_MAX];
+	size_t pos = 12, ol, next;
+
+	(void)state;
+	m[pos++] = 1;
+	m[pos++] = 'a';
+	m[pos++] = 0;
+	for (size_t k = 0; k <= DNS_PTR_MAX; k++) {
+		size_t target = k == 0 ? 12 : pos - 2;
+		m[pos] = (uint8_t)(0xc0 | target >> 8);
+		m[pos + 1] = (uint8_t)target;
+		pos += 2;
+	}
+	/* the pointer DNS_PTR_MAX pointers in: reached with exactly DNS_PTR_MAX jumps */
+	assert_int_equal(dns_name_read(m, sizeof(m), pos - 4, out, &ol, &next), 0);
+	assert_int_equal(ol, 3);
+	assert_int_equal(next, pos - 2);
+	/* the last one needs one jump more */
+	assert_int_equal(dns_name_read(m, sizeof(m), pos - 2, out, &ol, &next), -EBADMSG);
+}
+
 static void test_name_too_long(void **state)
 {
 	uint8_t name[DNS_NAME_MAX];
@@ -667,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_answer),
 		cmocka_unit_test(test_two_questions),
 		cmocka_unit_test(test_pointers),
+		cmocka_unit_test(test_pointer_chain),
 		cmocka_unit_test(test_name_too_long),
 		cmocka_unit_test(test_truncation_every_length),
 		cmocka_unit_test(test_opt),
