@@ -22,7 +22,8 @@ const char *const log_level_name[_LOG_LEVEL_MAX] = {
 };
 
 static bool log_foreground = true;
-static enum log_level log_level = LOG_LEVEL_INFO;
+/* read by the proxy's relay threads too, while a reload may change it */
+static _Atomic enum log_level log_level = LOG_LEVEL_INFO;
 static bool log_syslog_open;
 
 int log_level_from_name(const char *name)

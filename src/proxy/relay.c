@@ -73,7 +73,7 @@ struct relay_dir {
 	size_t off, len;
 	size_t uncounted; /* how many of buf's first bytes are the caller's own (not relayed) */
 	uint64_t left;	  /* bytes the reader may still send (RELAY_NO_LIMIT: any) */
-	bool held;	  /* at its limit, the reader sent more: not read again, no EOF passed on */
+	bool held;	  /* at its limit, the reader sent more: what it sends is dropped */
 	bool eof;  /* the reader said EOF */
 	bool shut; /* shutdown(writer, SHUT_WR) done */
 	bool copy; /* splice refused (EINVAL): recv/send from now on */
@@ -440,8 +440,8 @@ static int dir_fill(struct relay_sess *s, int d, bool *moved)
 }
 
 /*
- * The reader may send no more: its EOF is passed on as usual; if it sends more, that stays
- * unread and the direction is held (see relay_start()).
+ * The reader may send no more: its EOF is passed on as usual; if it sends more, the
+ * direction is held (see relay_start()) and what comes is read and dropped (dir_drop()).
  */
 static int dir_at_limit(struct relay_sess *s, int d)
 {
@@ -455,6 +455,26 @@ static int dir_at_limit(struct relay_sess *s, int d)
 	}
 	if (n == 0) {
 		dir->eof = true;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		s->rd_ok[d] = false;
+		return 0;
+	}
+	return errno == EINTR ? 0 : -errno;
+}
+
+/* A held direction: read and drop what the reader sends, so its EOF (passed on as usual)
+ * and its reset (ending the session) are seen. */
+static int dir_drop(struct relay_sess *s, int d)
+{
+	char buf[4096];
+	ssize_t n = recv(s->fd[d], buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n > 0)
+		return 0;
+	if (n == 0) {
+		s->dir[d].eof = true;
 		return 0;
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -490,8 +510,10 @@ static int dir_pump(struct relay_sess *s, int d, bool *moved, bool *more)
 				dir->shut = true;
 			}
 			break;
-		} else if (!s->rd_ok[d] || dir->held) {
+		} else if (!s->rd_ok[d]) {
 			break;
+		} else if (dir->held) {
+			r = dir_drop(s, d);
 		} else if (dir->left == 0) {
 			r = dir_at_limit(s, d);
 		} else if (dir->copy || s->w->pool->o.no_splice) {
@@ -615,8 +637,15 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = now_ms(), idle = w->pool->o.idle_timeout_ms;
 	struct relay_sess *s;
 
-	while ((s = TAILQ_FIRST(&w->sessions)) && now - s->last_ms >= idle)
+	while ((s = TAILQ_FIRST(&w->sessions)) && now - s->last_ms >= idle) {
+		/* bytes stuck for a peer that stopped reading: a FIN would pass for a whole
+		 * transfer, a reset says it was cut */
+		if (s->dir[0].len || s->dir[0].in_pipe || s->dir[1].len || s->dir[1].in_pipe) {
+			set_linger0(s->fd[0]);
+			set_linger0(s->fd[1]);
+		}
 		sess_end(s, RELAY_END_IDLE, 0);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -660,11 +689,13 @@ static void worker_clear(struct relay_worker *w)
 {
 	struct relay_sess *s;
 
+	/* sessions cut by the pool's end: their peers get a reset, not an EOF that would pass
+	 * for the end of a whole transfer */
 	while ((s = TAILQ_FIRST(&w->sessions))) {
 		TAILQ_REMOVE(&w->sessions, s, link);
 		event_del(&s->ev[0]);
 		event_del(&s->ev[1]);
-		sess_release(w, s, false);
+		sess_release(w, s, true);
 		free(s);
 	}
 	while ((s = STAILQ_FIRST(&w->inbox))) {

@@ -33,7 +33,7 @@ struct relay_counters {
 enum relay_end {
 	RELAY_END_CLOSED,   /* both directions ended with EOF */
 	RELAY_END_RESET,    /* a side reset (ECONNRESET/EPIPE); the other side got a reset too */
-	RELAY_END_IDLE,	    /* no byte either way for idle_timeout_ms */
+	RELAY_END_IDLE,	    /* no byte either way for idle_timeout_ms (reset if bytes were stuck) */
 	RELAY_END_ERROR,    /* another socket error; both sides reset */
 	RELAY_END_SHUTDOWN, /* reserved: relay_pool_free() ends sessions without a callback */
 	_RELAY_END_MAX,
@@ -55,8 +55,9 @@ struct relay_pool;
 int relay_pool_new(struct event_base *main, const struct relay_opts *o, struct relay_pool **ret);
 
 /*
- * Stops and joins the workers, closes every session's sockets; no callback runs after (nor
- * during) it, not even for sessions that had ended but whose callback had not run yet.
+ * Stops and joins the workers, closes every session's sockets with a reset (the transfers are
+ * cut; an EOF would pass for their end); no callback runs after (nor during) it, not even for
+ * sessions that had ended but whose callback had not run yet.
  * NULL is fine.  May be called from a done callback.
  */
 void relay_pool_free(struct relay_pool *p);
@@ -66,10 +67,10 @@ void relay_pool_free(struct relay_pool *p);
  * to_server/to_client: bytes to write first (copied; may be NULL/0); to_client is the
  * caller's own reply (a SOCKS reply, "200 Connection established") and does not count in the
  * counters.  up_limit: how many bytes the client may send from now on (RELAY_NO_LIMIT: any):
- * the relay never reads more.  What a client sends past it (after a forwarded HTTP request's
- * body: another request, which must not reach this origin) stays unread; the server's side
- * goes on, and when it has ended the session ends (RELAY_END_CLOSED) without passing an EOF
- * to the server.  counters: owned by the
+ * the relay never passes more on.  What a client sends past it (after a forwarded HTTP
+ * request's body: another request, which must not reach this origin) is read and dropped;
+ * its EOF is passed on as usual, its reset ends the session, and the session also ends when
+ * the server's side has (RELAY_END_CLOSED).  counters: owned by the
  * caller, must live until cb ran (or relay_pool_free() returned); the relay only adds to them.
  * Main thread only.  Returns 0 or -errno (then the fds are still the caller's).
  */
