@@ -646,6 +646,40 @@ int dispatch_pick(struct dispatch *d, const struct addr *client, uint64_t now_ms
 	return u;
 }
 
+size_t dispatch_candidates(const struct dispatch *d, const struct addr *client, int first,
+	int *out, size_t max)
+{
+	const struct dispatch_rule *r = NULL;
+	bool used[DISPATCH_MAX_UPLINKS] = {0};
+	struct addr a;
+	size_t n = 0;
+	int ri;
+
+	if (client && (client->family == AF_INET || client->family == AF_INET6)) {
+		a = *client;
+		addr_unmap_v4(&a);
+		ri = rule_match(d, &a);
+		/* as dispatch_pick() decides, for the pick that gave first */
+		if (ri >= 0 && rule_has_candidate(d, &d->rules[ri], -1))
+			r = &d->rules[ri];
+	}
+	if (first >= 0 && (size_t)first < d->n_up)
+		used[first] = true;
+	while (n < max) {
+		int best = -1;
+
+		for (size_t i = 0; i < d->n_up; i++)
+			if (!used[i] && candidate(d, r, i, -1) &&
+				(best < 0 || weight_of(d, r, i) > weight_of(d, r, (size_t)best)))
+				best = (int)i;
+		if (best < 0)
+			break;
+		used[best] = true;
+		out[n++] = best;
+	}
+	return n;
+}
+
 /* ---- go-dispatch-proxy's client rules file ---- */
 
 int dispatch_uplink_key(const char *key, struct addr *ret, uint16_t *ret_port)

@@ -93,6 +93,17 @@ int dispatch_affinity_get(const struct dispatch *d, const struct addr *client, u
 int dispatch_pick(struct dispatch *d, const struct addr *client, uint64_t now_ms, int exclude);
 
 /*
+ * The uplinks client may also leave through besides first (the one it was given), for racing
+ * a slow connect: into out[0..max), heaviest first (ties: lower index), the count returned.
+ * The weights are the client's as dispatch_pick() sees them with nothing excluded: its rule's
+ * while any uplink the rule gives weight is usable (first included), so an uplink the rule
+ * leaves out never carries its connections; else the defaults.  Only usable uplinks of
+ * weight > 0.  Changes no state.
+ */
+size_t dispatch_candidates(const struct dispatch *d, const struct addr *client, int first,
+	int *out, size_t max);
+
+/*
  * Load go-dispatch-proxy's client rules file (text: len bytes, borrowed, need not end in NUL):
  *   {"<uplink>": {"<client IP or CIDR>": {"source_ip": "<the same client>",
  *     "contention_ratio": N, "description": "..."}}}

@@ -575,29 +575,22 @@ static void session_connected_cb(int fd, int err, int uplink, int attempts, void
 	session_relay(s, fd);
 }
 
-/* The uplinks to try, best first: the chosen one, then the other usable ones by weight. */
+/*
+ * The uplinks to try, best first: the chosen one, then the others this client may use, by
+ * its weights - a client that its rule keeps off an uplink must not leave through it just
+ * because the first connect was slow.
+ */
 static size_t session_vias(struct session *s, int first, struct connect_via *v)
 {
 	struct proxy_module *pm = s->pm;
-	size_t n = 0;
-	bool used[256] = {0};
+	int more[RACE_MAX - 1];
+	size_t n = 0, k;
 
 	v[n++] = pm->ups[first]->via;
-	used[first] = true;
-	while (n < RACE_MAX) {
-		int best = -1;
-		for (size_t i = 0; i < pm->n_ups && i < 256; i++) {
-			struct puplink *up = pm->ups[i];
-			if (used[i] || !up->present || !up->usable)
-				continue;
-			if (best < 0 || up->weight > pm->ups[best]->weight)
-				best = (int)i;
-		}
-		if (best < 0)
-			break;
-		used[best] = true;
-		v[n++] = pm->ups[best]->via;
-	}
+	k = dispatch_candidates(pm->disp, &s->client, first, more, ARRAY_SIZE(more));
+	for (size_t i = 0; i < k; i++)
+		if ((size_t)more[i] < pm->n_ups)
+			v[n++] = pm->ups[more[i]]->via;
 	return n;
 }
 

@@ -143,7 +143,9 @@ def test_contention_ratio(plab, egressd_bin):
 
 @pytest.mark.daemon
 def test_client_rules(plab, egressd_bin):
-    """Per-client ratios from the fork's JSON file: the exact address beats the /24."""
+    """Per-client ratios from the fork's JSON file: the exact address beats the /24.  A slow
+    connect is raced only to uplinks the client's rule allows: with isp1 blackholed, the
+    client kept to isp1 fails rather than leave by isp2; the /24 gets through by isp2."""
     c, gw = plab["client"], plab["gw"]
     c.ip("addr", "add", "10.20.0.3/24", "dev", "eth0")
     rules = {
@@ -160,14 +162,21 @@ def test_client_rules(plab, egressd_bin):
     }
     path = gw.lab.dir / "client-rules.json"
     path.write_text(json.dumps(rules))
-    d = start(plab, egressd_bin, "-client-rules", str(path))
+    d = start(plab, egressd_bin, "-client-rules", str(path), "-connect-deadline", "2s")
     try:
         r = flows(c, 100, bind="10.20.0.2")
         assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 100}, r
         r = flows(c, 200, bind="10.20.0.3")
         assert r["fail"] == 0, r
         assert abs(r["peers"].get(proxylab.ADDR["isp1"], 0) / 200 - 0.2) <= 0.05, r
+        # no health check: isp1 stays usable, its connects hang, isp2 is raced after 300 ms
+        plab.cut("gw", "isp1", mode="blackhole")
+        r = flows(c, 8, bind="10.20.0.2")
+        assert r["fail"] == 8 and r["peers"] == {}, r
+        r = flows(c, 20, bind="10.20.0.3")
+        assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp2"]: 20}, r
     finally:
+        plab.restore("gw", "isp1")
         stop(d)
         c.ip("addr", "del", "10.20.0.3/24", "dev", "eth0")
 

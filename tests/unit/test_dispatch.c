@@ -322,6 +322,61 @@ static void test_rules_down_fall_back(void **state)
 	dispatch_free(d);
 }
 
+/* The uplinks a slow connect may be raced to: the client's own candidates, heaviest first. */
+static void test_candidates_honour_rules(void **state)
+{
+	int w[] = { 1, 5, 3, 2 }, out[4];
+	struct dispatch *d = mk(w, 4);
+	struct addr lan = A("10.0.0.5"), mapped = A("::ffff:10.0.0.5"), only = A("10.0.0.7");
+	struct addr other = A("192.0.2.1");
+	struct cidr c = C("10.0.0.0/24");
+
+	/* no rule: the default weights, first left out, ties would go to the lower index */
+	assert_int_equal(dispatch_candidates(d, &other, 1, out, 4), 3);
+	assert_int_equal(out[0], 2);
+	assert_int_equal(out[1], 3);
+	assert_int_equal(out[2], 0);
+	assert_int_equal(dispatch_candidates(d, NULL, 0, out, 2), 2);
+	assert_int_equal(out[0], 1);
+	assert_int_equal(out[1], 2);
+
+	/* the rule gives u1 weight 0 and does not name u3: neither is ever raced for its
+	 * clients, however heavy by default */
+	assert_int_equal(dispatch_add_rule(d, &c, (int[]){ 4, 0, 1 }, 3, NULL), 0);
+	assert_int_equal(dispatch_candidates(d, &lan, 0, out, 4), 1);
+	assert_int_equal(out[0], 2);
+	assert_int_equal(dispatch_candidates(d, &mapped, 2, out, 4), 1);
+	assert_int_equal(out[0], 0);
+	/* the rule's order, not the defaults' (u2 is lighter than u0 by default) */
+	c = C("10.0.0.8/29");
+	assert_int_equal(dispatch_add_rule(d, &c, (int[]){ 1, 0, 9, 4 }, 4, NULL), 0);
+	struct addr eight = A("10.0.0.9");
+	assert_int_equal(dispatch_candidates(d, &eight, 1, out, 4), 3);
+	assert_int_equal(out[0], 2);
+	assert_int_equal(out[1], 3);
+	assert_int_equal(out[2], 0);
+	/* one uplink only: nothing to race */
+	c = C("10.0.0.7");
+	assert_int_equal(dispatch_add_rule(d, &c, (int[]){ 0, 0, 1, 0 }, 4, NULL), 0);
+	assert_int_equal(dispatch_candidates(d, &only, 2, out, 4), 0);
+
+	/* u2 down: the /24's clients still have u0 (the rule holds), so nothing else */
+	dispatch_set_usable(d, 2, false);
+	assert_int_equal(dispatch_candidates(d, &lan, 0, out, 4), 0);
+	/* u0 down too: the rule names nothing usable, its clients get the defaults - as
+	 * dispatch_pick() gave them first */
+	dispatch_set_usable(d, 0, false);
+	assert_int_equal(dispatch_pick(d, &lan, 0, -1), 1);
+	assert_int_equal(dispatch_candidates(d, &lan, 1, out, 4), 1);
+	assert_int_equal(out[0], 3);
+	/* the exact rule names only u2, which is down: defaults as well */
+	assert_int_equal(dispatch_candidates(d, &only, 1, out, 4), 1);
+	assert_int_equal(out[0], 3);
+	/* max 0: nothing written */
+	assert_int_equal(dispatch_candidates(d, &other, 1, out, 0), 0);
+	dispatch_free(d);
+}
+
 static void test_add_rule_errors(void **state)
 {
 	int w[] = { 1, 1 };
@@ -873,6 +928,7 @@ int main(void)
 		cmocka_unit_test(test_rules_v6),
 		cmocka_unit_test(test_rules_own_state),
 		cmocka_unit_test(test_rules_down_fall_back),
+		cmocka_unit_test(test_candidates_honour_rules),
 		cmocka_unit_test(test_add_rule_errors),
 		cmocka_unit_test(test_rules_many_fast),
 		cmocka_unit_test(test_affinity_keeps_and_expires),
