@@ -1098,6 +1098,12 @@ int conf_validate(struct conf *conf, struct conf_errors *errs)
 		for (size_t j = 0; j < conf->lists[i].n; j++)
 			if (conf->lists[i].items[j]->origin)
 				validate_section(conf, conf->lists[i].items[j], errs);
+	if (errs->n > before)
+		return -EINVAL;
+	for (size_t i = 0; i < conf->n_types; i++)
+		for (size_t j = 0; j < conf->lists[i].n; j++)
+			if (conf->types[i]->validate_expanded)
+				conf->types[i]->validate_expanded(conf, conf->lists[i].items[j], errs);
 	return errs->n > before ? -EINVAL : 0;
 }
 

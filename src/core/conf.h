@@ -121,6 +121,10 @@ struct conf_section_type {
 	/* After validation: add the sections this one implies (conf_add_generated()), e.g.
 	 * [route]'s gateways become uplinks.  Generated sections are validated, not printed. */
 	void (*expand)(struct conf *conf, const struct conf_section *s, struct conf_errors *errs);
+	/* Once everything else passed, generated sections included: checks that need the
+	 * whole expanded configuration, e.g. what every module puts in the kernel. */
+	void (*validate_expanded)(const struct conf *conf, const void *section,
+		struct conf_errors *errs);
 };
 
 struct conf_section {

@@ -16,6 +16,9 @@
 
 #define KEY(st, field) .offset = offsetof(struct st, field)
 
+static void routing_validate(const struct conf *conf, const void *section,
+	struct conf_errors *errs);
+
 /* ------------------------------------------------------------ [global] */
 
 static const struct conf_key global_keys[] = {
@@ -734,6 +737,7 @@ const struct conf_section_type conf_route_type = {
 	.n_keys = ARRAY_SIZE(route_keys),
 	.validate = route_validate,
 	.expand = route_expand,
+	.validate_expanded = routing_validate,
 };
 
 struct conf_route *conf_route(const struct conf *conf)
@@ -931,6 +935,7 @@ const struct conf_section_type conf_balance_type = {
 	.keys = balance_keys,
 	.n_keys = ARRAY_SIZE(balance_keys),
 	.validate = balance_validate,
+	.validate_expanded = routing_validate,
 	.expand = balance_expand,
 };
 
@@ -1477,6 +1482,7 @@ const struct conf_section_type conf_proxy_type = {
 	.n_keys = ARRAY_SIZE(proxy_keys),
 	.validate = proxy_validate,
 	.expand = proxy_expand,
+	.validate_expanded = routing_validate,
 };
 
 struct conf_proxy *conf_proxy(const struct conf *conf)
@@ -1806,11 +1812,140 @@ const struct conf_section_type conf_gateway_type = {
 	.n_keys = ARRAY_SIZE(gateway_keys),
 	.validate = gateway_validate,
 	.expand = gateway_expand,
+	.validate_expanded = routing_validate,
 };
 
 struct conf_gateway *conf_gateway(const struct conf *conf)
 {
 	return (struct conf_gateway *)conf_find(conf, "gateway", NULL);
+}
+
+/* ------------------------------------------------------------ rules and tables of the modules */
+
+/*
+ * The route and policy modules, the proxy's source routing and gateway mode all mark their
+ * rules with one protocol, and each reconciles "its" rules by priority range: where two
+ * ranges overlap, one module deletes (or shadows) the other's rules, and where two tables
+ * meet, one flushes the other's routes.  So the ranges of the modules configured together
+ * must stay apart (see conf_keys.h for each module's extent).
+ */
+struct rt_claim {
+	const struct conf_section *owner; /* the module's section (which reports) */
+	const struct conf_section *s;	  /* where the range is set */
+	const char *key;
+	bool table;	  /* routing tables, else rule priorities */
+	uint64_t lo, hi; /* [lo, hi) */
+};
+
+struct rt_claims {
+	struct rt_claim *v;
+	size_t n;
+};
+
+static void claim(struct rt_claims *c, const void *owner, const void *s, const char *key,
+	bool table, uint64_t lo, uint64_t hi)
+{
+	c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+	c->v[c->n++] = (struct rt_claim){.owner = owner, .s = s, .key = key, .table = table,
+		.lo = lo, .hi = hi};
+}
+
+static void routing_claims(const struct conf *conf, struct rt_claims *c)
+{
+	const struct conf_route *r = conf_route(conf);
+	const struct conf_balance *b = conf_balance(conf);
+	const struct conf_proxy *p = conf_proxy(conf);
+	const struct conf_gateway *g = conf_gateway(conf);
+	size_t n = conf_n_uplinks(conf);
+
+	if (r) {
+		claim(c, r, r, "rule_priority", false, r->rule_priority, r->rule_priority + 2ull);
+		claim(c, r, r, "table", true, r->table, r->table + 1ull);
+	}
+	if (b) {
+		claim(c, b, b, "rule_priority", false, b->rule_priority,
+			b->rule_priority + (uint64_t)CONF_BALANCE_RULES);
+		/* as policy.c's routing_reconcile(): the first rule goes to main, then one per
+		 * uplink it balances; tables from table_base in runs, or an uplink's own */
+		for (size_t i = 0; i < n && i + 1 < CONF_BALANCE_RULES; i++) {
+			const struct conf_uplink *u = conf_uplink_at(conf, i);
+			uint64_t t = conf_uplink_table(b, u, i);
+			struct rt_claim *last = c->n ? &c->v[c->n - 1] : NULL;
+
+			if (u->s.origin || !u->interface[0])
+				continue;
+			if (u->table)
+				claim(c, b, u, "table", true, t, t + 1);
+			else if (last && last->s == &b->s && last->table && last->hi == t)
+				last->hi++;
+			else
+				claim(c, b, b, "table_base", true, t, t + 1);
+		}
+	}
+	if (p && n) {
+		size_t k = MIN(n, (size_t)CONF_SRCROUTE_MAX);
+
+		/* srcroute.c: rule and table + i for uplink i with a source; it deletes the
+		 * rules that look up any of these tables and flushes them, sources or not */
+		claim(c, p, p, "rule_priority", false, p->rule_priority, p->rule_priority + k);
+		claim(c, p, p, "table_base", true, p->table_base, p->table_base + k);
+	}
+	if (g && g->intercept == INTERCEPT_TPROXY) {
+		claim(c, g, g, "rule_priority", false, g->rule_priority, g->rule_priority + 1ull);
+		claim(c, g, g, "tproxy_table", true, g->tproxy_table, g->tproxy_table + 1ull);
+	}
+}
+
+static const char *range_str(const struct rt_claim *c, char *buf, size_t len)
+{
+	if (c->hi - c->lo == 1)
+		snprintf(buf, len, "%" PRIu64, c->lo);
+	else
+		snprintf(buf, len, "%" PRIu64 "-%" PRIu64, c->lo, c->hi - 1);
+	return buf;
+}
+
+static bool key_set(const struct rt_claim *c)
+{
+	return conf_key_is_set(c->s, conf_key_find(c->s->type, c->key));
+}
+
+/* Each overlap once: by the module whose key the file sets, else by the later one. */
+static void routing_validate(const struct conf *conf, const void *section,
+	struct conf_errors *errs)
+{
+	struct rt_claims c = {0};
+	char a[48], b[48], label[128];
+
+	routing_claims(conf, &c);
+	for (size_t j = 0; j < c.n; j++)
+		for (size_t i = 0; i < j; i++) {
+			const struct rt_claim *x = &c.v[j], *y = &c.v[i];
+			bool one;
+
+			if (x->owner == y->owner || x->table != y->table || x->hi <= y->lo ||
+				y->hi <= x->lo)
+				continue;
+			if (!key_set(x) && key_set(y)) {
+				x = &c.v[i];
+				y = &c.v[j];
+			}
+			if (x->owner != section)
+				continue;
+			if (y->s->name)
+				snprintf(label, sizeof(label), "[%s %s]", y->s->type->name, y->s->name);
+			else
+				snprintf(label, sizeof(label), "[%s]", y->s->type->name);
+			one = x->hi - x->lo == 1;
+			conf_section_error(errs, x->s, x->key,
+				"%s %s overlap%s those of %s %s (%s): each module needs a range of "
+				"its own",
+				x->table ? (one ? "routing table" : "routing tables")
+					 : (one ? "rule priority" : "rule priorities"),
+				range_str(x, a, sizeof(a)), one ? "s" : "", label, y->key,
+				range_str(y, b, sizeof(b)));
+		}
+	free(c.v);
 }
 
 /* ------------------------------------------------------------ all */

@@ -244,6 +244,17 @@ struct conf_balance *conf_balance(const struct conf *conf);
 uint32_t conf_uplink_mark(const struct conf_balance *b, const struct conf_uplink *u, size_t i);
 uint32_t conf_uplink_table(const struct conf_balance *b, const struct conf_uplink *u, size_t i);
 
+/*
+ * What the modules put in the kernel's routing rules, from their rule_priority (and
+ * table_base) on.  They share one protocol (RTPROT_EGRESS), so the configuration keeps
+ * their ranges apart (conf_keys.c).  The route module: rule_priority and the next, and its
+ * table.  The policy module: any rule of ours in [rule_priority, + CONF_BALANCE_RULES) is
+ * its own; an uplink's table is conf_uplink_table().  The proxy's source routing: rule and
+ * table + i for uplink i < CONF_SRCROUTE_MAX.  Gateway mode (tproxy): one rule, one table.
+ */
+#define CONF_BALANCE_RULES 256
+#define CONF_SRCROUTE_MAX  256
+
 /* Every section type of egress.conf; the first is [global]. */
 extern const struct conf_section_type *const egress_conf_types[];
 extern const size_t egress_conf_n_types;

@@ -256,6 +256,15 @@ bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b);
  */
 int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
 	const struct nl_rule *want, size_t n);
+/*
+ * The same, limited to the rules that look up a table in [table_lo, table_hi): for a module
+ * whose rules all point at tables of its own, so that another module's rules of the same
+ * protocol in that priority range (e.g. after a configuration put the ranges on top of each
+ * other) are not taken for stale ones and deleted.  want[] must lie inside the table range.
+ */
+int nl_rule_reconcile_tables(struct nl *nl, uint8_t protocol, uint32_t prio_lo,
+	uint32_t prio_hi, uint32_t table_lo, uint32_t table_hi, const struct nl_rule *want,
+	size_t n);
 
 /* ---- links (nl_link.c) ---- */
 

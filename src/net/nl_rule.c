@@ -237,6 +237,7 @@ bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b)
 struct rule_scan {
 	uint8_t protocol;
 	uint32_t lo, hi;
+	uint64_t table_lo, table_hi; /* [table_lo, table_hi) */
 	struct nl_rule *found;
 	size_t n;
 };
@@ -246,17 +247,17 @@ static int rule_scan_cb(const struct nl_rule *r, void *arg)
 	struct rule_scan *sc = arg;
 
 	if (r->protocol != sc->protocol || !r->has_priority || r->priority < sc->lo ||
-		r->priority >= sc->hi)
+		r->priority >= sc->hi || r->table < sc->table_lo || r->table >= sc->table_hi)
 		return 0;
 	sc->found = xrealloc(sc->found, (sc->n + 1) * sizeof(*sc->found));
 	sc->found[sc->n++] = *r;
 	return 0;
 }
 
-int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
-	const struct nl_rule *want, size_t n)
+/* sc: what to look for, found empty */
+static int rule_reconcile(struct nl *nl, struct rule_scan sc, const struct nl_rule *want,
+	size_t n)
 {
-	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi};
 	int r = 0, e;
 
 	for (int f = 0; f < 2; f++) {
@@ -285,4 +286,23 @@ int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_
 	}
 	free(sc.found);
 	return r;
+}
+
+int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
+	const struct nl_rule *want, size_t n)
+{
+	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi,
+		.table_lo = 0, .table_hi = (uint64_t)UINT32_MAX + 1};
+
+	return rule_reconcile(nl, sc, want, n);
+}
+
+int nl_rule_reconcile_tables(struct nl *nl, uint8_t protocol, uint32_t prio_lo,
+	uint32_t prio_hi, uint32_t table_lo, uint32_t table_hi, const struct nl_rule *want,
+	size_t n)
+{
+	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi,
+		.table_lo = table_lo, .table_hi = table_hi};
+
+	return rule_reconcile(nl, sc, want, n);
 }

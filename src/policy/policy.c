@@ -35,7 +35,7 @@
 #include "util.h"
 
 /* Rules of ours live in [rule_priority, rule_priority + POLICY_MAX_UPLINKS). */
-#define POLICY_MAX_UPLINKS 256
+#define POLICY_MAX_UPLINKS CONF_BALANCE_RULES
 #define RETRY_SEC 2
 
 /* What the last apply left, to tell what changed. */

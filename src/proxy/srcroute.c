@@ -4,11 +4,13 @@
  *
  * Reconciles on start, on reload and whenever an address or a default route
  * of the main table changes (netlink events, at most once per loop turn).
- * Rules are ours by protocol and priority range, routes by protocol and
+ * Rules are ours by protocol, priority range and table, routes by protocol and
  * table, so a restart adopts what an earlier run left.
  *
  * Must not touch rules or routes that are not of our protocol, nor any table
- * outside [table_base, table_base + number of uplinks).
+ * outside [table_base, table_base + number of uplinks), nor rules that look up
+ * another table: the route and policy modules and gateway mode use the same
+ * protocol, and their priorities may lie inside our range.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -25,7 +27,7 @@
 #include "srcroute.h"
 #include "util.h"
 
-#define SRCROUTE_MAX 256
+#define SRCROUTE_MAX CONF_SRCROUTE_MAX
 
 struct srcroute {
 	struct event_base *base;
@@ -89,10 +91,20 @@ static void table_flush(struct srcroute *s, uint32_t table)
 	}
 }
 
+/* Rules that look up table_base + [0, n): ours; any other rule is left alone. */
+static int rules_reconcile(struct srcroute *s, size_t n, const struct nl_rule *want,
+	size_t n_want)
+{
+	uint64_t hi = (uint64_t)s->table_base + n;
+
+	return nl_rule_reconcile_tables(s->nl, RTPROT_EGRESS, s->prio, s->prio + SRCROUTE_MAX,
+		s->table_base, hi > UINT32_MAX ? UINT32_MAX : (uint32_t)hi, want, n_want);
+}
+
 static int srcroute_apply(struct srcroute *s)
 {
 	const struct conf_proxy *p = conf_proxy(s->conf);
-	size_t n = conf_n_uplinks(s->conf);
+	size_t n = conf_n_uplinks(s->conf), n_old = s->n_tables;
 	struct nl_rule *want = xcalloc(n + 1, sizeof(*want));
 	size_t n_want = 0;
 	char *log = NULL;
@@ -152,8 +164,8 @@ static int srcroute_apply(struct srcroute *s)
 	for (size_t i = n; i < s->n_tables; i++)
 		table_flush(s, s->table_base + (uint32_t)i);
 	s->n_tables = MIN(n, (size_t)SRCROUTE_MAX);
-	e = nl_rule_reconcile(s->nl, RTPROT_EGRESS, p->rule_priority,
-		p->rule_priority + SRCROUTE_MAX, want, n_want);
+	/* the rules of uplinks that went away look up tables past the new count */
+	e = rules_reconcile(s, MAX(n_old, s->n_tables), want, n_want);
 	if (e < 0) {
 		log_warnx("proxy: source rules: %s", strerror(-e));
 		r = r ? r : e;
@@ -189,7 +201,7 @@ static void srcroute_remove(struct srcroute *s)
 {
 	for (size_t i = 0; i < s->n_tables; i++)
 		table_flush(s, s->table_base + (uint32_t)i);
-	nl_rule_reconcile(s->nl, RTPROT_EGRESS, s->prio, s->prio + SRCROUTE_MAX, NULL, 0);
+	rules_reconcile(s, s->n_tables, NULL, 0);
 	s->n_tables = 0;
 }
 

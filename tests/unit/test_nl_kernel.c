@@ -1119,6 +1119,39 @@ static void test_rule_reconcile(void **state)
 	assert_int_equal(nl_rule_apply(g_nl, NL_DEL, &foreign), 0);
 }
 
+/* nl_rule_reconcile_tables: of our protocol and range, only the rules into its tables */
+static void test_rule_reconcile_tables(void **state)
+{
+	struct nl_rule want = { .family = AF_INET, .protocol = RTPROT_EGRESS,
+		.has_priority = true, .priority = 3100, .table = 310 };
+	struct nl_rule stale = { .family = AF_INET, .protocol = RTPROT_EGRESS,
+		.has_priority = true, .priority = 3101, .table = 311 };
+	/* another module's rules of the same protocol, in the same priority range */
+	struct nl_rule other = { .family = AF_INET, .protocol = RTPROT_EGRESS,
+		.has_priority = true, .priority = 3102, .table = 320 };
+	struct nl_rule other_main = { .family = AF_INET, .protocol = RTPROT_EGRESS,
+		.has_priority = true, .priority = 3103, .table = RT_TABLE_MAIN,
+		.has_suppress_prefixlen = true, .suppress_prefixlen = 0 };
+
+	assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &stale), 0);
+	assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &other), 0);
+	assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &other_main), 0);
+	assert_int_equal(nl_rule_reconcile_tables(g_nl, RTPROT_EGRESS, 3100, 3110, 310, 312,
+				 &want, 1), 0);
+	assert_int_equal(find_rule(AF_INET, 3100).found, 1);
+	assert_int_equal(find_rule(AF_INET, 3101).found, 0);
+	assert_int_equal(find_rule(AF_INET, 3102).found, 1);
+	assert_int_equal(find_rule(AF_INET, 3103).found, 1);
+	assert_int_equal(nl_rule_reconcile_tables(g_nl, RTPROT_EGRESS, 3100, 3110, 310, 312,
+				 NULL, 0), 0);
+	assert_int_equal(find_rule(AF_INET, 3100).found, 0);
+	assert_int_equal(find_rule(AF_INET, 3102).found, 1);
+	/* without a table range, all of them are ours: what nl_rule_reconcile() still does */
+	assert_int_equal(nl_rule_reconcile(g_nl, RTPROT_EGRESS, 3100, 3110, NULL, 0), 0);
+	assert_int_equal(find_rule(AF_INET, 3102).found, 0);
+	assert_int_equal(find_rule(AF_INET, 3103).found, 0);
+}
+
 /* ---- neighbours ---- */
 
 struct neigh_find {
@@ -1414,6 +1447,7 @@ int main(void)
 		cmocka_unit_test(test_route_multipath),
 		cmocka_unit_test(test_dump_large),
 		cmocka_unit_test(test_rule_reconcile),
+		cmocka_unit_test(test_rule_reconcile_tables),
 		cmocka_unit_test(test_nexthop),
 		cmocka_unit_test(test_rule),
 		cmocka_unit_test(test_neigh),
