@@ -37,6 +37,8 @@ struct srcroute {
 	struct event *apply_ev;
 	uint32_t prio, table_base; /* in force */
 	size_t n_tables;	   /* tables we may have filled: table_base + [0, n_tables) */
+	/* table_base + i may hold our route: flushed once uplink i has no source any more */
+	bool filled[SRCROUTE_MAX];
 	char *last;		   /* what the last apply logged, to log changes only */
 };
 
@@ -119,14 +121,21 @@ static int srcroute_apply(struct srcroute *s)
 		struct gw_find g = {0};
 		char src[ADDR_STRLEN], gw[ADDR_STRLEN];
 
-		if (!addr_is_set(&u->source))
+		if (!addr_is_set(&u->source)) {
+			/* it lost its source on a reload (or the uplinks moved): its rule goes
+			 * with the reconcile below, its route with this */
+			if (s->filled[i])
+				table_flush(s, table);
+			s->filled[i] = false;
 			continue;
+		}
 		addr_str(&u->source, src, sizeof(src));
 		e = nl_addr_dump(s->nl, u->source.family, 0, addr_find_cb, &af);
 		if (e < 0 || !af.ifindex) {
 			fprintf(lf, "uplink %s: %s is not an address of this host (yet); ", u->s.name,
 				src);
 			table_flush(s, table);
+			s->filled[i] = false;
 			continue;
 		}
 		g.ifindex = af.ifindex;
@@ -142,6 +151,7 @@ static int srcroute_apply(struct srcroute *s)
 			rt.gw = g.gw;
 		else
 			rt.scope = RT_SCOPE_LINK; /* no gateway known: the link itself */
+		s->filled[i] = true; /* even if refused: the old route may still be there */
 		e = nl_route_apply(s->nl, NL_REPLACE, &rt);
 		if (e < 0) {
 			log_warnx("proxy: uplink %s: default route in table %u: %s%s%s", u->s.name,
@@ -161,8 +171,10 @@ static int srcroute_apply(struct srcroute *s)
 			.src = {.addr = u->source, .plen = u->source.family == AF_INET ? 32 : 128}};
 	}
 	/* tables of uplinks that went away */
-	for (size_t i = n; i < s->n_tables; i++)
+	for (size_t i = n; i < s->n_tables; i++) {
 		table_flush(s, s->table_base + (uint32_t)i);
+		s->filled[i] = false;
+	}
 	s->n_tables = MIN(n, (size_t)SRCROUTE_MAX);
 	/* the rules of uplinks that went away look up tables past the new count */
 	e = rules_reconcile(s, MAX(n_old, s->n_tables), want, n_want);
@@ -203,6 +215,7 @@ static void srcroute_remove(struct srcroute *s)
 		table_flush(s, s->table_base + (uint32_t)i);
 	rules_reconcile(s, s->n_tables, NULL, 0);
 	s->n_tables = 0;
+	memset(s->filled, 0, sizeof(s->filled));
 }
 
 int srcroute_new(struct event_base *base, const struct conf *conf, struct srcroute **ret)
@@ -222,6 +235,9 @@ int srcroute_new(struct event_base *base, const struct conf *conf, struct srcrou
 	s->prio = conf_proxy(conf)->rule_priority;
 	s->table_base = conf_proxy(conf)->table_base;
 	s->n_tables = MIN(conf_n_uplinks(conf), (size_t)SRCROUTE_MAX);
+	/* an earlier run may have filled the table of an uplink that has no source now */
+	for (size_t i = 0; i < s->n_tables; i++)
+		s->filled[i] = true;
 	srcroute_apply(s);
 	*ret = s;
 	return 0;

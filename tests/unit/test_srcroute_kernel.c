@@ -150,6 +150,41 @@ static void test_foreign_rules_survive(void **state)
 	conf_free(c3);
 }
 
+/* An uplink that loses its source on a reload loses its rule and its table's route; one
+ * without a source at start gets whatever an earlier run left in its table flushed. */
+static void test_source_removed(void **state)
+{
+	struct conf *c = conf_from("[proxy]\nport = 1080\n"
+				   "[uplink a]\nsource = 192.0.2.1\n"
+				   "[uplink b]\nsource = 192.0.2.2\n");
+	struct conf *c2 = conf_from("[proxy]\nport = 1080\n"
+				    "[uplink a]\nsource = 192.0.2.1\n"
+				    "[uplink b]\ninterface = eg0\n");
+	struct srcroute *s;
+
+	assert_int_equal(srcroute_new(g_base, c, &s), 0);
+	assert_true(has(rules(), "5001:\tfrom 192.0.2.2 lookup 5001 proto 235"));
+	assert_true(has(table("5001"), "default via 192.0.2.254 dev eg0"));
+	assert_int_equal(srcroute_reconf(s, c2), 0);
+	assert_false(has(rules(), "from 192.0.2.2"));
+	assert_true(empty(table("5001")));
+	assert_true(has(table("5000"), "default via 192.0.2.254 dev eg0"));
+
+	/* stop keeping the kernel state, with b's source; start again without it */
+	assert_int_equal(srcroute_reconf(s, c), 0);
+	assert_true(has(table("5001"), "default via 192.0.2.254 dev eg0"));
+	srcroute_free(s, true);
+	assert_int_equal(srcroute_new(g_base, c2, &s), 0);
+	assert_false(has(rules(), "from 192.0.2.2"));
+	assert_true(empty(table("5001")));
+	assert_true(has(rules(), "5000:\tfrom 192.0.2.1 lookup 5000 proto 235"));
+	srcroute_free(s, false);
+	assert_false(has(rules(), "from 192.0.2.1"));
+	assert_true(empty(table("5000")));
+	conf_free(c);
+	conf_free(c2);
+}
+
 /* ---- setup ---------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -192,6 +227,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_foreign_rules_survive),
+		cmocka_unit_test(test_source_removed),
 	};
 
 	return cmocka_run_group_tests_name("source routing", tests, group_setup, group_teardown);
