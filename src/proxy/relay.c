@@ -235,7 +235,6 @@ static void set_linger0(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 }
 
-/* Close the sockets, give back or close the pipes, free the buffers.  Events already deleted. */
 /* Read and drop what fd holds (a bounded amount): closing a socket with unread bytes sends a
  * reset, which can overtake the last bytes its peer has not read yet. */
 static void drain(int fd)
@@ -246,6 +245,7 @@ static void drain(int fd)
 		;
 }
 
+/* Close the sockets, give back or close the pipes, free the buffers.  Events already deleted. */
 static void sess_release(struct relay_worker *w, struct relay_sess *s, bool reset)
 {
 	for (int i = 0; i < 2; i++) {
@@ -440,39 +440,18 @@ static int dir_fill(struct relay_sess *s, int d, bool *moved)
 }
 
 /*
- * The reader may send no more: its EOF is passed on as usual; if it sends more, the
- * direction is held (see relay_start()) and what comes is read and dropped (dir_drop()).
+ * The reader is at its limit (see relay_start()): what it sends now is read and dropped, and
+ * the direction is held; its EOF is passed on as usual and its reset ends the session.
  */
-static int dir_at_limit(struct relay_sess *s, int d)
-{
-	struct relay_dir *dir = &s->dir[d];
-	char c;
-	ssize_t n = recv(s->fd[d], &c, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (n > 0) {
-		dir->held = true;
-		return 0;
-	}
-	if (n == 0) {
-		dir->eof = true;
-		return 0;
-	}
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		s->rd_ok[d] = false;
-		return 0;
-	}
-	return errno == EINTR ? 0 : -errno;
-}
-
-/* A held direction: read and drop what the reader sends, so its EOF (passed on as usual)
- * and its reset (ending the session) are seen. */
 static int dir_drop(struct relay_sess *s, int d)
 {
 	char buf[4096];
 	ssize_t n = recv(s->fd[d], buf, sizeof(buf), MSG_DONTWAIT);
 
-	if (n > 0)
+	if (n > 0) {
+		s->dir[d].held = true;
 		return 0;
+	}
 	if (n == 0) {
 		s->dir[d].eof = true;
 		return 0;
@@ -512,10 +491,8 @@ static int dir_pump(struct relay_sess *s, int d, bool *moved, bool *more)
 			break;
 		} else if (!s->rd_ok[d]) {
 			break;
-		} else if (dir->held) {
-			r = dir_drop(s, d);
 		} else if (dir->left == 0) {
-			r = dir_at_limit(s, d);
+			r = dir_drop(s, d);
 		} else if (dir->copy || s->w->pool->o.no_splice) {
 			r = dir_copy(s, d, moved);
 		} else {

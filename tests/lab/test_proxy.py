@@ -667,25 +667,20 @@ for target in (sys.argv[3], sys.argv[4]):
     data = u.recv(2048)
     assert data[:4] == b"\x00\x00\x00\x01", data
     print(data[10:].decode().strip())
-if len(sys.argv) > 5:
-    # a stranger (another address of the client's host) gets nothing through the relay
+def intruder(bind, label):
     x = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); x.settimeout(1)
-    x.bind((sys.argv[5], 0))
+    x.bind((bind, 0))
     x.sendto(b"\x00\x00\x00\x01" + socket.inet_aton(sys.argv[3]) + struct.pack("!H", 7000)
              + b"who\n", relay)
     try:
-        print("stranger answered:", x.recv(2048))
+        print(label, "answered:", x.recv(2048))
     except socket.timeout:
-        print("stranger ignored")
+        print(label, "ignored")
+if len(sys.argv) > 5:
+    # a stranger (another address of the client's host) gets nothing through the relay
+    intruder(sys.argv[5], "stranger")
     # the client's own address, another port: the association is u's (it sent first)
-    y = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); y.settimeout(1)
-    y.bind((u.getsockname()[0], 0))
-    y.sendto(b"\x00\x00\x00\x01" + socket.inet_aton(sys.argv[3]) + struct.pack("!H", 7000)
-             + b"who\n", relay)
-    try:
-        print("other port answered:", y.recv(2048))
-    except socket.timeout:
-        print("other port ignored")
+    intruder(u.getsockname()[0], "other port")
 """
 
 
