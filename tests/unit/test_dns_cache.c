@@ -379,8 +379,7 @@ static void test_edns_options(void **state)
 	size_t len;
 
 	(void)state;
-	query(&qm, &q, 1, "o.test", DNS_TYPE_A, EDNS_NONE);
-	qm.n = 0; /* the same query, with a COOKIE option */
+	/* a query with a COOKIE option, and its answer with the client's and the server's */
 	query(&qm, &q, 1, "o.test", DNS_TYPE_A, EDNS_NONE);
 	add_opt(&qm, &q, 10, "CLIENT_A");
 	answer(&am, &a, 0, "o.test", DNS_TYPE_A, 1, 300, 4, 0);
