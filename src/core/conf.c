@@ -784,22 +784,32 @@ static unsigned edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
+void conf_suggest_init(struct conf_suggest *s, const char *word)
+{
+	*s = (struct conf_suggest){.word = word, .best = NULL, .best_d = 3};
+}
+
+void conf_suggest_add(struct conf_suggest *s, const char *name)
+{
+	unsigned d = edit_distance(s->word, name);
+
+	if (d < s->best_d) {
+		s->best_d = d;
+		s->best = name;
+	}
+}
+
 /* " (did you mean 'weight'?)" for a key that is close to a real one. */
 static void suggest_key(const struct conf_section_type *t, const char *key, char *buf, size_t len)
 {
-	const char *best = NULL;
-	unsigned best_d = 3;
+	struct conf_suggest sg;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < t->n_keys; i++) {
-		unsigned d = edit_distance(key, t->keys[i].name);
-		if (d < best_d) {
-			best_d = d;
-			best = t->keys[i].name;
-		}
-	}
-	if (best)
-		snprintf(buf, len, " (did you mean '%s'?)", best);
+	conf_suggest_init(&sg, key);
+	for (size_t i = 0; i < t->n_keys; i++)
+		conf_suggest_add(&sg, t->keys[i].name);
+	if (sg.best)
+		snprintf(buf, len, " (did you mean '%s'?)", sg.best);
 }
 
 static void load_error(struct load_ctx *c, const char *fmt, ...)

@@ -197,6 +197,16 @@ struct conf_section *conf_find(const struct conf *conf, const char *type, const 
 struct conf_section *conf_get_unnamed(struct conf *conf, const char *type); /* created on demand */
 const struct conf_list *conf_sections(const struct conf *conf, const char *type);
 const struct conf_key *conf_key_find(const struct conf_section_type *t, const char *name);
+
+/* "Did you mean": feed the candidates of a misspelt word; best is the closest one within
+ * two edits, or NULL.  Holds the pointers it is given, owns nothing. */
+struct conf_suggest {
+	const char *word;
+	const char *best;
+	unsigned best_d;
+};
+void conf_suggest_init(struct conf_suggest *s, const char *word);
+void conf_suggest_add(struct conf_suggest *s, const char *name);
 int conf_key_index(const struct conf_section_type *t, const struct conf_key *k);
 bool conf_key_is_set(const struct conf_section *s, const struct conf_key *k);
 

@@ -3,13 +3,15 @@
  *
  * getopt_long_only() is used so that both GNU "--flag" and the single-dash
  * long options of the tools our users come from ("-start-ip 10.0.0.1",
- * "-exclude-reserved-cidrs=false") work as written.  A flag only records
+ * "-exclude-reserved-cidrs=false") work as written.  A single-dash word of more
+ * than one letter is always a long option: short options are never clustered.  A flag only records
  * (section, key, value); the value is parsed by the same code as the file, in
  * conf_apply_overrides(), so errors read the same.
  *
  * Must not print anything but usage and argument errors, to stderr.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +128,39 @@ out:
 	return r;
 }
 
+/*
+ * getopt_long_only() takes a single-dash word that names no long option apart as
+ * a cluster of short options ("-ddns-hostname" would run as -d -d -n ...) and then
+ * names the wrong word in its error.  Refuse such a word, and an unknown "--word",
+ * before getopt sees it, as typed and with the closest option.  A word that
+ * abbreviates long options is left to getopt.  Returns 0 or -EINVAL.
+ */
+static int check_long_word(const char *prog, const char *word, const struct option *lo)
+{
+	bool dashes = word[0] == '-' && word[1] == '-';
+	const char *name = word + (dashes ? 2 : 1), *eq = strchr(name, '=');
+	size_t len = eq ? (size_t)(eq - name) : strlen(name);
+	struct conf_suggest sg;
+	char typed[64];
+
+	if (word[0] != '-' || len == 0 || (!dashes && len == 1))
+		return 0; /* an operand, "-", "--", or one short option */
+	for (const struct option *o = lo; o->name; o++)
+		if (!strncmp(o->name, name, len))
+			return 0;
+	snprintf(typed, sizeof(typed), "%.*s", (int)len, name);
+	conf_suggest_init(&sg, typed);
+	for (const struct option *o = lo; o->name; o++)
+		conf_suggest_add(&sg, o->name);
+	if (sg.best)
+		fprintf(stderr, "%s: unknown option %s%s (did you mean %s%s?)\n", prog,
+			dashes ? "--" : "-", typed, dashes ? "--" : "-", sg.best);
+	else
+		fprintf(stderr, "%s: unknown option %s%s (see --help)\n", prog, dashes ? "--" : "-",
+			typed);
+	return -EINVAL;
+}
+
 int conf_args_parse(int argc, char **argv, const struct cmd_opt *opts, size_t n_opts,
 	const struct conf_flag *flags, size_t n_flags, const struct conf_section_type *const *types,
 	size_t n_types, cmd_opt_cb cb, void *userdata, struct conf_overrides *ret)
@@ -134,6 +169,7 @@ int conf_args_parse(int argc, char **argv, const struct cmd_opt *opts, size_t n_
 	struct option *lo = xcalloc(n + 1, sizeof(*lo));
 	char shortopts[128] = "+:";
 	size_t so = strlen(shortopts), li = 0;
+	const char *prog;
 	int r = 0, c;
 
 	for (size_t i = 0; i < n_opts; i++) {
@@ -165,18 +201,27 @@ int conf_args_parse(int argc, char **argv, const struct cmd_opt *opts, size_t n_
 	lo[li++] = (struct option){"set", required_argument, NULL, SET_ID};
 	shortopts[so] = '\0';
 
+	prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long_only(argc, argv, shortopts, lo, NULL)) != -1) {
-		const char *bad = argv[optind - 1];
+	for (;;) {
+		/* Nothing is clustered, so each call takes the word at optind (and its value). */
+		const char *bad = optind < argc ? argv[optind] : "";
 
+		if (optind < argc && check_long_word(prog, bad, lo) < 0) {
+			r = -EINVAL;
+			break;
+		}
+		c = getopt_long_only(argc, argv, shortopts, lo, NULL);
+		if (c == -1)
+			break;
 		if (c == '?') {
-			fprintf(stderr, "%s: unknown option %s (see --help)\n", argv[0], bad);
+			fprintf(stderr, "%s: unknown option %s (see --help)\n", prog, bad);
 			r = -EINVAL;
 			break;
 		}
 		if (c == ':') {
-			fprintf(stderr, "%s: option %s needs a value\n", argv[0], bad);
+			fprintf(stderr, "%s: option %s needs a value\n", prog, bad);
 			r = -EINVAL;
 			break;
 		}

@@ -434,6 +434,67 @@ static void test_flag_errors(void **state)
 	assert_int_equal(o.n, 0);
 }
 
+/* What parse_args() prints to stderr for argv; its result in *r.  The caller frees. */
+static char *parse_args_err(int argc, char **argv, struct conf_overrides *o, int *r)
+{
+	FILE *saved = stderr;
+	const char *x = NULL;
+	char *out = NULL;
+	size_t len = 0;
+
+	stderr = open_memstream(&out, &len);
+	assert_non_null(stderr);
+	*r = parse_args(argc, argv, o, &x);
+	fclose(stderr);
+	stderr = saved;
+	return out;
+}
+
+/* A single-dash word that names no flag is refused as typed, never taken apart as short
+ * options (-N and -x take values, so "-Nope" would have set num to "ope"). */
+static void test_flag_unknown_word(void **state)
+{
+	char *cluster[] = {"prog", "-num", "7", "-Nope", "3"};
+	char *with_value[] = {"prog", "-xylophone", "1"};
+	char *typo[] = {"prog", "-nmu=4"};
+	char *dashes[] = {"prog", "--perod", "1s"};
+	char *abbrev[] = {"prog", "-peri", "1s", "-N", "2"};
+	struct conf_overrides o = {0};
+	char *err;
+	int r;
+
+	(void)state;
+	err = parse_args_err(ARRAY_SIZE(cluster), cluster, &o, &r);
+	assert_int_equal(r, -22);
+	assert_string_equal(err, "prog: unknown option -Nope (see --help)\n");
+	free(err);
+	err = parse_args_err(ARRAY_SIZE(with_value), with_value, &o, &r);
+	assert_int_equal(r, -22);
+	assert_string_equal(err, "prog: unknown option -xylophone (see --help)\n");
+	free(err);
+	err = parse_args_err(ARRAY_SIZE(typo), typo, &o, &r);
+	assert_int_equal(r, -22);
+	assert_string_equal(err, "prog: unknown option -nmu (did you mean -num?)\n");
+	free(err);
+	err = parse_args_err(ARRAY_SIZE(dashes), dashes, &o, &r);
+	assert_int_equal(r, -22);
+	assert_string_equal(err, "prog: unknown option --perod (did you mean --period?)\n");
+	free(err);
+	/* only the first flag was taken before the refusal */
+	assert_int_equal(o.n, 1);
+	conf_overrides_clear(&o);
+
+	/* abbreviations of a long option and single short options still work */
+	err = parse_args_err(ARRAY_SIZE(abbrev), abbrev, &o, &r);
+	assert_int_equal(r, 5);
+	assert_string_equal(err, "");
+	free(err);
+	assert_int_equal(o.n, 2);
+	assert_string_equal(o.v[0].key, "period");
+	assert_string_equal(o.v[1].value, "2");
+	conf_overrides_clear(&o);
+}
+
 static void test_egress_uplink(void **state)
 {
 	struct conf_errors errs = {0};
@@ -479,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_validate_required),
 		cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_flag_errors),
+		cmocka_unit_test(test_flag_unknown_word),
 		cmocka_unit_test(test_egress_uplink),
 	};
 
