@@ -311,7 +311,7 @@ int cidr_parse(const char *s, unsigned flags, struct cidr *ret)
 		family = AF_INET6;
 
 	if ((flags & CIDR_DEFAULT) && streq(s, "default")) {
-		c.addr.family = family == AF_INET6 ? AF_INET6 : AF_INET;
+		c.addr.family = family; /* AF_UNSPEC: the default of each family */
 		*ret = c;
 		return 0;
 	}
@@ -368,11 +368,18 @@ const char *cidr_strerror(int err)
 	}
 }
 
+bool cidr_is_any_default(const struct cidr *c)
+{
+	return c->addr.family == AF_UNSPEC && c->plen == 0;
+}
+
 const char *cidr_str(const struct cidr *c, char *buf, size_t len)
 {
 	char a[ADDR_STRLEN];
 
-	if (len)
+	if (len && cidr_is_any_default(c))
+		snprintf(buf, len, "default");
+	else if (len)
 		snprintf(buf, len, "%s/%u", addr_str(&c->addr, a, sizeof(a)), c->plen);
 	return buf;
 }

@@ -74,7 +74,8 @@ enum {
 	CIDR_HOSTBITS = 2, /* accept "10.1.2.3/8" and clear the host bits */
 	CIDR_V4 = 4,	   /* only IPv4 (with CIDR_V6 too: either family) */
 	CIDR_V6 = 8,	   /* only IPv6 */
-	CIDR_DEFAULT = 16, /* accept "default" = 0.0.0.0/0, or ::/0 when only CIDR_V6 is given */
+	CIDR_DEFAULT = 16, /* accept "default": 0.0.0.0/0 with only CIDR_V4, ::/0 with only
+			    * CIDR_V6, else the default of each family (cidr_is_any_default()) */
 };
 
 /*
@@ -85,7 +86,10 @@ enum {
 int cidr_parse(const char *s, unsigned flags, struct cidr *ret);
 /* Short static text for a cidr_parse()/pfxset error (sign ignored), e.g. "host bits set". */
 const char *cidr_strerror(int err);
-/* Format "addr/plen" into buf (caller's, CIDR_STRLEN bytes); returns buf. */
+/* "default" of no one family (AF_UNSPEC, /0): its user decides which families it covers.
+ * Prefix sets and cidr_contains*() refuse or never match it. */
+bool cidr_is_any_default(const struct cidr *c);
+/* Format "addr/plen" (or "default") into buf (caller's, CIDR_STRLEN bytes); returns buf. */
 const char *cidr_str(const struct cidr *c, char *buf, size_t len);
 /* Prefix holding the single address a (/32 or /128). */
 void cidr_from_addr(const struct addr *a, struct cidr *ret);

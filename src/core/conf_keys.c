@@ -533,7 +533,8 @@ static const struct conf_key route_keys[] = {
 		KEY(conf_route, routes),
 		.flags = CONF_DEFAULT,
 		.def = "default",
-		.help = "destination managed through the gateways (CIDR or default; repeatable)",
+		.help = "destination managed through the gateways (CIDR, or default: the default "
+			"route of each family that has gateways; repeatable)",
 	},
 	{
 		.name = "exclude_cidr",
@@ -616,6 +617,34 @@ static bool range_set(const struct conf_route *r)
 	return addr_is_set(&r->start_ip) || addr_is_set(&r->end_ip);
 }
 
+/* A prefix of a family without gateways would have no next hop ("default" is the default
+ * of each family that has them: route.c). */
+static void route_validate_families(const struct conf_route *r, struct conf_errors *errs)
+{
+	struct waddr *gws;
+	size_t n = conf_route_gateways(r, &gws);
+	bool has4 = false, has6 = false;
+	char buf[CIDR_STRLEN];
+
+	for (size_t i = 0; i < n; i++) {
+		has4 |= gws[i].addr.family == AF_INET;
+		has6 |= gws[i].addr.family == AF_INET6;
+	}
+	free(gws);
+	if (!n)
+		return;
+	for (size_t i = 0; i < r->routes.n; i++) {
+		int family = r->routes.v[i].addr.family;
+
+		if ((family == AF_INET && !has4) || (family == AF_INET6 && !has6))
+			conf_section_error(errs, &r->s, "route",
+				"expected prefixes of the gateways' family (%s: there is no %s "
+				"gateway), got \"%s\"",
+				has4 ? "IPv4" : "IPv6", family == AF_INET ? "IPv4" : "IPv6",
+				cidr_str(&r->routes.v[i], buf, sizeof(buf)));
+	}
+}
+
 static void route_validate(const struct conf *conf, const void *section, struct conf_errors *errs)
 {
 	const struct conf_route *r = section;
@@ -638,6 +667,8 @@ static void route_validate(const struct conf *conf, const void *section, struct 
 	}
 	if (n + r->gateways.n + r->iptables_gateways.n > ROUTE_MAX_GATEWAYS)
 		conf_section_error(errs, &r->s, NULL, "more than %d gateways", ROUTE_MAX_GATEWAYS);
+	else
+		route_validate_families(r, errs);
 	if (r->timeout_ms > r->check_period_ms)
 		conf_section_error(errs, &r->s, "timeout",
 			"expected at most 'check_period' (%" PRIu32 "ms), got %" PRIu32 "ms",

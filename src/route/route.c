@@ -4,7 +4,8 @@
  *
  * Destinations: the [route] routes minus the exclusions (exclude_cidr and, unless turned
  * off, the reserved ranges of RFC 6890), merged into the fewest prefixes once per
- * configuration.  Gateways: the uplinks that conf_keys.c made of [route]; a gateway carries
+ * configuration.  "default" is the default route of each family that has gateways (the
+ * configuration refuses other prefixes of a family without any).  Gateways: the uplinks that conf_keys.c made of [route]; a gateway carries
  * traffic while its uplink is usable (up or degraded).
  *
  * Changes are batched: any number of uplink events in one loop turn make one apply.  At
@@ -379,17 +380,26 @@ static void route_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 
 /* ------------------------------------------------------------ configuration */
 
-/* Destinations: routes minus exclusions, in the fewest prefixes. */
-static int route_prefixes(const struct conf_route *c, struct cidr **ret, size_t *n,
-	size_t *n_excluded)
+/* Destinations: routes minus exclusions, in the fewest prefixes; has[0] and has[1] say
+ * whether there are IPv4 and IPv6 gateways. */
+static int route_prefixes(const struct conf_route *c, const bool has[2], struct cidr **ret,
+	size_t *n, size_t *n_excluded)
 {
+	static const struct cidr def[2] = {{.addr.family = AF_INET}, {.addr.family = AF_INET6}};
 	struct pfxset want, excl;
 	int r;
 
 	pfxset_init(&want);
 	pfxset_init(&excl);
-	for (size_t i = 0; i < c->routes.n; i++)
-		pfxset_add(&want, &c->routes.v[i]);
+	for (size_t i = 0; i < c->routes.n; i++) {
+		if (!cidr_is_any_default(&c->routes.v[i])) {
+			pfxset_add(&want, &c->routes.v[i]);
+			continue;
+		}
+		for (int fi = 0; fi < 2; fi++)
+			if (has[fi])
+				pfxset_add(&want, &def[fi]);
+	}
 	for (size_t i = 0; i < c->exclude.n; i++)
 		pfxset_add(&excl, &c->exclude.v[i]);
 	if (c->exclude_reserved)
@@ -423,9 +433,14 @@ static int route_take_conf(struct route_module *rm, const struct conf *conf)
 	size_t n = conf_route_gateways(c, &w), n_excluded = 0;
 	struct cidr *prefixes = NULL;
 	size_t n_prefixes = 0;
+	bool has[2] = {false, false}, any_default = false;
 	int r;
 
-	r = route_prefixes(c, &prefixes, &n_prefixes, &n_excluded);
+	for (size_t i = 0; i < n; i++)
+		has[w[i].addr.family == AF_INET6] = true;
+	for (size_t i = 0; i < c->routes.n; i++)
+		any_default |= cidr_is_any_default(&c->routes.v[i]);
+	r = route_prefixes(c, has, &prefixes, &n_prefixes, &n_excluded);
 	if (r < 0) {
 		free(w);
 		return r;
@@ -467,6 +482,11 @@ static int route_take_conf(struct route_module *rm, const struct conf *conf)
 		 "fail %s",
 		n, n == 1 ? "" : "s", checks, n4, n_prefixes - n4, n_excluded, c->table,
 		c->rule_priority, c->rule_priority + 1, route_fail_name[c->fail]);
+	for (int fi = 0; fi < 2 && n; fi++)
+		if (any_default && !has[fi])
+			log_info("route: no %s gateway: 'default' is the %s default route only, %s "
+				 "traffic keeps to the main table",
+				fi ? "IPv6" : "IPv4", fi ? "IPv4" : "IPv6", fi ? "IPv6" : "IPv4");
 	route_metrics_gateways(rm);
 	return 0;
 }

@@ -320,6 +320,31 @@ def test_ipv6_gateways(lab, egressd_bin):
     d.assert_clean()
 
 
+def test_ipv6_only_gateways_default_route(lab, egressd_bin):
+    """-route left at `default` with IPv6 gateways only: the IPv6 default, no IPv4 route
+    through an IPv6 next hop, and the log says IPv4 keeps to the main table."""
+    gw, health = build(lab, v6=True)
+    conf = gw.lab.dir / "route6d.conf"
+    conf.write_text("")
+    argv = [str(egressd_bin), "route", "-d", "-gateway", GWS6[0], "-gateway", GWS6[1]] + FAST
+    proc = gw.spawn_daemon(argv, name="egressd6d", log_match=r"ready: ", timeout=10)
+    d = Egressd(gw, egressd_bin, conf, proc)
+    wait_active(gw, GWS6[:2], family=6, timeout=5)
+    assert d.wait_log(r"route: 2 gateways \(checked: 2 by http\), 0 IPv4 and [1-9]\d* IPv6 "
+                      r"destination prefixes")
+    assert d.wait_log(r"route: no IPv4 gateway: 'default' is the IPv6 default route only, "
+                      r"IPv4 traffic keeps to the main table")
+    assert table_routes(gw, 4) == []
+    assert table_routes(gw, 6)
+    assert gw.json(["ip", "-6", "-j", "route", "get", SERVER6])[0].get("table") == str(TABLE)
+    assert route_get(gw, SERVER).get("table", "main") == "main"
+    health[1].stop()
+    wait_active(gw, [GWS6[1]], family=6)
+    assert table_routes(gw, 4) == []
+    assert d.stop() == 0
+    d.assert_clean()
+
+
 def test_route_agent_iptables_gateway(lab, egressd_bin):
     gw, health = build(lab)
     conf = gw.lab.dir / "agent.conf"
