@@ -134,6 +134,8 @@ static const struct conf_flag route_flags[] = {
 	{"table", 0, "route", NULL, "table"},
 	{"rule-priority", 0, "route", NULL, "rule_priority"},
 	{"resilient", 0, "route", NULL, "resilient"},
+	{"idle-timer", 0, "route", NULL, "idle_timer"},
+	{"unbalanced-timer", 0, "route", NULL, "unbalanced_timer"},
 };
 
 struct args {

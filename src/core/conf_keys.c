@@ -601,6 +601,27 @@ static const struct conf_key route_keys[] = {
 		.help = "buckets of the resilient nexthop groups",
 	},
 	{
+		.name = "idle_timer",
+		.type = CONF_DURATION,
+		KEY(conf_route, idle_timer_ms),
+		.min = 1000,
+		.max = 3600000,
+		.def = "2m",
+		.help = "resilient groups: a bucket unused this long may move to a gateway that "
+			"joined (shorter: a returning gateway gets its share sooner, but a flow "
+			"silent that long may change gateway)",
+	},
+	{
+		.name = "unbalanced_timer",
+		.type = CONF_DURATION,
+		KEY(conf_route, unbalanced_timer_ms),
+		.min = 0,
+		.max = 86400000,
+		.def = "0s",
+		.help = "resilient groups: after this long unbalanced, busy buckets move too, "
+			"breaking their flows (0: never)",
+	},
+	{
 		.name = "nexthop_id_base",
 		.type = CONF_U32,
 		KEY(conf_route, nexthop_id_base),
@@ -677,6 +698,17 @@ static void route_validate(const struct conf *conf, const void *section, struct 
 		conf_section_error(errs, &r->s, "table",
 			"expected a table of egressd's own, not %" PRIu32 " (default, main or local)",
 			r->table);
+	/* the kernel keeps the timers in clock ticks; route_dp.c in whole seconds */
+	if (r->idle_timer_ms % 1000)
+		conf_section_error(errs, &r->s, "idle_timer", "expected whole seconds, got %" PRIu32 "ms",
+			r->idle_timer_ms);
+	if (r->unbalanced_timer_ms % 1000)
+		conf_section_error(errs, &r->s, "unbalanced_timer",
+			"expected whole seconds, got %" PRIu32 "ms", r->unbalanced_timer_ms);
+	else if (r->unbalanced_timer_ms && r->unbalanced_timer_ms < r->idle_timer_ms)
+		conf_section_error(errs, &r->s, "unbalanced_timer",
+			"expected 0 (never) or at least 'idle_timer' (%" PRIu32 "s), got %" PRIu32 "s",
+			r->idle_timer_ms / 1000, r->unbalanced_timer_ms / 1000);
 	if (r->path && r->path[0] != '/')
 		conf_section_error(errs, &r->s, "path", "expected a path starting with '/', got \"%s\"",
 			r->path);

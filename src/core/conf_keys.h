@@ -70,6 +70,8 @@ struct conf_route {
 	bool keep;			  /* leave routes and rules when stopping */
 	bool resilient;			  /* use resilient nexthop groups where the kernel has them */
 	int buckets;
+	uint32_t idle_timer_ms;		  /* resilient: a bucket idle this long may move */
+	uint32_t unbalanced_timer_ms;	  /* resilient: then move busy ones too; 0: never */
 	uint32_t nexthop_id_base;
 };
 

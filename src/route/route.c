@@ -423,6 +423,8 @@ static void route_dpconf(const struct conf_route *c, struct route_dp_conf *ret)
 	ret->fail_closed = c->fail == ROUTE_FAIL_CLOSED;
 	ret->force_multipath = !c->resilient;
 	ret->buckets = (uint16_t)c->buckets;
+	ret->idle_timer_s = c->idle_timer_ms / 1000;
+	ret->unbalanced_timer_s = c->unbalanced_timer_ms / 1000;
 }
 
 /* Take c's gateways and destinations; the kernel side is changed by the next apply. */

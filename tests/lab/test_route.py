@@ -136,6 +136,53 @@ def test_gateway_leaves_and_returns_with_hysteresis(lab, egressd_bin):
     d.assert_clean()
 
 
+BUCKET_SWEEP = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+while True:
+    for port in range(20000, 20000 + 8192):
+        try:
+            s.sendto(b"x", (sys.argv[1], port))
+        except OSError:
+            pass
+    time.sleep(0.5)
+"""
+
+
+def bucket_owners(gw):
+    """How many buckets of egressd's IPv4 resilient group each gateway holds."""
+    nhs = nexthops(gw)
+    owners = {}
+    for b in gw.json(["ip", "-j", "nexthop", "bucket", "show", "id", str(NH_BASE)]):
+        addr = nhs[b["bucket"]["nhid"]]["gateway"]
+        owners[addr] = owners.get(addr, 0) + 1
+    return owners
+
+
+def test_resilient_timers_and_rejoin(lab, egressd_bin):
+    """-idle-timer and -unbalanced-timer reach the resilient group; with a short idle timer
+    a gateway that comes back gets its buckets once they have been idle that long (the
+    kernel's default is 120 s)."""
+    gw, health = build(lab)
+    d = egressd_route(gw, egressd_bin, "-idle-timer", "2s", "-unbalanced-timer", "1m")
+    wait_active(gw, GWS, timeout=5)
+    args = nexthops(gw)[NH_BASE]["resilient_args"]
+    assert (args["idle_timer"], args["unbalanced_timer"]) == (2, 60), args
+    health[2].stop()
+    wait_active(gw, [GWS[0], GWS[2]], what="g2 to leave")
+    assert GWS[1] not in bucket_owners(gw)
+    # keep every bucket busy while g2 comes back (8192 destination ports, hashed on L4,
+    # every 0.5 s): a busy bucket does not move; then stop and let them go idle
+    sender = gw.popen([sys.executable, "-c", BUCKET_SWEEP, SERVER], name="sweep")
+    health[2] = lab["g2"].http_server(9999, name="g2", bind="::")
+    wait_active(gw, GWS, timeout=5, what="g2 to return")
+    sender.stop()
+    wait_for(lambda: bucket_owners(gw).get(GWS[1], 0) > 0, timeout=20,
+             what="g2 to get buckets back after the 2 s idle timer")
+    assert d.stop() == 0
+    d.assert_clean()
+
+
 def test_single_lost_probe_does_not_remove(lab, egressd_bin):
     gw, health = build(lab)
     d = egressd_route(gw, egressd_bin)

@@ -1222,6 +1222,64 @@ static void test_mode_switch(void **state)
 	free(p);
 }
 
+/* The resilient group's timers ([route] idle_timer, unbalanced_timer) as read back. */
+static void expect_timers(uint32_t id, int idle_s, int unbalanced_s)
+{
+	json_t *j = ipj("nexthop show");
+	json_t *args = json_object_get(nh_find(j, id), "resilient_args");
+
+	assert_non_null(args);
+	assert_int_equal(jnum(args, "idle_timer", -1), idle_s);
+	assert_int_equal(jnum(args, "unbalanced_timer", -1), unbalanced_s);
+	json_decref(j);
+}
+
+static void test_timers(void **state)
+{
+	struct route_dp_conf c = conf_default();
+	struct route_dp_gw g[2] = { gw("192.0.2.11", 1, 0), gw("192.0.2.12", 3, 1) };
+	struct route_dp_result res;
+	struct route_dp *dp;
+	struct watch w;
+	struct cidr *p;
+	size_t n;
+
+	(void)state;
+	n = managed(AF_INET, &p);
+	dp = dp_new(&c);
+	apply_ok(dp, p, n, g, 2, &res);
+	expect_timers(G4, 7, 0);
+	route_dp_free(dp);
+
+	/* new timers: the group is replaced in place, the routes stay */
+	c.idle_timer_s = 3;
+	c.unbalanced_timer_s = 30;
+	dp = dp_new(&c);
+	watch_start(&w);
+	apply_ok(dp, p, n, g, 2, &res);
+	watch_stop(&w);
+	assert_int_equal(w.route_del, 0);
+	assert_int_equal(res.ok[NL_REPLACE], 1);
+	assert_int_equal(res.ok[NL_ADD] + res.ok[NL_DEL], 0);
+	expect_timers(G4, 3, 30);
+	apply_ok(dp, p, n, g, 2, &res);
+	assert_int_equal(changes(&res), 0);
+	route_dp_free(dp);
+
+	/* unbalanced_timer back to never: a replace would keep the old one, so a new group
+	 * takes over without a gap */
+	c.unbalanced_timer_s = 0;
+	dp = dp_new(&c);
+	watch_start(&w);
+	apply_ok(dp, p, n, g, 2, &res);
+	watch_stop(&w);
+	assert_int_equal(w.route_del, 0);
+	expect_routes(p, n, AF_INET, BASE + 2);
+	expect_timers(BASE + 2, 3, 0);
+	stop_clean(dp);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1233,6 +1291,7 @@ int main(void)
 		cmocka_unit_test(test_adoption),
 		cmocka_unit_test(test_multipath),
 		cmocka_unit_test(test_mode_switch),
+		cmocka_unit_test(test_timers),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
