@@ -1973,6 +1973,48 @@ static bool key_set(const struct rt_claim *c)
 	return conf_key_is_set(c->s, conf_key_find(c->s->type, c->key));
 }
 
+static const char *claim_what(const struct rt_claim *c)
+{
+	bool one = c->hi - c->lo == 1;
+
+	return c->table ? (one ? "routing table" : "routing tables")
+			: (one ? "rule priority" : "rule priorities");
+}
+
+static const char *owner_label(const struct conf_section *s, char *buf, size_t len)
+{
+	if (s->name)
+		snprintf(buf, len, "[%s %s]", s->type->name, s->name);
+	else
+		snprintf(buf, len, "[%s]", s->type->name);
+	return buf;
+}
+
+/* A range of tables made of a base and a position ends inside the kernel's 32-bit ids and
+ * holds none of its own (0 unspec, 253 default, 254 main, 255 local): table_base + i would
+ * wrap past 2^32 unchecked, or flush main. */
+static void routing_validate_tables(const struct rt_claims *c, const void *section,
+	struct conf_errors *errs)
+{
+	char a[48];
+
+	for (size_t i = 0; i < c->n; i++) {
+		const struct rt_claim *x = &c->v[i];
+
+		if (x->owner != section || !x->table)
+			continue;
+		if (x->hi > (uint64_t)UINT32_MAX + 1)
+			conf_section_error(errs, x->s, x->key,
+				"routing tables %" PRIu64 "-%" PRIu64 " run past %" PRIu32 ", the last "
+				"table id: expected at most %" PRIu64,
+				x->lo, x->hi - 1, UINT32_MAX, (uint64_t)UINT32_MAX + 1 - (x->hi - x->lo));
+		else if (x->lo <= 255 && x->hi > 253)
+			conf_section_error(errs, x->s, x->key,
+				"%s %s hold%s the kernel's default, main or local table (253-255)",
+				claim_what(x), range_str(x, a, sizeof(a)), x->hi - x->lo == 1 ? "s" : "");
+	}
+}
+
 /* Each overlap once: by the module whose key the file sets, else by the later one. */
 static void routing_validate(const struct conf *conf, const void *section,
 	struct conf_errors *errs)
@@ -1981,6 +2023,7 @@ static void routing_validate(const struct conf *conf, const void *section,
 	char a[48], b[48], label[128];
 
 	routing_claims(conf, &c);
+	routing_validate_tables(&c, section, errs);
 	for (size_t j = 0; j < c.n; j++)
 		for (size_t i = 0; i < j; i++) {
 			const struct rt_claim *x = &c.v[j], *y = &c.v[i];
@@ -1995,20 +2038,44 @@ static void routing_validate(const struct conf *conf, const void *section,
 			}
 			if (x->owner != section)
 				continue;
-			if (y->s->name)
-				snprintf(label, sizeof(label), "[%s %s]", y->s->type->name, y->s->name);
-			else
-				snprintf(label, sizeof(label), "[%s]", y->s->type->name);
 			one = x->hi - x->lo == 1;
 			conf_section_error(errs, x->s, x->key,
 				"%s %s overlap%s those of %s %s (%s): each module needs a range of "
 				"its own",
-				x->table ? (one ? "routing table" : "routing tables")
-					 : (one ? "rule priority" : "rule priorities"),
-				range_str(x, a, sizeof(a)), one ? "s" : "", label, y->key,
+				claim_what(x), range_str(x, a, sizeof(a)), one ? "s" : "",
+				owner_label(y->s, label, sizeof(label)), y->key,
 				range_str(y, b, sizeof(b)));
 		}
 	free(c.v);
+}
+
+int egress_conf_check_reload(const struct conf *running, const struct conf *conf,
+	struct conf_errors *errs)
+{
+	struct rt_claims now = {0}, next = {0};
+	char a[48], b[48], label[128];
+	size_t before = errs->n;
+
+	routing_claims(running, &now);
+	routing_claims(conf, &next);
+	for (size_t j = 0; j < next.n; j++)
+		for (size_t i = 0; i < now.n; i++) {
+			const struct rt_claim *x = &next.v[j], *y = &now.v[i];
+
+			if (x->owner->type == y->owner->type || x->table != y->table ||
+				x->hi <= y->lo || y->hi <= x->lo)
+				continue;
+			conf_section_error(errs, x->s, x->key,
+				"%s %s overlap%s those %s %s (%s) holds in the running configuration: "
+				"a reload cannot hand a range from one module to another (move it "
+				"in two reloads, or restart)",
+				claim_what(x), range_str(x, a, sizeof(a)), x->hi - x->lo == 1 ? "s" : "",
+				owner_label(y->owner, label, sizeof(label)), y->key,
+				range_str(y, b, sizeof(b)));
+		}
+	free(now.v);
+	free(next.v);
+	return errs->n > before ? -EINVAL : 0;
 }
 
 /* ------------------------------------------------------------ all */

@@ -283,4 +283,14 @@ struct conf *egress_conf_new(void);
 struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
 	struct conf_errors *errs);
 
+/*
+ * May conf replace running in one reload?  Each module reconciles its routing rules and
+ * tables in turn, removing what it finds in its own ranges: a range that passes from one
+ * module to another would be flushed by the new owner while the old one still uses it, and
+ * then by the old one after the new one filled it.  So a new range of one module must not
+ * overlap a running range of another.  Returns 0, or -EINVAL with the reasons in errs.
+ */
+int egress_conf_check_reload(const struct conf *running, const struct conf *conf,
+	struct conf_errors *errs);
+
 #endif

@@ -185,6 +185,10 @@ static void daemon_reload_cb(void *arg)
 
 	loop_notify("RELOADING=1");
 	conf = egress_conf_read(d->opts->conf_path, d->opts->overrides, &errs);
+	if (conf && egress_conf_check_reload(d->conf, conf, &errs) < 0) {
+		conf_free(conf);
+		conf = NULL;
+	}
 	if (!conf) {
 		log_error("reload failed, keeping the running configuration:");
 		for (size_t i = 0; i < errs.n; i++)

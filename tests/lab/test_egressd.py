@@ -200,6 +200,56 @@ def test_bad_reload_keeps_running_config(lab, gw, egressd_bin):
     d.assert_clean()
 
 
+RANGES_CONF = """
+[uplink isp1]
+interface = isp1
+gateway = 192.0.2.2
+source = 192.0.2.1
+
+[route]
+gateway = 198.51.100.2
+scheme = none
+table = %s
+
+[proxy]
+port = 1080
+table_base = %s
+"""
+
+
+def test_reload_refuses_to_hand_a_range_to_another_module(lab, gw, egressd_bin):
+    """Each module reconciles its own range in turn: a reload that gave the proxy's running
+    tables to the route module (and the route's to the proxy) would let each flush the
+    other's routes.  It is refused, and both keep theirs."""
+    d = Egressd.start(gw, egressd_bin, RANGES_CONF % (4501, 5000))
+
+    def tables():
+        return {t: gw.run(["ip", "-4", "route", "show", "table", str(t)],
+                          check=False).stdout.strip() for t in (4501, 5000)}
+
+    wait_for(lambda: all(tables().values()), what="the route's and the proxy's tables")
+    before = tables()
+    d.set_mark()
+    d.write_conf(RANGES_CONF % (5000, 4501))
+    d.reload()
+    d.wait_log(r"reload failed, keeping the running configuration")
+    path = str(d.conf_path).replace(".", r"\.")
+    d.wait_log(r"%s:10: \[route\] table: routing table 5000 overlaps those \[proxy\] table_base "
+               r"\(5000-5001\) holds in the running configuration" % path)
+    d.wait_log(r"%s:14: \[proxy\] table_base: routing tables 4501-4502 overlap those \[route\] "
+               r"table \(4501\) holds in the running configuration" % path)
+    assert tables() == before
+    # in two reloads: the route module moves away, then the proxy takes its old table
+    d.write_conf(RANGES_CONF % (6000, 5000))
+    d.reload()
+    d.wait_log(r"reload 1: ")
+    d.write_conf(RANGES_CONF % (6000, 4501))
+    d.reload()
+    d.wait_log(r"reload 2: ")
+    assert d.stop() == 0
+    d.assert_clean()
+
+
 def test_flags_win_over_the_file_on_reload(gw, egressd_bin):
     d = Egressd.start(gw, egressd_bin, CONF,
                       args=["--set", "uplink.isp2.weight=7", "-log-level", "debug"])

@@ -495,6 +495,67 @@ static void test_flag_unknown_word(void **state)
 	conf_overrides_clear(&o);
 }
 
+/* An egress.conf that must load and validate. */
+static struct conf *egress_ok(const char *text)
+{
+	struct conf_errors errs = {0};
+	struct conf *c = egress_conf_new();
+
+	assert_int_equal(conf_load_string(c, "e.conf", text, &errs), 0);
+	assert_int_equal(conf_validate(c, &errs), 0);
+	return c;
+}
+
+#define RELOAD_CONF(balance_base, proxy_base)                                                \
+	"[balance]\nlan = lan0\ntable_base = " balance_base "\n"                                \
+	"[policy all]\nmember = a, b\n"                                                         \
+	"[uplink a]\ninterface = isp1\nsource = 192.0.2.10\n"                                   \
+	"[uplink b]\ninterface = isp2\nsource = 192.0.2.11\n"                                   \
+	"[proxy]\nport = 1080\ntable_base = " proxy_base "\n"
+
+/* A reload must not hand a routing range from one running module to another. */
+static void test_reload_ranges(void **state)
+{
+	struct conf *running = egress_ok(RELOAD_CONF("4600", "5000"));
+	struct conf *swap = egress_ok(RELOAD_CONF("5000", "4600"));
+	struct conf *onto = egress_ok(RELOAD_CONF("6000", "4601"));
+	struct conf *own = egress_ok(RELOAD_CONF("4601", "4990"));
+	struct conf_errors errs = {0};
+
+	(void)state;
+	assert_int_equal(egress_conf_check_reload(running, swap, &errs), -22);
+	assert_int_equal(errs.n, 2);
+	assert_string_equal(errs.msgs[0],
+		"e.conf:3: [balance] table_base: routing tables 5000-5001 overlap those [proxy] "
+		"table_base (5000-5001) holds in the running configuration: a reload cannot hand "
+		"a range from one module to another (move it in two reloads, or restart)");
+	assert_string_equal(errs.msgs[1],
+		"e.conf:14: [proxy] table_base: routing tables 4600-4601 overlap those [balance] "
+		"table_base (4600-4601) holds in the running configuration: a reload cannot hand "
+		"a range from one module to another (move it in two reloads, or restart)");
+	conf_errors_clear(&errs);
+	/* one table onto another's old range is enough, even when the old owner moves away */
+	assert_int_equal(egress_conf_check_reload(running, onto, &errs), -22);
+	assert_int_equal(errs.n, 1);
+	conf_errors_clear(&errs);
+	/* a module moving inside its own old range, or to free tables, is fine */
+	assert_int_equal(egress_conf_check_reload(running, own, &errs), 0);
+	assert_int_equal(egress_conf_check_reload(running, running, &errs), 0);
+	assert_int_equal(errs.n, 0);
+	/* in two reloads: the old owner moves away, then the other takes its old range */
+	struct conf *away = egress_ok(RELOAD_CONF("6000", "5000"));
+	struct conf *then = egress_ok(RELOAD_CONF("6000", "4600"));
+	assert_int_equal(egress_conf_check_reload(running, away, &errs), 0);
+	assert_int_equal(egress_conf_check_reload(away, then, &errs), 0);
+	assert_int_equal(errs.n, 0);
+	conf_free(away);
+	conf_free(then);
+	conf_free(running);
+	conf_free(swap);
+	conf_free(onto);
+	conf_free(own);
+}
+
 static void test_egress_uplink(void **state)
 {
 	struct conf_errors errs = {0};
@@ -541,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_flag_unknown_word),
+		cmocka_unit_test(test_reload_ranges),
 		cmocka_unit_test(test_egress_uplink),
 	};
 
