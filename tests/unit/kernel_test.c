@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -73,4 +74,33 @@ char *kt_run_capture(int netns_fd, char *const argv[], bool quiet, int *status)
 	close(pfd[0]);
 	assert_int_equal(waitpid(pid, status, 0), pid);
 	return out;
+}
+
+static char *g_skips;  /* the reasons of kt_skip, one a line */
+static int g_n_skips;
+
+void kt_skip_note(const char *fmt, ...)
+{
+	char *line, *all;
+	va_list ap;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&line, fmt, ap) >= 0);
+	va_end(ap);
+	fprintf(stderr, "    skipped: %s\n", line);
+	assert_true(asprintf(&all, "%s  %s\n", g_skips ? g_skips : "", line) >= 0);
+	free(g_skips);
+	free(line);
+	g_skips = all;
+	g_n_skips++;
+}
+
+int kt_exit_status(int failed)
+{
+	if (failed)
+		return failed;
+	if (!g_n_skips)
+		return 0;
+	fprintf(stderr, "%d test(s) skipped (exit 77):\n%s", g_n_skips, g_skips);
+	return 77;
 }

@@ -19,4 +19,23 @@ int kt_lo_up(void);
  */
 char *kt_run_capture(int netns_fd, char *const argv[], bool quiet, int *status);
 
+/*
+ * Skip the running test because the kernel lacks a feature egressd treats as optional (it has
+ * a fallback, or only some hosts use it); the reason is printed and remembered.  Only for
+ * such features: a missing feature egressd needs is a failure, not a skip.
+ */
+#define kt_skip(...)                                                                      \
+	do {                                                                              \
+		kt_skip_note(__VA_ARGS__);                                                 \
+		skip();                                                                    \
+	} while (0)
+void kt_skip_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * main's return value from cmocka's count of failed tests: that count when any failed,
+ * else 77 when a test was skipped (meson reports the program as SKIP, not OK), else 0.
+ * Lists the skipped tests' reasons on stderr.
+ */
+int kt_exit_status(int failed);
+
 #endif

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "gateway.h"
+#include "kernel_test.h"
 #include "nft.h"
 #include "util.h"
 #include "xt_legacy.h"
@@ -40,7 +41,7 @@ static char g_lock[sizeof(g_dir) + 16];
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-/* A namespace of our own with nothing in use; false (and the test skipped) without legacy
+/* A namespace of our own with nothing in use; false (and the test skips) without legacy
  * x_tables in this kernel. */
 static bool fresh_ns(void)
 {
@@ -184,7 +185,7 @@ static void test_rollback_created_table(void **state)
 	char *path, *text, *bad, *badpath, *err;
 
 	if (!fresh_ns()) {
-		skip();
+		kt_skip("kernel has no iptables-legacy x_tables (only hosts that use them need it)");
 		return;
 	}
 	path = make_backup("rollback.nft");
@@ -233,7 +234,7 @@ static void test_refuses_lost_legacy_tables(void **state)
 	char *path, *text;
 
 	if (!fresh_ns()) {
-		skip();
+		kt_skip("kernel has no iptables-legacy x_tables (only hosts that use them need it)");
 		return;
 	}
 	path = make_backup("lost.nft");
@@ -276,7 +277,7 @@ static void test_before_restore_rotation(void **state)
 	char *path, *before, *older[7], *err = NULL, *s;
 
 	if (!fresh_ns()) {
-		skip();
+		kt_skip("kernel has no iptables-legacy x_tables (only hosts that use them need it)");
 		return;
 	}
 	path = make_backup("rotate.nft");
@@ -324,7 +325,7 @@ static void test_backup_does_not_follow_links(void **state)
 	char *err = NULL;
 
 	if (!fresh_ns()) {
-		skip();
+		kt_skip("kernel has no iptables-legacy x_tables (only hosts that use them need it)");
 		return;
 	}
 	assert_true(asprintf(&tmp, "%s.tmp", path) > 0);
@@ -356,7 +357,7 @@ static void test_xtables_lock(void **state)
 	int fd, r;
 
 	if (!fresh_ns()) {
-		skip();
+		kt_skip("kernel has no iptables-legacy x_tables (only hosts that use them need it)");
 		return;
 	}
 	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -427,6 +428,6 @@ int main(void)
 		cmocka_unit_test(test_xtables_lock),
 	};
 
-	return cmocka_run_group_tests_name(
-		"gateway backup and restore", tests, group_setup, group_teardown);
+	return kt_exit_status(cmocka_run_group_tests_name(
+		"gateway backup and restore", tests, group_setup, group_teardown));
 }

@@ -868,8 +868,8 @@ static void test_nexthop(void **state)
 	probe = nl_nexthop_probe_resilient(g_nl);
 	assert_true(probe >= 0);
 	if (!probe) {
-		fprintf(stderr, "    kernel has no resilient nexthop groups (5.13+): skipped\n");
-		skip();
+		kt_skip("kernel has no resilient nexthop groups (5.13+; route falls back to "
+			"multipath routes)");
 	}
 	for (id = 1; id <= 3; id++) {
 		char gw[16];
@@ -1455,5 +1455,5 @@ int main(void)
 		cmocka_unit_test(test_conntrack),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return kt_exit_status(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }

@@ -584,8 +584,8 @@ static struct route_dp *dp_new(const struct route_dp_conf *c)
 	assert_int_equal(route_dp_new(c, &dp), 0);
 	if (!c->force_multipath && !route_dp_resilient(dp)) {
 		route_dp_free(dp);
-		fprintf(stderr, "    kernel has no resilient nexthop groups (5.13+): skipped\n");
-		skip();
+		kt_skip("kernel has no resilient nexthop groups (5.13+; route falls back to "
+			"multipath routes)");
 	}
 	return dp;
 }
@@ -1294,5 +1294,5 @@ int main(void)
 		cmocka_unit_test(test_timers),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return kt_exit_status(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
