@@ -54,15 +54,23 @@ check-fuzz: $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 	meson test -C $(FUZZ_BUILD) --suite fuzz --print-errorlogs
 
-# Lab tests run against both builds of egressd; the lab's own tests once.
+# Lab tests run against both builds of egressd; the lab's own tests once. They need root: a
+# missing tool, egressd binary or required kernel feature fails them; only a test marked
+# optional_feature skips (-rs lists why).
 check-lab: build $(ASAN_BUILD)/build.ninja
+	@[ "$$(id -u)" = 0 ] || { echo "check-lab: the lab tests need root (network namespaces)" >&2; exit 1; }
 	ninja -C $(ASAN_BUILD)
 	EGRESSD=$(CURDIR)/$(ASAN_BUILD)/src/cmd/egressd \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(PYTEST) -q -m daemon tests/lab
-	EGRESSD=$(CURDIR)/$(BUILD)/src/cmd/egressd $(PYTEST) -q tests/lab
+		$(PYTEST) -q -rs -m daemon --junitxml=$(ASAN_BUILD)/meson-logs/lab-daemon.xml tests/lab
+	EGRESSD=$(CURDIR)/$(BUILD)/src/cmd/egressd \
+		$(PYTEST) -q -rs --junitxml=$(BUILD)/meson-logs/lab.xml tests/lab
 
+# Ends with the count of skipped tests and their reasons, from every suite's log.
 check: check-unit check-asan check-fuzz check-lab
+	@$(PYTHON) scripts/check-skips.py $(BUILD)/meson-logs/testlog.json \
+		$(ASAN_BUILD)/meson-logs/testlog.json $(FUZZ_BUILD)/meson-logs/testlog.json \
+		$(ASAN_BUILD)/meson-logs/lab-daemon.xml $(BUILD)/meson-logs/lab.xml
 
 demo: build
 	$(PYTHON) tests/lab/demo.py --egressd $(CURDIR)/$(BUILD)/src/cmd/egressd $(DEMO_ARGS)

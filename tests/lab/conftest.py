@@ -3,23 +3,28 @@
 Fixtures
   lab          a fresh Lab (see lab.py) for one test, closed after it
   lab_factory  lab_factory(**kw) -> another Lab (e.g. netem=False); all closed after the test
-  egressd_bin  Path of the egressd binary under test; skips with a reason if it is missing
+  egressd_bin  Path of the egressd binary under test; fails the test if it is missing
 Option / environment
   --egressd PATH or EGRESSD=PATH  (default: <repo>/build/src/cmd/egressd, found from this
   file's location; pass an ASan build's binary the same way)
   EG_LAB_KEEP_LOGS=1  keep the run directory (process logs) of a failed test
   EG_LAB_NETEM=0      behave as if the kernel had no netem (exercise the emulation)
-Marker
-  requires_root  skip unless running as root (tests using `lab` skip the same way)
+Markers
+  requires_root  skip unless running as root (tests using `lab` skip the same way; `make
+                 check-lab` refuses to run without root, so there nothing skips for it)
+  optional_feature(NAME, ...)  the test is about a kernel feature being optional: a
+                 LabFeatureMissing for NAME (e.g. "netem") skips it with the reason
 
-LabFeatureMissing raised by a test or fixture (e.g. netem delay on a kernel without netem)
-becomes a skip carrying its message. A failed test's report gets a section with the lab's
-log paths and their last lines. At the end of the session any namespace left behind by a
-lab this process created fails the run.
+Nothing else skips: a LabFeatureMissing in a test not marked for its feature, a missing tool
+(LabToolMissing: the packages are ours to install) and a missing egressd binary all fail.
+The terminal summary counts the skips and gives their reasons. A failed test's report gets
+a section with the lab's log paths and their last lines. At the end of the session any
+namespace left behind by a lab this process created fails the run.
 
 What it must not do: create anything itself outside a Lab, or touch namespaces of other runs.
 """
 
+import collections
 import os
 import sys
 from pathlib import Path
@@ -49,6 +54,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "requires_root: skip unless running as root")
     config.addinivalue_line("markers", "daemon: runs egressd (also run against the ASan build)")
+    config.addinivalue_line("markers", "optional_feature(name, ...): a LabFeatureMissing for "
+                            "one of these kernel features skips the test instead of failing it")
 
 
 def pytest_runtest_setup(item):
@@ -66,8 +73,8 @@ def egressd_path(config):
 def egressd_bin(request):
     path = egressd_path(request.config)
     if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.skip("egressd binary not found at %s (build it, or set EGRESSD / --egressd)"
-                    % path)
+        pytest.fail("egressd binary not found at %s (build it, or set EGRESSD / --egressd)"
+                    % path, pytrace=False)
     return path
 
 
@@ -138,10 +145,15 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     exc = call.excinfo
     if exc is not None and isinstance(exc.value, LabFeatureMissing):
-        line = item.location[1] + 1 if item.location[1] is not None else 0
-        rep.outcome = "skipped"
-        rep.longrepr = (str(item.path), line, "Skipped: lab: %s" % exc.value)
-        return
+        allowed = [n for m in item.iter_markers("optional_feature") for n in m.args]
+        if exc.value.feature in allowed:
+            line = item.location[1] + 1 if item.location[1] is not None else 0
+            rep.outcome = "skipped"
+            rep.longrepr = (str(item.path), line, "Skipped: lab: %s" % exc.value)
+            return
+        rep.sections.append(("egress lab", "kernel feature %r missing, and the test is not "
+                             "marked optional_feature(%r)" % (exc.value.feature,
+                                                            exc.value.feature)))
     if rep.failed:
         item._lab_failed = True
         try:
@@ -167,7 +179,19 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _KEPT:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if _KEPT or skipped:
         terminalreporter.section("egress lab")
-        for line in _KEPT:
-            terminalreporter.write_line(line)
+    for line in _KEPT:
+        terminalreporter.write_line(line)
+    if skipped:
+        reasons = collections.Counter(_skip_reason(rep) for rep in skipped)
+        terminalreporter.write_line("%d skipped:" % len(skipped), yellow=True)
+        for why, n in sorted(reasons.items()):
+            terminalreporter.write_line("  %3d  %s" % (n, why))
+
+
+def _skip_reason(rep):
+    if isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
+        return rep.longrepr[2].removeprefix("Skipped: ")
+    return str(rep.longrepr)

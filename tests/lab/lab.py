@@ -31,7 +31,8 @@ It deletes only namespaces whose names start with `eg-`, and only its own run's 
 
 Impairments: loss is an nftables rule in table `netdev lab_impair` inside the node on every
 kernel (IP only: ARP and ND pass). Without the netem qdisc (Lab.has_netem False) rate is a tbf
-qdisc and asking for delay raises LabFeatureMissing (the pytest fixture turns it into a skip).
+qdisc and asking for delay raises LabFeatureMissing (a skip only in a test marked
+`optional_feature("netem")`, see conftest.py; a failure anywhere else).
 
 Run as a program: `python3 lab.py sweep` removes stale namespaces of dead runs;
 `python3 lab.py ping DST ...` is the ICMP echo helper Node.ping() runs inside a node.
@@ -61,7 +62,7 @@ from pathlib import Path
 
 __all__ = [
     "Lab", "Node", "Link", "LabProc", "PingResult",
-    "LabError", "LabFeatureMissing", "LabCommandError",
+    "LabError", "LabFeatureMissing", "LabToolMissing", "LabCommandError", "TOOL_PACKAGES",
     "wait_for", "wait_port", "parse_spec", "sweep", "list_namespaces", "is_root",
 ]
 
@@ -76,6 +77,19 @@ _NS_RE = re.compile(r"^eg-([a-z0-9]{1,16})-(.+)$")
 _ROLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _KEPT_MARK = "KEPT"
+# Every program the lab, the lab tests and the benchmarks run by name, and the Debian package
+# that has it (each listed in scripts/debian-packages, or essential). A name missing here is
+# refused, so that a new tool cannot be used without its package being installed by `make deps`.
+TOOL_PACKAGES = {
+    "ip": "iproute2", "tc": "iproute2", "ss": "iproute2",
+    "nft": "nftables", "conntrack": "conntrack", "sysctl": "procps",
+    "iptables-legacy": "iptables", "ip6tables-legacy": "iptables",
+    "iptables-legacy-save": "iptables", "ip6tables-legacy-save": "iptables",
+    "curl": "curl", "openssl": "openssl", "dnsmasq": "dnsmasq-base", "nginx": "nginx-light",
+    "iperf3": "iperf3", "haproxy": "haproxy", "socat": "socat", "dnsperf": "dnsperf",
+    "unshare": "util-linux", "sh": "dash", "sleep": "coreutils", "true": "coreutils",
+    "false": "coreutils",
+}
 _TOOL_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin",
                               "/bin"])
 
@@ -87,7 +101,18 @@ class LabError(Exception):
 class LabFeatureMissing(LabError):
     """The kernel or the machine lacks a feature the caller asked for (e.g. netem delay).
 
-    The `lab` pytest fixture turns this into a skip carrying the message."""
+    LabFeatureMissing(feature, why): `feature` is a short name ("netem", "root"). The pytest
+    glue turns it into a skip only for a test marked optional_feature(feature); anywhere else
+    it fails the test like any other error."""
+
+    def __init__(self, feature, why):
+        super().__init__(why)
+        self.feature = feature
+
+
+class LabToolMissing(LabError):
+    """A program the lab runs is not installed (or not in TOOL_PACKAGES): always a failure,
+    since the packages are ours to install (scripts/debian-packages, `make deps`)."""
 
 
 class LabCommandError(subprocess.CalledProcessError):
@@ -110,12 +135,18 @@ def is_root():
 
 
 def _tool(name):
-    """Absolute path of a tool, searching PATH plus the sbin directories."""
+    """Absolute path of a tool named in TOOL_PACKAGES, searching PATH plus the sbin
+    directories; LabToolMissing if it is not there or not named."""
     if "/" in name:
         return name
+    package = TOOL_PACKAGES.get(name)
+    if package is None:
+        raise LabToolMissing("tool %r is not in lab.TOOL_PACKAGES: add it there with its "
+                             "Debian package, and the package to scripts/debian-packages" % name)
     path = shutil.which(name, path=_TOOL_PATH)
     if path is None:
-        raise LabFeatureMissing("tool %r not found (is its Debian package installed?)" % name)
+        raise LabToolMissing("tool %r not found: install Debian package %s (make deps)"
+                             % (name, package))
     return path
 
 
@@ -384,12 +415,10 @@ def kernel_has_netem():
     """Probe once (in a throw-away namespace) whether the netem qdisc exists; cached."""
     global _NETEM
     if _NETEM is None:
-        try:
-            r = _host(["unshare", "-n", _tool("tc"), "qdisc", "add", "dev", "lo", "root", "netem",
-                       "delay", "1ms"], check=False, timeout=10)
-            _NETEM = r.returncode == 0
-        except (OSError, subprocess.SubprocessError, LabError):
-            _NETEM = False
+        # a missing tc or unshare is LabToolMissing, not a kernel without netem
+        r = _host(["unshare", "-n", _tool("tc"), "qdisc", "add", "dev", "lo", "root", "netem",
+                   "delay", "1ms"], check=False, timeout=10)
+        _NETEM = r.returncode == 0
     return _NETEM
 
 
@@ -692,8 +721,8 @@ class Node:
                 self.run(["tc", "qdisc", "replace", "dev", ifname, "root", "netem"] + args)
             return
         if delay:
-            raise LabFeatureMissing("delay/jitter needs the netem qdisc, which this kernel "
-                                    "lacks (CONFIG_NET_SCH_NETEM)")
+            raise LabFeatureMissing("netem", "delay/jitter needs the netem qdisc, which this "
+                                    "kernel lacks (CONFIG_NET_SCH_NETEM)")
         self.iface(ifname)  # fail early on a wrong name
         self._impair_set_loss(ifname, loss_pct or 0)
         self._tc_clear(ifname)
@@ -943,7 +972,8 @@ class Lab:
 
     def __init__(self, run=None, netem=None, sweep=True):
         if not is_root():
-            raise LabFeatureMissing("the lab needs root (CAP_SYS_ADMIN) to create namespaces")
+            raise LabFeatureMissing("root", "the lab needs root (CAP_SYS_ADMIN) to create "
+                                    "namespaces")
         self._pid = os.getpid()
         self._closed = False
         self._procs = []

@@ -25,6 +25,7 @@ from lab import (Lab, LabCommandError, LabError, LabFeatureMissing, list_namespa
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
+REPO = HERE.parents[1]
 
 CHAIN = """
     # client -- gw -- server, dual stack
@@ -128,6 +129,21 @@ def test_wait_for_returns_value_or_names_what_it_waited_for():
     assert "not yet" in str(e.value)
     with pytest.raises(ConnectionRefusedError):  # not ignored: propagates at once
         wait_for(flaky, timeout=5)
+
+
+def test_every_tool_is_installed_from_a_listed_package():
+    """Each tool the lab runs comes from a package `make deps` installs (or an essential one),
+    and is installed: a missing one fails the tests that use it rather than skipping them."""
+    listed = set((REPO / "scripts" / "debian-packages").read_text().split())
+    for tool, package in sorted(labmod.TOOL_PACKAGES.items()):
+        if package not in listed:
+            r = subprocess.run(["dpkg-query", "-W", "-f=${Essential}", package],
+                               capture_output=True, text=True)
+            assert r.stdout == "yes", "%s: package %s is not in scripts/debian-packages" \
+                % (tool, package)
+        assert Path(labmod._tool(tool)).is_file(), tool
+    with pytest.raises(labmod.LabToolMissing, match="not in lab.TOOL_PACKAGES"):
+        labmod._tool("frobnicate")
 
 
 def test_host_side_commands_are_confined_to_lab_namespaces():
@@ -330,16 +346,26 @@ def test_delay_needs_netem_or_raises_feature_missing(lab):
         gw.netem("wan0", jitter_ms=5)
 
 
-def test_feature_missing_skips_and_failures_show_logs(tmp_path):
-    """The conftest turns LabFeatureMissing into a skip, skips egressd_bin when the binary is
-    missing, attaches lab logs to a failure (kept with EG_LAB_KEEP_LOGS=1) and fails a
-    session that leaves a lab open."""
+def test_only_marked_features_skip_and_failures_show_logs(tmp_path):
+    """The conftest turns LabFeatureMissing into a skip only in a test marked optional_feature
+    for it and counts the skips with their reasons; a missing tool or egressd binary fails.
+    It attaches lab logs to a failure (kept with EG_LAB_KEEP_LOGS=1) and fails a session that
+    leaves a lab open."""
     if not labmod.is_root():
         pytest.skip("needs root: creates network namespaces")
     p = inner_pytest(tmp_path, """
-        from lab import LabFeatureMissing
-        def test_feature(lab):
-            raise LabFeatureMissing("no frobnicator here")
+        import pytest
+        from lab import LabFeatureMissing, TOOL_PACKAGES
+        @pytest.mark.optional_feature("frobnicator")
+        def test_optional_feature(lab):
+            raise LabFeatureMissing("frobnicator", "no frobnicator here")
+        def test_required_feature(lab):
+            raise LabFeatureMissing("frobnicator", "no frobnicator either")
+        def test_unlisted_tool(lab):
+            lab.node("t").run(["frobnicate"])
+        def test_missing_tool(lab, monkeypatch):
+            monkeypatch.setitem(TOOL_PACKAGES, "frobnicate", "frobnicator-utils")
+            lab.node("t").run(["frobnicate"])
         def test_needs_daemon(egressd_bin):
             pass
         def test_plain():
@@ -356,23 +382,32 @@ def test_feature_missing_skips_and_failures_show_logs(tmp_path):
         """, env={"EGRESSD": str(tmp_path / "no-such-egressd"), "EG_LAB_KEEP_LOGS": "1"})
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 1, out
-    assert "1 failed, 2 passed, 2 skipped" in out, out
+    assert "4 failed, 2 passed, 1 skipped, 1 error" in out, out
     leak = [line for line in out.splitlines() if line.startswith("lab: LEAK")]
     assert len(leak) == 1 and "-leak" in leak[0], out
     assert not run_namespaces(leak[0].split("never closed: ")[1].split(";")[0])
     assert "lab: no frobnicator here" in out
+    assert "1 skipped:\n    1  lab: no frobnicator here\n" in out, out
+    assert "LabFeatureMissing: no frobnicator either" in out, out
+    assert "kernel feature 'frobnicator' missing, and the test is not marked " \
+        "optional_feature('frobnicator')" in out, out
+    assert "tool 'frobnicate' is not in lab.TOOL_PACKAGES" in out, out
+    assert "tool 'frobnicate' not found: install Debian package frobnicator-utils" in out, out
     assert "egressd binary not found at %s" % (tmp_path / "no-such-egressd") in out
     assert "egress lab logs" in out and "marker-42" in out
-    kept = [line.split(" in ", 1)[1].strip() for line in out.splitlines()
+    kept = [Path(line.split(" in ", 1)[1].strip()) for line in out.splitlines()
             if "logs kept in" in line]
-    assert len(kept) == 1, out
-    kept_dir = Path(kept[0])
     try:
-        assert (kept_dir / "x.sh.log").read_text().startswith("marker-42")
-        assert not run_namespaces(kept_dir.name)          # namespaces gone all the same
+        assert len(kept) == 4, out                         # the failed tests that had a lab
+        broken = [d for d in kept if (d / "x.sh.log").exists()]
+        assert len(broken) == 1, kept
+        assert (broken[0] / "x.sh.log").read_text().startswith("marker-42")
+        for d in kept:
+            assert not run_namespaces(d.name)              # namespaces gone all the same
     finally:
-        labmod._remove_run_dir(kept_dir.name, force=True)
-    assert not kept_dir.exists()
+        for d in kept:
+            labmod._remove_run_dir(d.name, force=True)
+    assert not [d for d in kept if d.exists()]
 
 
 # ---------------------------------------------------------------------------------------------
