@@ -11,6 +11,7 @@ What it must not do: run egressd outside a lab node.
 import os
 import re
 import signal
+import subprocess
 
 from lab import wait_for
 
@@ -108,7 +109,7 @@ class Egressd:
             self.signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 self.proc.stop()
                 return None
         return self.proc.returncode

@@ -671,6 +671,10 @@ class Node:
         out = self.run(["ss", flag, "sport", "=", ":%d" % port], check=False).stdout
         return bool(out.strip())
 
+    def pids(self):
+        """Processes running inside the node's namespace (`ip netns pids`, from outside)."""
+        return _ns_pids(self.ns)
+
     # -- traffic helpers
 
     def ping(self, dst, count=1, interval=0.2, timeout=1.0, size=56, source=None):
