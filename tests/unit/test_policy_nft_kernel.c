@@ -131,6 +131,20 @@ static void tally(const char *dst, struct ct_tally *ret)
 	assert_int_equal(nl_ct_dump(g_ct, AF_INET, 0, 0, tally_cb, ret), 0);
 }
 
+/*
+ * n of total random choices went to a member of weight w out of wsum: within 5 standard
+ * deviations of the binomial mean (a false alarm about once in 10^6 runs), squared and
+ * scaled by wsum^2 to stay in integers: (n wsum - total w)^2 <= 25 total w (wsum - w).
+ */
+static void assert_share(const char *member, int n, int total, int w, int wsum)
+{
+	long long d = (long long)n * wsum - (long long)total * w;
+
+	if (d * d > 25LL * total * w * (wsum - w))
+		fail_msg("%s: %d of %d flows, expected about %d (weight %d of %d)", member, n,
+			total, total * w / wsum, w, wsum);
+}
+
 /* ---- tests ---------------------------------------------------------------------------- */
 
 /* Every variant loads, reads back, and a broken body changes nothing. */
@@ -191,16 +205,17 @@ static void test_traffic(void **state)
 	apply(body);
 	free(body);
 
-	/* Default policy "balance": 3:2:1 over isp1, isp2, isp3 (marks 0x100, 0x200, 0x300). */
-	send_flows("198.51.100.1", 9, 600);
+	/* Default policy "balance": 3:2:1 over isp1, isp2, isp3 (marks 0x100, 0x200, 0x300);
+	 * enough flows that 5 deviations stay well below the error of weights such as 4:3:2. */
+	send_flows("198.51.100.1", 9, 3000);
 	tally("198.51.100.1", &t);
-	assert_int_equal(t.total, 600);
+	assert_int_equal(t.total, 3000);
 	assert_int_equal(t.by_mark[0], 0);
-	assert_int_equal(t.by_mark[1] + t.by_mark[2] + t.by_mark[3], 600);
+	assert_int_equal(t.by_mark[1] + t.by_mark[2] + t.by_mark[3], 3000);
 	assert_int_equal(t.other_bits, 0);
-	assert_true(t.by_mark[3] > 0);
-	assert_true(t.by_mark[1] > t.by_mark[3]); /* expected 300 vs 100 */
-	assert_true(t.by_mark[2] > t.by_mark[3] / 2);
+	assert_share("isp1", t.by_mark[1], 3000, 3, 6);
+	assert_share("isp2", t.by_mark[2], 3000, 2, 6);
+	assert_share("isp3", t.by_mark[3], 3000, 1, 6);
 
 	/* Negative: the gateway's own address is never balanced. */
 	send_flows("127.0.0.1", 9, 20);
@@ -226,7 +241,8 @@ static void test_traffic(void **state)
 	assert_int_equal(t.total, 300);
 	assert_int_equal(t.by_mark[2], 0);
 	assert_int_equal(t.by_mark[1] + t.by_mark[3], 300);
-	assert_true(t.by_mark[1] > 0 && t.by_mark[3] > 0);
+	assert_share("isp1", t.by_mark[1], 300, 3, 4);
+	assert_share("isp3", t.by_mark[3], 300, 1, 4);
 
 	/* Nothing usable: balance falls back to main (no mark), secure rejects (no entry). */
 	body = body_variant(V_ALL_DOWN);
