@@ -56,6 +56,10 @@ def main():
           f"{'':>14}{'':>10}   ({p['prefixes']} prefixes)")
     c = results["conf-parse"]
     print(f"{'parse conf, %d uplinks' % c['uplinks']:<34}{c['seconds'] * 1e3:>11.1f} ms")
+    dp = results["dispatch-pick"]
+    print(f"{'proxy uplink pick, %d rules' % dp['rules'][1]:<34}{dp['ns'][1]:>11.1f} ns"
+          f"{dp['ns'][0]:>11.1f} ns{dp['ns'][1] / dp['ns'][0]:>9.1f}x   (peer: with "
+          f"{dp['rules'][0]} rule)")
     print()
     here = os.path.dirname(os.path.abspath(__file__))
     rc = 0

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -428,13 +427,12 @@ static void test_add_rule_errors(void **state)
 	dispatch_free(d);
 }
 
-/* A client's lookup costs the same with 65536 rules as with one (measured, printed). */
-static void test_rules_many_fast(void **state)
+/* With the most rules, each client still finds its own (the cost of a lookup with many rules
+ * beside one is measured in bench/bench_core.c, dispatch-pick). */
+static void test_rules_many(void **state)
 {
 	int w[] = { 1, 1 };
 	struct dispatch *d = mk(w, 2);
-	struct timespec t0, t1;
-	double ns;
 	int hits = 0;
 
 	for (uint32_t i = 0; i < DISPATCH_MAX_RULES; i++) {
@@ -443,19 +441,14 @@ static void test_rules_many_fast(void **state)
 		r.addr.v4.s_addr = htonl(0x0a000000u + i * 2); /* every other address */
 		assert_int_equal(dispatch_add_rule(d, &r, (int[]){ 0, 1 }, 2, NULL), 0);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (uint32_t i = 0; i < 1000000; i++) {
+	for (uint32_t i = 0; i < 4 * DISPATCH_MAX_RULES; i++) {
 		struct addr a = { .family = AF_INET };
 
 		a.v4.s_addr = htonl(0x0a000000u + (i % (2 * DISPATCH_MAX_RULES)));
 		hits += dispatch_pick(d, &a, 0, -1) == 1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e6;
-	printf("# dispatch_pick with %d rules: %.0f ns per pick\n", DISPATCH_MAX_RULES, ns);
 	/* half the clients have a rule (all u1), the other half split 1:1 */
-	assert_int_equal(hits, 750000);
-	assert_true(ns < 20000);
+	assert_int_equal(hits, 3 * DISPATCH_MAX_RULES);
 	dispatch_free(d);
 }
 
@@ -930,7 +923,7 @@ int main(void)
 		cmocka_unit_test(test_rules_down_fall_back),
 		cmocka_unit_test(test_candidates_honour_rules),
 		cmocka_unit_test(test_add_rule_errors),
-		cmocka_unit_test(test_rules_many_fast),
+		cmocka_unit_test(test_rules_many),
 		cmocka_unit_test(test_affinity_keeps_and_expires),
 		cmocka_unit_test(test_affinity_moves_when_down),
 		cmocka_unit_test(test_affinity_follows_names),
