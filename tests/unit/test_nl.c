@@ -900,6 +900,12 @@ static void test_ack_parse(void **state)
 
 /* ---- every parser against random and mutated input ---- */
 
+/* The parsers of parse_all, in its order, by the message type each reads. */
+static const uint16_t fuzz_types[] = {
+	RTM_NEWROUTE, RTM_NEWNEXTHOP, RTM_NEWRULE, RTM_NEWLINK, RTM_NEWADDR, RTM_NEWNEIGH,
+	(NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW, NLMSG_ERROR,
+};
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint32_t rnd(void)
@@ -910,7 +916,24 @@ static uint32_t rnd(void)
 	return (uint32_t)rng_state;
 }
 
-static void parse_all(const struct nlmsghdr *nlh)
+/* A parser's answer to any input: accepted, or refused with one of its documented errors. */
+static void assert_refused_or_ok(const char *parser, int r)
+{
+	if (r != 0 && r != -EBADMSG && r != -EAFNOSUPPORT && r != -ENOSPC)
+		fail_msg("%s: %d, not 0, -EBADMSG, -EAFNOSUPPORT or -ENOSPC", parser, r);
+}
+
+static bool prefix_ok(const struct cidr *c)
+{
+	return c->plen <= (c->addr.family == AF_INET6 ? 128 : 32);
+}
+
+/*
+ * Give nlh to every parser: each refuses a message type not its own (-EBADMSG), and the one
+ * whose type it is answers 0 or a documented error, with a result that holds together.
+ * Returns that parser's answer (NLMSG_ERROR: whether nl_ack_parse read it, 0 or -EBADMSG).
+ */
+static int parse_all(const struct nlmsghdr *nlh)
 {
 	struct nl_hop hops[4];
 	struct nl_nh_member members[4];
@@ -922,37 +945,68 @@ static void parse_all(const struct nlmsghdr *nlh)
 	struct nl_neigh n;
 	struct nl_ct ct;
 	char msg[64];
+	int res[8], own = -1, i;
 
-	(void)nl_route_parse(nlh, &r, hops, 4);
-	(void)nl_nexthop_parse(nlh, &nh, members, 4);
-	(void)nl_rule_parse(nlh, &rule);
-	(void)nl_link_parse(nlh, &l);
-	(void)nl_addr_parse(nlh, &a);
-	(void)nl_neigh_parse(nlh, &n);
-	(void)nl_ct_parse(nlh, &ct);
-	(void)nl_ack_parse(nlh, msg, sizeof(msg));
+	memset(msg, 'x', sizeof(msg));
+	res[0] = nl_route_parse(nlh, &r, hops, 4);
+	res[1] = nl_nexthop_parse(nlh, &nh, members, 4);
+	res[2] = nl_rule_parse(nlh, &rule);
+	res[3] = nl_link_parse(nlh, &l);
+	res[4] = nl_addr_parse(nlh, &a);
+	res[5] = nl_neigh_parse(nlh, &n);
+	res[6] = nl_ct_parse(nlh, &ct);
+	res[7] = nl_ack_parse(nlh, msg, sizeof(msg));
+	for (i = 0; i < 8; i++)
+		if (fuzz_types[i] == nlh->nlmsg_type)
+			own = i;
+	assert_true(own >= 0);
+	for (i = 0; i < 8; i++)
+		if (i != own && res[i] != -EBADMSG)
+			fail_msg("parser %d took message type %#x (parser %d's): %d", i,
+				nlh->nlmsg_type, own, res[i]);
+	assert_non_null(memchr(msg, '\0', sizeof(msg))); /* always terminated */
+	if (own == 7) /* the ack's own error, whatever the message says, unless malformed */
+		return res[7] == -EBADMSG ? -EBADMSG : 0;
+	assert_refused_or_ok("parse", res[own]);
+	if (res[own] == 0) {
+		switch (own) {
+		case 0:
+			assert_true(r.family == AF_INET || r.family == AF_INET6);
+			assert_true(prefix_ok(&r.dst) && r.n_hops <= 4);
+			assert_true(!r.n_hops || r.hops == hops);
+			break;
+		case 1:
+			assert_true(nh.n_members <= 4 && (!nh.n_members || nh.members == members));
+			break;
+		case 2:
+			assert_true(rule.family == AF_INET || rule.family == AF_INET6);
+			break;
+		case 4:
+			assert_true(prefix_ok(&a.local));
+			break;
+		}
+	}
+	return res[own];
 }
 
-static const uint16_t fuzz_types[] = {
-	RTM_NEWROUTE, RTM_NEWNEXTHOP, RTM_NEWRULE, RTM_NEWLINK, RTM_NEWADDR, RTM_NEWNEIGH,
-	(NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW, NLMSG_ERROR,
-};
-
-/* A message of exactly len bytes on the heap, so ASan sees any read past it. */
-static void parse_copy(const uint8_t *p, size_t len)
+/* A message of exactly len bytes on the heap, so ASan sees any read past it; parse_all's
+ * answer. */
+static int parse_copy(const uint8_t *p, size_t len)
 {
 	uint8_t *m = malloc(len);
+	int r;
 
 	memcpy(m, p, len);
 	((struct nlmsghdr *)m)->nlmsg_len = (uint32_t)len;
-	parse_all((struct nlmsghdr *)m);
+	r = parse_all((struct nlmsghdr *)m);
 	free(m);
+	return r;
 }
 
 static void test_fuzz(void **state)
 {
 	uint8_t tmp[512];
-	size_t i, j;
+	size_t i, j, ok[5] = { 0 }, refused[5] = { 0 };
 
 	for (i = 0; i < 20000; i++) {
 		size_t len = 16 + rnd() % (sizeof(tmp) - 16);
@@ -1002,8 +1056,16 @@ static void test_fuzz(void **state)
 		/* sometimes cut it short too */
 		if (rnd() % 4 == 0)
 			len = 16 + rnd() % (len - 16);
-		parse_copy(tmp, len);
+		if (parse_copy(tmp, len) == 0)
+			ok[i % 5]++;
+		else
+			refused[i % 5]++;
 	}
+	/* the mutations reach both the end of each parser and its refusals */
+	for (i = 0; i < 5; i++)
+		if (!ok[i] || !refused[i])
+			fail_msg("builder %zu: %zu mutations parsed, %zu refused", i, ok[i],
+				refused[i]);
 }
 
 int main(void)
