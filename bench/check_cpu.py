@@ -10,7 +10,10 @@
 500ms).  After every uplink is up and a warm-up, egressd's CPU time (utime + stime from
 /proc/PID/stat) is measured over --seconds and its resident memory read from
 /proc/PID/status.  Any transition during the measurement is reported (there should be
-none).  Everything runs in lab namespaces, removed at the end, also on failure.
+none).  The run is invalid (exit 1) when there was one, when fewer than 80% of the expected
+probes (one per target per second) arrived - the CPU time would then be that of less work -
+or when egressd does not stop cleanly.  Everything runs in lab namespaces, removed at the
+end, also on failure.
 
     /usr/bin/python3 bench/check_cpu.py --egressd build/src/cmd/egressd [--seconds 20]
 """
@@ -112,7 +115,14 @@ def main():
                                         len(changes), status))
     for line in changes[:10]:
         print("  " + line)
-    return 0 if status == 0 and not changes else 1
+    rate = (p1 - p0) / (t1 - t0)
+    if rate < 0.8 * n_uplinks * TARGETS:
+        print("invalid run: %.0f probes/s arrived, expected about %d" % (rate,
+                                                                        n_uplinks * TARGETS))
+    if status != 0 or changes:
+        print("invalid run: %s" % ("egressd exited with %s" % status if status != 0 else
+                                   "uplinks changed state while measured"))
+    return 0 if status == 0 and not changes and rate >= 0.8 * n_uplinks * TARGETS else 1
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ N is 10 000 unless the file limit the proxies inherit (RLIMIT_NOFILE, raised to 
 limit here) cannot hold two sockets per connection; then it is cut, and says so.
 Ratios are to plain forwarding (throughput, connection rate), HAProxy (memory, CPU) and
 dnsmasq (DNS); the issue's goals are checked at the end and a miss is printed as such.
+Exit status 1 when the run is invalid - a side failed, its traffic did not go through it
+(the client reached the server with the side gone), nothing of a kind succeeded through it, or
+dnsperf printed no rate - and each reason is printed; a missed goal is a result, exit 0.
 What it must not do: touch the host's namespace - everything runs inside the lab's.
 """
 import argparse
@@ -198,12 +201,8 @@ def start_egressd(lab, binary):
         "-set", "proxy.max_per_client=20000"))
     d.wait_log(r"gateway: intercepting 1 subnet")
 
-    def stop():
-        rc = d.stop()
-        if rc != 0:
-            raise LabError("egressd exited with %s:\n%s" % (rc, d.proc.tail(20)))
     return {"targets": {k: (SERVER, p) for k, p in PORTS.items()},
-            "pids": lambda what: [d.proc.pid], "stop": stop}
+            "pids": lambda what: [d.proc.pid], "stop": d.stop_clean}
 
 
 def descendants(pid):
@@ -393,7 +392,7 @@ def dns_side(lab, side, args, qfile):
     c, gw = lab["client"], lab["gw"]
     port = DNS_PORTS[side]
     if side == "egressd":
-        stop = Egressd.start(gw, args.egressd, EGRESSD_DNS_CONF).stop
+        stop = Egressd.start(gw, args.egressd, EGRESSD_DNS_CONF).stop_clean
     else:
         stop = gw.dnsmasq("--listen-address=" + GW, "--bind-interfaces",
                           "--server=" + proxylab.DNS, "--cache-size=1024", port=port).stop
@@ -562,10 +561,30 @@ def goals(r):
         out.append(("DNS queries per second >= dnsmasq's", None, "not measured"))
     else:
         out.append(("DNS queries per second >= dnsmasq's", qe >= qd, "%.0f vs %.0f" % (qe, qd)))
-    for side, _ in SIDES:
-        if s.get(side) and s[side].get("closed_after") is False:
-            out.append(("nothing gets through once %s is gone" % side, False,
-                        "the client still reached the server by itself"))
+    return out
+
+
+def invalid(r):
+    """Why the run measured nothing trustworthy, as a list of reasons ([] when it is valid)."""
+    out = []
+    for side, label in SIDES:
+        res = r["sides"].get(side, {})
+        if "error" in res:
+            out.append("%s failed: %s" % (label, res["error"][-1500:]))
+            continue
+        if res.get("closed_after") is False:
+            out.append("%s: the client reached the server with the side gone, so what was "
+                       "measured need not have gone through it" % label)
+        if "cps" in res and not res["cps"]["ok"]:
+            out.append("%s: no connection of the rate runs succeeded (%s)"
+                       % (label, res["cps"]["errors"]))
+        if res.get("mem") and not res["mem"]["open"]:
+            out.append("%s: no idle connection opened (%s)" % (label, res["mem"]["errors"]))
+    if "dns_error" in r:
+        out.append("DNS: %s" % r["dns_error"])
+    for side, d in r.get("dns", {}).items():
+        if "error" not in d and d.get("qps") is None:
+            out.append("DNS %s: dnsperf printed no rate" % side)
     return out
 
 
@@ -618,11 +637,10 @@ def main():
                   "a proxy holds 2 sockets per connection" % (n_hold, args.hold, limit))
         report(r)
         print("(%.0f s)" % r["seconds"])
-        for side, label in SIDES:
-            if "error" in r["sides"].get(side, {}):
-                print("%s failed: %s" % (label, r["sides"][side]["error"][-1500:]))
-    failed = any("error" in v for v in r["sides"].values()) or "dns_error" in r
-    return 1 if failed else 0
+    why = invalid(r)
+    for line in why:
+        print("invalid run: %s" % line, file=sys.stderr if args.json else sys.stdout)
+    return 1 if why else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ module's throughput and connection rate beside plain kernel forwarding, and its
 failover time) and proxy.py (the proxy beside plain forwarding, HAProxy and socat:
 throughput, connection rate, memory per idle connection; the DNS forwarder beside
 dnsmasq).
+
+Exits 1 when a run is invalid - a result that does not match its peer's, or a benchmark
+script that says its run measured nothing trustworthy (exit 1, the reason printed) - never
+because a number misses a goal: the scripts print those as results.
 """
 import argparse
 import ipaddress
@@ -62,16 +66,18 @@ def main():
           f"{dp['rules'][0]} rule)")
     print()
     here = os.path.dirname(os.path.abspath(__file__))
-    rc = 0
+    invalid = []
     for script, extra in (("failover.py", ["--runs", str(args.runs)]), ("check_cpu.py", []),
                           ("policy.py", []), ("proxy.py", [])):
         path = os.path.join(here, script)
-        if not os.path.exists(path):
-            continue
         r = subprocess.run([sys.executable, path, "--egressd", args.egressd] + extra)
-        rc = rc or r.returncode
+        if r.returncode != 0:
+            invalid.append("%s (exit %d)" % (script, r.returncode))
         print()
-    return rc
+    if invalid:
+        print("bench: invalid runs: %s" % ", ".join(invalid))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

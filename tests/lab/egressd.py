@@ -13,7 +13,7 @@ import re
 import signal
 import subprocess
 
-from lab import wait_for
+from lab import LabError, wait_for
 
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                    "runtime error:")
@@ -113,6 +113,13 @@ class Egressd:
                 self.proc.stop()
                 return None
         return self.proc.returncode
+
+    def stop_clean(self, timeout=10.0):
+        """stop(), and LabError with the log's tail unless egressd exited 0 (for benchmarks:
+        a run whose egressd crashed or hung is not a measurement)."""
+        rc = self.stop(timeout)
+        if rc != 0:
+            raise LabError("egressd exited with %s:\n%s" % (rc, self.proc.tail(20)))
 
     def assert_clean(self):
         """No sanitizer report in the log."""
