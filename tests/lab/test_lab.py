@@ -328,15 +328,21 @@ def test_rate_limit_caps_throughput(lab_factory):
 
 
 @root
-def test_delay_needs_netem_or_raises_feature_missing(lab):
+@pytest.mark.optional_feature("netem")
+def test_delay_with_netem(lab):
+    """Delay where the kernel has netem; a skip, with the reason, where it has not."""
     lab.apply(CHAIN_FWD)
     client, gw = lab["client"], lab["gw"]
-    if lab.has_netem:
-        gw.netem("wan0", delay_ms=40)
-        assert client.ping("192.0.2.2", count=3, interval=0.05).avg_ms >= 35
-        gw.netem("wan0")
-        assert client.ping("192.0.2.2", count=3, interval=0.05).avg_ms < 20
-        return
+    gw.netem("wan0", delay_ms=40)
+    assert client.ping("192.0.2.2", count=3, interval=0.05).avg_ms >= 35
+    gw.netem("wan0")
+    assert client.ping("192.0.2.2", count=3, interval=0.05).avg_ms < 20
+
+
+@root
+def test_delay_without_netem_raises_feature_missing(lab_factory):
+    lab = lab_factory(netem=False).apply(CHAIN_FWD)
+    gw = lab["gw"]
     with pytest.raises(LabFeatureMissing, match="netem"):
         gw.netem("wan0", delay_ms=40, loss_pct=50, rate_mbit=1)
     # refused before anything changed
