@@ -990,7 +990,8 @@ static void query_attempt(struct dns_query *qr)
 /*
  * A message from a client (len bytes in msg, borrowed).  Responses are dropped (answering
  * them could loop two forwarders); what does not parse is FORMERR; an opcode other than
- * QUERY is NOTIMP.  Over max_pending the answer is REFUSED, not SERVFAIL: REFUSED says
+ * QUERY is NOTIMP; a QUERY with answer or authority records is FORMERR (not forwarded:
+ * an upstream would read or cache them as it pleases).  Over max_pending the answer is REFUSED, not SERVFAIL: REFUSED says
  * "not now, ask another server" and sends a stub to its next server at once, while
  * SERVFAIL claims the name failed to resolve and may be cached as such (RFC 2308 7.1).
  */
@@ -1024,6 +1025,15 @@ static void dns_client_query(
 	}
 	if (DNS_OPCODE(q.flags) != 0) {
 		client_reply(m, c, msg, len, &q, DNS_RCODE_NOTIMP);
+		return;
+	}
+	if (!dns_msg_query_ok(&q)) {
+		inc1(m->m_malformed, "client");
+		if (log_ratelimit(&m->rl_client))
+			log_warnx("dns: query from %s carries %u answer and %u authority records: "
+				  "FORMERR",
+				client_str(c, a, sizeof(a)), q.ancount, q.nscount);
+		client_reply(m, c, msg, len, &q, DNS_RCODE_FORMERR);
 		return;
 	}
 	if (m->cache) {

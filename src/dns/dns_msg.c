@@ -349,6 +349,11 @@ int dns_msg_parse(const uint8_t *m, size_t len, struct dns_msg *ret)
 	return 0;
 }
 
+bool dns_msg_query_ok(const struct dns_msg *q)
+{
+	return q->qdcount == 1 && q->question_end && !q->ancount && !q->nscount;
+}
+
 bool dns_msg_same_question(const struct dns_msg *a, const struct dns_msg *b)
 {
 	return a->question_end && b->question_end && a->qtype == b->qtype &&

@@ -142,6 +142,14 @@ struct dns_msg {
 int dns_msg_parse(const uint8_t *m, size_t len, struct dns_msg *ret);
 
 /*
+ * Whether a parsed query (QR clear) holds what a query may: one question and no answer or
+ * authority records (RFC 1035 4.1.1; a query that carries them, as only an UPDATE or a
+ * NOTIFY may, is FORMERR).  The additional section stays open: OPT (RFC 6891, with a
+ * COOKIE of RFC 7873), TSIG (RFC 8945).
+ */
+bool dns_msg_query_ok(const struct dns_msg *q);
+
+/*
  * Remove the options of message m's OPT record (a: m parsed), keeping the record itself
  * (payload size, extended RCODE, version, DO): options such as a COOKIE (RFC 7873) or
  * padding belong to one client's exchange.  Returns m's new length (len without the

@@ -1067,6 +1067,18 @@ static void test_tcp_trickle(void **state)
 	fwd_stop(&g_fwd);
 }
 
+/* A record at the end of m: owner the root, type, class, TTL 0, rdlen bytes of zeros. */
+static void mb_rr(struct mb *m, uint16_t type, uint16_t class, uint16_t rdlen)
+{
+	mb_u8(m, 0);
+	mb_u16(m, type);
+	mb_u16(m, class);
+	mb_u32(m, 0);
+	mb_u16(m, rdlen);
+	for (uint16_t i = 0; i < rdlen; i++)
+		mb_u8(m, 0);
+}
+
 /* Garbage is dropped, a query that does not parse gets FORMERR, a response nothing. */
 static void test_malformed(void **state)
 {
@@ -1096,12 +1108,31 @@ static void test_malformed(void **state)
 	assert_int_equal(send(fd, q.b, q.n, 0), (ssize_t)q.n);
 	assert_true(udp_wait(fd, ans, sizeof(ans), 1000) > 0);
 	assert_int_equal(rcode_of(ans), DNS_RCODE_NOTIMP);
-	/* and a good one still works */
-	build_query(&q, 0x8888, "a.test", 0);
+	/* a query carrying an answer record, or an authority record: FORMERR, not forwarded */
+	build_query(&q, 0x9999, "a.test", 0);
+	q.b[7] = 1; /* ANCOUNT */
+	mb_rr(&q, DNS_TYPE_A, DNS_CLASS_IN, 4);
+	assert_int_equal(send(fd, q.b, q.n, 0), (ssize_t)q.n);
+	assert_true(udp_wait(fd, ans, sizeof(ans), 1000) > 0);
+	assert_int_equal(dns_get16(ans), 0x9999);
+	assert_int_equal(rcode_of(ans), DNS_RCODE_FORMERR);
+	build_query(&q, 0xaaaa, "a.test", 1232);
+	q.b[9] = 1; /* NSCOUNT: the record goes before the OPT of the additional section */
+	q.n -= 11;
+	mb_rr(&q, DNS_TYPE_SOA, DNS_CLASS_IN, 22);
+	mb_opt(&q, 1232);
+	assert_int_equal(send(fd, q.b, q.n, 0), (ssize_t)q.n);
+	assert_true(udp_wait(fd, ans, sizeof(ans), 1000) > 0);
+	assert_int_equal(dns_get16(ans), 0xaaaa);
+	assert_int_equal(rcode_of(ans), DNS_RCODE_FORMERR);
+	/* and a good one still works, with more than OPT in the additional section (a TSIG) */
+	build_query(&q, 0x8888, "a.test", 1232);
+	q.b[11] = 2; /* ARCOUNT */
+	mb_rr(&q, 250, 255, 8); /* TSIG, class ANY (RFC 8945) */
 	assert_int_equal(send(fd, q.b, q.n, 0), (ssize_t)q.n);
 	assert_true(udp_wait(fd, ans, sizeof(ans), 3000) > 0);
 	assert_int_equal(rcode_of(ans), DNS_RCODE_NOERROR);
-	assert_true(metric(&g_fwd, "egress_dns_malformed_total{from=\"client\"}") == 3);
+	assert_true(metric(&g_fwd, "egress_dns_malformed_total{from=\"client\"}") == 5);
 	assert_int_equal(fake_get(0).n_udp + fake_get(1).n_udp, 1);
 	close(fd);
 	fwd_stop(&g_fwd);

@@ -286,6 +286,45 @@ static void test_two_questions(void **state)
 	assert_int_equal(parse_exact(m.b, m.n, &q), 0);
 }
 
+/* What a query may carry: one question, no answer or authority records; the additional
+ * section is open (OPT, TSIG). */
+static void test_query_sections(void **state)
+{
+	struct mb m;
+	struct dns_msg q;
+
+	(void)state;
+	mb_hdr(&m, 1, DNS_FLAG_RD, 1, 0, 0, 0);
+	mb_question(&m, "a.test", DNS_TYPE_A);
+	assert_int_equal(parse_exact(m.b, m.n, &q), 0);
+	assert_true(dns_msg_query_ok(&q));
+	/* an answer record */
+	mb_hdr(&m, 1, DNS_FLAG_RD, 1, 1, 0, 0);
+	mb_question(&m, "a.test", DNS_TYPE_A);
+	mb_a(&m, 60, 0x0a000001);
+	assert_int_equal(parse_exact(m.b, m.n, &q), 0);
+	assert_false(dns_msg_query_ok(&q));
+	/* an authority record */
+	mb_hdr(&m, 1, DNS_FLAG_RD, 1, 0, 1, 0);
+	mb_question(&m, "a.test", DNS_TYPE_A);
+	mb_soa(&m, 60, 60);
+	assert_int_equal(parse_exact(m.b, m.n, &q), 0);
+	assert_false(dns_msg_query_ok(&q));
+	/* additional records (a TSIG, class ANY, and an OPT): allowed */
+	mb_hdr(&m, 1, DNS_FLAG_RD, 1, 0, 0, 2);
+	mb_question(&m, "a.test", DNS_TYPE_A);
+	mb_name(&m, "key.test");
+	mb_rr_tail(&m, 250, 255, 0, 4);
+	mb_u32(&m, 0);
+	mb_opt(&m, 1232, false);
+	assert_int_equal(parse_exact(m.b, m.n, &q), 0);
+	assert_true(dns_msg_query_ok(&q));
+	/* no question */
+	mb_hdr(&m, 1, DNS_FLAG_RD, 0, 0, 0, 0);
+	assert_int_equal(parse_exact(m.b, m.n, &q), 0);
+	assert_false(dns_msg_query_ok(&q));
+}
+
 static void test_pointers(void **state)
 {
 	uint8_t name[DNS_NAME_MAX];
@@ -691,6 +730,7 @@ int main(void)
 		cmocka_unit_test(test_udp_limit),
 		cmocka_unit_test(test_answer),
 		cmocka_unit_test(test_two_questions),
+		cmocka_unit_test(test_query_sections),
 		cmocka_unit_test(test_pointers),
 		cmocka_unit_test(test_pointer_chain),
 		cmocka_unit_test(test_name_too_long),
