@@ -27,6 +27,7 @@
 #include "log.h"
 #include "nft.h"
 #include "nl.h"
+#include "sysctl.h"
 #include "util.h"
 #include "xt_legacy.h"
 
@@ -719,66 +720,25 @@ struct gateway_module {
 	struct nl *nl;
 	bool applied;
 	char *body;
-	int forward_was[2]; /* -1: not changed by us */
 	bool tproxy_routing;
 	uint32_t tproxy_table, tproxy_prio, tproxy_mark;
 };
 
-static const char *const forward_path[2] = {
-	"/proc/sys/net/ipv4/ip_forward",
-	"/proc/sys/net/ipv6/conf/all/forwarding",
+static const char *const forward_key[2] = {
+	"net/ipv4/ip_forward",
+	"net/ipv6/conf/all/forwarding",
 };
-
-static int sysctl_get(const char *path)
-{
-	char buf[16] = "";
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? atoi(buf) : -EIO;
-}
-
-static int sysctl_set(const char *path, int v)
-{
-	char buf[16];
-	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(buf, sizeof(buf), "%d\n", v);
-	if (write(fd, buf, strlen(buf)) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
 
 static void forwarding_on(struct gateway_module *m, const struct conf_gateway *g)
 {
-	for (int f = 0; f < 2; f++) {
-		int v;
-		if (!has_family(&g->subnet, f ? AF_INET6 : AF_INET) || m->forward_was[f] >= 0)
-			continue;
-		v = sysctl_get(forward_path[f]);
-		if (v == 0) {
-			if (sysctl_set(forward_path[f], 1) < 0)
-				log_warn("gateway: enabling forwarding (%s)", forward_path[f]);
-			else
-				m->forward_was[f] = 0;
-		}
-	}
+	for (int f = 0; f < 2; f++)
+		if (has_family(&g->subnet, f ? AF_INET6 : AF_INET))
+			sysctl_hold(m, forward_key[f], 1, "gateway mode forwards its subnets");
 }
 
 static void forwarding_back(struct gateway_module *m)
 {
-	for (int f = 0; f < 2; f++)
-		if (m->forward_was[f] >= 0) {
-			sysctl_set(forward_path[f], m->forward_was[f]);
-			m->forward_was[f] = -1;
-		}
+	sysctl_release_all(m, false);
 }
 
 /* TPROXY: packets marked by the tproxy chain are delivered locally. */
@@ -884,7 +844,6 @@ int gateway_module_new(struct event_base *base, const struct conf *conf,
 
 	(void)base;
 	m->conf = conf;
-	m->forward_was[0] = m->forward_was[1] = -1;
 	m->nft = nft_new();
 	if (!m->nft) {
 		free(m);
@@ -915,6 +874,7 @@ int gateway_module_reconf(struct gateway_module *m, const struct conf *conf)
 		nft_table_delete(m->nft, "inet", GATEWAY_TABLE, &err);
 		free(err);
 		tproxy_routing(m, false, NULL);
+		forwarding_back(m);
 		m->applied = false;
 	}
 	if (gateway_apply(m) < 0) {
