@@ -10,15 +10,16 @@
  *  4. for each uplink that stopped being usable, delete the conntrack entries carrying
  *     its mark, and only those: their clients reconnect at once through another uplink.
  *
+ *  5. hold the kernel settings this needs (forwarding; per uplink src_valid_mark, loose
+ *     rp_filter, accept_ra 2 where it was 1) through sysctl.h, which puts them back.
+ *
  * Must not touch anything but table inet egress, rules of our protocol in our priority
- * range, and the default routes of our protocol in the uplinks' tables.
+ * range, the default routes of our protocol in the uplinks' tables, and the settings of 5.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -31,6 +32,7 @@
 #include "nl.h"
 #include "policy.h"
 #include "policy_nft.h"
+#include "sysctl.h"
 #include "uplink.h"
 #include "util.h"
 
@@ -64,6 +66,7 @@ struct policy_module {
 	uint32_t prio; /* rule_priority in force */
 	uint32_t mask;
 	bool keep;
+	bool strict_said; /* the note on a strict all.rp_filter is logged */
 };
 
 /* Everything the model points at, freed together. */
@@ -235,19 +238,50 @@ static void model_build(struct policy_module *pm, struct model_buf *b)
 
 /* ------------------------------------------------------------ routes and rules */
 
-/* Loose reverse-path filtering on an uplink: replies may arrive on any uplink. */
-static void rp_filter_loose(const char *ifname)
+/*
+ * The kernel settings a balancing gateway needs, held while the module runs (sysctl.h puts
+ * them back).  Replies that come in through an uplink carry its mark again (restore.UP),
+ * and with src_valid_mark the reverse-path check looks them up with it: in the uplink's
+ * own table, whose default route leaves by that interface.  So they pass even when main
+ * has no route back, and even under strict filtering - which matters, because the
+ * effective rp_filter is the higher of `all` and the interface's: loose on the interface
+ * does not loosen a host whose `all` is strict, and we do not weaken the host's other
+ * interfaces to make it.
+ */
+static void uplink_sysctls(struct policy_module *pm, const struct conf_uplink *c)
 {
-	char path[128];
-	int fd;
+	char key[128], why[128];
+	int v;
 
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/rp_filter", ifname);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (write(fd, "2", 1) != 1)
-		log_debug("policy: %s: %s", path, strerror(errno));
-	close(fd);
+	snprintf(why, sizeof(why), "uplink %s: its replies are checked with its mark", c->s.name);
+	snprintf(key, sizeof(key), "net/ipv4/conf/%s/src_valid_mark", c->interface);
+	sysctl_hold(pm, key, 1, why);
+	snprintf(why, sizeof(why), "uplink %s: loose reverse-path filtering", c->s.name);
+	snprintf(key, sizeof(key), "net/ipv4/conf/%s/rp_filter", c->interface);
+	sysctl_hold(pm, key, 2, why);
+	/* forwarding turns router advertisements off where accept_ra is 1: keep taking them */
+	snprintf(key, sizeof(key), "net/ipv6/conf/%s/accept_ra", c->interface);
+	if (uplink_v6(c) && sysctl_read(key, &v) == 0 && v > 0) { /* 2: ours, or theirs */
+		snprintf(why, sizeof(why), "uplink %s: router advertisements while forwarding",
+			c->s.name);
+		sysctl_hold(pm, key, 2, why);
+	}
+}
+
+static void host_sysctls(struct policy_module *pm, bool v4, bool v6)
+{
+	int all = 0;
+
+	if (v4)
+		sysctl_hold(pm, "net/ipv4/ip_forward", 1, "policy: the LAN is forwarded");
+	if (v6)
+		sysctl_hold(pm, "net/ipv6/conf/all/forwarding", 1, "policy: the LAN is forwarded");
+	if (v4 && sysctl_read("net/ipv4/conf/all/rp_filter", &all) == 0 && all == 1 &&
+		!pm->strict_said) {
+		log_info("policy: net.ipv4.conf.all.rp_filter is 1 (strict), so the uplinks' "
+			 "filtering stays strict; replies pass it with their uplink's mark");
+		pm->strict_said = true;
+	}
 }
 
 /* Make our rules exactly want[0..n). 0 or the first error. */
@@ -289,6 +323,9 @@ static int routing_reconcile(struct policy_module *pm)
 	struct nl_rule *want = xcalloc(2 * n + 3, sizeof(*want));
 	size_t n_want = 0;
 	int r = 0, e;
+	bool fam[2] = {false, false};
+
+	sysctl_mark(pm);
 
 	/* Main's specific routes first: marked replies to the LAN must not follow an uplink's
 	 * default route (only main's default is suppressed). */
@@ -314,9 +351,11 @@ static int routing_reconcile(struct policy_module *pm)
 				.table = table};
 		}
 		table_remember(pm, table);
+		fam[0] = fam[0] || uplink_v4(c);
+		fam[1] = fam[1] || uplink_v6(c);
 		if (!u || !u->ifindex)
 			continue; /* no interface now: its link event brings us back */
-		rp_filter_loose(c->interface);
+		uplink_sysctls(pm, c);
 		for (int f = 0; f < 2; f++) {
 			int family = f ? AF_INET6 : AF_INET;
 			if (f ? !uplink_v6(c) : !uplink_v4(c))
@@ -332,6 +371,8 @@ static int routing_reconcile(struct policy_module *pm)
 			}
 		}
 	}
+	host_sysctls(pm, fam[0], fam[1]);
+	sysctl_sweep(pm);
 	e = rules_reconcile(pm, want, n_want);
 	free(want);
 	return r ? r : e;
@@ -542,9 +583,11 @@ void policy_module_free(struct policy_module *pm)
 		for (size_t i = 0; i < pm->n_tables; i++)
 			table_default_del(pm, pm->tables[i]);
 		log_info("policy: table, rules and routes removed");
+		sysctl_release_all(pm, false);
 	} else if (pm->applied) {
 		log_info("policy: dataplane kept in place");
 	}
+	sysctl_release_all(pm, true); /* nothing left after the removal above */
 	if (pm->apply_ev)
 		event_free(pm->apply_ev);
 	if (pm->retry_ev)

@@ -7,11 +7,13 @@
  *   prerouting (filter, mangle)  packets of known connections get their routing mark back from
  *                                the conntrack mark (vmap on the masked ct mark -> restore.UP);
  *                                a new connection from an uplink interface records that uplink
- *                                in its ct mark (replies leave the way they came); a new
+ *                                in its ct mark (replies leave the way they came) and gets
+ *                                its packet mark (its reverse-path check uses it); a new
  *                                connection from a LAN interface goes through classify.
- *   output (route, mangle)       the same for the gateway's own traffic (model->output); a
- *                                socket that set a mark of ours (SO_MARK, e.g. a health probe)
- *                                keeps it.
+ *   output (route, mangle)       a socket that set a mark of ours (SO_MARK, e.g. a health
+ *                                probe) keeps it and has it recorded in the ct mark, so its
+ *                                replies get it back; with model->output the rest of the
+ *                                gateway's own traffic goes the way of prerouting.
  *   classify                     the rules in order: goto policy.P, or return (main: no mark);
  *                                what no rule matches goes to the default policy.
  *   policy.P                     affinity first (sticky sets of P's chosen members), then a
@@ -817,6 +819,8 @@ static void emit_prerouting(struct gen *g)
 			continue;
 		nft_buf_printf(&g->b, "\t\tiifname \"%s\" ", u->ifname);
 		put_mark_set(g, "ct", u->mark);
+		nft_buf_add(&g->b, " ");
+		put_mark_set(g, "meta", u->mark); /* the reverse-path check uses it already */
 		nft_buf_printf(&g->b,
 			" return comment \"from uplink %s: replies leave through it\"\n", g->up[i]);
 	}
@@ -832,19 +836,37 @@ static void emit_prerouting(struct gen *g)
 	nft_buf_add(&g->b, "\t}\n");
 }
 
+/*
+ * The gateway's own connections.  A socket that chose an uplink by its mark (a health probe)
+ * has it recorded in the ct mark, always: the replies get it back (restore.UP) and pass the
+ * reverse-path check in that uplink's table, also when main has no route back.
+ */
 static void emit_output(struct gen *g)
 {
+	const struct policy_model *m = g->m;
+	size_t i;
+
 	nft_buf_add(&g->b, "\tchain output {\n"
 			   "\t\ttype route hook output priority mangle; policy accept;\n");
-	put_restore(g);
-	nft_buf_printf(&g->b,
-		"\t\tct state != new return\n"
-		"\t\tmeta mark and 0x%08x != 0 return comment \"the socket chose its uplink\"\n"
-		"\t\tfib daddr type { local, broadcast, multicast } return "
-		"comment \"to the gateway itself\"\n"
-		"\t\tjump classify\n"
-		"\t}\n",
-		g->m->mark_mask);
+	if (m->output)
+		put_restore(g);
+	nft_buf_add(&g->b, "\t\tct state != new return\n");
+	if (m->n_uplinks) {
+		nft_buf_printf(&g->b, "\t\tmeta mark and 0x%08x vmap {", m->mark_mask);
+		for (i = 0; i < m->n_uplinks; i++)
+			nft_buf_printf(&g->b, "%s 0x%08x : goto mark.%s", i ? "," : "",
+				m->uplinks[i].mark, g->up[i]);
+		nft_buf_add(&g->b, " }\n");
+	}
+	if (m->output)
+		nft_buf_printf(&g->b,
+			"\t\tmeta mark and 0x%08x != 0 return comment \"the socket chose its "
+			"uplink\"\n"
+			"\t\tfib daddr type { local, broadcast, multicast } return "
+			"comment \"to the gateway itself\"\n"
+			"\t\tjump classify\n",
+			m->mark_mask);
+	nft_buf_add(&g->b, "\t}\n");
 }
 
 static void emit_postrouting(struct gen *g)
@@ -906,8 +928,7 @@ int policy_nft_body(const struct policy_model *m, char **ret)
 	if (r < 0)
 		goto out;
 	emit_prerouting(&g);
-	if (m->output)
-		emit_output(&g);
+	emit_output(&g);
 	emit_postrouting(&g);
 	*ret = nft_buf_steal(&g.b);
 out:

@@ -220,9 +220,9 @@ static const char golden_main[] =
 	"\t\ttype filter hook prerouting priority mangle; policy accept;\n"
 	"\t\tct state established,related ct mark and 0x0000ff00 vmap { 0x00000100 : goto restore.isp1, 0x00000200 : goto restore.isp2, 0x00000300 : goto restore.isp_3 }\n"
 	"\t\tct state != new return\n"
-	"\t\tiifname \"eth1\" ct mark set ct mark and 0xffff00ff or 0x00000100 return comment \"from uplink isp1: replies leave through it\"\n"
-	"\t\tiifname \"eth2\" ct mark set ct mark and 0xffff00ff or 0x00000200 return comment \"from uplink isp2: replies leave through it\"\n"
-	"\t\tiifname \"wwan0\" ct mark set ct mark and 0xffff00ff or 0x00000300 return comment \"from uplink isp_3: replies leave through it\"\n"
+	"\t\tiifname \"eth1\" ct mark set ct mark and 0xffff00ff or 0x00000100 meta mark set meta mark and 0xffff00ff or 0x00000100 return comment \"from uplink isp1: replies leave through it\"\n"
+	"\t\tiifname \"eth2\" ct mark set ct mark and 0xffff00ff or 0x00000200 meta mark set meta mark and 0xffff00ff or 0x00000200 return comment \"from uplink isp2: replies leave through it\"\n"
+	"\t\tiifname \"wwan0\" ct mark set ct mark and 0xffff00ff or 0x00000300 meta mark set meta mark and 0xffff00ff or 0x00000300 return comment \"from uplink isp_3: replies leave through it\"\n"
 	"\t\tfib daddr type { local, broadcast, multicast } return comment \"to the gateway itself\"\n"
 	"\t\tiifname { \"lan0\", \"lan1\" } jump classify\n"
 	"\t}\n"
@@ -230,6 +230,7 @@ static const char golden_main[] =
 	"\t\ttype route hook output priority mangle; policy accept;\n"
 	"\t\tct state established,related ct mark and 0x0000ff00 vmap { 0x00000100 : goto restore.isp1, 0x00000200 : goto restore.isp2, 0x00000300 : goto restore.isp_3 }\n"
 	"\t\tct state != new return\n"
+	"\t\tmeta mark and 0x0000ff00 vmap { 0x00000100 : goto mark.isp1, 0x00000200 : goto mark.isp2, 0x00000300 : goto mark.isp_3 }\n"
 	"\t\tmeta mark and 0x0000ff00 != 0 return comment \"the socket chose its uplink\"\n"
 	"\t\tfib daddr type { local, broadcast, multicast } return comment \"to the gateway itself\"\n"
 	"\t\tjump classify\n"
@@ -468,7 +469,13 @@ static void test_no_output(void **state)
 
 	variant_init(&fx, V_NO_OUTPUT);
 	s = body_of(&fx);
-	assert_null(chain_of(s, "output"));
+	/* only the probes' marks are recorded, for their replies */
+	assert_chain(s, "output",
+		"\tchain output {\n"
+		"\t\ttype route hook output priority mangle; policy accept;\n"
+		"\t\tct state != new return\n"
+		"\t\tmeta mark and 0x0000ff00 vmap { 0x00000100 : goto mark.isp1, 0x00000200 : goto mark.isp2, 0x00000300 : goto mark.isp_3 }\n"
+		"\t}\n");
 	assert_null(strstr(s, "jump classify"));
 	assert_null(strstr(s, "dst.banks"));
 	assert_chain(s, "classify",
