@@ -251,6 +251,22 @@ static void run_round_hooks(struct check_uplink *cu, bool passed, unsigned ok)
 		e->round_hooks[i].cb(&ri, e->round_hooks[i].arg);
 }
 
+/* Down on timeouts: tell the user if the kernel would never let a probe through. */
+static void say_why(const struct check_uplink *cu)
+{
+	char why[256];
+
+	for (unsigned i = 0; i < cu->n_t; i++) {
+		const struct check_target *t = &cu->t[i];
+		if (t->result != CHECK_TIMEOUT)
+			continue;
+		if (check_path_why(cu, t, why, sizeof(why)) > 0)
+			log_obj(LOG_LEVEL_WARN, "uplink", cu->u->name, "check %s %s: %s",
+				check_kind_name[cu->kind], t->label, why);
+		return;
+	}
+}
+
 static void round_end(struct check_uplink *cu)
 {
 	struct uplink *u = cu->u;
@@ -287,6 +303,8 @@ static void round_end(struct check_uplink *cu)
 		cu->transitioning = true;
 		uplink_transition(cu->e->set, u, v.state, "%s", v.reason);
 		cu->transitioning = false;
+		if (v.state == UPLINK_DOWN)
+			say_why(cu);
 	}
 	run_round_hooks(cu, v.passed, r.ok);
 	cu->due_us = check_sm_next_start(cu->round_start_us, now, v.next_ms);

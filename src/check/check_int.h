@@ -106,6 +106,11 @@ int check_sock_open(const struct check_uplink *cu, int family, int type, int pro
 int check_target_sockaddr(
 	const struct check_target *t, struct sockaddr_storage *ret, socklen_t *ret_len);
 
+/* check_path.c: 1 and a reason in buf if the kernel says t's probes or their replies
+ * cannot pass (no route out, reverse-path filtering), 0 if the paths look right, or -errno. */
+int check_path_why(const struct check_uplink *cu, const struct check_target *t, char *buf,
+	size_t len);
+
 /* check_tcp.c */
 int check_tcp_start(struct check_target *t);
 void check_tcp_cancel(struct check_target *t);

@@ -156,6 +156,20 @@ int nl_route_build_get(void *buf, size_t buflen, const struct addr *dst);
  */
 int nl_route_get(struct nl *nl, const struct addr *dst, struct nl_route *ret);
 
+/*
+ * A route lookup as a packet would see it: from src (unset: any) to dst, leaving by oif
+ * or, with iif, arriving on iif - the input lookup then includes the reverse-path check,
+ * which the kernel fails with -EINVAL - carrying mark.  0 fields are left out.
+ */
+struct nl_route_query {
+	struct addr dst, src;
+	int iif, oif;
+	uint32_t mark;
+};
+int nl_route_build_lookup(void *buf, size_t buflen, const struct nl_route_query *q);
+/* As nl_route_get() for q (borrowed). */
+int nl_route_lookup(struct nl *nl, const struct nl_route_query *q, struct nl_route *ret);
+
 /* ---- nexthop objects and groups (nl_nexthop.c) ---- */
 
 enum nl_nh_group_type {

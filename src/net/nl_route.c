@@ -145,21 +145,39 @@ int nl_route_build_dump(void *buf, size_t buflen, int family, uint32_t table)
 
 int nl_route_build_get(void *buf, size_t buflen, const struct addr *dst)
 {
+	return nl_route_build_lookup(buf, buflen, &(struct nl_route_query){.dst = *dst});
+}
+
+int nl_route_build_lookup(void *buf, size_t buflen, const struct nl_route_query *q)
+{
 	struct rtmsg *rtm;
 	struct nlb b;
+	size_t len = 8 * addr_len(q->dst.family);
 
-	if (dst->family != AF_INET && dst->family != AF_INET6)
+	if (q->dst.family != AF_INET && q->dst.family != AF_INET6)
+		return -EINVAL;
+	if (addr_is_set(&q->src) && q->src.family != q->dst.family)
 		return -EINVAL;
 	nlb_init(&b, buf, buflen, RTM_GETROUTE, 0);
 	rtm = nlb_reserve(&b, sizeof(*rtm));
 	if (!rtm)
 		return nlb_end(&b);
-	rtm->rtm_family = (uint8_t)dst->family;
+	rtm->rtm_family = (uint8_t)q->dst.family;
 	/* Strict checking wants a full-length prefix and no flag IPv6 does not know. */
-	rtm->rtm_dst_len = (uint8_t)(8 * addr_len(dst->family));
-	if (dst->family == AF_INET)
+	rtm->rtm_dst_len = (uint8_t)len;
+	if (q->dst.family == AF_INET)
 		rtm->rtm_flags = RTM_F_LOOKUP_TABLE;
-	nlb_addr(&b, RTA_DST, dst);
+	nlb_addr(&b, RTA_DST, &q->dst);
+	if (addr_is_set(&q->src)) {
+		rtm->rtm_src_len = (uint8_t)len;
+		nlb_addr(&b, RTA_SRC, &q->src);
+	}
+	if (q->iif)
+		nlb_u32(&b, RTA_IIF, (uint32_t)q->iif);
+	if (q->oif)
+		nlb_u32(&b, RTA_OIF, (uint32_t)q->oif);
+	if (q->mark)
+		nlb_u32(&b, RTA_MARK, q->mark);
 	return nlb_end(&b);
 }
 
@@ -315,10 +333,15 @@ static int nl_route_get_cb(const struct nlmsghdr *nlh, void *arg)
 
 int nl_route_get(struct nl *nl, const struct addr *dst, struct nl_route *ret)
 {
+	return nl_route_lookup(nl, &(struct nl_route_query){.dst = *dst}, ret);
+}
+
+int nl_route_lookup(struct nl *nl, const struct nl_route_query *q, struct nl_route *ret)
+{
 	int err;
 
 	memset(ret, 0, sizeof(*ret));
-	err = nl_route_build_get(nl_sendbuf(nl), NL_MSG_BUFSIZE, dst);
+	err = nl_route_build_lookup(nl_sendbuf(nl), NL_MSG_BUFSIZE, q);
 	if (err)
 		return err;
 	err = nl_query(nl, nl_sendbuf(nl), nl_route_get_cb, ret);

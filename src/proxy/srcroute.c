@@ -13,6 +13,7 @@
  * protocol, and their priorities may lie inside our range.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,11 +161,18 @@ static int srcroute_apply(struct srcroute *s)
 			r = r ? r : e;
 			continue;
 		}
-		if (addr_is_set(&rt.gw))
+		if (addr_is_set(&rt.gw)) {
 			addr_str(&rt.gw, gw, sizeof(gw));
-		else
-			strcpy(gw, "the link");
-		fprintf(lf, "uplink %s: from %s via %s (table %u); ", u->s.name, src, gw, table);
+			fprintf(lf, "uplink %s: from %s via %s (table %u); ", u->s.name, src, gw,
+				table);
+		} else {
+			char ifname[IF_NAMESIZE];
+			if (!if_indextoname((unsigned)af.ifindex, ifname))
+				snprintf(ifname, sizeof(ifname), "#%d", af.ifindex);
+			fprintf(lf, "uplink %s: from %s to the link itself (table %u): no gateway: "
+				    "neither `gateway` nor a default route of main through %s; ",
+				u->s.name, src, table, ifname);
+		}
 		want[n_want++] = (struct nl_rule){.family = u->source.family,
 			.protocol = RTPROT_EGRESS, .has_priority = true,
 			.priority = p->rule_priority + (uint32_t)i, .table = table,

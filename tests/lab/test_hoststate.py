@@ -314,3 +314,62 @@ def test_proxy(lab, egressd_bin, main_default, strict):
     assert "-> down" not in d.log()
     stop(d)
     assert_same_sysctls(before, sysctl_snapshot(gw))
+
+
+def test_proxy_without_gateway_says_why(lab, egressd_bin):
+    """`egressd dispatch ADDR@N` on a host whose main table has no default route: egressd
+    cannot know the uplinks' next hops, and says so instead of only timing out."""
+    gw = proxylab.build(lab, web=False, dns=False)
+    gw.ip("route", "flush", "default")
+    d = Egressd.command(gw, egressd_bin, proxylab.dispatch_args(
+        "-lhost", proxylab.GW_LAN, "-lport", "1080", "-check-kind", "icmp",
+        "-check-target", proxylab.SERVER, "-check-interval", "300ms"))
+    d.wait_log(r"uplink 192\.0\.2\.9: from 192\.0\.2\.9 to the link itself \(table \d+\): no "
+               r"gateway: neither .gateway. nor a default route of main through isp2")
+    d.wait_log(r"uplink 192\.0\.2\.9: init -> down", timeout=10)
+    # a default route appears (DHCP): the uplinks come up without a restart
+    gw.ip("route", "add", "default", "via", "192.0.2.10")
+    d.wait_log(r"uplink 192\.0\.2\.9: down -> up", timeout=10)
+    stop(d)
+
+
+def test_rp_filter_drop_is_said(lab, egressd_bin):
+    """Replies that strict reverse-path filtering drops are named as the cause: an uplink
+    probed with a mark of the user's own (check_mark and a rule of theirs), not egressd's,
+    whose replies come back without it; and one bound to an interface nothing routes through."""
+    gw = policy_build(lab, True)
+    gw.ip("rule", "add", "fwmark", "0x1", "lookup", "100", "priority", "100")
+    gw.ip("route", "add", "default", "via", "192.0.2.10", "table", "100")
+    gw.sysctl(**{"net.ipv4.conf.%s.rp_filter" % i: 1 for i in ("all", "isp2")})
+    conf = """
+[uplink isp2]
+interface = isp2
+check = icmp
+check_target = 11.0.0.80
+check_mark = 0x1
+interval = 300ms
+timeout = 300ms
+
+[uplink isp1]
+interface = isp1
+check = icmp
+check_target = 11.0.0.80
+interval = 300ms
+timeout = 300ms
+[uplink isp3]
+interface = isp3
+check = icmp
+check_target = 11.0.0.80
+interval = 300ms
+timeout = 300ms
+"""
+    d = Egressd.start(gw, egressd_bin, conf)
+    d.wait_log(r"uplink isp2: check icmp 11\.0\.0\.80: no route back from 11\.0\.0\.80 to "
+               r"192\.0\.2\.9: rp_filter on isp2 would drop its replies")
+    # a probe bound to isp3, where nothing routes to the target
+    d.wait_log(r"uplink isp3: check icmp 11\.0\.0\.80: no route to 11\.0\.0\.80 through isp3 "
+               r"\(sent to the link as if it were on it\)")
+    # negative: isp1, whose replies pass, is up and blamed on nothing
+    d.wait_log(r"uplink isp1: init -> up")
+    assert "uplink isp1: check" not in d.log()
+    stop(d)

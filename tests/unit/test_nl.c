@@ -391,6 +391,27 @@ static void test_route_get_request(void **state)
 	assert_int_equal(nl_route_build_get(buf, sizeof(want4) - 1, &a4), -EMSGSIZE);
 }
 
+/* An input lookup as a reply would see it: source, arriving interface and mark. */
+static void test_route_lookup_request(void **state)
+{
+	static const uint8_t want[] = {
+		NLH(60, RTM_GETROUTE, F_REQ),
+		AF_INET, 32, 32, 0, 0, 0, 0, 0, B32(RTM_F_LOOKUP_TABLE),
+		NLA(8, RTA_DST), 192, 0, 2, 9,
+		NLA(8, RTA_SRC), 198, 51, 100, 2,
+		NLA(8, RTA_IIF), B32(3),
+		NLA(8, RTA_MARK), B32(0x200),
+	};
+	struct nl_route_query q = {.dst = ip("192.0.2.9"), .src = ip("198.51.100.2"), .iif = 3,
+		.mark = 0x200};
+
+	assert_int_equal(nl_route_build_lookup(buf, sizeof(buf), &q), 0);
+	expect_msg(want, sizeof(want));
+	/* negative: a source of the other family */
+	q.src = ip("2001:db8::2");
+	assert_int_equal(nl_route_build_lookup(buf, sizeof(buf), &q), -EINVAL);
+}
+
 /* ---- nexthops ---- */
 
 static int build_nh_replace(void *b, size_t len, const void *nh)
@@ -1079,6 +1100,7 @@ int main(void)
 		cmocka_unit_test(test_route_parse_kernel),
 		cmocka_unit_test(test_route_dump_request),
 		cmocka_unit_test(test_route_get_request),
+		cmocka_unit_test(test_route_lookup_request),
 		cmocka_unit_test(test_nexthop_resilient),
 		cmocka_unit_test(test_nexthop_single_and_del),
 		cmocka_unit_test(test_rule),
