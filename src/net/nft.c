@@ -186,6 +186,17 @@ int nft_table_name_check(const char *name)
 	return 0;
 }
 
+/* Any identifier nft would accept as a table or set name (read-only uses). */
+static bool name_ok(const char *name)
+{
+	if (!*name || strlen(name) >= NFT_NAME_MAX || !name_char_ok(name[0], true))
+		return false;
+	for (size_t i = 1; name[i]; i++)
+		if (!name_char_ok(name[i], false) && name[i] != '/')
+			return false;
+	return true;
+}
+
 /* Family and (when owned) name of a table we are about to change or read. */
 static int table_args_check(const char *family, const char *name, bool owned, char **err)
 {
@@ -200,12 +211,8 @@ static int table_args_check(const char *family, const char *name, bool owned, ch
 		return -EINVAL;
 	}
 	if (!owned) {
-		/* read-only: any identifier nft would accept */
-		if (!*name || strlen(name) >= NFT_NAME_MAX || !name_char_ok(name[0], true))
+		if (!name_ok(name))
 			goto bad;
-		for (size_t i = 1; name[i]; i++)
-			if (!name_char_ok(name[i], false) && name[i] != '/')
-				goto bad;
 		return 0;
 	}
 	r = nft_table_name_check(name);
@@ -797,21 +804,51 @@ int nft_table_list(struct nft *nft, const char *family, const char *name, unsign
 	return table_list(nft, family, name, list_oflags(flags), ret);
 }
 
-int nft_table_list_json(struct nft *nft, const char *family, const char *name, json_t **ret)
+/* libnftables' JSON output out (borrowed) as a new reference in *ret; label for the log. */
+static int json_of(const char *out, const char *label, json_t **ret)
 {
 	json_error_t jerr;
-	char *out;
+
+	*ret = json_loads(out, 0, &jerr);
+	if (!*ret) {
+		log_debug("nft: %s: JSON: %s", label, jerr.text);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int nft_table_list_json(struct nft *nft, const char *family, const char *name, json_t **ret)
+{
+	char label[NFT_NAME_MAX + 32], *out;
 	int r;
 
 	*ret = NULL;
 	r = table_list(nft, family, name, NFT_CTX_OUTPUT_JSON, &out);
 	if (r < 0)
 		return r;
-	*ret = json_loads(out, 0, &jerr);
-	if (!*ret) {
-		log_debug("nft: list table %s %s: JSON: %s", family, name, jerr.text);
-		r = -EBADMSG;
-	}
+	snprintf(label, sizeof(label), "list table %s %s", family, name);
+	r = json_of(out, label, ret);
+	free(out);
+	return r;
+}
+
+int nft_set_list_json(struct nft *nft, const char *family, const char *table, const char *set,
+	json_t **ret)
+{
+	char cmd[2 * NFT_NAME_MAX + 64], *out = NULL;
+	int r;
+
+	*ret = NULL;
+	r = table_args_check(family, table, false, NULL);
+	if (r < 0)
+		return r;
+	if (!set || !name_ok(set))
+		return -EINVAL;
+	snprintf(cmd, sizeof(cmd), "list set %s %s %s", family, table, set);
+	r = nft_exec(nft, cmd, NFT_CTX_OUTPUT_JSON, &out, NULL);
+	if (r < 0)
+		return r;
+	r = json_of(out, cmd, ret);
 	free(out);
 	return r;
 }

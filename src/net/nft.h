@@ -100,6 +100,14 @@ int nft_table_list(struct nft *nft, const char *family, const char *name, unsign
 int nft_table_list_json(struct nft *nft, const char *family, const char *name, json_t **ret);
 
 /*
+ * `list set family table set` as libnftables JSON, the set's elements with their remaining
+ * timeouts included; *ret is a new reference, caller json_decref()s it.  Read-only, any name.
+ * -ENOENT if the table or the set does not exist, -EBADMSG if the output does not parse.
+ */
+int nft_set_list_json(struct nft *nft, const char *family, const char *table, const char *set,
+	json_t **ret);
+
+/*
  * Run cmds (nft syntax, commands separated by newlines or ';') in one transaction; their
  * output, if any, is discarded.  Every command must name one of our tables:
  * `[add|create|insert|replace|delete|destroy|flush|reset|rename] OBJECT [FAMILY] egress...`, or an

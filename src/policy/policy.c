@@ -5,6 +5,8 @@
  *  1. build the model (policy_nft.h) from the configuration and the uplinks' states;
  *  2. replace table inet egress with the generated body in one nftables transaction -
  *     if the kernel refuses it, the running table stays as it was and the error is logged;
+ *     the sticky sets of the uplinks still chosen take over the entries of the running
+ *     table's (carry_read()), so that affinity outlives the change;
  *  3. per uplink, keep its routing table's default route and its fwmark rule (ours are
  *     found by protocol and priority range, so a restart adopts them without duplicates);
  *  4. for each uplink that stopped being usable, delete the conntrack entries carrying
@@ -78,6 +80,9 @@ struct model_buf {
 	struct policy_set *sets;
 	struct policy_rule *rules;
 	const char **lan;
+	struct policy_carry *carry;
+	struct policy_sticky_elem **carry_elems; /* carry[i].elems, to free */
+	char **carry_sets;			 /* carry[i].set points into it */
 };
 
 static void model_buf_clear(struct model_buf *b)
@@ -90,6 +95,11 @@ static void model_buf_clear(struct model_buf *b)
 	free(b->sets);
 	free(b->rules);
 	free(b->lan);
+	for (size_t i = 0; i < b->m.n_carry; i++)
+		free(b->carry_elems[i]);
+	free(b->carry_elems);
+	free(b->carry);
+	policy_nft_names_free(b->carry_sets);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -428,9 +438,54 @@ static void seen_take(struct policy_module *pm, const struct model_buf *b)
 	}
 }
 
+/* ------------------------------------------------------------ affinity */
+
+/*
+ * Read back what the running table's sticky sets hold, for the sets b's body declares, into
+ * b->m.carry: the replacement puts the entries back with what is left of their timeouts, so
+ * that a change of one uplink does not move the clients of the others.  The sets of uplinks
+ * the body leaves out (no longer chosen) are not read: their clients choose again.  An entry
+ * a packet adds between this read and the commit is lost (its connection keeps its mark; the
+ * client's next one chooses again).  Returns the number of entries carried.
+ */
+static size_t carry_read(struct policy_module *pm, struct model_buf *b)
+{
+	size_t total = 0, n;
+
+	if (policy_nft_sticky_sets(&b->m, &b->carry_sets) < 0)
+		return 0;
+	for (n = 0; b->carry_sets[n]; n++)
+		;
+	b->carry = xcalloc(n + 1, sizeof(*b->carry));
+	b->carry_elems = xcalloc(n + 1, sizeof(*b->carry_elems));
+	for (size_t i = 0; i < n; i++) {
+		struct policy_carry *c = &b->carry[b->m.n_carry];
+		struct policy_sticky_elem *elems = NULL;
+		json_t *root = NULL;
+		int r = nft_set_list_json(pm->nft, "inet", "egress", b->carry_sets[i], &root);
+
+		if (r == 0)
+			r = policy_nft_sticky_parse(root, &elems, &c->n);
+		json_decref(root);
+		if (r < 0) {
+			if (r != -ENOENT)
+				log_debug("policy: reading set %s: %s", b->carry_sets[i],
+					strerror(-r));
+			continue;
+		}
+		c->set = b->carry_sets[i];
+		c->elems = b->carry_elems[b->m.n_carry] = elems;
+		total += c->n;
+		b->m.n_carry++;
+	}
+	b->m.carry = b->carry;
+	return total;
+}
+
 /* ------------------------------------------------------------ apply */
 
-static void policy_log_choice(const struct policy_module *pm, const struct model_buf *b)
+static void policy_log_choice(const struct policy_module *pm, const struct model_buf *b,
+	size_t kept)
 {
 	char list[512];
 	size_t off = 0;
@@ -443,30 +498,60 @@ static void policy_log_choice(const struct policy_module *pm, const struct model
 		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s %s", off ? ", " : "",
 			b->uplinks[i].name, b->uplinks[i].usable ? "in" : "out");
 	}
-	if (off)
+	if (off && kept)
+		log_info("policy: table inet egress replaced (%s), %zu affinity entr%s kept", list,
+			kept, kept == 1 ? "y" : "ies");
+	else if (off)
 		log_info("policy: table inet egress replaced (%s)", list);
+}
+
+/* Replace the table with body, the affinity of the running one carried over (carry_read()).
+ * 0 or -errno (the running table then stays); the number of entries kept in *kept. */
+static int table_replace(struct policy_module *pm, struct model_buf *b, const char *body,
+	size_t *kept)
+{
+	char *full = NULL, *err = NULL;
+	int r;
+
+	*kept = carry_read(pm, b);
+	if (*kept && policy_nft_body(&b->m, &full) == 0) {
+		r = nft_table_apply(pm->nft, "inet", "egress", full, &err);
+		free(full);
+		if (r == 0)
+			return 0;
+		log_warnx("policy: nftables refused the affinity entries carried over, the clients "
+			  "choose again: %s",
+			err ? err : strerror(-r));
+		FREE_AND_NULL(err);
+	}
+	*kept = 0;
+	r = nft_table_apply(pm->nft, "inet", "egress", body, &err);
+	if (r < 0)
+		log_error("policy: nftables refused the new table, the running one stays: %s",
+			err ? err : strerror(-r));
+	free(err);
+	return r;
 }
 
 static int policy_apply(struct policy_module *pm)
 {
 	struct model_buf b;
-	char *body = NULL, *err = NULL;
+	char *body = NULL;
+	size_t kept;
 	int r;
 
 	model_build(pm, &b);
+	/* without the affinity entries: the text that tells whether anything changed */
 	r = policy_nft_body(&b.m, &body);
 	if (r < 0) {
 		log_error("policy: cannot build the ruleset: %s", strerror(-r));
 		goto out;
 	}
 	if (!pm->body || !streq(body, pm->body)) {
-		r = nft_table_apply(pm->nft, "inet", "egress", body, &err);
-		if (r < 0) {
-			log_error("policy: nftables refused the new table, the running one stays: %s",
-				err ? err : strerror(-r));
+		r = table_replace(pm, &b, body, &kept);
+		if (r < 0)
 			goto out;
-		}
-		policy_log_choice(pm, &b);
+		policy_log_choice(pm, &b, kept);
 		free(pm->body);
 		pm->body = body;
 		body = NULL;
@@ -481,7 +566,6 @@ static int policy_apply(struct policy_module *pm)
 	r = 0;
 out:
 	free(body);
-	free(err);
 	model_buf_clear(&b);
 	return r;
 }

@@ -53,6 +53,7 @@ const char *const policy_last_resort_name[_POLICY_LAST_MAX] = {
 };
 
 #define NAME_SZ	   (POLICY_NFT_NAME_MAX + 1)
+#define STICKY_NAME_SZ (2 * POLICY_NFT_NAME_MAX + 16) /* "sticky.P.U.v4" */
 #define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 
 /* The two address families, index 0 and 1 everywhere below. */
@@ -241,8 +242,12 @@ static int validate(struct gen *g)
 		m->default_policy >= (int)m->n_policies)
 		return -EINVAL;
 	if ((m->n_lan && !m->lan) || (m->n_uplinks && !m->uplinks) || !m->policies ||
-		(m->n_sets && !m->sets) || (m->n_rules && !m->rules))
+		(m->n_sets && !m->sets) || (m->n_rules && !m->rules) ||
+		(m->n_carry && !m->carry))
 		return -EINVAL;
+	for (i = 0; i < m->n_carry; i++)
+		if (!m->carry[i].set || (m->carry[i].n && !m->carry[i].elems))
+			return -EINVAL;
 	for (i = 0; i < m->n_lan; i++)
 		if (!ifname_ok(m->lan[i]))
 			return -EINVAL;
@@ -471,9 +476,62 @@ static int emit_dst_sets(struct gen *g)
 	return 0;
 }
 
+/* The name of policy pi's affinity set for member mb and family f. */
+static void sticky_set_name(const struct gen *g, size_t pi, const struct policy_member *mb, int f,
+	char ret[STICKY_NAME_SZ])
+{
+	snprintf(ret, STICKY_NAME_SZ, "sticky.%s.%s.%s", g->pol[pi], g->up[mb->uplink],
+		fams[f].sfx);
+}
+
+/* Does carried entry e fit a set of policy p for family f as the set is now? */
+static bool carry_fits(const struct policy_def *p, int f, const struct policy_sticky_elem *e)
+{
+	unsigned plen = f == 0 ? p->sticky_prefix4 : p->sticky_prefix6;
+	struct cidr masked;
+
+	if (e->src.family != fams[f].af || !e->expires_ms)
+		return false;
+	if (p->sticky != POLICY_STICKY_SOURCE_DEST)
+		return !addr_is_set(&e->dst);
+	/* a destination masked with another prefix length would never match again */
+	masked = (struct cidr){.addr = e->dst, .plen = (uint8_t)plen};
+	cidr_clear_hostbits(&masked);
+	return e->dst.family == fams[f].af && addr_eq(&masked.addr, &e->dst);
+}
+
+/* The carried entries of set `name` of policy p (family f) that still fit it. */
+static void put_carried(struct gen *g, const char *name, const struct policy_def *p, int f)
+{
+	char a[ADDR_STRLEN], d[ADDR_STRLEN];
+	size_t i, j, n = 0;
+
+	for (i = 0; i < g->m->n_carry; i++) {
+		const struct policy_carry *c = &g->m->carry[i];
+
+		if (!streq(c->set, name))
+			continue;
+		for (j = 0; j < c->n; j++) {
+			const struct policy_sticky_elem *e = &c->elems[j];
+
+			if (!carry_fits(p, f, e))
+				continue;
+			nft_buf_add(&g->b, n++ ? ", " : "\t\telements = { ");
+			nft_buf_add(&g->b, addr_str(&e->src, a, sizeof(a)));
+			if (p->sticky == POLICY_STICKY_SOURCE_DEST)
+				nft_buf_printf(&g->b, " . %s", addr_str(&e->dst, d, sizeof(d)));
+			nft_buf_add(&g->b, " expires ");
+			put_duration(&g->b, MIN(e->expires_ms, p->sticky_timeout_ms));
+		}
+	}
+	if (n)
+		nft_buf_add(&g->b, " }\n");
+}
+
 static void emit_sticky_sets(struct gen *g)
 {
 	const struct policy_model *m = g->m;
+	char name[STICKY_NAME_SZ];
 	size_t pi, i;
 	int f;
 
@@ -488,14 +546,16 @@ static void emit_sticky_sets(struct gen *g)
 			for (f = 0; f < 2; f++) {
 				if (!chosen(g, pi, mb, f))
 					continue;
-				nft_buf_printf(&g->b, "\tset sticky.%s.%s.%s {\n\t\ttype %s",
-					g->pol[pi], g->up[mb->uplink], fams[f].sfx,
-					fams[f].addr_type);
+				sticky_set_name(g, pi, mb, f, name);
+				nft_buf_printf(
+					&g->b, "\tset %s {\n\t\ttype %s", name, fams[f].addr_type);
 				if (p->sticky == POLICY_STICKY_SOURCE_DEST)
 					nft_buf_printf(&g->b, " . %s", fams[f].addr_type);
 				nft_buf_add(&g->b, "\n\t\tflags dynamic,timeout\n\t\ttimeout ");
 				put_duration(&g->b, p->sticky_timeout_ms);
-				nft_buf_add(&g->b, "\n\t}\n");
+				nft_buf_add(&g->b, "\n");
+				put_carried(g, name, p, f);
+				nft_buf_add(&g->b, "\t}\n");
 			}
 		}
 	}
@@ -894,26 +954,49 @@ static void emit_postrouting(struct gen *g)
 		nft_buf_add(&g->b, "\t}\n");
 }
 
-int policy_nft_body(const struct policy_model *m, char **ret)
+static void gen_clear(struct gen *g)
 {
-	struct gen g = {.m = m};
+	nft_buf_clear(&g->b);
+	free(g->up);
+	free(g->pol);
+	free(g->set);
+	free(g->tier);
+}
+
+/* Validate m and work out the names and the tiers in use; gen_clear() g in any case. */
+static int gen_init(struct gen *g, const struct policy_model *m)
+{
 	size_t i;
 	int r, f;
 
-	if (!m || !ret)
-		return -EINVAL;
-	g.up = xcalloc(m->n_uplinks + 1, NAME_SZ);
-	g.pol = xcalloc(m->n_policies + 1, NAME_SZ);
-	g.set = xcalloc(m->n_sets + 1, NAME_SZ);
-	g.tier = xcalloc(m->n_policies + 1, sizeof(*g.tier));
-	nft_buf_init(&g.b);
-	r = validate(&g);
+	memset(g, 0, sizeof(*g));
+	g->m = m;
+	g->up = xcalloc(m->n_uplinks + 1, NAME_SZ);
+	g->pol = xcalloc(m->n_policies + 1, NAME_SZ);
+	g->set = xcalloc(m->n_sets + 1, NAME_SZ);
+	g->tier = xcalloc(m->n_policies + 1, sizeof(*g->tier));
+	nft_buf_init(&g->b);
+	r = validate(g);
 	if (r < 0)
-		goto out;
-	g.keep = ~m->mark_mask;
+		return r;
+	g->keep = ~m->mark_mask;
 	for (i = 0; i < m->n_policies; i++)
 		for (f = 0; f < 2; f++)
-			g.tier[i][f] = pick_tier(&g, &m->policies[i], f);
+			g->tier[i][f] = pick_tier(g, &m->policies[i], f);
+	return 0;
+}
+
+int policy_nft_body(const struct policy_model *m, char **ret)
+{
+	struct gen g;
+	size_t i;
+	int r;
+
+	if (!m || !ret)
+		return -EINVAL;
+	r = gen_init(&g, m);
+	if (r < 0)
+		goto out;
 
 	emit_header(&g);
 	r = emit_dst_sets(&g);
@@ -932,10 +1015,98 @@ int policy_nft_body(const struct policy_model *m, char **ret)
 	emit_postrouting(&g);
 	*ret = nft_buf_steal(&g.b);
 out:
-	nft_buf_clear(&g.b);
-	free(g.up);
-	free(g.pol);
-	free(g.set);
-	free(g.tier);
+	gen_clear(&g);
 	return r;
+}
+
+int policy_nft_sticky_sets(const struct policy_model *m, char ***ret)
+{
+	char name[STICKY_NAME_SZ], **names = NULL;
+	size_t pi, i, n = 0;
+	struct gen g;
+	int r, f;
+
+	if (!m || !ret)
+		return -EINVAL;
+	r = gen_init(&g, m);
+	if (r < 0)
+		goto out;
+	names = xcalloc(1, sizeof(*names));
+	for (pi = 0; pi < m->n_policies; pi++) {
+		const struct policy_def *p = &m->policies[pi];
+
+		for (i = 0; i < p->n_members && p->sticky != POLICY_STICKY_NONE; i++) {
+			for (f = 0; f < 2; f++) {
+				if (!chosen(&g, pi, &p->members[i], f))
+					continue;
+				sticky_set_name(&g, pi, &p->members[i], f, name);
+				names = xrealloc(names, (n + 2) * sizeof(*names));
+				names[n++] = xstrdup(name);
+				names[n] = NULL;
+			}
+		}
+	}
+	*ret = names;
+out:
+	gen_clear(&g);
+	return r;
+}
+
+void policy_nft_names_free(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* One literal address of an element's key into ret; false if it is anything else. */
+static bool json_addr(const json_t *v, struct addr *ret)
+{
+	const char *s = json_string_value(v);
+
+	return s && addr_parse(s, ret) == 0;
+}
+
+/* One element of `list set` JSON: {"elem": {"val": KEY, "expires": SECONDS, ...}}. */
+static bool sticky_elem_parse(const json_t *item, struct policy_sticky_elem *ret)
+{
+	const json_t *e = json_object_get(item, "elem");
+	const json_t *val = json_object_get(e, "val");
+	const json_t *cat = json_object_get(val, "concat");
+	json_int_t left = json_integer_value(json_object_get(e, "expires"));
+
+	memset(ret, 0, sizeof(*ret));
+	if (left < 1) /* none (a set without timeouts) or about to expire */
+		return false;
+	ret->expires_ms = left > UINT32_MAX / 1000 ? UINT32_MAX / 1000 * 1000
+						   : (uint32_t)left * 1000;
+	if (cat)
+		return json_array_size(cat) == 2 && json_addr(json_array_get(cat, 0), &ret->src) &&
+		       json_addr(json_array_get(cat, 1), &ret->dst);
+	return json_addr(val, &ret->src);
+}
+
+int policy_nft_sticky_parse(const json_t *root, struct policy_sticky_elem **ret, size_t *n)
+{
+	const json_t *item, *set = NULL, *elems;
+	size_t i;
+
+	*ret = NULL;
+	*n = 0;
+	json_array_foreach(json_object_get(root, "nftables"), i, item) {
+		if (json_object_get(item, "set"))
+			set = json_object_get(item, "set");
+	}
+	if (!set)
+		return -EBADMSG;
+	elems = json_object_get(set, "elem");
+	json_array_foreach(elems, i, item) {
+		struct policy_sticky_elem e;
+
+		if (!sticky_elem_parse(item, &e))
+			continue;
+		*ret = xrealloc(*ret, (*n + 1) * sizeof(**ret));
+		(*ret)[(*n)++] = e;
+	}
+	return 0;
 }

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "cidr.h"
 #include "conf.h"
 
@@ -90,6 +92,22 @@ struct policy_rule {
 };
 
 /*
+ * Affinity carried over a replacement of the table (which would start every sticky set empty):
+ * the entries of one sticky set as the running table holds them, read back just before.
+ */
+struct policy_sticky_elem {
+	struct addr src;
+	struct addr dst;     /* source_dest affinity: the masked destination; else unset */
+	uint32_t expires_ms; /* what is left of its timeout, > 0 */
+};
+
+struct policy_carry {
+	const char *set; /* its name, as policy_nft_sticky_sets() gives it */
+	const struct policy_sticky_elem *elems;
+	size_t n;
+};
+
+/*
  * The whole input; every pointer is borrowed.  A rule's conditions are ANDed; where it names
  * prefixes of one family only (src, dst, dst_set), it matches that family only.
  */
@@ -107,6 +125,12 @@ struct policy_model {
 	size_t n_sets;
 	const struct policy_rule *rules; /* first match wins */
 	size_t n_rules;
+	/* Entries to put back into the sticky sets the body declares, each with what was left
+	 * of its timeout (at most the set's timeout now).  A set the body does not declare (its
+	 * uplink is no longer chosen: down, gone, or outranked by a lower tier) loses its
+	 * entries, and so does an entry whose key no longer fits its set's type. */
+	const struct policy_carry *carry;
+	size_t n_carry;
 };
 
 /*
@@ -114,5 +138,21 @@ struct policy_model {
  * caller frees.  0, or -EINVAL for an inconsistent model (*ret untouched, nothing allocated).
  */
 int policy_nft_body(const struct policy_model *m, char **ret);
+
+/*
+ * The names of the sticky sets a body for m declares ("sticky.POLICY.UPLINK.v4"), as a new
+ * NULL-terminated array of new strings in *ret; policy_nft_names_free() frees it.  0, or
+ * -EINVAL for an inconsistent model (*ret untouched).
+ */
+int policy_nft_sticky_sets(const struct policy_model *m, char ***ret);
+void policy_nft_names_free(char **names);
+
+/*
+ * The entries of a sticky set out of libnftables' JSON for `list set` (root borrowed), into
+ * *ret (a new array, caller frees; NULL when empty) and *n.  An entry that is not one or two
+ * literal addresses, or has no time left (libnftables gives it to the second), is skipped.  0, or -EBADMSG when root
+ * holds no set.
+ */
+int policy_nft_sticky_parse(const json_t *root, struct policy_sticky_elem **ret, size_t *n);
 
 #endif

@@ -300,3 +300,71 @@ def test_gateway_own_traffic_and_keep_dataplane(lab, egressd_bin):
     assert d.stop() == 0
     assert "egress" not in gw.run(["nft", "list", "tables"]).stdout
     assert "lookup 46" not in gw.run(["ip", "rule"]).stdout
+
+
+WHO_FROM = r"""
+import socket, sys
+for src in sys.argv[3:]:
+    try:
+        with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2,
+                                      source_address=(src, 0)) as s:
+            s.sendall(b"who\n")
+            print(src, s.makefile("rb").readline().decode().split()[-1], flush=True)
+    except OSError as e:
+        print(src, "fail", flush=True)
+"""
+
+
+def uplink_of_sources(node, sources, rounds=2):
+    """{source: uplink} from `rounds` new connections per source address; a source whose
+    connections failed or left by different uplinks maps to "fail" / "mixed"."""
+    seen = collections.defaultdict(set)
+    for _ in range(rounds):
+        r = node.run([sys.executable, "-c", WHO_FROM, SERVER, "7000"] + sources, timeout=120)
+        for line in r.stdout.splitlines():
+            src, who = line.split()
+            seen[src].add(UPLINK_OF.get(who, who))
+    return {s: (next(iter(seen[s])) if len(seen[s]) == 1 else "mixed") for s in sources}
+
+
+def test_affinity_survives_changes_of_other_uplinks(lab, egressd_bin):
+    """A sticky client keeps its uplink while another uplink goes down and comes back; a
+    client whose own uplink goes down moves, and stays on its new uplink after the old one
+    returns (a second change of public address would break its sessions again)."""
+    gw = build(lab)
+    client = lab["client1"]
+    sources = ["10.10.1.%d" % i for i in range(100, 124)]
+    for s in sources:
+        client.ip("addr", "add", s + "/24", "dev", "eth0")
+    d = start(gw, egressd_bin, CONF + "sticky = source\n")
+    before = uplink_of_sources(client, sources)
+    per = collections.Counter(before.values())
+    assert set(per) <= {"isp1", "isp2", "isp3"}, before  # none failed, none mixed
+    assert len(per) >= 2, per
+    victim = min(per, key=lambda u: per[u])  # an uplink some sources use, not all
+    movers = [s for s in sources if before[s] == victim]
+    stayers = [s for s in sources if before[s] != victim]
+
+    d.set_mark()
+    lab.cut(lab[victim], "eth1", mode="blackhole")
+    d.wait_log(r"uplink %s: up -> down" % victim)
+    d.wait_log(r"policy: table inet egress replaced \(%s out\)" % victim)
+    during = uplink_of_sources(client, sources)
+    # the clients of the other uplinks did not move
+    assert {s: during[s] for s in stayers} == {s: before[s] for s in stayers}, (victim, during)
+    # negative: the victim's own clients did, each to one live uplink
+    for s in movers:
+        assert during[s] in ("isp1", "isp2", "isp3") and during[s] != victim, (s, during)
+
+    d.set_mark()
+    lab.restore(lab[victim], "eth1")
+    d.wait_log(r"uplink %s: down -> up" % victim)
+    d.wait_log(r"policy: table inet egress replaced \(%s in\), \d+ affinity entr" % victim)
+    after = uplink_of_sources(client, sources)
+    assert after == during, (victim, during, after)
+    # the victim is back in the choice: its set is there, to take new clients
+    sets = gw.run(["nft", "-t", "list", "sets", "table", "inet", "egress"]).stdout
+    assert "sticky.balanced.%s.v4" % victim in sets, sets
+    assert d.stop() == 0
+    d.assert_clean()
+

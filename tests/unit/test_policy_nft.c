@@ -526,6 +526,179 @@ static void test_rule_forms(void **state)
 	free(s);
 }
 
+/* The sticky sets a body declares, by name: only those of chosen members. */
+static void test_sticky_sets(void **state)
+{
+	struct fixture fx;
+	char **names = NULL;
+
+	variant_init(&fx, V_MAIN);
+	assert_int_equal(policy_nft_sticky_sets(&fx.m, &names), 0);
+	assert_non_null(names);
+	assert_string_equal(names[0], "sticky.secure.isp1.v4");
+	assert_string_equal(names[1], "sticky.secure.isp1.v6");
+	assert_string_equal(names[2], "sticky.secure.isp2.v4");
+	assert_null(names[3]);
+	policy_nft_names_free(names);
+
+	/* isp2 down: its set goes; tier 1 down: only tier 2's */
+	variant_init(&fx, V_ISP2_DOWN);
+	assert_int_equal(policy_nft_sticky_sets(&fx.m, &names), 0);
+	assert_string_equal(names[1], "sticky.secure.isp1.v6");
+	assert_null(names[2]);
+	policy_nft_names_free(names);
+	variant_init(&fx, V_TIER1_DOWN);
+	assert_int_equal(policy_nft_sticky_sets(&fx.m, &names), 0);
+	assert_string_equal(names[0], "sticky.secure.isp_3.v4");
+	assert_string_equal(names[1], "sticky.secure.isp_3.v6");
+	assert_null(names[2]);
+	policy_nft_names_free(names);
+
+	/* negative: an inconsistent model gives nothing */
+	fx.m.mark_mask = 0;
+	names = (char **)&fx;
+	assert_int_equal(policy_nft_sticky_sets(&fx.m, &names), -EINVAL);
+	assert_ptr_equal(names, (char **)&fx);
+}
+
+/* `nft -j list set` of sticky sets, as libnftables 1.0.6 prints them. */
+static const char json_sticky_v4[] =
+	"{\"nftables\": [{\"metainfo\": {\"version\": \"1.0.6\", \"json_schema_version\": 1}}, "
+	"{\"set\": {\"family\": \"inet\", \"name\": \"sticky.secure.isp1.v4\", "
+	"\"table\": \"egress\", \"type\": \"ipv4_addr\", \"handle\": 1, "
+	"\"flags\": [\"timeout\"], \"timeout\": 1800, \"elem\": ["
+	"{\"elem\": {\"val\": \"10.0.0.2\", \"expires\": 99}}, "
+	"{\"elem\": {\"val\": \"10.0.0.3\", \"timeout\": 3600, \"expires\": 3599}}, "
+	"{\"elem\": {\"val\": \"10.0.0.4\"}}, "			/* under a second left */
+	"{\"elem\": {\"val\": \"10.0.0.5\", \"expires\": 0}}, "
+	"\"10.0.0.6\", "						/* no timeout at all */
+	"{\"elem\": {\"val\": \"localhost\", \"expires\": 50}}, "	/* not a literal */
+	"{\"elem\": {\"val\": {\"prefix\": {\"addr\": \"10.1.0.0\", \"len\": 16}}, "
+	"\"expires\": 50}}]}}]}";
+static const char json_sticky_pair[] =
+	"{\"nftables\": [{\"set\": {\"family\": \"inet\", \"name\": \"sticky.secure.isp1.v4\", "
+	"\"table\": \"egress\", \"type\": [\"ipv4_addr\", \"ipv4_addr\"], \"timeout\": 1800, "
+	"\"elem\": [{\"elem\": {\"val\": {\"concat\": [\"10.0.0.1\", \"1.2.3.0\"]}, "
+	"\"expires\": 599}}, "
+	"{\"elem\": {\"val\": {\"concat\": [\"10.0.0.1\"]}, \"expires\": 599}}]}}]}";
+
+static struct policy_sticky_elem *parse_json(const char *text, size_t *n)
+{
+	struct policy_sticky_elem *e = NULL;
+	json_t *root = json_loads(text, 0, NULL);
+
+	assert_non_null(root);
+	assert_int_equal(policy_nft_sticky_parse(root, &e, n), 0);
+	json_decref(root);
+	return e;
+}
+
+static void test_sticky_parse(void **state)
+{
+	struct policy_sticky_elem *e;
+	char a[ADDR_STRLEN];
+	json_t *root;
+	size_t n;
+
+	e = parse_json(json_sticky_v4, &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(addr_str(&e[0].src, a, sizeof(a)), "10.0.0.2");
+	assert_false(addr_is_set(&e[0].dst));
+	assert_int_equal(e[0].expires_ms, 99000);
+	assert_string_equal(addr_str(&e[1].src, a, sizeof(a)), "10.0.0.3");
+	assert_int_equal(e[1].expires_ms, 3599000);
+	free(e);
+
+	e = parse_json(json_sticky_pair, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(addr_str(&e[0].src, a, sizeof(a)), "10.0.0.1");
+	assert_string_equal(addr_str(&e[0].dst, a, sizeof(a)), "1.2.3.0");
+	assert_int_equal(e[0].expires_ms, 599000);
+	free(e);
+
+	/* an empty set; and negative: no set at all */
+	e = parse_json("{\"nftables\": [{\"set\": {\"name\": \"x\"}}]}", &n);
+	assert_int_equal(n, 0);
+	assert_null(e);
+	root = json_loads("{\"nftables\": [{\"metainfo\": {}}]}", 0, NULL);
+	assert_int_equal(policy_nft_sticky_parse(root, &e, &n), -EBADMSG);
+	json_decref(root);
+}
+
+static struct policy_sticky_elem sticky_elem(const char *src, const char *dst, uint32_t ms)
+{
+	struct policy_sticky_elem e = { .expires_ms = ms };
+
+	assert_int_equal(addr_parse(src, &e.src), 0);
+	if (dst)
+		assert_int_equal(addr_parse(dst, &e.dst), 0);
+	return e;
+}
+
+/* Carried entries go back into the sets still declared, with what was left of their time. */
+static void test_carry(void **state)
+{
+	struct policy_sticky_elem isp1[4], isp1v6[1], isp2[1], isp3[1];
+	struct policy_carry carry[5];
+	struct fixture fx;
+	char *s, *set;
+
+	isp1[0] = sticky_elem("10.0.0.2", NULL, 99000);
+	isp1[1] = sticky_elem("10.0.0.3", NULL, 3599000);	   /* longer than the set's 30m */
+	isp1[2] = sticky_elem("2001:db8::2", NULL, 5000);	   /* the other family */
+	isp1[3] = sticky_elem("10.0.0.4", "1.2.3.0", 5000);	   /* a pair in a source set */
+	isp1v6[0] = sticky_elem("2001:db8::7", NULL, 61500);
+	isp2[0] = sticky_elem("10.0.0.9", NULL, 1000);
+	isp3[0] = sticky_elem("10.0.0.33", NULL, 1000);
+	carry[0] = (struct policy_carry){ "sticky.secure.isp1.v4", isp1, 4 };
+	carry[1] = (struct policy_carry){ "sticky.secure.isp1.v6", isp1v6, 1 };
+	carry[2] = (struct policy_carry){ "sticky.secure.isp2.v4", isp2, 1 };
+	carry[3] = (struct policy_carry){ "sticky.secure.isp_3.v4", isp3, 1 }; /* not chosen */
+	carry[4] = (struct policy_carry){ "sticky.secure.isp2.v6", isp2, 1 };  /* no such set */
+
+	variant_init(&fx, V_MAIN);
+	fx.m.carry = carry;
+	fx.m.n_carry = 5;
+	s = body_of(&fx);
+	assert_non_null(strstr(s, "\tset sticky.secure.isp1.v4 {\n"
+				  "\t\ttype ipv4_addr\n"
+				  "\t\tflags dynamic,timeout\n"
+				  "\t\ttimeout 30m\n"
+				  "\t\telements = { 10.0.0.2 expires 1m39s, 10.0.0.3 expires 30m }\n"
+				  "\t}\n"));
+	assert_non_null(strstr(s, "\t\ttimeout 30m\n"
+				  "\t\telements = { 2001:db8::7 expires 1m1s500ms }\n"
+				  "\t}\n"));
+	assert_non_null(strstr(s, "elements = { 10.0.0.9 expires 1s }"));
+	assert_null(strstr(s, "10.0.0.33"));
+	assert_null(strstr(s, "10.0.0.4"));
+	/* everything else is the text without carry */
+	set = strstr(s, "\tchain mark.isp1");
+	assert_non_null(set);
+	assert_string_equal(set, strstr(golden_main, "\tchain mark.isp1"));
+	free(s);
+
+	/* isp2 goes down: its clients' entries go with its set, isp1's stay */
+	fx.up[1].usable = false;
+	s = body_of(&fx);
+	assert_null(strstr(s, "10.0.0.9"));
+	assert_non_null(strstr(s, "elements = { 10.0.0.2 expires 1m39s, 10.0.0.3 expires 30m }"));
+	free(s);
+
+	/* source-dest affinity takes pairs masked as its prefix is now, nothing else */
+	variant_init(&fx, V_SOURCE_DEST);
+	isp1[3] = sticky_elem("10.0.0.4", "1.2.3.0", 5000);
+	isp1[2] = sticky_elem("10.0.0.5", "1.2.3.4", 5000); /* masked with another length */
+	fx.m.carry = carry;
+	fx.m.n_carry = 1;
+	s = body_of(&fx);
+	assert_non_null(strstr(s, "\t\ttimeout 1h30m1s500ms\n"
+				  "\t\telements = { 10.0.0.4 . 1.2.3.0 expires 5s }\n"));
+	assert_null(strstr(s, "10.0.0.2"));
+	assert_null(strstr(s, "10.0.0.5"));
+	free(s);
+}
+
 /* Every inconsistent model is refused, and *ret is left alone. */
 static void test_einval(void **state)
 {
@@ -564,6 +737,7 @@ static void test_einval(void **state)
 		case 24: fx.pol[1].last_resort = _POLICY_LAST_MAX; break;
 		case 25: fx.banks[1].addr.family = 0; break;
 		case 26: fx.lan[0] = "a-very-long-interface"; break;
+		case 27: fx.m.n_carry = 1; break;		/* without carry */
 		default: return;
 		}
 		s = (char *)&fx; /* sentinel */
@@ -587,6 +761,9 @@ int main(void)
 		cmocka_unit_test(test_source_dest),
 		cmocka_unit_test(test_no_output),
 		cmocka_unit_test(test_rule_forms),
+		cmocka_unit_test(test_sticky_sets),
+		cmocka_unit_test(test_sticky_parse),
+		cmocka_unit_test(test_carry),
 		cmocka_unit_test(test_einval),
 	};
 

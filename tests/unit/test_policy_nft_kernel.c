@@ -262,6 +262,62 @@ static void test_traffic(void **state)
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
+/* Affinity read back from the running table goes into its replacement with the time it had
+ * left, not a fresh timeout; the set of an uplink that went down loses its entries. */
+static void test_carry_over(void **state)
+{
+	struct policy_sticky_elem *elems[3] = {NULL, NULL, NULL};
+	struct policy_carry carry[3];
+	char **names = NULL, *err = NULL, *body, *list;
+	struct fixture fx;
+	size_t n = 0;
+
+	variant_init(&fx, V_MAIN);
+	body = body_of(&fx);
+	apply(body);
+	free(body);
+	if (nft_run(g_nft, "add element inet egress sticky.secure.isp1.v4 { 10.0.0.2 expires 100s, "
+			   "10.0.0.3 }\n"
+			   "add element inet egress sticky.secure.isp2.v4 { 10.0.0.9 }\n",
+		    &err) < 0)
+		fail_msg("add element: %s", err);
+	/* isp2 goes down: read back the sets the new body declares */
+	fx.up[1].usable = false;
+	assert_int_equal(policy_nft_sticky_sets(&fx.m, &names), 0);
+	for (size_t i = 0; names[i]; i++) {
+		json_t *root = NULL;
+
+		assert_int_equal(nft_set_list_json(g_nft, "inet", "egress", names[i], &root), 0);
+		carry[n].set = names[i];
+		assert_int_equal(policy_nft_sticky_parse(root, &elems[n], &carry[n].n), 0);
+		carry[n].elems = elems[n];
+		n++;
+		json_decref(root);
+	}
+	assert_int_equal(n, 2); /* isp1's v4 and v6 */
+	assert_int_equal(carry[0].n, 2);
+	fx.m.carry = carry;
+	fx.m.n_carry = n;
+	body = body_of(&fx);
+	apply(body);
+	free(body);
+	list = listing();
+	/* 10.0.0.2 kept what it had left, to the second (100 s, not a fresh 30 minutes);
+	 * 10.0.0.3 had its 30 minutes */
+	assert_non_null(strstr(list, "10.0.0.2 expires 1m"));
+	assert_true(strstr(list, "10.0.0.3 expires 29m") || strstr(list, "10.0.0.3 expires 30m"));
+	assert_null(strstr(list, "10.0.0.9"));
+	assert_null(strstr(list, "sticky.secure.isp2"));
+	free(list);
+	/* negative: a set that does not exist is not read */
+	assert_int_equal(nft_set_list_json(g_nft, "inet", "egress", "sticky.secure.isp2.v4",
+				 &(json_t *){NULL}),
+		-ENOENT);
+	for (size_t i = 0; i < n; i++)
+		free(elems[i]);
+	policy_nft_names_free(names);
+}
+
 static int group_setup(void **state)
 {
 	static const char *const cmds[] = {
@@ -314,6 +370,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_apply_variants),
 		cmocka_unit_test(test_traffic),
+		cmocka_unit_test(test_carry_over),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
