@@ -1949,7 +1949,7 @@ static void routing_claims(const struct conf *conf, struct rt_claims *c)
 		size_t k = MIN(n, (size_t)CONF_SRCROUTE_MAX);
 
 		/* srcroute.c: rule and table + i for uplink i with a source; it deletes the
-		 * rules that look up any of these tables and flushes them, sources or not */
+		 * rules of that shape and flushes the tables of the uplinks, sources or not */
 		claim(c, p, p, "rule_priority", false, p->rule_priority, p->rule_priority + k);
 		claim(c, p, p, "table_base", true, p->table_base, p->table_base + k);
 	}

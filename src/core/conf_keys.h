@@ -250,9 +250,11 @@ uint32_t conf_uplink_table(const struct conf_balance *b, const struct conf_uplin
  * What the modules put in the kernel's routing rules, from their rule_priority (and
  * table_base) on.  They share one protocol (RTPROT_EGRESS), so the configuration keeps
  * their ranges apart (conf_keys.c).  The route module: rule_priority and the next, and its
- * table.  The policy module: any rule of ours in [rule_priority, + CONF_BALANCE_RULES) is
- * its own; an uplink's table is conf_uplink_table().  The proxy's source routing: rule and
- * table + i for uplink i < CONF_SRCROUTE_MAX.  Gateway mode (tproxy): one rule, one table.
+ * table.  The policy module: in [rule_priority, + CONF_BALANCE_RULES), the rule into main
+ * and the mark rules into its tables; an uplink's table is conf_uplink_table().  The proxy's
+ * source routing: rule and table + i for uplink i < CONF_SRCROUTE_MAX.  Gateway mode
+ * (tproxy): one rule, one table.  Each module knows its rules by priority and table as well
+ * as protocol, and leaves another's alone even where ranges meet.
  */
 #define CONF_BALANCE_RULES 256
 #define CONF_SRCROUTE_MAX  256

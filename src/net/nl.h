@@ -279,6 +279,15 @@ int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_
 int nl_rule_reconcile_tables(struct nl *nl, uint8_t protocol, uint32_t prio_lo,
 	uint32_t prio_hi, uint32_t table_lo, uint32_t table_hi, const struct nl_rule *want,
 	size_t n);
+/*
+ * The same, limited to the rules mine(r, arg) says are the caller's, among those of the
+ * protocol and priority range: for a module that knows its rules by the tables they look up
+ * and how their priority goes with them.  mine sees every candidate, the wanted ones too
+ * (e.g. to note the tables of stale ones); want[] must be the caller's by the same test.
+ */
+typedef bool (*nl_rule_mine_cb)(const struct nl_rule *r, void *arg);
+int nl_rule_reconcile_mine(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
+	nl_rule_mine_cb mine, void *arg, const struct nl_rule *want, size_t n);
 
 /* ---- links (nl_link.c) ---- */
 

@@ -8,15 +8,16 @@
  *     the sticky sets of the uplinks still chosen take over the entries of the running
  *     table's (carry_read()), so that affinity outlives the change;
  *  3. per uplink, keep its routing table's default route and its fwmark rule (ours are
- *     found by protocol and priority range, so a restart adopts them without duplicates);
+ *     found by protocol, priority and table - rule_mine_cb() - so a restart adopts them
+ *     without duplicates, and removes at once those of uplinks that are gone);
  *  4. for each uplink that stopped being usable, delete the conntrack entries carrying
- *     its mark, and only those: their clients reconnect at once through another uplink.
- *
+ *     its mark, and only those: their clients reconnect at once through another uplink;
  *  5. hold the kernel settings this needs (forwarding; per uplink src_valid_mark, loose
  *     rp_filter, accept_ra 2 where it was 1) through sysctl.h, which puts them back.
  *
  * Must not touch anything but table inet egress, rules of our protocol in our priority
- * range, the default routes of our protocol in the uplinks' tables, and the settings of 5.
+ * range that look up our tables, the default routes of our protocol in those tables, and
+ * the settings of 5.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -65,7 +66,8 @@ struct policy_module {
 	/* tables whose default route is ours, for the stop */
 	uint32_t *tables;
 	size_t n_tables;
-	uint32_t prio; /* rule_priority in force */
+	uint32_t prio;	     /* rule_priority in force */
+	uint32_t table_base; /* table_base in force */
 	uint32_t mask;
 	bool keep;
 	bool strict_said; /* the note on a strict all.rp_filter is logged */
@@ -294,25 +296,53 @@ static void host_sysctls(struct policy_module *pm, bool v4, bool v6)
 	}
 }
 
+static bool table_known(const struct policy_module *pm, uint32_t table)
+{
+	for (size_t i = 0; i < pm->n_tables; i++)
+		if (pm->tables[i] == table)
+			return true;
+	return false;
+}
+
+static void table_remember(struct policy_module *pm, uint32_t table)
+{
+	if (table_known(pm, table))
+		return;
+	pm->tables = xrealloc(pm->tables, (pm->n_tables + 1) * sizeof(*pm->tables));
+	pm->tables[pm->n_tables++] = table;
+}
+
+/*
+ * Is r (our protocol, our priority range) ours?  At rule_priority, the rule to main's
+ * specific routes; at rule_priority + 1 + i, a rule by mark into a table of ours: one an
+ * uplink has had in this run, or table_base + i, uplink i's by default (an earlier run's
+ * too, one with more uplinks).  Another tool's rule in the range is none of these.  The
+ * tables of ours found are remembered: their routes go when no rule of ours needs them.
+ */
+static bool rule_mine_cb(const struct nl_rule *r, void *arg)
+{
+	struct policy_module *pm = arg;
+	uint32_t i = r->priority - pm->prio;
+
+	if (i == 0)
+		return r->table == RT_TABLE_MAIN && r->has_suppress_prefixlen && !r->has_fwmark;
+	if (!r->has_fwmark ||
+		(r->table != (uint64_t)pm->table_base + i - 1 && !table_known(pm, r->table)))
+		return false;
+	table_remember(pm, r->table);
+	return true;
+}
+
 /* Make our rules exactly want[0..n). 0 or the first error. */
 static int rules_reconcile(struct policy_module *pm, const struct nl_rule *want, size_t n)
 {
-	int r = nl_rule_reconcile(pm->nl, RTPROT_EGRESS, pm->prio, pm->prio + POLICY_MAX_UPLINKS,
-		want, n);
+	int r = nl_rule_reconcile_mine(pm->nl, RTPROT_EGRESS, pm->prio,
+		pm->prio + POLICY_MAX_UPLINKS, rule_mine_cb, pm, want, n);
 
 	if (r < 0)
 		log_warnx("policy: rules: %s%s%s", strerror(-r), *nl_last_error(pm->nl) ? ": " : "",
 			nl_last_error(pm->nl));
 	return r;
-}
-
-static void table_remember(struct policy_module *pm, uint32_t table)
-{
-	for (size_t i = 0; i < pm->n_tables; i++)
-		if (pm->tables[i] == table)
-			return;
-	pm->tables = xrealloc(pm->tables, (pm->n_tables + 1) * sizeof(*pm->tables));
-	pm->tables[pm->n_tables++] = table;
 }
 
 static void table_default_del(struct policy_module *pm, uint32_t table)
@@ -322,6 +352,25 @@ static void table_default_del(struct policy_module *pm, uint32_t table)
 			.protocol = RTPROT_EGRESS};
 		nl_route_apply(pm->nl, NL_DEL, &rt);
 	}
+}
+
+/* The default routes of the tables no rule of ours (want[0..n)) looks up any more: their
+ * uplinks went away, in this run or since an earlier one. */
+static void tables_prune(struct policy_module *pm, const struct nl_rule *want, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < pm->n_tables; i++) {
+		bool used = false;
+
+		for (size_t j = 0; j < n && !used; j++)
+			used = want[j].has_fwmark && want[j].table == pm->tables[i];
+		if (used)
+			pm->tables[k++] = pm->tables[i];
+		else
+			table_default_del(pm, pm->tables[i]);
+	}
+	pm->n_tables = k;
 }
 
 /* Each uplink's table gets its default route; each uplink its fwmark rule. */
@@ -384,6 +433,8 @@ static int routing_reconcile(struct policy_module *pm)
 	host_sysctls(pm, fam[0], fam[1]);
 	sysctl_sweep(pm);
 	e = rules_reconcile(pm, want, n_want);
+	if (e == 0)
+		tables_prune(pm, want, n_want);
 	free(want);
 	return r ? r : e;
 }
@@ -603,6 +654,7 @@ int policy_module_new(struct event_base *base, const struct conf *conf, struct u
 	pm->set = set;
 	pm->conf = conf;
 	pm->prio = bal->rule_priority;
+	pm->table_base = bal->table_base;
 	pm->mask = bal->mark_mask;
 	pm->keep = bal->keep;
 	pm->nft = nft_new();
@@ -648,6 +700,7 @@ int policy_module_reconf(struct policy_module *pm, const struct conf *conf)
 		pm->prio = bal->rule_priority;
 		pm->mask = bal->mark_mask;
 	}
+	pm->table_base = bal->table_base; /* the old one's tables are remembered */
 	pm->keep = bal->keep;
 	return policy_apply(pm);
 }

@@ -4,13 +4,16 @@
  *
  * Reconciles on start, on reload and whenever an address or a default route
  * of the main table changes (netlink events, at most once per loop turn).
- * Rules are ours by protocol, priority range and table, routes by protocol and
- * table, so a restart adopts what an earlier run left.
+ * A rule is ours when it has our protocol and the shape we give uplink i:
+ * priority rule_priority + i, table table_base + i, from a source address;
+ * routes are ours by protocol and the table of such a rule.  So a restart
+ * adopts what an earlier run left, one with more uplinks too, and removes
+ * what it no longer wants at once.
  *
- * Must not touch rules or routes that are not of our protocol, nor any table
- * outside [table_base, table_base + number of uplinks), nor rules that look up
- * another table: the route and policy modules and gateway mode use the same
- * protocol, and their priorities may lie inside our range.
+ * Must not touch rules or routes that are not of our protocol, nor rules of
+ * another shape (the route and policy modules and gateway mode use the same
+ * protocol, and their priorities may lie inside our range), nor any table but
+ * ours.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -37,8 +40,8 @@ struct srcroute {
 	struct nl_monitor *mon;
 	struct event *apply_ev;
 	uint32_t prio, table_base; /* in force */
-	size_t n_tables;	   /* tables we may have filled: table_base + [0, n_tables) */
-	/* table_base + i may hold our route: flushed once uplink i has no source any more */
+	/* table_base + i may hold our route: flushed once uplink i has no source any more, or
+	 * is gone (an earlier run's are found by their rules) */
 	bool filled[SRCROUTE_MAX];
 	char *last;		   /* what the last apply logged, to log changes only */
 };
@@ -94,20 +97,40 @@ static void table_flush(struct srcroute *s, uint32_t table)
 	}
 }
 
-/* Rules that look up table_base + [0, n): ours; any other rule is left alone. */
-static int rules_reconcile(struct srcroute *s, size_t n, const struct nl_rule *want,
-	size_t n_want)
+/* Uplink i's rule: prio + i looks up table_base + i, for a source.  Its table is noted. */
+static bool rule_mine_cb(const struct nl_rule *r, void *arg)
 {
-	uint64_t hi = (uint64_t)s->table_base + n;
+	struct srcroute *s = arg;
+	uint32_t i = r->priority - s->prio;
 
-	return nl_rule_reconcile_tables(s->nl, RTPROT_EGRESS, s->prio, s->prio + SRCROUTE_MAX,
-		s->table_base, hi > UINT32_MAX ? UINT32_MAX : (uint32_t)hi, want, n_want);
+	if (i >= SRCROUTE_MAX || r->table != (uint64_t)s->table_base + i ||
+		!addr_is_set(&r->src.addr) || r->has_fwmark || r->has_goto)
+		return false;
+	s->filled[i] = true;
+	return true;
+}
+
+/* Our rules are exactly want[0..n_want); any other rule is left alone. */
+static int rules_reconcile(struct srcroute *s, const struct nl_rule *want, size_t n_want)
+{
+	return nl_rule_reconcile_mine(s->nl, RTPROT_EGRESS, s->prio, s->prio + SRCROUTE_MAX,
+		rule_mine_cb, s, want, n_want);
+}
+
+/* Flush the tables from table_base + from on that may hold a route of ours. */
+static void tables_flush(struct srcroute *s, size_t from)
+{
+	for (size_t i = from; i < SRCROUTE_MAX; i++) {
+		if (s->filled[i])
+			table_flush(s, s->table_base + (uint32_t)i);
+		s->filled[i] = false;
+	}
 }
 
 static int srcroute_apply(struct srcroute *s)
 {
 	const struct conf_proxy *p = conf_proxy(s->conf);
-	size_t n = conf_n_uplinks(s->conf), n_old = s->n_tables;
+	size_t n = MIN(conf_n_uplinks(s->conf), (size_t)SRCROUTE_MAX);
 	struct nl_rule *want = xcalloc(n + 1, sizeof(*want));
 	size_t n_want = 0;
 	char *log = NULL;
@@ -115,7 +138,7 @@ static int srcroute_apply(struct srcroute *s)
 	FILE *lf = open_memstream(&log, &log_len);
 	int r = 0, e;
 
-	for (size_t i = 0; i < n && i < SRCROUTE_MAX; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const struct conf_uplink *u = conf_uplink_at(s->conf, i);
 		uint32_t table = p->table_base + (uint32_t)i;
 		struct addr_find af = {.want = &u->source};
@@ -178,18 +201,13 @@ static int srcroute_apply(struct srcroute *s)
 			.priority = p->rule_priority + (uint32_t)i, .table = table,
 			.src = {.addr = u->source, .plen = u->source.family == AF_INET ? 32 : 128}};
 	}
-	/* tables of uplinks that went away */
-	for (size_t i = n; i < s->n_tables; i++) {
-		table_flush(s, s->table_base + (uint32_t)i);
-		s->filled[i] = false;
-	}
-	s->n_tables = MIN(n, (size_t)SRCROUTE_MAX);
-	/* the rules of uplinks that went away look up tables past the new count */
-	e = rules_reconcile(s, MAX(n_old, s->n_tables), want, n_want);
+	e = rules_reconcile(s, want, n_want);
 	if (e < 0) {
 		log_warnx("proxy: source rules: %s", strerror(-e));
 		r = r ? r : e;
 	}
+	/* the tables of uplinks that went away (in this run or since an earlier one) */
+	tables_flush(s, n);
 	free(want);
 	fclose(lf);
 	if (log_len && (!s->last || strcmp(s->last, log)))
@@ -219,11 +237,8 @@ static void event_cb(const struct nl_event *ev, void *arg)
 
 static void srcroute_remove(struct srcroute *s)
 {
-	for (size_t i = 0; i < s->n_tables; i++)
-		table_flush(s, s->table_base + (uint32_t)i);
-	rules_reconcile(s, s->n_tables, NULL, 0);
-	s->n_tables = 0;
-	memset(s->filled, 0, sizeof(s->filled));
+	rules_reconcile(s, NULL, 0);
+	tables_flush(s, 0);
 }
 
 int srcroute_new(struct event_base *base, const struct conf *conf, struct srcroute **ret)
@@ -242,9 +257,8 @@ int srcroute_new(struct event_base *base, const struct conf *conf, struct srcrou
 	s->apply_ev = event_new(base, -1, 0, apply_cb, s);
 	s->prio = conf_proxy(conf)->rule_priority;
 	s->table_base = conf_proxy(conf)->table_base;
-	s->n_tables = MIN(conf_n_uplinks(conf), (size_t)SRCROUTE_MAX);
 	/* an earlier run may have filled the table of an uplink that has no source now */
-	for (size_t i = 0; i < s->n_tables; i++)
+	for (size_t i = 0; i < MIN(conf_n_uplinks(conf), (size_t)SRCROUTE_MAX); i++)
 		s->filled[i] = true;
 	srcroute_apply(s);
 	*ret = s;

@@ -7,6 +7,7 @@ namespace whose echo server tells which uplink (masqueraded address) a flow came
 import collections
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -368,3 +369,43 @@ def test_affinity_survives_changes_of_other_uplinks(lab, egressd_bin):
     assert d.stop() == 0
     d.assert_clean()
 
+
+def test_restart_removes_only_its_own_rules(lab, egressd_bin):
+    """Rules and routes are the policy module's by protocol, priority and table: a restart
+    with an uplink fewer removes that uplink's rule and route at once, while other rules in
+    its priority range (another tool's protocol, or ours into a table not the module's)
+    survive start and stop."""
+    gw = build(lab)
+    foreign = ["4610:\tfrom all fwmark 0x500/0xff00 lookup 999 proto 235",
+               "4611:\tfrom all fwmark 0x600/0xff00 lookup 4610 proto static"]
+    gw.ip("rule", "add", "priority", "4610", "fwmark", "0x500/0xff00", "lookup", "999",
+          "proto", "235")
+    gw.ip("rule", "add", "priority", "4611", "fwmark", "0x600/0xff00", "lookup", "4610",
+          "proto", "static")
+
+    def rules():
+        return gw.run(["ip", "rule", "list"]).stdout
+
+    def table(t):
+        return gw.run(["ip", "route", "show", "table", t]).stdout.strip()
+
+    d = start(gw, egressd_bin)
+    assert all(f in rules() for f in foreign), rules()
+    assert "4603:\tfrom all fwmark 0x300/0xff00 lookup 4602 proto 235" in rules(), rules()
+    assert table("4602").startswith("default via 192.0.2.18 dev isp3"), table("4602")
+    d.signal(signal.SIGKILL)  # it leaves everything behind
+    d.proc.wait(10)
+    assert "lookup 4602" in rules() and table("4602")
+
+    conf = CONF.split("[uplink isp3]")[0] + "[policy balanced]\nmember = isp1, isp2\n"
+    d = start(gw, egressd_bin, conf, up=("isp1", "isp2"))
+    r = rules()
+    assert all(f in r for f in foreign), r
+    assert "lookup 4602" not in r, r
+    assert table("4602") == ""
+    assert "lookup 4601 proto 235" in r and table("4601"), r
+    assert d.stop() == 0
+    d.assert_clean()
+    r = rules()
+    assert "lookup 4600" not in r and "lookup 4601" not in r and table("4601") == "", r
+    assert all(f in r for f in foreign), r

@@ -8,6 +8,7 @@ See tests/lab/proxylab.py: inet's nginx answers "inet <address it saw>", the ech
 """
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -955,3 +956,25 @@ def test_http_forwarding_stops_at_the_body(plab, egressd_bin):
             assert word not in out, out
     finally:
         stop(d)
+
+
+@pytest.mark.daemon
+def test_restart_with_fewer_uplinks(plab, egressd_bin):
+    """What an earlier run made for an uplink the new run does not have (its source rule and
+    its table's route) is gone as soon as the new run has started, not at its stop."""
+    gw = plab["gw"]
+    d = start(plab, egressd_bin, v6=True)  # three uplinks: the third is isp1's IPv6 address
+    assert "from 2001:db8:1::1 lookup 5002" in gw.run(["ip", "-6", "rule", "list"]).stdout
+    assert gw.run(["ip", "-6", "route", "show", "table", "5002"]).stdout.strip()
+    d.signal(signal.SIGKILL)  # it leaves its rules and routes behind
+    d.proc.wait(10)
+    d = start(plab, egressd_bin)  # two uplinks
+    try:
+        assert "lookup 5002" not in gw.run(["ip", "-6", "rule", "list"]).stdout
+        assert gw.run(["ip", "-6", "route", "show", "table", "5002"]).stdout.strip() == ""
+        # negative: the uplinks it has keep theirs
+        assert "from 192.0.2.9 lookup 5001" in gw.run(["ip", "rule", "list"]).stdout
+        assert gw.run(["ip", "route", "show", "table", "5001"]).stdout.strip()
+    finally:
+        stop(d)
+    assert "lookup 500" not in gw.run(["ip", "rule", "list"]).stdout

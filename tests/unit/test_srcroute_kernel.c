@@ -150,6 +150,27 @@ static void test_foreign_rules_survive(void **state)
 	conf_free(c3);
 }
 
+/*
+ * s dies leaving its state (192.0.2.2's rule into table 5001 among it), and a new run starts
+ * with `after`, which has no rule for 192.0.2.2: what the first run made for it is gone as
+ * soon as the new one has started, while other rules of our protocol in the range stay.
+ */
+static void restart_without_b(struct srcroute *s, struct conf *after)
+{
+	assert_true(has(rules(), "5001:\tfrom 192.0.2.2 lookup 5001 proto 235"));
+	assert_true(has(table("5001"), "default via 192.0.2.254 dev eg0"));
+	srcroute_free(s, true);
+	foreign_add();
+	assert_int_equal(srcroute_new(g_base, after, &s), 0);
+	assert_false(has(rules(), "from 192.0.2.2"));
+	assert_true(empty(table("5001")));
+	assert_true(has(rules(), "5000:\tfrom 192.0.2.1 lookup 5000 proto 235"));
+	srcroute_free(s, false);
+	assert_false(has(rules(), "from 192.0.2.1"));
+	assert_true(empty(table("5000")));
+	foreign_check_and_del();
+}
+
 /* An uplink that loses its source on a reload loses its rule and its table's route; one
  * without a source at start gets whatever an earlier run left in its table flushed. */
 static void test_source_removed(void **state)
@@ -173,14 +194,21 @@ static void test_source_removed(void **state)
 	/* stop keeping the kernel state, with b's source; start again without it */
 	assert_int_equal(srcroute_reconf(s, c), 0);
 	assert_true(has(table("5001"), "default via 192.0.2.254 dev eg0"));
-	srcroute_free(s, true);
+	restart_without_b(s, c2);
+	conf_free(c);
+	conf_free(c2);
+}
+
+/* A restart with fewer uplinks: what the earlier run made for the extra one goes at start,
+ * found by its rule's shape. */
+static void test_restart_with_fewer_uplinks(void **state)
+{
+	struct conf *c2 = conf_from("[proxy]\nport = 1080\ndispatch = 192.0.2.1 192.0.2.2\n");
+	struct conf *c = conf_from("[proxy]\nport = 1080\ndispatch = 192.0.2.1\n");
+	struct srcroute *s;
+
 	assert_int_equal(srcroute_new(g_base, c2, &s), 0);
-	assert_false(has(rules(), "from 192.0.2.2"));
-	assert_true(empty(table("5001")));
-	assert_true(has(rules(), "5000:\tfrom 192.0.2.1 lookup 5000 proto 235"));
-	srcroute_free(s, false);
-	assert_false(has(rules(), "from 192.0.2.1"));
-	assert_true(empty(table("5000")));
+	restart_without_b(s, c);
 	conf_free(c);
 	conf_free(c2);
 }
@@ -228,6 +256,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_foreign_rules_survive),
 		cmocka_unit_test(test_source_removed),
+		cmocka_unit_test(test_restart_with_fewer_uplinks),
 	};
 
 	return cmocka_run_group_tests_name("source routing", tests, group_setup, group_teardown);
