@@ -1,6 +1,7 @@
 """Host states a real gateway has that the other lab tests do not: no default route in main,
 strict reverse-path filtering, forwarding off, a default route through one uplink that a DHCP
-client replaces while egressd runs - for the policy, route and proxy modules.
+client replaces while egressd runs - for the policy, route and proxy modules (and gateway
+mode's forwarding).
 
 Topologies: policylab.py's for the policy and route modules, proxylab.py's for the proxy:
 
@@ -373,3 +374,41 @@ timeout = 300ms
     d.wait_log(r"uplink isp1: init -> up")
     assert "uplink isp1: check" not in d.log()
     stop(d)
+
+
+GATEWAY_CONF = """
+[proxy]
+port = 0
+resolver = 11.0.0.53
+
+[uplink isp1]
+source = 192.0.2.1
+gateway = 192.0.2.2
+
+[gateway]
+address = 10.20.0.1
+subnet = 10.20.0.0/24
+auto_config = %s
+backup_file = %s
+"""
+
+
+def test_gateway_mode_forwarding(lab, egressd_bin):
+    """Gateway mode on a host with forwarding off: on while it intercepts, back off when a
+    reload turns auto_config off, and again at stop."""
+    gw = proxylab.build(lab, web=False, dns=False)
+    gw.forward(False)
+    before = sysctl_snapshot(gw)
+    backup = lab.dir / "backup.nft"
+    d = Egressd.start(gw, egressd_bin, GATEWAY_CONF % ("yes", backup))
+    d.wait_log(r"gateway: intercepting 1 subnet")
+    assert gw.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+    d.write_conf(GATEWAY_CONF % ("no", backup))
+    d.reload()
+    d.wait_log(r"sysctl net\.ipv4\.ip_forward: 1 -> 0 \(put back\)")
+    assert_same_sysctls(before, sysctl_snapshot(gw))
+    d.write_conf(GATEWAY_CONF % ("yes", backup))
+    d.reload()
+    d.wait_log(r"sysctl net\.ipv4\.ip_forward: 0 -> 1")
+    stop(d)
+    assert_same_sysctls(before, sysctl_snapshot(gw))
