@@ -83,6 +83,16 @@ static int daemon_metrics(struct daemon *d)
 	return 0;
 }
 
+/* Gateway mode could not take its backup once the loop ran (the xtables lock stayed held):
+ * a start that fails, as one that fails at once. */
+static void daemon_gateway_failed_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	log_error("gateway mode could not start: stopping");
+	loop_fail(d->loop);
+}
+
 /* Start, reconfigure or stop the modules the configuration names. */
 static int daemon_modules(struct daemon *d)
 {
@@ -128,7 +138,8 @@ static int daemon_modules(struct daemon *d)
 	}
 	if (conf_gateway(d->conf) && (d->proxy || d->gateway)) {
 		int e = d->gateway ? gateway_module_reconf(d->gateway, d->conf)
-				   : gateway_module_new(loop_base(d->loop), d->conf, &d->gateway);
+				   : gateway_module_new(loop_base(d->loop), d->conf,
+					     daemon_gateway_failed_cb, d, &d->gateway);
 		r = r ? r : e;
 	} else if (d->gateway) {
 		gateway_module_free(d->gateway);

@@ -118,6 +118,12 @@ void loop_stop(struct loop *l)
 	event_base_loopbreak(l->base);
 }
 
+void loop_fail(struct loop *l)
+{
+	l->stop_signal = -1;
+	event_base_loopbreak(l->base);
+}
+
 int loop_notify(const char *state)
 {
 	const char *path = getenv("NOTIFY_SOCKET");

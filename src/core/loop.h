@@ -24,6 +24,8 @@ void loop_set_reload(struct loop *l, loop_reload_cb cb, void *arg);
 /* Run until a stop signal or loop_stop(); returns the signal number or 0. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
+/* Stop because something failed after the start: loop_run() returns -1. */
+void loop_fail(struct loop *l);
 
 /*
  * Tell the service manager about our state ("READY=1", "RELOADING=1",

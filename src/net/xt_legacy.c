@@ -370,12 +370,10 @@ out:
 /* ---- the xtables lock ---------------------------------------------------------------- */
 
 #define XT_LOCK_FILE	"/run/xtables.lock"
-#define XT_LOCK_WAIT_MS 5000
-#define XT_LOCK_POLL_MS 50
 
-int xt_legacy_lock(int *ret, char **err)
+int xt_legacy_lock_open(int *ret, char **err)
 {
-	const char *path = getenv("XTABLES_LOCKFILE");
+	const char *path = xt_legacy_lock_path();
 	int fd;
 
 	*ret = -1;
@@ -384,8 +382,6 @@ int xt_legacy_lock(int *ret, char **err)
 	/* no legacy x_tables, no iptables-legacy to keep out: leave no lock file behind */
 	if (access(ops_v4.names, F_OK) < 0 && access(ops_v6.names, F_OK) < 0)
 		return 0;
-	if (!path || !*path)
-		path = XT_LOCK_FILE;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int r = -errno;
@@ -394,27 +390,64 @@ int xt_legacy_lock(int *ret, char **err)
 			*err = NULL;
 		return r;
 	}
+	*ret = fd;
+	return 0;
+}
+
+int xt_legacy_lock_try(int fd, char **err)
+{
+	if (err)
+		*err = NULL;
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK || errno == EINTR)
+		return -EWOULDBLOCK;
+	int r = -errno;
+	if (err && asprintf(err, "taking the xtables lock %s: %s", xt_legacy_lock_path(),
+			   strerror(-r)) < 0)
+		*err = NULL;
+	return r;
+}
+
+const char *xt_legacy_lock_path(void)
+{
+	const char *path = getenv("XTABLES_LOCKFILE");
+
+	return path && *path ? path : XT_LOCK_FILE;
+}
+
+char *xt_legacy_lock_held_error(void)
+{
+	char *s;
+
+	if (asprintf(&s,
+		    "the xtables lock %s is held by another program (an iptables-legacy still "
+		    "running?); gave up after %d s",
+		    xt_legacy_lock_path(), XT_LOCK_WAIT_MS / 1000) < 0)
+		return NULL;
+	return s;
+}
+
+int xt_legacy_lock(int *ret, char **err)
+{
+	int fd, r;
+
+	r = xt_legacy_lock_open(&fd, err);
+	if (r < 0 || fd < 0) {
+		*ret = -1;
+		return r;
+	}
 	/* polled, not waited for: a program that never lets go must not hang us */
 	for (int waited = 0;; waited += XT_LOCK_POLL_MS) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		r = xt_legacy_lock_try(fd, err);
+		if (r == 0)
 			break;
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			int r = -errno;
-
-			if (err && asprintf(err, "taking the xtables lock %s: %s", path,
-					   strerror(-r)) < 0)
-				*err = NULL;
+		if (r != -EWOULDBLOCK || waited >= XT_LOCK_WAIT_MS) {
+			if (r == -EWOULDBLOCK && err)
+				*err = xt_legacy_lock_held_error();
 			close(fd);
-			return r;
-		}
-		if (waited >= XT_LOCK_WAIT_MS) {
-			if (err && asprintf(err,
-					   "the xtables lock %s is held by another program (an "
-					   "iptables-legacy still running?); gave up after %d s",
-					   path, XT_LOCK_WAIT_MS / 1000) < 0)
-				*err = NULL;
-			close(fd);
-			return -EBUSY;
+			*ret = -1;
+			return r == -EWOULDBLOCK ? -EBUSY : r;
 		}
 		usleep(XT_LOCK_POLL_MS * 1000);
 	}

@@ -55,6 +55,22 @@ int xt_legacy_lock(int *fd, char **err);
 void xt_legacy_unlock(int fd);
 
 /*
+ * The same lock in steps, for a caller on an event loop that must not sleep: open the lock
+ * file (0 with *fd = -1 where the kernel has no legacy x_tables; xt_legacy_unlock() closes
+ * it), then try to take it without waiting: 0 taken (also for fd -1), -EWOULDBLOCK held by
+ * another program (try again in XT_LOCK_POLL_MS, give up after XT_LOCK_WAIT_MS with
+ * xt_legacy_lock_held_error()'s text), another -errno with err set.
+ */
+#define XT_LOCK_WAIT_MS 5000
+#define XT_LOCK_POLL_MS 50
+int xt_legacy_lock_open(int *fd, char **err);
+int xt_legacy_lock_try(int fd, char **err);
+/* The lock file: $XTABLES_LOCKFILE or /run/xtables.lock. */
+const char *xt_legacy_lock_path(void);
+/* "the xtables lock PATH is held by another program ...; gave up after 5 s" (caller frees). */
+char *xt_legacy_lock_held_error(void);
+
+/*
  * One table as one line of text, "# xt-legacy FAMILY NAME HOOKS ENTRIES SIZE H,H,H,H,H
  * U,U,U,U,U BASE64" with FAMILY ipv4 or ipv6 (a comment to nft, so a backup file stays
  * something `nft -f` reads).  Caller frees.

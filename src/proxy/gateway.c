@@ -22,6 +22,8 @@
 
 #include <linux/rtnetlink.h>
 
+#include <event2/event.h>
+
 #include "conf_keys.h"
 #include "gateway.h"
 #include "log.h"
@@ -326,24 +328,26 @@ static int snapshot_write(const struct snapshot *s, const char *path, char **err
 	return r;
 }
 
-int gateway_backup(struct nft *nft, const char *path, char **err)
+/* Whether a backup must be taken: not when one is there and our table is in place. */
+static bool backup_needed(struct nft *nft, const char *path)
 {
-	struct snapshot snap;
 	struct stat st;
-	int lock, r;
 
-	if (err)
-		*err = NULL;
 	if (stat(path, &st) == 0 && nft_table_exists(nft, "inet", GATEWAY_TABLE) == 1) {
 		log_info("gateway: keeping the backup %s of %ld bytes: our table is in place, so "
 			 "it holds the ruleset from before us",
 			path, (long)st.st_size);
-		return 0;
+		return false;
 	}
-	/* not while iptables-legacy is halfway through changing a table */
-	r = xt_legacy_lock(&lock, err);
-	if (r < 0)
-		return r;
+	return true;
+}
+
+/* The backup, with the xtables lock held (or fd -1: no legacy x_tables); releases it. */
+static int backup_locked(struct nft *nft, const char *path, int lock, char **err)
+{
+	struct snapshot snap;
+	int r;
+
 	r = snapshot_take(nft, &snap, err);
 	xt_legacy_unlock(lock);
 	if (r < 0)
@@ -351,6 +355,21 @@ int gateway_backup(struct nft *nft, const char *path, char **err)
 	r = snapshot_write(&snap, path, err);
 	snapshot_clear(&snap);
 	return r;
+}
+
+int gateway_backup(struct nft *nft, const char *path, char **err)
+{
+	int lock, r;
+
+	if (err)
+		*err = NULL;
+	if (!backup_needed(nft, path))
+		return 0;
+	/* not while iptables-legacy is halfway through changing a table */
+	r = xt_legacy_lock(&lock, err);
+	if (r < 0)
+		return r;
+	return backup_locked(nft, path, lock, err);
 }
 
 int gateway_backup_info(const char *path, struct gateway_backup_info *ret)
@@ -718,6 +737,14 @@ struct gateway_module {
 	const struct conf *conf;
 	struct nft *nft;
 	struct nl *nl;
+	/* The first change waits for the backup, and the backup for the xtables lock: tried
+	 * without waiting, again on a timer of the loop, so the loop runs on meanwhile. */
+	struct event *lock_ev;
+	int lock_fd;		/* the lock file while waiting for it, else -1 */
+	uint64_t lock_deadline; /* now_ms() to give up at; 0: not waiting */
+	bool starting;		/* no apply has ended yet: a failure fails the start */
+	gateway_failed_cb failed_cb;
+	void *failed_arg;
 	bool applied;
 	char *body;
 	bool tproxy_routing;
@@ -786,6 +813,74 @@ static int tproxy_routing(struct gateway_module *m, bool on, const struct conf_g
 	return r ? r : e;
 }
 
+static void lock_wait_end(struct gateway_module *m)
+{
+	if (m->lock_ev)
+		evtimer_del(m->lock_ev);
+	xt_legacy_unlock(m->lock_fd);
+	m->lock_fd = -1;
+	m->lock_deadline = 0;
+}
+
+/*
+ * The backup before our first change, not while iptables-legacy is halfway through
+ * changing a table.  0 taken (or not needed), 1 the lock is held by another program and
+ * lock_cb tries again, -errno with err set (also when the lock stayed held past
+ * XT_LOCK_WAIT_MS).
+ */
+static int backup_try(struct gateway_module *m, const char *path, char **err)
+{
+	int r;
+
+	if (!m->lock_deadline) {
+		if (!backup_needed(m->nft, path))
+			return 0;
+		r = xt_legacy_lock_open(&m->lock_fd, err);
+		if (r < 0)
+			return r;
+		m->lock_deadline = now_ms() + XT_LOCK_WAIT_MS;
+	}
+	r = xt_legacy_lock_try(m->lock_fd, err);
+	if (r == -EWOULDBLOCK && now_ms() < m->lock_deadline) {
+		struct timeval tv = {0, XT_LOCK_POLL_MS * 1000};
+
+		if (!evtimer_pending(m->lock_ev, NULL))
+			log_debug("gateway: the xtables lock %s is held by another program: "
+				  "waiting for it before the backup",
+				xt_legacy_lock_path());
+		evtimer_add(m->lock_ev, &tv);
+		return 1;
+	}
+	if (r == -EWOULDBLOCK) {
+		*err = xt_legacy_lock_held_error();
+		r = -EBUSY;
+	}
+	if (r == 0) {
+		r = backup_locked(m->nft, path, m->lock_fd, err);
+		m->lock_fd = -1; /* released by backup_locked */
+	}
+	lock_wait_end(m);
+	return r;
+}
+
+static int gateway_apply(struct gateway_module *m);
+
+/* Another try for the lock; a start that cannot take the backup fails the start. */
+static void lock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway_module *m = arg;
+	int r;
+
+	(void)fd;
+	(void)what;
+	r = gateway_apply(m);
+	if (m->lock_deadline)
+		return; /* still waiting */
+	if (r < 0 && m->starting && m->failed_cb)
+		m->failed_cb(m->failed_arg);
+	m->starting = false;
+}
+
 static int gateway_apply(struct gateway_module *m)
 {
 	const struct conf_gateway *g = conf_gateway(m->conf);
@@ -796,6 +891,7 @@ static int gateway_apply(struct gateway_module *m)
 	nft_buf_init(&b);
 	gateway_body(g, &b);
 	if (!g->auto_config) {
+		lock_wait_end(m); /* no change of ours, no backup to wait for */
 		log_info("gateway: auto_config is off: install the interception yourself, e.g. "
 			 "`nft -f` of:\ntable inet %s {\n%s}",
 			GATEWAY_TABLE, b.data);
@@ -807,7 +903,11 @@ static int gateway_apply(struct gateway_module *m)
 		return 0;
 	}
 	if (!m->applied) {
-		r = gateway_backup(m->nft, g->backup_file, &err);
+		r = backup_try(m, g->backup_file, &err);
+		if (r == 1) {
+			nft_buf_clear(&b);
+			return 0; /* lock_cb applies once the lock is ours */
+		}
 		if (r < 0) {
 			/* no backup, no change: the promise is that the old ruleset can come back */
 			log_error("gateway: %s; not changing the firewall", err ? err : strerror(-r));
@@ -837,13 +937,15 @@ static int gateway_apply(struct gateway_module *m)
 }
 
 int gateway_module_new(struct event_base *base, const struct conf *conf,
-	struct gateway_module **ret)
+	gateway_failed_cb failed_cb, void *arg, struct gateway_module **ret)
 {
 	struct gateway_module *m = xcalloc(1, sizeof(*m));
 	int r;
 
-	(void)base;
 	m->conf = conf;
+	m->lock_fd = -1;
+	m->failed_cb = failed_cb;
+	m->failed_arg = arg;
 	m->nft = nft_new();
 	if (!m->nft) {
 		free(m);
@@ -855,11 +957,17 @@ int gateway_module_new(struct event_base *base, const struct conf *conf,
 		free(m);
 		return r;
 	}
+	m->lock_ev = evtimer_new(base, lock_cb, m);
+	if (!m->lock_ev) {
+		gateway_module_free(m);
+		return -ENOMEM;
+	}
 	r = gateway_apply(m);
 	if (r < 0) {
 		gateway_module_free(m);
 		return r;
 	}
+	m->starting = m->lock_deadline != 0;
 	*ret = m;
 	return 0;
 }
@@ -890,6 +998,9 @@ void gateway_module_free(struct gateway_module *m)
 
 	if (!m)
 		return;
+	lock_wait_end(m);
+	if (m->lock_ev)
+		event_free(m->lock_ev);
 	if (m->applied) {
 		if (nft_table_delete(m->nft, "inet", GATEWAY_TABLE, &err) < 0)
 			log_warnx("gateway: removing table inet %s: %s", GATEWAY_TABLE,

@@ -45,9 +45,14 @@ int gateway_restore(struct nft *nft, const char *path, char **err);
 
 struct gateway_module;
 struct event_base;
-/* conf borrowed until the next reconf/free; *ret is the caller's. */
+/* Called on the loop when the start failed after gateway_module_new() returned: the
+ * backup before the first change could not be taken (the xtables lock stayed held). */
+typedef void (*gateway_failed_cb)(void *arg);
+/* conf borrowed until the next reconf/free; *ret is the caller's.  The first change waits
+ * for the backup, which waits up to 5 s for the xtables lock on the loop (base): the
+ * table comes later then, and failed_cb says if it never does. */
 int gateway_module_new(struct event_base *base, const struct conf *conf,
-	struct gateway_module **ret);
+	gateway_failed_cb failed_cb, void *arg, struct gateway_module **ret);
 int gateway_module_reconf(struct gateway_module *m, const struct conf *conf);
 /* Removes table inet egress_gateway and what tproxy needed, puts forwarding back. */
 void gateway_module_free(struct gateway_module *m);

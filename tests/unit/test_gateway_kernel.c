@@ -25,11 +25,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <net/if.h> /* before linux/if.h, which ip_tables.h brings */
 #include <netinet/in.h>
 #include <linux/netfilter_ipv4/ip_tables.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 
+#include "conf.h"
+#include "conf_keys.h"
 #include "gateway.h"
 #include "kernel_test.h"
 #include "nft.h"
@@ -386,6 +390,132 @@ static void test_xtables_lock(void **state)
 	free(path);
 }
 
+/* ---- the module waits for the lock on the loop ---------------------------------------- */
+
+struct waiting {
+	struct event_base *base;
+	struct nft *nft;
+	const char *backup;
+	int lock_fd;	     /* held by "another program" until released */
+	unsigned ticks;	     /* another timer of the loop, fired while the backup waited */
+	bool failed;	     /* the module's failed_cb */
+	struct event *tick, *release;
+};
+
+static void failed_cb(void *arg)
+{
+	struct waiting *w = arg;
+
+	w->failed = true;
+	event_base_loopbreak(w->base);
+}
+
+/* Every 10 ms: count while the backup waits; stop the loop once the table is there. */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiting *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (nft_table_exists(w->nft, "inet", "egress_gateway") == 1) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	if (!exists(w->backup))
+		w->ticks++;
+}
+
+/* After some ticks, the other program lets go of the lock. */
+static void release_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiting *w = arg;
+
+	(void)fd;
+	(void)what;
+	assert_false(exists(w->backup));
+	assert_int_equal(nft_table_exists(w->nft, "inet", "egress_gateway"), 0);
+	close(w->lock_fd);
+	w->lock_fd = -1;
+}
+
+static struct conf *gateway_conf(const char *backup)
+{
+	struct conf_errors errs = {0};
+	struct conf *c = egress_conf_new();
+	char *text;
+
+	assert_true(asprintf(&text,
+			    "[proxy]\nport = 1080\ndispatch = 192.0.2.10\n"
+			    "[gateway]\nsubnet = 192.168.100.0/24\nauto_config = yes\n"
+			    "backup_file = %s\n",
+			    backup) > 0);
+	assert_int_equal(conf_load_string(c, "gw.conf", text, &errs), 0);
+	assert_int_equal(conf_validate(c, &errs), 0);
+	free(text);
+	return c;
+}
+
+/* While another program holds the xtables lock, gateway mode's start waits for it on the
+ * loop, not in it: other events go on, and the table comes after the backup. */
+static void test_module_waits_on_the_loop(void **state)
+{
+	struct waiting w = {0};
+	struct timeval every = {0, 10000}, later = {0, 200000};
+	struct gateway_module *m = NULL;
+	char *path = path_of("module.nft");
+	struct conf *conf = gateway_conf(path);
+
+	(void)state;
+	if (!fresh_ns()) {
+		kt_skip("kernel has no iptables-legacy x_tables (no lock to wait for)");
+		free(path);
+		conf_free(conf);
+		return;
+	}
+	w.base = event_base_new();
+	w.nft = nft_new();
+	w.backup = path;
+	w.lock_fd = open(g_lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(w.lock_fd >= 0);
+	assert_int_equal(flock(w.lock_fd, LOCK_EX), 0);
+	w.tick = event_new(w.base, -1, EV_PERSIST, tick_cb, &w);
+	w.release = evtimer_new(w.base, release_cb, &w);
+	event_add(w.tick, &every);
+	evtimer_add(w.release, &later);
+
+	assert_int_equal(gateway_module_new(w.base, conf, failed_cb, &w, &m), 0);
+	assert_non_null(m);
+	assert_false(exists(path)); /* waiting: no backup, no change */
+	assert_int_equal(nft_table_exists(w.nft, "inet", "egress_gateway"), 0);
+	assert_int_equal(event_base_dispatch(w.base), 0);
+	assert_false(w.failed);
+	assert_true(w.ticks > 0); /* the loop ran while the backup waited */
+	assert_true(exists(path));
+	assert_int_equal(nft_table_exists(w.nft, "inet", "egress_gateway"), 1);
+	gateway_module_free(m);
+	assert_int_equal(nft_table_exists(w.nft, "inet", "egress_gateway"), 0);
+	unlink(path);
+
+	/* held for good: after 5 s the start fails, with no backup and no change */
+	w.lock_fd = open(g_lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_int_equal(flock(w.lock_fd, LOCK_EX), 0);
+	w.ticks = 0;
+	assert_int_equal(gateway_module_new(w.base, conf, failed_cb, &w, &m), 0);
+	assert_int_equal(event_base_dispatch(w.base), 0);
+	assert_true(w.failed);
+	assert_true(w.ticks > 0);
+	assert_false(exists(path));
+	assert_int_equal(nft_table_exists(w.nft, "inet", "egress_gateway"), 0);
+	gateway_module_free(m);
+	close(w.lock_fd);
+	event_free(w.tick);
+	event_free(w.release);
+	event_base_free(w.base);
+	nft_free(w.nft);
+	conf_free(conf);
+	free(path);
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -426,6 +556,7 @@ int main(void)
 		cmocka_unit_test(test_before_restore_rotation),
 		cmocka_unit_test(test_backup_does_not_follow_links),
 		cmocka_unit_test(test_xtables_lock),
+		cmocka_unit_test(test_module_waits_on_the_loop),
 	};
 
 	return kt_exit_status(cmocka_run_group_tests_name(
