@@ -303,6 +303,74 @@ def test_gateway_own_traffic_and_keep_dataplane(lab, egressd_bin):
     assert "lookup 46" not in gw.run(["ip", "rule"]).stdout
 
 
+OWN_CONNECT = r"""
+import collections, socket, sys
+dst, port, how, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+seen = collections.Counter()
+for _ in range(n):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        if how.startswith("mark:"):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, int(how[5:], 0))
+        elif how.startswith("dev:"):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, how[4:].encode())
+        elif how != "any":
+            s.bind((how, 0))
+        s.connect((dst, port))
+        local = s.getsockname()[0]
+        s.sendall(b"who\n")
+        seen[local + " " + s.makefile("rb").readline().decode().split()[-1]] += 1
+    except OSError:
+        seen["fail"] += 1
+    finally:
+        s.close()
+for k, v in seen.items():
+    print(k, v)
+"""
+
+
+def own_connections(gw, how, n=30):
+    """The gateway's own new connections to the echo server: {(local address, uplink the
+    server saw): count}, ("fail", None) for those that failed."""
+    r = gw.run([sys.executable, "-c", OWN_CONNECT, SERVER, "7000", how, str(n)], timeout=120)
+    out = {}
+    for line in r.stdout.splitlines():
+        f = line.split()
+        key = ("fail", None) if f[0] == "fail" else (f[0], UPLINK_OF.get(f[1], f[1]))
+        out[key] = int(f[-1])
+    return out
+
+
+def test_gateway_own_connections(lab, egressd_bin):
+    """output = yes, as README's policy section says: a new connection of the gateway takes
+    its source address from main's route when it connects, then the policy picks its
+    uplink at its first packet and masquerade gives it that uplink's address; a socket's
+    mark of ours pins its uplink (and its source address); a bound address or interface
+    is pinned by a [rule] on its source address to a policy of that uplink alone."""
+    gw = build(lab)
+    conf = CONF.replace("lan = lan0, lan1", "lan = lan0, lan1\noutput = yes\n"
+                        "default_policy = balanced") + \
+        "\n[policy only2]\nmember = isp2\n\n[rule pin2]\nsrc = 192.0.2.9/32\npolicy = only2\n"
+    d = start(gw, egressd_bin, conf)
+    mark3 = 0x300  # the third uplink's, inside mark_mask 0xff00
+    assert "fwmark 0x300/0xff00" in gw.run(["ip", "rule"]).stdout
+    # balanced: the local address is main's (isp1's), the path the policy's
+    c = own_connections(gw, "any")
+    assert {local for local, _ in c} == {ADDR["isp1"]}, c
+    assert len({u for _, u in c}) >= 2, c
+    # a mark of ours: that uplink, and its address from the start
+    assert own_connections(gw, "mark:%#x" % mark3) == {(ADDR["isp3"], "isp3"): 30}
+    # a bound address is balanced like the rest (its address rewritten) unless a rule pins it
+    c = own_connections(gw, ADDR["isp3"])
+    assert ("fail", None) not in c and len({u for _, u in c}) >= 2, c
+    assert own_connections(gw, ADDR["isp2"]) == {(ADDR["isp2"], "isp2"): 30}
+    # an interface-bound socket: pinned by the same rule (its source is isp2's address)
+    assert own_connections(gw, "dev:isp2") == {(ADDR["isp2"], "isp2"): 30}
+    assert d.stop() == 0
+    d.assert_clean()
+
+
 WHO_FROM = r"""
 import socket, sys
 for src in sys.argv[3:]:
