@@ -271,19 +271,12 @@ bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b);
 int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
 	const struct nl_rule *want, size_t n);
 /*
- * The same, limited to the rules that look up a table in [table_lo, table_hi): for a module
- * whose rules all point at tables of its own, so that another module's rules of the same
- * protocol in that priority range (e.g. after a configuration put the ranges on top of each
- * other) are not taken for stale ones and deleted.  want[] must lie inside the table range.
- */
-int nl_rule_reconcile_tables(struct nl *nl, uint8_t protocol, uint32_t prio_lo,
-	uint32_t prio_hi, uint32_t table_lo, uint32_t table_hi, const struct nl_rule *want,
-	size_t n);
-/*
  * The same, limited to the rules mine(r, arg) says are the caller's, among those of the
  * protocol and priority range: for a module that knows its rules by the tables they look up
- * and how their priority goes with them.  mine sees every candidate, the wanted ones too
- * (e.g. to note the tables of stale ones); want[] must be the caller's by the same test.
+ * and how their priority goes with them, so that another's rules of the same protocol in
+ * that range are not taken for stale ones and deleted.  mine sees every candidate, the
+ * wanted ones too (e.g. to note the tables of stale ones); want[] must be the caller's by
+ * the same test.
  */
 typedef bool (*nl_rule_mine_cb)(const struct nl_rule *r, void *arg);
 int nl_rule_reconcile_mine(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,

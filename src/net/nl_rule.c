@@ -237,8 +237,7 @@ bool nl_rule_same(const struct nl_rule *a, const struct nl_rule *b)
 struct rule_scan {
 	uint8_t protocol;
 	uint32_t lo, hi;
-	uint64_t table_lo, table_hi; /* [table_lo, table_hi) */
-	nl_rule_mine_cb mine;	     /* NULL: all of the above are the caller's */
+	nl_rule_mine_cb mine; /* NULL: all of the above are the caller's */
 	void *arg;
 	struct nl_rule *found;
 	size_t n;
@@ -249,7 +248,7 @@ static int rule_scan_cb(const struct nl_rule *r, void *arg)
 	struct rule_scan *sc = arg;
 
 	if (r->protocol != sc->protocol || !r->has_priority || r->priority < sc->lo ||
-		r->priority >= sc->hi || r->table < sc->table_lo || r->table >= sc->table_hi)
+		r->priority >= sc->hi)
 		return 0;
 	if (sc->mine && !sc->mine(r, sc->arg))
 		return 0;
@@ -295,18 +294,7 @@ static int rule_reconcile(struct nl *nl, struct rule_scan sc, const struct nl_ru
 int nl_rule_reconcile(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
 	const struct nl_rule *want, size_t n)
 {
-	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi,
-		.table_lo = 0, .table_hi = (uint64_t)UINT32_MAX + 1};
-
-	return rule_reconcile(nl, sc, want, n);
-}
-
-int nl_rule_reconcile_tables(struct nl *nl, uint8_t protocol, uint32_t prio_lo,
-	uint32_t prio_hi, uint32_t table_lo, uint32_t table_hi, const struct nl_rule *want,
-	size_t n)
-{
-	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi,
-		.table_lo = table_lo, .table_hi = table_hi};
+	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi};
 
 	return rule_reconcile(nl, sc, want, n);
 }
@@ -314,8 +302,8 @@ int nl_rule_reconcile_tables(struct nl *nl, uint8_t protocol, uint32_t prio_lo,
 int nl_rule_reconcile_mine(struct nl *nl, uint8_t protocol, uint32_t prio_lo, uint32_t prio_hi,
 	nl_rule_mine_cb mine, void *arg, const struct nl_rule *want, size_t n)
 {
-	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi,
-		.table_lo = 0, .table_hi = (uint64_t)UINT32_MAX + 1, .mine = mine, .arg = arg};
+	struct rule_scan sc = {.protocol = protocol, .lo = prio_lo, .hi = prio_hi, .mine = mine,
+		.arg = arg};
 
 	return rule_reconcile(nl, sc, want, n);
 }

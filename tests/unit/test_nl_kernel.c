@@ -1119,9 +1119,20 @@ static void test_rule_reconcile(void **state)
 	assert_int_equal(nl_rule_apply(g_nl, NL_DEL, &foreign), 0);
 }
 
-/* nl_rule_reconcile_tables: of our protocol and range, only the rules into its tables */
-static void test_rule_reconcile_tables(void **state)
+/* The caller's rules in test_rule_reconcile_mine: those into tables 310 and 311. */
+static bool tables_310_cb(const struct nl_rule *r, void *arg)
 {
+	int *seen = arg;
+
+	(*seen)++;
+	return r->table == 310 || r->table == 311;
+}
+
+/* nl_rule_reconcile_mine: of our protocol and range, only the rules the caller calls its own */
+static void test_rule_reconcile_mine(void **state)
+{
+	int seen = 0;
+
 	struct nl_rule want = { .family = AF_INET, .protocol = RTPROT_EGRESS,
 		.has_priority = true, .priority = 3100, .table = 310 };
 	struct nl_rule stale = { .family = AF_INET, .protocol = RTPROT_EGRESS,
@@ -1136,17 +1147,18 @@ static void test_rule_reconcile_tables(void **state)
 	assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &stale), 0);
 	assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &other), 0);
 	assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &other_main), 0);
-	assert_int_equal(nl_rule_reconcile_tables(g_nl, RTPROT_EGRESS, 3100, 3110, 310, 312,
-				 &want, 1), 0);
+	assert_int_equal(nl_rule_reconcile_mine(g_nl, RTPROT_EGRESS, 3100, 3110, tables_310_cb,
+				 &seen, &want, 1), 0);
+	assert_int_equal(seen, 3); /* stale, other and other_main; nothing outside the range */
 	assert_int_equal(find_rule(AF_INET, 3100).found, 1);
 	assert_int_equal(find_rule(AF_INET, 3101).found, 0);
 	assert_int_equal(find_rule(AF_INET, 3102).found, 1);
 	assert_int_equal(find_rule(AF_INET, 3103).found, 1);
-	assert_int_equal(nl_rule_reconcile_tables(g_nl, RTPROT_EGRESS, 3100, 3110, 310, 312,
-				 NULL, 0), 0);
+	assert_int_equal(nl_rule_reconcile_mine(g_nl, RTPROT_EGRESS, 3100, 3110, tables_310_cb,
+				 &seen, NULL, 0), 0);
 	assert_int_equal(find_rule(AF_INET, 3100).found, 0);
 	assert_int_equal(find_rule(AF_INET, 3102).found, 1);
-	/* without a table range, all of them are ours: what nl_rule_reconcile() still does */
+	/* without a test, all of them are ours: what nl_rule_reconcile() does */
 	assert_int_equal(nl_rule_reconcile(g_nl, RTPROT_EGRESS, 3100, 3110, NULL, 0), 0);
 	assert_int_equal(find_rule(AF_INET, 3102).found, 0);
 	assert_int_equal(find_rule(AF_INET, 3103).found, 0);
@@ -1447,7 +1459,7 @@ int main(void)
 		cmocka_unit_test(test_route_multipath),
 		cmocka_unit_test(test_dump_large),
 		cmocka_unit_test(test_rule_reconcile),
-		cmocka_unit_test(test_rule_reconcile_tables),
+		cmocka_unit_test(test_rule_reconcile_mine),
 		cmocka_unit_test(test_nexthop),
 		cmocka_unit_test(test_rule),
 		cmocka_unit_test(test_neigh),
