@@ -1,13 +1,16 @@
 /*
- * httpproxy.c - parse an HTTP/1.x proxy request head, rewrite it for the origin server, check
- * Basic proxy credentials, and hold the few whole responses a proxy sends itself.
+ * httpproxy.c - parse an HTTP/1.x proxy request head and rewrite it for the origin server,
+ * parse the origin's response head and rewrite it for the client, follow a message body to
+ * its end (Content-Length, the chunked coding, the close), check Basic proxy credentials, and
+ * hold the few whole responses a proxy sends itself.
  *
- * Must not trust the client: the input is not NUL-terminated and every read stays below n;
- * the head is bounded by HTTP_HEAD_MAX and only one buffer is allocated (the rewritten head,
- * at most twice the head).  Everything that lets two parsers disagree about where a request
- * ends (RFC 9112 section 11.2, request smuggling) is refused rather than repaired: obs-fold,
- * bare CR, NUL, whitespace before a colon, two Host fields, Content-Length together with
- * Transfer-Encoding.  No sockets, no logging.
+ * Must not trust either peer: the input is not NUL-terminated and every read stays below n;
+ * a head is bounded by HTTP_HEAD_MAX and only one buffer is allocated (the rewritten head,
+ * at most twice the head).  Everything that lets two parsers disagree about where a message
+ * ends (RFC 9112 section 11.2, request smuggling and response splitting) is refused rather
+ * than repaired: obs-fold, bare CR, NUL, whitespace before a colon, two Host fields,
+ * Content-Length together with Transfer-Encoding, a Transfer-Encoding that does not end in
+ * chunked, a chunk line not ended by CRLF.  No sockets, no logging.
  */
 #include <errno.h>
 #include <string.h>
@@ -36,7 +39,10 @@ struct head_state {
 	size_t n_conn;
 	size_t first_header; /* offset of the first header line */
 	bool has_host, has_te, has_auth;
+	bool te_chunked;	    /* Transfer-Encoding's final coding (so far) is chunked */
+	bool chunked_seen;	    /* ... and chunked was named (once) */
 	struct span content_length; /* the first one, len 0 if none */
+	uint64_t length;	    /* its value */
 };
 
 /* RFC 9110 5.6.2: tchar */
@@ -295,6 +301,82 @@ static int header_split(struct span l, struct span *name, struct span *value)
 	return 0;
 }
 
+/*
+ * Transfer-Encoding (RFC 9112 6.1): a list of transfer codings, the fields' values joined.
+ * Remember whether the final coding is chunked; chunked twice (RFC 9112 7.1: a sender must
+ * not apply it more than once), with parameters (it takes none) or an empty list are
+ * refused: a recipient that reads them otherwise would end the body elsewhere.
+ */
+static int transfer_encoding_parse(struct span v, struct head_state *h)
+{
+	size_t i = 0;
+
+	if (!v.len)
+		return -EPROTO;
+	while (i < v.len) {
+		const char *comma = memchr(v.p + i, ',', v.len - i);
+		size_t end = comma ? (size_t)(comma - v.p) : v.len;
+		struct span elem = span_trim((struct span){v.p + i, end - i});
+		const char *semi = memchr(elem.p, ';', elem.len);
+		struct span coding =
+			span_trim((struct span){elem.p, semi ? (size_t)(semi - elem.p) : elem.len});
+
+		i = end + 1;
+		if (!elem.len)
+			continue; /* empty list elements are allowed (RFC 9110 5.6.1) */
+		if (!coding.len)
+			return -EPROTO;
+		for (size_t k = 0; k < coding.len; k++)
+			if (!is_tchar((unsigned char)coding.p[k]))
+				return -EPROTO;
+		h->te_chunked = span_eq(coding, "chunked");
+		if (h->te_chunked && (h->chunked_seen || semi))
+			return -EPROTO;
+		h->chunked_seen |= h->te_chunked;
+	}
+	return 0;
+}
+
+/*
+ * The fields that frame the body, in a request or a response (RFC 9112 6.3): Content-Length
+ * (digits only, at most HTTP_BODY_MAX, repeated only with the same value: item 5) and
+ * Transfer-Encoding, never both (item 3).  Other fields: nothing to do.
+ */
+static int framing_check(struct span name, struct span value, struct head_state *h)
+{
+	int r;
+
+	if (span_eq(name, "Transfer-Encoding")) {
+		h->has_te = true;
+		r = transfer_encoding_parse(value, h);
+		if (r < 0)
+			return r;
+	} else if (span_eq(name, "Content-Length")) {
+		if (!value.len)
+			return -EPROTO;
+		for (size_t i = 0; i < value.len; i++)
+			if (value.p[i] < '0' || value.p[i] > '9')
+				return -EPROTO;
+		if (h->content_length.len && !span_eq_span(value, h->content_length))
+			return -EPROTO; /* RFC 9112 6.3 item 5 */
+		if (!h->content_length.len) {
+			uint64_t v = 0;
+			for (size_t i = 0; i < value.len; i++) {
+				if (v > HTTP_BODY_MAX / 10)
+					return -EPROTO; /* no body is that long */
+				v = v * 10 + (uint64_t)(value.p[i] - '0');
+			}
+			if (v > HTTP_BODY_MAX)
+				return -EPROTO;
+			h->length = v;
+		}
+		h->content_length = value;
+	}
+	if (h->has_te && h->content_length.len)
+		return -EPROTO; /* RFC 9112 6.3 item 3: a proxy must not forward both */
+	return 0;
+}
+
 static int header_check(
 	struct span name, struct span value, struct head_state *h, struct http_request *ret)
 {
@@ -312,32 +394,8 @@ static int header_check(
 		ret->proxy_auth[value.len] = '\0';
 	} else if (span_eq(name, "Connection")) {
 		return connection_parse(value, h);
-	} else if (span_eq(name, "Transfer-Encoding")) {
-		h->has_te = true;
-	} else if (span_eq(name, "Content-Length")) {
-		if (!value.len)
-			return -EPROTO;
-		for (size_t i = 0; i < value.len; i++)
-			if (value.p[i] < '0' || value.p[i] > '9')
-				return -EPROTO;
-		if (h->content_length.len && !span_eq_span(value, h->content_length))
-			return -EPROTO; /* RFC 9112 6.3 item 5 */
-		if (!h->content_length.len) {
-			uint64_t v = 0;
-			for (size_t i = 0; i < value.len; i++) {
-				if (v > (UINT64_C(1) << 62) / 10)
-					return -EPROTO; /* no body is that long */
-				v = v * 10 + (uint64_t)(value.p[i] - '0');
-			}
-			if (v > (UINT64_C(1) << 62))
-				return -EPROTO;
-			ret->body_len = (int64_t)v;
-		}
-		h->content_length = value;
 	}
-	if (h->has_te && h->content_length.len)
-		return -EPROTO; /* RFC 9112 6.3 item 3: a proxy must not forward both */
-	return 0;
+	return framing_check(name, value, h);
 }
 
 /* Hop-by-hop fields we drop on plain forwarding (RFC 9110 7.6.1). */
@@ -382,6 +440,24 @@ static void out_span(struct outbuf *o, struct span s)
 	out_add(o, s.p, s.len);
 }
 
+/* The header lines of the head p[0..head_len) from first_header on, but those dropped. */
+static void out_fields(struct outbuf *o, const char *p, size_t head_len, const struct head_state *h)
+{
+	size_t pos = h->first_header;
+	struct span l, name, value;
+
+	/* the head was checked whole: every line is complete and well formed */
+	while (next_line(p, head_len, &pos, &l) == 1 && l.len) {
+		header_split(l, &name, &value);
+		if (header_dropped(name, h))
+			continue;
+		out_span(o, name);
+		out_str(o, ": ");
+		out_span(o, value);
+		out_str(o, "\r\n");
+	}
+}
+
 /*
  * The head for the origin server.  Bound: the request line loses "http://" and gains "/", a
  * CR and "Host: " CRLF (3 bytes more at most, the authority moves); a header line of at
@@ -390,8 +466,7 @@ static void out_span(struct outbuf *o, struct span s)
 static void upstream_build(const char *p, const struct head_state *h, struct http_request *ret)
 {
 	struct outbuf o = {.cap = 2 * ret->head_len + 64};
-	size_t pos = h->first_header;
-	struct span l, name, value, host;
+	struct span host;
 
 	o.p = xmalloc(o.cap);
 	out_span(&o, h->method);
@@ -407,51 +482,62 @@ static void upstream_build(const char *p, const struct head_state *h, struct htt
 		host.len--; /* an empty port is the default one */
 	out_span(&o, host);
 	out_str(&o, "\r\n");
-	/* the head was checked whole: every line is complete and well formed */
-	while (next_line(p, ret->head_len, &pos, &l) == 1 && l.len) {
-		header_split(l, &name, &value);
-		if (header_dropped(name, h))
-			continue;
-		out_span(&o, name);
-		out_str(&o, ": ");
-		out_span(&o, value);
-		out_str(&o, "\r\n");
-	}
+	out_fields(&o, p, ret->head_len, h);
 	out_str(&o, "Connection: close\r\n\r\n");
 	ret->upstream_head = o.p;
 	ret->upstream_len = o.len;
 }
 
-ssize_t http_request_parse(const uint8_t *data, size_t n, struct http_request *ret)
+/*
+ * Find the end of the head in p[0..n): its length, 0 if not complete, -E2BIG if it is longer
+ * than HTTP_HEAD_MAX, -EPROTO for a bad line.  *first is the first line as soon as it is
+ * complete (whatever the result; p NULL before), so that a bad start line is refused early,
+ * and *first_header where the header lines start.
+ */
+static ssize_t head_scan(const char *p, size_t n, struct span *first, size_t *first_header)
 {
-	const char *p = (const char *)data;
 	size_t lim = MIN(n, (size_t)HTTP_HEAD_MAX), pos = 0;
-	struct head_state h = {0};
-	struct span l, name, value;
-	bool first = true;
+	struct span l;
 	int r;
 
-	memset(ret, 0, sizeof(*ret));
-	if (!n)
-		return 0;
-	/* find the end of the head, refusing a bad request line as soon as it is complete */
+	first->p = NULL;
+	first->len = 0;
 	for (;;) {
 		r = next_line(p, lim, &pos, &l);
 		if (r < 0)
 			return r;
 		if (r == 0)
 			return n >= HTTP_HEAD_MAX ? -E2BIG : 0;
-		if (first) {
-			r = request_line_parse(l, &h);
-			if (r < 0)
-				return r;
-			h.first_header = pos;
-			first = false;
+		if (!first->p) {
+			*first = l;
+			*first_header = pos;
 		} else if (!l.len) {
-			break;
+			return (ssize_t)pos;
 		}
 	}
-	ret->head_len = pos;
+}
+
+ssize_t http_request_parse(const uint8_t *data, size_t n, struct http_request *ret)
+{
+	const char *p = (const char *)data;
+	struct head_state h = {0};
+	struct span l, name, value;
+	size_t pos;
+	ssize_t len;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!n)
+		return 0;
+	len = head_scan(p, n, &l, &h.first_header);
+	if (l.p) {
+		r = request_line_parse(l, &h);
+		if (r < 0)
+			return r;
+	}
+	if (len <= 0)
+		return len;
+	ret->head_len = (size_t)len;
 
 	pos = h.first_header;
 	while (next_line(p, ret->head_len, &pos, &l) == 1 && l.len) {
@@ -462,6 +548,10 @@ ssize_t http_request_parse(const uint8_t *data, size_t n, struct http_request *r
 		if (r < 0)
 			return r;
 	}
+	ret->http10 = h.version.p[7] == '0';
+	/* RFC 9112 6.3 item 4: a request's body must end with chunked; 6.1: not in HTTP/1.0 */
+	if (h.has_te && (!h.te_chunked || ret->http10))
+		return -EPROTO;
 
 	memcpy(ret->method, h.method.p, h.method.len);
 	ret->method[h.method.len] = '\0';
@@ -469,8 +559,7 @@ ssize_t http_request_parse(const uint8_t *data, size_t n, struct http_request *r
 	r = target_parse(&h, ret);
 	if (r < 0)
 		return r;
-	if (h.has_te)
-		ret->body_len = -1;
+	ret->body_len = h.has_te ? -1 : (int64_t)h.length;
 	if (!ret->connect)
 		upstream_build(p, &h, ret);
 	return (ssize_t)ret->head_len;
@@ -480,6 +569,350 @@ void http_request_clear(struct http_request *r)
 {
 	FREE_AND_NULL(r->upstream_head);
 	r->upstream_len = 0;
+}
+
+void http_request_body(const struct http_request *r, struct http_body *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (r->body_len < 0) {
+		ret->framing = HTTP_FRAMING_CHUNKED;
+		http_chunked_init(&ret->chunked);
+	} else {
+		ret->framing = HTTP_FRAMING_LENGTH;
+		ret->left = (uint64_t)r->body_len;
+	}
+}
+
+/*
+ * RFC 9112 4: status-line = HTTP-version SP status-code SP [ reason-phrase ].  The SP before
+ * an empty reason is often left out; it is not needed to tell where anything ends.
+ */
+static int status_line_parse(struct span l, struct head_state *h, int *status)
+{
+	if (l.len < 12 || memcmp(l.p, "HTTP/1.", 7) || l.p[7] < '0' || l.p[7] > '9' ||
+		l.p[8] != ' ')
+		return -EPROTO;
+	h->version = (struct span){l.p, 8};
+	for (size_t i = 9; i < 12; i++)
+		if (l.p[i] < '0' || l.p[i] > '9')
+			return -EPROTO;
+	*status = (l.p[9] - '0') * 100 + (l.p[10] - '0') * 10 + (l.p[11] - '0');
+	if (*status < 100 || *status > 599)
+		return -EPROTO; /* RFC 9110 15 */
+	if (*status == 101)
+		return -EPROTO; /* no Upgrade is forwarded, none is accepted (RFC 9110 7.8) */
+	if (l.len > 12 && l.p[12] != ' ')
+		return -EPROTO;
+	for (size_t i = 13; i < l.len; i++) {
+		unsigned char c = (unsigned char)l.p[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return -EPROTO;
+	}
+	return 0;
+}
+
+/* Could p[0..n) still become a status line?  Refuses HTTP/0.9 and other protocols early. */
+static bool status_line_start(const char *p, size_t n)
+{
+	static const char start[] = "HTTP/1.";
+
+	return !memcmp(p, start, MIN(n, sizeof(start) - 1));
+}
+
+/* The head for the client: the status line, the fields but the hop-by-hop ones (RFC 9110
+ * 7.6.1), "Connection: close" after a final response.  Bound as upstream_build()'s. */
+static void client_build(const char *p, struct span status_line, const struct head_state *h,
+	struct http_response_head *ret)
+{
+	struct outbuf o = {.cap = 2 * ret->head_len + 64};
+
+	o.p = xmalloc(o.cap);
+	out_span(&o, status_line);
+	out_str(&o, "\r\n");
+	out_fields(&o, p, ret->head_len, h);
+	if (!ret->interim)
+		out_str(&o, "Connection: close\r\n");
+	out_str(&o, "\r\n");
+	ret->client_head = o.p;
+	ret->client_len = o.len;
+}
+
+/* RFC 9112 6.3: where the response's body ends. */
+static int response_framing(
+	const struct head_state *h, bool head_request, struct http_response_head *ret)
+{
+	struct http_body *b = &ret->body;
+
+	b->framing = HTTP_FRAMING_LENGTH;
+	b->left = 0;
+	/* item 1: the request or the status says there is no body, whatever the fields say */
+	if (head_request || ret->interim || ret->status == 204 || ret->status == 304)
+		return 0;
+	if (h->has_te) {
+		/* 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing */
+		if (h->version.p[7] == '0')
+			return -EPROTO;
+		/* item 4: chunked final; otherwise the body ends with the connection */
+		if (h->te_chunked) {
+			b->framing = HTTP_FRAMING_CHUNKED;
+			http_chunked_init(&b->chunked);
+		} else {
+			b->framing = HTTP_FRAMING_CLOSE;
+		}
+		return 0;
+	}
+	if (h->content_length.len) {
+		b->left = h->length; /* item 6 */
+		return 0;
+	}
+	b->framing = HTTP_FRAMING_CLOSE; /* item 8 */
+	return 0;
+}
+
+ssize_t http_response_head_parse(
+	const uint8_t *data, size_t n, bool head_request, struct http_response_head *ret)
+{
+	const char *p = (const char *)data;
+	struct head_state h = {0};
+	struct span status_line, l, name, value;
+	size_t pos;
+	ssize_t len;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!n)
+		return 0;
+	if (!status_line_start(p, n))
+		return -EPROTO;
+	len = head_scan(p, n, &status_line, &h.first_header);
+	if (status_line.p) {
+		r = status_line_parse(status_line, &h, &ret->status);
+		if (r < 0)
+			return r;
+	}
+	if (len <= 0)
+		return len;
+	ret->head_len = (size_t)len;
+	ret->interim = ret->status < 200;
+
+	pos = h.first_header;
+	while (next_line(p, ret->head_len, &pos, &l) == 1 && l.len) {
+		r = header_split(l, &name, &value);
+		if (r < 0)
+			return r;
+		if (span_eq(name, "Connection"))
+			r = connection_parse(value, &h);
+		else
+			r = framing_check(name, value, &h);
+		if (r < 0)
+			return r;
+	}
+	r = response_framing(&h, head_request, ret);
+	if (r < 0)
+		return r;
+	client_build(p, status_line, &h, ret);
+	return (ssize_t)ret->head_len;
+}
+
+void http_response_head_clear(struct http_response_head *r)
+{
+	FREE_AND_NULL(r->client_head);
+	r->client_len = 0;
+}
+
+/* ---- bodies ----------------------------------------------------------------------------- */
+
+const char *const http_framing_name[_HTTP_FRAMING_MAX] = {
+	[HTTP_FRAMING_LENGTH] = "length",
+	[HTTP_FRAMING_CHUNKED] = "chunked",
+	[HTTP_FRAMING_CLOSE] = "close",
+};
+
+void http_chunked_init(struct http_chunked *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->state = HTTP_CH_SIZE;
+}
+
+static int hex_value(uint8_t b)
+{
+	if (b >= '0' && b <= '9')
+		return b - '0';
+	if (b >= 'a' && b <= 'f')
+		return b - 'a' + 10;
+	if (b >= 'A' && b <= 'F')
+		return b - 'A' + 10;
+	return -1;
+}
+
+/* A byte a chunk extension or a trailer field's value may hold: VCHAR, obs-text, SP, HTAB. */
+static bool is_field_byte(uint8_t b)
+{
+	return b == '\t' || (b >= 0x20 && b != 0x7f);
+}
+
+/* The one byte state takes: want, then next. */
+static int expect(struct http_chunked *c, uint8_t b, uint8_t want, enum http_chunked_state next)
+{
+	if (b != want)
+		return -EPROTO;
+	c->state = next;
+	return 0;
+}
+
+/* A byte of a line's text that ok() accepts, or the CR that ends it (then cr_state). */
+static int text(
+	struct http_chunked *c, uint8_t b, bool (*ok)(uint8_t), enum http_chunked_state cr_state)
+{
+	if (b == '\r')
+		c->state = cr_state;
+	else if (!ok(b))
+		return -EPROTO;
+	return 0;
+}
+
+/*
+ * One byte of a chunk-size line or of the trailer section (RFC 9112 7.1, 7.1.1, 7.1.2):
+ *   chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *   last-chunk = 1*("0") [ chunk-ext ] CRLF;  trailer-section = *( field-line CRLF ) CRLF
+ * 0 or -errno.  HTTP_CH_DATA is left to the caller, which takes the data in bulk.
+ */
+static int chunked_byte(struct http_chunked *c, uint8_t b)
+{
+	int d;
+
+	if (c->state <= HTTP_CH_SIZE_LF && ++c->line > HTTP_CHUNK_LINE_MAX + 2)
+		return -E2BIG;
+	if (c->state >= HTTP_CH_TRAILER && ++c->trailer > HTTP_HEAD_MAX)
+		return -E2BIG;
+	switch (c->state) {
+	case HTTP_CH_SIZE:
+		d = hex_value(b);
+		if (d >= 0) {
+			if (c->size > HTTP_BODY_MAX >> 4)
+				return -E2BIG;
+			c->size = c->size << 4 | (uint64_t)d;
+			c->digits = true;
+			return c->size > HTTP_BODY_MAX ? -E2BIG : 0;
+		}
+		if (!c->digits)
+			return -EPROTO;
+		/* what follows the digits */
+		/* fall through */
+	case HTTP_CH_SIZE_WS:
+		if (b == ' ' || b == '\t')
+			c->state = HTTP_CH_SIZE_WS;
+		else if (b == ';')
+			c->state = HTTP_CH_EXT;
+		else
+			return expect(c, b, '\r', HTTP_CH_SIZE_LF);
+		return 0;
+	case HTTP_CH_EXT:
+		return text(c, b, is_field_byte, HTTP_CH_SIZE_LF);
+	case HTTP_CH_SIZE_LF:
+		c->line = 0;
+		return expect(c, b, '\n', c->size ? HTTP_CH_DATA : HTTP_CH_TRAILER);
+	case HTTP_CH_DATA_CR:
+		return expect(c, b, '\r', HTTP_CH_DATA_LF);
+	case HTTP_CH_DATA_LF:
+		if (b != '\n')
+			return -EPROTO;
+		http_chunked_init(c); /* the next chunk */
+		return 0;
+	case HTTP_CH_TRAILER:
+		if (b == '\r')
+			c->state = HTTP_CH_LAST_LF;
+		else if (is_tchar(b))
+			c->state = HTTP_CH_FIELD_NAME;
+		else
+			return -EPROTO; /* obs-fold, whitespace or a colon first */
+		return 0;
+	case HTTP_CH_FIELD_NAME:
+		if (b == ':')
+			c->state = HTTP_CH_FIELD_VALUE;
+		else if (!is_tchar(b))
+			return -EPROTO;
+		return 0;
+	case HTTP_CH_FIELD_VALUE:
+		return text(c, b, is_field_byte, HTTP_CH_FIELD_LF);
+	case HTTP_CH_FIELD_LF:
+		return expect(c, b, '\n', HTTP_CH_TRAILER);
+	case HTTP_CH_LAST_LF:
+		return expect(c, b, '\n', HTTP_CH_DONE);
+	default:
+		fatalx("httpproxy: chunked decoder in state %d", c->state);
+	}
+}
+
+ssize_t http_chunked_feed(struct http_chunked *c, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	int r;
+
+	while (i < n && c->state != HTTP_CH_DONE) {
+		if (c->state == HTTP_CH_DATA) {
+			uint64_t k = MIN(c->size, (uint64_t)(n - i));
+
+			i += (size_t)k;
+			c->size -= k;
+			if (!c->size)
+				c->state = HTTP_CH_DATA_CR;
+			continue;
+		}
+		r = chunked_byte(c, p[i++]);
+		if (r < 0)
+			return r;
+	}
+	return (ssize_t)i;
+}
+
+ssize_t http_body_feed(struct http_body *b, const uint8_t *p, size_t n)
+{
+	uint64_t k;
+
+	switch (b->framing) {
+	case HTTP_FRAMING_LENGTH:
+		k = MIN(b->left, (uint64_t)n);
+		b->left -= k;
+		return (ssize_t)k;
+	case HTTP_FRAMING_CHUNKED:
+		return http_chunked_feed(&b->chunked, p, n);
+	default:
+		return (ssize_t)n;
+	}
+}
+
+uint64_t http_body_take(struct http_body *b)
+{
+	uint64_t k;
+
+	switch (b->framing) {
+	case HTTP_FRAMING_LENGTH:
+		k = b->left;
+		b->left = 0;
+		return k;
+	case HTTP_FRAMING_CHUNKED:
+		if (b->chunked.state != HTTP_CH_DATA)
+			return 0;
+		k = b->chunked.size;
+		b->chunked.size = 0;
+		b->chunked.state = HTTP_CH_DATA_CR;
+		return k;
+	default:
+		return HTTP_BODY_UNBOUNDED;
+	}
+}
+
+bool http_body_done(const struct http_body *b)
+{
+	switch (b->framing) {
+	case HTTP_FRAMING_LENGTH:
+		return !b->left;
+	case HTTP_FRAMING_CHUNKED:
+		return b->chunked.state == HTTP_CH_DONE;
+	default:
+		return false;
+	}
 }
 
 /* RFC 7617: "Basic" 1*SP token68, the token the base64 of user-id ":" password. */

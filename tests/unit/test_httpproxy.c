@@ -532,6 +532,428 @@ static void test_basic_auth(void **state)
 	assert_false(http_basic_auth_ok("Basic YWxpY2U6c2VjcmV0", "alice", NULL));
 }
 
+/* ---------------------------------------------------------------- Transfer-Encoding */
+
+/* RFC 9112 6.1 and 6.3 item 4: a request's body must end with chunked, applied once. */
+static void test_transfer_encoding(void **state)
+{
+	static const char *const ok[] = {
+		"Transfer-Encoding: chunked\r\n",
+		"Transfer-Encoding: Chunked\r\n",
+		"Transfer-Encoding: gzip, chunked\r\n",
+		"Transfer-Encoding: gzip;q=1 ,, chunked \r\n",
+		"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+	};
+	static const char *const bad[] = {
+		"Transfer-Encoding: gzip\r\n",
+		"Transfer-Encoding: chunked, gzip\r\n",
+		"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+		"Transfer-Encoding: chunked, chunked\r\n",
+		"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+		"Transfer-Encoding: chunked;x=1\r\n",
+		"Transfer-Encoding:\r\n",
+		"Transfer-Encoding: ,\r\n",
+		"Transfer-Encoding: \"chunked\"\r\n",
+		"Transfer-Encoding: xchunked\r\n",
+	};
+	struct http_request req;
+	struct http_body b;
+	char head[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		snprintf(head, sizeof(head), "POST http://a/ HTTP/1.1\r\n%s\r\n", ok[i]);
+		assert_true(parse(head, &req) > 0);
+		assert_int_equal(req.body_len, -1);
+		http_request_body(&req, &b);
+		assert_int_equal(b.framing, HTTP_FRAMING_CHUNKED);
+		http_request_clear(&req);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(head, sizeof(head), "POST http://a/ HTTP/1.1\r\n%s\r\n", bad[i]);
+		if (parse_err(head) != -EPROTO)
+			fail_msg("accepted: %s", bad[i]);
+	}
+	/* HTTP/1.0 has no chunked coding: faulty framing */
+	assert_int_equal(parse_err("POST http://a/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+		-EPROTO);
+	assert_true(parse("POST http://a/ HTTP/1.0\r\nContent-Length: 3\r\n\r\n", &req) > 0);
+	assert_true(req.http10);
+	http_request_body(&req, &b);
+	assert_int_equal(b.framing, HTTP_FRAMING_LENGTH);
+	assert_int_equal(b.left, 3);
+	http_request_clear(&req);
+}
+
+/* ---------------------------------------------------------------- response heads */
+
+/* Parse the first n bytes of msg (a heap copy of exactly n bytes) as a response head. */
+static ssize_t rparse_n(const char *msg, size_t n, bool head_req, struct http_response_head *ret)
+{
+	char *copy = malloc(n ? n : 1);
+	ssize_t r;
+
+	assert_non_null(copy);
+	memcpy(copy, msg, n);
+	r = http_response_head_parse((const uint8_t *)copy, n, head_req, ret);
+	free(copy);
+	if (r <= 0)
+		assert_null(ret->client_head);
+	return r;
+}
+
+static ssize_t rparse_err(const char *msg)
+{
+	struct http_response_head rh;
+	ssize_t r = rparse_n(msg, strlen(msg), false, &rh);
+
+	http_response_head_clear(&rh);
+	return r;
+}
+
+/*
+ * msg is one whole response head (then, maybe, body bytes that must not change anything):
+ * every proper prefix of the head needs more, the whole parses to head_len, with the given
+ * framing and rewritten head.  Leaves the parse in *ret.
+ */
+static void rparse_whole(const char *msg, size_t head_len, bool head_req, enum http_framing framing,
+	uint64_t left, const char *client, struct http_response_head *ret)
+{
+	for (size_t k = 0; k < head_len; k++) {
+		ssize_t r = rparse_n(msg, k, head_req, ret);
+		if (r != 0)
+			fail_msg("prefix of %zu/%zu bytes: %zd", k, head_len, r);
+	}
+	assert_int_equal(rparse_n(msg, strlen(msg), head_req, ret), (ssize_t)head_len);
+	assert_int_equal(ret->head_len, head_len);
+	assert_int_equal(ret->body.framing, framing);
+	if (framing == HTTP_FRAMING_LENGTH)
+		assert_int_equal(ret->body.left, left);
+	if (ret->client_len != strlen(client) || memcmp(ret->client_head, client, ret->client_len))
+		fail_msg("client head\n%.*s\nwanted\n%s", (int)ret->client_len, ret->client_head,
+			client);
+}
+
+/*
+ * The responses are in the shape nginx 1.22 sends them (its Server and Date fields, its
+ * order), written by hand; the expected rewrites from RFC 9110 7.6.1 and RFC 9112 6.3.
+ */
+static void test_response_heads(void **state)
+{
+	static const char length[] = "HTTP/1.1 200 OK\r\n"
+				     "Server: nginx/1.22.1\r\n"
+				     "Date: Mon, 07 Dec 2026 10:00:00 GMT\r\n"
+				     "Content-Type: text/plain\r\n"
+				     "Content-Length: 5\r\n"
+				     "Connection: keep-alive\r\n"
+				     "Keep-Alive: timeout=5\r\n"
+				     "\r\n"
+				     "helloHTTP/1.1 200 OK\r\n\r\n";
+	static const char chunked[] = "HTTP/1.1 200 OK\r\n"
+				      "Server: nginx/1.22.1\r\n"
+				      "Transfer-Encoding: chunked\r\n"
+				      "Connection: X-Private, close\r\n"
+				      "X-Private: 1\r\n"
+				      "\r\n"
+				      "5\r\nhello\r\n0\r\n\r\n";
+	struct http_response_head rh;
+
+	rparse_whole(length, strlen(length) - 5 - 19, false, HTTP_FRAMING_LENGTH, 5,
+		"HTTP/1.1 200 OK\r\n"
+		"Server: nginx/1.22.1\r\n"
+		"Date: Mon, 07 Dec 2026 10:00:00 GMT\r\n"
+		"Content-Type: text/plain\r\n"
+		"Content-Length: 5\r\n"
+		"Connection: close\r\n\r\n",
+		&rh);
+	assert_int_equal(rh.status, 200);
+	assert_false(rh.interim);
+	http_response_head_clear(&rh);
+	assert_null(rh.client_head);
+
+	rparse_whole(chunked, strlen(chunked) - 15, false, HTTP_FRAMING_CHUNKED, 0,
+		"HTTP/1.1 200 OK\r\n"
+		"Server: nginx/1.22.1\r\n"
+		"Transfer-Encoding: chunked\r\n"
+		"Connection: close\r\n\r\n",
+		&rh);
+	http_response_head_clear(&rh);
+
+	/* RFC 9112 6.3 item 1: no body after HEAD, 1xx, 204, 304, whatever the fields say */
+	rparse_whole(length, strlen(length) - 5 - 19, true, HTTP_FRAMING_LENGTH, 0,
+		"HTTP/1.1 200 OK\r\n"
+		"Server: nginx/1.22.1\r\n"
+		"Date: Mon, 07 Dec 2026 10:00:00 GMT\r\n"
+		"Content-Type: text/plain\r\n"
+		"Content-Length: 5\r\n"
+		"Connection: close\r\n\r\n",
+		&rh);
+	http_response_head_clear(&rh);
+	rparse_whole(chunked, strlen(chunked) - 15, true, HTTP_FRAMING_LENGTH, 0,
+		"HTTP/1.1 200 OK\r\n"
+		"Server: nginx/1.22.1\r\n"
+		"Transfer-Encoding: chunked\r\n"
+		"Connection: close\r\n\r\n",
+		&rh);
+	http_response_head_clear(&rh);
+	rparse_whole("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", 46, false,
+		HTTP_FRAMING_LENGTH, 0,
+		"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\nConnection: close\r\n\r\n", &rh);
+	http_response_head_clear(&rh);
+	rparse_whole("HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", 57, false,
+		HTTP_FRAMING_LENGTH, 0,
+		"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n"
+		"Connection: close\r\n\r\n",
+		&rh);
+	http_response_head_clear(&rh);
+
+	/* 1xx: interim, no body, no "Connection: close"; the final head follows */
+	rparse_whole("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 25, false,
+		HTTP_FRAMING_LENGTH, 0, "HTTP/1.1 100 Continue\r\n\r\n", &rh);
+	assert_true(rh.interim);
+	assert_int_equal(rh.status, 100);
+	http_response_head_clear(&rh);
+	rparse_whole("HTTP/1.1 103\nLink: </s.css>; rel=preload\n\n", 42, false,
+		HTTP_FRAMING_LENGTH, 0, "HTTP/1.1 103\r\nLink: </s.css>; rel=preload\r\n\r\n", &rh);
+	assert_true(rh.interim);
+	http_response_head_clear(&rh);
+
+	/* item 4: Transfer-Encoding without chunked last, and item 8: neither field - the
+	 * close ends the body */
+	rparse_whole("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 53, false,
+		HTTP_FRAMING_CLOSE, 0,
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nConnection: close\r\n\r\n",
+		&rh);
+	http_response_head_clear(&rh);
+	rparse_whole("HTTP/1.0 200 OK\r\n\r\n", 19, false, HTTP_FRAMING_CLOSE, 0,
+		"HTTP/1.0 200 OK\r\nConnection: close\r\n\r\n", &rh);
+	http_response_head_clear(&rh);
+	/* item 5: the same length twice is one length */
+	rparse_whole("HTTP/1.1 200 OK\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n", 57, false,
+		HTTP_FRAMING_LENGTH, 7,
+		"HTTP/1.1 200 OK\r\nContent-Length: 7\r\ncontent-length: 7\r\n"
+		"Connection: close\r\n\r\n",
+		&rh);
+	http_response_head_clear(&rh);
+	/* status codes 100 and 599, an empty reason */
+	assert_int_equal(rparse_err("HTTP/1.1 599 \r\n\r\n"), 17);
+	assert_int_equal(rparse_err("HTTP/1.1 100\r\n\r\n"), 16);
+}
+
+static void test_response_malformed(void **state)
+{
+	static const char *const bad[] = {
+		/* framing that cannot be trusted (RFC 9112 6.3 items 3 and 5, 6.1) */
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 4611686018427387905\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+		/* status line */
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+		"HTTP/1.1 099 Low\r\n\r\n",
+		"HTTP/1.1 600 High\r\n\r\n",
+		"HTTP/1.1 20 OK\r\n\r\n",
+		"HTTP/1.1 200OK\r\n\r\n",
+		"HTTP/1.1  200 OK\r\n\r\n",
+		"HTTP/1.1 200 O\x01K\r\n\r\n",
+		"HTTP/2 200\r\n\r\n",
+		"HTTP/1.1\r\n\r\n",
+		"http/1.1 200 OK\r\n\r\n",
+		/* fields: obs-fold (RFC 9112 5.2: a proxy may answer 502), space before the colon,
+		 * bare CR, NUL */
+		"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: a b\r\n\r\n",
+	};
+	static const char nul[] = "HTTP/1.1 200 OK\r\nX: \0\r\n\r\n";
+	struct http_response_head rh;
+	char *big = malloc(HTTP_HEAD_MAX + 1);
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (rparse_err(bad[i]) != -EPROTO)
+			fail_msg("accepted: %s", bad[i]);
+	assert_int_equal(rparse_n(nul, sizeof(nul) - 1, false, &rh), -EPROTO);
+	/* what cannot become a status line is refused at once: HTTP/0.9, another protocol */
+	assert_int_equal(rparse_err("<html>"), -EPROTO);
+	assert_int_equal(rparse_err("SSH-2.0-"), -EPROTO);
+	assert_int_equal(rparse_err("HTTP/1"), 0);
+	assert_int_equal(rparse_err("HTTP/2"), -EPROTO);
+	/* a bad status line is refused before the head is complete */
+	assert_int_equal(rparse_err("HTTP/1.1 2000 OK\r\nServer: x\r\n"), -EPROTO);
+	/* too long: HTTP_HEAD_MAX bytes and no end */
+	assert_non_null(big);
+	memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
+	memset(big + 20, 'x', HTTP_HEAD_MAX + 1 - 20);
+	assert_int_equal(rparse_n(big, HTTP_HEAD_MAX - 1, false, &rh), 0);
+	assert_int_equal(rparse_n(big, HTTP_HEAD_MAX, false, &rh), -E2BIG);
+	free(big);
+}
+
+/* ---------------------------------------------------------------- chunked bodies */
+
+/* Feed msg[0..n) to a fresh decoder in pieces of `step` bytes: the total it took, or -errno
+ * (the first error). */
+static ssize_t chunked_steps(const char *msg, size_t n, size_t step, bool *done)
+{
+	struct http_chunked c;
+	size_t off = 0;
+
+	http_chunked_init(&c);
+	while (off < n && c.state != HTTP_CH_DONE) {
+		size_t k = MIN(step, n - off);
+		ssize_t r = http_chunked_feed(&c, (const uint8_t *)msg + off, k);
+
+		if (r < 0)
+			return r;
+		assert_true((size_t)r <= k);
+		if ((size_t)r < k)
+			assert_int_equal(c.state, HTTP_CH_DONE);
+		off += (size_t)r;
+	}
+	*done = c.state == HTTP_CH_DONE;
+	return (ssize_t)off;
+}
+
+/* msg is a whole chunked body (then maybe more bytes): in every piece size it ends after
+ * body_len bytes; every proper prefix needs more. */
+static void chunked_whole(const char *msg, size_t body_len)
+{
+	bool done;
+
+	for (size_t step = 1; step <= strlen(msg); step++) {
+		assert_int_equal(chunked_steps(msg, strlen(msg), step, &done), body_len);
+		assert_true(done);
+	}
+	for (size_t k = 0; k < body_len; k++) {
+		assert_int_equal(chunked_steps(msg, k, 7, &done), k);
+		assert_false(done);
+	}
+}
+
+static ssize_t chunked_err(const char *msg)
+{
+	bool done;
+	ssize_t r = chunked_steps(msg, strlen(msg), strlen(msg), &done);
+
+	for (size_t step = 1; step < strlen(msg); step++)
+		assert_int_equal(chunked_steps(msg, strlen(msg), step, &done), r);
+	return r;
+}
+
+static void test_chunked(void **state)
+{
+	/* as curl sends a chunked upload, with a trailer (curl -H "Transfer-Encoding: chunked"
+	 * --data-binary @file), and what a pipelining client sends behind it */
+	static const char body[] = "1a\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+				   "A;name=value;q=\"x y\" \r\n0123456789\r\n"
+				   "0\r\nX-Checksum: 1\r\nX-Other:\t2 \r\n\r\n";
+	static const char *const ok[] = {
+		"0\r\n\r\n", "000\r\n\r\n", "0;x\r\n\r\n", "0 \t;x=\"\\\"\"\r\n\r\n",
+		"3 \r\nabc\r\n0\r\n\r\n", "3\r\na\r\n\r\n0\r\n\r\n", /* the data may hold CRLF */
+		"FfFfFf\r\n",					     /* not done, but fine */
+	};
+	static const char *const bad[] = {
+		"\r\n\r\n", /* no chunk-size */
+		";x\r\n\r\n",
+		"0x10\r\n", /* hex digits only */
+		"+1\r\n",
+		"-1\r\n",
+		"1 1\r\n", /* whitespace, then not ';' */
+		"0\n\r\n", /* bare LF */
+		"0\r\r\n",
+		"0;a\rb\r\n", /* bare CR in an extension */
+		"0;a\x01\r\n",
+		"3\r\nabcd\r\n", /* data longer than its size */
+		"3\r\nabc\n0\r\n\r\n",
+		"0\r\n X: 1\r\n\r\n", /* obs-fold, or whitespace first */
+		"0\r\n: 1\r\n\r\n",
+		"0\r\nX : 1\r\n\r\n",
+		"0\r\nX\r\n\r\n",
+		"0\r\nX: \x7f\r\n\r\n",
+		"0\r\n\r\r\n",
+	};
+	char line[HTTP_CHUNK_LINE_MAX + 8];
+	struct http_body b;
+	bool done;
+
+	chunked_whole(body, strlen(body));
+	for (size_t i = 0; i < ARRAY_SIZE(ok) - 1; i++)
+		chunked_whole(ok[i], strlen(ok[i]));
+	assert_int_equal(chunked_steps(ok[ARRAY_SIZE(ok) - 1], 8, 1, &done), 8);
+	assert_false(done);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (chunked_err(bad[i]) != -EPROTO)
+			fail_msg("accepted: %s", bad[i]);
+
+	/* the end comes before what follows: a request or response forged behind the body */
+	{
+		char more[256];
+		snprintf(more, sizeof(more), "%sGET http://other/ HTTP/1.1\r\n\r\n", body);
+		chunked_whole(more, strlen(body));
+	}
+
+	/* bounds: a chunk-size up to 2^62 (past 2^64, a careless parser wraps), the chunk-size
+	 * line, the trailer section */
+	assert_int_equal(chunked_err("4000000000000000\r\n"), 18);
+	assert_int_equal(chunked_err("4000000000000001\r\n"), -E2BIG);
+	assert_int_equal(chunked_err("10000000000000000\r\n"), -E2BIG);
+	assert_int_equal(chunked_err("00000000000000000000000001\r\n"), 28);
+	memset(line, 0, sizeof(line));
+	strcpy(line, "1;");
+	memset(line + 2, 'x', HTTP_CHUNK_LINE_MAX - 2);
+	strcpy(line + HTTP_CHUNK_LINE_MAX, "\r\n");
+	assert_int_equal(chunked_err(line), HTTP_CHUNK_LINE_MAX + 2);
+	strcpy(line + HTTP_CHUNK_LINE_MAX, "x\r\n");
+	assert_int_equal(chunked_err(line), -E2BIG);
+	{
+		char *t = malloc(HTTP_HEAD_MAX + 16);
+		assert_non_null(t);
+		memcpy(t, "0\r\nX: ", 6);
+		memset(t + 6, 'x', HTTP_HEAD_MAX);
+		strcpy(t + HTTP_HEAD_MAX - 1, "\r\n\r\n"); /* a trailer section of HTTP_HEAD_MAX */
+		assert_int_equal(
+			chunked_steps(t, HTTP_HEAD_MAX + 3, 1000, &done), HTTP_HEAD_MAX + 3);
+		assert_true(done);
+		t[HTTP_HEAD_MAX - 1] = 'x';
+		strcpy(t + HTTP_HEAD_MAX, "\r\n\r\n");
+		assert_int_equal(chunked_steps(t, HTTP_HEAD_MAX + 4, 1000, &done), -E2BIG);
+		free(t);
+	}
+
+	/* http_body_take(): the rest of a chunk's data passes unseen, the decoder goes on after
+	 * it; nothing is taken at a chunk-size line */
+	memset(&b, 0, sizeof(b));
+	b.framing = HTTP_FRAMING_CHUNKED;
+	http_chunked_init(&b.chunked);
+	assert_int_equal(http_body_take(&b), 0);
+	assert_int_equal(http_body_feed(&b, (const uint8_t *)"1a\r\nabc", 7), 7);
+	assert_int_equal(http_body_take(&b), 23);
+	assert_int_equal(http_body_take(&b), 0);
+	assert_false(http_body_done(&b));
+	assert_int_equal(http_body_feed(&b, (const uint8_t *)"\r\n0\r\n\r\nXX", 9), 7);
+	assert_true(http_body_done(&b));
+	assert_int_equal(http_body_feed(&b, (const uint8_t *)"XX", 2), 0);
+
+	/* LENGTH and CLOSE */
+	b.framing = HTTP_FRAMING_LENGTH;
+	b.left = 5;
+	assert_int_equal(http_body_feed(&b, (const uint8_t *)"abc", 3), 3);
+	assert_int_equal(http_body_take(&b), 2);
+	assert_true(http_body_done(&b));
+	assert_int_equal(http_body_feed(&b, (const uint8_t *)"abc", 3), 0);
+	b.framing = HTTP_FRAMING_CLOSE;
+	assert_int_equal(http_body_feed(&b, (const uint8_t *)"abc", 3), 3);
+	assert_int_equal(http_body_take(&b), HTTP_BODY_UNBOUNDED);
+	assert_false(http_body_done(&b));
+}
+
 /* ---------------------------------------------------------------- responses */
 
 static void test_responses(void **state)
@@ -571,6 +993,10 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_basic_auth),
+		cmocka_unit_test(test_transfer_encoding),
+		cmocka_unit_test(test_response_heads),
+		cmocka_unit_test(test_response_malformed),
+		cmocka_unit_test(test_chunked),
 		cmocka_unit_test(test_responses),
 	};
 
