@@ -11,7 +11,10 @@
  * receivers and relay workers), in percent of one CPU; "cpu/Gbit" divides it by the rate
  * (CPU % per Gbit/s, per run): on a shared machine whose steal makes the rates wander, this
  * cost per byte is the steadier number.  Relay rows: pipe 64 KiB and 256 KiB,
- * and the copy path (recv/send through a buffer) for comparison.
+ * and the copy path (recv/send through a buffer) for comparison; then plain HTTP forwarding
+ * (struct relay_http): the stream is a request body, of a Content-Length, or chunked in
+ * chunks of 16 KiB or 256 KiB (each chunk-size line looked at, the data spliced by length);
+ * the receiver answers 204 at the end.
  *
  * Usage: relaybench [-w WORKERS] [-s SECONDS] [-r RUNS] [-j]
  *   -r: measure each row RUNS times, the rows interleaved (so drift of a shared machine hits
@@ -47,6 +50,7 @@
 
 struct stream {
 	int snd, rcv; /* the sender's and the receiver's sockets */
+	int http; /* 0: bytes; < 0: an HTTP body of a Content-Length; > 0: chunks of that size */
 	pthread_t ts, tr;
 	struct relay_counters ctr;
 	bool done;
@@ -91,15 +95,39 @@ static void tcp_pair(int *conn, int *acc)
 		die("accept");
 }
 
+/* BUF_SIZE bytes of a chunked body in chunks of `chunk` bytes (chunk-size line and CRLF
+ * included), so that the buffer sent again and again is a valid stream. */
+static void chunked_fill(char *buf, int chunk)
+{
+	for (size_t off = 0; off < BUF_SIZE; off += (size_t)chunk) {
+		int hdr = snprintf(buf + off, 16, "%05x\r\n", chunk - 9);
+
+		if (hdr != 7 || off + (size_t)chunk > BUF_SIZE)
+			die("chunk size");
+		memcpy(buf + off + (size_t)chunk - 2, "\r\n", 2);
+	}
+}
+
 static void *sender_main(void *arg)
 {
 	struct stream *st = arg;
 	char *buf = xcalloc(1, BUF_SIZE);
+	size_t off = 0;
+	ssize_t n;
 
-	while (!atomic_load_explicit(&g_stop, memory_order_relaxed))
-		if (send(st->snd, buf, BUF_SIZE, MSG_NOSIGNAL) < 0 && errno != EINTR)
+	if (st->http > 0)
+		chunked_fill(buf, st->http);
+	while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+		/* whole buffers: a chunk cut short would break the stream */
+		n = send(st->snd, buf + off, BUF_SIZE - off, MSG_NOSIGNAL);
+		if (n < 0 && errno != EINTR)
 			break;
+		if (n > 0)
+			off = (off + (size_t)n) % BUF_SIZE;
+	}
 	shutdown(st->snd, SHUT_WR);
+	while ((n = recv(st->snd, buf, BUF_SIZE, 0)) > 0 || (n < 0 && errno == EINTR))
+		; /* the receiver's answer, then its EOF */
 	free(buf);
 	return NULL;
 }
@@ -118,6 +146,12 @@ static void *receiver_main(void *arg)
 		}
 		atomic_fetch_add_explicit(&g_bytes, (uint64_t)n, memory_order_relaxed);
 	}
+	if (st->http) {
+		static const char resp[] = "HTTP/1.1 204 No Content\r\n\r\n";
+
+		send(st->rcv, resp, sizeof(resp) - 1, MSG_NOSIGNAL);
+	}
+	shutdown(st->rcv, SHUT_WR);
 	free(buf);
 	return NULL;
 }
@@ -132,8 +166,10 @@ static void done_cb(void *arg, enum relay_end end, int err)
 			strerror(err));
 }
 
-/* One measurement; pool NULL: direct.  Returns Gbit/s, *cpu: percent of one CPU. */
-static double run(struct event_base *base, struct relay_pool *pool, int n, double secs, double *cpu)
+/* One measurement; pool NULL: direct; http as in struct stream.  Returns Gbit/s, *cpu:
+ * percent of one CPU. */
+static double run(
+	struct event_base *base, struct relay_pool *pool, int http, int n, double secs, double *cpu)
 {
 	struct stream st[MAX_STREAMS];
 	uint64_t b0, b1;
@@ -143,12 +179,17 @@ static double run(struct event_base *base, struct relay_pool *pool, int n, doubl
 	atomic_store(&g_stop, false);
 	atomic_store(&g_bytes, 0);
 	for (int i = 0; i < n; i++) {
+		st[i].http = http;
 		if (pool) {
+			struct http_request req = {.body_len = http < 0 ? INT64_C(1) << 62 : -1};
+			struct relay_http h = {0};
 			int a, s, r;
 
+			http_request_body(&req, &h.request);
 			tcp_pair(&st[i].snd, &a);
 			tcp_pair(&s, &st[i].rcv);
-			r = relay_start(pool, a, s, NULL, 0, NULL, 0, RELAY_NO_LIMIT, &st[i].ctr, done_cb, &st[i]);
+			r = relay_start(pool, a, s, NULL, 0, NULL, 0, http ? &h : NULL, &st[i].ctr,
+				done_cb, &st[i]);
 			if (r < 0) {
 				errno = -r;
 				die("relay_start");
@@ -213,11 +254,15 @@ int main(int argc, char **argv)
 		const char *name;
 		int pipe_size; /* < 0: direct */
 		bool no_splice;
+		int http; /* as in struct stream */
 	} modes[] = {
-		{"direct", -1, false},
-		{"relay splice 64K", 64 * 1024, false},
-		{"relay splice 256K", 256 * 1024, false},
-		{"relay copy", 0, true},
+		{"direct", -1, false, 0},
+		{"relay splice 64K", 64 * 1024, false, 0},
+		{"relay splice 256K", 256 * 1024, false, 0},
+		{"relay copy", 0, true, 0},
+		{"http length 64K", 64 * 1024, false, -1},
+		{"http chunked 16K", 64 * 1024, false, 16 * 1024},
+		{"http chunked 256K", 64 * 1024, false, 256 * 1024},
 	};
 	static const int streams[] = {1, 8};
 	socklen_t len = sizeof(g_addr);
@@ -279,7 +324,8 @@ int main(int argc, char **argv)
 			for (size_t k = 0; k < ARRAY_SIZE(streams); k++) {
 				double *cu = &cpu[m][k][r];
 
-				gbps[m][k][r] = run(base, pools[m], streams[k], secs, cu);
+				gbps[m][k][r] =
+					run(base, pools[m], modes[m].http, streams[k], secs, cu);
 				eff[m][k][r] = *cu / MAX(gbps[m][k][r], 1e-9);
 			}
 		}

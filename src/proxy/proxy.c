@@ -505,6 +505,12 @@ static void session_relay_done_cb(void *arg, enum relay_end end, int err)
 	proxy_session_free(s);
 }
 
+/* A plain HTTP request (not CONNECT) is being forwarded. */
+static bool plain_http(const struct session *s)
+{
+	return s->kind == LISTEN_PROXY && s->proto == PROXY_PROTO_HTTP && !s->http_connect;
+}
+
 /* Connected: answer the client, then relay. */
 static void session_relay(struct session *s, int fd)
 {
@@ -537,8 +543,8 @@ static void session_relay(struct session *s, int fd)
 	s->state = S_RELAY;
 	free(s->buf);
 	s->buf = NULL;
-	r = relay_start(pm->relay, s->fd, fd, s->to_server, s->n_to_server, s->reply,
-		s->reply_len, s->up_limit, &s->counters, session_relay_done_cb, s);
+	r = relay_start(pm->relay, s->fd, fd, s->to_server, s->n_to_server, s->reply, s->reply_len,
+		plain_http(s) ? &s->http : NULL, &s->counters, session_relay_done_cb, s);
 	if (r < 0) {
 		close(fd);
 		proxy_session_fail(s, -r, "relay");
@@ -859,20 +865,29 @@ static int session_parse(struct session *s)
 			if (req.connect) {
 				keep_early_data(s, (size_t)r);
 			} else {
-				/* plain forwarding: the rewritten head, then what followed it, up to
-				 * the end of the body: a request after it is not for this origin (the
-				 * client will send it again on a new connection once this one closes;
-				 * if it sends more here, the relay ends the session) */
-				size_t rest = s->n - (size_t)r;
-				if (req.body_len >= 0) {
-					if (rest > (uint64_t)req.body_len)
-						rest = (size_t)req.body_len;
-					s->up_limit = (uint64_t)req.body_len - rest;
+				/* plain forwarding: the rewritten head, then what followed it, up
+				 * to the end of the body: a request after it is not for this origin
+				 * (the client will send it again on a new connection once this one
+				 * closes; if it sends more here, the relay drops it); the relay
+				 * follows the rest of the exchange (struct relay_http) */
+				ssize_t rest;
+				http_request_body(&req, &s->http.request);
+				rest = http_body_feed(
+					&s->http.request, s->buf + r, s->n - (size_t)r);
+				if (rest < 0) {
+					const char *resp = http_response(400);
+					http_request_clear(&req);
+					proxy_client_send(s, resp, strlen(resp));
+					s->proto = -1; /* answered */
+					proxy_session_fail(s, EPROTO, "bad HTTP request body");
+					return -1;
 				}
-				s->n_to_server = req.upstream_len + rest;
+				s->http.head = !strcmp(req.method, "HEAD");
+				s->http.http10 = req.http10;
+				s->n_to_server = req.upstream_len + (size_t)rest;
 				s->to_server = xmalloc(s->n_to_server);
 				memcpy(s->to_server, req.upstream_head, req.upstream_len);
-				memcpy(s->to_server + req.upstream_len, s->buf + r, rest);
+				memcpy(s->to_server + req.upstream_len, s->buf + r, (size_t)rest);
 				s->n = 0;
 			}
 			http_request_clear(&req);
@@ -991,7 +1006,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	s->fd = fd;
 	s->kind = li->kind;
 	s->proto = -1;
-	s->up_limit = RELAY_NO_LIMIT;
 	s->client = client;
 	s->client_port = cport;
 	s->ce = ce;

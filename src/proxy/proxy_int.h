@@ -119,7 +119,7 @@ struct session {
 	struct connect_race *race;
 	uint8_t *to_server; /* bytes for the upstream before relaying (HTTP head, early data) */
 	size_t n_to_server;
-	uint64_t up_limit; /* what the relay may take from the client after to_server */
+	struct relay_http http; /* plain HTTP forwarding: the exchange the relay follows */
 	uint8_t reply[64];
 	size_t reply_len;
 	struct relay_counters counters;

@@ -20,8 +20,15 @@
  * read: the socket buffers fill and TCP pushes back on the sender.  A pipe is taken from the
  * worker's free list only while it holds data, so an idle session holds none.
  *
- * Must not: buffer without bound (at most one pipe or RELAY_SCRATCH bytes per direction), block,
- * call the caller's callback from a worker thread, or touch a session after reporting it.
+ * HTTP (plain forwarding, struct relay_http).  A direction follows a message: `left` is how many
+ * bytes are known to belong to it; at 0 the framing says what comes next (dir_next()).  The
+ * response head is read into the worker's scratch (a partial one is kept, at most
+ * HTTP_HEAD_MAX bytes) and goes out rewritten through dir->buf with the body's first bytes;
+ * a chunk-size line is looked at with MSG_PEEK, then spliced with the chunk's data by length.
+ *
+ * Must not: buffer without bound (at most one pipe, RELAY_SCRATCH bytes and a response head
+ * per direction), block, call the caller's callback from a worker thread, or touch a session
+ * after reporting it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +58,11 @@
 #define RELAY_BUDGET	     16		 /* syscalls per direction per wake-up, then others' turn */
 #define RELAY_SCRATCH	     (64 * 1024) /* copy fallback: per-worker read buffer */
 #define RELAY_SPLICE_FLAGS   (SPLICE_F_NONBLOCK | SPLICE_F_MOVE)
+#define RELAY_PEEK	     2048 /* what is looked at for a chunk-size line */
+#define RELAY_NO_LIMIT	     UINT64_MAX
+
+_Static_assert(RELAY_SCRATCH >= HTTP_HEAD_MAX && RELAY_SCRATCH >= RELAY_PEEK, "scratch too small");
+_Static_assert(RELAY_NO_LIMIT == HTTP_BODY_UNBOUNDED, "a close-delimited body has no limit");
 
 const char *const relay_end_name[_RELAY_END_MAX] = {
 	[RELAY_END_CLOSED] = "closed",
@@ -65,6 +77,14 @@ struct relay_pipe {
 	int cap;    /* bytes */
 };
 
+/* What a direction's reader sends, as far as the relay follows it. */
+enum relay_frame {
+	FRAME_RAW,  /* bytes as they come (left is RELAY_NO_LIMIT) */
+	FRAME_HEAD, /* HTTP: a response head (1xx ones included) to come */
+	FRAME_BODY, /* HTTP: the message body, followed by body */
+	FRAME_DONE, /* HTTP: the message has ended; what the reader sends is dropped */
+};
+
 /* One direction: reads fd[d], writes fd[!d] (d 0: client -> server). */
 struct relay_dir {
 	struct relay_pipe pipe; /* held only while in_pipe > 0 */
@@ -73,10 +93,14 @@ struct relay_dir {
 	size_t off, len;
 	size_t uncounted; /* how many of buf's first bytes are the caller's own (not relayed) */
 	uint64_t left;	  /* bytes the reader may still send (RELAY_NO_LIMIT: any) */
-	bool held;	  /* at its limit, the reader sent more: what it sends is dropped */
+	bool held;	  /* at its message's end, the reader sent more: it is dropped */
 	bool eof;  /* the reader said EOF */
 	bool shut; /* shutdown(writer, SHUT_WR) done */
 	bool copy; /* splice refused (EINVAL): recv/send from now on */
+	enum relay_frame frame;
+	struct http_body body; /* FRAME_BODY */
+	uint8_t *part;	       /* FRAME_HEAD: the start of a head not yet complete */
+	size_t part_len;
 };
 
 struct relay_sess {
@@ -91,6 +115,8 @@ struct relay_sess {
 	void *arg;
 	enum relay_end end;
 	int err;
+	bool http_head, http10;		/* struct relay_http's head and http10 */
+	bool answered;			/* HTTP: a response head was queued for the client */
 	TAILQ_ENTRY(relay_sess) link;	/* worker's sessions, least recently active first */
 	STAILQ_ENTRY(relay_sess) qlink; /* inbox, done queue or spare list */
 };
@@ -251,7 +277,7 @@ static void sess_release(struct relay_worker *w, struct relay_sess *s, bool rese
 	for (int i = 0; i < 2; i++) {
 		if (reset) {
 			set_linger0(s->fd[i]);
-		} else if (s->dir[i].held) {
+		} else if (s->dir[i].held || s->dir[i].frame == FRAME_DONE) {
 			drain(s->fd[i]);
 		}
 		close(s->fd[i]);
@@ -260,6 +286,8 @@ static void sess_release(struct relay_worker *w, struct relay_sess *s, bool rese
 		s->dir[i].in_pipe = 0;
 		FREE_AND_NULL(s->dir[i].buf);
 		s->dir[i].len = 0;
+		FREE_AND_NULL(s->dir[i].part);
+		s->dir[i].part_len = 0;
 	}
 }
 
@@ -352,29 +380,45 @@ static int dir_flush_pipe(struct relay_sess *s, int d, bool *moved)
 	return 0;
 }
 
+/* The worker's buffer of RELAY_SCRATCH bytes: only where splice is off or refused, or HTTP. */
+static uint8_t *worker_scratch(struct relay_worker *w)
+{
+	if (!w->scratch)
+		w->scratch = xmalloc(RELAY_SCRATCH);
+	return w->scratch;
+}
+
+/*
+ * recv() from direction d's reader (flags: MSG_DONTWAIT added): the bytes (> 0), 0 if there
+ * is nothing now - EOF (dir->eof set), EAGAIN (rd_ok cleared) or EINTR - or -errno.
+ */
+static ssize_t dir_recv(struct relay_sess *s, int d, void *buf, size_t len, int flags)
+{
+	ssize_t n = recv(s->fd[d], buf, len, flags | MSG_DONTWAIT);
+
+	if (n > 0)
+		return n;
+	if (n == 0) {
+		s->dir[d].eof = true;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		s->rd_ok[d] = false;
+		return 0;
+	}
+	return errno == EINTR ? 0 : -errno;
+}
+
 /* recv() into the worker's scratch, send() at once, keep what the writer refused. */
 static int dir_copy(struct relay_sess *s, int d, bool *moved)
 {
 	struct relay_dir *dir = &s->dir[d];
-	uint8_t *scratch;
+	uint8_t *scratch = worker_scratch(s->w);
 	ssize_t n, m = 0;
 
-	if (!s->w->scratch) /* only where splice is off or refused */
-		s->w->scratch = xmalloc(RELAY_SCRATCH);
-	scratch = s->w->scratch;
-
-	n = recv(s->fd[d], scratch, (size_t)MIN((uint64_t)RELAY_SCRATCH, dir->left), MSG_DONTWAIT);
-	if (n == 0) {
-		dir->eof = true;
-		return 0;
-	}
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			s->rd_ok[d] = false;
-			return 0;
-		}
-		return errno == EINTR ? 0 : -errno;
-	}
+	n = dir_recv(s, d, scratch, (size_t)MIN((uint64_t)RELAY_SCRATCH, dir->left), 0);
+	if (n <= 0)
+		return (int)n;
 	*moved = true;
 	if (dir->left != RELAY_NO_LIMIT)
 		dir->left -= (uint64_t)n;
@@ -446,21 +490,184 @@ static int dir_fill(struct relay_sess *s, int d, bool *moved)
 static int dir_drop(struct relay_sess *s, int d)
 {
 	char buf[4096];
-	ssize_t n = recv(s->fd[d], buf, sizeof(buf), MSG_DONTWAIT);
+	ssize_t n = dir_recv(s, d, buf, sizeof(buf), 0);
 
-	if (n > 0) {
+	if (n > 0)
 		s->dir[d].held = true;
+	return n < 0 ? (int)n : 0;
+}
+
+/* ---- HTTP exchanges (plain forwarding) --------------------------------------------------- */
+
+/* Append p[0..n) to the bytes dir writes before anything else. */
+static void dir_queue(struct relay_dir *dir, const void *p, size_t n)
+{
+	if (!n)
+		return;
+	if (dir->off) {
+		memmove(dir->buf, dir->buf + dir->off, dir->len);
+		dir->off = 0;
+	}
+	dir->buf = xrealloc(dir->buf, dir->len + n);
+	memcpy(dir->buf + dir->len, p, n);
+	dir->len += n;
+}
+
+/*
+ * The server's side of the exchange is over (its response has ended, or is replaced by ours):
+ * the client gets its EOF once what is queued for it has gone, and nothing more of the
+ * client's reaches the server - its request is complete, or no longer wanted (a server that
+ * answered before the body's end; what is in flight is discarded, so that its write cannot
+ * reset the session before the client has the response).
+ */
+static void http_over(struct relay_sess *s)
+{
+	struct relay_dir *up = &s->dir[0];
+
+	s->dir[1].frame = FRAME_DONE;
+	s->dir[1].eof = true;
+	up->frame = FRAME_DONE;
+	up->left = 0;
+	pipe_put(s->w, &up->pipe, up->in_pipe);
+	up->in_pipe = 0;
+	FREE_AND_NULL(up->buf);
+	up->off = up->len = up->uncounted = 0;
+}
+
+/* Answer the client with status ourselves (not counted) in place of a response, and end the
+ * exchange; the server gets a reset at the close: its request or response was cut. */
+static void http_fail(struct relay_sess *s, int status)
+{
+	struct relay_dir *down = &s->dir[1];
+	const char *resp = http_response(status);
+
+	FREE_AND_NULL(down->buf);
+	down->off = down->len = 0;
+	dir_queue(down, resp, strlen(resp));
+	down->uncounted = down->len;
+	FREE_AND_NULL(down->part);
+	down->part_len = 0;
+	s->answered = true;
+	set_linger0(s->fd[1]);
+	http_over(s);
+}
+
+/* FRAME_BODY at left 0: the message has ended, or `left` is what is known to follow. */
+static void body_next(struct relay_sess *s, int d)
+{
+	struct relay_dir *dir = &s->dir[d];
+
+	if (!http_body_done(&dir->body)) {
+		dir->left = http_body_take(&dir->body);
+	} else if (d == 1) {
+		http_over(s);
+	} else {
+		dir->frame = FRAME_DONE;
+	}
+}
+
+/*
+ * FRAME_BODY, nothing known to follow: a chunk-size line or trailers come.  Look at them
+ * (MSG_PEEK) and let the splice take what belongs to the body by length.  The decoder takes
+ * at least one byte of what it is shown, so each look moves the stream on.
+ */
+static int dir_body(struct relay_sess *s, int d)
+{
+	struct relay_dir *dir = &s->dir[d];
+	uint8_t *peek;
+	ssize_t n, c;
+
+	body_next(s, d);
+	if (dir->frame != FRAME_BODY || dir->left)
+		return 0;
+	peek = worker_scratch(s->w);
+	n = dir_recv(s, d, peek, RELAY_PEEK, MSG_PEEK);
+	if (n <= 0)
+		return (int)n;
+	c = http_body_feed(&dir->body, peek, (size_t)n);
+	if (c < 0) {
+		if (d == 0 && !s->answered) {
+			http_fail(s, 400);
+			return 0;
+		}
+		return (int)c; /* a response has begun: both sides are reset */
+	}
+	dir->left = (uint64_t)c + http_body_take(&dir->body);
+	return 0;
+}
+
+/*
+ * FRAME_HEAD: read what the server sent after the part of a head kept from before, queue
+ * each complete head rewritten for the client (1xx ones: not for HTTP/1.0), then the first
+ * bytes of the final response's body.  A bad head, or the server's EOF first: 502.
+ */
+static int dir_head(struct relay_sess *s, int d, bool *moved)
+{
+	struct relay_dir *dir = &s->dir[d];
+	uint8_t *buf = worker_scratch(s->w);
+	struct http_response_head rh;
+	size_t have = dir->part_len, off = 0, len;
+	ssize_t n, r;
+
+	if (have)
+		memcpy(buf, dir->part, have);
+	n = dir_recv(s, d, buf + have, HTTP_HEAD_MAX - have, 0);
+	if (n <= 0) {
+		if (dir->eof) /* RFC 9112 8: the response is incomplete */
+			http_fail(s, 502);
+		return (int)n;
+	}
+	*moved = true;
+	len = have + (size_t)n;
+	for (;;) {
+		r = http_response_head_parse(buf + off, len - off, s->http_head, &rh);
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+		if (!rh.interim || !s->http10) { /* RFC 9110 15.2 */
+			dir_queue(dir, rh.client_head, rh.client_len);
+			s->answered = true;
+		}
+		if (!rh.interim)
+			break;
+		http_response_head_clear(&rh);
+	}
+	if (r < 0) {
+		http_fail(s, 502);
 		return 0;
 	}
-	if (n == 0) {
-		s->dir[d].eof = true;
+	if (r == 0) {
+		dir->part_len = len - off;
+		dir->part = xrealloc(dir->part, MAX(dir->part_len, (size_t)1));
+		memcpy(dir->part, buf + off, dir->part_len);
 		return 0;
 	}
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		s->rd_ok[d] = false;
+	FREE_AND_NULL(dir->part);
+	dir->part_len = 0;
+	dir->body = rh.body;
+	http_response_head_clear(&rh);
+	r = http_body_feed(&dir->body, buf + off, len - off);
+	if (r < 0) {
+		http_fail(s, 502);
 		return 0;
 	}
-	return errno == EINTR ? 0 : -errno;
+	dir_queue(dir, buf + off, (size_t)r);
+	dir->frame = FRAME_BODY;
+	body_next(s, d);
+	return 0;
+}
+
+/* left is 0: what comes next from the reader (see enum relay_frame). */
+static int dir_next(struct relay_sess *s, int d, bool *moved)
+{
+	switch (s->dir[d].frame) {
+	case FRAME_HEAD:
+		return dir_head(s, d, moved);
+	case FRAME_BODY:
+		return dir_body(s, d);
+	default:
+		return dir_drop(s, d);
+	}
 }
 
 /*
@@ -482,6 +689,8 @@ static int dir_pump(struct relay_sess *s, int d, bool *moved, bool *more)
 				break;
 			r = dir_flush_pipe(s, d, moved);
 		} else if (dir->eof) {
+			if (d == 1 && dir->frame != FRAME_RAW)
+				http_over(s); /* the server's EOF ends the exchange too */
 			if (!dir->shut) {
 				/* half-close: EOF passed on after the last byte */
 				if (shutdown(s->fd[!d], SHUT_WR) < 0 && errno != ENOTCONN)
@@ -492,7 +701,7 @@ static int dir_pump(struct relay_sess *s, int d, bool *moved, bool *more)
 		} else if (!s->rd_ok[d]) {
 			break;
 		} else if (dir->left == 0) {
-			r = dir_drop(s, d);
+			r = dir_next(s, d, moved);
 		} else if (dir->copy || s->w->pool->o.no_splice) {
 			r = dir_copy(s, d, moved);
 		} else {
@@ -542,6 +751,7 @@ static void sess_io_cb(evutil_socket_t fd, short what, void *arg)
 	 * pay a getsockopt() per write edge).
 	 */
 	if ((what & EV_READ) && s->dir[i].eof && !s->dir[!i].len && !s->dir[!i].in_pipe &&
+		!(i == 1 && s->dir[1].frame == FRAME_DONE) && /* a server done: its reset is moot */
 		getsockopt(s->fd[i], SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr) {
 		sess_fail(s, soerr);
 		return;
@@ -555,7 +765,7 @@ static void sess_io_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (moved)
 		sess_touch(s);
-	if ((s->dir[0].shut || s->dir[0].held) && s->dir[1].shut) {
+	if ((s->dir[0].shut || s->dir[0].held || s->dir[0].frame == FRAME_DONE) && s->dir[1].shut) {
 		sess_end(s, RELAY_END_CLOSED, 0);
 		return;
 	}
@@ -904,8 +1114,8 @@ static uint8_t *dup_bytes(const void *src, size_t n)
 }
 
 int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
-	size_t n_to_server, const void *to_client, size_t n_to_client, uint64_t up_limit,
-	struct relay_counters *counters, relay_done_cb cb, void *arg)
+	size_t n_to_server, const void *to_client, size_t n_to_client,
+	const struct relay_http *http, struct relay_counters *counters, relay_done_cb cb, void *arg)
 {
 	struct relay_worker *w;
 	struct relay_sess *s;
@@ -939,8 +1149,16 @@ int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *
 	s->dir[1].buf = dup_bytes(to_client, n_to_client);
 	s->dir[1].len = n_to_client;
 	s->dir[1].uncounted = n_to_client; /* the caller's reply, not the server's bytes */
-	s->dir[0].left = up_limit;
-	s->dir[1].left = RELAY_NO_LIMIT;
+	if (http) {
+		s->http_head = http->head;
+		s->http10 = http->http10;
+		s->dir[0].frame = FRAME_BODY;
+		s->dir[0].body = http->request;
+		body_next(s, 0);
+		s->dir[1].frame = FRAME_HEAD;
+	} else {
+		s->dir[0].left = s->dir[1].left = RELAY_NO_LIMIT;
+	}
 	s->counters = counters;
 	s->cb = cb;
 	s->arg = arg;

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "httpproxy.h"
+
 struct event_base;
 
 struct relay_opts {
@@ -63,21 +65,38 @@ int relay_pool_new(struct event_base *main, const struct relay_opts *o, struct r
 void relay_pool_free(struct relay_pool *p);
 
 /*
+ * Plain HTTP forwarding (RFC 9112): the relay follows one exchange instead of moving bytes
+ * blindly.  The client may send the rest of its request's body and nothing more: what it
+ * sends after (another request, which must not reach this origin) is read and dropped.  The
+ * server's response head is parsed and passed on rewritten (http_response_head_parse()),
+ * 1xx responses before it too (not to an HTTP/1.0 client), then exactly its body; bytes the
+ * server sends after it never reach the client, which gets an EOF (it was told
+ * "Connection: close").  Content-Length bodies are spliced; chunked ones too, by length,
+ * their chunk-size lines read with MSG_PEEK.  A response head that is malformed, frames its
+ * body ambiguously or does not come before the server's EOF gets the client a 502 and the
+ * server a reset; a malformed chunked request body gets the client a 400 if no response has
+ * begun, else both sides a reset (RELAY_END_ERROR, EPROTO), as does a malformed chunked
+ * response body.
+ */
+struct relay_http {
+	struct http_body request; /* the request's body after to_server's bytes */
+	bool head;		  /* the request is HEAD: the response has no body */
+	bool http10;		  /* the client speaks HTTP/1.0 */
+};
+
+/*
  * Takes ownership of both fds (connected stream sockets; made nonblocking here).
  * to_server/to_client: bytes to write first (copied; may be NULL/0); to_client is the
  * caller's own reply (a SOCKS reply, "200 Connection established") and does not count in the
- * counters.  up_limit: how many bytes the client may send from now on (RELAY_NO_LIMIT: any):
- * the relay never passes more on.  What a client sends past it (after a forwarded HTTP
- * request's body: another request, which must not reach this origin) is read and dropped;
- * its EOF is passed on as usual, its reset ends the session, and the session also ends when
- * the server's side has (RELAY_END_CLOSED).  counters: owned by the
- * caller, must live until cb ran (or relay_pool_free() returned); the relay only adds to them.
+ * counters.  http: NULL to relay bytes as they come both ways, else the exchange to follow
+ * (see struct relay_http; copied).  counters: owned by the caller, must live until cb ran (or
+ * relay_pool_free() returned); the relay only adds to them.
  * Main thread only.  Returns 0 or -errno (then the fds are still the caller's).
  */
-#define RELAY_NO_LIMIT UINT64_MAX
 int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
-	size_t n_to_server, const void *to_client, size_t n_to_client, uint64_t up_limit,
-	struct relay_counters *counters, relay_done_cb cb, void *arg);
+	size_t n_to_server, const void *to_client, size_t n_to_client,
+	const struct relay_http *http, struct relay_counters *counters, relay_done_cb cb,
+	void *arg);
 
 /* Sessions started whose callback has not run yet (for metrics). */
 size_t relay_pool_sessions(const struct relay_pool *p);

@@ -905,25 +905,21 @@ def test_session_ends_while_resolving(plab, egressd_bin):
         stop(d)
 
 
-# Plain HTTP forwarding to the line echo server (which, like a hostile origin, ignores
-# "Connection: close"): the client's bytes after a request's body are never forwarded.
-HTTP_PIPELINE = r"""
-import socket, sys, time
-gw, port, server = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+# Plain HTTP forwarding to a hostile origin (tests/lab/httporigin.py: it answers once the
+# client side has been quiet, with what it received as the body, ignores "Connection: close"
+# and appends a forged second response).  The client sends its parts (with a pause between
+# them), then reads until EOF and writes what it got to stdout (in hex).
+HTTP_CLIENT = r"""
+import ast, socket, sys, time
+gw, port, parts = sys.argv[1], int(sys.argv[2]), ast.literal_eval(sys.argv[3])
 s = socket.create_connection((gw, port), timeout=5)
-# a POST whose body comes in two parts, a pipelined request right behind it
-s.sendall(b"POST http://%s:7000/first HTTP/1.1\r\nContent-Length: 7\r\n\r\nwho\n" % server.encode())
-time.sleep(0.2)
-s.sendall(b"hi\nGET http://%s:7000/second HTTP/1.1\r\nProxy-Authorization: Basic c2VjcmV0\r\n\r\n"
-          % server.encode())
-time.sleep(0.5)
-# a request on the same connection later (keep-alive reuse): not forwarded either
-try:
-    s.sendall(b"GET http://%s:7000/third HTTP/1.1\r\n\r\n" % server.encode())
-except OSError:
-    pass
-# the origin does not close: read what came until it has been quiet for a second
-s.settimeout(1)
+for i, p in enumerate(parts):
+    if i:
+        time.sleep(0.2)
+    try:
+        s.sendall(p)
+    except OSError:
+        pass
 data = b""
 try:
     while True:
@@ -933,8 +929,28 @@ try:
         data += b
 except OSError:
     pass
-sys.stdout.write(data.decode())
+sys.stdout.write(data.hex())
 """
+ORIGIN_PORT = 7100
+ORIGIN = "%s:%d" % (proxylab.SERVER, ORIGIN_PORT)
+
+
+def http_exchange(lab, *parts):
+    """Start the hostile origin if it is not running yet; send parts through gw's proxy;
+    return the bytes the client got, up to the proxy's close."""
+    inet = lab["inet"]
+    if not inet.listening(ORIGIN_PORT):
+        inet.popen([sys.executable, str(HERE / "httporigin.py"), str(ORIGIN_PORT),
+                    proxylab.SERVER], name="httporigin")
+        wait_for(lambda: inet.listening(ORIGIN_PORT), what="hostile origin")
+    r = lab["client"].run([sys.executable, "-c", HTTP_CLIENT, proxylab.GW_LAN, "1080",
+                           repr(list(parts))], timeout=30)
+    return bytes.fromhex(r.stdout.strip())
+
+
+def length_response(body):
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
+        len(body), body)
 
 
 @pytest.mark.daemon
@@ -943,17 +959,69 @@ def test_http_forwarding_stops_at_the_body(plab, egressd_bin):
     (Content-Length), even when the body comes in parts; a pipelined request behind it or a
     later one on the same connection never reaches that origin (nor its credentials), while
     the origin's answer still reaches the client."""
-    c = plab["client"]
     d = start(plab, egressd_bin)
     try:
-        out = c.run([sys.executable, "-c", HTTP_PIPELINE, proxylab.GW_LAN, "1080",
-                     proxylab.SERVER], timeout=20).stdout
-        lines = out.replace("\r\n", "\n").split("\n")
-        assert lines[0] == "POST /first HTTP/1.1", out
-        assert "Content-Length: 7" in lines and "Connection: close" in lines, out
-        assert lines[-3] in ("peer 192.0.2.1", "peer 192.0.2.9") and lines[-2] == "hi", out
-        for word in ("second", "third", "Proxy-Authorization", "c2VjcmV0"):
+        out = http_exchange(
+            plab,
+            b"POST http://%s/first HTTP/1.1\r\nContent-Length: 7\r\n\r\nwho\n" % ORIGIN.encode(),
+            b"hi\nGET http://%s/second HTTP/1.1\r\nProxy-Authorization: Basic c2VjcmV0\r\n\r\n"
+            % ORIGIN.encode(),
+            b"GET http://%s/third HTTP/1.1\r\n\r\n" % ORIGIN.encode())
+        assert out == length_response(
+            b"POST /first HTTP/1.1\r\nHost: %s\r\nContent-Length: 7\r\nConnection: close\r\n"
+            b"\r\nwho\nhi\n" % ORIGIN.encode()), out
+        for word in (b"second", b"third", b"Proxy-Authorization", b"c2VjcmV0", b"forged"):
             assert word not in out, out
+    finally:
+        stop(d)
+
+
+@pytest.mark.daemon
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_http_forwarding_one_response(plab, egressd_bin, framing):
+    """The origin's response is passed on up to the end of its body (Content-Length, or the
+    chunked coding's last chunk and trailer, after a 100 Continue) and the client's
+    connection closes there: the second response a hostile origin appends, which a
+    keep-alive client would take for the answer to its next request, never reaches it."""
+    d = start(plab, egressd_bin)
+    try:
+        out = http_exchange(plab, b"GET http://%s/%s HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"
+                            % (ORIGIN.encode(), framing.encode()))
+        req = b"GET /%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (
+            framing.encode(), ORIGIN.encode())
+        if framing == "length":
+            want = length_response(req)
+        else:
+            want = (b"HTTP/1.1 100 Continue\r\n\r\n"
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                    + b"%x\r\n" % len(req) + req + b"\r\n0\r\nX-Trailer: t\r\n\r\n")
+        assert out == want, out
+        assert b"forged" not in out and out.count(b"HTTP/1.1 200") == 1, out
+    finally:
+        stop(d)
+
+
+@pytest.mark.daemon
+def test_http_chunked_request_body(plab, egressd_bin):
+    """A chunked request body reaches the origin whole (its last chunk and trailer too, also
+    when its lines come split across reads) and nothing after it: a request smuggled behind
+    the body's end is dropped.  A malformed chunked body gets the client a 400."""
+    d = start(plab, egressd_bin)
+    try:
+        head = b"POST http://%s/length HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" % (
+            ORIGIN.encode())
+        out = http_exchange(
+            plab, head + b"5\r\nhel",
+            b"lo\r\n1", b"0;ext=1\r\n0123456789abcdef\r\n0\r\nX-Sum: 1\r\n\r\n"
+            b"GET http://%s/smuggled HTTP/1.1\r\n\r\n" % ORIGIN.encode())
+        assert out == length_response(
+            b"POST /length HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n5\r\nhello\r\n10;ext=1\r\n0123456789abcdef\r\n"
+            b"0\r\nX-Sum: 1\r\n\r\n" % ORIGIN.encode()), out
+        assert b"smuggled" not in out, out
+        out = http_exchange(plab, head + b"5\r\nhello\r\nzz\r\n")
+        assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n"), out
+        assert b"forged" not in out and b"hello" not in out, out
     finally:
         stop(d)
 

@@ -106,15 +106,19 @@ static void sess_make(struct sess *s)
 static void sess_start(struct relay_pool *p, struct sess *s, const void *up, size_t nup,
 	const void *down, size_t ndown)
 {
-	assert_int_equal(relay_start(p, s->a, s->s, up, nup, down, ndown, RELAY_NO_LIMIT, &s->ctr,
-				 done_cb, s),
-		0);
+	assert_int_equal(
+		relay_start(p, s->a, s->s, up, nup, down, ndown, NULL, &s->ctr, done_cb, s), 0);
 }
 
-static void sess_start_limited(struct relay_pool *p, struct sess *s, uint64_t up_limit)
+/* Plain HTTP forwarding of a request whose head went already, with a body of body_len bytes
+ * (-1: chunked). */
+static void sess_start_http(struct relay_pool *p, struct sess *s, int64_t body_len, bool head)
 {
-	assert_int_equal(
-		relay_start(p, s->a, s->s, NULL, 0, NULL, 0, up_limit, &s->ctr, done_cb, s), 0);
+	struct http_request req = {.body_len = body_len};
+	struct relay_http h = {.head = head};
+
+	http_request_body(&req, &h.request);
+	assert_int_equal(relay_start(p, s->a, s->s, NULL, 0, NULL, 0, &h, &s->ctr, done_cb, s), 0);
 }
 
 static void sess_close_apps(struct sess *s)
@@ -538,87 +542,199 @@ static void test_reset_from_client(void **state)
 	relay_pool_free(p);
 }
 
-/* up_limit: the client's bytes up to the limit pass (also across several reads), its EOF
- * there is a normal end, and the server's answer is not limited. */
-static void test_up_limit_reached(void **state)
+#define OK_5	    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+#define OK_5_CLIENT "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+
+/* Receive until EOF (at most n - 1 bytes, NUL-terminated): the length, or -errno. */
+static ssize_t recv_to_eof(int fd, char *buf, size_t n, int timeout_ms)
+{
+	ssize_t got = recv_all(fd, buf, n - 1, timeout_ms);
+
+	if (got >= 0) {
+		buf[got] = '\0';
+		if ((size_t)got == n - 1)
+			return -E2BIG;
+	}
+	return got;
+}
+
+/* An HTTP exchange: the request's body passes up to its Content-Length (also across several
+ * reads), the response's head and exactly its body reach the client, then its EOF; what the
+ * server sends after the body does not; the session ends by itself. */
+static void test_http_length_bodies(void **state)
 {
 	for (int copy = 0; copy < 2; copy++) {
 		struct relay_pool *p = pool_new(1, 0, 0, copy);
-		char buf[32];
+		char buf[256];
 		struct sess s;
 
 		sess_make(&s);
-		sess_start_limited(p, &s, 10);
+		sess_start_http(p, &s, 10, false);
 		send_all(s.c, "01234", 5);
 		assert_int_equal(recv_all(s.u, buf, 5, 5000), 5);
 		send_all(s.c, "56789", 5);
 		assert_int_equal(recv_all(s.u, buf, 5, 5000), 5);
 		assert_memory_equal(buf, "56789", 5);
-		send_all(s.u, "answer, longer than ten", 23);
-		assert_int_equal(recv_all(s.c, buf, 23, 5000), 23);
-		close_both_ways(&s);
+		send_all(s.u, OK_5 "helloHTTP/1.1 200 OK\r\n\r\nforged", strlen(OK_5) + 30);
+		assert_int_equal(recv_to_eof(s.c, buf, sizeof(buf), 5000), strlen(OK_5_CLIENT) + 5);
+		assert_string_equal(buf, OK_5_CLIENT "hello");
+		assert_true(loop_until(is_done, &s, 5000));
+		assert_int_equal(s.end, RELAY_END_CLOSED);
 		assert_int_equal(atomic_load(&s.ctr.up), 10);
-		assert_int_equal(atomic_load(&s.ctr.down), 23);
+		assert_int_equal(atomic_load(&s.ctr.down), strlen(OK_5_CLIENT) + 5);
 		sess_close_apps(&s);
 		relay_pool_free(p);
 	}
 }
 
-/* Bytes past up_limit never reach the server; the server's answer still reaches the client,
- * and the session ends when the server's side has (no EOF is passed to the server). */
-static void test_up_limit_exceeded(void **state)
+/* Bytes past the request's body never reach the server (no EOF either); the server's answer
+ * still reaches the client, and the session ends with it, without a reset. */
+static void test_http_past_the_body(void **state)
 {
 	static const char sent[] = "bodyGET http://other/ HTTP/1.1\r\n";
 
 	for (int copy = 0; copy < 2; copy++) {
 		struct relay_pool *p = pool_new(1, 0, 0, copy);
-		char buf[16];
+		char buf[128];
 		struct sess s;
 
 		sess_make(&s);
-		sess_start_limited(p, &s, 4);
+		sess_start_http(p, &s, 4, false);
 		send_all(s.c, sent, strlen(sent));
 		assert_int_equal(recv_all(s.u, buf, 4, 5000), 4);
 		assert_memory_equal(buf, "body", 4);
 		loop_for(30);
 		assert_int_equal(s.done, 0);
 		assert_int_equal(recv_wait(s.u, 50), -EAGAIN); /* nothing more, no EOF */
-		send_all(s.u, "answer", 6);
-		assert_int_equal(recv_all(s.c, buf, 6, 5000), 6);
-		assert_memory_equal(buf, "answer", 6);
-		assert_int_equal(shutdown(s.u, SHUT_WR), 0);
-		assert_int_equal(recv_wait(s.c, 5000), 0);
+		send_all(s.u, OK_5 "hello", strlen(OK_5) + 5);
+		assert_int_equal(recv_to_eof(s.c, buf, sizeof(buf), 5000), strlen(OK_5_CLIENT) + 5);
 		assert_true(loop_until(is_done, &s, 5000));
 		assert_int_equal(s.end, RELAY_END_CLOSED);
 		/* closed, not reset: the client's unread request was drained first */
 		assert_int_equal(recv_wait(s.u, 5000), 0);
 		assert_int_equal(atomic_load(&s.ctr.up), 4);
-		assert_int_equal(atomic_load(&s.ctr.down), 6);
 		sess_close_apps(&s);
 		relay_pool_free(p);
 	}
 }
 
-/* A limit of 0 (a request without a body): no byte from the client is forwarded. */
-static void test_up_limit_zero(void **state)
+/* A request without a body: no byte from the client is forwarded; a response without length
+ * ends with the server's close. */
+static void test_http_no_body(void **state)
 {
+	static const char resp[] = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nreply";
+	static const char want[] = "HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nreply";
 	struct relay_pool *p = pool_new(1, 0, 0, false);
-	char buf[8];
+	char buf[128];
 	struct sess s;
 
 	sess_make(&s);
-	sess_start_limited(p, &s, 0);
+	sess_start_http(p, &s, 0, false);
 	send_all(s.c, "x", 1);
-	send_all(s.u, "reply", 5);
-	assert_int_equal(recv_all(s.c, buf, 5, 5000), 5);
+	send_all(s.u, resp, strlen(resp));
+	loop_for(30);
 	assert_int_equal(recv_wait(s.u, 50), -EAGAIN);
 	close(s.u);
 	s.u = -1;
-	assert_int_equal(recv_wait(s.c, 5000), 0);
+	assert_int_equal(recv_to_eof(s.c, buf, sizeof(buf), 5000), strlen(want));
+	assert_string_equal(buf, want);
 	assert_true(loop_until(is_done, &s, 5000));
 	assert_int_equal(s.end, RELAY_END_CLOSED);
 	assert_int_equal(atomic_load(&s.ctr.up), 0);
 	close(s.c);
+	relay_pool_free(p);
+}
+
+/*
+ * A chunked request body with a chunk much larger than a pipe (spliced by length) and small
+ * ones, in pieces that split its lines: exactly the body reaches the server, not the request
+ * behind it.  The response: 100 Continue, then a chunked one with trailers and a forged
+ * response behind it, which the client never sees.
+ */
+static void test_http_chunked(void **state)
+{
+	enum { BIG = 300000 };
+	static const char tail[] = "\r\n5;ext=\"a b\"\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n";
+	static const char after[] = "GET http://other/ HTTP/1.1\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 100 Continue\r\n\r\n"
+				   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				   "3\r\nabc\r\n0\r\n\r\n"
+				   "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged";
+	static const char want[] = "HTTP/1.1 100 Continue\r\n\r\n"
+				   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+				   "Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+
+	for (int copy = 0; copy < 2; copy++) {
+		struct relay_pool *p = pool_new(1, 0, 0, copy);
+		size_t total = 7 + BIG + strlen(tail);
+		uint8_t *body = xmalloc(total + strlen(after)), *got = xmalloc(total + 64);
+		char buf[256];
+		struct sess s;
+
+		memcpy(body, "493e0\r\n", 7); /* 300000 */
+		memset(body + 7, 'b', BIG);
+		memcpy(body + 7 + BIG, tail, strlen(tail));
+		memcpy(body + total, after, strlen(after));
+		sess_make(&s);
+		sess_start_http(p, &s, -1, false);
+		send_all(s.c, body, 3); /* "493" */
+		loop_for(20);
+		send_all(s.c, body + 3, 70000);
+		loop_for(20);
+		send_all(s.c, body + 70003, total + strlen(after) - 70003 - 10);
+		loop_for(20);
+		send_all(s.c, body + total + strlen(after) - 10, 10);
+		assert_int_equal(recv_all(s.u, got, total, 5000), total);
+		assert_memory_equal(got, body, total);
+		loop_for(30);
+		assert_int_equal(recv_wait(s.u, 50), -EAGAIN);
+		send_all(s.u, resp, strlen(resp));
+		assert_int_equal(recv_to_eof(s.c, buf, sizeof(buf), 5000), strlen(want));
+		assert_string_equal(buf, want);
+		assert_true(loop_until(is_done, &s, 5000));
+		assert_int_equal(s.end, RELAY_END_CLOSED);
+		assert_int_equal(atomic_load(&s.ctr.up), total);
+		sess_close_apps(&s);
+		relay_pool_free(p);
+		free(body);
+		free(got);
+	}
+}
+
+/* A malformed response head, or none before the server's EOF: the client gets a 502; a
+ * malformed chunked request body before any response: a 400; the server a reset. */
+static void test_http_refused(void **state)
+{
+	static const char *const bad[] = {
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"SSH-2.0-OpenSSH_9.2\r\n", "HTTP/1.1 200 OK\r\nContent", /* then EOF */
+	};
+	static const char *const bad_body = "5\r\nhello\r\nzz\r\n";
+	struct relay_pool *p = pool_new(1, 0, 0, false);
+	char buf[256];
+
+	for (size_t i = 0; i <= ARRAY_SIZE(bad); i++) {
+		struct sess s;
+
+		sess_make(&s);
+		sess_start_http(p, &s, i < ARRAY_SIZE(bad) ? 0 : -1, false);
+		if (i < ARRAY_SIZE(bad)) {
+			send_all(s.u, bad[i], strlen(bad[i]));
+			if (i == ARRAY_SIZE(bad) - 1)
+				shutdown(s.u, SHUT_WR);
+		} else {
+			send_all(s.c, bad_body, strlen(bad_body));
+		}
+		assert_int_equal(recv_to_eof(s.c, buf, sizeof(buf), 5000),
+			strlen(http_response(i < ARRAY_SIZE(bad) ? 502 : 400)));
+		assert_string_equal(buf, http_response(i < ARRAY_SIZE(bad) ? 502 : 400));
+		assert_true(loop_until(is_done, &s, 5000));
+		assert_int_equal(s.end, RELAY_END_CLOSED);
+		assert_int_equal(recv_wait(s.u, 5000), -ECONNRESET);
+		assert_int_equal(atomic_load(&s.ctr.down), 0); /* ours, not the server's */
+		sess_close_apps(&s);
+	}
 	relay_pool_free(p);
 }
 
@@ -707,17 +823,17 @@ static void test_idle_timeout(void **state)
 	relay_pool_free(p);
 }
 
-/* A held client (past its limit) that resets: the session ends at once, the server is
- * told; one that closes: its EOF goes to the server as usual. */
-static void test_up_limit_held_client_goes(void **state)
+/* A held client (past its request's body) that resets: the session ends at once, the server
+ * is told; one that closes: its EOF goes to the server as usual. */
+static void test_http_held_client_goes(void **state)
 {
 	for (int how = 0; how < 2; how++) {
 		struct relay_pool *p = pool_new(1, 0, 0, false);
-		char buf[8];
+		char buf[128];
 		struct sess s;
 
 		sess_make(&s);
-		sess_start_limited(p, &s, 2);
+		sess_start_http(p, &s, 2, false);
 		send_all(s.c, "okNEXT", 6);
 		assert_int_equal(recv_all(s.u, buf, 2, 5000), 2);
 		loop_for(30);
@@ -731,8 +847,9 @@ static void test_up_limit_held_client_goes(void **state)
 		} else {
 			assert_int_equal(shutdown(s.c, SHUT_WR), 0);
 			assert_int_equal(recv_wait(s.u, 5000), 0); /* EOF, nothing of "NEXT" */
-			assert_int_equal(shutdown(s.u, SHUT_WR), 0);
-			assert_int_equal(recv_wait(s.c, 5000), 0);
+			send_all(s.u, OK_5 "hello", strlen(OK_5) + 5);
+			assert_int_equal(
+				recv_to_eof(s.c, buf, sizeof(buf), 5000), strlen(OK_5_CLIENT) + 5);
 			assert_true(loop_until(is_done, &s, 2000));
 			assert_int_equal(s.end, RELAY_END_CLOSED);
 			sess_close_apps(&s);
@@ -1072,10 +1189,14 @@ static void test_bad_args(void **state)
 	assert_int_equal(relay_pool_new(g_base, NULL, &p), 0); /* defaults: a worker per CPU */
 	assert_int_equal(relay_pool_workers(p), (int)sysconf(_SC_NPROCESSORS_ONLN));
 	sess_make(&s);
-	assert_int_equal(relay_start(p, s.a, s.s, NULL, 0, NULL, 0, RELAY_NO_LIMIT, NULL, done_cb, &s), -EINVAL);
-	assert_int_equal(relay_start(p, s.a, s.s, NULL, 5, NULL, 0, RELAY_NO_LIMIT, &ctr, done_cb, &s), -EINVAL);
-	assert_int_equal(relay_start(p, s.a, s.a, NULL, 0, NULL, 0, RELAY_NO_LIMIT, &ctr, done_cb, &s), -EINVAL);
-	assert_int_equal(relay_start(p, -1, s.s, NULL, 0, NULL, 0, RELAY_NO_LIMIT, &ctr, done_cb, &s), -EINVAL);
+	assert_int_equal(
+		relay_start(p, s.a, s.s, NULL, 0, NULL, 0, NULL, NULL, done_cb, &s), -EINVAL);
+	assert_int_equal(
+		relay_start(p, s.a, s.s, NULL, 5, NULL, 0, NULL, &ctr, done_cb, &s), -EINVAL);
+	assert_int_equal(
+		relay_start(p, s.a, s.a, NULL, 0, NULL, 0, NULL, &ctr, done_cb, &s), -EINVAL);
+	assert_int_equal(
+		relay_start(p, -1, s.s, NULL, 0, NULL, 0, NULL, &ctr, done_cb, &s), -EINVAL);
 	/* refused: the fds are still ours */
 	assert_true(fd_open(s.a) && fd_open(s.s));
 	assert_int_equal(relay_pool_sessions(p), 0);
@@ -1140,10 +1261,12 @@ int main(void)
 		cmocka_unit_test(test_reset_from_server),
 		cmocka_unit_test(test_reset_from_client),
 		cmocka_unit_test(test_reset_after_eof),
-		cmocka_unit_test(test_up_limit_reached),
-		cmocka_unit_test(test_up_limit_exceeded),
-		cmocka_unit_test(test_up_limit_zero),
-		cmocka_unit_test(test_up_limit_held_client_goes),
+		cmocka_unit_test(test_http_length_bodies),
+		cmocka_unit_test(test_http_past_the_body),
+		cmocka_unit_test(test_http_no_body),
+		cmocka_unit_test(test_http_chunked),
+		cmocka_unit_test(test_http_refused),
+		cmocka_unit_test(test_http_held_client_goes),
 		cmocka_unit_test(test_idle_timeout),
 		cmocka_unit_test(test_idle_timeout_stuck),
 		cmocka_unit_test(test_no_idle_timeout),
