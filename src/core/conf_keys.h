@@ -253,8 +253,8 @@ uint32_t conf_uplink_table(const struct conf_balance *b, const struct conf_uplin
  * table.  The policy module: in [rule_priority, + CONF_BALANCE_RULES), the rule into main
  * and the mark rules into its tables; an uplink's table is conf_uplink_table().  The proxy's
  * source routing: rule and table + i for uplink i < CONF_SRCROUTE_MAX.  Gateway mode
- * (tproxy): one rule, one table.  Each module knows its rules by priority and table as well
- * as protocol, and leaves another's alone even where ranges meet.
+ * (tproxy): one rule, one table.  The policy module and source routing know their rules by
+ * priority and table as well as protocol, and leave another's alone even where ranges meet.
  */
 #define CONF_BALANCE_RULES 256
 #define CONF_SRCROUTE_MAX  256
