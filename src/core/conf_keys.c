@@ -939,11 +939,8 @@ static void balance_validate(const struct conf *conf, const void *section,
 	struct conf_errors *errs)
 {
 	const struct conf_balance *b = section;
-	const struct conf_list *policies = conf_sections(conf, "policy");
 	size_t n = conf_n_uplinks(conf);
 
-	if (!policies->n)
-		conf_section_error(errs, &b->s, NULL, "needs at least one [policy NAME]");
 	if (b->default_policy && !conf_find(conf, "policy", b->default_policy))
 		conf_section_error(errs, &b->s, "default_policy",
 			"expected the name of a [policy], got \"%s\"", b->default_policy);
@@ -974,6 +971,38 @@ static void balance_validate(const struct conf *conf, const void *section,
 	}
 }
 
+/*
+ * Without a [policy], [balance] implies [policy balanced]: every [uplink] with an interface
+ * (the ones that can carry policy traffic), each at its own weight and tier - what a user
+ * who lists uplinks with weights expects.
+ */
+static void balance_implied_policy(struct conf *conf, const struct conf_balance *b,
+	struct conf_errors *errs)
+{
+	struct conf_section *p;
+	size_t n = 0;
+
+	if (conf_sections(conf, "policy")->n)
+		return;
+	for (size_t i = 0; i < conf_n_uplinks(conf); i++) {
+		const struct conf_uplink *u = conf_uplink_at(conf, i);
+		n += !u->s.origin && u->interface[0];
+	}
+	if (!n) {
+		conf_section_error(errs, &b->s, NULL,
+			"needs a [policy NAME], or an [uplink] with an interface to balance over");
+		return;
+	}
+	p = conf_add_generated(conf, "policy", "balanced", &b->s, errs);
+	if (!p)
+		return;
+	for (size_t i = 0; i < conf_n_uplinks(conf); i++) {
+		const struct conf_uplink *u = conf_uplink_at(conf, i);
+		if (!u->s.origin && u->interface[0])
+			conf_set_key(p, "member", u->s.name);
+	}
+}
+
 /* The policy module's probes carry the uplink's mark, so they leave by its own table. */
 static void balance_expand(struct conf *conf, const struct conf_section *section,
 	struct conf_errors *errs)
@@ -982,7 +1011,7 @@ static void balance_expand(struct conf *conf, const struct conf_section *section
 	const struct conf_key *k = conf_key_find(&conf_uplink_type, "check_mark");
 	char buf[32];
 
-	(void)errs;
+	balance_implied_policy(conf, b, errs);
 	for (size_t i = 0; i < conf_n_uplinks(conf); i++) {
 		struct conf_uplink *u = conf_uplink_at(conf, i);
 		if (u->s.origin || u->check.kind == CHECK_NONE || conf_key_is_set(&u->s, k))

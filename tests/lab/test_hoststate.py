@@ -130,6 +130,17 @@ def stop(d):
 # ------------------------------------------------------------------ policy module
 
 
+def test_policy_implied(lab, egressd_bin):
+    """The user's first configuration: [balance] and two [uplink]s, no [policy], no default
+    route in main. [balance] implies [policy balanced] over both at their weights."""
+    gw = policy_build(lab, main_default=False)
+    conf = POLICY_CONF.split("[policy balanced]")[0]
+    assert "[policy" not in conf
+    d = policy_start(gw, egressd_bin, conf)
+    assert_policy_works(lab, d)
+    stop(d)
+
+
 @pytest.mark.parametrize("main_default", [False, True], ids=["no-default", "default-via-isp1"])
 def test_policy(lab, egressd_bin, main_default):
     """Both uplinks come up and carry the LAN, with and without a default route in main."""
