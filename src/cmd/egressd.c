@@ -102,6 +102,7 @@ static const struct conf_flag dispatch_flags[] = {
 	{"check-port", 0, "proxy", NULL, "check_port"},
 	{"check-interval", 0, "proxy", NULL, "check_interval"},
 	{"resolver", 0, "proxy", NULL, "resolver"},
+	{"allow", 0, "proxy", NULL, "allow"},
 };
 
 static const struct conf_flag flags[] = {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "conf_keys.h"
 #include "util.h"
 
@@ -1241,6 +1242,15 @@ static const struct conf_key proxy_keys[] = {
 		.help = "port of the SOCKS4/4a/5 and HTTP proxy listener; 0: none (-lport)",
 	},
 	{
+		.name = "allow",
+		.type = CONF_WORD_LIST,
+		KEY(conf_proxy, allow),
+		.def = ACL_LOCAL,
+		.help = "clients admitted, on every listener: prefixes and 'local' (loopback, "
+			"private and link-local ranges, this host, its non-uplink subnets); never "
+			"one that came in through an uplink interface (-allow)",
+	},
+	{
 		.name = "dispatch",
 		.type = CONF_WORD_LIST,
 		KEY(conf_proxy, dispatch),
@@ -1476,6 +1486,23 @@ static int dispatch_addr_parse(const char *s, bool tunnel, struct addr *ret, int
 	return addr_parse(host, ret);
 }
 
+/* [proxy] allow and [dns] allow: each word "local" or an address or prefix (acl.h). */
+static void allow_validate(const struct conf_section *s, const struct word_list *l,
+	struct conf_errors *errs)
+{
+	struct cidr c;
+
+	for (size_t i = 0; i < l->n; i++) {
+		int r = acl_word_parse(l->v[i], &c);
+		if (r < 0)
+			conf_section_error(errs, s, "allow",
+				"expected '%s' or an address or prefix such as 192.168.0.0/16, got "
+				"\"%s\"%s%s%s",
+				ACL_LOCAL, l->v[i], r == -EINVAL ? "" : " (", r == -EINVAL ? "" : cidr_strerror(r),
+				r == -EINVAL ? "" : ")");
+	}
+}
+
 static void proxy_validate(const struct conf *conf, const void *section, struct conf_errors *errs)
 {
 	const struct conf_proxy *p = section;
@@ -1483,6 +1510,7 @@ static void proxy_validate(const struct conf *conf, const void *section, struct 
 	struct addr a;
 	int w, port;
 
+	allow_validate(&p->s, &p->allow, errs);
 	for (size_t i = 0; i < p->dispatch.n; i++) {
 		if (conf_ratio_parse(p->dispatch.v[i], name, sizeof(name), &w) < 0 ||
 			dispatch_addr_parse(name, p->tunnel, &a, &port) < 0)
@@ -1678,6 +1706,14 @@ static const struct conf_key dns_keys[] = {
 		.help = "port the forwarder listens on (UDP, and TCP with tcp = yes)",
 	},
 	{
+		.name = "allow",
+		.type = CONF_WORD_LIST,
+		KEY(conf_dns, allow),
+		.def = ACL_LOCAL,
+		.help = "clients answered: prefixes and 'local', as [proxy] allow; others get "
+			"REFUSED, or nothing over UDP through an uplink interface",
+	},
+	{
 		.name = "upstream",
 		.type = CONF_ADDR_LIST,
 		KEY(conf_dns, upstream),
@@ -1733,6 +1769,7 @@ static void dns_validate(const struct conf *conf, const void *section, struct co
 	const struct conf_dns *d = section;
 	bool any = d->upstream.n > 0;
 
+	allow_validate(&d->s, &d->allow, errs);
 	for (size_t i = 0; i < conf_n_uplinks(conf); i++)
 		if (conf_uplink_at(conf, i)->dns.n)
 			any = true;
@@ -1884,6 +1921,7 @@ static void gateway_expand(struct conf *conf, const struct conf_section *section
 	struct conf_errors *errs)
 {
 	const struct conf_gateway *g = (const struct conf_gateway *)section;
+	const struct conf_proxy *p = conf_proxy(conf);
 	struct conf_section *d;
 	char buf[16];
 
@@ -1895,6 +1933,12 @@ static void gateway_expand(struct conf *conf, const struct conf_section *section
 	conf_set_key(d, "address", "::");
 	snprintf(buf, sizeof(buf), "%d", g->dns_port);
 	conf_set_key(d, "port", buf);
+	/* its clients are the transparent proxy's: the same allow list */
+	if (p) {
+		conf_value_clear(d, conf_key_find(d->type, "allow"));
+		for (size_t i = 0; i < p->allow.n; i++)
+			conf_set_key(d, "allow", p->allow.v[i]);
+	}
 }
 
 const struct conf_section_type conf_gateway_type = {

@@ -144,6 +144,7 @@ struct conf_proxy {
 	struct conf_section s;
 	struct addr address;	     /* of the SOCKS/HTTP listener */
 	int port;		     /* 0: no SOCKS/HTTP listener */
+	struct word_list allow;	     /* clients admitted: prefixes and "local" (acl.h) */
 	struct word_list dispatch;   /* ADDR@N (or HOST:PORT@N with tunnel): become uplinks */
 	bool tunnel;		     /* relay whole connections to upstream SOCKS proxies */
 	int transparent_port;	     /* REDIRECT listener (SO_ORIGINAL_DST); 0: none */
@@ -179,6 +180,7 @@ struct conf_dns {
 	struct conf_section s;
 	struct addr address;
 	int port;
+	struct word_list allow;	   /* clients admitted: prefixes and "local" (acl.h) */
 	struct addr_list upstream; /* resolvers used through the main routing table */
 	uint32_t timeout_ms;	   /* per attempt; the next attempt goes to another uplink */
 	int attempts;

@@ -19,6 +19,9 @@
  * TCP_MAX_INFLIGHT queries and TCP_OUT_MAX bytes of answers per connection, cache_size
  * answers and DNS_CACHE_BYTES_PER_ENTRY bytes per answer on average.
  *
+ * Clients: [dns] allow (acl.h); one outside it gets REFUSED, except a UDP query that came in
+ * through an uplink interface, which is dropped (see udp_acl()).
+ *
  * Must not touch routes, rules or nftables: the socket options alone (source address,
  * SO_BINDTODEVICE, SO_MARK) choose the uplink.  Outside input is never trusted; what is
  * refused is counted and logged rate-limited.
@@ -37,6 +40,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "acl.h"
 #include "conf_keys.h"
 #include "dns.h"
 #include "dns_cache.h"
@@ -87,8 +91,10 @@ struct dns_client {
 		struct in_pktinfo v4;
 		struct in6_pktinfo v6;
 	} pi;
+	int ifindex; /* it came in through (0: not known) */
 	/* TCP */
 	struct dns_conn *conn;
+	bool refused; /* by the ACL: REFUSED to each query */
 };
 
 struct dns_conn {
@@ -102,6 +108,7 @@ struct dns_conn {
 	bool paused;	   /* reading stopped by a bound */
 	bool reading;	   /* in conn_read() */
 	bool eof;	   /* the client closed its side: close once everything is written */
+	bool refused;	   /* by the ACL: REFUSED to its first query, then closed */
 };
 
 struct dns_query {
@@ -150,6 +157,7 @@ struct dns_module {
 	struct dns_conn *conns;
 	unsigned n_conns;
 	struct dns_cache *cache;
+	struct acl *acl;
 
 	struct log_ratelimit rl_client, rl_upstream, rl_bound;
 	uint8_t buf[DNS_MSG_MAX + 1];
@@ -188,7 +196,9 @@ static void metrics_init(struct dns_module *m)
 	e |= metrics_counter_new(r, "egress_dns_servfail_total", "SERVFAIL answers sent to clients",
 		NULL, &m->m_servfail);
 	e |= metrics_counter_new(r, "egress_dns_refused_total",
-		"Queries refused because max_pending queries were waiting", NULL, &m->m_refused);
+		"Queries refused: max_pending queries were waiting, or the client is not admitted "
+		"by [dns] allow (acl: answered REFUSED, or dropped over UDP through an uplink)",
+		METRICS_LABELS("reason"), &m->m_refused);
 	e |= metrics_counter_new(r, "egress_dns_malformed_total",
 		"Malformed messages dropped or answered FORMERR, by sender", METRICS_LABELS("from"),
 		&m->m_malformed);
@@ -213,6 +223,10 @@ static void metrics_init(struct dns_module *m)
 	if (m->m_malformed) {
 		metrics_counter_add(m->m_malformed, 0, "client");
 		metrics_counter_add(m->m_malformed, 0, "upstream");
+	}
+	if (m->m_refused) {
+		metrics_counter_add(m->m_refused, 0, "max_pending");
+		metrics_counter_add(m->m_refused, 0, "acl");
 	}
 }
 
@@ -1015,6 +1029,12 @@ static void dns_client_query(
 				client_str(c, a, sizeof(a)));
 		return;
 	}
+	if (c->refused) {
+		/* told at once, whatever it asked: REFUSED says "not here", FORMERR would not */
+		inc1(m->m_refused, "acl");
+		client_reply(m, c, msg, len, r < 0 ? NULL : &q, DNS_RCODE_REFUSED);
+		return;
+	}
 	if (r < 0 || q.qdcount != 1) {
 		inc1(m->m_malformed, "client");
 		if (log_ratelimit(&m->rl_client))
@@ -1046,7 +1066,7 @@ static void dns_client_query(
 		inc(m->m_misses);
 	}
 	if (m->n_pending >= (unsigned)m->max_pending) {
-		inc(m->m_refused);
+		inc1(m->m_refused, "max_pending");
 		if (log_ratelimit(&m->rl_bound))
 			log_warnx("dns: %u queries pending (max_pending): REFUSED to %s",
 				m->n_pending, client_str(c, a, sizeof(a)));
@@ -1074,6 +1094,43 @@ static void dns_client_query(
 }
 
 /* ------------------------------------------------------------ client sockets */
+
+/* A client the ACL refused: counted by the caller, logged here (rate-limited). */
+static void acl_log(struct dns_module *m, const struct addr *a, int ifindex,
+	enum acl_verdict v, const char *what)
+{
+	char s[ADDR_STRLEN], why[128];
+
+	if (log_ratelimit(&m->rl_client))
+		log_warnx("dns: %s from %s refused: %s", what, addr_str(a, s, sizeof(s)),
+			acl_reason(v, ifindex, why, sizeof(why)));
+}
+
+/*
+ * The ACL over a UDP query: true to go on (c->refused set if it is to hear REFUSED).  One
+ * that came in through an uplink interface, or through one we cannot name, is dropped
+ * unanswered: a UDP source address is easily forged, and a REFUSED would go to whoever it
+ * names - a forwarder on the internet side must not reflect, nor show itself to scanners.
+ */
+static bool udp_acl(struct dns_module *m, struct dns_client *c)
+{
+	struct addr a;
+	enum acl_verdict v;
+
+	if (addr_from_sockaddr((struct sockaddr *)&c->peer, &a, NULL) < 0)
+		return false;
+	addr_unmap_v4(&a);
+	v = acl_check(m->acl, &a, c->ifindex);
+	if (v == ACL_ALLOW)
+		return true;
+	acl_log(m, &a, c->ifindex, v, "UDP query");
+	if (v == ACL_DENY_UNLISTED) {
+		c->refused = true;
+		return true;
+	}
+	inc1(m->m_refused, "acl");
+	return false;
+}
 
 static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1104,17 +1161,21 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		c.peer_len = mh.msg_namelen;
-		for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h && m->l.pktinfo;
-			h = CMSG_NXTHDR(&mh, h)) {
+		for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
 			if (h->cmsg_level == IPPROTO_IP && h->cmsg_type == IP_PKTINFO) {
 				c.pi_level = IPPROTO_IP;
 				memcpy(&c.pi.v4, CMSG_DATA(h), sizeof(c.pi.v4));
+				c.ifindex = c.pi.v4.ipi_ifindex;
 			} else if (h->cmsg_level == IPPROTO_IPV6 && h->cmsg_type == IPV6_PKTINFO) {
 				c.pi_level = IPPROTO_IPV6;
 				memcpy(&c.pi.v6, CMSG_DATA(h), sizeof(c.pi.v6));
+				c.ifindex = (int)c.pi.v6.ipi6_ifindex;
 			}
 		}
-		dns_client_query(m, &c, m->buf, (size_t)n);
+		if (!m->l.pktinfo)
+			c.pi_level = 0; /* one address: answers leave from it anyway */
+		if (udp_acl(m, &c))
+			dns_client_query(m, &c, m->buf, (size_t)n);
 	}
 }
 
@@ -1173,7 +1234,15 @@ static void conn_read(struct dns_conn *c)
 		evbuffer_remove(in, m->buf, n);
 		c->active_ms = now_ms();
 		c->partial_ms = 0;
+		cl.refused = c->refused;
 		dns_client_query(m, &cl, m->buf, n);
+		if (c->refused) {
+			/* told: close once the answer is out */
+			c->eof = true;
+			bufferevent_disable(c->bev, EV_READ);
+			evbuffer_drain(in, evbuffer_get_length(in));
+			break;
+		}
 	}
 	c->reading = false;
 	/* a message that trickles in byte by byte holds a slot: it gets TCP_FRAME_MS */
@@ -1266,6 +1335,8 @@ static void tcp_accept_cb(
 	struct dns_conn *c;
 	struct addr a;
 	char s[ADDR_STRLEN];
+	enum acl_verdict v;
+	int ifindex = acl_sock_ifindex(fd, m->l.address.family);
 
 	(void)l;
 	(void)salen;
@@ -1274,9 +1345,15 @@ static void tcp_accept_cb(
 		return;
 	}
 	addr_unmap_v4(&a);
+	/* TCP cannot be forged: a refused client hears REFUSED, also through an uplink */
+	v = acl_check(m->acl, &a, ifindex);
+	if (v != ACL_ALLOW)
+		acl_log(m, &a, ifindex, v, "TCP connection");
 	/* one address gets TCP_PER_CLIENT; when all are taken, the connection that has been
-	 * quiet longest with nothing in flight makes room (RFC 7766 6.2.3) */
-	if (conns_of(m, &a) >= TCP_PER_CLIENT || (m->n_conns >= TCP_MAX_CONN && !conn_evict(m))) {
+	 * quiet longest with nothing in flight makes room (RFC 7766 6.2.3), never for a
+	 * refused one */
+	if (conns_of(m, &a) >= TCP_PER_CLIENT ||
+		(m->n_conns >= TCP_MAX_CONN && (v != ACL_ALLOW || !conn_evict(m)))) {
 		if (log_ratelimit(&m->rl_bound))
 			log_warnx("dns: TCP connection from %s refused: %s",
 				addr_str(&a, s, sizeof(s)),
@@ -1288,6 +1365,7 @@ static void tcp_accept_cb(
 	c = xcalloc(1, sizeof(*c));
 	c->m = m;
 	c->peer = a;
+	c->refused = v != ACL_ALLOW;
 	c->active_ms = now_ms();
 	c->bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
@@ -1333,17 +1411,12 @@ static int listen_socket(const struct addr *a, int port, int type, int *ret_fd)
 		ret = -errno;
 		goto out;
 	}
-	if (type == SOCK_DGRAM && addr_is_any(a)) {
-		/* IPV6_RECVPKTINFO also reports IPv4 on a dual-stack socket, as mapped addresses */
-		if (a->family == AF_INET)
-			ret = setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
-		else
-			ret = setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
-		if (ret < 0) {
-			ret = -errno;
-			goto out;
-		}
-	}
+	/* the interface each query comes in through (the ACL), and on a wildcard address the
+	 * address it was sent to (answers leave from it); IPV6_RECVPKTINFO also reports IPv4 on
+	 * a dual-stack socket, as mapped addresses */
+	ret = acl_sock_prepare(fd, a->family);
+	if (ret < 0)
+		goto out;
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
 		(type == SOCK_STREAM && listen(fd, 128) < 0))
 		ret = -errno;
@@ -1452,6 +1525,7 @@ static int dns_apply(struct dns_module *m, const struct conf *conf, bool first)
 		log_info("dns: listening on %s port %d (udp%s)",
 			addr_str(&d->address, a, sizeof(a)), d->port, d->tcp ? ", tcp" : "");
 	}
+	acl_set_allow(m->acl, &d->allow); /* validated: cannot fail */
 	m->timeout_ms = d->timeout_ms;
 	m->attempts = MIN(MAX(d->attempts, 1), ATTEMPTS_MAX);
 	m->max_pending = MAX(d->max_pending, 1);
@@ -1487,6 +1561,14 @@ int dns_module_new(struct event_base *base, const struct conf *conf, struct upli
 	metrics_init(m);
 	if (metrics)
 		metrics_on_scrape(metrics, dns_scrape_cb, m);
+	r = acl_new(set, &m->acl);
+	if (r >= 0)
+		r = acl_follow(m->acl, base);
+	if (r < 0) {
+		log_warnx("dns: client ACL: %s", strerror(-r));
+		dns_module_free(m);
+		return r;
+	}
 	r = dns_apply(m, conf, true);
 	if (r < 0) {
 		dns_module_free(m);
@@ -1515,5 +1597,6 @@ void dns_module_free(struct dns_module *m)
 	listeners_close(&m->l);
 	resolvers_free(m->resolvers, m->n_resolvers);
 	dns_cache_free(m->cache);
+	acl_free(m->acl);
 	free(m);
 }

@@ -17,6 +17,8 @@
  * except the relay.  Bounds: max_connections overall, max_per_client per client address,
  * a handshake deadline, a head size limit (HTTP_HEAD_MAX), UDP associations' pending
  * lookups.  Malformed requests get the protocol's error reply and a rate-limited log line.
+ * Clients: [proxy] allow (acl.h), checked at accept; a refused one hears it in its protocol
+ * (session_refuse()), a transparent or tunnel one is reset.
  *
  * Must not block the loop; must not read a client's bytes past its request (they belong
  * to the upstream).
@@ -40,6 +42,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "acl.h"
 #include "conf_keys.h"
 #include "connect.h"
 #include "dispatch.h"
@@ -64,6 +67,7 @@
 
 #define HANDSHAKE_MS 10000   /* a client must have sent its request by then */
 #define CLIENT_MAX 65536     /* client table entries (idle ones are evicted beyond) */
+#define REFUSED_MAX 256	     /* refused clients waiting to hear it (more: reset at once) */
 
 static const char *const listener_kind_name[_LISTEN_KIND_MAX] = {
 	[LISTEN_PROXY] = "socks/http",
@@ -383,6 +387,8 @@ void proxy_session_free(struct session *s)
 		event_free(s->timer);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->refused)
+		s->pm->n_refused--;
 	if (s->ce && s->ce->st.active)
 		s->ce->st.active--;
 	if (s->ce)
@@ -733,6 +739,47 @@ static void consume(struct session *s, size_t n)
 	s->n -= n;
 }
 
+/* A short body says why: curl and browsers show it. */
+#define HTTP_403_ACL_BODY "This proxy does not serve your address.\n"
+static const char http_403_acl[] = "HTTP/1.1 403 Forbidden\r\n"
+				   "Content-Type: text/plain\r\n"
+				   "Content-Length: 40\r\n"
+				   "Connection: close\r\n\r\n" HTTP_403_ACL_BODY;
+_Static_assert(sizeof(HTTP_403_ACL_BODY) - 1 == 40, "Content-Length of http_403_acl");
+
+/*
+ * The ACL refused s's client (counted and logged at accept): now that its request is
+ * complete, say so in its protocol and close.  Nothing of the request (but an HTTP body)
+ * is left unread, so the close is a FIN behind the reply, not a reset that could destroy
+ * it.  SOCKS5 refuses
+ * the request with reply 0x02, "connection not allowed by ruleset" (RFC 1928 6), rather
+ * than the greeting with method 0xFF: curl reports 0x02 as "Can't complete SOCKS5
+ * connection ... (2)" with CURLPX_REPLY_NOT_ALLOWED, 0xFF as "No authentication method was
+ * acceptable", which sends a user looking for a password problem.
+ */
+static void session_refuse(struct session *s)
+{
+	uint8_t out[22];
+	const void *msg = out;
+	size_t n = 0;
+
+	switch (s->proto) {
+	case PROXY_PROTO_SOCKS5:
+		n = socks5_reply_build(SOCKS5_NOT_ALLOWED, NULL, out);
+		break;
+	case PROXY_PROTO_SOCKS4:
+		n = socks4_reply_build(SOCKS4_REJECTED, NULL, out);
+		break;
+	case PROXY_PROTO_HTTP:
+		msg = http_403_acl;
+		n = sizeof(http_403_acl) - 1;
+		break;
+	}
+	if (n)
+		proxy_client_send(s, msg, n);
+	proxy_session_free(s);
+}
+
 /* Parse what is in the buffer; 0: wait for more, <0: the session ended. */
 static int session_parse(struct session *s)
 {
@@ -761,10 +808,16 @@ static int session_parse(struct session *s)
 			if (r <= 0)
 				goto parsed;
 			consume(s, (size_t)r);
-			method = auth_required(s) ? (g.userpass ? SOCKS5_METHOD_USERPASS
-								: SOCKS5_METHOD_REFUSED)
-						  : (g.none ? SOCKS5_METHOD_NONE : SOCKS5_METHOD_REFUSED);
+			/* a refused client is not asked for a password: it is refused whatever
+			 * it would say */
+			method = auth_required(s) && !s->refused
+					 ? (g.userpass ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_REFUSED)
+					 : (g.none ? SOCKS5_METHOD_NONE : SOCKS5_METHOD_REFUSED);
 			proxy_client_send(s, out, socks5_method_reply(method, out));
+			if (method == SOCKS5_METHOD_REFUSED && s->refused) {
+				proxy_session_free(s);
+				return -1;
+			}
 			if (method == SOCKS5_METHOD_REFUSED) {
 				proxy_session_fail(s, EACCES,
 					"no acceptable authentication method");
@@ -794,6 +847,10 @@ static int session_parse(struct session *s)
 		case S_SOCKS5_REQUEST: {
 			struct socks5_request req = {0};
 			r = socks5_request_parse(s->buf, s->n, &req);
+			if (s->refused && (r > 0 || r == -ENOTSUP)) {
+				session_refuse(s);
+				return -1;
+			}
 			if (r == -ENOTSUP) {
 				proxy_client_send(s, out,
 					socks5_reply_build((uint8_t)req.reply, NULL, out));
@@ -826,6 +883,10 @@ static int session_parse(struct session *s)
 			r = socks4_request_parse(s->buf, s->n, &req);
 			if (r <= 0)
 				goto parsed;
+			if (s->refused) {
+				session_refuse(s);
+				return -1;
+			}
 			s->target = req.target;
 			if (req.cmd != 1 || auth_required(s)) {
 				proxy_session_fail(s, auth_required(s) ? EACCES : ENOTSUP,
@@ -849,6 +910,11 @@ static int session_parse(struct session *s)
 				proxy_client_send(s, resp, strlen(resp));
 				s->proto = -1; /* answered */
 				proxy_session_fail(s, EPROTO, "bad HTTP request");
+				return -1;
+			}
+			if (s->refused) {
+				http_request_clear(&req);
+				session_refuse(s);
 				return -1;
 			}
 			if (auth_required(s) &&
@@ -968,6 +1034,29 @@ static int original_dst(struct session *s, enum listener_kind kind)
 	return 0;
 }
 
+/* Close with a reset: a refused transparent or tunnel client, where we speak no protocol. */
+static void close_reset(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/* A client the ACL refused at accept: counted and logged (rate-limited). */
+static void acl_refused(struct proxy_module *pm, const struct listener *li,
+	const struct addr *client, int ifindex, enum acl_verdict verdict)
+{
+	char c[ADDR_STRLEN], why[128];
+
+	if (pm->m_refused)
+		metrics_counter_add(pm->m_refused, 1, "acl");
+	if (log_ratelimit(&pm->rl))
+		log_warnx("proxy: client %s refused on the %s listener: %s",
+			addr_str(client, c, sizeof(c)), listener_kind_name[li->kind],
+			acl_reason(verdict, ifindex, why, sizeof(why)));
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	int salen, void *arg)
 {
@@ -977,25 +1066,37 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct session *s;
 	struct addr client;
 	uint16_t cport;
-	struct client *ce;
-	int one = 1;
+	struct client *ce = NULL;
+	enum acl_verdict verdict;
+	int one = 1, ifindex;
 
 	addr_from_sockaddr(sa, &client, &cport);
 	addr_unmap_v4(&client);
-	ce = client_get(pm, &client);
-	if (pm->n_sessions >= (size_t)p->max_connections ||
-		ce->st.active >= (uint64_t)p->max_per_client) {
+	ifindex = acl_sock_ifindex(fd, li->addr.family);
+	verdict = acl_check(pm->acl, &client, ifindex);
+	if (verdict != ACL_ALLOW) {
+		/* not in the client table: an outsider makes no entry and no metric series */
+		acl_refused(pm, li, &client, ifindex, verdict);
+		if (li->kind != LISTEN_PROXY || pm->n_refused >= REFUSED_MAX ||
+			pm->n_sessions >= (size_t)p->max_connections) {
+			close_reset(fd);
+			return;
+		}
+	} else {
+		ce = client_get(pm, &client);
+	}
+	if (ce && (pm->n_sessions >= (size_t)p->max_connections ||
+			  ce->st.active >= (uint64_t)p->max_per_client)) {
 		char c[ADDR_STRLEN];
+		const char *limit = pm->n_sessions >= (size_t)p->max_connections
+					    ? "max_connections"
+					    : "max_per_client";
 		pm->refused_limit++;
 		if (pm->m_refused)
-			metrics_counter_add(pm->m_refused, 1,
-				pm->n_sessions >= (size_t)p->max_connections ? "max_connections"
-									    : "max_per_client");
+			metrics_counter_add(pm->m_refused, 1, limit);
 		if (log_ratelimit(&pm->rl)) {
 			addr_str(&client, c, sizeof(c));
-			log_warnx("proxy: client %s refused: %s reached", c,
-				pm->n_sessions >= (size_t)p->max_connections ? "max_connections"
-									    : "max_per_client");
+			log_warnx("proxy: client %s refused: %s reached", c, limit);
 		}
 		close(fd);
 		return;
@@ -1009,8 +1110,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	s->client = client;
 	s->client_port = cport;
 	s->ce = ce;
-	ce->st.active++;
-	ce->last_ms = s->started_ms = now_ms();
+	s->refused = verdict != ACL_ALLOW;
+	pm->n_refused += s->refused;
+	if (ce) {
+		ce->st.active++;
+		ce->last_ms = now_ms();
+	}
+	s->started_ms = now_ms();
 	s->next = pm->sessions;
 	if (pm->sessions)
 		pm->sessions->prev = s;
@@ -1072,6 +1178,11 @@ static int listener_open(struct proxy_module *pm, enum listener_kind kind, const
 		 * socket of their own (SO_ORIGINAL_DST is per family) */
 		int v6only = kind == LISTEN_REDIRECT || kind == LISTEN_TPROXY;
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+	}
+	r = acl_sock_prepare(fd, ss.ss_family);
+	if (r < 0) {
+		close(fd);
+		return r;
 	}
 	if (kind == LISTEN_TPROXY) {
 		r = ss.ss_family == AF_INET
@@ -1273,6 +1384,9 @@ static void client_metrics_setup(struct proxy_module *pm)
 	}
 }
 
+/* The label values of egress_proxy_refused_total, shown from the start. */
+static const char *const refused_reasons[] = {"max_connections", "max_per_client", "acl"};
+
 static void metrics_setup(struct proxy_module *pm)
 {
 	struct metrics *m = pm->metrics;
@@ -1293,8 +1407,12 @@ static void metrics_setup(struct proxy_module *pm)
 		"included",
 		METRICS_LABELS("uplink", "direction"), &pm->m_bytes);
 	metrics_counter_new(m, "egress_proxy_refused_total",
-		"Connections refused at accept because of a limit", METRICS_LABELS("limit"),
-		&pm->m_refused);
+		"Connections refused at accept: max_connections or max_per_client reached, or "
+		"the client not admitted by [proxy] allow (acl)",
+		METRICS_LABELS("reason"), &pm->m_refused);
+	if (pm->m_refused)
+		for (size_t i = 0; i < ARRAY_SIZE(refused_reasons); i++)
+			metrics_counter_add(pm->m_refused, 0, refused_reasons[i]);
 	client_metrics_setup(pm);
 	metrics_on_scrape(m, scrape_cb, pm);
 }
@@ -1343,6 +1461,15 @@ int proxy_module_new(struct event_base *base, const struct conf *conf, struct up
 		log_error("proxy: relay: %s", strerror(-r));
 		goto fail;
 	}
+	r = acl_new(set, &pm->acl);
+	if (r >= 0)
+		r = acl_set_allow(pm->acl, &p->allow);
+	if (r >= 0)
+		r = acl_follow(pm->acl, base);
+	if (r < 0) {
+		log_error("proxy: client ACL: %s", strerror(-r));
+		goto fail;
+	}
 	uplinks_sync(pm);
 	r = rules_load(pm, conf);
 	if (r < 0)
@@ -1376,6 +1503,7 @@ int proxy_module_reconf(struct proxy_module *pm, const struct conf *conf)
 		return r;
 	}
 	srcroute_reconf(pm->srcroute, conf);
+	acl_set_allow(pm->acl, &conf_proxy(conf)->allow); /* validated: cannot fail */
 	client_metrics_setup(pm);
 	if (!listeners_same(old, conf)) {
 		listeners_close(pm);
@@ -1416,5 +1544,6 @@ void proxy_module_free(struct proxy_module *pm)
 			free(c);
 		}
 	dispatch_free(pm->disp);
+	acl_free(pm->acl);
 	free(pm);
 }

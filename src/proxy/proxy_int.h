@@ -57,6 +57,7 @@ enum sess_state {
 };
 
 struct proxy_module;
+struct acl;
 
 /* An uplink as the proxy sees it.  Entries are never freed before the module: sessions
  * point at them; an uplink removed by a reload is only marked absent. */
@@ -101,6 +102,7 @@ struct session {
 	enum sess_state state;
 	int proto; /* enum proxy_proto, or -1 */
 	bool http_connect; /* an HTTP CONNECT (else plain forwarding) */
+	bool refused;	   /* by the ACL: it hears so once its request is complete */
 	int fd;
 	struct event *ev;    /* client readable, before the relay */
 	struct event *timer; /* handshake deadline */
@@ -144,6 +146,8 @@ struct proxy_module {
 	struct client *clients[CLIENT_BUCKETS];
 	size_t n_clients;
 	struct log_ratelimit rl;
+	struct acl *acl;
+	size_t n_refused; /* sessions of refused clients waiting to hear it */
 	struct metric_family *m_active, *m_total, *m_failed, *m_bytes, *m_refused;
 	struct metric_family *mc_active, *mc_total, *mc_failed, *mc_bytes; /* per client */
 	uint64_t refused_limit;

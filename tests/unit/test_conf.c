@@ -587,6 +587,35 @@ static void test_egress_uplink(void **state)
 	conf_free(c);
 }
 
+/* Gateway mode's implied DNS forwarder serves the transparent proxy's clients: it takes
+ * [proxy] allow; a [dns] section of its own keeps its own list. */
+static void test_gateway_dns_allow(void **state)
+{
+	static const char *const texts[] = {
+		"[proxy]\nallow = local 203.0.113.0/24\ndispatch = 192.0.2.1\n"
+		"[gateway]\nsubnet = 10.0.0.0/24\n",
+		"[proxy]\nallow = local 203.0.113.0/24\ndispatch = 192.0.2.1\n"
+		"[gateway]\nsubnet = 10.0.0.0/24\n[dns]\nport = 5353\nupstream = 192.0.2.53\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		struct conf_errors errs = {0};
+		struct conf *c = egress_conf_new();
+		const struct conf_dns *d;
+
+		assert_int_equal(conf_load_string(c, "g.conf", texts[i], &errs), 0);
+		assert_int_equal(conf_validate(c, &errs), 0);
+		d = conf_dns(c);
+		assert_non_null(d);
+		assert_int_equal(d->allow.n, i == 0 ? 2 : 1);
+		assert_string_equal(d->allow.v[0], "local");
+		if (i == 0)
+			assert_string_equal(d->allow.v[1], "203.0.113.0/24");
+		conf_free(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -604,6 +633,7 @@ int main(void)
 		cmocka_unit_test(test_flag_unknown_word),
 		cmocka_unit_test(test_reload_ranges),
 		cmocka_unit_test(test_egress_uplink),
+		cmocka_unit_test(test_gateway_dns_allow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

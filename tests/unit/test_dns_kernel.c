@@ -810,7 +810,7 @@ static void test_pending_bound(void **state)
 	assert_true(now_ms() - t0 < 200);
 	assert_int_equal(rcode_of(ans), DNS_RCODE_REFUSED);
 	assert_int_equal(dns_get16(ans), 52);
-	assert_true(metric(&g_fwd, "egress_dns_refused_total") == 1);
+	assert_true(metric(&g_fwd, "egress_dns_refused_total{reason=\"max_pending\"}") == 1);
 	/* the first two are still waiting */
 	struct pollfd p = {.fd = fd[0], .events = POLLIN};
 	assert_int_equal(poll(&p, 1, 0), 0);
