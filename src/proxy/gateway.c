@@ -742,6 +742,7 @@ struct gateway_module {
 	struct event *lock_ev;
 	int lock_fd;		/* the lock file while waiting for it, else -1 */
 	uint64_t lock_deadline; /* now_ms() to give up at; 0: not waiting */
+	bool lock_waited;	/* the wait was logged */
 	bool starting;		/* no apply has ended yet: a failure fails the start */
 	gateway_failed_cb failed_cb;
 	void *failed_arg;
@@ -820,6 +821,7 @@ static void lock_wait_end(struct gateway_module *m)
 	xt_legacy_unlock(m->lock_fd);
 	m->lock_fd = -1;
 	m->lock_deadline = 0;
+	m->lock_waited = false;
 }
 
 /*
@@ -844,10 +846,11 @@ static int backup_try(struct gateway_module *m, const char *path, char **err)
 	if (r == -EWOULDBLOCK && now_ms() < m->lock_deadline) {
 		struct timeval tv = {0, XT_LOCK_POLL_MS * 1000};
 
-		if (!evtimer_pending(m->lock_ev, NULL))
-			log_debug("gateway: the xtables lock %s is held by another program: "
-				  "waiting for it before the backup",
-				xt_legacy_lock_path());
+		if (!m->lock_waited)
+			log_info("gateway: the xtables lock %s is held by another program: the "
+				 "backup, and then the table, wait for it (up to %d s)",
+				xt_legacy_lock_path(), XT_LOCK_WAIT_MS / 1000);
+		m->lock_waited = true;
 		evtimer_add(m->lock_ev, &tv);
 		return 1;
 	}

@@ -46,15 +46,18 @@ class Egressd:
         return cls(node, binary, conf_path, proc)
 
     @classmethod
-    def command(cls, node, binary, args, name="egressd", ready=True, timeout=10.0):
+    def command(cls, node, binary, args, name="egressd", ready=True, timeout=10.0, env=None):
         """Start a subcommand without a file, e.g. args = ["dispatch", "-lport", "1080",
         "192.0.2.1@3"]: `egressd dispatch -d ...`; waits for the ready line if ready."""
         argv = [str(binary), str(args[0]), "-d"] + [str(a) for a in args[1:]]
+        kw = {}
+        if env is not None:
+            kw["env"] = dict(os.environ, **env)
         if ready:
             proc = node.spawn_daemon(argv, name=name, log_match=r"egressd \S+ ready: ",
-                                     timeout=timeout)
+                                     timeout=timeout, **kw)
         else:
-            proc = node.popen(argv, name=name)
+            proc = node.popen(argv, name=name, **kw)
         return cls(node, binary, None, proc)
 
     def log(self):

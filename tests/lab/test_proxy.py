@@ -553,6 +553,55 @@ def legacy_tables(node):
     return tables
 
 
+HOLD_LOCK = r"""
+import fcntl, sys, time
+f = open(sys.argv[1], "w")
+fcntl.flock(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(600)
+"""
+
+
+@pytest.mark.daemon
+def test_gateway_waits_for_the_xtables_lock(plab, egressd_bin):
+    """While another program holds iptables-legacy's lock, gateway mode's start waits for it
+    on the loop: egressd goes on to be ready meanwhile, and the table comes after the backup
+    once the lock is free; a lock held past 5 s stops egressd with the reason."""
+    gw = plab["gw"]
+    lock, held = gw.lab.dir / "xt.lock", gw.lab.dir / "xt.held"
+    backup = gw.lab.dir / "backup-lock.nft"
+    args = ["dispatch", "-resolver", proxylab.DNS, "-gateway", "-gateway-ip", proxylab.GW_LAN,
+            "-subnet", "10.20.0.0/24", "-auto-config", "-backup-file", backup, "-lport", "0",
+            "%s@1" % proxylab.ADDR["isp1"]]
+    env = {"XTABLES_LOCKFILE": str(lock)}
+
+    holder = gw.popen([sys.executable, "-c", HOLD_LOCK, lock, held], name="xtlock")
+    wait_for(held.exists, what="the xtables lock to be held")
+    d = Egressd.command(gw, egressd_bin, args, env=env)
+    log = d.log()
+    assert log.index("is held by another program: the backup, and then the table, wait") < \
+        log.index(" ready: "), log
+    assert not backup.exists()
+    assert "egress_gateway" not in gw.run(["nft", "list", "tables"]).stdout
+    holder.stop()
+    d.wait_log(r"gateway: intercepting 1 subnet")
+    assert backup.exists()
+    stop(d)
+
+    held.unlink()
+    backup.unlink()
+    holder = gw.popen([sys.executable, "-c", HOLD_LOCK, lock, held], name="xtlock2")
+    wait_for(held.exists, what="the xtables lock to be held")
+    d = Egressd.command(gw, egressd_bin, args, env=env)
+    wait_for(lambda: d.proc.poll() is not None, timeout=15, what="egressd to give up")
+    assert d.proc.returncode == 1
+    assert "gave up after 5 s; not changing the firewall" in d.log()
+    assert "gateway mode could not start: stopping" in d.log()
+    assert not backup.exists()
+    assert "egress_gateway" not in gw.run(["nft", "list", "tables"]).stdout
+    holder.stop()
+
+
 @pytest.mark.daemon
 def test_gateway_backup_iptables_legacy(plab, egressd_bin):
     """A firewall in iptables-legacy: the backup holds its tables (IPv4 and IPv6, rules,
