@@ -1274,6 +1274,105 @@ class Lab:
             raise LabError("lab %s: cleanup incomplete: %s" % (self.run, "; ".join(errors)))
 
 
+# ---------------------------------------------------------------------------------------------
+# kernel state snapshots: what a daemon must leave as it found it, or must not touch
+
+# sysctls that are counters, not settings: never compared
+_VOLATILE_SYSCTLS = ("net/netfilter/nf_conntrack_count",)
+
+_SYSCTL_DUMP = r"""
+import os
+for d, dirs, files in os.walk("/proc/sys/net"):
+    dirs.sort()
+    for f in sorted(files):
+        p = os.path.join(d, f)
+        try:
+            with open(p) as fh:
+                print("%s = %s" % (p[10:], fh.read().strip().replace("\n", " | ")))
+        except OSError:
+            pass  # write-only (flush), or refused
+"""
+
+
+def sysctls(node):
+    """Every readable setting under /proc/sys/net of node's namespace, as {key: value} with
+    keys like "net/ipv4/conf/isp1/rp_filter"; counters (the conntrack count) left out."""
+    lines = node.run([sys.executable, "-c", _SYSCTL_DUMP]).stdout.splitlines()
+    snap = dict(line.split(" = ", 1) for line in lines if " = " in line)
+    for k in _VOLATILE_SYSCTLS:
+        snap.pop(k, None)
+    return snap
+
+
+def _rule_priority(line):
+    head = line.split(":", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def kernel_state(node, prios=(), tables=(), nft=(), nexthops=False):
+    """Part of a node's kernel state as text, to compare byte for byte: the rules (`ip -d
+    rule`, both families) whose priority is in one of the ranges `prios` [(lo, hi), both
+    included], the routes (`ip -d route show table N`, both families) of `tables` and of
+    every table those rules look up, the nftables tables `nft` [("inet", "egress")] without
+    counters or sets' dynamic elements (`nft -s list table`; "absent" when there is none), and
+    with `nexthops` the nexthop objects.  Returns {what: text}."""
+    state = {}
+    tabs = set(str(t) for t in tables)
+    for fam in ("-4", "-6") if prios else ():
+        lines = [ln for ln in node.ip("-d", fam, "rule").stdout.splitlines()
+                 if any(lo <= (_rule_priority(ln) or -1) <= hi for lo, hi in prios)]
+        state["rules" + fam] = "\n".join(lines)
+        for ln in lines:
+            m = re.search(r"\blookup (\S+)", ln)
+            if m and m.group(1) not in ("main", "local", "default"):
+                tabs.add(m.group(1))
+    for t in sorted(tabs):
+        for fam in ("-4", "-6"):
+            r = node.ip("-d", fam, "route", "show", "table", t, check=False)
+            state["table %s%s" % (t, fam)] = r.stdout + r.stderr
+    for family, name in nft:
+        r = node.run(["nft", "-s", "list", "table", family, name], check=False)
+        state["nft %s %s" % (family, name)] = r.stdout if r.returncode == 0 else "absent"
+    if nexthops:
+        state["nexthops"] = node.ip("-d", "nexthop", "show", check=False).stdout
+    return state
+
+
+def host_state(node):
+    """All of a node's routing and filtering state and its settings, as {what: text}, and
+    "sysctl": sysctls(node): `ip -d rule` and `ip -d route show table all` of both families,
+    the nexthop objects and `nft -s list ruleset`.  What a daemon's stop must leave as its
+    start found it; state_diff() says what changed."""
+    state = {}
+    for fam in ("-4", "-6"):
+        state["rules" + fam] = node.ip("-d", fam, "rule").stdout
+        state["routes" + fam] = node.ip("-d", fam, "route", "show", "table", "all").stdout
+    state["nexthops"] = node.ip("-d", "nexthop", "show", check=False).stdout
+    state["nft"] = node.run(["nft", "-s", "list", "ruleset"]).stdout
+    state["sysctl"] = sysctls(node)
+    return state
+
+
+def state_diff(before, after):
+    """What differs between two snapshots of kernel_state() or host_state(), readably:
+    {what: ["-line", "+line", ...]} for text, {what: {key: (before, after)}} for settings;
+    empty when they are the same."""
+    out = {}
+    for k in sorted(set(before) | set(after)):
+        a, b = before.get(k), after.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) or isinstance(b, dict):
+            a, b = a or {}, b or {}
+            out[k] = {s: (a.get(s), b.get(s)) for s in sorted(set(a) | set(b))
+                      if a.get(s) != b.get(s)}
+        else:
+            la, lb = (a or "").splitlines(), (b or "").splitlines()
+            out[k] = (["-" + x for x in la if x not in lb] + ["+" + x for x in lb if x not in la]
+                      or ["(same lines, another order)"])
+    return out
+
+
 def _routes_via(node, ifname):
     """Non-kernel routes of `node` over `ifname` as (family flag, ip-route args) to replay."""
     saved = []

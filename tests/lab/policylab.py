@@ -10,6 +10,7 @@ gw's main table has a default route via isp1: the "normal routing" that rules wi
 policy = main and last resorts use.
 """
 
+import collections
 import sys
 from pathlib import Path
 
@@ -100,3 +101,17 @@ def build(lab, v6=False):
     from lab import wait_for
     wait_for(lambda: inet.listening(7000), what="echo server")
     return gw
+
+
+def tcp_shares(node, n, dst=SERVER, interval=0.004, names=None):
+    """Open n new connections from node to the echo server at dst (newflows.py), one every
+    interval seconds; count them by the address the server saw, named by `names` (default:
+    the uplink whose masqueraded address it is), failed ones as "fail"."""
+    names = UPLINK_OF if names is None else names
+    r = node.run([sys.executable, str(HERE / "newflows.py"), dst, "7000", str(interval),
+                  "60", "2", str(n)], timeout=90)
+    c = collections.Counter()
+    for line in r.stdout.splitlines():
+        f = line.split()
+        c[names.get(f[3], f[3]) if f[1] == "ok" else "fail"] += 1
+    return c

@@ -14,7 +14,6 @@ would. Each test also compares every setting under /proc/sys/net of gw before eg
 with after it stopped: what egressd changes it puts back.
 """
 
-import collections
 import sys
 
 import pytest
@@ -22,7 +21,7 @@ import pytest
 import policylab
 import proxylab
 from egressd import Egressd
-from lab import wait_for
+from lab import sysctls
 
 pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
 
@@ -51,49 +50,11 @@ lan = lan0
 member = isp1, isp2
 """
 
-# counters, not settings
-VOLATILE = ("net/netfilter/nf_conntrack_count",)
-
-SNAPSHOT = r"""
-import os, sys
-out = []
-for d, dirs, files in os.walk("/proc/sys/net"):
-    dirs.sort()
-    for f in sorted(files):
-        p = os.path.join(d, f)
-        try:
-            with open(p) as fh:
-                out.append("%s = %s" % (p[10:], fh.read().strip()))
-        except OSError:
-            pass
-print("\n".join(out))
-"""
-
-
-def sysctl_snapshot(node):
-    """Every readable setting under /proc/sys/net of node's namespace, as {key: value}."""
-    lines = node.run([sys.executable, "-c", SNAPSHOT]).stdout.splitlines()
-    snap = dict(line.split(" = ", 1) for line in lines if " = " in line)
-    for k in VOLATILE:
-        snap.pop(k, None)
-    return snap
-
 
 def assert_same_sysctls(before, after):
     diff = {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
             if before.get(k) != after.get(k)}
     assert not diff, "settings not put back (before, after): %s" % sorted(diff.items())
-
-
-def tcp_shares(node, n, dst=policylab.SERVER):
-    """n new TCP connections to the echo server: how many came out through each uplink."""
-    r = node.run([sys.executable, str(HERE / "newflows.py"), dst, "7000", "0.01", "60", "2",
-                  str(n)], timeout=90)
-    c = collections.Counter()
-    for line in r.stdout.splitlines():
-        f = line.split()
-        c[policylab.UPLINK_OF.get(f[3], f[3]) if f[1] == "ok" else "fail"] += 1
-    return c
 
 
 def policy_build(lab, main_default):
@@ -115,9 +76,9 @@ def policy_start(gw, egressd_bin, conf=POLICY_CONF):
 def assert_policy_works(lab, d):
     """Forwarded TCP from the LAN leaves by both uplinks (3:1), IPv6 by isp1; no uplink
     ever went down."""
-    c = tcp_shares(lab["client1"], 80)
+    c = policylab.tcp_shares(lab["client1"], 80, interval=0.01)
     assert c["fail"] == 0 and c["isp1"] > c["isp2"] > 0, c
-    c6 = tcp_shares(lab["client1"], 10, dst=policylab.SERVER6)
+    c6 = policylab.tcp_shares(lab["client1"], 10, dst=policylab.SERVER6, interval=0.01)
     assert c6 == {"2001:db8:1::1": 10}, c6
     assert "-> down" not in d.log()
 
@@ -145,13 +106,13 @@ def test_policy_implied(lab, egressd_bin):
 def test_policy(lab, egressd_bin, main_default):
     """Both uplinks come up and carry the LAN, with and without a default route in main."""
     gw = policy_build(lab, main_default)
-    before = sysctl_snapshot(gw)
+    before = sysctls(gw)
     d = policy_start(gw, egressd_bin)
     assert_policy_works(lab, d)
     # the replies pass the reverse-path check through the uplink's mark
     assert gw.run(["sysctl", "-n", "net.ipv4.conf.isp2.src_valid_mark"]).stdout.strip() == "1"
     stop(d)
-    assert_same_sysctls(before, sysctl_snapshot(gw))
+    assert_same_sysctls(before, sysctls(gw))
 
 
 def test_policy_strict_rp_filter(lab, egressd_bin):
@@ -161,12 +122,12 @@ def test_policy_strict_rp_filter(lab, egressd_bin):
     gw = policy_build(lab, False)
     gw.sysctl(**{"net.ipv4.conf.%s.rp_filter" % i: 1
                  for i in ("all", "default", "lan0", "isp1", "isp2", "isp3")})
-    before = sysctl_snapshot(gw)
+    before = sysctls(gw)
     d = policy_start(gw, egressd_bin)
     d.wait_log(r"all\.rp_filter is 1 \(strict\)")
     assert_policy_works(lab, d)
     stop(d)
-    assert_same_sysctls(before, sysctl_snapshot(gw))
+    assert_same_sysctls(before, sysctls(gw))
     # negative: the host's filtering is still strict and still drops what it should
     assert gw.run(["sysctl", "-n", "net.ipv4.conf.all.rp_filter"]).stdout.strip() == "1"
 
@@ -178,7 +139,7 @@ def test_policy_forwarding_off(lab, egressd_bin):
     gw = policy_build(lab, False)
     gw.forward(False)
     gw.sysctl(**{"net.ipv6.conf.isp1.accept_ra": 1})
-    before = sysctl_snapshot(gw)
+    before = sysctls(gw)
     # negative first: without egressd nothing is forwarded
     assert not lab["client1"].ping(policylab.SERVER).ok
     d = policy_start(gw, egressd_bin)
@@ -186,7 +147,7 @@ def test_policy_forwarding_off(lab, egressd_bin):
     assert gw.run(["sysctl", "-n", "net.ipv6.conf.isp1.accept_ra"]).stdout.strip() == "2"
     assert_policy_works(lab, d)
     stop(d)
-    after = sysctl_snapshot(gw)
+    after = sysctls(gw)
     assert_same_sysctls(before, after)
     assert after["net/ipv4/ip_forward"] == "0"
 
@@ -195,7 +156,7 @@ def test_policy_dhcp_replaces_main_default(lab, egressd_bin):
     """A DHCP client owns main's default route: it moves from isp1 to isp2 and goes away
     while egressd runs. The uplinks stay up and the LAN keeps both."""
     gw = policy_build(lab, True)
-    before = sysctl_snapshot(gw)
+    before = sysctls(gw)
     d = policy_start(gw, egressd_bin)
     assert_policy_works(lab, d)
     gw.ip("route", "replace", "default", "via", "192.0.2.10")
@@ -204,7 +165,7 @@ def test_policy_dhcp_replaces_main_default(lab, egressd_bin):
     gw.ip("-6", "route", "del", "default")
     assert_policy_works(lab, d)
     stop(d)
-    assert_same_sysctls(before, sysctl_snapshot(gw))
+    assert_same_sysctls(before, sysctls(gw))
 
 
 def test_policy_sysctl_changed_by_someone_else(lab, egressd_bin):
@@ -242,20 +203,20 @@ def test_route(lab, egressd_bin, main_default, strict):
     if strict:
         gw.sysctl(**{"net.ipv4.conf.%s.rp_filter" % i: 1
                      for i in ("all", "default", "lan0", "isp1", "isp2")})
-    before = sysctl_snapshot(gw)
+    before = sysctls(gw)
     d = Egressd.command(gw, egressd_bin, [
         "route", "-gateway", "192.0.2.2", "-gateway", "192.0.2.10",
         "-gateway", "2001:db8:1::2", "-route", "0.0.0.0/0", "-route", "::/0",
         "-scheme", "icmp", "-check-period", "1s", "-timeout", "300ms", "-metrics-port", "0"])
     for g in ("192.0.2.2", "192.0.2.10", "2001:db8:1::2"):
         d.wait_log(r"uplink %s: init -> up" % g.replace(".", r"\."))
-    c = tcp_shares(lab["client1"], 80)
+    c = policylab.tcp_shares(lab["client1"], 80, interval=0.01)
     assert c["fail"] == 0 and c["isp1"] > 0 and c["isp2"] > 0, c
-    c6 = tcp_shares(lab["client1"], 10, dst=policylab.SERVER6)
+    c6 = policylab.tcp_shares(lab["client1"], 10, dst=policylab.SERVER6, interval=0.01)
     assert c6 == {"2001:db8:1::1": 10}, c6
     assert "-> down" not in d.log()
     stop(d)
-    assert_same_sysctls(before, sysctl_snapshot(gw))
+    assert_same_sysctls(before, sysctls(gw))
 
 
 # ------------------------------------------------------------------ proxy module
@@ -314,7 +275,7 @@ def test_proxy(lab, egressd_bin, main_default, strict):
     if strict:
         gw.sysctl(**{"net.ipv4.conf.%s.rp_filter" % i: 1
                      for i in ("all", "default", "lan0", "isp1", "isp2")})
-    before = sysctl_snapshot(gw)
+    before = sysctls(gw)
     d = Egressd.start(gw, egressd_bin, PROXY_CONF)
     for u in ("isp1", "isp2", "isp1v6"):
         d.wait_log(r"uplink %s: init -> up" % u)
@@ -325,7 +286,7 @@ def test_proxy(lab, egressd_bin, main_default, strict):
     assert r["fail"] == 0 and r["peers"] == {"2001:db8:1::1": 10}, r
     assert "-> down" not in d.log()
     stop(d)
-    assert_same_sysctls(before, sysctl_snapshot(gw))
+    assert_same_sysctls(before, sysctls(gw))
 
 
 def test_proxy_without_gateway_says_why(lab, egressd_bin):

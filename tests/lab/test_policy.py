@@ -16,7 +16,7 @@ import pytest
 
 from egressd import Egressd
 from lab import wait_for
-from policylab import ADDR, CONF, HERE, SERVER, SERVER6, UPLINK_OF, build
+from policylab import ADDR, CONF, HERE, SERVER, SERVER6, UPLINK_OF, build, tcp_shares
 
 pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
 
@@ -27,17 +27,6 @@ def start(gw, egressd_bin, conf=CONF, up=("isp1", "isp2", "isp3")):
         d.wait_log(r"uplink %s: init -> up" % u)
     d.wait_log(r"policy: balancing")
     return d
-
-
-def tcp_shares(node, n, dst=SERVER, interval=0.004):
-    """Open n new connections to the echo server; count them per uplink."""
-    r = node.run([sys.executable, str(HERE / "newflows.py"), dst, "7000", str(interval),
-                  "60", "2", str(n)], timeout=90)
-    c = collections.Counter()
-    for line in r.stdout.splitlines():
-        f = line.split()
-        c[UPLINK_OF.get(f[3], f[3]) if f[1] == "ok" else "fail"] += 1
-    return c
 
 
 def used(c):
