@@ -176,7 +176,7 @@ static void model_build(struct policy_module *pm, struct model_buf *b)
 		const struct uplink *u = uplink_find(pm->set, c->s.name);
 		struct policy_uplink *p = &b->uplinks[i];
 		p->name = c->s.name;
-		p->ifname = c->interface;
+		p->ifname = c->interface[0] ? c->interface : NULL; /* none: a gateway of [route] */
 		p->mark = conf_uplink_mark(bal, c, i);
 		p->v4 = uplink_v4(c);
 		p->v6 = uplink_v6(c);
