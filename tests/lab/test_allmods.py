@@ -1,0 +1,283 @@
+"""Every module in one egressd: route, policy, proxy, DNS forwarder and gateway mode.
+
+    client1 10.10.1.2 -- lan0  gw  isp1 192.0.2.1  -- isp1 --+
+      (policy LAN: balanced;       isp2 192.0.2.9  -- isp2 --+-- inet 11.0.0.80: echo :7000,
+       SOCKS to 10.10.1.1:1080,    isp3 192.0.2.17 -- isp3 --+      DNS :53 (web.test)
+       DNS to 10.10.1.1:5353)
+    client2 10.10.2.2 -- lan1      br0 10.0.0.1 --+-- g1 10.0.0.10 (health :9999) --+-- corp
+      (gateway mode: TCP to the                   +-- g2 10.0.0.11 (health :9999) --+  11.30.0.80:
+       proxy, DNS to the forwarder,                                                    echo :7000
+       the rest masqueraded)
+
+The ISPs and inet are policylab.py's (three uplinks, weights 3:2:1, inet sees which of gw's
+addresses a flow came from).  Each ISP uplink has an interface and gateway (the policy
+module's tables), a source address (the proxy's source routing) and a resolver (the DNS
+forwarder's upstreams).  The route module sends 11.30.0.0/16 over g1 and g2, which
+masquerade, so corp sees which gateway carried a flow.
+
+One configuration, written as a user would from README and egress.conf(5).  The test checks
+that each module does its job with real traffic, that a reload of each module's section
+leaves the other modules' kernel state byte-identical, and that a stop leaves gw as it was
+before the start.
+"""
+
+import collections
+import json
+import sys
+
+import pytest
+
+import policylab
+from egressd import Egressd
+from lab import host_state, kernel_state, state_diff, wait_for
+from policylab import ADDR, HERE, SERVER, UPLINK_OF, tcp_shares
+
+pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
+
+CORP = "11.30.0.80"
+CORP_VIA = {"172.16.1.1": "g1", "172.16.2.1": "g2"}  # g1's and g2's masqueraded addresses
+CORP_NAT = """table ip nat {
+    chain post {
+        type nat hook postrouting priority 100;
+        oifname eth1 masquerade
+    }
+}
+"""
+
+CONF = """
+[global]
+log_level = info
+
+[route]
+; the corporate network through two gateways, each checked
+gateway = 10.0.0.10, 10.0.0.11
+route = 11.30.0.0/16
+port = 9999
+check_period = 1s
+timeout = 300ms
+
+[balance]
+lan = lan0
+
+[policy balanced]
+member = isp1, isp2, isp3
+
+[uplink isp1]
+interface = isp1
+gateway = 192.0.2.2
+source = 192.0.2.1
+dns = 11.0.0.80
+weight = 3
+masquerade = yes
+check = icmp
+check_target = 198.51.100.2
+interval = 300ms
+interval_failing = 200ms
+timeout = 200ms
+
+[uplink isp2]
+interface = isp2
+gateway = 192.0.2.10
+source = 192.0.2.9
+dns = 11.0.0.80
+weight = 2
+masquerade = yes
+check = icmp
+check_target = 198.51.100.18
+interval = 300ms
+interval_failing = 200ms
+timeout = 200ms
+
+[uplink isp3]
+interface = isp3
+gateway = 192.0.2.18
+source = 192.0.2.17
+dns = 11.0.0.80
+weight = 1
+masquerade = yes
+check = icmp
+check_target = 198.51.100.34
+interval = 300ms
+interval_failing = 200ms
+timeout = 200ms
+
+[proxy]
+address = 10.10.1.1
+port = 1080
+
+[dns]
+address = ::
+port = 5353
+
+[gateway]
+address = 10.10.2.1
+subnet = 10.10.2.0/24
+auto_config = yes
+backup_file = %(backup)s
+"""
+
+# Each module's footprint in the kernel (egress.conf(5): the defaults keep them apart).
+ROUTE = dict(prios=[(4500, 4501)], tables=[4501], nexthops=True)
+POLICY = dict(prios=[(4600, 4855)], nft=[("inet", "egress")])
+PROXY = dict(prios=[(5000, 5255)])
+GATEWAY = dict(nft=[("inet", "egress_gateway")])
+MODULES = {"route": ROUTE, "policy": POLICY, "proxy": PROXY, "gateway": GATEWAY, "dns": {}}
+
+# A reload per section: (section, module, old line, new line, what shows it is applied).
+RELOADS = [
+    ("route", "route", "route = 11.30.0.0/16", "route = 11.30.0.0/16, 11.40.0.0/16",
+     lambda gw: "11.40.0.0/16" in gw.run(["ip", "route", "show", "table", "4501"]).stdout),
+    ("balance", "policy", "lan = lan0", "lan = lan0\noutput = yes",
+     lambda gw: "type route hook output" in gw.run(["nft", "list", "table", "inet",
+                                                    "egress"]).stdout),
+    ("policy balanced", "policy", "member = isp1, isp2, isp3", "member = isp1, isp2@5, isp3",
+     None),
+    ("proxy", "proxy", "port = 1080", "port = 1080\nrule_priority = 5010",
+     lambda gw: "5010:" in gw.run(["ip", "rule"]).stdout),
+    ("dns", "dns", "port = 5353", "port = 5353\ncache_size = 16", None),
+    ("gateway", "gateway", "subnet = 10.10.2.0/24", "subnet = 10.10.2.0/24\n"
+     "transparent_port = 8889",
+     lambda gw: "redirect to :8889" in gw.run(["nft", "list", "table", "inet",
+                                               "egress_gateway"]).stdout),
+]
+
+
+def build(lab):
+    """policylab's ISPs and LANs, dnsmasq in inet, the route module's gateways and corp."""
+    gw = policylab.build(lab)
+    inet = lab["inet"]
+    inet.dnsmasq("--listen-address=" + SERVER, "--bind-interfaces",
+                 "--address=/web.test/" + SERVER, "--local=/test/")
+    lab.apply("""
+        gw:p1 -- g1:eth0 10.0.0.10/24
+        gw:p2 -- g2:eth0 10.0.0.11/24
+        g1:eth1 172.16.1.1/24 -- corp:g1 172.16.1.2/24
+        g2:eth1 172.16.2.1/24 -- corp:g2 172.16.2.2/24
+        g1 forward
+        g2 forward
+        g1 route 11.30.0.0/16 via 172.16.1.2
+        g2 route 11.30.0.0/16 via 172.16.2.2
+        g1 route 10.10.0.0/16 via 10.0.0.1
+        g2 route 10.10.0.0/16 via 10.0.0.1
+    """)
+    gw.ip_batch(["link add br0 type bridge", "link set br0 up", "link set p1 master br0",
+                 "link set p2 master br0", "addr add 10.0.0.1/24 dev br0"])
+    gw.sysctl(**{"net.ipv4.fib_multipath_hash_policy": 1})
+    corp = lab["corp"]
+    corp.ip("addr", "add", CORP + "/32", "dev", "lo")
+    corp.popen([sys.executable, str(HERE / "echosrv.py"), "7000"], name="corp-echo")
+    for g in ("g1", "g2"):
+        lab[g].run(["nft", "-f", "-"], input=CORP_NAT)
+        lab[g].http_server(9999, name=g)
+    wait_for(lambda: corp.listening(7000), what="corp's echo server")
+    return gw
+
+
+def socks_flows(node, n):
+    """n connections one after the other through the SOCKS listener, by uplink."""
+    r = node.run([sys.executable, str(HERE / "socksflows.py"), "10.10.1.1", "1080", SERVER,
+                  "7000", str(n), "1"], timeout=120)
+    out = json.loads(r.stdout)
+    c = collections.Counter({UPLINK_OF.get(a, a): k for a, k in out["peers"].items()})
+    c["fail"] = out["fail"]
+    return c
+
+
+def dns_a(node, server, port, name):
+    """The A records of name asked of server:port over UDP ("" when none)."""
+    code = ("import dns.resolver as R; r = R.Resolver(configure=False); "
+            "r.nameservers = [%r]; r.port = %d; r.lifetime = 4; "
+            "print(' '.join(a.to_text() for a in r.resolve(%r, 'A')))" % (server, port, name))
+    return node.run([sys.executable, "-c", code], timeout=15).stdout.strip()
+
+
+def udp_who(node, dst=SERVER):
+    code = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.settimeout(3); s.sendto(b'who\\n', (%r, 7000)); "
+            "print(s.recv(100).decode().strip())" % dst)
+    return node.run([sys.executable, "-c", code], timeout=10).stdout.strip()
+
+
+def others(gw, module):
+    """The kernel state of every module but `module`, as {"MODULE WHAT": text}."""
+    return {"%s %s" % (m, what): text for m, fp in MODULES.items() if m != module
+            for what, text in kernel_state(gw, **fp).items()}
+
+
+def start(gw, egressd_bin, conf):
+    d = Egressd.start(gw, egressd_bin, conf)
+    for u in ("isp1", "isp2", "isp3", "10.0.0.10", "10.0.0.11"):
+        d.wait_log(r"uplink %s: init -> up" % u)
+    d.wait_log(r"route: 2 of 2 gateways in service")
+    d.wait_log(r"gateway: intercepting 1 subnet")
+    return d
+
+
+def test_every_module_in_one_daemon(lab, egressd_bin):
+    gw = build(lab)
+    c1, c2 = lab["client1"], lab["client2"]
+    conf = CONF % {"backup": lab.dir / "ruleset-backup.nft"}
+    # negative first: without egressd, corp is unreachable, client2 cannot reach inet (no NAT)
+    # and nothing answers DNS on gw
+    assert tcp_shares(c1, 1, dst=CORP) == {"fail": 1}
+    assert tcp_shares(c2, 1) == {"fail": 1}
+    before = host_state(gw)
+
+    d = start(gw, egressd_bin, conf)
+    try:
+        # route: its group carries corp's prefix, over both gateways
+        table = gw.run(["ip", "route", "show", "table", "4501"]).stdout
+        assert "11.30.0.0/16 nhid" in table, table
+        assert "group" in gw.run(["ip", "nexthop", "show"]).stdout
+        c = tcp_shares(c1, 40, dst=CORP, names=CORP_VIA)
+        assert set(c) == {"g1", "g2"}, c
+
+        # policy: client1's connections to the internet leave by all three ISPs
+        c = tcp_shares(c1, 60)
+        assert set(c) == {"isp1", "isp2", "isp3"}, c
+
+        # proxy: SOCKS from client1, spread exactly 3:2:1 over the uplinks' addresses
+        c = socks_flows(c1, 60)
+        assert c == {"isp1": 30, "isp2": 20, "isp3": 10, "fail": 0}, c
+
+        # DNS forwarder: asked directly
+        assert dns_a(c1, "10.10.1.1", 5353, "web.test") == SERVER
+
+        # gateway mode: client2's TCP is taken by the proxy (main's default route alone
+        # would use isp1 only), its DNS to any server reaches the forwarder, its UDP is NATed
+        c = tcp_shares(c2, 30)
+        assert set(c) == {"isp1", "isp2", "isp3"}, c
+        assert dns_a(c2, "198.51.100.2", 53, "web.test") == SERVER
+        assert udp_who(c2) == "peer " + ADDR["isp1"]
+
+        # a reload of each section leaves the other modules' kernel state as it was (and the
+        # snapshots do see each module's rules, tables and nftables tables)
+        for m, fp in MODULES.items():
+            seen = kernel_state(gw, **fp)
+            assert all(v and v != "absent" for k, v in seen.items() if not k.endswith("-6")), \
+                (m, seen)
+        text = conf
+        for n, (section, module, old, new, applied) in enumerate(RELOADS, 1):
+            assert text.count(old) == 1, old
+            was = others(gw, module)
+            text = text.replace(old, new)
+            d.write_conf(text)
+            d.reload()
+            d.wait_log(r"reload %d: " % n)
+            d.wait_log(r"egressd \S+ reloaded: ")
+            if applied:
+                wait_for(lambda: applied(gw), what="[%s] reload applied" % section)
+            assert not state_diff(was, others(gw, module)), \
+                "a reload of [%s] changed another module's kernel state" % section
+            assert "reload failed" not in d.since_mark()
+
+        # and every module still does its job
+        assert set(tcp_shares(c1, 40, dst=CORP, names=CORP_VIA)) == {"g1", "g2"}
+        assert set(tcp_shares(c1, 60)) == {"isp1", "isp2", "isp3"}
+        assert set(tcp_shares(c2, 30)) == {"isp1", "isp2", "isp3"}
+        assert dns_a(c2, "198.51.100.2", 53, "web.test") == SERVER
+    finally:
+        assert d.stop() == 0
+    d.assert_clean()
+    after = host_state(gw)
+    assert not state_diff(before, after), "gw after stop differs from before start"
