@@ -173,12 +173,14 @@ def main():
                     help="print events line by line instead of a live screen")
     ap.add_argument("--proxy", action="store_true",
                     help="the proxy module in gateway mode instead of the policy module")
+    ap.add_argument("--run", help="the lab's run id (namespaces eg-RUN-*; default: random)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("make demo needs root: it creates network namespaces")
 
     tty = sys.stdout.isatty() and not args.plain
-    with Lab() as lab:
+    with Lab(run=args.run) as lab:
+        print("demo: lab %s, namespaces %s*" % (lab.run, lab.prefix), flush=True)
         gw = policylab.build(lab)
         inet = lab["inet"]
         inet.http_server(80, name="internet")

@@ -1,26 +1,38 @@
 """`make demo` keeps working: run it for a short while and check what it shows."""
 
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from lab import list_namespaces
+from lab import LOCK_DIR, list_namespaces
 
 pytestmark = [pytest.mark.requires_root]
 
 DEMO = Path(__file__).resolve().parent / "demo.py"
 
 
-def test_demo_runs_and_cleans_up(egressd_bin):
-    before = set(list_namespaces())
+def run_demo(egressd_bin, *args):
+    """Run demo.py for 17 s in a lab of its own run id; return its output once it has checked
+    that the demo left none of that run's namespaces (nor its lock) behind.  Only the run's
+    own namespaces count: other labs may come and go on the machine meanwhile."""
+    run = "demo" + secrets.token_hex(4)
     r = subprocess.run([sys.executable, str(DEMO), "--egressd", str(egressd_bin),
-                        "--duration", "17", "--plain"],
+                        "--duration", "17", "--plain", "--run", run, *args],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    out = r.stdout
+    assert "demo: lab %s, namespaces eg-%s-*" % (run, run) in r.stdout
+    left = [ns for ns in list_namespaces() if ns.startswith("eg-%s-" % run)]
+    assert not left, "the demo left namespaces behind: %s" % left
+    assert not (LOCK_DIR / ("%s.lock" % run)).exists()
+    return r.stdout
+
+
+def test_demo_runs_and_cleans_up(egressd_bin):
+    out = run_demo(egressd_bin)
     assert "ready: 3 uplinks" in out
     for isp in ("isp1", "isp2", "isp3"):
         assert "uplink %s: init -> up (first round passed)" % isp in out
@@ -36,7 +48,6 @@ def test_demo_runs_and_cleans_up(egressd_bin):
                   out)
     assert m and int(m.group(1)) > 0 and int(m.group(3)) > 0, out
     assert "egressd stopped (exit 0)" in out
-    assert set(list_namespaces()) <= before
 
 
 def test_demo_proxy_runs_and_cleans_up(egressd_bin):
@@ -44,12 +55,7 @@ def test_demo_proxy_runs_and_cleans_up(egressd_bin):
     found by its checks and the other two carry on.  (A flow whose exchange was in flight
     through the ISP when it went dark may fail: test_proxy.py's blackhole test is where no
     new connection may.)"""
-    before = set(list_namespaces())
-    r = subprocess.run([sys.executable, str(DEMO), "--egressd", str(egressd_bin),
-                        "--duration", "17", "--plain", "--proxy"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = r.stdout
+    out = run_demo(egressd_bin, "--proxy")
     assert "ready: 3 uplinks" in out
     assert "gateway: intercepting 2 subnets" in out
     assert "demo: isp2 blackholed behind a live link" in out
@@ -60,4 +66,3 @@ def test_demo_proxy_runs_and_cleans_up(egressd_bin):
     assert m and int(m.group(1)) > 0 and int(m.group(3)) > 0, out
     assert "gateway: removed table inet egress_gateway" in out
     assert "egressd stopped (exit 0)" in out
-    assert set(list_namespaces()) <= before
