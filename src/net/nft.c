@@ -664,27 +664,114 @@ int nft_cmds_check_owned(const char *cmds, char **err)
 
 /* ---- tables --------------------------------------------------------------------------- */
 
-/* Lines table_replace_text() puts before the body. */
-#define TABLE_HEADER_LINES 3
+static bool name_in(const char *const *names, const char *name, size_t len)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+			return true;
+	return false;
+}
 
-/* The one-transaction replacement text; caller frees. */
-static char *table_replace_text(const char *family, const char *name, const char *body)
+/* An unquoted identifier (what we can put back into a command as it is). */
+static bool word_is_name(const struct scan_word *w)
+{
+	if (w->quoted || !w->len || w->len >= NFT_NAME_MAX || !name_char_ok(w->s[0], true))
+		return false;
+	for (size_t i = 1; i < w->len; i++)
+		if (!name_char_ok(w->s[i], false))
+			return false;
+	return true;
+}
+
+/*
+ * The commands that empty the table `family name` that old (a body, borrowed) made, but for
+ * the sets in keep[], into b: flush its rules, delete its chains, its other sets and maps
+ * (old's declarations at the top level: `chain|set|map NAME {`).  The number of lines in
+ * *lines.  -ENOENT if a set of keep[] is not declared in old.
+ */
+static int table_empty_cmds(struct nft_buf *b, const char *family, const char *name,
+	const char *old, const char *const *keep, unsigned *lines, char **err)
+{
+	static const char *const kinds[] = {"chain", "set", "map"};
+	struct scan sc = {.p = old};
+	struct scan_word w[2];
+	size_t found = 0, n_keep = 0;
+	enum scan_tok t;
+	int depth = 0, n = 0;
+
+	nft_buf_printf(b, "add table %s %s\nflush table %s %s\n", family, name, family, name);
+	*lines = 2;
+	while ((t = scan_next(&sc)) != SCAN_END && t != SCAN_ERROR) {
+		if (t == SCAN_WORD && depth == 0 && n < 2)
+			w[n++] = sc.word;
+		else if (t == SCAN_WORD && depth == 0)
+			n = 3; /* longer than a declaration's head */
+		if (t == SCAN_OPEN && depth++ == 0 && n == 2 &&
+			word_in(&w[0], kinds, ARRAY_SIZE(kinds))) {
+			if (!word_is_name(&w[1])) {
+				set_err(err, "nft: old body: %.*s \"%.*s\": not a plain name",
+					(int)w[0].len, w[0].s, (int)w[1].len, w[1].s);
+				return -EINVAL;
+			}
+			if (word_is(&w[0], "set") && name_in(keep, w[1].s, w[1].len)) {
+				found++;
+			} else {
+				nft_buf_printf(b, "delete %.*s %s %s %.*s\n", (int)w[0].len, w[0].s,
+					family, name, (int)w[1].len, w[1].s);
+				(*lines)++;
+			}
+		}
+		if (t == SCAN_CLOSE)
+			depth--;
+		if ((t == SCAN_SEP && depth == 0) || t == SCAN_CLOSE)
+			n = 0;
+	}
+	while (keep && keep[n_keep])
+		n_keep++;
+	if (found != n_keep) {
+		set_err(err, "nft: table %s %s: a set to keep is not in the old body", family, name);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/*
+ * The one-transaction replacement text in *ret (caller frees) and the number of lines before
+ * the body in *skip: the table is deleted and made again, or with keep, emptied but for the
+ * sets in keep[] (old: the body it was made from).
+ */
+static int table_replace_text(const char *family, const char *name, const char *body,
+	const char *old, const char *const *keep, char **ret, unsigned *skip, char **err)
 {
 	struct nft_buf b;
+	int r = 0;
 
 	nft_buf_init(&b);
 	nft_buf_reserve(&b, strlen(body) + 3 * strlen(name) + 128);
-	nft_buf_printf(&b, "add table %s %s\ndelete table %s %s\ntable %s %s {\n", family, name,
-		family, name, family, name);
+	if (keep) {
+		r = table_empty_cmds(&b, family, name, old, keep, skip, err);
+	} else {
+		nft_buf_printf(&b, "add table %s %s\ndelete table %s %s\n", family, name, family,
+			name);
+		*skip = 2;
+	}
+	if (r < 0) {
+		nft_buf_clear(&b);
+		return r;
+	}
+	nft_buf_printf(&b, "table %s %s {\n", family, name);
+	(*skip)++;
 	nft_buf_add(&b, body);
 	nft_buf_add(&b, "\n}\n");
-	return b.data;
+	*ret = b.data;
+	return 0;
 }
 
 static int table_apply(struct nft *nft, const char *family, const char *name, const char *body,
-	bool dry, char **err)
+	const char *old, const char *const *keep, bool dry, char **err)
 {
-	char label[NFT_NAME_MAX + 32], *text;
+	char label[NFT_NAME_MAX + 32], *text = NULL;
+	unsigned skip;
 	int r;
 
 	if (err)
@@ -692,16 +779,20 @@ static int table_apply(struct nft *nft, const char *family, const char *name, co
 	r = table_args_check(family, name, true, err);
 	if (r < 0)
 		return r;
-	if (!body) {
+	if (!body || (keep && !old)) {
 		set_err(err, "nft: no body");
 		return -EINVAL;
 	}
 	r = body_check(body, err);
+	if (r == 0 && keep)
+		r = body_check(old, err);
 	if (r < 0)
 		return r;
-	text = table_replace_text(family, name, body);
+	r = table_replace_text(family, name, body, old, keep, &text, &skip, err);
+	if (r < 0)
+		return r;
 	snprintf(label, sizeof(label), "table %s %s", family, name);
-	r = nft_exec_text(nft, text, label, TABLE_HEADER_LINES, dry, err);
+	r = nft_exec_text(nft, text, label, skip, dry, err);
 	free(text);
 	return r;
 }
@@ -709,13 +800,21 @@ static int table_apply(struct nft *nft, const char *family, const char *name, co
 int nft_table_apply(struct nft *nft, const char *family, const char *name, const char *body,
 	char **err)
 {
-	return table_apply(nft, family, name, body, false, err);
+	return table_apply(nft, family, name, body, NULL, NULL, false, err);
+}
+
+int nft_table_apply_keep(struct nft *nft, const char *family, const char *name, const char *old,
+	const char *body, const char *const *keep, char **err)
+{
+	static const char *const none[] = {NULL};
+
+	return table_apply(nft, family, name, body, old, keep ? keep : none, false, err);
 }
 
 int nft_table_check(struct nft *nft, const char *family, const char *name, const char *body,
 	char **err)
 {
-	return table_apply(nft, family, name, body, true, err);
+	return table_apply(nft, family, name, body, NULL, NULL, true, err);
 }
 
 int nft_table_delete(struct nft *nft, const char *family, const char *name, char **err)
@@ -817,19 +916,26 @@ static int json_of(const char *out, const char *label, json_t **ret)
 	return 0;
 }
 
-int nft_table_list_json(struct nft *nft, const char *family, const char *name, json_t **ret)
+/* table_list() in JSON, as a new reference in *ret. */
+static int table_list_json(struct nft *nft, const char *family, const char *name, unsigned oflags,
+	json_t **ret)
 {
 	char label[NFT_NAME_MAX + 32], *out;
 	int r;
 
 	*ret = NULL;
-	r = table_list(nft, family, name, NFT_CTX_OUTPUT_JSON, &out);
+	r = table_list(nft, family, name, NFT_CTX_OUTPUT_JSON | oflags, &out);
 	if (r < 0)
 		return r;
 	snprintf(label, sizeof(label), "list table %s %s", family, name);
 	r = json_of(out, label, ret);
 	free(out);
 	return r;
+}
+
+int nft_table_list_json(struct nft *nft, const char *family, const char *name, json_t **ret)
+{
+	return table_list_json(nft, family, name, 0, ret);
 }
 
 int nft_set_list_json(struct nft *nft, const char *family, const char *table, const char *set,

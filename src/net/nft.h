@@ -70,6 +70,16 @@ int nft_table_name_check(const char *name);
  */
 int nft_table_apply(struct nft *nft, const char *family, const char *name, const char *body,
 	char **err);
+/*
+ * The same for a table made from old (a body, borrowed) by one of these calls, but the sets
+ * named in keep[] (NULL-terminated, borrowed) stay as they are, their elements and what is
+ * left of their timeouts included: body must not declare them.  One transaction flushes the
+ * table's rules, deletes the chains, sets and maps old declares but the kept ones, and adds
+ * body.  -ENOENT if old does not declare a set of keep[]; if the table is not what old made,
+ * the kernel may refuse (a missing chain: -ENOENT).  Nothing changes on failure.
+ */
+int nft_table_apply_keep(struct nft *nft, const char *family, const char *name, const char *old,
+	const char *body, const char *const *keep, char **err);
 /* Validate the same text as nft_table_apply() with libnftables' dry run: the kernel sees the
  * transaction and aborts it, so kernel-side errors (missing chain, full set) are caught too.
  * Nothing changes. */

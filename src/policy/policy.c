@@ -5,8 +5,8 @@
  *  1. build the model (policy_nft.h) from the configuration and the uplinks' states;
  *  2. replace table inet egress with the generated body in one nftables transaction -
  *     if the kernel refuses it, the running table stays as it was and the error is logged;
- *     the sticky sets of the uplinks still chosen take over the entries of the running
- *     table's (carry_read()), so that affinity outlives the change;
+ *     the sticky sets of the uplinks still chosen stay in place or take over the entries
+ *     of the running table's (affinity_take()), so that affinity outlives the change;
  *  3. per uplink, keep its routing table's default route and its fwmark rule (ours are
  *     found by protocol, priority and table - rule_mine_cb() - so a restart adopts them
  *     without duplicates, and removes at once those of uplinks that are gone);
@@ -84,7 +84,8 @@ struct model_buf {
 	const char **lan;
 	struct policy_carry *carry;
 	struct policy_sticky_elem **carry_elems; /* carry[i].elems, to free */
-	char **carry_sets;			 /* carry[i].set points into it */
+	char **carry_sets;			 /* carry[i].set and keep_sets point into it */
+	const char **keep_sets;
 };
 
 static void model_buf_clear(struct model_buf *b)
@@ -102,6 +103,7 @@ static void model_buf_clear(struct model_buf *b)
 	free(b->carry_elems);
 	free(b->carry);
 	policy_nft_names_free(b->carry_sets);
+	free(b->keep_sets);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -492,16 +494,19 @@ static void seen_take(struct policy_module *pm, const struct model_buf *b)
 /* ------------------------------------------------------------ affinity */
 
 /*
- * Read back what the running table's sticky sets hold, for the sets b's body declares, into
- * b->m.carry: the replacement puts the entries back with what is left of their timeouts, so
- * that a change of one uplink does not move the clients of the others.  The sets of uplinks
- * the body leaves out (no longer chosen) are not read: their clients choose again.  An entry
- * a packet adds between this read and the commit is lost (its connection keeps its mark; the
- * client's next one chooses again).  Returns the number of entries carried.
+ * Affinity across a replacement of the table, for the sticky sets the new body (body, without
+ * carried entries) declares: a set whose declaration is the same as in the running table
+ * (pm->body) stays in place with its entries (b->m.keep_sets, nft_table_apply_keep()); any
+ * other is read back into b->m.carry, and the new table puts its entries back with what is
+ * left of their timeouts.  So a change of one uplink does not move the clients of the others.
+ * The sets of uplinks the body leaves out (no longer chosen) are dropped: their clients choose
+ * again.  An entry a packet adds to a carried set between this read and the commit is lost
+ * (its connection keeps its mark; the client's next one chooses again).  Returns the number
+ * of sets whose entries are kept or carried.
  */
-static size_t carry_read(struct policy_module *pm, struct model_buf *b)
+static size_t affinity_take(struct policy_module *pm, struct model_buf *b, const char *body)
 {
-	size_t total = 0, n;
+	size_t sets = 0, n, n_keep = 0;
 
 	if (policy_nft_sticky_sets(&b->m, &b->carry_sets) < 0)
 		return 0;
@@ -509,12 +514,19 @@ static size_t carry_read(struct policy_module *pm, struct model_buf *b)
 		;
 	b->carry = xcalloc(n + 1, sizeof(*b->carry));
 	b->carry_elems = xcalloc(n + 1, sizeof(*b->carry_elems));
+	b->keep_sets = xcalloc(n + 1, sizeof(*b->keep_sets));
 	for (size_t i = 0; i < n; i++) {
 		struct policy_carry *c = &b->carry[b->m.n_carry];
 		struct policy_sticky_elem *elems = NULL;
 		json_t *root = NULL;
-		int r = nft_set_list_json(pm->nft, "inet", "egress", b->carry_sets[i], &root);
+		int r;
 
+		if (pm->body && policy_nft_set_same(pm->body, body, b->carry_sets[i])) {
+			b->keep_sets[n_keep++] = b->carry_sets[i];
+			sets++;
+			continue;
+		}
+		r = nft_set_list_json(pm->nft, "inet", "egress", b->carry_sets[i], &root);
 		if (r == 0)
 			r = policy_nft_sticky_parse(root, &elems, &c->n);
 		json_decref(root);
@@ -526,11 +538,12 @@ static size_t carry_read(struct policy_module *pm, struct model_buf *b)
 		}
 		c->set = b->carry_sets[i];
 		c->elems = b->carry_elems[b->m.n_carry] = elems;
-		total += c->n;
+		sets += c->n > 0;
 		b->m.n_carry++;
 	}
 	b->m.carry = b->carry;
-	return total;
+	b->m.keep_sets = n_keep ? b->keep_sets : NULL;
+	return sets;
 }
 
 /* ------------------------------------------------------------ apply */
@@ -550,28 +563,32 @@ static void policy_log_choice(const struct policy_module *pm, const struct model
 			b->uplinks[i].name, b->uplinks[i].usable ? "in" : "out");
 	}
 	if (off && kept)
-		log_info("policy: table inet egress replaced (%s), %zu affinity entr%s kept", list,
-			kept, kept == 1 ? "y" : "ies");
+		log_info("policy: table inet egress replaced (%s), affinity kept in %zu set%s", list,
+			kept, kept == 1 ? "" : "s");
 	else if (off)
 		log_info("policy: table inet egress replaced (%s)", list);
 }
 
-/* Replace the table with body, the affinity of the running one carried over (carry_read()).
- * 0 or -errno (the running table then stays); the number of entries kept in *kept. */
+/* Replace the table with body, keeping the affinity of the running one (affinity_take()).
+ * 0 or -errno (the running table then stays); the number of sticky sets kept in *kept. */
 static int table_replace(struct policy_module *pm, struct model_buf *b, const char *body,
 	size_t *kept)
 {
 	char *full = NULL, *err = NULL;
 	int r;
 
-	*kept = carry_read(pm, b);
+	*kept = affinity_take(pm, b, body);
 	if (*kept && policy_nft_body(&b->m, &full) == 0) {
-		r = nft_table_apply(pm->nft, "inet", "egress", full, &err);
+		if (b->m.keep_sets)
+			r = nft_table_apply_keep(pm->nft, "inet", "egress", pm->body, full,
+				b->m.keep_sets, &err);
+		else
+			r = nft_table_apply(pm->nft, "inet", "egress", full, &err);
 		free(full);
 		if (r == 0)
 			return 0;
-		log_warnx("policy: nftables refused the affinity entries carried over, the clients "
-			  "choose again: %s",
+		log_warnx("policy: cannot keep the affinity over the new table, the clients choose "
+			  "again: %s",
 			err ? err : strerror(-r));
 		FREE_AND_NULL(err);
 	}

@@ -528,6 +528,14 @@ static void put_carried(struct gen *g, const char *name, const struct policy_def
 		nft_buf_add(&g->b, " }\n");
 }
 
+static bool name_listed(const char *const *names, const char *name)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		if (streq(names[i], name))
+			return true;
+	return false;
+}
+
 static void emit_sticky_sets(struct gen *g)
 {
 	const struct policy_model *m = g->m;
@@ -547,6 +555,8 @@ static void emit_sticky_sets(struct gen *g)
 				if (!chosen(g, pi, mb, f))
 					continue;
 				sticky_set_name(g, pi, mb, f, name);
+				if (name_listed(m->keep_sets, name))
+					continue;
 				nft_buf_printf(
 					&g->b, "\tset %s {\n\t\ttype %s", name, fams[f].addr_type);
 				if (p->sticky == POLICY_STICKY_SOURCE_DEST)
@@ -1050,6 +1060,29 @@ int policy_nft_sticky_sets(const struct policy_model *m, char ***ret)
 out:
 	gen_clear(&g);
 	return r;
+}
+
+/* The declaration of set `name` in body: from its "\tset" line to its closing "\t}". */
+static const char *set_block(const char *body, const char *name, size_t *len)
+{
+	char head[STICKY_NAME_SZ + 16];
+	const char *a, *e;
+
+	snprintf(head, sizeof(head), "\tset %s {\n", name);
+	a = body ? strstr(body, head) : NULL;
+	e = a ? strstr(a, "\n\t}\n") : NULL;
+	if (!e)
+		return NULL;
+	*len = (size_t)(e - a);
+	return a;
+}
+
+bool policy_nft_set_same(const char *old, const char *new, const char *name)
+{
+	size_t lo, ln;
+	const char *o = set_block(old, name, &lo), *n = set_block(new, name, &ln);
+
+	return o && n && lo == ln && memcmp(o, n, lo) == 0;
 }
 
 void policy_nft_names_free(char **names)

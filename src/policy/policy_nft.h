@@ -131,6 +131,9 @@ struct policy_model {
 	 * entries, and so does an entry whose key no longer fits its set's type. */
 	const struct policy_carry *carry;
 	size_t n_carry;
+	/* Sticky sets the running table keeps as they are (nft_table_apply_keep()): the body
+	 * does not declare them.  NULL-terminated; NULL: none. */
+	const char *const *keep_sets;
 };
 
 /*
@@ -146,6 +149,13 @@ int policy_nft_body(const struct policy_model *m, char **ret);
  */
 int policy_nft_sticky_sets(const struct policy_model *m, char ***ret);
 void policy_nft_names_free(char **names);
+
+/*
+ * Does set `name` have the same declaration (type, flags, timeout) in the bodies old and new
+ * (both without carried entries)?  Then the running set can stay as it is.  False if either
+ * lacks it.
+ */
+bool policy_nft_set_same(const char *old, const char *new, const char *name);
 
 /*
  * The entries of a sticky set out of libnftables' JSON for `list set` (root borrowed), into

@@ -699,6 +699,40 @@ static void test_carry(void **state)
 	free(s);
 }
 
+/* A sticky set whose declaration did not change can stay in the running table: the body
+ * then leaves it out. */
+static void test_keep_sets(void **state)
+{
+	static const char *const keep[] = { "sticky.secure.isp1.v4", NULL };
+	struct fixture fx;
+	char *old, *s;
+
+	variant_init(&fx, V_MAIN);
+	old = body_of(&fx);
+	fx.up[1].usable = false;
+	s = body_of(&fx);
+	assert_true(policy_nft_set_same(old, s, "sticky.secure.isp1.v4"));
+	assert_true(policy_nft_set_same(old, s, "sticky.secure.isp1.v6"));
+	/* negative: a set one body lacks, a set whose timeout changed */
+	assert_false(policy_nft_set_same(old, s, "sticky.secure.isp2.v4"));
+	assert_false(policy_nft_set_same(NULL, s, "sticky.secure.isp1.v4"));
+	free(s);
+	fx.pol[1].sticky_timeout_ms = 20 * 60 * 1000;
+	s = body_of(&fx);
+	assert_false(policy_nft_set_same(old, s, "sticky.secure.isp1.v4"));
+	free(s);
+
+	fx.pol[1].sticky_timeout_ms = 30 * 60 * 1000;
+	fx.m.keep_sets = keep;
+	s = body_of(&fx);
+	assert_null(strstr(s, "\tset sticky.secure.isp1.v4 {"));
+	assert_non_null(strstr(s, "\tset sticky.secure.isp1.v6 {"));
+	/* the rules still use it */
+	assert_non_null(strstr(s, "ip saddr @sticky.secure.isp1.v4 goto pick.secure.isp1"));
+	free(s);
+	free(old);
+}
+
 /* Every inconsistent model is refused, and *ret is left alone. */
 static void test_einval(void **state)
 {
@@ -764,6 +798,7 @@ int main(void)
 		cmocka_unit_test(test_sticky_sets),
 		cmocka_unit_test(test_sticky_parse),
 		cmocka_unit_test(test_carry),
+		cmocka_unit_test(test_keep_sets),
 		cmocka_unit_test(test_einval),
 	};
 

@@ -318,6 +318,55 @@ static void test_carry_over(void **state)
 	policy_nft_names_free(names);
 }
 
+/* In-run changes keep the sticky sets whose declaration is unchanged in place: their entries
+ * keep their exact timeouts, the chains are replaced, and the set of an uplink that went down
+ * goes; a set to keep that the old body did not declare changes nothing. */
+static void test_keep_in_place(void **state)
+{
+	static const char *const keep[] = { "sticky.secure.isp1.v4", "sticky.secure.isp1.v6", NULL };
+	static const char *const bad[] = { "sticky.secure.isp2.v4", NULL };
+	char *old, *body, *list, *err = NULL;
+	struct fixture fx;
+
+	variant_init(&fx, V_MAIN);
+	old = body_of(&fx);
+	apply(old);
+	if (nft_run(g_nft, "add element inet egress sticky.secure.isp1.v4 { 10.0.0.2 expires 100s }\n"
+			   "add element inet egress sticky.secure.isp2.v4 { 10.0.0.9 }\n",
+		    &err) < 0)
+		fail_msg("add element: %s", err);
+	fx.up[1].usable = false;
+	fx.m.keep_sets = keep;
+	body = body_of(&fx);
+	assert_int_equal(nft_table_apply_keep(g_nft, "inet", "egress", old, body, keep, &err), 0);
+	list = listing();
+	/* what it had left (100 s less the moments since), not a fresh 30 minutes */
+	assert_non_null(strstr(list, "elements = { 10.0.0.2 expires 1m"));
+	assert_null(strstr(list, "sticky.secure.isp2"));
+	assert_null(strstr(list, "10.0.0.9"));
+	assert_null(strstr(list, "chain pick.secure.isp2"));
+	assert_non_null(strstr(list, "ip saddr @sticky.secure.isp1.v4 goto pick.secure.isp1"));
+	/* negative: keeping what the old body lacks is refused before anything is sent */
+	assert_int_equal(nft_table_apply_keep(g_nft, "inet", "egress", old, body, bad, &err),
+		-ENOENT);
+	assert_non_null(err);
+	FREE_AND_NULL(err);
+	/* and a name the old body quotes is never put into a command */
+	assert_int_equal(nft_table_apply_keep(g_nft, "inet", "egress",
+				 "chain \"a; flush ruleset\" {\n}\n", body, NULL, &err),
+		-EINVAL);
+	assert_non_null(err);
+	free(err);
+	free(body);
+	free(list);
+	/* nothing changed (the listing itself moves on with the timeouts) */
+	list = listing();
+	assert_non_null(strstr(list, "elements = { 10.0.0.2 expires 1m"));
+	assert_null(strstr(list, "sticky.secure.isp2"));
+	free(list);
+	free(old);
+}
+
 static int group_setup(void **state)
 {
 	static const char *const cmds[] = {
@@ -371,6 +420,7 @@ int main(void)
 		cmocka_unit_test(test_apply_variants),
 		cmocka_unit_test(test_traffic),
 		cmocka_unit_test(test_carry_over),
+		cmocka_unit_test(test_keep_in_place),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
