@@ -815,6 +815,13 @@ int pfxset_add(struct pfxset *s, const struct cidr *c)
 	u128 first, last;
 	int idx, r;
 
+	if (cidr_is_any_default(c)) {
+		static const struct cidr all4 = {.addr.family = AF_INET};
+		static const struct cidr all6 = {.addr.family = AF_INET6};
+
+		r = pfxset_add(s, &all4);
+		return r < 0 ? r : pfxset_add(s, &all6);
+	}
 	r = cidr_range(c, &idx, &first, &last);
 	if (r < 0)
 		return r;

@@ -87,7 +87,7 @@ int cidr_parse(const char *s, unsigned flags, struct cidr *ret);
 /* Short static text for a cidr_parse()/pfxset error (sign ignored), e.g. "host bits set". */
 const char *cidr_strerror(int err);
 /* "default" of no one family (AF_UNSPEC, /0): its user decides which families it covers.
- * Prefix sets and cidr_contains*() refuse or never match it. */
+ * A prefix set takes it as both families' /0; cidr_contains*() never match it. */
 bool cidr_is_any_default(const struct cidr *c);
 /* Format "addr/plen" (or "default") into buf (caller's, CIDR_STRLEN bytes); returns buf. */
 const char *cidr_str(const struct cidr *c, char *buf, size_t len);

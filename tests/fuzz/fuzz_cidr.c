@@ -76,6 +76,15 @@ static void check_cidr(const char *s, unsigned flags)
 	}
 	if (r < 0)
 		return;
+	if (cidr_is_any_default(&c)) {
+		/* "default" of each family: only where no one family is asked for */
+		CHECK((flags & CIDR_DEFAULT) && streq(s, "default"));
+		CHECK((flags & (CIDR_V4 | CIDR_V6)) != CIDR_V4 &&
+		      (flags & (CIDR_V4 | CIDR_V6)) != CIDR_V6);
+		CHECK(streq(cidr_str(&c, str, sizeof(str)), "default"));
+		CHECK(cidr_parse(str, CIDR_DEFAULT, &d) == 0 && cidr_cmp(&c, &d) == 0);
+		return;
+	}
 	bits = (unsigned)addr_len(c.addr.family) * 8;
 	CHECK(bits == 32 || bits == 128);
 	CHECK(c.plen <= bits);
@@ -110,6 +119,14 @@ static void check_set_contents(const struct pfxset *s, const char *list, unsigne
 	for (char *tok = strtok_r(copy, ", \t\r\n\v\f", &save); tok;
 		tok = strtok_r(NULL, ", \t\r\n\v\f", &save)) {
 		CHECK(cidr_parse(tok, flags, &c) == 0);
+		if (cidr_is_any_default(&c)) {
+			/* both families whole */
+			struct cidr all4 = {.addr.family = AF_INET}, all6 = {.addr.family = AF_INET6};
+
+			CHECK(pfxset_contains(s, &all4.addr) && pfxset_contains(s, &all6.addr));
+			CHECK(pfxset_count_cidrs(s, AF_UNSPEC) == 2);
+			continue;
+		}
 		CHECK(pfxset_contains(s, &c.addr));
 	}
 	free(copy);

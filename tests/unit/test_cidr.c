@@ -861,6 +861,9 @@ static void test_pfxset_parse(void **state)
 	assert_int_equal(pfxset_count_cidrs(&s, AF_INET6), 1);
 	expect_cidrs(&s, AF_INET6, "::/0");
 	assert_int_equal(pfxset_count_cidrs(&s, AF_INET), 6);
+	/* "default" of no one family: both */
+	assert_int_equal(pfxset_parse(&s, "default", CIDR_DEFAULT, &bad), 0);
+	expect_cidrs(&s, AF_UNSPEC, "0.0.0.0/0 ::/0");
 	pfxset_clear(&s);
 }
 
