@@ -1912,6 +1912,15 @@ static void gateway_validate(const struct conf *conf, const void *section, struc
 	if (d && !d->s.origin && d->port != g->dns_port)
 		conf_section_error(errs, &g->s, "dns_port",
 			"expected [dns] port (%d), got %d", d->port, g->dns_port);
+	/* the clients' DNS is redirected to the address of the interface it came in on */
+	if (d && !d->s.origin && !addr_is_any(&d->address) && !addr_eq(&d->address, &g->address)) {
+		char want[ADDR_STRLEN], got[ADDR_STRLEN];
+		addr_str(&g->address, want, sizeof(want));
+		addr_str(&d->address, got, sizeof(got));
+		conf_section_error(errs, &d->s, "address",
+			"gateway mode sends its clients' DNS to the gateway's own address: expected "
+			":: (every address) or [gateway] address %s, got %s", want, got);
+	}
 	if (!g->subnet.n)
 		conf_section_error(errs, &g->s, "subnet", "expected at least one subnet");
 }

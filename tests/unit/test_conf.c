@@ -595,7 +595,8 @@ static void test_gateway_dns_allow(void **state)
 		"[proxy]\nallow = local 203.0.113.0/24\ndispatch = 192.0.2.1\n"
 		"[gateway]\nsubnet = 10.0.0.0/24\n",
 		"[proxy]\nallow = local 203.0.113.0/24\ndispatch = 192.0.2.1\n"
-		"[gateway]\nsubnet = 10.0.0.0/24\n[dns]\nport = 5353\nupstream = 192.0.2.53\n",
+		"[gateway]\nsubnet = 10.0.0.0/24\n"
+		"[dns]\naddress = ::\nport = 5353\nupstream = 192.0.2.53\n",
 	};
 
 	(void)state;
