@@ -60,6 +60,7 @@ struct policy_module {
 	struct event *apply_ev;
 	struct event *retry_ev;
 	bool applied; /* the table is in place */
+	int adopt;    /* an earlier run's table is running: -1 not looked yet, 0 no, 1 yes */
 	char *body;   /* the body last applied */
 	struct policy_seen *seen;
 	size_t n_seen;
@@ -601,6 +602,35 @@ static int table_replace(struct policy_module *pm, struct model_buf *b, const ch
 	return r;
 }
 
+/*
+ * A table an earlier run left (keep_dataplane, a crash) stays as it is until every uplink has
+ * its first verdict: replaced before, it would send all new connections to the last resort for
+ * the first check round and drop the affinity it holds (the sticky sets of uplinks not judged
+ * yet are left out).  True while that is so.
+ */
+static bool adopt_wait(struct policy_module *pm)
+{
+	bool pending = false;
+
+	if (pm->body || !pm->adopt)
+		return false;
+	for (size_t i = 0; i < conf_n_uplinks(pm->conf) && !pending; i++) {
+		const struct conf_uplink *c = conf_uplink_at(pm->conf, i);
+		const struct uplink *u = uplink_find(pm->set, c->s.name);
+
+		pending = c->interface[0] && !c->s.origin && u && u->state == UPLINK_INIT;
+	}
+	if (!pending)
+		return false;
+	if (pm->adopt < 0) {
+		pm->adopt = nft_table_exists(pm->nft, "inet", "egress") == 1;
+		if (pm->adopt)
+			log_info("policy: the table an earlier run left stays until every uplink has "
+				 "been checked");
+	}
+	return pm->adopt;
+}
+
 static int policy_apply(struct policy_module *pm)
 {
 	struct model_buf b;
@@ -615,7 +645,7 @@ static int policy_apply(struct policy_module *pm)
 		log_error("policy: cannot build the ruleset: %s", strerror(-r));
 		goto out;
 	}
-	if (!pm->body || !streq(body, pm->body)) {
+	if (!adopt_wait(pm) && (!pm->body || !streq(body, pm->body))) {
 		r = table_replace(pm, &b, body, &kept);
 		if (r < 0)
 			goto out;
@@ -672,6 +702,7 @@ int policy_module_new(struct event_base *base, const struct conf *conf, struct u
 	pm->conf = conf;
 	pm->prio = bal->rule_priority;
 	pm->table_base = bal->table_base;
+	pm->adopt = -1;
 	pm->mask = bal->mark_mask;
 	pm->keep = bal->keep;
 	pm->nft = nft_new();

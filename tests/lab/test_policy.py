@@ -385,15 +385,21 @@ def uplink_of_sources(node, sources, rounds=2):
     return {s: (next(iter(seen[s])) if len(seen[s]) == 1 else "mixed") for s in sources}
 
 
+def sticky_sources(client, n=24):
+    """n more addresses on client1, each a sticky client of its own."""
+    sources = ["10.10.1.%d" % i for i in range(100, 100 + n)]
+    for s in sources:
+        client.ip("addr", "add", s + "/24", "dev", "eth0")
+    return sources
+
+
 def test_affinity_survives_changes_of_other_uplinks(lab, egressd_bin):
     """A sticky client keeps its uplink while another uplink goes down and comes back; a
     client whose own uplink goes down moves, and stays on its new uplink after the old one
     returns (a second change of public address would break its sessions again)."""
     gw = build(lab)
     client = lab["client1"]
-    sources = ["10.10.1.%d" % i for i in range(100, 124)]
-    for s in sources:
-        client.ip("addr", "add", s + "/24", "dev", "eth0")
+    sources = sticky_sources(client)
     d = start(gw, egressd_bin, CONF + "sticky = source\n")
     before = uplink_of_sources(client, sources)
     per = collections.Counter(before.values())
@@ -423,6 +429,31 @@ def test_affinity_survives_changes_of_other_uplinks(lab, egressd_bin):
     # the victim is back in the choice: its set is there, to take new clients
     sets = gw.run(["nft", "-t", "list", "sets", "table", "inet", "egress"]).stdout
     assert "sticky.balanced.%s.v4" % victim in sets, sets
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_affinity_survives_a_restart_over_a_kept_dataplane(lab, egressd_bin):
+    """egressd stops leaving the dataplane in place; the next run takes the sticky entries of
+    the table it finds into its own, so no client changes uplink."""
+    gw = build(lab)
+    client = lab["client1"]
+    sources = sticky_sources(client)
+    conf = CONF.replace("lan = lan0, lan1", "lan = lan0, lan1\nkeep_dataplane = yes")
+    d = start(gw, egressd_bin, conf + "sticky = source\n")
+    before = uplink_of_sources(client, sources)
+    assert set(before.values()) <= {"isp1", "isp2", "isp3"}, before
+    assert len(set(before.values())) >= 2, before
+    assert d.stop() == 0
+    d = start(gw, egressd_bin, conf + "sticky = source\n")
+    d.wait_log(r"policy: table inet egress replaced \(.*\), affinity kept in \d+ sets")
+    assert uplink_of_sources(client, sources) == before
+    # negative: a run that starts without the old table starts without affinity, and the
+    # clients spread again
+    assert d.stop() == 0
+    gw.run(["nft", "delete", "table", "inet", "egress"])
+    d = start(gw, egressd_bin, conf + "sticky = source\n")
+    assert uplink_of_sources(client, sources) != before
     assert d.stop() == 0
     d.assert_clean()
 
