@@ -26,6 +26,10 @@ def start(gw, egressd_bin, conf=CONF, up=("isp1", "isp2", "isp3")):
     for u in up:
         d.wait_log(r"uplink %s: init -> up" % u)
     d.wait_log(r"policy: balancing")
+    # the table that takes them in comes on a later turn of egressd's loop
+    wait_for(lambda: all('"uplink %s (%s): new connections"' % (u, u) in gw.run(
+        ["nft", "list", "table", "inet", "egress"]).stdout for u in up),
+        what="the table to take in %s" % ", ".join(up))
     return d
 
 
