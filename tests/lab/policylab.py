@@ -115,3 +115,12 @@ def tcp_shares(node, n, dst=SERVER, interval=0.004, names=None):
         f = line.split()
         c[names.get(f[3], f[3]) if f[1] == "ok" else "fail"] += 1
     return c
+
+
+def wait_table(gw, up=("isp1", "isp2", "isp3")):
+    """Wait until table inet egress takes in the uplinks `up` (a turn of egressd's loop after
+    their first verdicts)."""
+    from lab import wait_for
+    wait_for(lambda: all('"uplink %s (%s): new connections"' % (u, u) in gw.run(
+        ["nft", "list", "table", "inet", "egress"], check=False).stdout for u in up),
+        what="the table to take in %s" % ", ".join(up))

@@ -210,6 +210,7 @@ def start(gw, egressd_bin, conf):
         d.wait_log(r"uplink %s: init -> up" % u)
     d.wait_log(r"route: 2 of 2 gateways in service")
     d.wait_log(r"gateway: intercepting 1 subnet")
+    policylab.wait_table(gw)
     return d
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from egressd import Egressd
 from lab import wait_for
-from policylab import ADDR, CONF, HERE, SERVER, SERVER6, UPLINK_OF, build, tcp_shares
+from policylab import (ADDR, CONF, HERE, SERVER, SERVER6, UPLINK_OF, build, tcp_shares,
+                       wait_table)
 
 pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
 
@@ -26,10 +27,7 @@ def start(gw, egressd_bin, conf=CONF, up=("isp1", "isp2", "isp3")):
     for u in up:
         d.wait_log(r"uplink %s: init -> up" % u)
     d.wait_log(r"policy: balancing")
-    # the table that takes them in comes on a later turn of egressd's loop
-    wait_for(lambda: all('"uplink %s (%s): new connections"' % (u, u) in gw.run(
-        ["nft", "list", "table", "inet", "egress"]).stdout for u in up),
-        what="the table to take in %s" % ", ".join(up))
+    wait_table(gw, up)
     return d
 
 
