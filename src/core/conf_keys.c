@@ -2197,6 +2197,11 @@ struct conf_uplink *conf_uplink_at(const struct conf *conf, size_t i)
 	return (struct conf_uplink *)conf_sections(conf, "uplink")->items[i];
 }
 
+bool conf_uplink_is_route_gateway(const struct conf_uplink *u)
+{
+	return u->s.origin && u->s.origin->type == &conf_route_type;
+}
+
 struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
 	struct conf_errors *errs)
 {

@@ -269,6 +269,9 @@ extern const size_t egress_conf_n_types;
 struct conf_global *conf_global(struct conf *conf);
 size_t conf_n_uplinks(const struct conf *conf);
 struct conf_uplink *conf_uplink_at(const struct conf *conf, size_t i);
+/* A gateway of [route]: the route module's alone (no address or interface of its own for the
+ * proxy, the DNS forwarder or the policy module to send through). */
+bool conf_uplink_is_route_gateway(const struct conf_uplink *u);
 
 /* The [route] section, or NULL when the route module is not configured. */
 struct conf_route *conf_route(const struct conf *conf);

@@ -374,14 +374,20 @@ static void resolvers_build(const struct dns_listeners *l, const struct conf *co
 		resolv_conf_read(l, &fallback, &nf);
 	}
 	for (size_t j = 0; j < nf; j++) {
-		if (!nu)
-			resolvers_add(&v, &n, resolver_new(NULL, &fallback[j], 0));
+		bool through_uplink = false;
+
 		for (size_t i = 0; i < nu; i++) {
 			const struct conf_uplink *cu = conf_uplink_at(conf, i);
 			uint32_t mark = b ? conf_uplink_mark(b, cu, i) : 0;
 
+			/* [route]'s gateways have no address of ours to send from */
+			if (conf_uplink_is_route_gateway(cu))
+				continue;
 			resolvers_add(&v, &n, resolver_new(cu->s.name, &fallback[j], mark));
+			through_uplink = true;
 		}
+		if (!through_uplink)
+			resolvers_add(&v, &n, resolver_new(NULL, &fallback[j], 0));
 	}
 	free(fallback);
 	if (n)

@@ -231,9 +231,7 @@ static void uplinks_sync(struct proxy_module *pm)
 		struct puplink *up = puplink_find(pm, cu->s.name);
 		const struct uplink *u = uplink_find(pm->set, cu->s.name);
 
-		/* an uplink implied by another section is that module's: [route]'s gateways
-		 * have no address of ours to leave from */
-		if (cu->s.origin && cu->s.origin->type != &conf_proxy_type)
+		if (conf_uplink_is_route_gateway(cu))
 			continue;
 		if (!up) {
 			up = xcalloc(1, sizeof(*up));

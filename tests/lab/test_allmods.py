@@ -23,6 +23,7 @@ before the start.
 
 import collections
 import json
+import re
 import sys
 
 import pytest
@@ -282,3 +283,27 @@ def test_every_module_in_one_daemon(lab, egressd_bin):
     d.assert_clean()
     after = host_state(gw)
     assert not state_diff(before, after), "gw after stop differs from before start"
+
+
+def test_dns_fallback_and_proxy_leave_route_gateways_alone(lab, egressd_bin):
+    """Without resolvers of their own, the DNS forwarder asks [proxy] resolver through every
+    uplink of the proxy - never through a gateway of [route], which has no address to send
+    from (its queries took main's default route, counted as the gateway's)."""
+    gw = build(lab)
+    conf = (CONF % {"backup": lab.dir / "ruleset-backup.nft"}).replace(
+        "dns = 11.0.0.80\n", "").replace(
+        "[proxy]\n", "[proxy]\nresolver = 11.0.0.80\n").replace(
+        "log_level = info\n", "log_level = info\nmetrics_port = 9100\n")
+    d = start(gw, egressd_bin, conf)
+    try:
+        d.wait_log(r"dns: no resolvers configured: using \[proxy\] resolver's")
+        for i in range(20):
+            dns_a(lab["client2"], "198.51.100.2", 53, "n%d.web.test" % i)
+        page = gw.run(["curl", "-sS", "http://127.0.0.1:9100/metrics"]).stdout
+        used = {m.group(1) for m in re.finditer(
+            r'^egress_dns_upstream_queries_total\{uplink="([^"]*)",[^}]*\} ([1-9]\d*)', page,
+            re.M)}
+        assert used and used <= {"isp1", "isp2", "isp3"}, page
+    finally:
+        assert d.stop() == 0
+    d.assert_clean()
