@@ -224,13 +224,51 @@ static int rdp_route_cb(const struct nl_route *r, void *arg)
 	return 0;
 }
 
+/* Our rule at P + i (i: 0 or 1) of family, as we add it. */
+static void rdp_rule_want(const struct route_dp *dp, int family, int i, struct nl_rule *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->family = family;
+	ret->action = FR_ACT_TO_TBL;
+	ret->protocol = dp->conf.protocol;
+	ret->has_priority = true;
+	ret->priority = dp->conf.rule_priority + (uint32_t)i;
+	if (i == 0) {
+		ret->table = RT_TABLE_MAIN;
+		ret->has_suppress_prefixlen = true;
+		ret->suppress_prefixlen = 0;
+	} else {
+		ret->table = dp->conf.table;
+	}
+}
+
+static bool rdp_rule_equal(const struct nl_rule *a, const struct nl_rule *b)
+{
+	return a->family == b->family && a->priority == b->priority && a->table == b->table &&
+	       a->action == b->action && a->protocol == b->protocol && a->tos == b->tos &&
+	       a->flags == b->flags && a->has_fwmark == b->has_fwmark &&
+	       a->has_suppress_prefixlen == b->has_suppress_prefixlen &&
+	       a->suppress_prefixlen == b->suppress_prefixlen && a->has_goto == b->has_goto &&
+	       !addr_is_set(&a->src.addr) && !addr_is_set(&a->dst.addr) && !a->iif[0] &&
+	       !a->oif[0];
+}
+
+/*
+ * Ours: one of our two rules, by shape (family, priority, table, suppress_prefixlength) as
+ * this conf makes them.  Another tool's rule of our protocol at P or P+1 (into another
+ * table, say) is not, and is never touched.
+ */
 static int rdp_rule_cb(const struct nl_rule *r, void *arg)
 {
 	struct rdp_dump_ctx *ctx = arg;
 	struct rdp_snap *s = ctx->snap;
 	uint32_t p = ctx->dp->conf.rule_priority;
+	struct nl_rule shape;
 
 	if (r->protocol != ctx->dp->conf.protocol || (r->priority != p && r->priority != p + 1))
+		return 0;
+	rdp_rule_want(ctx->dp, r->family, (int)(r->priority - p), &shape);
+	if (!rdp_rule_equal(r, &shape))
 		return 0;
 	s->rules = rdp_grow(s->rules, &s->cap_rules, s->n_rules, sizeof(*s->rules));
 	s->rules[s->n_rules].r = *r;
@@ -802,34 +840,6 @@ static void rdp_routes(struct rdp_run *run, struct rdp_fam *f)
 }
 
 /* ---- 3. rules ---- */
-
-static void rdp_rule_want(const struct route_dp *dp, int family, int i, struct nl_rule *ret)
-{
-	memset(ret, 0, sizeof(*ret));
-	ret->family = family;
-	ret->action = FR_ACT_TO_TBL;
-	ret->protocol = dp->conf.protocol;
-	ret->has_priority = true;
-	ret->priority = dp->conf.rule_priority + (uint32_t)i;
-	if (i == 0) {
-		ret->table = RT_TABLE_MAIN;
-		ret->has_suppress_prefixlen = true;
-		ret->suppress_prefixlen = 0;
-	} else {
-		ret->table = dp->conf.table;
-	}
-}
-
-static bool rdp_rule_equal(const struct nl_rule *a, const struct nl_rule *b)
-{
-	return a->family == b->family && a->priority == b->priority && a->table == b->table &&
-	       a->action == b->action && a->protocol == b->protocol && a->tos == b->tos &&
-	       a->flags == b->flags && a->has_fwmark == b->has_fwmark &&
-	       a->has_suppress_prefixlen == b->has_suppress_prefixlen &&
-	       a->suppress_prefixlen == b->suppress_prefixlen && a->has_goto == b->has_goto &&
-	       !addr_is_set(&a->src.addr) && !addr_is_set(&a->dst.addr) && !a->iif[0] &&
-	       !a->oif[0];
-}
 
 static void rdp_rules(struct rdp_run *run, struct rdp_fam *f)
 {

@@ -16,10 +16,12 @@
  * Either way every change is a replace: a route is never removed to be changed.
  *
  * State is reconciled, not replayed: each apply reads what is ours from the kernel (rules of
- * our protocol at P and P+1, routes of our protocol in our table, nexthops of our protocol in
+ * our protocol shaped as the two above - P into main with suppress_prefixlength 0, P+1 into
+ * TABLE, either family -, routes of our protocol in our table, nexthops of our protocol in
  * [nh_id_base, nh_id_base + ROUTE_DP_NH_IDS)), keeps what is wanted, changes what differs
  * and removes the rest - so what an earlier run left (also after kill -9) is adopted without
- * a gap.  Anything else (other tables, priorities, protocols or ids) is never touched.
+ * a gap.  Anything else (other tables, priorities, protocols or ids; a rule of our protocol
+ * at P or P+1 into another table) is never touched.
  *
  * This module decides nothing about health, exclusions or configuration (the caller
  * computes the prefixes and the gateways' usability) and does not log: it reports.
@@ -110,7 +112,9 @@ int route_dp_apply(struct route_dp *dp, const struct cidr *prefixes, size_t n_pr
 	const struct route_dp_gw *gws, size_t n_gws, struct route_dp_result *ret);
 
 /*
- * Remove our rules, routes, groups and nexthops (whatever run made them), unless keep.
+ * Remove our rules, routes, groups and nexthops (whatever run made them), unless keep: those
+ * that conf names, so after a change of table, rule_priority or nh_id_base it is the old
+ * conf's dp that removes the old ones.
  * *ret (caller's, optional) as for route_dp_apply(); returns 0 or the first error, having
  * tried to remove everything.
  */

@@ -325,6 +325,19 @@ static size_t rules_at(int family, uint32_t prio, json_t **ret_copy)
 	return n;
 }
 
+/* Rules of family at prio into table (ip's name: "main", "200") of our protocol. */
+static size_t ours_into(int family, uint32_t prio, const char *table)
+{
+	json_t *j = ipj("%s rule show", family == AF_INET6 ? "-6" : "-4"), *e;
+	size_t i, n = 0;
+
+	json_array_foreach(j, i, e)
+		n += jnum(e, "priority", -1) == prio && streq(jstr(e, "table"), table) &&
+		     is_ours_proto(e);
+	json_decref(j);
+	return n;
+}
+
 /* Both of our rules of family, exactly once and as designed. */
 static void expect_rules(int family)
 {
@@ -975,9 +988,9 @@ static void test_adoption(void **state)
 		gw("192.0.2.13", 1, 2) };
 	struct route_dp_gw bcd[3] = { gw("192.0.2.12", 2, 1), gw("192.0.2.13", 1, 2),
 		gw("192.0.2.14", 5, 3) };
-	/* what an older run with another config left: a rule to table 300, an excluded route */
-	struct nl_rule stale_rule = { .family = AF_INET, .has_priority = true,
-		.priority = PRIO + 1, .table = 300, .protocol = PROTO };
+	/* what an older run with IPv6 prefixes too left: its IPv6 rule; and an excluded route */
+	struct nl_rule stale_rule = { .family = AF_INET6, .has_priority = true,
+		.priority = PRIO + 1, .table = TABLE, .protocol = PROTO };
 	struct nl_route stale_route = { .family = AF_INET, .table = TABLE, .protocol = PROTO,
 		.dst = pfx("203.0.113.0/24"), .type = RTN_BLACKHOLE };
 	struct route_dp_result res;
@@ -994,7 +1007,7 @@ static void test_adoption(void **state)
 	route_dp_free(dp); /* as after kill -9: no stop */
 	assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &stale_rule), 0);
 	assert_int_equal(nl_route_apply(g_nl, NL_ADD, &stale_route), 0);
-	assert_int_equal(rules_at(AF_INET, PRIO + 1, NULL), 2);
+	assert_int_equal(rules_at(AF_INET6, PRIO + 1, NULL), 1);
 
 	/* a new run, another gateway set: adopted without a route going away */
 	dp = dp_new(&c);
@@ -1007,6 +1020,7 @@ static void test_adoption(void **state)
 	assert_int_equal(res.ok[NL_DEL], 3);	 /* A's nexthop, the stale rule and route */
 	assert_int_equal(res.kept, 2 + n + 2); /* B, C, the routes, the rules */
 	expect_rules(AF_INET); /* exactly one pair */
+	expect_no_rules(AF_INET6);
 	expect_routes(p, n, AF_INET, G4);
 	j = ipj("nexthop show");
 	assert_null(nh_find(j, NH(0)));
@@ -1042,6 +1056,96 @@ static void test_adoption(void **state)
 	del_foreign();
 	expect_clean();
 	free(p);
+}
+
+/*
+ * Another tool's rules of our protocol at our priorities, into another table, are not ours:
+ * they outlive a start, a reconcile, a family going, a reload to another table and priority
+ * (whose old dp removes its own old rules) and a stop.
+ */
+static void test_foreign_rules_of_our_protocol(void **state)
+{
+	static const int fams[] = { AF_INET, AF_INET6 };
+	static const uint32_t prios[] = { PRIO, PRIO + 1, PRIO + 10, PRIO + 11 };
+	struct route_dp_conf c = conf_default(), c2 = conf_default();
+	struct route_dp_gw g[2] = { gw("192.0.2.11", 1, 0), gw("2001:db8::11", 1, 1) };
+	struct route_dp_result res;
+	struct route_dp *dp, *dp2;
+	struct cidr *p, *p4;
+	size_t n, n4, f, k;
+
+	c2.table = TABLE + 1;
+	c2.rule_priority = PRIO + 10;
+	for (f = 0; f < 2; f++)
+		for (k = 0; k < ARRAY_SIZE(prios); k++) {
+			struct nl_rule r = { .family = fams[f], .has_priority = true,
+				.priority = prios[k], .table = 300, .protocol = PROTO };
+
+			assert_int_equal(nl_rule_apply(g_nl, NL_ADD, &r), 0);
+		}
+	n = managed(AF_UNSPEC, &p);
+	n4 = managed(AF_INET, &p4);
+
+	/* start: ours made, nothing removed */
+	dp = dp_new(&c);
+	apply_ok(dp, p, n, g, 2, &res);
+	assert_int_equal(res.ok[NL_DEL], 0);
+	for (f = 0; f < 2; f++) {
+		assert_int_equal(ours_into(fams[f], PRIO, "main"), 1);
+		assert_int_equal(ours_into(fams[f], PRIO + 1, "200"), 1);
+	}
+	/* again: all adopted */
+	apply_ok(dp, p, n, g, 2, &res);
+	assert_int_equal(changes(&res), 0);
+	/* IPv6 goes: our IPv6 rules go with it, not the foreign IPv6 ones */
+	apply_ok(dp, p4, n4, g, 2, &res);
+	assert_int_equal(ours_into(AF_INET6, PRIO, "main"), 0);
+	assert_int_equal(ours_into(AF_INET6, PRIO + 1, "200"), 0);
+	assert_int_equal(ours_into(AF_INET, PRIO, "main"), 1);
+	assert_int_equal(ours_into(AF_INET, PRIO + 1, "200"), 1);
+	for (f = 0; f < 2; f++)
+		for (k = 0; k < ARRAY_SIZE(prios); k++)
+			assert_int_equal(ours_into(fams[f], prios[k], "300"), 1);
+
+	/* a reload to another table and priority, as the route module does it: the old dp
+	 * removes its rules, the new one makes its own */
+	dp2 = dp_new(&c2);
+	assert_int_equal(route_dp_stop(dp, false, &res), 0);
+	assert_int_equal(res.ok[NL_DEL], 2 + n4 + 2);
+	route_dp_free(dp);
+	apply_ok(dp2, p, n, g, 2, &res);
+	for (f = 0; f < 2; f++) {
+		assert_int_equal(ours_into(fams[f], PRIO, "main"), 0);
+		assert_int_equal(ours_into(fams[f], PRIO + 1, "200"), 0);
+		assert_int_equal(ours_into(fams[f], PRIO + 10, "main"), 1);
+		assert_int_equal(ours_into(fams[f], PRIO + 11, "201"), 1);
+		for (k = 0; k < ARRAY_SIZE(prios); k++)
+			assert_int_equal(ours_into(fams[f], prios[k], "300"), 1);
+	}
+
+	/* stop: ours go, the foreign ones stay */
+	assert_int_equal(route_dp_stop(dp2, false, &res), 0);
+	route_dp_free(dp2);
+	for (f = 0; f < 2; f++) {
+		assert_int_equal(ours_into(fams[f], PRIO + 10, "main"), 0);
+		assert_int_equal(ours_into(fams[f], PRIO + 11, "201"), 0);
+		for (k = 0; k < ARRAY_SIZE(prios); k++) {
+			struct nl_rule r = { .family = fams[f], .has_priority = true,
+				.priority = prios[k], .table = 300 };
+
+			assert_int_equal(ours_into(fams[f], prios[k], "300"), 1);
+			assert_int_equal(nl_rule_apply(g_nl, NL_DEL, &r), 0);
+		}
+	}
+	for (f = 0; f < 2; f++) {
+		json_t *j = routes_of(fams[f], TABLE + 1);
+
+		assert_int_equal(json_array_size(j), 0);
+		json_decref(j);
+	}
+	expect_clean();
+	free(p);
+	free(p4);
 }
 
 /* Each route of family: legs with these gateways and weights (a single leg: a plain path). */
@@ -1289,6 +1393,7 @@ int main(void)
 		cmocka_unit_test(test_dual_stack),
 		cmocka_unit_test(test_unresolvable),
 		cmocka_unit_test(test_adoption),
+		cmocka_unit_test(test_foreign_rules_of_our_protocol),
 		cmocka_unit_test(test_multipath),
 		cmocka_unit_test(test_mode_switch),
 		cmocka_unit_test(test_timers),
