@@ -769,10 +769,33 @@ static void forwarding_back(struct gateway_module *m)
 	sysctl_release_all(m, false);
 }
 
+/* The TPROXY rule of family: fwmark MARK/MARK at priority lookup table. */
+static struct nl_rule tproxy_rule(int family, uint32_t priority, uint32_t mark, uint32_t table)
+{
+	return (struct nl_rule){.family = family, .protocol = RTPROT_EGRESS, .has_priority = true,
+		.priority = priority, .has_fwmark = true, .fwmark = mark, .fwmask = mark,
+		.table = table};
+}
+
+struct tproxy_shape {
+	uint32_t priority, mark, table;
+};
+
+/* Ours: our rule's shape, of either family.  Another rule of our protocol at our priority
+ * (into another table, say) is another module's or tool's and stays. */
+static bool tproxy_rule_mine(const struct nl_rule *r, void *arg)
+{
+	const struct tproxy_shape *t = arg;
+	struct nl_rule shape = tproxy_rule(r->family, t->priority, t->mark, t->table);
+
+	return nl_rule_same(r, &shape);
+}
+
 /* TPROXY: packets marked by the tproxy chain are delivered locally. */
 static int tproxy_routing(struct gateway_module *m, bool on, const struct conf_gateway *g)
 {
 	struct nl_rule want[2];
+	struct tproxy_shape t;
 	size_t n = 0;
 	int r = 0, e;
 
@@ -783,7 +806,9 @@ static int tproxy_routing(struct gateway_module *m, bool on, const struct conf_g
 				.type = RTN_LOCAL};
 			nl_route_apply(m->nl, NL_DEL, &rt);
 		}
-		nl_rule_reconcile(m->nl, RTPROT_EGRESS, m->tproxy_prio, m->tproxy_prio + 1, NULL, 0);
+		t = (struct tproxy_shape){m->tproxy_prio, m->tproxy_mark, m->tproxy_table};
+		nl_rule_reconcile_mine(m->nl, RTPROT_EGRESS, t.priority, t.priority + 1,
+			tproxy_rule_mine, &t, NULL, 0);
 		m->tproxy_routing = false;
 	}
 	if (!on)
@@ -806,12 +831,22 @@ static int tproxy_routing(struct gateway_module *m, bool on, const struct conf_g
 				nl_last_error(m->nl));
 			r = r ? r : e;
 		}
-		want[n++] = (struct nl_rule){.family = family, .protocol = RTPROT_EGRESS,
-			.has_priority = true, .priority = g->rule_priority, .has_fwmark = true,
-			.fwmark = g->tproxy_mark, .fwmask = g->tproxy_mark, .table = g->tproxy_table};
+		want[n++] = tproxy_rule(family, g->rule_priority, g->tproxy_mark, g->tproxy_table);
 	}
-	e = nl_rule_reconcile(m->nl, RTPROT_EGRESS, g->rule_priority, g->rule_priority + 1, want, n);
+	t = (struct tproxy_shape){g->rule_priority, g->tproxy_mark, g->tproxy_table};
+	e = nl_rule_reconcile_mine(m->nl, RTPROT_EGRESS, t.priority, t.priority + 1,
+		tproxy_rule_mine, &t, want, n);
 	return r ? r : e;
+}
+
+/* The TPROXY rule and route in place are those g asks for (or none, and none asked for). */
+static bool tproxy_same(const struct gateway_module *m, const struct conf_gateway *g)
+{
+	if (m->tproxy_routing != (g->intercept == INTERCEPT_TPROXY))
+		return false;
+	return !m->tproxy_routing ||
+	       (m->tproxy_prio == g->rule_priority && m->tproxy_table == g->tproxy_table &&
+		       m->tproxy_mark == g->tproxy_mark);
 }
 
 static void lock_wait_end(struct gateway_module *m)
@@ -901,7 +936,7 @@ static int gateway_apply(struct gateway_module *m)
 		nft_buf_clear(&b);
 		return 0;
 	}
-	if (m->applied && m->body && streq(m->body, b.data)) {
+	if (m->applied && m->body && streq(m->body, b.data) && tproxy_same(m, g)) {
 		nft_buf_clear(&b);
 		return 0;
 	}

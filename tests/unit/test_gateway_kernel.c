@@ -1,7 +1,8 @@
 /*
  * test_gateway_kernel.c - gateway mode's ruleset backup and restore (src/proxy/gateway.c)
  * against the real kernel: the iptables-legacy tables, the rollback of a restore that
- * cannot finish, the backup file and its safety copies, the xtables lock.
+ * cannot finish, the backup file and its safety copies, the xtables lock; and TPROXY's rule,
+ * which is the module's own and no other rule of its protocol at its priority.
  *
  * Each test moves the process into a fresh network namespace of its own
  * (unshare(CLONE_NEWNET)) before it touches the kernel, so it starts with no legacy table in
@@ -37,6 +38,7 @@
 #include "gateway.h"
 #include "kernel_test.h"
 #include "nft.h"
+#include "nl.h"
 #include "util.h"
 #include "xt_legacy.h"
 
@@ -516,6 +518,103 @@ static void test_module_waits_on_the_loop(void **state)
 	free(path);
 }
 
+struct rule_count {
+	uint32_t prio, table, mark;
+	size_t n;
+};
+
+static int rule_count_cb(const struct nl_rule *r, void *arg)
+{
+	struct rule_count *c = arg;
+
+	c->n += r->protocol == RTPROT_EGRESS && r->priority == c->prio && r->table == c->table &&
+		r->has_fwmark == !!c->mark && r->fwmark == c->mark;
+	return 0;
+}
+
+/* The rules of family at prio into table of egress's protocol, with mark (0: none). */
+static size_t rules_of(struct nl *nl, int family, uint32_t prio, uint32_t table, uint32_t mark)
+{
+	struct rule_count c = {.prio = prio, .table = table, .mark = mark};
+
+	assert_int_equal(nl_rule_dump(nl, family, rule_count_cb, &c), 0);
+	return c.n;
+}
+
+static struct conf *tproxy_conf(const char *backup, uint32_t prio, uint32_t table)
+{
+	struct conf_errors errs = {0};
+	struct conf *c = egress_conf_new();
+	char *text;
+
+	assert_true(asprintf(&text,
+			    "[proxy]\nport = 1080\ndispatch = 192.0.2.10\n"
+			    "[gateway]\nsubnet = 192.168.100.0/24, fd00:100::/64\n"
+			    "auto_config = yes\nintercept = tproxy\nbackup_file = %s\n"
+			    "rule_priority = %u\ntproxy_table = %u\ntproxy_mark = 0x4\n",
+			    backup, prio, table) > 0);
+	assert_int_equal(conf_load_string(c, "gw.conf", text, &errs), 0);
+	assert_int_equal(conf_validate(c, &errs), 0);
+	free(text);
+	return c;
+}
+
+/*
+ * TPROXY's rule (fwmark 0x4 lookup tproxy_table at rule_priority) is made at start, moved by a
+ * reload that changes the priority or table, and removed at stop; another tool's rules of
+ * egress's protocol at those priorities into another table are never touched.
+ */
+static void test_tproxy_rule_is_its_own(void **state)
+{
+	static const int fams[] = {AF_INET, AF_INET6};
+	char *path = path_of("tproxy.nft");
+	struct conf *c1 = tproxy_conf(path, 4400, 4700), *c2 = tproxy_conf(path, 4410, 4710);
+	struct gateway_module *m = NULL;
+	struct event_base *base;
+	struct nl_rule foreign[4];
+	struct nl *nl;
+
+	(void)state;
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+	assert_int_equal(nl_open(NETLINK_ROUTE, &nl), 0);
+	assert_int_equal(nl_link_set_up(nl, 1, true), 0);
+	for (size_t i = 0; i < 4; i++) {
+		foreign[i] = (struct nl_rule){.family = fams[i % 2], .protocol = RTPROT_EGRESS,
+			.has_priority = true, .priority = i < 2 ? 4400 : 4410, .table = 300};
+		assert_int_equal(nl_rule_apply(nl, NL_ADD, &foreign[i]), 0);
+	}
+	base = event_base_new();
+	assert_int_equal(gateway_module_new(base, c1, NULL, NULL, &m), 0);
+	for (size_t f = 0; f < 2; f++) {
+		assert_int_equal(rules_of(nl, fams[f], 4400, 4700, 0x4), 1);
+		assert_int_equal(rules_of(nl, fams[f], 4400, 300, 0), 1);
+		assert_int_equal(rules_of(nl, fams[f], 4410, 300, 0), 1);
+	}
+
+	/* a reload to another priority and table: the old rule goes, the foreign ones stay */
+	assert_int_equal(gateway_module_reconf(m, c2), 0);
+	for (size_t f = 0; f < 2; f++) {
+		assert_int_equal(rules_of(nl, fams[f], 4400, 4700, 0x4), 0);
+		assert_int_equal(rules_of(nl, fams[f], 4410, 4710, 0x4), 1);
+		assert_int_equal(rules_of(nl, fams[f], 4400, 300, 0), 1);
+		assert_int_equal(rules_of(nl, fams[f], 4410, 300, 0), 1);
+	}
+
+	/* stop: its rule goes, the foreign ones stay */
+	gateway_module_free(m);
+	for (size_t f = 0; f < 2; f++) {
+		assert_int_equal(rules_of(nl, fams[f], 4410, 4710, 0x4), 0);
+		assert_int_equal(rules_of(nl, fams[f], 4400, 300, 0), 1);
+		assert_int_equal(rules_of(nl, fams[f], 4410, 300, 0), 1);
+	}
+	nl_free(nl);
+	event_base_free(base);
+	conf_free(c2);
+	conf_free(c1);
+	unlink(path);
+	free(path);
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -557,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_backup_does_not_follow_links),
 		cmocka_unit_test(test_xtables_lock),
 		cmocka_unit_test(test_module_waits_on_the_loop),
+		cmocka_unit_test(test_tproxy_rule_is_its_own),
 	};
 
 	return kt_exit_status(cmocka_run_group_tests_name(
