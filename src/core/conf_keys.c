@@ -1431,7 +1431,7 @@ static const struct conf_key proxy_keys[] = {
 		.min = 1,
 		.max = 32000,
 		.def = "5000",
-		.help = "priority of the source rules (one per uplink, upwards from here)",
+		.help = "priority of the source rules (two per uplink, upwards from here)",
 	},
 };
 
@@ -2030,9 +2030,11 @@ static void routing_claims(const struct conf *conf, struct rt_claims *c)
 	if (p && n) {
 		size_t k = MIN(n, (size_t)CONF_SRCROUTE_MAX);
 
-		/* srcroute.c: rule and table + i for uplink i with a source; it deletes the
-		 * rules of that shape and flushes the tables of the uplinks, sources or not */
-		claim(c, p, p, "rule_priority", false, p->rule_priority, p->rule_priority + k);
+		/* srcroute.c: rules + 2i and + 2i + 1 and table + i for uplink i with a source;
+		 * it deletes the rules of those shapes and flushes the tables of the uplinks,
+		 * sources or not */
+		claim(c, p, p, "rule_priority", false, p->rule_priority,
+			p->rule_priority + 2ull * k);
 		claim(c, p, p, "table_base", true, p->table_base, p->table_base + k);
 	}
 	if (g && g->intercept == INTERCEPT_TPROXY) {

@@ -254,9 +254,10 @@ uint32_t conf_uplink_table(const struct conf_balance *b, const struct conf_uplin
  * their ranges apart (conf_keys.c).  The route module: rule_priority and the next, and its
  * table.  The policy module: in [rule_priority, + CONF_BALANCE_RULES), the rule into main
  * and the mark rules into its tables; an uplink's table is conf_uplink_table().  The proxy's
- * source routing: rule and table + i for uplink i < CONF_SRCROUTE_MAX.  Gateway mode
- * (tproxy): one rule, one table.  The policy module and source routing know their rules by
- * priority and table as well as protocol, and leave another's alone even where ranges meet.
+ * source routing: rules + 2i and + 2i + 1 and table + i for uplink i < CONF_SRCROUTE_MAX.
+ * Gateway mode (tproxy): one rule, one table.  The policy module and source routing know
+ * their rules by priority and table as well as protocol, and leave another's alone even
+ * where ranges meet.
  */
 #define CONF_BALANCE_RULES 256
 #define CONF_SRCROUTE_MAX  256

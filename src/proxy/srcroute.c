@@ -1,14 +1,23 @@
 /*
- * srcroute.c - a routing table and a "from SOURCE" rule per uplink with a
+ * srcroute.c - a routing table and two "from SOURCE" rules per uplink with a
  * source address (see srcroute.h).
  *
  * Reconciles on start, on reload and whenever an address or a default route
  * of the main table changes (netlink events, at most once per loop turn).
- * A rule is ours when it has our protocol and the shape we give uplink i:
- * priority rule_priority + i, table table_base + i, from a source address;
- * routes are ours by protocol and the table of such a rule.  So a restart
- * adopts what an earlier run left, one with more uplinks too, and removes
- * what it no longer wants at once.
+ * Uplink i's rules, in this order:
+ *
+ *   rule_priority + 2i      from SOURCE lookup main suppress_prefixlength 0
+ *   rule_priority + 2i + 1  from SOURCE lookup table_base + i
+ *
+ * so main's connected and specific routes keep working for the source (the
+ * replies to a LAN client that connects to the uplink's address, a VPN, a
+ * management subnet) and only main's default gives way to the uplink's.
+ * A rule is ours when it has our protocol and one of those shapes, or the
+ * shape of the single rule per uplink of older versions (rule_priority + i,
+ * from SOURCE lookup table_base + i), which goes at start; routes are ours by
+ * protocol and the table of such a rule.  So a restart adopts what an earlier
+ * run left, one with more uplinks too, and removes what it no longer wants at
+ * once.
  *
  * Must not touch rules or routes that are not of our protocol, nor rules of
  * another shape (the route and policy modules and gateway mode use the same
@@ -97,24 +106,54 @@ static void table_flush(struct srcroute *s, uint32_t table)
 	}
 }
 
-/* Uplink i's rule: prio + i looks up table_base + i, for a source.  Its table is noted. */
+/* A rule from a source, looking up table (suppress: main, all but its default routes). */
+static bool rule_is_from(const struct nl_rule *r, uint64_t table, bool suppress)
+{
+	return r->table == table && addr_is_set(&r->src.addr) && !r->has_fwmark &&
+	       !r->has_goto && r->has_suppress_prefixlen == suppress &&
+	       (!suppress || r->suppress_prefixlen == 0);
+}
+
+/* One of uplink i's rules (see the top of the file), or the single rule older versions
+ * gave it at prio + i.  The table it looks up is noted. */
 static bool rule_mine_cb(const struct nl_rule *r, void *arg)
 {
 	struct srcroute *s = arg;
-	uint32_t i = r->priority - s->prio;
+	uint32_t k = r->priority - s->prio, i = k / 2;
 
-	if (i >= SRCROUTE_MAX || r->table != (uint64_t)s->table_base + i ||
-		!addr_is_set(&r->src.addr) || r->has_fwmark || r->has_goto)
+	if (k >= 2 * SRCROUTE_MAX)
 		return false;
-	s->filled[i] = true;
-	return true;
+	if (k % 2 == 0 && rule_is_from(r, RT_TABLE_MAIN, true))
+		return true;
+	if (k % 2 == 1 && rule_is_from(r, (uint64_t)s->table_base + i, false)) {
+		s->filled[i] = true;
+		return true;
+	}
+	/* older versions' rule, uplink k's */
+	if (k < SRCROUTE_MAX && rule_is_from(r, (uint64_t)s->table_base + k, false)) {
+		s->filled[k] = true;
+		return true;
+	}
+	return false;
 }
 
 /* Our rules are exactly want[0..n_want); any other rule is left alone. */
 static int rules_reconcile(struct srcroute *s, const struct nl_rule *want, size_t n_want)
 {
-	return nl_rule_reconcile_mine(s->nl, RTPROT_EGRESS, s->prio, s->prio + SRCROUTE_MAX,
+	return nl_rule_reconcile_mine(s->nl, RTPROT_EGRESS, s->prio, s->prio + 2 * SRCROUTE_MAX,
 		rule_mine_cb, s, want, n_want);
+}
+
+/* Uplink i's two rules for source src into want[0..1] (see the top of the file). */
+static void rules_want(const struct conf_proxy *p, size_t i, const struct addr *src,
+	struct nl_rule *want)
+{
+	for (uint32_t j = 0; j < 2; j++)
+		want[j] = (struct nl_rule){.family = src->family, .protocol = RTPROT_EGRESS,
+			.has_priority = true, .priority = p->rule_priority + 2 * (uint32_t)i + j,
+			.table = j ? p->table_base + (uint32_t)i : RT_TABLE_MAIN,
+			.has_suppress_prefixlen = !j,
+			.src = {.addr = *src, .plen = src->family == AF_INET ? 32 : 128}};
 }
 
 /* Flush the tables from table_base + from on that may hold a route of ours. */
@@ -131,7 +170,7 @@ static int srcroute_apply(struct srcroute *s)
 {
 	const struct conf_proxy *p = conf_proxy(s->conf);
 	size_t n = MIN(conf_n_uplinks(s->conf), (size_t)SRCROUTE_MAX);
-	struct nl_rule *want = xcalloc(n + 1, sizeof(*want));
+	struct nl_rule *want = xcalloc(2 * n + 1, sizeof(*want));
 	size_t n_want = 0;
 	char *log = NULL;
 	size_t log_len = 0;
@@ -196,10 +235,8 @@ static int srcroute_apply(struct srcroute *s)
 				    "neither `gateway` nor a default route of main through %s; ",
 				u->s.name, src, table, ifname);
 		}
-		want[n_want++] = (struct nl_rule){.family = u->source.family,
-			.protocol = RTPROT_EGRESS, .has_priority = true,
-			.priority = p->rule_priority + (uint32_t)i, .table = table,
-			.src = {.addr = u->source, .plen = u->source.family == AF_INET ? 32 : 128}};
+		rules_want(p, i, &u->source, &want[n_want]);
+		n_want += 2;
 	}
 	e = rules_reconcile(s, want, n_want);
 	if (e < 0) {

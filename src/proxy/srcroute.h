@@ -6,9 +6,11 @@
  * not.  For every uplink with a `source`, we keep a routing table with a
  * default route through the interface that holds the address (via the
  * uplink's gateway, or the gateway of main's default route on that
- * interface) and a rule "from SOURCE lookup TABLE", so whatever binds the
- * address (proxy connections, DNS queries, health probes) leaves through its
- * uplink.
+ * interface) and the rules "from SOURCE lookup main suppress_prefixlength 0"
+ * and "from SOURCE lookup TABLE", so whatever binds the address (proxy
+ * connections, DNS queries, health probes) leaves through its uplink unless
+ * main has a more specific route (the LAN, to which replies from the address
+ * must go back; a VPN).
  */
 #ifndef EGRESS_SRCROUTE_H
 #define EGRESS_SRCROUTE_H

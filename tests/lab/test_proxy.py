@@ -49,8 +49,9 @@ def curl(node, *args, timeout=5, check=True):
     return r if not check else r.stdout.strip()
 
 
-def flows(node, count, host=proxylab.SERVER, conc=4, bind=None, port=1080):
-    args = [sys.executable, str(HERE / "socksflows.py"), proxylab.GW_LAN, str(port), host,
+def flows(node, count, host=proxylab.SERVER, conc=4, bind=None, port=1080,
+          proxy=proxylab.GW_LAN):
+    args = [sys.executable, str(HERE / "socksflows.py"), proxy, str(port), host,
             "7000", str(count), str(conc)] + ([bind] if bind else [])
     return json.loads(node.run(args, timeout=120).stdout)
 
@@ -61,10 +62,12 @@ def test_protocols(plab, egressd_bin):
     one port; each answer comes from one of gw's uplink addresses, never the client's."""
     c, gw = plab["client"], plab["gw"]
     d = start(plab, egressd_bin, v6=True)
-    # source routing: a rule and a table per uplink, the table's route through the
-    # interface that holds the address (isp2's address would otherwise leave by isp1)
+    # source routing: per uplink a table, its route through the interface that holds the
+    # address (isp2's address would otherwise leave by isp1), and two rules: main without
+    # its default routes, then the table
     rules = gw.run(["ip", "rule", "list"]).stdout
-    assert "from 192.0.2.9 lookup 5001" in rules, rules
+    assert "5002:\tfrom 192.0.2.9 lookup main suppress_prefixlength 0 proto 235\n" \
+        "5003:\tfrom 192.0.2.9 lookup 5001 proto 235\n" in rules, rules
     assert "default via 192.0.2.10 dev isp2" in gw.run(
         ["ip", "route", "show", "table", "5001"]).stdout
     assert "from 2001:db8:1::1 lookup 5002" in gw.run(["ip", "-6", "rule", "list"]).stdout
@@ -94,7 +97,8 @@ def test_protocols(plab, egressd_bin):
     finally:
         stop(d)
     # stop removes the rules and routes
-    assert "lookup 500" not in gw.run(["ip", "rule", "list"]).stdout
+    assert "proto 235" not in gw.run(["ip", "rule", "list"]).stdout
+    assert "proto 235" not in gw.run(["ip", "-6", "rule", "list"]).stdout
     assert gw.run(["ip", "route", "show", "table", "5001"]).stdout.strip() == ""
 
 
@@ -1087,11 +1091,42 @@ def test_restart_with_fewer_uplinks(plab, egressd_bin):
     d.proc.wait(10)
     d = start(plab, egressd_bin)  # two uplinks
     try:
-        assert "lookup 5002" not in gw.run(["ip", "-6", "rule", "list"]).stdout
+        assert "from 2001:db8:1::1" not in gw.run(["ip", "-6", "rule", "list"]).stdout
         assert gw.run(["ip", "-6", "route", "show", "table", "5002"]).stdout.strip() == ""
         # negative: the uplinks it has keep theirs
         assert "from 192.0.2.9 lookup 5001" in gw.run(["ip", "rule", "list"]).stdout
         assert gw.run(["ip", "route", "show", "table", "5001"]).stdout.strip()
     finally:
         stop(d)
-    assert "lookup 500" not in gw.run(["ip", "rule", "list"]).stdout
+    assert "proto 235" not in gw.run(["ip", "rule", "list"]).stdout
+
+
+@pytest.mark.daemon
+def test_lan_client_on_the_uplink_address(plab, egressd_bin):
+    """A LAN client that connects to gw on an uplink's address (a SOCKS client set up with
+    gw's WAN address) is answered: the replies from that address follow main's route back
+    to the LAN, only main's default gives way to the uplink's table.  The proxy's own
+    connections from isp2's address still leave by isp2 while main's default goes through
+    isp1, which here refuses anything from that address."""
+    c, gw, isp1 = plab["client"], plab["gw"], plab["isp1"]
+    d = Egressd.command(gw, egressd_bin, proxylab.dispatch_args(
+        "-lhost", "::", "-lport", "1080", ratio=("1", "4"), v6=True))
+    isp1.ip("rule", "add", "from", proxylab.ADDR["isp2"], "prohibit")
+    try:
+        uplinks = ("inet 192.0.2.1", "inet 192.0.2.9")
+        for a in (proxylab.ADDR["isp1"], proxylab.ADDR["isp2"]):
+            assert curl(c, "--socks5", a + ":1080", "http://11.0.0.80/") in uplinks, a
+        v6 = "[%s]:1080" % proxylab.ADDR6["isp1"]
+        assert curl(c, "--socks5", v6, "http://[2a00:1::80]/") == "inet 2001:db8:1::1"
+        # negative: gw's own connections from isp2's address take isp2's table, not main
+        route = gw.run(["ip", "route", "get", proxylab.SERVER, "from",
+                        proxylab.ADDR["isp2"]]).stdout
+        assert "dev isp2" in route, route
+        # 1:4, through the proxy on isp2's address: isp2's share comes out of isp2 (through
+        # isp1 it would be refused and raced to isp1's address)
+        r = flows(c, 100, proxy=proxylab.ADDR["isp2"])
+        assert r["fail"] == 0, r
+        assert r["peers"].get(proxylab.ADDR["isp2"], 0) >= 60, r
+    finally:
+        isp1.ip("rule", "del", "from", proxylab.ADDR["isp2"], "prohibit")
+        stop(d)
