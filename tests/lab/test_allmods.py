@@ -120,7 +120,7 @@ backup_file = %(backup)s
 # Each module's footprint in the kernel (egress.conf(5): the defaults keep them apart).
 ROUTE = dict(prios=[(4500, 4501)], tables=[4501], nexthops=True)
 POLICY = dict(prios=[(4600, 4855)], nft=[("inet", "egress")])
-PROXY = dict(prios=[(5000, 5255)])
+PROXY = dict(prios=[(5000, 5511)])  # two rules per uplink, up to 256 uplinks
 GATEWAY = dict(nft=[("inet", "egress_gateway")])
 MODULES = {"route": ROUTE, "policy": POLICY, "proxy": PROXY, "gateway": GATEWAY, "dns": {}}
 
