@@ -370,7 +370,7 @@ def test_gateway_mode_forwarding(lab, egressd_bin):
     reload turns auto_config off, and again at stop."""
     gw = proxylab.build(lab, web=False, dns=False)
     gw.forward(False)
-    before = sysctl_snapshot(gw)
+    before = sysctls(gw)
     backup = lab.dir / "backup.nft"
     d = Egressd.start(gw, egressd_bin, GATEWAY_CONF % ("yes", backup))
     d.wait_log(r"gateway: intercepting 1 subnet")
@@ -378,9 +378,9 @@ def test_gateway_mode_forwarding(lab, egressd_bin):
     d.write_conf(GATEWAY_CONF % ("no", backup))
     d.reload()
     d.wait_log(r"sysctl net\.ipv4\.ip_forward: 1 -> 0 \(put back\)")
-    assert_same_sysctls(before, sysctl_snapshot(gw))
+    assert_same_sysctls(before, sysctls(gw))
     d.write_conf(GATEWAY_CONF % ("yes", backup))
     d.reload()
     d.wait_log(r"sysctl net\.ipv4\.ip_forward: 0 -> 1")
     stop(d)
-    assert_same_sysctls(before, sysctl_snapshot(gw))
+    assert_same_sysctls(before, sysctls(gw))
