@@ -1,6 +1,7 @@
 # Thin wrapper around Meson: the targets a user and CI need.
 #   make            build (build/)
-#   make check      every test suite: unit, kernel, golden config, fuzz (short), lab;
+#   make check      every test suite: unit, kernel, golden config, fuzz (short), lab (after
+#                   pyflakes over the Python code: a misnamed helper fails at once);
 #                   in the normal and the ASan+UBSan build
 #   make demo       run egressd in a lab of network namespaces with a live view
 #   make bench      benchmarks (bench/)
@@ -60,6 +61,7 @@ check-fuzz: $(FUZZ_BUILD)/build.ninja
 check-lab: build $(ASAN_BUILD)/build.ninja
 	@[ "$$(id -u)" = 0 ] || { echo "check-lab: the lab tests need root (network namespaces)" >&2; exit 1; }
 	ninja -C $(ASAN_BUILD)
+	$(PYTHON) -m pyflakes tests/lab bench scripts
 	EGRESSD=$(CURDIR)/$(ASAN_BUILD)/src/cmd/egressd \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(PYTEST) -q -rs -m daemon --junitxml=$(ASAN_BUILD)/meson-logs/lab-daemon.xml tests/lab

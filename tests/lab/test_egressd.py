@@ -8,10 +8,8 @@ egressd leaves the namespace's routes, rules, links and nftables as it found
 them, and that a sanitizer build reported nothing.
 """
 
-import os
 import signal
 import socket
-import subprocess
 
 import pytest
 
