@@ -8,7 +8,7 @@
  *   egressd dispatch [flags] ADDR@N ...     the proxy (and in gateway mode the DNS forwarder and
  *                                           the interception), with go-dispatch-proxy's flags
  *
- * main() only parses the command line; the daemon lives in src/core/daemon.c.
+ * main() only parses the command line; the daemon lives in src/daemon/daemon.c.
  */
 #include <errno.h>
 #include <stdbool.h>

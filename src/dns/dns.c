@@ -46,6 +46,7 @@
 #include "dns_cache.h"
 #include "dns_msg.h"
 #include "log.h"
+#include "module.h"
 #include "metrics.h"
 #include "uplink.h"
 #include "util.h"
@@ -1606,3 +1607,36 @@ void dns_module_free(struct dns_module *m)
 	acl_free(m->acl);
 	free(m);
 }
+
+/* The module as the daemon sees it (module.h): runs while conf has [dns]. */
+static bool dns_wanted_cb(const struct conf *conf)
+{
+	return conf_dns(conf) != NULL;
+}
+
+static int dns_new_cb(struct module_env *env, const struct conf *conf, void **ret)
+{
+	struct dns_module *m = NULL;
+	int r = dns_module_new(env->base, conf, env->uplinks, env->metrics, &m);
+
+	*ret = m;
+	return r;
+}
+
+static int dns_reconf_cb(void *m, const struct conf *conf)
+{
+	return dns_module_reconf(m, conf);
+}
+
+static void dns_free_cb(void *m)
+{
+	dns_module_free(m);
+}
+
+const struct module module_dns = {
+	.name = "dns",
+	.wanted = dns_wanted_cb,
+	.new = dns_new_cb,
+	.reconf = dns_reconf_cb,
+	.free = dns_free_cb,
+};

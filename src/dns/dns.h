@@ -16,6 +16,8 @@
 #ifndef EGRESS_DNS_H
 #define EGRESS_DNS_H
 
+#include "module.h"
+
 struct conf;
 struct dns_module;
 struct event_base;
@@ -41,5 +43,8 @@ int dns_module_reconf(struct dns_module *m, const struct conf *conf);
 
 /* Close every socket, drop pending queries unanswered, free m.  NULL is accepted. */
 void dns_module_free(struct dns_module *m);
+
+/* The module's description for the daemon's table (module.h). */
+extern const struct module module_dns;
 
 #endif

@@ -31,6 +31,7 @@
 
 #include "conf_keys.h"
 #include "log.h"
+#include "module.h"
 #include "nft.h"
 #include "nl.h"
 #include "policy.h"
@@ -785,3 +786,36 @@ void policy_module_free(struct policy_module *pm)
 	free(pm->tables);
 	free(pm);
 }
+
+/* The module as the daemon sees it (module.h): runs while conf has [balance]. */
+static bool policy_wanted_cb(const struct conf *conf)
+{
+	return conf_balance(conf) != NULL;
+}
+
+static int policy_new_cb(struct module_env *env, const struct conf *conf, void **ret)
+{
+	struct policy_module *m = NULL;
+	int r = policy_module_new(env->base, conf, env->uplinks, &m);
+
+	*ret = m;
+	return r;
+}
+
+static int policy_reconf_cb(void *m, const struct conf *conf)
+{
+	return policy_module_reconf(m, conf);
+}
+
+static void policy_free_cb(void *m)
+{
+	policy_module_free(m);
+}
+
+const struct module module_policy = {
+	.name = "policy",
+	.wanted = policy_wanted_cb,
+	.new = policy_new_cb,
+	.reconf = policy_reconf_cb,
+	.free = policy_free_cb,
+};

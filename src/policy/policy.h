@@ -11,6 +11,8 @@
 #ifndef EGRESS_POLICY_H
 #define EGRESS_POLICY_H
 
+#include "module.h"
+
 struct conf;
 struct event_base;
 struct uplink_set;
@@ -27,5 +29,8 @@ int policy_module_new(struct event_base *base, const struct conf *conf, struct u
 int policy_module_reconf(struct policy_module *pm, const struct conf *conf);
 /* Remove the table, rules and routes unless keep_dataplane; free (NULL is fine). */
 void policy_module_free(struct policy_module *pm);
+
+/* The module's description for the daemon's table (module.h). */
+extern const struct module module_policy;
 
 #endif

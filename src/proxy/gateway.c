@@ -27,8 +27,10 @@
 #include "conf_keys.h"
 #include "gateway.h"
 #include "log.h"
+#include "module.h"
 #include "nft.h"
 #include "nl.h"
+#include "proxy.h"
 #include "sysctl.h"
 #include "util.h"
 #include "xt_legacy.h"
@@ -1053,3 +1055,46 @@ void gateway_module_free(struct gateway_module *m)
 	free(m->body);
 	free(m);
 }
+
+/* The module as the daemon sees it (module.h): runs while conf has [gateway], once the
+ * proxy runs (it carries the intercepted traffic). */
+static bool gateway_wanted_cb(const struct conf *conf)
+{
+	return conf_gateway(conf) != NULL;
+}
+
+/* The backup could not be taken once the loop ran: egressd stops, as on a failed start. */
+static void gateway_failed_env_cb(void *arg)
+{
+	struct module_env *env = arg;
+
+	env->failed_cb(env->failed_arg, "gateway mode");
+}
+
+static int gateway_new_cb(struct module_env *env, const struct conf *conf, void **ret)
+{
+	struct gateway_module *m = NULL;
+	int r = gateway_module_new(env->base, conf, gateway_failed_env_cb, env, &m);
+
+	*ret = m;
+	return r;
+}
+
+static int gateway_reconf_cb(void *m, const struct conf *conf)
+{
+	return gateway_module_reconf(m, conf);
+}
+
+static void gateway_free_cb(void *m)
+{
+	gateway_module_free(m);
+}
+
+const struct module module_gateway = {
+	.name = "gateway",
+	.wanted = gateway_wanted_cb,
+	.needs = &module_proxy,
+	.new = gateway_new_cb,
+	.reconf = gateway_reconf_cb,
+	.free = gateway_free_cb,
+};

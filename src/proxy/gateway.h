@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "module.h"
+
 struct conf;
 struct conf_gateway;
 struct nft;
@@ -56,5 +58,8 @@ int gateway_module_new(struct event_base *base, const struct conf *conf,
 int gateway_module_reconf(struct gateway_module *m, const struct conf *conf);
 /* Removes table inet egress_gateway and what tproxy needed, puts forwarding back. */
 void gateway_module_free(struct gateway_module *m);
+
+/* The module's description for the daemon's table (module.h). */
+extern const struct module module_gateway;
 
 #endif

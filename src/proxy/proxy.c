@@ -49,6 +49,7 @@
 #include "gateway.h"
 #include "httpproxy.h"
 #include "log.h"
+#include "module.h"
 #include "metrics.h"
 #include "proxy.h"
 #include "proxy_int.h"
@@ -1549,3 +1550,37 @@ void proxy_module_free(struct proxy_module *pm)
 	acl_free(pm->acl);
 	free(pm);
 }
+
+/* The module as the daemon sees it (module.h): runs while conf has [proxy].  It comes
+ * before gateway mode in the table: it listens before gateway mode sends anything its way. */
+static bool proxy_wanted_cb(const struct conf *conf)
+{
+	return conf_proxy(conf) != NULL;
+}
+
+static int proxy_new_cb(struct module_env *env, const struct conf *conf, void **ret)
+{
+	struct proxy_module *m = NULL;
+	int r = proxy_module_new(env->base, conf, env->uplinks, env->metrics, &m);
+
+	*ret = m;
+	return r;
+}
+
+static int proxy_reconf_cb(void *m, const struct conf *conf)
+{
+	return proxy_module_reconf(m, conf);
+}
+
+static void proxy_free_cb(void *m)
+{
+	proxy_module_free(m);
+}
+
+const struct module module_proxy = {
+	.name = "proxy",
+	.wanted = proxy_wanted_cb,
+	.new = proxy_new_cb,
+	.reconf = proxy_reconf_cb,
+	.free = proxy_free_cb,
+};

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cidr.h"
+#include "module.h"
 
 struct conf;
 struct event_base;
@@ -31,5 +32,8 @@ struct proxy_stats {
 };
 /* Totals per uplink by name; 0 if found, -ENOENT.  For the API and tests. */
 int proxy_uplink_stats(struct proxy_module *pm, const char *uplink, struct proxy_stats *ret);
+
+/* The module's description for the daemon's table (module.h). */
+extern const struct module module_proxy;
 
 #endif

@@ -25,6 +25,7 @@
 #include "check.h"
 #include "conf_keys.h"
 #include "log.h"
+#include "module.h"
 #include "metrics.h"
 #include "route.h"
 #include "route_dp.h"
@@ -612,3 +613,36 @@ void route_module_free(struct route_module *rm)
 	free(rm->gws);
 	free(rm);
 }
+
+/* The module as the daemon sees it (module.h): runs while conf has [route]. */
+static bool route_wanted_cb(const struct conf *conf)
+{
+	return conf_route(conf) != NULL;
+}
+
+static int route_new_cb(struct module_env *env, const struct conf *conf, void **ret)
+{
+	struct route_module *m = NULL;
+	int r = route_module_new(env->base, conf, env->uplinks, env->checks, env->metrics, &m);
+
+	*ret = m;
+	return r;
+}
+
+static int route_reconf_cb(void *m, const struct conf *conf)
+{
+	return route_module_reconf(m, conf);
+}
+
+static void route_free_cb(void *m)
+{
+	route_module_free(m);
+}
+
+const struct module module_route = {
+	.name = "route",
+	.wanted = route_wanted_cb,
+	.new = route_new_cb,
+	.reconf = route_reconf_cb,
+	.free = route_free_cb,
+};

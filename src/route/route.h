@@ -9,6 +9,8 @@
 #ifndef EGRESS_ROUTE_H
 #define EGRESS_ROUTE_H
 
+#include "module.h"
+
 struct conf;
 struct event_base;
 struct metrics;
@@ -31,5 +33,8 @@ int route_module_reconf(struct route_module *rm, const struct conf *conf);
 
 /* Stop: remove our routes and rules unless keep_routes; free (NULL is fine). */
 void route_module_free(struct route_module *rm);
+
+/* The module's description for the daemon's table (module.h). */
+extern const struct module module_route;
 
 #endif

@@ -3,10 +3,12 @@
  *
  * Start: take the validated configuration, build the uplink model, learn the
  * uplinks' interfaces from the kernel and follow them through netlink
- * events, then say "ready" (log line and sd_notify).  Reload: parse the file
- * again into a new configuration, validate it, apply the difference, swap;
- * on any error the running configuration stays and the errors are logged.
- * Stop: release everything; nothing that egressd added is left behind.
+ * events, start the modules the configuration names (the table of modules.c,
+ * in its order: the daemon knows no module by name), then say "ready" (log
+ * line and sd_notify).  Reload: parse the file again into a new configuration,
+ * validate it, apply the difference, swap; on any error the running
+ * configuration stays and the errors are logged.  Stop: release everything,
+ * the modules in the reverse order; nothing that egressd added is left behind.
  *
  * Must not block the loop; must not exit on bad input (only on start-up
  * failure or a broken invariant).
@@ -22,16 +24,13 @@
 #include "check.h"
 #include "conf_keys.h"
 #include "daemon.h"
-#include "dns.h"
-#include "gateway.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
-#include "policy.h"
+#include "module.h"
+#include "modules.h"
 #include "privs.h"
-#include "proxy.h"
-#include "route.h"
 #include "uplink.h"
 #include "util.h"
 
@@ -46,11 +45,8 @@ struct daemon {
 	struct metrics_server *metrics_server;
 	int metrics_port; /* what metrics_server serves on */
 	struct addr metrics_address;
-	struct route_module *route;
-	struct policy_module *policy;
-	struct proxy_module *proxy;
-	struct dns_module *dns;
-	struct gateway_module *gateway;
+	struct module_env env;	/* lent to every module */
+	void **running;		/* per entry of modules[]: the running module, or NULL */
 	unsigned reloads;
 };
 
@@ -83,67 +79,43 @@ static int daemon_metrics(struct daemon *d)
 	return 0;
 }
 
-/* Gateway mode could not take its backup once the loop ran (the xtables lock stayed held):
- * a start that fails, as one that fails at once. */
-static void daemon_gateway_failed_cb(void *arg)
+/* A module's start failed once the loop ran (gateway mode: its backup could not be taken,
+ * the xtables lock stayed held): a start that fails, as one that fails at once. */
+static void daemon_module_failed_cb(void *arg, const char *what)
 {
 	struct daemon *d = arg;
 
-	log_error("gateway mode could not start: stopping");
+	log_error("%s could not start: stopping", what);
 	loop_fail(d->loop);
 }
 
-/* Start, reconfigure or stop the modules the configuration names. */
+static void *daemon_module_running(const struct daemon *d, const struct module *m)
+{
+	for (size_t i = 0; i < modules_n; i++)
+		if (modules[i] == m)
+			return d->running[i];
+	return NULL;
+}
+
+/* Start, reconfigure or stop the modules the configuration names, in the table's order.
+ * The first error is returned; the other modules are still started or reconfigured. */
 static int daemon_modules(struct daemon *d)
 {
 	int r = 0;
 
-	if (conf_route(d->conf)) {
-		if (d->route)
-			r = route_module_reconf(d->route, d->conf);
-		else
-			r = route_module_new(loop_base(d->loop), d->conf, &d->uplinks, d->checks,
-				d->metrics, &d->route);
-	} else if (d->route) {
-		route_module_free(d->route);
-		d->route = NULL;
-	}
-	if (conf_balance(d->conf)) {
-		int e = d->policy ? policy_module_reconf(d->policy, d->conf)
-				  : policy_module_new(loop_base(d->loop), d->conf, &d->uplinks,
-					    &d->policy);
+	for (size_t i = 0; i < modules_n; i++) {
+		const struct module *m = modules[i];
+		void **run = &d->running[i];
+		int e = 0;
+
+		if (m->wanted(d->conf) &&
+			(*run || !m->needs || daemon_module_running(d, m->needs))) {
+			e = *run ? m->reconf(*run, d->conf) : m->new(&d->env, d->conf, run);
+		} else if (*run) {
+			m->free(*run);
+			*run = NULL;
+		}
 		r = r ? r : e;
-	} else if (d->policy) {
-		policy_module_free(d->policy);
-		d->policy = NULL;
-	}
-	/* the proxy listens before gateway mode sends anything its way */
-	if (conf_proxy(d->conf)) {
-		int e = d->proxy ? proxy_module_reconf(d->proxy, d->conf)
-				 : proxy_module_new(loop_base(d->loop), d->conf, &d->uplinks,
-					   d->metrics, &d->proxy);
-		r = r ? r : e;
-	} else if (d->proxy) {
-		proxy_module_free(d->proxy);
-		d->proxy = NULL;
-	}
-	if (conf_dns(d->conf)) {
-		int e = d->dns ? dns_module_reconf(d->dns, d->conf)
-			       : dns_module_new(loop_base(d->loop), d->conf, &d->uplinks, d->metrics,
-					 &d->dns);
-		r = r ? r : e;
-	} else if (d->dns) {
-		dns_module_free(d->dns);
-		d->dns = NULL;
-	}
-	if (conf_gateway(d->conf) && (d->proxy || d->gateway)) {
-		int e = d->gateway ? gateway_module_reconf(d->gateway, d->conf)
-				   : gateway_module_new(loop_base(d->loop), d->conf,
-					     daemon_gateway_failed_cb, d, &d->gateway);
-		r = r ? r : e;
-	} else if (d->gateway) {
-		gateway_module_free(d->gateway);
-		d->gateway = NULL;
 	}
 	return r;
 }
@@ -239,6 +211,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	struct daemon d = {.opts = opts, .conf = conf};
 	int r, sig, status = 1;
 
+	d.running = xcalloc(modules_n, sizeof(*d.running));
 	raise_nofile();
 	d.loop = loop_new();
 	if (!d.loop) {
@@ -263,6 +236,14 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	r = daemon_metrics(&d);
 	if (r < 0)
 		goto out;
+	d.env = (struct module_env){
+		.base = loop_base(d.loop),
+		.uplinks = &d.uplinks,
+		.checks = d.checks,
+		.metrics = d.metrics,
+		.failed_cb = daemon_module_failed_cb,
+		.failed_arg = &d,
+	};
 	r = daemon_modules(&d);
 	if (r < 0)
 		goto out;
@@ -279,11 +260,9 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	loop_notify("STOPPING=1");
 	status = sig < 0 ? 1 : 0;
 out:
-	gateway_module_free(d.gateway);
-	dns_module_free(d.dns);
-	proxy_module_free(d.proxy);
-	policy_module_free(d.policy);
-	route_module_free(d.route);
+	for (size_t i = modules_n; i-- > 0;)
+		modules[i]->free(d.running[i]);
+	free(d.running);
 	metrics_server_free(d.metrics_server);
 	check_engine_free(d.checks);
 	link_watch_free(d.links);
