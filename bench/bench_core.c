@@ -20,6 +20,7 @@
 #include "cidr.h"
 #include "conf_keys.h"
 #include "dispatch.h"
+#include "modules.h"
 
 static double now_s(void)
 {

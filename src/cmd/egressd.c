@@ -23,7 +23,9 @@
 #include "conf_keys.h"
 #include "daemon.h"
 #include "gateway.h"
+#include "gateway_conf.h"
 #include "log.h"
+#include "modules.h"
 #include "nft.h"
 #include "nl.h"
 #include "util.h"
@@ -176,9 +178,12 @@ static const struct command *cmd = &commands[0];
 
 static void usage(FILE *f)
 {
+	size_t n_types;
+	const struct conf_section_type *const *types = egress_conf_types(&n_types);
+
 	conf_usage(f, cmd->synopsis, cmd->opts ? cmd->opts : opts,
 		cmd->opts ? cmd->n_opts : ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
-		egress_conf_types, egress_conf_n_types);
+		types, n_types);
 }
 
 static int opt_cb(int id, const char *arg, void *userdata)
@@ -285,6 +290,8 @@ int main(int argc, char **argv)
 	struct args a = {.conf_path = DEFAULT_CONF, .o = &o};
 	struct conf_errors errs = {0};
 	struct conf *conf;
+	size_t n_types;
+	const struct conf_section_type *const *types = egress_conf_types(&n_types);
 	int r, status;
 
 	if (argc > 1 && argv[1][0] != '-') {
@@ -309,7 +316,7 @@ int main(int argc, char **argv)
 		conf_overrides_preset(&o, "proxy", NULL, NULL, NULL);
 	r = conf_args_parse(argc, argv, cmd->opts ? cmd->opts : opts,
 		cmd->opts ? cmd->n_opts : ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
-		egress_conf_types, egress_conf_n_types, opt_cb, &a, &o);
+		types, n_types, opt_cb, &a, &o);
 	if (r < 0) {
 		status = 2;
 		goto out;

@@ -6,8 +6,8 @@
  * the key, what was expected and what was seen.  Parsing never changes a
  * running configuration: callers parse into a new struct conf and swap.
  *
- * Must not know any module's keys (see conf_keys.c), and must not log: errors
- * are returned in struct conf_errors for the caller to print.
+ * Must not know any module's keys (conf_keys.c and each module's *_conf.c), and must
+ * not log: errors are returned in struct conf_errors for the caller to print.
  */
 #include <ctype.h>
 #include <errno.h>

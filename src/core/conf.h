@@ -11,7 +11,8 @@
  * which exist at most once, and named ones ([uplink isp1]).  Each section is
  * a struct that begins with struct conf_section.
  *
- * This file must not know about any module: the tables live in conf_keys.c.
+ * This file must not know about any module: the tables live in conf_keys.c and in each
+ * module's folder (route_conf.c, ...).
  */
 #ifndef EGRESS_CONF_H
 #define EGRESS_CONF_H
@@ -109,6 +110,7 @@ struct conf_key {
 
 struct conf;
 struct conf_errors;
+struct rt_claims;
 
 struct conf_section_type {
 	const char *name;
@@ -125,6 +127,10 @@ struct conf_section_type {
 	 * whole expanded configuration, e.g. what every module puts in the kernel. */
 	void (*validate_expanded)(const struct conf *conf, const void *section,
 		struct conf_errors *errs);
+	/* The kernel's routing rules and tables a section of this type has its module use,
+	 * each range told to conf_routing_claim() (conf_keys.h); NULL: none. */
+	void (*routing_claims)(const struct conf *conf, const void *section,
+		struct rt_claims *c);
 };
 
 struct conf_section {

@@ -17,9 +17,11 @@
 #define EGRESS_MODULE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct check_engine;
 struct conf;
+struct conf_section_type;
 struct event_base;
 struct metrics;
 struct uplink_set;
@@ -40,6 +42,11 @@ struct module_env {
 
 struct module {
 	const char *name;
+	/* Its sections of egress.conf, described in its folder (e.g. route_conf.c), in the
+	 * order `egressd -n` prints them; the daemon's table of section types lists every
+	 * module's, in the module table's order, after [global] and [uplink]. */
+	const struct conf_section_type *const *conf_types;
+	size_t n_conf_types;
 	/* Does conf ask for this module (has its section)?  Pure. */
 	bool (*wanted)(const struct conf *conf);
 	/* NULL, or a module that must be running for this one to start (it sends its

@@ -5,9 +5,16 @@
  * one.  The order matters: gateway mode diverts a subnet's TCP to the proxy and its DNS to
  * the forwarder, so it comes after both and starts only while the proxy runs
  * (module_gateway.needs); it goes first on the way out.  A new module adds its line here.
+ *
+ * The section types of egress.conf come from the same table: [global] and [uplink], then
+ * each module's in the table's order, which is the order `egressd -n` prints them in.
  */
+#include <errno.h>
+
+#include "conf_keys.h"
 #include "dns.h"
 #include "gateway.h"
+#include "log.h"
 #include "modules.h"
 #include "policy.h"
 #include "proxy.h"
@@ -22,3 +29,52 @@ const struct module *const modules[] = {
 	&module_gateway,
 };
 const size_t modules_n = ARRAY_SIZE(modules);
+
+/* Enough for every module's sections; more is a broken invariant. */
+#define EGRESS_CONF_TYPES_MAX 32
+
+const struct conf_section_type *const *egress_conf_types(size_t *n_ret)
+{
+	static const struct conf_section_type *types[EGRESS_CONF_TYPES_MAX];
+	static size_t n;
+
+	if (!n) {
+		types[n++] = &conf_global_type;
+		types[n++] = &conf_uplink_type;
+		for (size_t i = 0; i < modules_n; i++)
+			for (size_t j = 0; j < modules[i]->n_conf_types; j++) {
+				if (n == EGRESS_CONF_TYPES_MAX)
+					fatalx("more than %d section types", EGRESS_CONF_TYPES_MAX);
+				types[n++] = modules[i]->conf_types[j];
+			}
+	}
+	*n_ret = n;
+	return types;
+}
+
+struct conf *egress_conf_new(void)
+{
+	size_t n;
+	const struct conf_section_type *const *types = egress_conf_types(&n);
+
+	return conf_new(types, n);
+}
+
+struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
+	struct conf_errors *errs)
+{
+	struct conf *conf = egress_conf_new();
+	int r = 0;
+
+	if (path)
+		r = conf_load_file(conf, path, errs);
+	if (o && conf_apply_overrides(conf, o, errs) < 0)
+		r = -EINVAL;
+	if (r == 0)
+		r = conf_validate(conf, errs);
+	if (r < 0) {
+		conf_free(conf);
+		return NULL;
+	}
+	return conf;
+}

@@ -1,14 +1,32 @@
 /*
- * modules.h - the modules egressd runs, in the order they start.
+ * modules.h - the modules egressd runs, in the order they start, and the section types
+ * of egress.conf they make.
  */
 #ifndef EGRESS_MODULES_H
 #define EGRESS_MODULES_H
 
 #include <stddef.h>
 
+#include "conf.h"
 #include "module.h"
 
 extern const struct module *const modules[];
 extern const size_t modules_n;
+
+/* Every section type of egress.conf, from the table: [global], [uplink], then each
+ * module's.  Static; *n_ret is their number. */
+const struct conf_section_type *const *egress_conf_types(size_t *n_ret);
+
+/* A new empty configuration of egress.conf's section types. */
+struct conf *egress_conf_new(void);
+
+/*
+ * Read, apply flags and validate: the whole path from a file to a
+ * configuration that may be used.  path may be NULL (flags only).  On error
+ * returns NULL with the reasons in errs.  Ownership of the result passes to
+ * the caller (conf_free).
+ */
+struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
+	struct conf_errors *errs);
 
 #endif

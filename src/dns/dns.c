@@ -44,10 +44,14 @@
 #include "conf_keys.h"
 #include "dns.h"
 #include "dns_cache.h"
+#include "dns_conf.h"
 #include "dns_msg.h"
 #include "log.h"
 #include "module.h"
 #include "metrics.h"
+#include "policy_conf.h"
+#include "proxy_conf.h"
+#include "route_conf.h"
 #include "uplink.h"
 #include "util.h"
 
@@ -1633,8 +1637,14 @@ static void dns_free_cb(void *m)
 	dns_module_free(m);
 }
 
+static const struct conf_section_type *const dns_conf_types[] = {
+	&conf_dns_type,
+};
+
 const struct module module_dns = {
 	.name = "dns",
+	.conf_types = dns_conf_types,
+	.n_conf_types = ARRAY_SIZE(dns_conf_types),
 	.wanted = dns_wanted_cb,
 	.new = dns_new_cb,
 	.reconf = dns_reconf_cb,

@@ -35,6 +35,7 @@
 #include "nft.h"
 #include "nl.h"
 #include "policy.h"
+#include "policy_conf.h"
 #include "policy_nft.h"
 #include "sysctl.h"
 #include "uplink.h"
@@ -812,8 +813,17 @@ static void policy_free_cb(void *m)
 	policy_module_free(m);
 }
 
+static const struct conf_section_type *const policy_conf_types[] = {
+	&conf_balance_type,
+	&conf_policy_type,
+	&conf_set_type,
+	&conf_rule_type,
+};
+
 const struct module module_policy = {
 	.name = "policy",
+	.conf_types = policy_conf_types,
+	.n_conf_types = ARRAY_SIZE(policy_conf_types),
 	.wanted = policy_wanted_cb,
 	.new = policy_new_cb,
 	.reconf = policy_reconf_cb,

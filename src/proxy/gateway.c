@@ -26,6 +26,7 @@
 
 #include "conf_keys.h"
 #include "gateway.h"
+#include "gateway_conf.h"
 #include "log.h"
 #include "module.h"
 #include "nft.h"
@@ -1090,8 +1091,14 @@ static void gateway_free_cb(void *m)
 	gateway_module_free(m);
 }
 
+static const struct conf_section_type *const gateway_conf_types[] = {
+	&conf_gateway_type,
+};
+
 const struct module module_gateway = {
 	.name = "gateway",
+	.conf_types = gateway_conf_types,
+	.n_conf_types = ARRAY_SIZE(gateway_conf_types),
 	.wanted = gateway_wanted_cb,
 	.needs = &module_proxy,
 	.new = gateway_new_cb,

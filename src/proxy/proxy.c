@@ -47,11 +47,15 @@
 #include "connect.h"
 #include "dispatch.h"
 #include "gateway.h"
+#include "gateway_conf.h"
 #include "httpproxy.h"
 #include "log.h"
 #include "module.h"
 #include "metrics.h"
+#include "policy_conf.h"
 #include "proxy.h"
+#include "proxy_conf.h"
+#include "route_conf.h"
 #include "proxy_int.h"
 #include "relay.h"
 #include "socks.h"
@@ -1577,8 +1581,15 @@ static void proxy_free_cb(void *m)
 	proxy_module_free(m);
 }
 
+static const struct conf_section_type *const proxy_conf_types[] = {
+	&conf_proxy_type,
+	&conf_client_type,
+};
+
 const struct module module_proxy = {
 	.name = "proxy",
+	.conf_types = proxy_conf_types,
+	.n_conf_types = ARRAY_SIZE(proxy_conf_types),
 	.wanted = proxy_wanted_cb,
 	.new = proxy_new_cb,
 	.reconf = proxy_reconf_cb,

@@ -37,6 +37,7 @@
 #include "conf_keys.h"
 #include "log.h"
 #include "nl.h"
+#include "proxy_conf.h"
 #include "srcroute.h"
 #include "util.h"
 

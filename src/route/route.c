@@ -5,7 +5,7 @@
  * Destinations: the [route] routes minus the exclusions (exclude_cidr and, unless turned
  * off, the reserved ranges of RFC 6890), merged into the fewest prefixes once per
  * configuration.  "default" is the default route of each family that has gateways (the
- * configuration refuses other prefixes of a family without any).  Gateways: the uplinks that conf_keys.c made of [route]; a gateway carries
+ * configuration refuses other prefixes of a family without any).  Gateways: the uplinks that route_conf.c made of [route]; a gateway carries
  * traffic while its uplink is usable (up or degraded).
  *
  * Changes are batched: any number of uplink events in one loop turn make one apply.  At
@@ -28,6 +28,7 @@
 #include "module.h"
 #include "metrics.h"
 #include "route.h"
+#include "route_conf.h"
 #include "route_dp.h"
 #include "uplink.h"
 #include "util.h"
@@ -639,8 +640,14 @@ static void route_free_cb(void *m)
 	route_module_free(m);
 }
 
+static const struct conf_section_type *const route_conf_types[] = {
+	&conf_route_type,
+};
+
 const struct module module_route = {
 	.name = "route",
+	.conf_types = route_conf_types,
+	.n_conf_types = ARRAY_SIZE(route_conf_types),
 	.wanted = route_wanted_cb,
 	.new = route_new_cb,
 	.reconf = route_reconf_cb,

@@ -1,7 +1,7 @@
 /*
  * route.h - the route module: ECMP routes over the healthy gateways of [route].
  *
- * The gateways are uplinks of the shared model (conf_keys.c expands [route] into one
+ * The gateways are uplinks of the shared model (route_conf.c expands [route] into one
  * [uplink ADDRESS] each, health-checked by the check engine); this module follows their
  * state and has route_dp.c keep the kernel's routes and rules in step, at most once per
  * loop turn.  It also keeps gateway-route-manager's Prometheus metrics.

@@ -11,6 +11,7 @@
 
 #include "conf_keys.h"
 #include "log.h"
+#include "modules.h"
 
 #include "fuzz.h"
 

@@ -14,6 +14,8 @@
 
 #include "conf.h"
 #include "conf_keys.h"
+#include "dns_conf.h"
+#include "modules.h"
 #include "util.h"
 
 /* A section with one key of every type. */

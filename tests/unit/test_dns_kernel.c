@@ -37,10 +37,12 @@
 
 #include "conf_keys.h"
 #include "dns.h"
+#include "dns_conf.h"
 #include "dns_msg.h"
 #include "kernel_test.h"
 #include "log.h"
 #include "metrics.h"
+#include "modules.h"
 #include "uplink.h"
 #include "util.h"
 

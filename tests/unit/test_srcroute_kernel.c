@@ -28,7 +28,9 @@
 
 #include "conf_keys.h"
 #include "kernel_test.h"
+#include "modules.h"
 #include "nl.h"
+#include "proxy_conf.h"
 #include "srcroute.h"
 #include "util.h"
 
