@@ -9,9 +9,9 @@
  *
  * Not here, and why: modules follow the uplinks' state by subscribing to the uplink set
  * (uplink_set_subscribe) and register their Prometheus families in env->metrics from
- * new(), so neither needs a member.  What an operator face needs next - a status as JSON,
- * API routes - will be members of struct module filled by the modules that have them
- * (NULL where a module has none), walked by the daemon the same way as new/reconf/free.
+ * new(), so neither needs a member.  Their face to an operator - status as JSON, API
+ * routes (src/api/api.h) - are members filled by the modules that have them (NULL where a
+ * module has none), walked by the daemon the same way as new/reconf/free.
  */
 #ifndef EGRESS_MODULE_H
 #define EGRESS_MODULE_H
@@ -19,12 +19,26 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+#include <stdint.h>
+
+struct api_route;
 struct check_engine;
 struct conf;
+struct conf_errors;
 struct conf_section_type;
 struct event_base;
+struct event_log;
 struct metrics;
 struct uplink_set;
+
+/* One key of the running configuration, as an operator changes it through the API. */
+struct conf_setting {
+	const char *section; /* type: "uplink", "gateway" */
+	const char *name;    /* section name ("isp1"), or NULL for an unnamed section */
+	const char *key;
+	const char *value; /* as in egress.conf; NULL: back to what the file and flags say */
+};
 
 /* What the daemon lends every module; all of it outlives every module. */
 struct module_env {
@@ -38,6 +52,19 @@ struct module_env {
 	 */
 	void (*failed_cb)(void *failed_arg, const char *what);
 	void *failed_arg;
+	/* The daemon's event log (events.h): modules add their applies and errors there. */
+	struct event_log *events;
+	/*
+	 * Change the running configuration as an operator does (the API): the settings go on
+	 * top of the file and the flags, are validated and applied like a reload, and survive
+	 * a restart.  confirm_ms > 0: taken back by themselves unless confirmed in time
+	 * (POST /api/config/confirm).  who names the operator in the event log.  Returns 0;
+	 * -EINVAL with errs filled (nothing changed); -EBUSY while another change awaits its
+	 * confirmation; or -errno (rolled back).
+	 */
+	int (*change)(void *change_arg, const struct conf_setting *v, size_t n, uint32_t confirm_ms,
+		const char *who, struct conf_errors *errs);
+	void *change_arg;
 };
 
 struct module {
@@ -62,6 +89,11 @@ struct module {
 	int (*reconf)(void *m, const struct conf *conf);
 	/* Stop and release what the module added to the kernel; NULL is fine. */
 	void (*free)(void *m);
+	/* NULL, or its status for GET /api/modules: a new JSON object (the caller owns it). */
+	json_t *(*status)(void *m);
+	/* Its API routes (api.h); handlers get the running module as arg. */
+	const struct api_route *api_routes;
+	size_t n_api_routes;
 };
 
 #endif
