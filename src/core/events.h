@@ -25,6 +25,9 @@ enum event_kind {
 
 extern const char *const event_kind_name[_EVENT_KIND_MAX];
 
+/* Name to kind ("transition", ...); -EINVAL if unknown. */
+int event_kind_from_name(const char *name);
+
 struct event {
 	unsigned long long id; /* 1, 2, ...: increasing for the life of the process */
 	int64_t time_ms;       /* wall clock, ms since the epoch */
@@ -50,10 +53,27 @@ void event_log_add(struct event_log *l, enum event_kind kind, const char *who, j
 void event_log_foreach(const struct event_log *l, unsigned long long after, event_cb cb,
 	void *arg);
 
+/* The id of the newest event so far (0: none yet). */
+unsigned long long event_log_last_id(const struct event_log *l);
+
 /* The JSON form served by the API: {"id", "time", "kind", "who", "message", "data"}. */
 json_t *event_json(const struct event *e);
 
+/*
+ * Subscribers are called on the loop for each new event, in the order they subscribed; one
+ * may unsubscribe itself or another, or add events, from its callback.  The event passed is
+ * only valid during the call.
+ */
 void event_log_subscribe(struct event_log *l, event_cb cb, void *arg);
 void event_log_unsubscribe(struct event_log *l, event_cb cb, void *arg);
+
+struct event_base;
+
+/*
+ * Take the error lines of the log (log_error(), fatal(): any thread) in as EVENT_ERROR
+ * events, added on base's loop at its next turn.  Lines logged while the subscribers run are
+ * not taken.  One event log at a time; event_log_free() lets go.  0 or -errno.
+ */
+int event_log_take_errors(struct event_log *l, struct event_base *base);
 
 #endif

@@ -5,6 +5,7 @@
  * from error paths, including out-of-memory ones.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,10 @@ static bool log_foreground = true;
 /* read by the proxy's relay threads too, while a reload may change it */
 static _Atomic enum log_level log_level = LOG_LEVEL_INFO;
 static bool log_syslog_open;
+/* the error hook: set and called under log_hook_lock, so unsetting waits for a call */
+static pthread_mutex_t log_hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static log_hook_cb log_hook;
+static void *log_hook_arg;
 
 int log_level_from_name(const char *name)
 {
@@ -69,7 +74,25 @@ static const int syslog_prio[_LOG_LEVEL_MAX] = {
 	[LOG_LEVEL_DEBUG] = LOG_DEBUG,
 };
 
-static void log_emit(enum log_level level, const char *msg)
+void log_set_error_hook(log_hook_cb cb, void *arg)
+{
+	pthread_mutex_lock(&log_hook_lock);
+	log_hook = cb;
+	log_hook_arg = arg;
+	pthread_mutex_unlock(&log_hook_lock);
+}
+
+static void log_call_hook(enum log_level level, const char *msg)
+{
+	if (level != LOG_LEVEL_ERROR)
+		return;
+	pthread_mutex_lock(&log_hook_lock);
+	if (log_hook)
+		log_hook(msg, log_hook_arg);
+	pthread_mutex_unlock(&log_hook_lock);
+}
+
+static void log_write(enum log_level level, const char *msg)
 {
 	if (!log_foreground) {
 		syslog(syslog_prio[level], "%s", msg);
@@ -85,6 +108,12 @@ static void log_emit(enum log_level level, const char *msg)
 	fprintf(stderr, "%s.%03ld %-5s %s\n", stamp, ts.tv_nsec / 1000000, log_level_name[level],
 		msg);
 	fflush(stderr);
+}
+
+static void log_emit(enum log_level level, const char *msg)
+{
+	log_write(level, msg);
+	log_call_hook(level, msg);
 }
 
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)

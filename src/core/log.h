@@ -58,6 +58,14 @@ void log_obj(enum log_level level, const char *kind, const char *name, const cha
 	LOG_PRINTF(4, 5);
 
 /*
+ * A hook for error lines (the event log takes them in): called with each error line as
+ * logged, from the thread that logged it, after it was written out.  It must not log.  NULL
+ * removes it; once removed, no call of the old hook is in flight.
+ */
+typedef void (*log_hook_cb)(const char *msg, void *arg);
+void log_set_error_hook(log_hook_cb cb, void *arg);
+
+/*
  * Rate limiting for messages caused by outside input: returns true when a
  * message may be logged now.  At most burst messages per interval_ms; the
  * number suppressed is reported with the next message that passes.

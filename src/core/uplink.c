@@ -173,6 +173,7 @@ void uplink_transition(struct uplink_set *set, struct uplink *u, enum uplink_sta
 	va_end(ap);
 	if (from == to)
 		return;
+	u->prev_state = from;
 	u->state = to;
 	u->since_ms = now_ms();
 	u->transitions++;

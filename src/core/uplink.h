@@ -89,6 +89,7 @@ struct uplink {
 	int weight;
 	struct uplink_check check; /* owned copy */
 	enum uplink_state state;
+	enum uplink_state prev_state; /* the one before the last transition */
 	uint64_t since_ms; /* monotonic time of the last transition */
 	unsigned transitions;
 	char reason[128]; /* why it is in its state */

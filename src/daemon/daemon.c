@@ -24,6 +24,7 @@
 #include "check.h"
 #include "conf_keys.h"
 #include "daemon.h"
+#include "events.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
@@ -33,6 +34,8 @@
 #include "privs.h"
 #include "uplink.h"
 #include "util.h"
+
+#define DAEMON_EVENTS_MAX 1000 /* events kept for GET /api/events */
 
 struct daemon {
 	const struct daemon_opts *opts;
@@ -45,6 +48,7 @@ struct daemon {
 	struct metrics_server *metrics_server;
 	int metrics_port; /* what metrics_server serves on */
 	struct addr metrics_address;
+	struct event_log *events;
 	struct module_env env;	/* lent to every module */
 	void **running;		/* per entry of modules[]: the running module, or NULL */
 	unsigned reloads;
@@ -160,6 +164,20 @@ static void daemon_status(struct daemon *d, const char *what)
 	loop_notify(notify);
 }
 
+/* Uplink transitions go to the event log. */
+static void daemon_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
+{
+	struct daemon *d = arg;
+	const char *from = uplink_state_name[u->prev_state], *to = uplink_state_name[u->state];
+
+	if (ev != UPLINK_STATE)
+		return;
+	event_log_add(d->events, EVENT_TRANSITION, NULL,
+		json_pack("{s:s, s:s, s:s, s:s}", "uplink", u->name, "from", from, "to", to,
+			"reason", u->reason),
+		"uplink %s: %s -> %s (%s)", u->name, from, to, u->reason);
+}
+
 static void daemon_reload_cb(void *arg)
 {
 	struct daemon *d = arg;
@@ -173,9 +191,14 @@ static void daemon_reload_cb(void *arg)
 		conf = NULL;
 	}
 	if (!conf) {
+		json_t *list = json_array();
 		log_error("reload failed, keeping the running configuration:");
-		for (size_t i = 0; i < errs.n; i++)
+		for (size_t i = 0; i < errs.n; i++) {
 			log_error("  %s", errs.msgs[i]);
+			json_array_append_new(list, json_string(errs.msgs[i]));
+		}
+		event_log_add(d->events, EVENT_CONFIG, NULL, json_pack("{s:o}", "errors", list),
+			"reload failed, keeping the running configuration");
 		conf_errors_clear(&errs);
 		loop_notify("READY=1\nSTATUS=reload failed, running the previous configuration");
 		return;
@@ -191,6 +214,10 @@ static void daemon_reload_cb(void *arg)
 	conf_free(old);
 	d->reloads++;
 	log_info("reload %u: %u change%s", d->reloads, changes, changes == 1 ? "" : "s");
+	event_log_add(d->events, EVENT_CONFIG, NULL,
+		json_pack("{s:I, s:I}", "reload", (json_int_t)d->reloads, "uplink_changes",
+			(json_int_t)changes),
+		"reload %u: %u uplink change%s", d->reloads, changes, changes == 1 ? "" : "s");
 	daemon_status(d, "reloaded");
 }
 
@@ -219,7 +246,14 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		goto out;
 	}
 	daemon_apply_log_level(&d);
+	d.events = event_log_new(DAEMON_EVENTS_MAX);
+	r = event_log_take_errors(d.events, loop_base(d.loop));
+	if (r < 0) {
+		log_error("event log: cannot take in error lines: %s", strerror(-r));
+		goto out;
+	}
 	uplink_set_init(&d.uplinks);
+	uplink_set_subscribe(&d.uplinks, daemon_uplink_cb, &d);
 	uplink_set_sync(&d.uplinks, d.conf);
 	r = link_watch_new(loop_base(d.loop), &d.uplinks, &d.links);
 	if (r < 0) {
@@ -243,6 +277,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		.metrics = d.metrics,
 		.failed_cb = daemon_module_failed_cb,
 		.failed_arg = &d,
+		.events = d.events,
 	};
 	r = daemon_modules(&d);
 	if (r < 0)
@@ -268,6 +303,7 @@ out:
 	link_watch_free(d.links);
 	uplink_set_clear(&d.uplinks);
 	metrics_free(d.metrics);
+	event_log_free(d.events); /* after the modules: their threads log no more */
 	loop_free(d.loop);
 	conf_free(d.conf);
 	log_info("stopped");
