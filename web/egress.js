@@ -1,0 +1,883 @@
+/*
+ * egress.js - the behaviour of egressd's dashboard (index.html).
+ *
+ * Talks only to egressd's REST API on the same origin: a session cookie from POST
+ * /api/login, the CSRF token of GET /api/session on every state change, the event stream
+ * (GET /api/events/stream) for what happens, and a few polls for what changes all the time
+ * (RTT, throughput, connections).  Every state change an operator makes from here goes
+ * through commit-confirmed (?confirm=N s): a banner counts down and offers Confirm, and
+ * egressd rolls the change back by itself when nobody confirms.
+ *
+ * What it must not do: keep anything secret outside the page (no storage of the password or
+ * token), or change state without the confirm window.
+ */
+"use strict";
+
+const UPLINKS_POLL_MS = 2000;
+const CONNECTIONS_POLL_MS = 3000;
+const PENDING_POLL_MS = 2000;
+const CHART_WINDOW_S = 300;
+const EVENTS_SHOWN = 200;
+const CONNECTIONS_SHOWN = 500;
+const CHECK_DELAY_MS = 1000;
+const EVENT_KINDS = ["transition", "apply", "error", "config", "login", "change"];
+const PALETTE = ["#2f6fde", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285",
+	"#f08c00", "#5c7cfa"];
+
+const state = {
+	csrf: null,
+	user: null,
+	running: false,
+	timers: [],
+	stream: null,
+	uplinks: new Map(),  /* name -> the API's object, as last seen */
+	colors: new Map(),   /* name -> colour, stable for the page's life */
+	counters: new Map(), /* name -> {t, bytes, conns}: for rates from counters */
+	series: new Map(),   /* name -> [{t, mbps, cps}] */
+	events: [],          /* sorted by id */
+	pending: null,       /* {deadline: ms of the local clock, what} */
+	charts: {},
+	configLoaded: "",    /* the text as egressd last gave it */
+	configErrors: [],
+	checkTimer: 0,
+	connections: [],
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, cls, text) {
+	const e = document.createElement(tag);
+	if (cls)
+		e.className = cls;
+	if (text !== undefined)
+		e.textContent = text;
+	return e;
+}
+
+/* --- the API --- */
+
+/*
+ * One request; resolves to {status, ok, body} (body: parsed JSON or text) and never throws
+ * for an HTTP status.  A 401 while signed in means the session is gone: back to the login.
+ */
+async function api(method, path, body) {
+	const opts = { method, headers: {}, credentials: "same-origin" };
+	if (body !== undefined) {
+		if (typeof body === "string") {
+			opts.headers["Content-Type"] = "text/plain";
+			opts.body = body;
+		} else {
+			opts.headers["Content-Type"] = "application/json";
+			opts.body = JSON.stringify(body);
+		}
+	}
+	if (method !== "GET" && state.csrf)
+		opts.headers["X-CSRF-Token"] = state.csrf;
+	let res;
+	try {
+		res = await fetch(path, opts);
+	} catch (e) {
+		return { status: 0, ok: false, body: { error: "egressd does not answer" } };
+	}
+	const type = res.headers.get("Content-Type") || "";
+	let payload = await res.text();
+	if (type.includes("json")) {
+		try {
+			payload = JSON.parse(payload);
+		} catch (e) {
+			/* keep the text */
+		}
+	}
+	if (res.status === 401 && state.running && path !== "/api/login")
+		signedOut();
+	return { status: res.status, ok: res.ok, body: payload };
+}
+
+function errorText(r) {
+	if (r.body && typeof r.body === "object" && r.body.error)
+		return r.body.error + (r.body.field ? " (" + r.body.field + ")" : "");
+	if (typeof r.body === "string" && r.body.trim())
+		return r.body.trim();
+	return "HTTP " + r.status;
+}
+
+/* A list out of a reply that is either a list or an object holding one under key. */
+function listOf(body, key) {
+	if (Array.isArray(body))
+		return body;
+	if (body && Array.isArray(body[key]))
+		return body[key];
+	return [];
+}
+
+/* The first of obj's fields that holds a number. */
+function num(obj, ...names) {
+	for (const n of names) {
+		const v = n.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+		if (typeof v === "number" && isFinite(v))
+			return v;
+	}
+	return undefined;
+}
+
+/* --- formatting --- */
+
+function fmtMbps(bps) {
+	if (bps === undefined)
+		return "–";
+	const m = bps / 1e6;
+	return (m >= 100 ? m.toFixed(0) : m >= 10 ? m.toFixed(1) : m.toFixed(2)) + " Mbit/s";
+}
+
+function fmtBytes(b) {
+	if (b === undefined)
+		return "";
+	const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+	let i = 0;
+	while (b >= 1024 && i < units.length - 1) {
+		b /= 1024;
+		i++;
+	}
+	return (i ? b.toFixed(1) : String(b)) + " " + units[i];
+}
+
+function fmtAge(s) {
+	if (s === undefined)
+		return "";
+	s = Math.max(0, Math.round(s));
+	if (s < 60)
+		return s + "s";
+	if (s < 3600)
+		return Math.floor(s / 60) + "m" + String(s % 60).padStart(2, "0") + "s";
+	return Math.floor(s / 3600) + "h" + String(Math.floor(s / 60) % 60).padStart(2, "0") + "m";
+}
+
+function fmtClock(ms) {
+	const d = new Date(ms);
+	return [d.getHours(), d.getMinutes(), d.getSeconds()]
+		.map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+function fmtCountdown(s) {
+	s = Math.max(0, Math.ceil(s));
+	return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+}
+
+/* --- login, session --- */
+
+async function boot() {
+	$("login-form").addEventListener("submit", login);
+	$("logout").addEventListener("click", logout);
+	const r = await api("GET", "/api/session");
+	if (r.ok)
+		signedIn(r.body);
+	else
+		showLogin("");
+}
+
+function showLogin(message) {
+	$("app").hidden = true;
+	$("login").hidden = false;
+	$("login-error").textContent = message;
+	$("login-password").value = "";
+	$("login-password").focus();
+}
+
+async function login(ev) {
+	ev.preventDefault();
+	$("login-submit").disabled = true;
+	const r = await api("POST", "/api/login",
+		{ username: $("login-user").value, password: $("login-password").value });
+	$("login-submit").disabled = false;
+	if (!r.ok) {
+		showLogin(r.status === 401 ? "Wrong user or password." : errorText(r));
+		return;
+	}
+	const s = await api("GET", "/api/session");
+	if (!s.ok) {
+		showLogin(errorText(s));
+		return;
+	}
+	signedIn(Object.assign({}, r.body, s.body));
+}
+
+async function logout() {
+	await api("POST", "/api/logout");
+	signedOut();
+}
+
+function signedIn(session) {
+	state.csrf = session.csrf || session.csrf_token || null;
+	state.user = session.user || session.username || "";
+	$("who").textContent = state.user;
+	$("login").hidden = true;
+	$("app").hidden = false;
+	start();
+}
+
+function signedOut() {
+	stop();
+	state.csrf = null;
+	showLogin("Signed out.");
+}
+
+/* --- life of the page while signed in --- */
+
+function start() {
+	if (state.running)
+		return;
+	state.running = true;
+	if (!state.charts.throughput)
+		setupOnce();
+	openStream();
+	refreshEvents();
+	refreshUplinks();
+	refreshConnections();
+	refreshGateway();
+	refreshPending();
+	loadConfig();
+	every(UPLINKS_POLL_MS, refreshUplinks);
+	every(CONNECTIONS_POLL_MS, refreshConnections);
+	every(PENDING_POLL_MS, () => state.pending && refreshPending());
+	every(250, tickCountdown);
+}
+
+function stop() {
+	state.running = false;
+	for (const t of state.timers)
+		clearInterval(t);
+	state.timers = [];
+	if (state.stream)
+		state.stream.close();
+	state.stream = null;
+}
+
+function every(ms, fn) {
+	state.timers.push(setInterval(fn, ms));
+}
+
+function setupOnce() {
+	state.charts.throughput = makeChart($("chart-throughput"), "Mbit/s");
+	state.charts.newconns = makeChart($("chart-newconns"), "per second");
+	$("conn-filter").addEventListener("input", renderConnections);
+	$("gateway-toggle").addEventListener("change", toggleGateway);
+	$("pending-confirm").addEventListener("click", confirmPending);
+	$("config-check").addEventListener("click", () => checkConfig(true));
+	$("config-apply").addEventListener("click", applyConfig);
+	$("config-reload").addEventListener("click", () => loadConfig(true));
+	const text = $("config-text");
+	text.addEventListener("input", configEdited);
+	text.addEventListener("scroll", syncEditorScroll);
+}
+
+/* --- the event stream and the event log --- */
+
+function openStream() {
+	const es = new EventSource("/api/events/stream");
+	state.stream = es;
+	es.onopen = () => setLive(true);
+	/*
+	 * A server-sent event named "error" and the stream's own failure both arrive as "error":
+	 * only the first carries data.
+	 */
+	const onEvent = (m) => {
+		if (m.data === undefined) {
+			streamFailed(es);
+			return;
+		}
+		try {
+			gotEvent(JSON.parse(m.data), m.lastEventId);
+		} catch (e) {
+			/* not JSON: ignore */
+		}
+	};
+	es.onmessage = onEvent;
+	for (const kind of EVENT_KINDS)
+		es.addEventListener(kind, onEvent);
+}
+
+async function streamFailed(es) {
+	setLive(false);
+	if (es.readyState !== EventSource.CLOSED)
+		return; /* the browser reconnects by itself, with Last-Event-ID */
+	/* closed for good (e.g. 401): see whether we are still signed in, then try again */
+	const r = await api("GET", "/api/session");
+	if (r.ok && state.running && state.stream === es)
+		setTimeout(() => state.running && state.stream === es && openStream(), 2000);
+}
+
+function setLive(on) {
+	const l = $("live");
+	l.textContent = on ? "live" : "reconnecting";
+	l.className = "live " + (on ? "on" : "off");
+}
+
+async function refreshEvents() {
+	const r = await api("GET", "/api/events");
+	if (r.ok)
+		for (const e of listOf(r.body, "events"))
+			addEvent(e, false);
+	renderEvents();
+}
+
+function gotEvent(e, lastId) {
+	if (e.id === undefined && lastId)
+		e.id = Number(lastId);
+	if (!addEvent(e, true))
+		return;
+	renderEvents();
+	const data = e.data || {};
+	if (e.kind === "transition") {
+		const name = data.uplink || data.name;
+		const to = data.to || data.state;
+		const u = state.uplinks.get(name);
+		if (u && to) {
+			u.state = to;
+			renderUplinks();
+		}
+		refreshUplinks();
+	} else if (e.kind === "config" || e.kind === "change") {
+		refreshUplinks();
+		refreshGateway();
+		refreshPending();
+		if (!configDirty())
+			loadConfig();
+	}
+}
+
+/* Insert by id; false if already there. */
+function addEvent(e, live) {
+	const ev = state.events;
+	if (e.id !== undefined && ev.some((x) => x.id === e.id))
+		return false;
+	let i = ev.length;
+	while (i > 0 && e.id !== undefined && ev[i - 1].id > e.id)
+		i--;
+	ev.splice(i, 0, e);
+	if (ev.length > EVENTS_SHOWN)
+		ev.splice(0, ev.length - EVENTS_SHOWN);
+	return true;
+}
+
+function eventTime(e) {
+	if (typeof e.time === "number")
+		return e.time > 1e11 ? e.time : e.time * 1000;
+	if (typeof e.time === "string")
+		return Date.parse(e.time);
+	return Date.now();
+}
+
+function renderEvents() {
+	const list = $("events");
+	list.replaceChildren();
+	for (let i = state.events.length - 1; i >= 0; i--) {
+		const e = state.events[i];
+		const li = el("li", e.kind || "");
+		li.append(el("span", "time", fmtClock(eventTime(e))), el("span", "kind", e.kind || ""));
+		const who = e.who && e.who !== "egressd" ? " — " + e.who : "";
+		li.append(el("span", "msg", (e.message || "") + who));
+		list.append(li);
+	}
+	if (!state.events.length)
+		list.append(el("li", "muted", "No events yet."));
+}
+
+/* --- uplinks: cards and charts --- */
+
+async function refreshUplinks() {
+	const r = await api("GET", "/api/uplinks");
+	if (!r.ok)
+		return;
+	const now = Date.now();
+	const seen = new Set();
+	for (const u of listOf(r.body, "uplinks")) {
+		seen.add(u.name);
+		state.uplinks.set(u.name, u);
+		sample(u, now);
+	}
+	for (const name of [...state.uplinks.keys()])
+		if (!seen.has(name))
+			state.uplinks.delete(name);
+	renderUplinks();
+	renderCharts(now);
+}
+
+function colorOf(name) {
+	if (!state.colors.has(name))
+		state.colors.set(name, PALETTE[state.colors.size % PALETTE.length]);
+	return state.colors.get(name);
+}
+
+/* Throughput in bit/s: a rate the API gives, or one from its byte counters. */
+function rates(u, now) {
+	let bps = num(u, "throughput_bps", "throughput.bps");
+	if (bps === undefined) {
+		const rx = num(u, "rx_bps", "throughput.rx_bps");
+		const tx = num(u, "tx_bps", "throughput.tx_bps");
+		if (rx !== undefined || tx !== undefined)
+			bps = (rx || 0) + (tx || 0);
+	}
+	let cps = num(u, "new_connections_per_s", "connections.new_per_s");
+	const bytes = num(u, "bytes", "rx_bytes") === undefined ? undefined :
+		(num(u, "bytes") ?? (num(u, "rx_bytes") || 0) + (num(u, "tx_bytes") || 0));
+	const conns = num(u, "new_connections", "connections_total", "connections.total");
+	const prev = state.counters.get(u.name);
+	state.counters.set(u.name, { t: now, bytes, conns });
+	if (prev && now > prev.t) {
+		const dt = (now - prev.t) / 1000;
+		if (bps === undefined && bytes !== undefined && prev.bytes !== undefined)
+			bps = Math.max(0, (bytes - prev.bytes) * 8 / dt);
+		if (cps === undefined && conns !== undefined && prev.conns !== undefined)
+			cps = Math.max(0, (conns - prev.conns) / dt);
+	}
+	return { bps, cps };
+}
+
+/* One point of the charts per uplink and poll; a refresh between polls adds none. */
+function sample(u, now) {
+	if (!state.series.has(u.name))
+		state.series.set(u.name, []);
+	const s = state.series.get(u.name);
+	const prev = s.length ? s[s.length - 1] : null;
+	if (prev && now - prev.t < UPLINKS_POLL_MS * 0.75) {
+		u._bps = prev.mbps === null ? undefined : prev.mbps * 1e6;
+		return;
+	}
+	const r = rates(u, now);
+	u._bps = r.bps;
+	s.push({ t: now, mbps: r.bps === undefined ? null : r.bps / 1e6, cps: r.cps ?? null });
+	while (s.length && s[0].t < now - CHART_WINDOW_S * 1000)
+		s.shift();
+}
+
+function uplinkState(u) {
+	return String(u.state || "unknown").toLowerCase();
+}
+
+function renderUplinks() {
+	const box = $("uplinks");
+	const cards = new Map([...box.children].map((c) => [c.dataset.name, c]));
+	for (const [name, u] of state.uplinks) {
+		let card = cards.get(name);
+		if (!card) {
+			card = makeCard(name);
+			box.append(card);
+		}
+		cards.delete(name);
+		fillCard(card, u);
+	}
+	for (const card of cards.values())
+		card.remove();
+	if (!state.uplinks.size && !box.querySelector(".muted"))
+		box.append(el("p", "muted", "No uplinks."));
+	else if (state.uplinks.size)
+		box.querySelectorAll("p.muted").forEach((p) => p.remove());
+}
+
+function makeCard(name) {
+	const card = el("article", "card");
+	card.dataset.name = name;
+	const head = el("div", "card-head");
+	const sw = el("span", "swatch");
+	sw.style.background = colorOf(name);
+	head.append(sw, el("span", "name", name), el("span", "state"));
+	const dl = el("dl");
+	for (const [key, label] of [["rtt", "RTT"], ["loss", "Loss"], ["weight", "Weight"],
+		["share", "Share"], ["throughput", "Throughput"], ["address", "Public address"]]) {
+		const dd = el("dd");
+		dd.dataset.key = key;
+		dl.append(el("dt", "", label), dd);
+	}
+	const actions = el("div", "actions");
+	const drain = el("button", "quiet drain");
+	drain.addEventListener("click", () => setEnabled(name, !isEnabled(state.uplinks.get(name))));
+	actions.append(drain);
+	card.append(head, el("div", "why"), dl, actions);
+	return card;
+}
+
+function isEnabled(u) {
+	return !u || u.enabled !== false;
+}
+
+function fillCard(card, u) {
+	const st = uplinkState(u);
+	const enabled = isEnabled(u);
+	card.className = "card " + st + (enabled ? "" : " drained");
+	card.dataset.state = st;
+	card.dataset.enabled = String(enabled);
+	card.querySelector(".state").textContent = enabled ? st : st + " · drained";
+	const set = (key, text) => {
+		card.querySelector('dd[data-key="' + key + '"]').textContent = text;
+	};
+	const rtt = num(u, "rtt_ms", "rtt.ms");
+	set("rtt", rtt === undefined ? "–" : rtt.toFixed(1) + " ms");
+	const loss = num(u, "loss_pct", "loss");
+	set("loss", loss === undefined ? "–" : loss.toFixed(loss < 10 ? 1 : 0) + " %");
+	const tier = num(u, "tier");
+	set("weight", String(num(u, "weight") ?? "–") + (tier !== undefined ? " (tier " + tier + ")" : ""));
+	const share = num(u, "share_pct", "share");
+	set("share", share === undefined ? "–" : share.toFixed(0) + " %");
+	set("throughput", fmtMbps(u._bps));
+	set("address", u.public_address || u.public_ip || "–");
+	const last = Array.isArray(u.transitions) && u.transitions.length ?
+		u.transitions[u.transitions.length - 1] : null;
+	card.querySelector(".why").textContent = last ?
+		(last.from || "?") + " → " + (last.to || "?") +
+		(last.reason ? " (" + last.reason + ")" : "") +
+		(last.time !== undefined ? " at " + fmtClock(eventTime(last)) : "") : "";
+	const b = card.querySelector("button.drain");
+	b.textContent = enabled ? "Drain" : "Undrain";
+	b.title = enabled ? "No new connection or flow takes this uplink; existing ones go on" :
+		"Let new connections take this uplink again";
+}
+
+function makeChart(canvas, unit) {
+	return new Chart(canvas, {
+		type: "line",
+		data: { datasets: [] },
+		options: {
+			animation: false,
+			maintainAspectRatio: false,
+			parsing: false,
+			normalized: true,
+			spanGaps: false,
+			interaction: { mode: "nearest", axis: "x", intersect: false },
+			elements: { point: { radius: 0 }, line: { borderWidth: 2, tension: 0.2 } },
+			scales: {
+				x: {
+					type: "linear",
+					min: -CHART_WINDOW_S,
+					max: 0,
+					ticks: {
+						stepSize: 60,
+						callback: (v) => (v === 0 ? "now" : Math.round(v / 60) + " min"),
+					},
+				},
+				y: { beginAtZero: true, title: { display: false, text: unit } },
+			},
+			plugins: {
+				legend: { position: "bottom", labels: { boxWidth: 12 } },
+				tooltip: {
+					callbacks: {
+						title: (items) => (items.length ? fmtAge(-items[0].parsed.x) + " ago" : ""),
+					},
+				},
+			},
+		},
+	});
+}
+
+function renderCharts(now) {
+	const c = state.charts;
+	if (!c.throughput)
+		return;
+	for (const [chart, field] of [[c.throughput, "mbps"], [c.newconns, "cps"]]) {
+		chart.data.datasets = [...state.uplinks.keys()].map((name) => ({
+			label: name,
+			borderColor: colorOf(name),
+			backgroundColor: colorOf(name),
+			data: (state.series.get(name) || [])
+				.map((p) => ({ x: (p.t - now) / 1000, y: p[field] })),
+		}));
+		chart.update("none");
+	}
+}
+
+/* --- changes with commit-confirmed --- */
+
+function confirmSecs() {
+	return Number($("confirm-secs").value) || 60;
+}
+
+/* Start the countdown after a change egressd took with ?confirm=. */
+function changed(r, what) {
+	const b = r.body && typeof r.body === "object" ? r.body : {};
+	const left = num(b, "seconds_left", "pending.seconds_left", "confirm_in") ?? confirmSecs();
+	state.pending = { deadline: Date.now() + left * 1000, what };
+	showPending();
+	flash("");
+}
+
+function showPending() {
+	const p = state.pending;
+	$("pending").hidden = !p;
+	if (!p)
+		return;
+	$("pending-text").textContent = (p.what || "A change") +
+		": rolls back by itself unless confirmed in";
+	tickCountdown();
+}
+
+function tickCountdown() {
+	const p = state.pending;
+	if (!p)
+		return;
+	const left = (p.deadline - Date.now()) / 1000;
+	$("pending-countdown").textContent = left > 0 ? fmtCountdown(left) : "rolling back…";
+	if (left <= -1 && !p.checking) {
+		p.checking = true;
+		refreshPending().then(() => {
+			refreshUplinks();
+			refreshGateway();
+			if (!configDirty())
+				loadConfig();
+		});
+	}
+}
+
+async function refreshPending() {
+	const r = await api("GET", "/api/config/pending");
+	const b = r.ok && r.body && typeof r.body === "object" ? r.body : null;
+	const left = b ? num(b, "seconds_left", "remaining") : undefined;
+	if (!b || b.pending === false || left === undefined) {
+		if (state.pending && state.pending.checking)
+			flash("Not confirmed in time: egressd rolled the change back.", true);
+		state.pending = null;
+	} else {
+		const what = b.what || b.description || (state.pending && state.pending.what);
+		state.pending = { deadline: Date.now() + left * 1000, what };
+	}
+	showPending();
+}
+
+async function confirmPending() {
+	const r = await api("POST", "/api/config/confirm");
+	if (r.ok) {
+		state.pending = null;
+		showPending();
+		flash("Confirmed: the change stays.", true, true);
+	} else {
+		flash("Confirm: " + errorText(r));
+		refreshPending();
+	}
+}
+
+function flash(text, keep, ok) {
+	const f = $("flash");
+	f.textContent = text;
+	f.hidden = !text;
+	f.className = "flash" + (ok ? " ok" : "");
+	clearTimeout(state.flashTimer);
+	if (text && ok)
+		state.flashTimer = setTimeout(() => flash(""), 6000);
+}
+
+async function setEnabled(name, enabled) {
+	const r = await api("PATCH", "/api/uplinks/" + encodeURIComponent(name) +
+		"?confirm=" + confirmSecs() + "s", { enabled });
+	if (!r.ok) {
+		flash((enabled ? "Undrain " : "Drain ") + name + ": " + errorText(r));
+		return;
+	}
+	changed(r, (enabled ? "Undrained " : "Drained ") + name);
+	refreshUplinks();
+}
+
+async function refreshGateway() {
+	const r = await api("GET", "/api/gateway");
+	const box = $("gateway-toggle");
+	if (r.ok && r.body && typeof r.body.enabled === "boolean") {
+		box.disabled = false;
+		box.checked = r.body.enabled;
+		$("gateway-note").textContent = "";
+	} else {
+		box.disabled = true;
+		box.checked = false;
+		$("gateway-note").textContent = r.status === 503 || r.status === 404 ?
+			"(not configured)" : "";
+	}
+}
+
+async function toggleGateway() {
+	const want = $("gateway-toggle").checked;
+	const r = await api("POST", "/api/gateway/toggle?confirm=" + confirmSecs() + "s",
+		{ enabled: want });
+	if (!r.ok) {
+		flash("Gateway mode: " + errorText(r));
+		refreshGateway();
+		return;
+	}
+	changed(r, "Gateway mode " + (want ? "on" : "off"));
+}
+
+/* --- connections --- */
+
+async function refreshConnections() {
+	if (document.hidden)
+		return;
+	const r = await api("GET", "/api/connections");
+	if (!r.ok) {
+		state.connections = [];
+		$("conn-note").textContent = r.status === 503 || r.status === 404 ?
+			"No connection table: the proxy is not running (flows of the policy module " +
+			"are the kernel's)." : "Connections: " + errorText(r);
+	} else {
+		state.connections = listOf(r.body, "connections");
+		$("conn-note").textContent = "";
+	}
+	renderConnections();
+}
+
+function connText(c) {
+	return [c.client, c.destination, c.uplink, c.host].filter(Boolean).join(" ").toLowerCase();
+}
+
+function renderConnections() {
+	const words = $("conn-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+	const rows = state.connections.filter((c) => {
+		const t = connText(c);
+		return words.every((w) => t.includes(w));
+	});
+	const body = $("connections").tBodies[0];
+	body.replaceChildren();
+	for (const c of rows.slice(0, CONNECTIONS_SHOWN)) {
+		const tr = el("tr");
+		tr.append(el("td", "", c.client || ""), el("td", "", c.destination || c.host || ""),
+			el("td", "", c.uplink || ""),
+			el("td", "num", fmtBytes(num(c, "bytes_up", "bytes_sent", "tx_bytes"))),
+			el("td", "num", fmtBytes(num(c, "bytes_down", "bytes_received", "rx_bytes"))),
+			el("td", "num", fmtAge(num(c, "age", "age_s", "duration"))));
+		body.append(tr);
+	}
+	const total = state.connections.length;
+	$("conn-count").textContent = words.length ? rows.length + " of " + total : String(total);
+}
+
+/* --- the configuration editor --- */
+
+async function loadConfig(force) {
+	if (!force && configDirty())
+		return;
+	const r = await api("GET", "/api/config");
+	if (!r.ok) {
+		$("config-status").textContent = "Configuration: " + errorText(r);
+		return;
+	}
+	state.configLoaded = typeof r.body === "string" ? r.body : r.body.config || "";
+	$("config-text").value = state.configLoaded;
+	state.configErrors = [];
+	$("config-status").textContent = "";
+	renderEditor();
+}
+
+function configDirty() {
+	return $("config-text").value !== state.configLoaded;
+}
+
+function configEdited() {
+	renderEditor();
+	clearTimeout(state.checkTimer);
+	state.checkTimer = setTimeout(() => configDirty() && checkConfig(false), CHECK_DELAY_MS);
+}
+
+/* The errors of a refused config: [{line, message}] from the API's reply. */
+function configErrorsOf(r) {
+	const b = r.body && typeof r.body === "object" ? r.body : { error: errorText(r) };
+	const list = Array.isArray(b.errors) && b.errors.length ? b.errors : [b];
+	return list.map((e) => {
+		let msg = e.message || e.error || "";
+		if (!msg && (e.expected || e.seen))
+			msg = (e.key ? e.key + ": " : "") + "expected " + e.expected + ", got " +
+				JSON.stringify(e.seen);
+		return { line: typeof e.line === "number" ? e.line : undefined, message: msg };
+	});
+}
+
+async function checkConfig(explicit) {
+	const text = $("config-text").value;
+	const r = await api("POST", "/api/config?dry_run=1", text);
+	if (text !== $("config-text").value)
+		return; /* edited meanwhile: the next check tells */
+	showConfigResult(r, explicit ? "Valid: nothing applied (check only)." : "Valid.");
+}
+
+function showConfigResult(r, okText) {
+	if (r.ok) {
+		state.configErrors = [];
+		$("config-status").textContent = okText;
+	} else if (r.status === 400 || r.status === 422) {
+		state.configErrors = configErrorsOf(r);
+		$("config-status").textContent = state.configErrors.length === 1 ? "1 error" :
+			state.configErrors.length + " errors";
+	} else {
+		state.configErrors = [];
+		$("config-status").textContent = errorText(r);
+	}
+	renderEditor();
+}
+
+async function applyConfig() {
+	const text = $("config-text").value;
+	const r = await api("POST", "/api/config?confirm=" + confirmSecs() + "s", text);
+	showConfigResult(r, "Applied.");
+	if (r.ok) {
+		state.configLoaded = text;
+		changed(r, "New configuration");
+		loadConfig(true);
+	}
+}
+
+/* Line numbers in the gutter; bad lines marked, their message beside them. */
+function renderEditor() {
+	const lines = $("config-text").value.split("\n");
+	const byLine = new Map();
+	for (const e of state.configErrors)
+		if (e.line !== undefined)
+			byLine.set(e.line, (byLine.has(e.line) ? byLine.get(e.line) + "; " : "") + e.message);
+	const gutter = $("config-gutter");
+	const back = $("config-back");
+	gutter.replaceChildren();
+	back.replaceChildren();
+	lines.forEach((text, i) => {
+		const n = i + 1;
+		const msg = byLine.get(n);
+		const g = el("div", msg ? "bad" : "", String(n));
+		const b = el("div", msg ? "bad" : "", text);
+		if (msg) {
+			b.dataset.line = n;
+			b.append(el("span", "msg", "◀ " + msg));
+		}
+		gutter.append(g);
+		back.append(b);
+	});
+	/* room for the textarea's scroll bar, so both scroll to the same last line */
+	back.append(el("div", "", ""), el("div", "", ""));
+	gutter.append(el("div", "", ""), el("div", "", ""));
+	const list = $("config-errors");
+	list.replaceChildren();
+	for (const e of state.configErrors) {
+		const li = el("li");
+		if (e.line !== undefined) {
+			const a = el("a", "", "line " + e.line);
+			a.href = "#";
+			a.addEventListener("click", (ev) => {
+				ev.preventDefault();
+				goToLine(e.line);
+			});
+			li.append(a, ": ");
+		}
+		li.append(e.message);
+		list.append(li);
+	}
+	syncEditorScroll();
+}
+
+function goToLine(n) {
+	const t = $("config-text");
+	const lines = t.value.split("\n");
+	const at = lines.slice(0, n - 1).reduce((s, l) => s + l.length + 1, 0);
+	t.focus();
+	t.setSelectionRange(at, at + (lines[n - 1] || "").length);
+	t.scrollTop = Math.max(0, (n - 3) * 20);
+	syncEditorScroll();
+}
+
+function syncEditorScroll() {
+	const t = $("config-text");
+	$("config-back").scrollTop = t.scrollTop;
+	$("config-back").scrollLeft = t.scrollLeft;
+	$("config-gutter").scrollTop = t.scrollTop;
+}
+
+document.addEventListener("DOMContentLoaded", boot);
