@@ -53,21 +53,59 @@ bool range_list_contains(const struct range_list *l, uint32_t v)
 
 /* ---------------------------------------------------------------- errors */
 
-void conf_errors_add(struct conf_errors *errs, const char *fmt, ...)
+/* The strings of a struct conf_error_at that errs owns are const to its readers only. */
+static void free_const(const char *p)
 {
-	va_list ap;
+	free((void *)(uintptr_t)p);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void conf_errors_vadd(struct conf_errors *errs, const struct conf_error_at *at,
+	const char *fmt, va_list ap)
+{
 	char *msg;
 
 	if (errs->n >= CONF_ERRORS_MAX)
 		return;
-	va_start(ap, fmt);
 	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	if (!msg)
 		return;
 	errs->msgs = xrealloc(errs->msgs, (errs->n + 1) * sizeof(*errs->msgs));
-	errs->msgs[errs->n++] = msg;
+	errs->at = xrealloc(errs->at, (errs->n + 1) * sizeof(*errs->at));
+	errs->msgs[errs->n] = msg;
+	errs->at[errs->n] = (struct conf_error_at){0};
+	if (at)
+		errs->at[errs->n] = (struct conf_error_at){
+			.file = dup_or_null(at->file),
+			.line = at->line,
+			.section = dup_or_null(at->section),
+			.key = dup_or_null(at->key),
+			.expected = dup_or_null(at->expected),
+			.seen = dup_or_null(at->seen),
+		};
+	errs->n++;
+}
+
+void conf_errors_add(struct conf_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	conf_errors_vadd(errs, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void conf_errors_add_at(struct conf_errors *errs, const struct conf_error_at *at,
+	const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	conf_errors_vadd(errs, at, fmt, ap);
+	va_end(ap);
 }
 
 static void section_label(const struct conf_section *s, char *buf, size_t len)
@@ -78,10 +116,16 @@ static void section_label(const struct conf_section *s, char *buf, size_t len)
 		snprintf(buf, len, "[%s]", s->type->name);
 }
 
+/* "uplink isp1", "global": a section as struct conf_error_at names it. */
+static void section_name(const struct conf_section *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s", s->type->name, s->name ? " " : "", s->name ? s->name : "");
+}
+
 void conf_section_error(struct conf_errors *errs, const struct conf_section *s, const char *key,
 	const char *fmt, ...)
 {
-	char label[128], where[PATH_MAX + 32], msg[1024];
+	char label[128], where[PATH_MAX + 32], msg[1024], name[128];
 	va_list ap;
 	int line = s->line;
 
@@ -98,10 +142,13 @@ void conf_section_error(struct conf_errors *errs, const struct conf_section *s, 
 		snprintf(where, sizeof(where), "%s:%d: ", s->file, line);
 	else
 		snprintf(where, sizeof(where), "configuration: ");
+	section_name(s, name, sizeof(name));
+	struct conf_error_at at = {.file = s->file, .line = s->file ? line : 0, .section = name,
+		.key = key};
 	if (key)
-		conf_errors_add(errs, "%s%s %s: %s", where, label, key, msg);
+		conf_errors_add_at(errs, &at, "%s%s %s: %s", where, label, key, msg);
 	else
-		conf_errors_add(errs, "%s%s: %s", where, label, msg);
+		conf_errors_add_at(errs, &at, "%s%s: %s", where, label, msg);
 }
 
 void conf_errors_print(const struct conf_errors *errs, FILE *f)
@@ -114,10 +161,19 @@ void conf_errors_print(const struct conf_errors *errs, FILE *f)
 
 void conf_errors_clear(struct conf_errors *errs)
 {
-	for (size_t i = 0; i < errs->n; i++)
+	for (size_t i = 0; i < errs->n; i++) {
+		struct conf_error_at *at = &errs->at[i];
 		free(errs->msgs[i]);
+		free_const(at->file);
+		free_const(at->section);
+		free_const(at->key);
+		free_const(at->expected);
+		free_const(at->seen);
+	}
 	free(errs->msgs);
+	free(errs->at);
 	errs->msgs = NULL;
+	errs->at = NULL;
 	errs->n = 0;
 }
 
@@ -812,19 +868,28 @@ static void suggest_key(const struct conf_section_type *t, const char *key, char
 		snprintf(buf, len, " (did you mean '%s'?)", sg.best);
 }
 
-static void load_error(struct load_ctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void load_error(struct load_ctx *c, const char *fmt, ...)
+/* An error at the line being read, about key of section s (both may be NULL). */
+static void load_error_at(struct load_ctx *c, const struct conf_section *s, const char *key,
+	const char *expected, const char *seen, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+static void load_error_at(struct load_ctx *c, const struct conf_section *s, const char *key,
+	const char *expected, const char *seen, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[1024], name[128];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	conf_errors_add(c->errs, "%s:%d: %s", c->file, c->line, msg);
+	if (s)
+		section_name(s, name, sizeof(name));
+	struct conf_error_at at = {.file = c->file, .line = c->line, .section = s ? name : NULL,
+		.key = key, .expected = expected, .seen = seen};
+	conf_errors_add_at(c->errs, &at, "%s:%d: %s", c->file, c->line, msg);
 	c->last_error_line = c->line;
 }
+
+#define load_error(c, ...) load_error_at((c), NULL, NULL, NULL, NULL, __VA_ARGS__)
 
 static bool name_valid(const char *s)
 {
@@ -919,19 +984,21 @@ static int load_handler_cb(void *user, const char *section, const char *key, con
 	section_label(s, label, sizeof(label));
 	if (!k) {
 		suggest_key(s->type, key, hint, sizeof(hint));
-		load_error(c, "%s: unknown key '%s'%s", label, key, hint);
+		load_error_at(c, s, key, NULL, NULL, "%s: unknown key '%s'%s", label, key, hint);
 		return 0;
 	}
 	int ki = conf_key_index(s->type, k);
 	if (s->key_line[ki] > 0 && !conf_type_is_list(k->type)) {
-		load_error(c, "%s %s: set twice (first at line %d)", label, key, s->key_line[ki]);
+		load_error_at(c, s, key, NULL, NULL, "%s %s: set twice (first at line %d)", label,
+			key, s->key_line[ki]);
 		return 0;
 	}
 	/* A list key given in the file replaces its default rather than adding to it. */
 	if (conf_type_is_list(k->type) && s->key_line[ki] == 0)
 		conf_value_clear(s, k);
 	if (conf_set(s, k, value, why, sizeof(why)) < 0) {
-		load_error(c, "%s %s: expected %s, got \"%s\"", label, key, why, value);
+		load_error_at(c, s, key, why, value, "%s %s: expected %s, got \"%s\"", label, key,
+			why, value);
 		return 0;
 	}
 	s->key_line[ki] = c->line;
@@ -1019,8 +1086,9 @@ static char *load_reader_cb(char *buf, int num, void *stream)
 too_long:
 	if (!c->long_line)
 		c->long_line = c->line;
-	conf_errors_add(c->errs, "%s:%d: line longer than %d characters (split a list over "
-				 "several lines of the same key)",
+	conf_errors_add_at(c->errs, &(struct conf_error_at){.file = c->file, .line = c->line},
+		"%s:%d: line longer than %d characters (split a list over several lines of the "
+		"same key)",
 		c->file, c->line, num - 2);
 	c->last_error_line = c->line;
 	buf[0] = '\n';
@@ -1035,7 +1103,8 @@ static int load(struct load_ctx *c)
 
 	/* inih returns the first line that it or a handler refused; ours are reported. */
 	if (r > 0 && c->errs->n == errs_before)
-		conf_errors_add(c->errs, "%s:%d: syntax error", c->file, r);
+		conf_errors_add_at(c->errs, &(struct conf_error_at){.file = c->file, .line = r},
+			"%s:%d: syntax error", c->file, r);
 	if (r < 0)
 		conf_errors_add(c->errs, "%s: cannot read", c->file);
 	return c->errs->n > errs_before ? -EINVAL : 0;

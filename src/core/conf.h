@@ -155,14 +155,28 @@ struct conf {
 	struct conf_list *lists; /* indexed like types */
 };
 
+/* What an error is about, as far as it is known (the API answers with it). */
+struct conf_error_at {
+	const char *file;     /* NULL: not from a file */
+	int line;	      /* 0: unknown */
+	const char *section;  /* "uplink isp1", "global"; NULL: none or unknown */
+	const char *key;      /* NULL */
+	const char *expected; /* "an integer from 1 to 256"; NULL */
+	const char *seen;     /* the value as given; NULL */
+};
+
 /* Errors are collected, not just the first: a user fixes them in one go. */
 struct conf_errors {
 	char **msgs;
+	struct conf_error_at *at; /* per message; its strings are owned by errs */
 	size_t n;
 };
 
 void conf_errors_add(struct conf_errors *errs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The same, telling what it is about (at's strings are copied; at may be NULL). */
+void conf_errors_add_at(struct conf_errors *errs, const struct conf_error_at *at,
+	const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Error located at a section (and key, which may be NULL), e.g.
  * "egress.conf:7: [uplink isp1] weight: expected ..., got \"0\"". */
 void conf_section_error(struct conf_errors *errs, const struct conf_section *s, const char *key,
@@ -273,6 +287,7 @@ struct conf_override {
 struct conf_overrides {
 	struct conf_override *v;
 	size_t n;
+	const char *where; /* static; NULL: "command line" (errors begin with it) */
 };
 
 typedef int (*cmd_opt_cb)(int id, const char *arg, void *userdata);

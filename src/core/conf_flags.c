@@ -294,8 +294,13 @@ int conf_apply_overrides(struct conf *conf, const struct conf_overrides *o,
 		if (conf_type_is_list(k->type) && s->key_line[ki] != -1)
 			conf_value_clear(s, k);
 		if (conf_set(s, k, ov->value, why, sizeof(why)) < 0) {
-			conf_errors_add(errs, "command line: %s: expected %s, got \"%s\"", ov->origin,
-				why, ov->value);
+			char name[128];
+			snprintf(name, sizeof(name), "%s%s%s", ov->section, ov->name ? " " : "",
+				ov->name ? ov->name : "");
+			struct conf_error_at at = {.section = name, .key = ov->key, .expected = why,
+				.seen = ov->value};
+			conf_errors_add_at(errs, &at, "%s: %s: expected %s, got \"%s\"",
+				o->where ? o->where : "command line", ov->origin, why, ov->value);
 			continue;
 		}
 		s->key_line[ki] = -1;

@@ -341,6 +341,66 @@ static void test_validate_required(void **state)
 	conf_free(c);
 }
 
+/* What each error is about, for the API: file, line, section, key, expected, seen. */
+static void test_error_details(void **state)
+{
+	struct conf_errors errs = {0};
+	struct conf_overrides o = {.where = "api"};
+	int r;
+
+	(void)state;
+	struct conf *c = load("[thing a]\nnum = 999\nbogus = 1\n[nope]\n", &errs, &r);
+	assert_int_equal(r, -22);
+	assert_int_equal(errs.n, 3);
+	assert_string_equal(errs.at[0].file, "t.conf");
+	assert_int_equal(errs.at[0].line, 2);
+	assert_string_equal(errs.at[0].section, "thing a");
+	assert_string_equal(errs.at[0].key, "num");
+	assert_string_equal(errs.at[0].expected, "an integer from 1 to 256");
+	assert_string_equal(errs.at[0].seen, "999");
+	assert_int_equal(errs.at[1].line, 3); /* an unknown key: no value expected */
+	assert_string_equal(errs.at[1].key, "bogus");
+	assert_null(errs.at[1].expected);
+	assert_int_equal(errs.at[2].line, 4); /* an unknown section: a line, no key */
+	assert_null(errs.at[2].section);
+	assert_null(errs.at[2].key);
+	conf_errors_clear(&errs);
+	assert_int_equal(errs.n, 0);
+	conf_free(c);
+
+	/* a section's own check names its line and key */
+	struct conf_section_type req = t_type;
+	static const struct conf_key need[] = {
+		{.name = "need", .type = CONF_STRING, .offset = offsetof(struct t_sec, str),
+			.flags = CONF_REQUIRED},
+	};
+	req.keys = need;
+	req.n_keys = 1;
+	const struct conf_section_type *const types[] = {&t_global, &req};
+	c = conf_new(types, 2);
+	assert_int_equal(conf_load_string(c, "r.conf", "\n\n[thing x]\n", &errs), 0);
+	assert_int_equal(conf_validate(c, &errs), -22);
+	assert_int_equal(errs.at[0].line, 3);
+	assert_string_equal(errs.at[0].section, "thing x");
+	conf_errors_clear(&errs);
+	conf_free(c);
+
+	/* overrides: no file, where they came from begins the message */
+	conf_overrides_add(&o, "thing", "a", "num", "0", "uplink.a.num");
+	c = conf_new(t_types, ARRAY_SIZE(t_types));
+	assert_int_equal(conf_apply_overrides(c, &o, &errs), -22);
+	assert_string_equal(errs.msgs[0],
+		"api: uplink.a.num: expected an integer from 1 to 256, got \"0\"");
+	assert_null(errs.at[0].file);
+	assert_int_equal(errs.at[0].line, 0);
+	assert_string_equal(errs.at[0].section, "thing a");
+	assert_string_equal(errs.at[0].key, "num");
+	assert_string_equal(errs.at[0].seen, "0");
+	conf_errors_clear(&errs);
+	conf_overrides_clear(&o);
+	conf_free(c);
+}
+
 /* ------------------------------------------------------------ flags */
 
 static const struct conf_flag t_flags[] = {
@@ -631,6 +691,7 @@ int main(void)
 		cmocka_unit_test(test_empty_section_exists),
 		cmocka_unit_test(test_print_roundtrip),
 		cmocka_unit_test(test_validate_required),
+		cmocka_unit_test(test_error_details),
 		cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_flag_unknown_word),
