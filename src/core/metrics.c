@@ -61,7 +61,7 @@ struct metric_family {
 	struct metrics *m;
 	enum metric_type type;
 	char *name;
-	char *help; /* "" for none */
+	char *help; /* never empty */
 	char **labels;
 	size_t n_labels;
 	double *bounds;
@@ -287,9 +287,7 @@ static int family_register(struct metrics *m, enum metric_type type, const char 
 
 	if (!m || !metric_name_valid(name) || strlen(name) > 200)
 		return -EINVAL;
-	if (!help)
-		help = "";
-	if (!utf8_valid(help))
+	if (!help || !*help || !utf8_valid(help))
 		return -EINVAL;
 	for (; labels && labels[n_labels]; n_labels++) {
 		if (!label_name_valid(labels[n_labels]))
@@ -812,11 +810,9 @@ static void put_family(FILE *out, const struct metric_family *f)
 
 	if (f->n_series == 0)
 		return;
-	if (*f->help) {
-		fprintf(out, "# HELP %s ", f->name);
-		put_escaped(out, f->help, false);
-		fputc('\n', out);
-	}
+	fprintf(out, "# HELP %s ", f->name);
+	put_escaped(out, f->help, false);
+	fputc('\n', out);
 	fprintf(out, "# TYPE %s %s\n", f->name, metric_type_name[f->type]);
 	for (size_t i = 0; i < f->n_series; i++) {
 		const struct metric_series *s = f->series[i];

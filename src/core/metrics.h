@@ -64,7 +64,7 @@ void metrics_free(struct metrics *m);
  * Register a family; *ret (optional) is borrowed from the registry and valid until
  * metrics_free().  name must match [a-zA-Z_:][a-zA-Z0-9_:]*, labels (borrowed, copied)
  * [a-zA-Z_][a-zA-Z0-9_]* without a leading "__", distinct, and "le" is reserved in histograms.
- * help (copied; NULL or "" for none) must be UTF-8.
+ * help (copied) is required, non-empty UTF-8: every family renders its HELP and TYPE lines.
  * Registering the same family again (same type, help, labels and buckets) returns the existing
  * one, so a module restarted on reload finds its series again.  -EINVAL for a bad name, label
  * or bucket list; -EEXIST when the name, or a sample name it renders (a histogram's _bucket,

@@ -29,6 +29,7 @@ import sys
 import pytest
 
 import policylab
+import promtext
 from egressd import Egressd
 from lab import host_state, kernel_state, state_diff, wait_for
 from policylab import ADDR, HERE, SERVER, UPLINK_OF, tcp_shares
@@ -304,6 +305,57 @@ def test_dns_fallback_and_proxy_leave_route_gateways_alone(lab, egressd_bin):
             r'^egress_dns_upstream_queries_total\{uplink="([^"]*)",[^}]*\} ([1-9]\d*)', page,
             re.M)}
         assert used and used <= {"isp1", "isp2", "isp3"}, page
+    finally:
+        assert d.stop() == 0
+    d.assert_clean()
+
+
+# Families each module must show once it has worked (promtext checks the rest of the text).
+METRIC_FAMILIES = {
+    "route": ["gateway_health_check_total", "gateway_health_check_duration_seconds",
+              "gateway_active_count", "route_updates_total", "check_cycles_total"],
+    "uplinks": ["egress_uplink_up", "egress_uplink_state", "egress_uplink_rtt_seconds",
+                "egress_uplink_loss_ratio", "egress_uplink_transitions_total"],
+    "proxy": ["egress_proxy_connections_active", "egress_proxy_connections_total",
+              "egress_proxy_bytes_total", "egress_proxy_refused_total",
+              "egress_proxy_client_connections_total"],
+    "dns": ["egress_dns_queries_total", "egress_dns_upstream_queries_total",
+            "egress_dns_pending", "egress_dns_cache_entries"],
+}
+
+
+def scrape(gw, port=9100):
+    """(Content-Type, body) of GET /metrics on gw."""
+    r = gw.curl("http://127.0.0.1:%d/metrics" % port, "-i")
+    head, _, body = r.stdout.replace("\r\n", "\n").partition("\n\n")
+    ctype = re.search(r"^content-type: *(.*)$", head, re.M | re.I)
+    return (ctype.group(1).strip() if ctype else None), body
+
+
+def test_metrics_exposition(lab, egressd_bin):
+    """/metrics of an egressd running every module, after each has carried traffic, read
+    strictly (promtext.py): one HELP and one TYPE per family before its samples, valid names,
+    labels and escapes, histograms with cumulative buckets up to +Inf, _sum and _count."""
+    gw = build(lab)
+    conf = (CONF % {"backup": lab.dir / "ruleset-backup.nft"}).replace(
+        "log_level = info\n", "log_level = info\nmetrics_port = 9100\n")
+    d = start(gw, egressd_bin, conf)
+    try:
+        c1, c2 = lab["client1"], lab["client2"]
+        assert socks_flows(c1, 12) == {"isp1": 6, "isp2": 4, "isp3": 2, "fail": 0}
+        assert dns_a(c1, "10.10.1.1", 5353, "web.test") == SERVER
+        assert set(tcp_shares(c2, 6)) <= {"isp1", "isp2", "isp3"}
+        ctype, text = scrape(gw)
+        assert ctype == "text/plain; version=0.0.4; charset=utf-8"
+        fams = promtext.parse(text)
+        for module, names in METRIC_FAMILIES.items():
+            missing = [n for n in names if n not in fams]
+            assert not missing, "%s's families missing: %s" % (module, missing)
+        # the traffic is counted where it went
+        conns = fams["egress_proxy_connections_total"].series()
+        assert sum(conns.values()) >= 18, conns
+        assert promtext.sample(text, "egress_dns_queries_total", transport="udp") >= 1
+        assert promtext.sample(text, "gateway_active_count") == 2
     finally:
         assert d.stop() == 0
     d.assert_clean()

@@ -251,18 +251,18 @@ static void test_histogram_bounds(void **state)
 	struct metric_family *h = NULL;
 
 	(void)state;
-	assert_int_equal(metrics_histogram_new(m, "h", "", NULL, dup, 2, &h), -EINVAL);
-	assert_int_equal(metrics_histogram_new(m, "h", "", NULL, down, 2, &h), -EINVAL);
-	assert_int_equal(metrics_histogram_new(m, "h", "", NULL, nan_, 2, &h), -EINVAL);
-	assert_int_equal(metrics_histogram_new(m, "h", "", NULL, ninf, 2, &h), -EINVAL);
-	assert_int_equal(metrics_histogram_new(m, "h", "", NULL, inf_mid, 3, &h), -EINVAL);
+	assert_int_equal(metrics_histogram_new(m, "h", "Help", NULL, dup, 2, &h), -EINVAL);
+	assert_int_equal(metrics_histogram_new(m, "h", "Help", NULL, down, 2, &h), -EINVAL);
+	assert_int_equal(metrics_histogram_new(m, "h", "Help", NULL, nan_, 2, &h), -EINVAL);
+	assert_int_equal(metrics_histogram_new(m, "h", "Help", NULL, ninf, 2, &h), -EINVAL);
+	assert_int_equal(metrics_histogram_new(m, "h", "Help", NULL, inf_mid, 3, &h), -EINVAL);
 	assert_null(h);
 	expect_render(m, "");
-	/* A last +Inf is the implicit bucket: not written twice.  No help: no HELP line. */
-	assert_int_equal(metrics_histogram_new(m, "h", "", NULL, inf_last, 3, &h), 0);
+	/* A last +Inf is the implicit bucket: not written twice. */
+	assert_int_equal(metrics_histogram_new(m, "h", "Help", NULL, inf_last, 3, &h), 0);
 	assert_int_equal(metrics_histogram_observe(h, -3), 0);
 	assert_int_equal(metrics_histogram_observe(h, 7), 0);
-	expect_render(m, "# TYPE h histogram\n"
+	expect_render(m, "# HELP h Help\n# TYPE h histogram\n"
 			 "h_bucket{le=\"-1\"} 1\n"
 			 "h_bucket{le=\"1\"} 1\n"
 			 "h_bucket{le=\"+Inf\"} 2\n"
@@ -317,40 +317,46 @@ static void test_names(void **state)
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(bad_metric); i++) {
 		f = NULL;
-		assert_int_equal(metrics_gauge_new(m, bad_metric[i], "", NULL, &f), -EINVAL);
+		assert_int_equal(metrics_gauge_new(m, bad_metric[i], "Help", NULL, &f), -EINVAL);
 		assert_null(f);
 	}
-	assert_int_equal(metrics_counter_new(m, NULL, "", NULL, &f), -EINVAL);
+	assert_int_equal(metrics_counter_new(m, NULL, "Help", NULL, &f), -EINVAL);
 	for (size_t i = 0; i < ARRAY_SIZE(bad_label); i++) {
 		snprintf(name, sizeof(name), "bad_label_%zu", i);
 		assert_int_equal(
-			metrics_gauge_new(m, name, "", METRICS_LABELS("ok", bad_label[i]), &f),
+			metrics_gauge_new(m, name, "Help", METRICS_LABELS("ok", bad_label[i]), &f),
 			-EINVAL);
 	}
 	/* Duplicate labels; "le" only in histograms; help must be UTF-8. */
 	assert_int_equal(
-		metrics_gauge_new(m, "dup", "", METRICS_LABELS("a", "b", "a"), &f), -EINVAL);
-	assert_int_equal(metrics_histogram_new(m, "hist_le", "", METRICS_LABELS("le"), NULL, 0, &f),
+		metrics_gauge_new(m, "dup", "Help", METRICS_LABELS("a", "b", "a"), &f), -EINVAL);
+	assert_int_equal(
+		metrics_histogram_new(m, "hist_le", "Help", METRICS_LABELS("le"), NULL, 0, &f),
 		-EINVAL);
 	assert_int_equal(metrics_gauge_new(m, "bad_help", "\xff", NULL, &f), -EINVAL);
+	/* Every family has its HELP line: help is required. */
+	assert_int_equal(metrics_gauge_new(m, "no_help", "", NULL, &f), -EINVAL);
+	assert_int_equal(metrics_counter_new(m, "no_help_total", NULL, NULL, &f), -EINVAL);
+	assert_int_equal(
+		metrics_histogram_new(m, "no_help_seconds", "", NULL, NULL, 0, &f), -EINVAL);
 	/* Nothing of the above was registered. */
 	expect_render(m, "");
 
 	for (size_t i = 0; i < ARRAY_SIZE(good_metric); i++)
-		assert_int_equal(metrics_gauge_new(m, good_metric[i], "", NULL, &f), 0);
+		assert_int_equal(metrics_gauge_new(m, good_metric[i], "Help", NULL, &f), 0);
 	for (size_t i = 0; i < ARRAY_SIZE(good_label); i++) {
 		snprintf(name, sizeof(name), "good_label_%zu", i);
 		assert_int_equal(
-			metrics_gauge_new(m, name, "", METRICS_LABELS(good_label[i]), &f), 0);
+			metrics_gauge_new(m, name, "Help", METRICS_LABELS(good_label[i]), &f), 0);
 	}
-	assert_int_equal(metrics_gauge_new(m, "gauge_le", "", METRICS_LABELS("le"), &f), 0);
+	assert_int_equal(metrics_gauge_new(m, "gauge_le", "Help", METRICS_LABELS("le"), &f), 0);
 	assert_int_equal(metrics_gauge_set(f, 1, "x"), 0);
-	expect_render(m, "# TYPE a gauge\na 0\n"
-			 "# TYPE _x gauge\n_x 0\n"
-			 "# TYPE :rule:x gauge\n:rule:x 0\n"
-			 "# TYPE A1_b:c gauge\nA1_b:c 0\n"
-			 "# TYPE up gauge\nup 0\n"
-			 "# TYPE gauge_le gauge\ngauge_le{le=\"x\"} 1\n");
+	expect_render(m, "# HELP a Help\n# TYPE a gauge\na 0\n"
+			 "# HELP _x Help\n# TYPE _x gauge\n_x 0\n"
+			 "# HELP :rule:x Help\n# TYPE :rule:x gauge\n:rule:x 0\n"
+			 "# HELP A1_b:c Help\n# TYPE A1_b:c gauge\nA1_b:c 0\n"
+			 "# HELP up Help\n# TYPE up gauge\nup 0\n"
+			 "# HELP gauge_le Help\n# TYPE gauge_le gauge\ngauge_le{le=\"x\"} 1\n");
 	metrics_free(m);
 }
 
@@ -373,14 +379,14 @@ static void test_register_again(void **state)
 	assert_int_equal(metrics_counter_new(m, "c_total", "C", NULL, &b), -EEXIST);
 
 	/* A histogram renders name_bucket, _sum and _count: those names are taken too. */
-	assert_int_equal(metrics_histogram_new(m, "lat", "", NULL, NULL, 0, &h), 0);
-	assert_int_equal(metrics_gauge_new(m, "lat_count", "", NULL, &b), -EEXIST);
-	assert_int_equal(metrics_gauge_new(m, "lat_sum", "", NULL, &b), -EEXIST);
-	assert_int_equal(metrics_gauge_new(m, "lat_bucket", "", NULL, &b), -EEXIST);
-	assert_int_equal(metrics_gauge_new(m, "lat", "", NULL, &b), -EEXIST);
-	assert_int_equal(metrics_histogram_new(m, "c_total_sum", "", NULL, NULL, 0, &b), 0);
-	assert_int_equal(metrics_gauge_new(m, "c_total_sum_count", "", NULL, &b), -EEXIST);
-	assert_int_equal(metrics_gauge_new(m, "lat_counts", "", NULL, &b), 0);
+	assert_int_equal(metrics_histogram_new(m, "lat", "Help", NULL, NULL, 0, &h), 0);
+	assert_int_equal(metrics_gauge_new(m, "lat_count", "Help", NULL, &b), -EEXIST);
+	assert_int_equal(metrics_gauge_new(m, "lat_sum", "Help", NULL, &b), -EEXIST);
+	assert_int_equal(metrics_gauge_new(m, "lat_bucket", "Help", NULL, &b), -EEXIST);
+	assert_int_equal(metrics_gauge_new(m, "lat", "Help", NULL, &b), -EEXIST);
+	assert_int_equal(metrics_histogram_new(m, "c_total_sum", "Help", NULL, NULL, 0, &b), 0);
+	assert_int_equal(metrics_gauge_new(m, "c_total_sum_count", "Help", NULL, &b), -EEXIST);
+	assert_int_equal(metrics_gauge_new(m, "lat_counts", "Help", NULL, &b), 0);
 	metrics_free(m);
 }
 
@@ -392,10 +398,10 @@ static void test_label_count(void **state)
 	struct metric_series *s = NULL;
 
 	(void)state;
-	assert_int_equal(
-		metrics_counter_new(m, "hc_total", "", METRICS_LABELS("gateway_ip", "status"), &c),
+	assert_int_equal(metrics_counter_new(
+				 m, "hc_total", "Help", METRICS_LABELS("gateway_ip", "status"), &c),
 		0);
-	assert_int_equal(metrics_gauge_new(m, "g", "", NULL, &g), 0);
+	assert_int_equal(metrics_gauge_new(m, "g", "Help", NULL, &g), 0);
 	assert_int_equal(metrics_counter_add(c, 1, "192.0.2.1"), -EINVAL);
 	assert_int_equal(metrics_counter_add(c, 1, "192.0.2.1", "success", "extra"), -EINVAL);
 	assert_int_equal(metrics_counter_add(c, 1), -EINVAL);
@@ -412,9 +418,9 @@ static void test_label_count(void **state)
 	assert_int_equal(metrics_counter_add(c, 1, "192.0.2.1", "success"), 0);
 	assert_int_equal(metrics_counter_addv(c, 1, three, 2), 0);
 	assert_int_equal(metric_family_series_count(c), 1);
-	expect_render(m, "# TYPE hc_total counter\n"
+	expect_render(m, "# HELP hc_total Help\n# TYPE hc_total counter\n"
 			 "hc_total{gateway_ip=\"192.0.2.1\",status=\"success\"} 2\n"
-			 "# TYPE g gauge\ng 0\n");
+			 "# HELP g Help\n# TYPE g gauge\ng 0\n");
 	metrics_free(m);
 }
 
@@ -425,7 +431,7 @@ static void test_counter_monotonic(void **state)
 	struct metric_series *s;
 
 	(void)state;
-	assert_int_equal(metrics_counter_new(m, "c_total", "", METRICS_LABELS("x"), &c), 0);
+	assert_int_equal(metrics_counter_new(m, "c_total", "Help", METRICS_LABELS("x"), &c), 0);
 	assert_int_equal(metrics_counter_add(c, 5, "a"), 0);
 	assert_int_equal(metrics_counter_add(c, -1, "a"), -EINVAL);
 	assert_int_equal(metrics_counter_add(c, NAN, "a"), -EINVAL);
@@ -454,10 +460,10 @@ static void test_removal(void **state)
 	struct metric_family *c, *g;
 
 	(void)state;
-	assert_int_equal(
-		metrics_counter_new(m, "hc_total", "", METRICS_LABELS("gateway_ip", "status"), &c),
+	assert_int_equal(metrics_counter_new(
+				 m, "hc_total", "Help", METRICS_LABELS("gateway_ip", "status"), &c),
 		0);
-	assert_int_equal(metrics_gauge_new(m, "active", "", NULL, &g), 0);
+	assert_int_equal(metrics_gauge_new(m, "active", "Help", NULL, &g), 0);
 	assert_int_equal(metrics_counter_add(c, 1, "192.0.2.1", "success"), 0);
 	assert_int_equal(metrics_counter_add(c, 2, "192.0.2.1", "failure"), 0);
 	assert_int_equal(metrics_counter_add(c, 3, "192.0.2.2", "success"), 0);
@@ -472,9 +478,9 @@ static void test_removal(void **state)
 	assert_int_equal(metrics_remove_where(c, "gateway_ip", "192.0.2.1"), 2);
 	assert_int_equal(metrics_remove_where(c, "gateway_ip", "192.0.2.1"), 0);
 	assert_int_equal(metrics_remove_where(c, "nosuchlabel", "x"), -EINVAL);
-	expect_render(m, "# TYPE hc_total counter\n"
+	expect_render(m, "# HELP hc_total Help\n# TYPE hc_total counter\n"
 			 "hc_total{gateway_ip=\"192.0.2.2\",status=\"success\"} 3\n"
-			 "# TYPE active gauge\nactive 7\n");
+			 "# HELP active Help\n# TYPE active gauge\nactive 7\n");
 	/* A series that comes back starts from zero. */
 	assert_int_equal(metrics_counter_add(c, 1, "192.0.2.1", "success"), 0);
 	assert_true(VALUE(c, "192.0.2.1", "success") == 1);
@@ -483,11 +489,11 @@ static void test_removal(void **state)
 	metrics_clear(c);
 	assert_int_equal(metric_family_series_count(c), 0);
 	assert_int_equal(metrics_remove(g), 0);
-	expect_render(m, "# TYPE active gauge\nactive 0\n");
+	expect_render(m, "# HELP active Help\n# TYPE active gauge\nactive 0\n");
 	assert_int_equal(metrics_gauge_set(g, 1), 0);
 	metrics_clear(g);
 	metrics_clear(NULL);
-	expect_render(m, "# TYPE active gauge\nactive 0\n");
+	expect_render(m, "# HELP active Help\n# TYPE active gauge\nactive 0\n");
 	metrics_free(m);
 }
 
@@ -500,7 +506,7 @@ static void test_handles(void **state)
 
 	(void)state;
 	assert_int_equal(
-		metrics_counter_new(m, "c_total", "", METRICS_LABELS("ip", "status"), &c), 0);
+		metrics_counter_new(m, "c_total", "Help", METRICS_LABELS("ip", "status"), &c), 0);
 	assert_int_equal(metrics_series_get(c, &s1, "192.0.2.1", "success"), 0);
 	assert_int_equal(metrics_series_get(c, &s2, "192.0.2.1", "success"), 0);
 	assert_ptr_equal(s1, s2);
@@ -528,7 +534,7 @@ static void test_handles(void **state)
 	metrics_series_put(s3);
 	assert_true(VALUE(c, "192.0.2.1", "success") == 1);
 
-	assert_int_equal(metrics_histogram_new(m, "h", "", NULL, NULL, 0, &h), 0);
+	assert_int_equal(metrics_histogram_new(m, "h", "Help", NULL, NULL, 0, &h), 0);
 	assert_int_equal(metrics_series_get(h, &hs), 0);
 	assert_int_equal(metrics_series_observe(hs, 0.5), 0);
 	assert_int_equal(metrics_series_add(hs, 1), -EINVAL);
@@ -569,19 +575,22 @@ static void test_scrape_hook(void **state)
 
 	(void)state;
 	assert_int_equal(
-		metrics_gauge_new(m, "rtt_seconds", "", METRICS_LABELS("uplink"), &hs.rtt), 0);
+		metrics_gauge_new(m, "rtt_seconds", "Help", METRICS_LABELS("uplink"), &hs.rtt), 0);
 	assert_int_equal(metrics_on_scrape(m, rtt_hook_cb, &hs), 0);
 	assert_int_equal(metrics_on_scrape(m, NULL, &hs), -EINVAL);
-	expect_render(m, "# TYPE rtt_seconds gauge\nrtt_seconds{uplink=\"isp1\"} 0.5\n");
+	expect_render(m, "# HELP rtt_seconds Help\n# TYPE rtt_seconds "
+			 "gauge\nrtt_seconds{uplink=\"isp1\"} 0.5\n");
 	assert_int_equal(hs.add_hook_result, -EBUSY);
 	assert_int_equal(hs.render_result, -EBUSY);
-	expect_render(m, "# TYPE rtt_seconds gauge\nrtt_seconds{uplink=\"isp1\"} 1\n");
+	expect_render(m, "# HELP rtt_seconds Help\n# TYPE rtt_seconds "
+			 "gauge\nrtt_seconds{uplink=\"isp1\"} 1\n");
 	assert_int_equal(hs.calls, 2);
 
 	assert_int_equal(metrics_on_scrape_remove(m, rtt_hook_cb, NULL), -ENOENT);
 	assert_int_equal(metrics_on_scrape_remove(m, rtt_hook_cb, &hs), 0);
 	assert_int_equal(metrics_on_scrape_remove(m, rtt_hook_cb, &hs), -ENOENT);
-	expect_render(m, "# TYPE rtt_seconds gauge\nrtt_seconds{uplink=\"isp1\"} 1\n");
+	expect_render(m, "# HELP rtt_seconds Help\n# TYPE rtt_seconds "
+			 "gauge\nrtt_seconds{uplink=\"isp1\"} 1\n");
 	assert_int_equal(hs.calls, 2);
 	metrics_free(m);
 	metrics_free(NULL);
@@ -734,7 +743,7 @@ static void test_http(void **state)
 	static const char body[] = "# HELP scrapes_total Scrapes\n"
 				   "# TYPE scrapes_total counter\n"
 				   "scrapes_total 1\n"
-				   "# TYPE hc_total counter\n"
+				   "# HELP hc_total Help\n# TYPE hc_total counter\n"
 				   "hc_total{gateway_ip=\"192.0.2.1\",status=\"success\"} 1\n";
 	struct event_base *base = event_base_new();
 	struct metrics *m = metrics_new();
@@ -748,8 +757,8 @@ static void test_http(void **state)
 	(void)state;
 	assert_non_null(base);
 	assert_int_equal(metrics_counter_new(m, "scrapes_total", "Scrapes", NULL, &scrapes), 0);
-	assert_int_equal(
-		metrics_counter_new(m, "hc_total", "", METRICS_LABELS("gateway_ip", "status"), &hc),
+	assert_int_equal(metrics_counter_new(m, "hc_total", "Help",
+				 METRICS_LABELS("gateway_ip", "status"), &hc),
 		0);
 	assert_int_equal(metrics_counter_add(hc, 1, "192.0.2.1", "success"), 0);
 	assert_int_equal(metrics_on_scrape(m, http_hook_cb, scrapes), 0);
