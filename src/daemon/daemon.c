@@ -33,6 +33,7 @@
 #include "modules.h"
 #include "privs.h"
 #include "uplink.h"
+#include "uplink_metrics.h"
 #include "util.h"
 
 #define DAEMON_EVENTS_MAX 1000 /* events kept for GET /api/events */
@@ -45,6 +46,7 @@ struct daemon {
 	struct link_watch *links;
 	struct check_engine *checks;
 	struct metrics *metrics;
+	struct uplink_metrics *uplink_metrics; /* the egress_uplink_* families */
 	struct metrics_server *metrics_server;
 	int metrics_port; /* what metrics_server serves on */
 	struct addr metrics_address;
@@ -267,6 +269,11 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		goto out;
 	}
 	d.metrics = metrics_new();
+	r = uplink_metrics_new(d.metrics, &d.uplinks, d.checks, &d.uplink_metrics);
+	if (r < 0) {
+		log_error("metrics: cannot register the uplinks' families: %s", strerror(-r));
+		goto out;
+	}
 	r = daemon_metrics(&d);
 	if (r < 0)
 		goto out;
@@ -299,6 +306,7 @@ out:
 		modules[i]->free(d.running[i]);
 	free(d.running);
 	metrics_server_free(d.metrics_server);
+	uplink_metrics_free(d.uplink_metrics);
 	check_engine_free(d.checks);
 	link_watch_free(d.links);
 	uplink_set_clear(&d.uplinks);

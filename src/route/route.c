@@ -64,11 +64,10 @@ struct route_module {
 	unsigned in_service[2];
 	char members[512]; /* the gateways in service at the last apply, for the log */
 
-	/* gateway-route-manager's metrics, then ours */
+	/* gateway-route-manager's metrics (the egress_uplink_* ones are the daemon's) */
 	struct metric_family *m_checks, *m_check_seconds, *m_active, *m_total, *m_updates,
 		*m_update_seconds, *m_route_gws, *m_consecutive, *m_cycles, *m_errors;
 	struct metric_family *m_http, *m_http_seconds;
-	struct metric_family *m_up, *m_state, *m_rtt, *m_loss, *m_transitions;
 	uint64_t cycles;
 };
 
@@ -116,17 +115,6 @@ static void route_metrics_init(struct route_module *rm)
 	metrics_histogram_new(m, "http_request_duration_seconds",
 		"Duration of answered HTTP(S) health checks", METRICS_LABELS("gateway_ip"), seconds,
 		ARRAY_SIZE(seconds), &rm->m_http_seconds);
-	metrics_gauge_new(m, "egress_uplink_up", "1 if the uplink carries traffic",
-		METRICS_LABELS("uplink"), &rm->m_up);
-	metrics_gauge_new(m, "egress_uplink_state", "1 for the uplink's current state",
-		METRICS_LABELS("uplink", "state"), &rm->m_state);
-	metrics_gauge_new(m, "egress_uplink_rtt_seconds",
-		"Average probe round-trip time over the check window", METRICS_LABELS("uplink"),
-		&rm->m_rtt);
-	metrics_gauge_new(m, "egress_uplink_loss_ratio", "Probe loss over the check window",
-		METRICS_LABELS("uplink"), &rm->m_loss);
-	metrics_counter_new(m, "egress_uplink_transitions_total", "State changes of the uplink",
-		METRICS_LABELS("uplink"), &rm->m_transitions);
 	metrics_counter_add(rm->m_errors, 0, "route_update");
 	metrics_counter_add(rm->m_errors, 0, "health_check");
 	metrics_counter_add(rm->m_cycles, 0);
@@ -138,15 +126,12 @@ static void route_metrics_gateways(struct route_module *rm)
 	if (!rm->metrics)
 		return;
 	metrics_clear(rm->m_consecutive);
-	metrics_clear(rm->m_up);
-	metrics_clear(rm->m_state);
 	metrics_gauge_set(rm->m_total, (double)rm->n_gws);
 	for (size_t i = 0; i < rm->n_gws; i++) {
 		const char *n = rm->gws[i].name;
 		metrics_counter_add(rm->m_checks, 0, n, "success");
 		metrics_counter_add(rm->m_checks, 0, n, "failure");
 		metrics_gauge_set(rm->m_consecutive, 0, n);
-		metrics_counter_add(rm->m_transitions, 0, n);
 	}
 }
 
@@ -158,13 +143,7 @@ static void route_metrics_state(struct route_module *rm)
 		return;
 	for (size_t i = 0; i < rm->n_gws; i++) {
 		struct uplink *u = uplink_find(rm->set, rm->gws[i].name);
-		if (!u)
-			continue;
-		active += uplink_usable(u);
-		metrics_gauge_set(rm->m_up, uplink_usable(u) ? 1 : 0, u->name);
-		for (int s = 0; s < _UPLINK_STATE_MAX; s++)
-			metrics_gauge_set(rm->m_state, u->state == (enum uplink_state)s ? 1 : 0, u->name,
-				uplink_state_name[s]);
+		active += u && uplink_usable(u);
 	}
 	metrics_gauge_set(rm->m_active, active);
 }
@@ -181,8 +160,6 @@ static void route_scrape_cb(struct metrics *m, void *arg)
 		if (!rm->checks || check_stats_get(rm->checks, n, &st) < 0)
 			continue;
 		metrics_gauge_set(rm->m_consecutive, st.consecutive_failures, n);
-		metrics_gauge_set(rm->m_rtt, st.avg_rtt_us / 1e6, n);
-		metrics_gauge_set(rm->m_loss, st.loss_permille / 1000.0, n);
 	}
 	route_metrics_state(rm);
 }
@@ -370,8 +347,6 @@ static void route_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 
 	if (!route_gateway_find(rm, u->name))
 		return;
-	if (ev == UPLINK_STATE && rm->metrics)
-		metrics_counter_add(rm->m_transitions, 1, u->name);
 	if (!rm->settled) {
 		if (route_all_checked(rm))
 			route_settle(rm, "every gateway checked");

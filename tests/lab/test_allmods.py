@@ -356,6 +356,17 @@ def test_metrics_exposition(lab, egressd_bin):
         assert sum(conns.values()) >= 18, conns
         assert promtext.sample(text, "egress_dns_queries_total", transport="udp") >= 1
         assert promtext.sample(text, "gateway_active_count") == 2
+        # every uplink of the model, whichever module uses it (the ISPs are the policy's,
+        # the proxy's and the DNS forwarder's, the gateways the route module's)
+        weights = {"isp1": 3, "isp2": 2, "isp3": 1, "10.0.0.10": 1, "10.0.0.11": 1}
+        for u, w in weights.items():
+            assert promtext.sample(text, "egress_uplink_up", uplink=u) == 1, u
+            assert promtext.sample(text, "egress_uplink_state", uplink=u, state="up") == 1, u
+            assert promtext.sample(text, "egress_uplink_weight", uplink=u) == w, u
+            assert promtext.sample(text, "egress_uplink_transitions_total", uplink=u) == 1, u
+        for u in ("isp1", "isp2", "isp3"):
+            assert 0 < promtext.sample(text, "egress_uplink_rtt_seconds", uplink=u) < 1, u
+            assert promtext.sample(text, "egress_uplink_loss_ratio", uplink=u) < 1, u
     finally:
         assert d.stop() == 0
     d.assert_clean()
