@@ -332,10 +332,49 @@ def scrape(gw, port=9100):
     return (ctype.group(1).strip() if ctype else None), body
 
 
-def test_metrics_exposition(lab, egressd_bin):
+DASHBOARD = HERE.parent.parent / "packaging" / "grafana-egress.json"
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+                "offset", "and", "or", "unless", "inf", "nan",
+                # aggregations, which "by (...)" may part from their parenthesis
+                "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count",
+                "count_values", "bottomk", "topk", "quantile"}
+
+
+def promql_selectors(expr):
+    """[(metric name, {label: value} of its = matchers)] of a PromQL expression: strings,
+    ranges and the label lists of by/on/... are set aside, functions are the words that
+    a parenthesis follows."""
+    out = []
+    s = re.sub(r"\[[^\]]*\]", "", expr)
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", s)
+    for m in re.finditer(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{((?:[^}\"]|\"(?:[^\"\\]|\\.)*\")*)\})?"
+                         r"(\s*\()?", s):
+        name, matchers, call = m.group(1), m.group(3) or "", m.group(4)
+        if call or name in PROMQL_WORDS or (m.start() and s[m.start() - 1] in "\"$"):
+            continue
+        eq = dict(re.findall(r'(\w+)\s*=\s*"([^"]*)"', matchers))
+        out.append((name, eq))
+    return out
+
+
+def dashboard_queries(dash):
+    """Every PromQL expression of the dashboard: panels' targets and query variables."""
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            yield "panel %r" % p["title"], t["expr"]
+    for v in dash["templating"]["list"]:
+        if v["type"] == "query":
+            q = re.fullmatch(r"label_values\((\w+), *(\w+)\)", v["query"]["query"])
+            assert q, v
+            yield "variable %s" % v["name"], q.group(1)
+
+
+def test_metrics_exposition_and_dashboard(lab, egressd_bin):
     """/metrics of an egressd running every module, after each has carried traffic, read
     strictly (promtext.py): one HELP and one TYPE per family before its samples, valid names,
-    labels and escapes, histograms with cumulative buckets up to +Inf, _sum and _count."""
+    labels and escapes, histograms with cumulative buckets up to +Inf, _sum and _count.
+    Then every metric the Grafana dashboard (packaging/grafana-egress.json) queries is in
+    that text, with the label values its selectors ask for."""
     gw = build(lab)
     conf = (CONF % {"backup": lab.dir / "ruleset-backup.nft"}).replace(
         "log_level = info\n", "log_level = info\nmetrics_port = 9100\n")
@@ -345,6 +384,10 @@ def test_metrics_exposition(lab, egressd_bin):
         assert socks_flows(c1, 12) == {"isp1": 6, "isp2": 4, "isp3": 2, "fail": 0}
         assert dns_a(c1, "10.10.1.1", 5353, "web.test") == SERVER
         assert set(tcp_shares(c2, 6)) <= {"isp1", "isp2", "isp3"}
+        # a connection the proxy cannot make (nothing listens on 7001)
+        r = c1.run([sys.executable, str(HERE / "socksflows.py"), "10.10.1.1", "1080", SERVER,
+                    "7001", "1", "1"], timeout=60)
+        assert json.loads(r.stdout)["fail"] == 1
         ctype, text = scrape(gw)
         assert ctype == "text/plain; version=0.0.4; charset=utf-8"
         fams = promtext.parse(text)
@@ -354,6 +397,7 @@ def test_metrics_exposition(lab, egressd_bin):
         # the traffic is counted where it went
         conns = fams["egress_proxy_connections_total"].series()
         assert sum(conns.values()) >= 18, conns
+        assert sum(fams["egress_proxy_connect_failures_total"].series().values()) == 1
         assert promtext.sample(text, "egress_dns_queries_total", transport="udp") >= 1
         assert promtext.sample(text, "gateway_active_count") == 2
         # every uplink of the model, whichever module uses it (the ISPs are the policy's,
@@ -370,3 +414,28 @@ def test_metrics_exposition(lab, egressd_bin):
     finally:
         assert d.stop() == 0
     d.assert_clean()
+
+    # the dashboard: importable JSON on the names above
+    dash = json.loads(DASHBOARD.read_text())
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids repeat"
+    assert {v["name"] for v in dash["templating"]["list"]} >= {"datasource", "instance"}
+    samples = {n: [lb for n2, lb, _ in f.samples if n2 == n]
+               for f in fams.values() for n in {x for x, _, _ in f.samples}}
+    queried = set()
+    for where, expr in dashboard_queries(dash):
+        sels = promql_selectors(expr)
+        assert sels, "%s: no metric in %r" % (where, expr)
+        for name, eq in sels:
+            queried.add(name)
+            assert name in samples, "%s queries %s, which egressd does not export" % (
+                where, name)
+            want = {k: v for k, v in eq.items() if k not in ("instance", "job")}
+            assert any(all(lb.get(k) == v for k, v in want.items()) for lb in samples[name]), \
+                "%s: no %s with %s" % (where, name, want)
+    # the negative beside it: a name egressd does not export is caught
+    assert promql_selectors('sum by (uplink) (rate(egress_nosuch_total{a="b"}[5m]))') == \
+        [("egress_nosuch_total", {"a": "b"})]
+    assert "egress_nosuch_total" not in samples
+    assert {"egress_uplink_state", "egress_proxy_bytes_total", "egress_dns_queries_total",
+            "gateway_active_count"} <= queried
