@@ -118,6 +118,14 @@ static const struct conf_key uplink_keys[] = {
 		.def = "1",
 		.help = "share of new connections or flows relative to other uplinks",
 	},
+	{
+		.name = "enabled",
+		.type = CONF_BOOL,
+		KEY(conf_uplink, enabled),
+		.def = "true",
+		.help = "false: drained for maintenance, no new connection or flow goes through "
+			"it; those already on it go on, and its checks keep running",
+	},
 	/* health check: defaults detect a dead uplink in about 2.5 s at most, and one lost
 	 * probe never takes an uplink down (fall 3) */
 	{

@@ -33,6 +33,7 @@ struct conf_uplink {
 	struct addr gateway6; /* a dual-stack uplink's IPv6 next hop */
 	struct addr source;
 	int weight;
+	bool enabled; /* false: drained, no new connection or flow (existing ones go on) */
 	struct uplink_check check;
 	/* policy module */
 	uint32_t mark;	/* 0: assigned from the uplink's position */

@@ -177,6 +177,13 @@ void uplink_transition(struct uplink_set *set, struct uplink *u, enum uplink_sta
 	u->state = to;
 	u->since_ms = now_ms();
 	u->transitions++;
+	if (u->n_hist == UPLINK_HISTORY)
+		memmove(&u->hist[0], &u->hist[1], (UPLINK_HISTORY - 1) * sizeof(u->hist[0]));
+	else
+		u->n_hist++;
+	u->hist[u->n_hist - 1] = (struct uplink_transition_rec){.at_ms = u->since_ms,
+		.from = from, .to = to};
+	snprintf(u->hist[u->n_hist - 1].reason, sizeof(u->hist[0].reason), "%s", u->reason);
 	log_obj(to == UPLINK_DOWN ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "uplink", u->name,
 		"%s -> %s (%s)", uplink_state_name[from], uplink_state_name[to], u->reason);
 	announce(set, u, UPLINK_STATE);
@@ -217,6 +224,11 @@ static bool uplink_apply_conf(struct uplink *u, const struct conf_uplink *c, cha
 	if (u->weight != c->weight) {
 		DIFF("weight %d -> %d", u->weight, c->weight);
 		u->weight = c->weight;
+	}
+	if (u->enabled != c->enabled) {
+		DIFF("%s", c->enabled ? "enabled again: new connections and flows may use it"
+				      : "drained: no new connection or flow, those on it go on");
+		u->enabled = c->enabled;
 	}
 	if (!uplink_check_equal(&u->check, &c->check)) {
 		if (u->check.kind != c->check.kind)
@@ -270,7 +282,8 @@ unsigned uplink_set_sync(struct uplink_set *set, const struct conf *conf)
 		uplink_apply_conf(u, c, diff, sizeof(diff));
 		set->v = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
 		set->v[set->n++] = u;
-		log_obj(LOG_LEVEL_INFO, "uplink", u->name, "added");
+		log_obj(LOG_LEVEL_INFO, "uplink", u->name, "added%s",
+			u->enabled ? "" : " (drained: no new connection or flow)");
 		announce(set, u, UPLINK_ADDED);
 		changes++;
 	}

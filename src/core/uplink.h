@@ -79,6 +79,15 @@ void uplink_check_copy(struct uplink_check *dst, const struct uplink_check *src)
 void uplink_check_clear(struct uplink_check *c);
 bool uplink_check_equal(const struct uplink_check *a, const struct uplink_check *b);
 
+/* One transition, for the history an operator sees (GET /api/uplinks). */
+struct uplink_transition_rec {
+	uint64_t at_ms; /* monotonic, as since_ms */
+	enum uplink_state from, to;
+	char reason[128];
+};
+
+#define UPLINK_HISTORY 8 /* transitions kept per uplink */
+
 struct uplink {
 	char *name;
 	char ifname[IFNAMSIZ]; /* "" = none configured */
@@ -87,12 +96,21 @@ struct uplink {
 	struct addr gateway;
 	struct addr source;
 	int weight;
+	/*
+	 * false: drained by the operator ([uplink] enabled = false).  Its state still follows
+	 * its link and checks, and what already goes through it goes on; only new connections,
+	 * flows and queries avoid it.  Not a state: a drained uplink is still up or down.
+	 */
+	bool enabled;
 	struct uplink_check check; /* owned copy */
 	enum uplink_state state;
 	enum uplink_state prev_state; /* the one before the last transition */
 	uint64_t since_ms; /* monotonic time of the last transition */
 	unsigned transitions;
 	char reason[128]; /* why it is in its state */
+	/* the last transitions, oldest first: hist[0..n_hist) */
+	struct uplink_transition_rec hist[UPLINK_HISTORY];
+	size_t n_hist;
 };
 
 typedef void (*uplink_event_cb)(struct uplink *u, enum uplink_event ev, void *arg);
@@ -139,14 +157,21 @@ static inline bool uplink_usable(const struct uplink *u)
 	return u->state == UPLINK_UP || u->state == UPLINK_DEGRADED;
 }
 
+/* Usable and not drained: kernel dataplanes (route, policy) choose it for new flows. */
+static inline bool uplink_in_service(const struct uplink *u)
+{
+	return u->enabled && uplink_usable(u);
+}
+
 /*
- * Usable, or not judged yet: for choices made per connection or per query (proxy, DNS),
- * which race or retry another uplink when one fails.  A restart must not refuse clients
- * for the length of the first check round; kernel routes wait for the verdict instead.
+ * Not drained, and usable or not judged yet: for choices made per connection or per query
+ * (proxy, DNS), which race or retry another uplink when one fails.  A restart must not
+ * refuse clients for the length of the first check round; kernel routes wait for the
+ * verdict instead.
  */
 static inline bool uplink_worth_trying(const struct uplink *u)
 {
-	return uplink_usable(u) || u->state == UPLINK_INIT;
+	return u->enabled && (uplink_usable(u) || u->state == UPLINK_INIT);
 }
 
 /* Change state, log "uplink isp1: up -> down (reason)" and announce it. */

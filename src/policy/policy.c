@@ -11,7 +11,11 @@
  *     found by protocol, priority and table - rule_mine_cb() - so a restart adopts them
  *     without duplicates, and removes at once those of uplinks that are gone);
  *  4. for each uplink that stopped being usable, delete the conntrack entries carrying
- *     its mark, and only those: their clients reconnect at once through another uplink;
+ *     its mark, and only those: their clients reconnect at once through another uplink.
+ *     A drained uplink ([uplink] enabled = false) only leaves the choice: its routing
+ *     table, rule and conntrack entries stay, so its connections go on until they end;
+ *     its sticky sets go with the choice (its clients choose again for new connections,
+ *     and stay where they went when it comes back, as after a failure);
  *  5. hold the kernel settings this needs (forwarding; per uplink src_valid_mark, loose
  *     rp_filter, accept_ra 2 where it was 1) through sysctl.h, which puts them back.
  *
@@ -49,7 +53,8 @@
 struct policy_seen {
 	char name[64];
 	uint32_t mark;
-	bool usable;
+	bool usable;  /* in the choice */
+	bool healthy; /* up or degraded, drained or not: its connections may stay */
 };
 
 struct policy_module {
@@ -86,6 +91,7 @@ struct model_buf {
 	struct policy_rule *rules;
 	const char **lan;
 	struct policy_carry *carry;
+	bool *healthy;				 /* per uplink: up or degraded */
 	struct policy_sticky_elem **carry_elems; /* carry[i].elems, to free */
 	char **carry_sets;			 /* carry[i].set and keep_sets point into it */
 	const char **keep_sets;
@@ -97,6 +103,7 @@ static void model_buf_clear(struct model_buf *b)
 		free(b->members[i]);
 	free(b->members);
 	free(b->uplinks);
+	free(b->healthy);
 	free(b->policies);
 	free(b->sets);
 	free(b->rules);
@@ -176,6 +183,7 @@ static void model_build(struct policy_module *pm, struct model_buf *b)
 	b->m.output = bal->output;
 
 	b->uplinks = xcalloc(n + 1, sizeof(*b->uplinks));
+	b->healthy = xcalloc(n + 1, sizeof(*b->healthy));
 	for (size_t i = 0; i < n; i++) {
 		const struct conf_uplink *c = conf_uplink_at(conf, i);
 		const struct uplink *u = uplink_find(pm->set, c->s.name);
@@ -186,7 +194,9 @@ static void model_build(struct policy_module *pm, struct model_buf *b)
 		p->v4 = uplink_v4(c);
 		p->v6 = uplink_v6(c);
 		/* an uplink without interface (a gateway of [route]) cannot carry policy traffic */
-		p->usable = c->interface[0] && u && uplink_usable(u);
+		b->healthy[i] = c->interface[0] && u && uplink_usable(u);
+		p->usable = b->healthy[i] && u->enabled;
+		p->drained = u && !u->enabled;
 		p->masquerade = c->masquerade;
 	}
 	b->m.uplinks = b->uplinks;
@@ -454,7 +464,10 @@ static const struct policy_seen *seen_find(const struct policy_module *pm, const
 	return NULL;
 }
 
-/* Delete the connections of uplinks that were usable and are not now (or are gone). */
+/*
+ * Delete the connections of uplinks that were healthy and are not now (or are gone, or
+ * have another mark).  Draining is not failing: a drained uplink's connections stay.
+ */
 static void conntrack_flush(struct policy_module *pm, const struct model_buf *b)
 {
 	for (size_t i = 0; i < pm->n_seen; i++) {
@@ -462,10 +475,10 @@ static void conntrack_flush(struct policy_module *pm, const struct model_buf *b)
 		bool still = false;
 		size_t count = 0;
 
-		if (!old->usable)
+		if (!old->healthy)
 			continue;
 		for (size_t j = 0; j < b->m.n_uplinks; j++)
-			if (streq(b->uplinks[j].name, old->name) && b->uplinks[j].usable &&
+			if (streq(b->uplinks[j].name, old->name) && b->healthy[j] &&
 				b->uplinks[j].mark == old->mark)
 				still = true;
 		if (still)
@@ -491,6 +504,7 @@ static void seen_take(struct policy_module *pm, const struct model_buf *b)
 		snprintf(pm->seen[i].name, sizeof(pm->seen[i].name), "%s", b->uplinks[i].name);
 		pm->seen[i].mark = b->uplinks[i].mark;
 		pm->seen[i].usable = b->uplinks[i].usable;
+		pm->seen[i].healthy = b->healthy[i];
 	}
 }
 
@@ -563,7 +577,8 @@ static void policy_log_choice(const struct policy_module *pm, const struct model
 		if (old && old->usable == b->uplinks[i].usable)
 			continue;
 		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s %s", off ? ", " : "",
-			b->uplinks[i].name, b->uplinks[i].usable ? "in" : "out");
+			b->uplinks[i].name,
+			b->uplinks[i].usable ? "in" : b->uplinks[i].drained ? "out, drained" : "out");
 	}
 	if (off && kept)
 		log_info("policy: table inet egress replaced (%s), affinity kept in %zu set%s", list,

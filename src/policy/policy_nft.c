@@ -584,8 +584,8 @@ static void emit_uplink_chains(struct gen *g)
 			&g->b, "\tchain mark.%s {\n\t\tcomment \"uplink %s", g->up[i], g->up[i]);
 		if (u->ifname)
 			nft_buf_printf(&g->b, " (%s)", u->ifname);
-		nft_buf_printf(
-			&g->b, "%s: new connections\"\n\t\t", u->usable ? "" : ", not usable");
+		nft_buf_printf(&g->b, "%s: new connections\"\n\t\t",
+			u->usable ? "" : u->drained ? ", drained" : ", not usable");
 		put_mark_set(g, "ct", u->mark);
 		nft_buf_add(&g->b, "\n\t\t");
 		put_mark_set(g, "meta", u->mark);

@@ -34,8 +34,9 @@ struct policy_uplink {
 	const char *ifname; /* its interface; NULL: none (no inbound marking, no masquerade) */
 	uint32_t mark;	    /* its mark: non-zero, inside mark_mask, unique */
 	bool v4, v6;	    /* it can carry IPv4 / IPv6 (has a gateway of that family) */
-	bool usable;	    /* healthy now */
+	bool usable;	    /* healthy now and not drained: new connections may choose it */
 	bool masquerade;    /* masquerade what leaves through ifname (needs ifname) */
+	bool drained;	    /* drained by the operator (only the comment of mark.UP says it) */
 };
 
 struct policy_member {

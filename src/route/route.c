@@ -248,7 +248,7 @@ static void route_apply(struct route_module *rm)
 		g[i].gw = rm->gws[i].addr;
 		g[i].weight = (unsigned)rm->gws[i].weight;
 		g[i].slot = (unsigned)i;
-		g[i].usable = u && uplink_usable(u);
+		g[i].usable = u && uplink_in_service(u); /* drained: out of the group */
 		if (g[i].usable && off < sizeof(members)) {
 			usable++;
 			off += (size_t)snprintf(members + off, sizeof(members) - off, "%s%s",

@@ -499,3 +499,97 @@ def test_restart_removes_only_its_own_rules(lab, egressd_bin):
     r = rules()
     assert "lookup 4600" not in r and "lookup 4601" not in r and table("4601") == "", r
     assert all(f in r for f in foreign), r
+
+
+def drain(d, conf, uplink, enabled):
+    """Reload conf with [uplink NAME] enabled = yes/no; wait for the uplink model to take it."""
+    d.set_mark()
+    d.write_conf(conf.replace("[uplink %s]\n" % uplink, "[uplink %s]\nenabled = %s\n"
+                              % (uplink, "yes" if enabled else "no")))
+    d.reload()
+    d.wait_log(r"uplink %s: changed: %s" % (uplink, "enabled again" if enabled else "drained"))
+    d.wait_log(r"policy: table inet egress replaced \(%s %s" % (uplink, "in" if enabled
+                                                                 else "out, drained"))
+
+
+def test_drained_uplink_keeps_its_flows(lab, egressd_bin):
+    """enabled = no takes an uplink out of the choice of new connections but, unlike a
+    failure, deletes none of its connections: a flow through it carries on with its conntrack
+    mark.  Its checks keep running (a failure while drained still deletes its flows), and
+    enabled again it takes new connections again."""
+    gw = build(lab)
+    d = start(gw, egressd_bin)
+    flows = {}
+    for _ in range(60):
+        p, ask = flow(lab["client1"])
+        u = UPLINK_OF[ask("who").split()[-1]]
+        if u not in flows:
+            flows[u] = (p, ask)
+        else:
+            p.stdin.close()
+        if len(flows) == 3:
+            break
+    assert len(flows) == 3
+    before = ct_marks(gw)
+
+    drain(d, CONF, "isp2", False)
+    table = gw.run(["nft", "list", "table", "inet", "egress"]).stdout
+    assert '"uplink isp2 (isp2), drained: new connections"' in table, table
+    c = tcp_shares(lab["client1"], 200)
+    assert c["isp2"] == 0 and c["fail"] == 0, c
+    for u in ("isp1", "isp2", "isp3"):
+        assert flows[u][1]("ping") == "ok ping", u
+    after = ct_marks(gw)
+    assert all(after.get(k) == v for k, v in before.items()), (before, after)
+    assert "connection deleted" not in d.since_mark()
+    assert "connections deleted" not in d.since_mark()
+
+    # drained is not down: its checks still run, and a failure still moves its flows
+    lab.cut(lab["isp2"], "eth1", mode="blackhole")
+    d.wait_log(r"uplink isp2: up -> down")
+    d.wait_log(r"policy: uplink isp2: \d+ connections? deleted")
+    assert flows["isp2"][1]("still there?").startswith("error")
+    lab.restore(lab["isp2"], "eth1")
+    d.wait_log(r"uplink isp2: down -> up")
+    c = tcp_shares(lab["client1"], 100)
+    assert c["isp2"] == 0 and c["fail"] == 0, c  # still drained
+
+    drain(d, CONF, "isp2", True)
+    wait_for(lambda: tcp_shares(lab["client1"], 100)["isp2"] > 0, timeout=5,
+             what="isp2 to take new connections again")
+    for u in ("isp1", "isp3"):
+        assert flows[u][1]("after") == "ok after"
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_drained_uplink_and_affinity(lab, egressd_bin):
+    """Draining an uplink moves the new connections of its sticky clients (and only theirs)
+    to the others; enabled again, they stay where they went, as after a failure."""
+    gw = build(lab)
+    client = lab["client1"]
+    sources = sticky_sources(client)
+    conf = CONF + "sticky = source\n"
+    d = start(gw, egressd_bin, conf)
+    before = uplink_of_sources(client, sources)
+    per = collections.Counter(before.values())
+    assert set(per) <= {"isp1", "isp2", "isp3"}, before
+    assert len(per) >= 2, per
+    victim = min(per, key=lambda u: per[u])
+    movers = [s for s in sources if before[s] == victim]
+    stayers = [s for s in sources if before[s] != victim]
+
+    drain(d, conf, victim, False)
+    during = uplink_of_sources(client, sources)
+    assert {s: during[s] for s in stayers} == {s: before[s] for s in stayers}, (victim, during)
+    for s in movers:
+        assert during[s] in ("isp1", "isp2", "isp3") and during[s] != victim, (s, during)
+    sets = gw.run(["nft", "-t", "list", "sets", "table", "inet", "egress"]).stdout
+    assert "sticky.balanced.%s.v4" % victim not in sets, sets
+
+    drain(d, conf, victim, True)
+    assert uplink_of_sources(client, sources) == during
+    sets = gw.run(["nft", "-t", "list", "sets", "table", "inet", "egress"]).stdout
+    assert "sticky.balanced.%s.v4" % victim in sets, sets
+    assert d.stop() == 0
+    d.assert_clean()

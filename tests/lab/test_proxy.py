@@ -432,6 +432,41 @@ def test_reload(plab, egressd_bin):
         stop(d)
 
 
+@pytest.mark.daemon
+def test_drained_uplink(plab, egressd_bin):
+    """enabled = no drains an uplink: new connections avoid it while one already through it
+    carries on; enabled again, it takes new connections again."""
+    c, gw = plab["client"], plab["gw"]
+    go = gw.lab.dir / "drain-go"
+    d = Egressd.start(gw, egressd_bin, RELOAD_CONF % 1080 + RELOAD_ISP2 % 2)
+    try:
+        held = [c.popen([sys.executable, "-c", HOLD_UNTIL, proxylab.GW_LAN, "1080",
+                         proxylab.SERVER, str(go)], name="held", stdout=subprocess.PIPE,
+                        text=True) for _ in range(2)]
+        first = [h.stdout.readline().strip() for h in held]
+        assert sorted(first) == sorted("peer " + a for a in proxylab.ADDR.values()), first
+        d.write_conf(RELOAD_CONF % 1080 + RELOAD_ISP2 % 2 + "enabled = no\n")
+        d.reload()
+        d.wait_log(r"uplink isp2: changed: drained")
+        d.wait_log(r"reload 1: ")
+        r = flows(c, 50)
+        assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 50}, r
+        # its health is still followed: a drained uplink is not a down one
+        assert "uplink isp2: up -> down" not in d.log()
+        go.write_text("")
+        for h, was in zip(held, first):
+            assert h.stdout.readline().strip() == was  # the one on isp2 too
+            assert h.wait(5) == 0
+        d.write_conf(RELOAD_CONF % 1080 + RELOAD_ISP2 % 2 + "enabled = yes\n")
+        d.reload()
+        d.wait_log(r"uplink isp2: changed: enabled again")
+        d.wait_log(r"reload 2: ")
+        r = flows(c, 50)
+        assert r["fail"] == 0 and set(r["peers"]) == set(proxylab.ADDR.values()), r
+    finally:
+        stop(d)
+
+
 def dns_query(node, server, port, name, rdtype, tcp=False, payload=1232):
     code = """
 import dns.message, dns.query, dns.flags, sys

@@ -55,9 +55,9 @@ static struct cidr pfx(const char *s)
 static void fixture_init(struct fixture *fx)
 {
 	memset(fx, 0, sizeof(*fx));
-	fx->up[0] = (struct policy_uplink){ "isp1", "eth1", 0x100, true, true, true, false };
-	fx->up[1] = (struct policy_uplink){ "isp2", "eth2", 0x200, true, false, true, true };
-	fx->up[2] = (struct policy_uplink){ "ISP-3", "wwan0", 0x300, true, true, true, false };
+	fx->up[0] = (struct policy_uplink){ "isp1", "eth1", 0x100, true, true, true, false, false };
+	fx->up[1] = (struct policy_uplink){ "isp2", "eth2", 0x200, true, false, true, true, false };
+	fx->up[2] = (struct policy_uplink){ "ISP-3", "wwan0", 0x300, true, true, true, false, false };
 
 	fx->bal[0] = (struct policy_member){ 0, 3, 1 };
 	fx->bal[1] = (struct policy_member){ 1, 2, 1 };
@@ -358,6 +358,33 @@ static void test_uplink_down(void **state)
 	assert_non_null(strstr(s, "0x00000200 : goto restore.isp2"));
 	assert_non_null(strstr(s, "oifname \"eth2\" masquerade"));
 	free(s);
+}
+
+/* Drained: out of the choice as a down uplink is; the ruleset only says why. */
+static void test_uplink_drained(void **state)
+{
+	struct fixture fx;
+	char *down, *drained;
+
+	variant_init(&fx, V_ISP2_DOWN);
+	down = body_of(&fx);
+	fx.up[1].drained = true;
+	drained = body_of(&fx);
+	assert_non_null(strstr(drained, "comment \"uplink isp2 (eth2), drained: new connections\""));
+	assert_null(strstr(drained, "isp2 (eth2), not usable"));
+	assert_non_null(strstr(down, "comment \"uplink isp2 (eth2), not usable: new connections\""));
+	/* Everything but that comment is the same: no choice, no sticky set, restore kept. */
+	for (const char *const *c = (const char *const[]){"policy.balance", "policy.secure",
+		     "prerouting", NULL};
+		*c; c++) {
+		char *want = chain_of(down, *c);
+		assert_chain(drained, *c, want);
+		free(want);
+	}
+	assert_null(strstr(drained, "sticky.secure.isp2"));
+	assert_non_null(strstr(drained, "0x00000200 : goto restore.isp2"));
+	free(down);
+	free(drained);
 }
 
 static void test_tier_down(void **state)
@@ -790,6 +817,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden_main),
 		cmocka_unit_test(test_uplink_down),
+		cmocka_unit_test(test_uplink_drained),
 		cmocka_unit_test(test_tier_down),
 		cmocka_unit_test(test_all_down),
 		cmocka_unit_test(test_source_dest),
