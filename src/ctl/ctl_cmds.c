@@ -1,0 +1,560 @@
+/*
+ * ctl_cmds.c - egressctl's subcommands: each calls egressd's API and prints a table, or with
+ * --json the API's JSON as one document.
+ *
+ * What it must not do: guess.  A reply of an unexpected shape is printed as it came (JSON),
+ * never half-parsed into a table that looks right.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "ctl_cmds.h"
+#include "ctl_table.h"
+#include "modules.h"
+#include "util.h"
+
+/* The JSON as egressd sent it, indented for a person or a script. */
+static void print_json(struct ctl *c, json_t *doc)
+{
+	json_dumpf(doc, c->out, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	fputc('\n', c->out);
+}
+
+/* rows of doc (see ctl_json_rows) as a table; a document of another shape as JSON. */
+static void print_rows(struct ctl *c, json_t *doc, const char *key, const struct ctl_column *cols,
+	size_t n_cols)
+{
+	json_t *rows = ctl_json_rows(doc, key);
+
+	if (rows)
+		ctl_print_rows(rows, cols, n_cols, c->out);
+	else
+		print_json(c, doc);
+	json_decref(rows);
+}
+
+/* "/api/uplinks/" + name escaped + suffix: a new string. */
+static char *path_join(const char *prefix, const char *name, const char *suffix)
+{
+	char *esc = curl_easy_escape(NULL, name, 0);
+	char *path;
+
+	if (!esc || asprintf(&path, "%s%s%s", prefix, esc, suffix) < 0)
+		path = NULL;
+	curl_free(esc);
+	if (!path)
+		abort();
+	return path;
+}
+
+/* The whole file at path as a string (the caller frees), or NULL after printing why. */
+static char *read_text(struct ctl *c, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	if (!f) {
+		fprintf(c->err, "egressctl: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	FILE *m = open_memstream(&text, &len);
+	char buf[8192];
+	size_t n;
+
+	while (m && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, m);
+	err = ferror(f) ? errno : 0;
+	fclose(f);
+	if (m)
+		fclose(m);
+	if (!m || err) {
+		fprintf(c->err, "egressctl: %s: %s\n", path, strerror(err ? err : ENOMEM));
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* --- status --- */
+
+/* Every member of a module's status but its name, as "key=value" in one cell. */
+static char *module_summary(json_t *mod)
+{
+	char *text = NULL, buf[256];
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(mod, key, v) {
+		if (streq(key, "name"))
+			continue;
+		fprintf(m, "%s%s=%s", len || ftell(m) ? " " : "", key,
+			ctl_cell(v, CELL_TEXT, buf, sizeof(buf)));
+	}
+	fclose(m);
+	return text;
+}
+
+static int cmd_status(struct ctl *c, char **args)
+{
+	struct ctl_reply pending = {0};
+	json_t *mods = NULL, *rows;
+	size_t i;
+	json_t *mod;
+	int r;
+
+	r = ctl_get_json(c, "/api/modules", &mods);
+	if (r != CTL_OK)
+		return r;
+	r = ctl_request(c, "GET", "/api/config/pending", NULL, NULL, 404, &pending);
+	if (r != CTL_OK)
+		goto out;
+	if (c->json) {
+		json_t *doc = json_pack("{sOsO}", "modules", mods, "pending",
+			json_is_object(pending.json) && pending.status == 200 ? pending.json
+									       : json_null());
+		print_json(c, doc);
+		json_decref(doc);
+		goto out;
+	}
+	rows = ctl_json_rows(mods, "modules");
+	if (!rows) {
+		print_json(c, mods);
+	} else {
+		struct table *t = table_new(2, (const char *const[]){"MODULE", "STATUS"});
+
+		json_array_foreach(rows, i, mod) {
+			char *sum = module_summary(mod);
+			const char *cells[] = {json_string_value(json_object_get(mod, "name")), sum};
+
+			table_add(t, cells);
+			free(sum);
+		}
+		table_print(t, c->out);
+		table_free(t);
+		json_decref(rows);
+	}
+	if (pending.status == 200 && json_is_object(pending.json)) {
+		json_t *left = ctl_json_get(pending.json, "seconds_left|remaining|left");
+
+		if (json_is_number(left))
+			fprintf(c->out, "\na change waits for confirmation: %.0fs left "
+					"(egressctl confirm)\n", json_number_value(left));
+	}
+out:
+	ctl_reply_clear(&pending);
+	json_decref(mods);
+	return r;
+}
+
+/* --- uplinks, connections --- */
+
+static const struct ctl_column uplink_cols[] = {
+	{"UPLINK", "name", CELL_TEXT},
+	{"STATE", "state", CELL_TEXT},
+	{"ENABLED", "enabled", CELL_ENABLED},
+	{"WEIGHT", "weight", CELL_TEXT},
+	{"TIER", "tier", CELL_TEXT},
+	{"RTT", "rtt_ms|rtt", CELL_MS},
+	{"LOSS", "loss_pct|loss", CELL_PCT},
+	{"SHARE", "share", CELL_RATIO},
+	{"RX", "rx_bps|throughput.rx_bps", CELL_BPS},
+	{"TX", "tx_bps|throughput.tx_bps", CELL_BPS},
+};
+
+static int cmd_uplinks(struct ctl *c, char **args)
+{
+	json_t *doc;
+	int r = ctl_get_json(c, "/api/uplinks", &doc);
+
+	if (r != CTL_OK)
+		return r;
+	if (c->json)
+		print_json(c, doc);
+	else
+		print_rows(c, doc, "uplinks", uplink_cols, ARRAY_SIZE(uplink_cols));
+	json_decref(doc);
+	return CTL_OK;
+}
+
+static const struct ctl_column conn_cols[] = {
+	{"CLIENT", "client|source", CELL_TEXT},
+	{"DESTINATION", "destination|target", CELL_TEXT},
+	{"UPLINK", "uplink", CELL_TEXT},
+	{"UP", "bytes_up|bytes_sent|upload", CELL_BYTES},
+	{"DOWN", "bytes_down|bytes_received|download", CELL_BYTES},
+	{"AGE", "age_s|age|duration", CELL_SECS},
+};
+
+static int cmd_connections(struct ctl *c, char **args)
+{
+	json_t *doc;
+	int r = ctl_get_json(c, "/api/connections", &doc);
+
+	if (r != CTL_OK)
+		return r;
+	if (c->json)
+		print_json(c, doc);
+	else
+		print_rows(c, doc, "connections", conn_cols, ARRAY_SIZE(conn_cols));
+	json_decref(doc);
+	return CTL_OK;
+}
+
+/* --- events --- */
+
+static const struct ctl_column event_cols[] = {
+	{"ID", "id", CELL_TEXT},
+	{"TIME", "time", CELL_TIME},
+	{"KIND", "kind", CELL_TEXT},
+	{"WHO", "who", CELL_TEXT},
+	{"MESSAGE", "message", CELL_TEXT},
+};
+
+struct follow {
+	struct ctl *c;
+	unsigned long long last_id;
+};
+
+/* One event as a line of `events -f` (or a line of JSON with --json). */
+static void print_event_line(struct follow *fl, json_t *ev)
+{
+	char b[5][256];
+	const char *cell[5];
+	json_t *id = json_object_get(ev, "id");
+
+	if (json_is_integer(id)) {
+		if ((unsigned long long)json_integer_value(id) <= fl->last_id)
+			return; /* already printed from the history */
+		fl->last_id = (unsigned long long)json_integer_value(id);
+	}
+	if (fl->c->json) {
+		json_dumpf(ev, fl->c->out, JSON_COMPACT);
+		fputc('\n', fl->c->out);
+	} else {
+		for (size_t i = 0; i < 5; i++)
+			cell[i] = ctl_cell(ctl_json_get(ev, event_cols[i].key), event_cols[i].fmt,
+				b[i], sizeof(b[i]));
+		fprintf(fl->c->out, "%6s  %s  %-10s  %-10s  %s\n", cell[0], cell[1], cell[2],
+			cell[3], cell[4]);
+	}
+	fflush(fl->c->out);
+}
+
+static int event_cb(unsigned long long id, const char *event, const char *data, void *arg)
+{
+	struct follow *fl = arg;
+	json_t *ev = json_loads(data, 0, NULL);
+
+	if (json_is_object(ev))
+		print_event_line(fl, ev);
+	json_decref(ev);
+	return 0;
+}
+
+static int cmd_events(struct ctl *c, char **args)
+{
+	struct follow fl = {.c = c};
+	json_t *doc, *rows, *ev;
+	size_t i;
+	int r = ctl_get_json(c, "/api/events", &doc);
+
+	if (r != CTL_OK)
+		return r;
+	if (!c->follow) {
+		if (c->json)
+			print_json(c, doc);
+		else
+			print_rows(c, doc, "events", event_cols, ARRAY_SIZE(event_cols));
+		json_decref(doc);
+		return CTL_OK;
+	}
+	rows = ctl_json_rows(doc, "events");
+	json_array_foreach(rows, i, ev)
+		print_event_line(&fl, ev);
+	json_decref(rows);
+	json_decref(doc);
+	return ctl_stream(c, "/api/events/stream", fl.last_id, event_cb, &fl);
+}
+
+/* --- drain, undrain --- */
+
+static int set_enabled(struct ctl *c, const char *name, bool enabled)
+{
+	struct ctl_reply rep;
+	char *path = path_join("/api/uplinks/", name, "");
+	char *query = NULL;
+	int r;
+
+	if (c->confirm && asprintf(&query, "%s?confirm=%s", path, c->confirm) < 0)
+		abort();
+	r = ctl_request(c, "PATCH", query ? query : path,
+		enabled ? "{\"enabled\": true}" : "{\"enabled\": false}", NULL, 0, &rep);
+	free(query);
+	free(path);
+	if (r != CTL_OK)
+		return r;
+	if (c->json && rep.json)
+		print_json(c, rep.json);
+	else if (!c->json) {
+		fprintf(c->out, "uplink %s %s\n", name, enabled ? "enabled" : "drained");
+		if (c->confirm)
+			fprintf(c->out, "rolls back in %s unless confirmed: egressctl confirm\n",
+				c->confirm);
+	}
+	ctl_reply_clear(&rep);
+	return CTL_OK;
+}
+
+static int cmd_drain(struct ctl *c, char **args)
+{
+	return set_enabled(c, args[0], false);
+}
+
+static int cmd_undrain(struct ctl *c, char **args)
+{
+	return set_enabled(c, args[0], true);
+}
+
+/* --- config --- */
+
+/* egress_conf_read() here, without egressd. */
+static int config_check_local(struct ctl *c, const char *path)
+{
+	struct conf_errors errs = {0};
+	struct conf *conf = egress_conf_read(path, NULL, &errs);
+	int r = conf ? CTL_OK : CTL_REFUSED;
+
+	if (c->json) {
+		json_t *list = json_array();
+
+		for (size_t i = 0; i < errs.n; i++)
+			json_array_append_new(list, json_string(errs.msgs[i]));
+		json_t *doc = json_pack("{sbso}", "valid", conf != NULL, "errors", list);
+		print_json(c, doc);
+		json_decref(doc);
+	} else if (conf) {
+		fprintf(c->out, "%s: the configuration is valid\n", path);
+	} else {
+		conf_errors_print(&errs, c->err);
+		fprintf(c->err, "egressctl: %zu error%s in %s\n", errs.n, errs.n == 1 ? "" : "s",
+			path);
+	}
+	conf_free(conf);
+	conf_errors_clear(&errs);
+	return r;
+}
+
+/* One error of egressd's validation: "FILE:LINE: key: expected X, seen Y". */
+static void print_conf_error(struct ctl *c, const char *path, json_t *e)
+{
+	json_t *line = json_object_get(e, "line");
+	const char *msg = json_string_value(ctl_json_get(e, "error|message"));
+	const char *key = json_string_value(json_object_get(e, "key"));
+	const char *expected = json_string_value(json_object_get(e, "expected"));
+	const char *seen = json_string_value(json_object_get(e, "seen"));
+
+	fprintf(c->err, "%s", path);
+	if (json_is_integer(line))
+		fprintf(c->err, ":%" JSON_INTEGER_FORMAT, json_integer_value(line));
+	fprintf(c->err, ":");
+	if (key)
+		fprintf(c->err, " %s:", key);
+	if (msg)
+		fprintf(c->err, " %s", msg);
+	if (expected)
+		fprintf(c->err, "%s expected %s", msg ? ";" : "", expected);
+	if (seen)
+		fprintf(c->err, ", seen \"%s\"", seen);
+	fputc('\n', c->err);
+}
+
+/* POST the file to /api/config (query: "?dry_run=1", "?confirm=60s" or ""). */
+static int config_post(struct ctl *c, const char *path, const char *query, const char *done)
+{
+	struct ctl_reply rep;
+	char *text = read_text(c, path), *body, *url;
+	json_t *errors;
+	int r;
+
+	if (!text)
+		return CTL_USAGE;
+	json_t *doc = json_pack("{ss}", "config", text);
+
+	free(text);
+	body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	if (!body) {
+		fprintf(c->err, "egressctl: %s: not text (UTF-8 expected)\n", path);
+		return CTL_USAGE;
+	}
+	if (asprintf(&url, "/api/config%s", query) < 0)
+		abort();
+	r = ctl_request(c, "POST", url, body, NULL, 400, &rep);
+	free(url);
+	free(body);
+	if (r != CTL_OK)
+		return r;
+	if (c->json) {
+		if (rep.json)
+			print_json(c, rep.json);
+		else
+			fprintf(c->out, "%s\n", rep.body);
+		r = rep.status == 400 ? CTL_REFUSED : CTL_OK;
+		goto out;
+	}
+	if (rep.status == 400) {
+		errors = ctl_json_get(rep.json, "errors");
+		if (json_is_array(errors) && json_array_size(errors)) {
+			size_t i;
+			json_t *e;
+
+			json_array_foreach(errors, i, e)
+				print_conf_error(c, path, e);
+		} else {
+			ctl_print_error(c, &rep);
+		}
+		r = CTL_REFUSED;
+		goto out;
+	}
+	json_t *diff = ctl_json_get(rep.json, "diff");
+
+	if (json_is_string(diff) && *json_string_value(diff))
+		fprintf(c->out, "%s", json_string_value(diff));
+	fprintf(c->out, "%s: %s\n", path, done);
+out:
+	ctl_reply_clear(&rep);
+	return r;
+}
+
+static int cmd_config_check(struct ctl *c, char **args)
+{
+	if (c->local)
+		return config_check_local(c, args[0]);
+	return config_post(c, args[0], "?dry_run=1", "the configuration is valid");
+}
+
+static int cmd_config_apply(struct ctl *c, char **args)
+{
+	char query[64] = "", done[128] = "applied";
+
+	if (c->confirm) {
+		snprintf(query, sizeof(query), "?confirm=%s", c->confirm);
+		snprintf(done, sizeof(done),
+			"applied; rolls back in %s unless confirmed: egressctl confirm", c->confirm);
+	}
+	return config_post(c, args[0], query, done);
+}
+
+static int cmd_config_show(struct ctl *c, char **args)
+{
+	struct ctl_reply rep;
+	int r = ctl_request(c, "GET", "/api/config", NULL, NULL, 0, &rep);
+
+	if (r != CTL_OK)
+		return r;
+	if (c->json && !rep.json) {
+		json_t *doc = json_pack("{ss}", "config", rep.body);
+
+		print_json(c, doc);
+		json_decref(doc);
+	} else if (c->json) {
+		print_json(c, rep.json);
+	} else if (json_is_string(ctl_json_get(rep.json, "config"))) {
+		fputs(json_string_value(ctl_json_get(rep.json, "config")), c->out);
+	} else {
+		fputs(rep.body, c->out);
+	}
+	ctl_reply_clear(&rep);
+	return CTL_OK;
+}
+
+static int cmd_confirm(struct ctl *c, char **args)
+{
+	struct ctl_reply rep;
+	int r = ctl_request(c, "POST", "/api/config/confirm", "{}", NULL, 0, &rep);
+
+	if (r != CTL_OK)
+		return r;
+	if (c->json && rep.json)
+		print_json(c, rep.json);
+	else if (!c->json)
+		fprintf(c->out, "confirmed\n");
+	ctl_reply_clear(&rep);
+	return CTL_OK;
+}
+
+/* --- gateway mode's iptables backup --- */
+
+static int cmd_backup(struct ctl *c, char **args)
+{
+	json_t *doc;
+	int r = ctl_get_json(c, "/api/gateway/iptables/backup", &doc);
+
+	if (r != CTL_OK)
+		return r;
+	if (c->json || !json_is_object(doc))
+		print_json(c, doc);
+	else
+		ctl_print_object(doc, c->out);
+	json_decref(doc);
+	return CTL_OK;
+}
+
+static int cmd_restore(struct ctl *c, char **args)
+{
+	struct ctl_reply rep;
+	json_t *doc = json_pack("{ss}", "backup_file", args[0]);
+	char *body = json_dumps(doc, JSON_COMPACT);
+	int r;
+
+	json_decref(doc);
+	r = ctl_request(c, "POST", "/api/gateway/iptables/restore", body, NULL, 0, &rep);
+	free(body);
+	if (r != CTL_OK)
+		return r;
+	if (c->json && rep.json)
+		print_json(c, rep.json);
+	else if (!c->json) {
+		const char *msg = json_string_value(ctl_json_get(rep.json, "message"));
+
+		fprintf(c->out, "%s\n", msg ? msg : "restored");
+	}
+	ctl_reply_clear(&rep);
+	return CTL_OK;
+}
+
+const struct ctl_cmd ctl_cmds[] = {
+	{"status", NULL, 0, 0, 0, cmd_status, "status",
+		"modules and what they do; a change waiting for confirmation"},
+	{"uplinks", NULL, 0, 0, 0, cmd_uplinks, "uplinks",
+		"uplinks: state, weight, RTT, loss, share"},
+	{"connections", NULL, 0, 0, 0, cmd_connections, "connections",
+		"the proxy's live connections"},
+	{"events", NULL, 0, 0, CTL_OPT_FOLLOW, cmd_events, "events [-f]",
+		"the event log; -f follows it"},
+	{"drain", NULL, 1, 1, CTL_OPT_CONFIRM, cmd_drain, "drain UPLINK [--confirm DUR]",
+		"no new connection or flow through UPLINK"},
+	{"undrain", NULL, 1, 1, CTL_OPT_CONFIRM, cmd_undrain, "undrain UPLINK [--confirm DUR]",
+		"UPLINK takes new connections and flows again"},
+	{"config", "check", 1, 1, CTL_OPT_LOCAL, cmd_config_check, "config check [--local] FILE",
+		"validate FILE (by egressd, or here with --local)"},
+	{"config", "apply", 1, 1, CTL_OPT_CONFIRM, cmd_config_apply,
+		"config apply FILE [--confirm DUR]", "make FILE egressd's configuration"},
+	{"config", "show", 0, 0, 0, cmd_config_show, "config show",
+		"the running configuration, normalised"},
+	{"confirm", NULL, 0, 0, 0, cmd_confirm, "confirm", "keep the change that waits"},
+	{"backup", NULL, 0, 0, 0, cmd_backup, "backup", "gateway mode's iptables backup"},
+	{"restore", NULL, 1, 1, 0, cmd_restore, "restore FILE",
+		"put back the iptables rules saved in FILE"},
+};
+
+const size_t ctl_cmds_n = ARRAY_SIZE(ctl_cmds);

@@ -1,0 +1,245 @@
+/*
+ * test_ctl.c - unit tests for egressctl's output and command line (src/ctl/): aligned tables,
+ * the cells made of the API's JSON, the rows of a reply in each shape the API may send, and
+ * the values of --confirm.  Pure: no daemon, no network; tables are printed to memory.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "ctl_cmds.h"
+#include "ctl_table.h"
+#include "util.h"
+
+/* What f printed: a new string. */
+static char *printed(void (*print)(void *, FILE *), void *arg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	print(arg, f);
+	fclose(f);
+	return text;
+}
+
+static void print_table(void *arg, FILE *f)
+{
+	table_print(arg, f);
+}
+
+static void test_table_aligns(void **state)
+{
+	struct table *t = table_new(3, (const char *const[]){"NAME", "STATE", "RTT"});
+	char *out;
+
+	table_align_right(t, 2);
+	table_add(t, (const char *const[]){"isp1", "up", "12.0ms"});
+	table_add(t, (const char *const[]){"fibre-backup", NULL, "1.25s"});
+	out = printed(print_table, t);
+	assert_string_equal(out, "NAME          STATE     RTT\n"
+				 "isp1          up     12.0ms\n"
+				 "fibre-backup  -       1.25s\n");
+	free(out);
+	table_free(t);
+}
+
+/* The last column is not padded; a UTF-8 cell is as wide as its characters. */
+static void test_table_last_column_and_utf8(void **state)
+{
+	struct table *t = table_new(2, NULL);
+	char *out;
+
+	table_add(t, (const char *const[]){"müller", "a"});
+	table_add(t, (const char *const[]){"x", "longer text"});
+	out = printed(print_table, t);
+	assert_string_equal(out, "müller  a\n"
+				 "x       longer text\n");
+	free(out);
+	table_free(t);
+}
+
+static const char *cell(const char *json, enum cell_fmt fmt)
+{
+	static char buf[128];
+	json_t *v = json_loads(json, JSON_DECODE_ANY, NULL);
+	const char *s;
+
+	assert_non_null(v);
+	s = ctl_cell(v, fmt, buf, sizeof(buf));
+	if (s != buf) {
+		snprintf(buf, sizeof(buf), "%s", s);
+	}
+	json_decref(v);
+	return buf;
+}
+
+static void test_cells(void **state)
+{
+	assert_string_equal(cell("\"up\"", CELL_TEXT), "up");
+	assert_string_equal(cell("3", CELL_TEXT), "3");
+	assert_string_equal(cell("1.5", CELL_TEXT), "1.5");
+	assert_string_equal(cell("null", CELL_MS), "-");
+	assert_string_equal(cell("true", CELL_TEXT), "yes");
+	assert_string_equal(cell("false", CELL_TEXT), "no");
+	assert_string_equal(cell("false", CELL_ENABLED), "drained");
+	assert_string_equal(cell("true", CELL_ENABLED), "yes");
+	assert_string_equal(cell("12.04", CELL_MS), "12.0ms");
+	assert_string_equal(cell("1250", CELL_MS), "1.25s");
+	assert_string_equal(cell("0.5", CELL_PCT), "0.5%");
+	assert_string_equal(cell("0", CELL_PCT), "0%");
+	assert_string_equal(cell("25", CELL_PCT), "25%");
+	assert_string_equal(cell("0.25", CELL_RATIO), "25%");
+	assert_string_equal(cell("0.005", CELL_RATIO), "0.5%");
+	assert_string_equal(cell("512", CELL_BYTES), "512B");
+	assert_string_equal(cell("1536", CELL_BYTES), "1.5K");
+	assert_string_equal(cell("52428800", CELL_BYTES), "50M");
+	assert_string_equal(cell("1500000", CELL_BPS), "12Mbit/s");
+	assert_string_equal(cell("100", CELL_BPS), "800bit/s");
+	assert_string_equal(cell("42", CELL_SECS), "42s");
+	assert_string_equal(cell("185", CELL_SECS), "3m05s");
+	assert_string_equal(cell("7260", CELL_SECS), "2h01m");
+	assert_string_equal(cell("273600", CELL_SECS), "3d04h");
+	assert_string_equal(cell("[1,2]", CELL_TEXT), "[1,2]");
+}
+
+static void test_cell_time_is_local(void **state)
+{
+	setenv("TZ", "UTC0", 1);
+	tzset();
+	assert_string_equal(cell("1767366245000", CELL_TIME), "2026-01-02 15:04:05");
+	setenv("TZ", "CET-1", 1);
+	tzset();
+	assert_string_equal(cell("1767366245000", CELL_TIME), "2026-01-02 16:04:05");
+	unsetenv("TZ");
+	tzset();
+}
+
+static void test_json_get(void **state)
+{
+	json_t *o = json_loads("{\"rtt\": 3, \"check\": {\"rtt_ms\": 4}}", 0, NULL);
+
+	assert_int_equal(json_integer_value(ctl_json_get(o, "rtt_ms|rtt")), 3);
+	assert_int_equal(json_integer_value(ctl_json_get(o, "check.rtt_ms|rtt")), 4);
+	assert_null(ctl_json_get(o, "loss|check.loss"));
+	assert_null(ctl_json_get(json_object_get(o, "rtt"), "rtt"));
+	json_decref(o);
+}
+
+static const struct ctl_column cols[] = {
+	{"UPLINK", "name", CELL_TEXT},
+	{"ENABLED", "enabled", CELL_ENABLED},
+	{"RTT", "rtt_ms", CELL_MS},
+};
+
+
+static void print_rows_cb(void *arg, FILE *f)
+{
+	ctl_print_rows(arg, cols, ARRAY_SIZE(cols), f);
+}
+
+/* An array, an array under a member, an object of objects by name: the same table. */
+static void test_rows_shapes(void **state)
+{
+	static const char *const docs[] = {
+		"[{\"name\": \"isp1\", \"enabled\": true, \"rtt_ms\": 5},"
+		" {\"name\": \"isp2\", \"enabled\": false}]",
+		"{\"uplinks\": [{\"name\": \"isp1\", \"enabled\": true, \"rtt_ms\": 5},"
+		" {\"name\": \"isp2\", \"enabled\": false}]}",
+		"{\"uplinks\": {\"isp1\": {\"enabled\": true, \"rtt_ms\": 5},"
+		" \"isp2\": {\"enabled\": false}}}",
+		"{\"isp1\": {\"enabled\": true, \"rtt_ms\": 5}, \"isp2\": {\"enabled\": false}}",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(docs); i++) {
+		json_t *doc = json_loads(docs[i], 0, NULL);
+		json_t *rows = ctl_json_rows(doc, "uplinks");
+		char *out;
+
+		assert_non_null(rows);
+		out = printed(print_rows_cb, rows);
+		assert_string_equal(out, "UPLINK  ENABLED    RTT\n"
+					 "isp1    yes      5.0ms\n"
+					 "isp2    drained      -\n");
+		free(out);
+		json_decref(rows);
+		json_decref(doc);
+	}
+}
+
+/* A reply of another shape has no rows: egressctl prints it as JSON, not as a table. */
+static void test_rows_refuses_other_shapes(void **state)
+{
+	static const char *const docs[] = {"\"text\"", "{\"uplinks\": 3, \"x\": 1}",
+		"{\"a\": {\"b\": 1}, \"c\": 2}"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(docs); i++) {
+		json_t *doc = json_loads(docs[i], JSON_DECODE_ANY, NULL);
+
+		assert_null(ctl_json_rows(doc, "uplinks"));
+		json_decref(doc);
+	}
+}
+
+static void print_object_cb(void *arg, FILE *f)
+{
+	ctl_print_object(arg, f);
+}
+
+static void test_print_object(void **state)
+{
+	json_t *o = json_loads("{\"backup_exists\": true, \"backup_file\": \"/var/x\", "
+			       "\"backup_size\": 2048}", 0, NULL);
+	char *out = printed(print_object_cb, o);
+
+	assert_string_equal(out, "backup_exists:  yes\n"
+				 "backup_file:    /var/x\n"
+				 "backup_size:    2048\n");
+	free(out);
+	json_decref(o);
+}
+
+static void test_confirm_values(void **state)
+{
+	char buf[32];
+
+	assert_int_equal(ctl_parse_confirm("60s", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "60s");
+	assert_int_equal(ctl_parse_confirm("90", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "90s");
+	assert_int_equal(ctl_parse_confirm("5m", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "300s");
+	assert_int_equal(ctl_parse_confirm("60m", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "3600s");
+	assert_int_equal(ctl_parse_confirm("61m", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ctl_parse_confirm("0s", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ctl_parse_confirm("-5", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ctl_parse_confirm("5h", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ctl_parse_confirm("s", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ctl_parse_confirm("99999999999999999999999", buf, sizeof(buf)),
+		-EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_aligns),
+		cmocka_unit_test(test_table_last_column_and_utf8),
+		cmocka_unit_test(test_cells),
+		cmocka_unit_test(test_cell_time_is_local),
+		cmocka_unit_test(test_json_get),
+		cmocka_unit_test(test_rows_shapes),
+		cmocka_unit_test(test_rows_refuses_other_shapes),
+		cmocka_unit_test(test_print_object),
+		cmocka_unit_test(test_confirm_values),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
