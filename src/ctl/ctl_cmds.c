@@ -15,7 +15,9 @@
 #include "ctl.h"
 #include "ctl_cmds.h"
 #include "ctl_table.h"
+#include "fileio.h"
 #include "modules.h"
+#include "passwd.h"
 #include "util.h"
 
 /* The JSON as egressd sent it, indented for a person or a script. */
@@ -52,31 +54,21 @@ static char *path_join(const char *prefix, const char *name, const char *suffix)
 	return path;
 }
 
+/* Longest configuration file egressctl sends (egressd bounds bodies too). */
+#define CTL_MAX_FILE (4u << 20)
+
 /* The whole file at path as a string (the caller frees), or NULL after printing why. */
 static char *read_text(struct ctl *c, const char *path)
 {
-	FILE *f = fopen(path, "re");
-	char *text = NULL;
-	size_t len = 0;
-	int err;
+	char *text;
+	int r = file_read(path, CTL_MAX_FILE, &text, NULL);
 
-	if (!f) {
-		fprintf(c->err, "egressctl: %s: %s\n", path, strerror(errno));
+	if (r == -EFBIG) {
+		fprintf(c->err, "egressctl: %s: larger than %u bytes\n", path, CTL_MAX_FILE);
 		return NULL;
 	}
-	FILE *m = open_memstream(&text, &len);
-	char buf[8192];
-	size_t n;
-
-	while (m && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, m);
-	err = ferror(f) ? errno : 0;
-	fclose(f);
-	if (m)
-		fclose(m);
-	if (!m || err) {
-		fprintf(c->err, "egressctl: %s: %s\n", path, strerror(err ? err : ENOMEM));
-		free(text);
+	if (r < 0) {
+		fprintf(c->err, "egressctl: %s: %s\n", path, strerror(-r));
 		return NULL;
 	}
 	return text;
@@ -84,20 +76,19 @@ static char *read_text(struct ctl *c, const char *path)
 
 /* --- status --- */
 
-/* Every member of a module's status but its name, as "key=value" in one cell. */
-static char *module_summary(json_t *mod)
+/* A module's status object as "key=value ..." in one cell (the caller frees). */
+static char *status_summary(json_t *status)
 {
 	char *text = NULL, buf[256];
 	size_t len = 0;
 	FILE *m = open_memstream(&text, &len);
 	const char *key;
+	bool first = true;
 	json_t *v;
 
-	json_object_foreach(mod, key, v) {
-		if (streq(key, "name"))
-			continue;
-		fprintf(m, "%s%s=%s", len || ftell(m) ? " " : "", key,
-			ctl_cell(v, CELL_TEXT, buf, sizeof(buf)));
+	json_object_foreach(status, key, v) {
+		fprintf(m, "%s%s=%s", first ? "" : " ", key, ctl_cell(v, CELL_TEXT, buf, sizeof(buf)));
+		first = false;
 	}
 	fclose(m);
 	return text;
@@ -105,23 +96,20 @@ static char *module_summary(json_t *mod)
 
 static int cmd_status(struct ctl *c, char **args)
 {
-	struct ctl_reply pending = {0};
-	json_t *mods = NULL, *rows;
+	json_t *mods = NULL, *pending = NULL, *rows, *mod;
 	size_t i;
-	json_t *mod;
 	int r;
 
 	r = ctl_get_json(c, "/api/modules", &mods);
-	if (r != CTL_OK)
-		return r;
-	r = ctl_request(c, "GET", "/api/config/pending", NULL, NULL, 404, &pending);
+	if (r == CTL_OK)
+		r = ctl_get_json(c, "/api/config/pending", &pending);
 	if (r != CTL_OK)
 		goto out;
 	if (c->json) {
-		json_t *doc = json_pack("{sOsO}", "modules", mods, "pending",
-			json_is_object(pending.json) && pending.status == 200 ? pending.json
-									       : json_null());
-		print_json(c, doc);
+		json_t *doc = json_pack("{sOsO}", "modules", json_object_get(mods, "modules"),
+			"pending", pending);
+
+		print_json(c, doc ? doc : mods);
 		json_decref(doc);
 		goto out;
 	}
@@ -129,11 +117,14 @@ static int cmd_status(struct ctl *c, char **args)
 	if (!rows) {
 		print_json(c, mods);
 	} else {
-		struct table *t = table_new(2, (const char *const[]){"MODULE", "STATUS"});
+		struct table *t = table_new(3, (const char *const[]){"MODULE", "STATE", "STATUS"});
 
 		json_array_foreach(rows, i, mod) {
-			char *sum = module_summary(mod);
-			const char *cells[] = {json_string_value(json_object_get(mod, "name")), sum};
+			bool running = json_is_true(json_object_get(mod, "running"));
+			bool wanted = json_is_true(json_object_get(mod, "wanted"));
+			char *sum = status_summary(json_object_get(mod, "status"));
+			const char *cells[] = {json_string_value(json_object_get(mod, "name")),
+				running ? "running" : wanted ? "stopped" : "off", sum};
 
 			table_add(t, cells);
 			free(sum);
@@ -142,15 +133,14 @@ static int cmd_status(struct ctl *c, char **args)
 		table_free(t);
 		json_decref(rows);
 	}
-	if (pending.status == 200 && json_is_object(pending.json)) {
-		json_t *left = ctl_json_get(pending.json, "seconds_left|remaining|left");
-
-		if (json_is_number(left))
-			fprintf(c->out, "\na change waits for confirmation: %.0fs left "
-					"(egressctl confirm)\n", json_number_value(left));
-	}
+	if (json_is_true(json_object_get(pending, "pending")))
+		fprintf(c->out, "\n%s (by %s) awaits its confirmation: %" JSON_INTEGER_FORMAT
+				"s left (egressctl confirm)\n",
+			json_string_value(json_object_get(pending, "what")) ?: "a change",
+			json_string_value(json_object_get(pending, "who")) ?: "?",
+			json_integer_value(json_object_get(pending, "seconds_left")));
 out:
-	ctl_reply_clear(&pending);
+	json_decref(pending);
 	json_decref(mods);
 	return r;
 }
@@ -185,26 +175,37 @@ static int cmd_uplinks(struct ctl *c, char **args)
 	return CTL_OK;
 }
 
+/* GET /api/connections in go-dispatch-proxy's names; "in" is what the client receives */
 static const struct ctl_column conn_cols[] = {
-	{"CLIENT", "client|source", CELL_TEXT},
-	{"DESTINATION", "destination|target", CELL_TEXT},
-	{"UPLINK", "uplink", CELL_TEXT},
-	{"UP", "bytes_up|bytes_sent|upload", CELL_BYTES},
-	{"DOWN", "bytes_down|bytes_received|download", CELL_BYTES},
-	{"AGE", "age_s|age|duration", CELL_SECS},
+	{"PROTO", "protocol", CELL_TEXT},
+	{"CLIENT", "source_ip+source_port", CELL_TEXT},
+	{"DESTINATION", "destination_ip+destination_port", CELL_TEXT},
+	{"HOST", "host", CELL_TEXT},
+	{"UPLINK", "uplink|load_balancer", CELL_TEXT},
+	{"SENT", "bytes_out", CELL_BYTES},
+	{"RECEIVED", "bytes_in", CELL_BYTES},
+	{"AGE", "age", CELL_SECS},
 };
 
 static int cmd_connections(struct ctl *c, char **args)
 {
-	json_t *doc;
+	json_t *doc, *matched, *shown;
 	int r = ctl_get_json(c, "/api/connections", &doc);
 
 	if (r != CTL_OK)
 		return r;
-	if (c->json)
+	if (c->json) {
 		print_json(c, doc);
-	else
-		print_rows(c, doc, "connections", conn_cols, ARRAY_SIZE(conn_cols));
+		goto out;
+	}
+	print_rows(c, doc, "active_connections", conn_cols, ARRAY_SIZE(conn_cols));
+	matched = json_object_get(doc, "matched");
+	shown = json_object_get(doc, "active_connections");
+	if (json_is_integer(matched) && json_is_array(shown) &&
+		(size_t)json_integer_value(matched) > json_array_size(shown))
+		fprintf(c->out, "(%zu of %" JSON_INTEGER_FORMAT " shown)\n", json_array_size(shown),
+			json_integer_value(matched));
+out:
 	json_decref(doc);
 	return CTL_OK;
 }
@@ -281,6 +282,11 @@ static int cmd_events(struct ctl *c, char **args)
 	json_array_foreach(rows, i, ev)
 		print_event_line(&fl, ev);
 	json_decref(rows);
+	/* the stream starts after what was printed, or after the newest when none was */
+	json_t *last = json_object_get(doc, "last_id");
+
+	if (!fl.last_id && json_is_integer(last))
+		fl.last_id = (unsigned long long)json_integer_value(last);
 	json_decref(doc);
 	return ctl_stream(c, "/api/events/stream", fl.last_id, event_cb, &fl);
 }
@@ -353,82 +359,76 @@ static int config_check_local(struct ctl *c, const char *path)
 	return r;
 }
 
-/* One error of egressd's validation: "FILE:LINE: key: expected X, seen Y". */
+/*
+ * One error of egressd's validation, as egressd words it ("NAME:LINE: [section] key:
+ * expected ..., got ..."), with egressd's name of the text replaced by the file's path.
+ */
 static void print_conf_error(struct ctl *c, const char *path, json_t *e)
 {
 	json_t *line = json_object_get(e, "line");
-	const char *msg = json_string_value(ctl_json_get(e, "error|message"));
-	const char *key = json_string_value(json_object_get(e, "key"));
-	const char *expected = json_string_value(json_object_get(e, "expected"));
-	const char *seen = json_string_value(json_object_get(e, "seen"));
+	const char *msg = json_string_value(json_object_get(e, "error"));
+	char mark[32];
+	const char *at;
 
-	fprintf(c->err, "%s", path);
-	if (json_is_integer(line))
-		fprintf(c->err, ":%" JSON_INTEGER_FORMAT, json_integer_value(line));
-	fprintf(c->err, ":");
-	if (key)
-		fprintf(c->err, " %s:", key);
-	if (msg)
-		fprintf(c->err, " %s", msg);
-	if (expected)
-		fprintf(c->err, "%s expected %s", msg ? ";" : "", expected);
-	if (seen)
-		fprintf(c->err, ", seen \"%s\"", seen);
-	fputc('\n', c->err);
+	if (!msg)
+		return;
+	if (json_is_integer(line)) {
+		snprintf(mark, sizeof(mark), ":%" JSON_INTEGER_FORMAT ": ", json_integer_value(line));
+		at = strstr(msg, mark);
+		if (at) {
+			fprintf(c->err, "%s%s\n", path, at);
+			return;
+		}
+	}
+	fprintf(c->err, "%s: %s\n", path, msg);
 }
 
-/* POST the file to /api/config (query: "?dry_run=1", "?confirm=60s" or ""). */
+/* POST the file's text to /api/config (query: "?dry_run=1", "?confirm=60s" or ""). */
 static int config_post(struct ctl *c, const char *path, const char *query, const char *done)
 {
 	struct ctl_reply rep;
-	char *text = read_text(c, path), *body, *url;
-	json_t *errors;
+	char *text = read_text(c, path), *url;
+	json_t *errors, *diff;
 	int r;
 
 	if (!text)
 		return CTL_USAGE;
-	json_t *doc = json_pack("{ss}", "config", text);
-
-	free(text);
-	body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	json_decref(doc);
-	if (!body) {
-		fprintf(c->err, "egressctl: %s: not text (UTF-8 expected)\n", path);
-		return CTL_USAGE;
-	}
 	if (asprintf(&url, "/api/config%s", query) < 0)
 		abort();
-	r = ctl_request(c, "POST", url, body, NULL, 400, &rep);
+	r = ctl_request(c, "POST", url, text, "text/plain; charset=utf-8", 400, &rep);
 	free(url);
-	free(body);
+	free(text);
 	if (r != CTL_OK)
 		return r;
+	if (rep.status == 400)
+		r = CTL_REFUSED;
 	if (c->json) {
 		if (rep.json)
 			print_json(c, rep.json);
 		else
-			fprintf(c->out, "%s\n", rep.body);
-		r = rep.status == 400 ? CTL_REFUSED : CTL_OK;
+			ctl_print_error(c, &rep);
 		goto out;
 	}
 	if (rep.status == 400) {
-		errors = ctl_json_get(rep.json, "errors");
+		errors = json_object_get(rep.json, "errors");
 		if (json_is_array(errors) && json_array_size(errors)) {
 			size_t i;
 			json_t *e;
 
 			json_array_foreach(errors, i, e)
 				print_conf_error(c, path, e);
+			fprintf(c->err, "egressctl: %zu error%s in %s\n", json_array_size(errors),
+				json_array_size(errors) == 1 ? "" : "s", path);
 		} else {
 			ctl_print_error(c, &rep);
 		}
-		r = CTL_REFUSED;
 		goto out;
 	}
-	json_t *diff = ctl_json_get(rep.json, "diff");
-
+	diff = json_object_get(rep.json, "diff");
 	if (json_is_string(diff) && *json_string_value(diff))
 		fprintf(c->out, "%s", json_string_value(diff));
+	else if (json_is_false(json_object_get(rep.json, "changes")))
+		fprintf(c->out, "no change to the running configuration\n");
 	fprintf(c->out, "%s: %s\n", path, done);
 out:
 	ctl_reply_clear(&rep);
@@ -457,22 +457,15 @@ static int cmd_config_apply(struct ctl *c, char **args)
 static int cmd_config_show(struct ctl *c, char **args)
 {
 	struct ctl_reply rep;
-	int r = ctl_request(c, "GET", "/api/config", NULL, NULL, 0, &rep);
+	int r = ctl_request(c, "GET", c->json ? "/api/config?format=json" : "/api/config", NULL,
+		NULL, 0, &rep);
 
 	if (r != CTL_OK)
 		return r;
-	if (c->json && !rep.json) {
-		json_t *doc = json_pack("{ss}", "config", rep.body);
-
-		print_json(c, doc);
-		json_decref(doc);
-	} else if (c->json) {
+	if (c->json && rep.json)
 		print_json(c, rep.json);
-	} else if (json_is_string(ctl_json_get(rep.json, "config"))) {
-		fputs(json_string_value(ctl_json_get(rep.json, "config")), c->out);
-	} else {
+	else
 		fputs(rep.body, c->out);
-	}
 	ctl_reply_clear(&rep);
 	return CTL_OK;
 }
@@ -488,6 +481,21 @@ static int cmd_confirm(struct ctl *c, char **args)
 		print_json(c, rep.json);
 	else if (!c->json)
 		fprintf(c->out, "confirmed\n");
+	ctl_reply_clear(&rep);
+	return CTL_OK;
+}
+
+static int cmd_cancel(struct ctl *c, char **args)
+{
+	struct ctl_reply rep;
+	int r = ctl_request(c, "POST", "/api/config/cancel", "{}", NULL, 0, &rep);
+
+	if (r != CTL_OK)
+		return r;
+	if (c->json && rep.json)
+		print_json(c, rep.json);
+	else if (!c->json)
+		fprintf(c->out, "rolled back\n");
 	ctl_reply_clear(&rep);
 	return CTL_OK;
 }
@@ -532,6 +540,39 @@ static int cmd_restore(struct ctl *c, char **args)
 	return CTL_OK;
 }
 
+/* --- passwd --- */
+
+static int cmd_passwd(struct ctl *c, char **args)
+{
+	char *pw = ctl_read_password(c->err);
+	char *hash = NULL;
+	int r;
+
+	if (!pw)
+		return CTL_USAGE;
+	r = passwd_hash(pw, &hash);
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+	if (r == -EINVAL) {
+		fprintf(c->err, "egressctl: the password must be 1 to %d bytes\n", PASSWD_MAX);
+		return CTL_USAGE;
+	}
+	if (r < 0) {
+		fprintf(c->err, "egressctl: cannot hash the password: %s\n", strerror(-r));
+		return CTL_REFUSED;
+	}
+	if (c->json) {
+		json_t *doc = json_pack("{ss}", "password_hash", hash);
+
+		print_json(c, doc);
+		json_decref(doc);
+	} else {
+		fprintf(c->out, "%s\n", hash);
+	}
+	free(hash);
+	return CTL_OK;
+}
+
 const struct ctl_cmd ctl_cmds[] = {
 	{"status", NULL, 0, 0, 0, cmd_status, "status",
 		"modules and what they do; a change waiting for confirmation"},
@@ -552,9 +593,12 @@ const struct ctl_cmd ctl_cmds[] = {
 	{"config", "show", 0, 0, 0, cmd_config_show, "config show",
 		"the running configuration, normalised"},
 	{"confirm", NULL, 0, 0, 0, cmd_confirm, "confirm", "keep the change that waits"},
+	{"cancel", NULL, 0, 0, 0, cmd_cancel, "cancel", "roll back the change that waits, now"},
 	{"backup", NULL, 0, 0, 0, cmd_backup, "backup", "gateway mode's iptables backup"},
 	{"restore", NULL, 1, 1, 0, cmd_restore, "restore FILE",
 		"put back the iptables rules saved in FILE"},
+	{"passwd", NULL, 0, 0, 0, cmd_passwd, "passwd",
+		"a password's hash for [api] password_hash (no egressd needed)"},
 };
 
 const size_t ctl_cmds_n = ARRAY_SIZE(ctl_cmds);

@@ -42,23 +42,24 @@ static char *read_line(FILE *f, size_t *cap_ret)
 	return line;
 }
 
-/* Prompt on the terminal tty and read a line with echo off. */
+/* Prompt on the terminal tty and read a line with echo off.  Echo goes off before the
+ * prompt shows, so nothing typed after it is echoed or discarded. */
 static char *prompt(FILE *tty, const char *what, size_t *cap_ret)
 {
 	struct termios old, quiet;
 	bool restore = false;
 	char *line;
 
-	fputs(what, tty);
-	fflush(tty);
 	if (tcgetattr(fileno(tty), &old) == 0) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
-		restore = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
+		restore = tcsetattr(fileno(tty), TCSANOW, &quiet) == 0;
 	}
+	fputs(what, tty);
+	fflush(tty);
 	line = read_line(tty, cap_ret);
 	if (restore)
-		tcsetattr(fileno(tty), TCSAFLUSH, &old);
+		tcsetattr(fileno(tty), TCSANOW, &old);
 	fputc('\n', tty);
 	return line;
 }

@@ -146,6 +146,23 @@ static const char *fmt_scaled(double v, double base, const char *const *units, s
 	return buf;
 }
 
+/* An ISO 8601 UTC time as the API writes it ("2026-01-02T15:04:05.123Z") in local time;
+ * another text as it is. */
+static const char *fmt_utc_stamp(const char *stamp, char *buf, size_t size)
+{
+	struct tm tm = {0};
+	const char *end = strptime(stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	time_t t;
+
+	snprintf(buf, size, "%s", stamp);
+	if (!end || (*end && *end != '.' && *end != 'Z'))
+		return buf;
+	t = timegm(&tm);
+	if (!localtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, size, "%s", stamp);
+	return buf;
+}
+
 const char *ctl_cell(const json_t *v, enum cell_fmt fmt, char *buf, size_t size)
 {
 	static const char *const bytes[] = {"B", "K", "M", "G", "T"};
@@ -159,6 +176,8 @@ const char *ctl_cell(const json_t *v, enum cell_fmt fmt, char *buf, size_t size)
 			return json_is_true(v) ? "yes" : "drained";
 		return json_is_true(v) ? "yes" : "no";
 	}
+	if (json_is_string(v) && fmt == CELL_TIME)
+		return fmt_utc_stamp(json_string_value(v), buf, size);
 	if (json_is_string(v)) {
 		snprintf(buf, size, "%s", json_string_value(v));
 		return buf;
@@ -238,6 +257,29 @@ json_t *ctl_json_rows(json_t *doc, const char *key)
 	return rows;
 }
 
+/* "HOST+PORT": "192.0.2.1:80", "[2001:db8::1]:80", or the host alone without a port. */
+static const char *host_port(json_t *row, const char *key, char *buf, size_t size)
+{
+	char host_key[64];
+	const char *plus = strchr(key, '+');
+	json_t *host, *port;
+	const char *h;
+
+	snprintf(host_key, sizeof(host_key), "%.*s", (int)(plus - key), key);
+	host = ctl_json_get(row, host_key);
+	port = ctl_json_get(row, plus + 1);
+	if (!json_is_string(host))
+		return "-";
+	h = json_string_value(host);
+	if (!json_is_integer(port))
+		snprintf(buf, size, "%s", h);
+	else
+		snprintf(buf, size, strchr(h, ':') ? "[%s]:%" JSON_INTEGER_FORMAT
+						   : "%s:%" JSON_INTEGER_FORMAT,
+			h, json_integer_value(port));
+	return buf;
+}
+
 void ctl_print_rows(json_t *rows, const struct ctl_column *cols, size_t n_cols, FILE *f)
 {
 	const char **cells = xcalloc(n_cols, sizeof(*cells));
@@ -255,8 +297,10 @@ void ctl_print_rows(json_t *rows, const struct ctl_column *cols, size_t n_cols, 
 			table_align_right(t, c);
 	json_array_foreach(rows, i, row) {
 		for (size_t c = 0; c < n_cols; c++)
-			cells[c] = ctl_cell(ctl_json_get(row, cols[c].key), cols[c].fmt, bufs[c],
-				sizeof(bufs[c]));
+			cells[c] = strchr(cols[c].key, '+')
+					   ? host_port(row, cols[c].key, bufs[c], sizeof(bufs[c]))
+					   : ctl_cell(ctl_json_get(row, cols[c].key), cols[c].fmt,
+						     bufs[c], sizeof(bufs[c]));
 		table_add(t, cells);
 	}
 	table_print(t, f);

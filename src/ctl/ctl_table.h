@@ -20,7 +20,7 @@ enum cell_fmt {
 	CELL_BYTES,   /* "512B", "1.5K", "3.2M" */
 	CELL_BPS,     /* bytes per second as bits: "12.0Mbit/s" */
 	CELL_SECS,    /* a duration in seconds: "42s", "3m05s", "2h01m", "3d04h" */
-	CELL_TIME,    /* ms since the epoch, local time: "2026-01-02 15:04:05" */
+	CELL_TIME,    /* ms since the epoch, or ISO 8601 UTC text: local "2026-01-02 15:04:05" */
 	CELL_ENABLED, /* true: "yes", false: "drained" */
 	_CELL_FMT_MAX,
 };
@@ -29,7 +29,7 @@ enum cell_fmt {
 struct ctl_column {
 	const char *header;
 	/* The member to show: "rtt_ms", a path "check.rtt_ms", or alternatives "rtt_ms|rtt"
-	 * (the first present wins). */
+	 * (the first present wins), or an address and its port "ip+port" ("[::1]:80"). */
 	const char *key;
 	enum cell_fmt fmt;
 };

@@ -118,6 +118,10 @@ static void test_cell_time_is_local(void **state)
 	setenv("TZ", "CET-1", 1);
 	tzset();
 	assert_string_equal(cell("1767366245000", CELL_TIME), "2026-01-02 16:04:05");
+	assert_string_equal(cell("\"2026-01-02T15:04:05.123Z\"", CELL_TIME),
+		"2026-01-02 16:04:05");
+	assert_string_equal(cell("\"2026-01-02T15:04:05Z\"", CELL_TIME), "2026-01-02 16:04:05");
+	assert_string_equal(cell("\"yesterday\"", CELL_TIME), "yesterday");
 	unsetenv("TZ");
 	tzset();
 }
@@ -172,6 +176,32 @@ static void test_rows_shapes(void **state)
 		json_decref(rows);
 		json_decref(doc);
 	}
+}
+
+static const struct ctl_column conn_cols[] = {
+	{"CLIENT", "ip+port", CELL_TEXT},
+	{"AGE", "age", CELL_SECS},
+};
+
+static void print_conns_cb(void *arg, FILE *f)
+{
+	ctl_print_rows(arg, conn_cols, ARRAY_SIZE(conn_cols), f);
+}
+
+static void test_rows_address_and_port(void **state)
+{
+	json_t *rows = json_loads("[{\"ip\": \"192.0.2.1\", \"port\": 80, \"age\": 1.4},"
+				  " {\"ip\": \"2001:db8::1\", \"port\": 443, \"age\": 61},"
+				  " {\"ip\": \"192.0.2.9\"}, {\"port\": 1}]", 0, NULL);
+	char *out = printed(print_conns_cb, rows);
+
+	assert_string_equal(out, "CLIENT               AGE\n"
+				 "192.0.2.1:80          1s\n"
+				 "[2001:db8::1]:443  1m01s\n"
+				 "192.0.2.9              -\n"
+				 "-                      -\n");
+	free(out);
+	json_decref(rows);
 }
 
 /* A reply of another shape has no rows: egressctl prints it as JSON, not as a table. */
@@ -236,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_cell_time_is_local),
 		cmocka_unit_test(test_json_get),
 		cmocka_unit_test(test_rows_shapes),
+		cmocka_unit_test(test_rows_address_and_port),
 		cmocka_unit_test(test_rows_refuses_other_shapes),
 		cmocka_unit_test(test_print_object),
 		cmocka_unit_test(test_confirm_values),

@@ -1,0 +1,382 @@
+"""egressctl: its command line, its exit codes, and every subcommand against egressd.
+
+Without egressd: bad usage (2), an unreachable egressd (3), `config check --local`, `passwd`
+(the hash checked with Python's own scrypt), and the client's side of the protocol against a
+stand-in server on a UNIX socket in the test's folder: a refusal (1), 401/403 (4), a reply
+that is not egressd's (3), and an event stream followed with -f.
+
+    gw:isp1 192.0.2.1/24 ------ isp1:eth0 192.0.2.2/24
+    gw:isp2 198.51.100.1/24 --- isp2:eth0 198.51.100.2/24
+
+With egressd in gw (its API on a UNIX socket in the lab's run folder): every subcommand,
+--json output that parses, and the exit codes for success, refusal and bad usage.
+"""
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+
+import pytest
+
+CONF_OK = """
+[global]
+log_level = info
+
+[uplink isp1]
+interface = isp1
+gateway = 192.0.2.2
+"""
+
+CONF_BAD = """
+[global]
+log_level = info
+
+[uplink isp1]
+interface = isp1
+weight = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def egressctl(request):
+    from conftest import egressd_path
+    path = egressd_path(request.config).parent / "egressctl"
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail("egressctl binary not found at %s (build it)" % path, pytrace=False)
+    return path
+
+
+def ctl(binary, *args, sock=None, input=None, env=None, timeout=20):
+    argv = [str(binary)]
+    if sock is not None:
+        argv += ["--socket", str(sock)]
+    argv += [str(a) for a in args]
+    e = dict(os.environ)
+    e.pop("EGRESS_TOKEN", None)
+    e.update(env or {})
+    return subprocess.run(argv, input=input, capture_output=True, text=True, env=e,
+                          timeout=timeout)
+
+
+# --- without egressd ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["bogus"],
+    ["config"],
+    ["config", "nope", "x"],
+    ["drain"],
+    ["drain", "a", "b"],
+    ["uplinks", "extra"],
+    ["events", "--confirm", "60s"],
+    ["uplinks", "-f"],
+    ["config", "check", "x.conf", "--confirm", "60s"],
+    ["drain", "isp1", "--confirm", "soon"],
+    ["drain", "isp1", "--confirm", "2h"],
+    ["--timeout", "0", "status"],
+    ["--url", "ftp://gw", "status"],
+    ["--no-such-option", "status"],
+    ["--socket"],
+    ["--token-file", "/nonexistent/token", "status"],
+])
+def test_bad_usage_exits_2(egressctl, tmp_path, args):
+    r = ctl(egressctl, *args, sock=tmp_path / "none.sock")
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("egressctl: ") or r.stderr.startswith("usage: "), r.stderr
+    assert r.stdout == ""
+
+
+def test_help_and_version(egressctl):
+    r = ctl(egressctl, "--help")
+    assert r.returncode == 0
+    for cmd in ("status", "uplinks", "connections", "events [-f]", "drain UPLINK",
+                "undrain UPLINK", "config check", "config apply FILE", "confirm", "cancel", "backup",
+                "restore FILE", "passwd"):
+        assert cmd in r.stdout, cmd
+    r = ctl(egressctl, "--version")
+    assert r.returncode == 0 and r.stdout.startswith("egressctl ")
+
+
+@pytest.mark.parametrize("args", [["status"], ["uplinks"], ["events"], ["events", "-f"],
+                                  ["drain", "isp1"], ["confirm"], ["backup"]])
+def test_no_egressd_exits_3(egressctl, tmp_path, args):
+    r = ctl(egressctl, *args, sock=tmp_path / "none.sock")
+    assert r.returncode == 3, r
+    assert "cannot reach egressd at %s" % (tmp_path / "none.sock") in r.stderr
+
+
+def test_nothing_listening_on_tcp_exits_3(egressctl):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        r = ctl(egressctl, "--url", "http://127.0.0.1:%d" % port, "uplinks")
+    assert r.returncode == 3, r
+    assert "Connection refused" in r.stderr
+
+
+def test_config_check_local(egressctl, tmp_path):
+    good = tmp_path / "good.conf"
+    good.write_text(CONF_OK)
+    bad = tmp_path / "bad.conf"
+    bad.write_text(CONF_BAD)
+    sock = tmp_path / "none.sock"  # no egressd needed
+
+    r = ctl(egressctl, "config", "check", "--local", good, sock=sock)
+    assert r.returncode == 0, r
+    assert "valid" in r.stdout
+
+    r = ctl(egressctl, "config", "check", "--local", bad, sock=sock)
+    assert r.returncode == 1, r
+    assert "%s:7: [uplink isp1] weight" % bad in r.stderr
+    assert r.stdout == ""
+
+    r = ctl(egressctl, "--json", "config", "check", "--local", bad, sock=sock)
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert doc["valid"] is False and len(doc["errors"]) == 1
+    assert "weight" in doc["errors"][0]
+
+    r = ctl(egressctl, "--json", "config", "check", "--local", good, sock=sock)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"valid": True, "errors": []}
+
+    r = ctl(egressctl, "config", "check", "--local", tmp_path / "missing.conf", sock=sock)
+    assert r.returncode == 1 and "missing.conf" in r.stderr
+
+
+def scrypt_matches(phc, password):
+    """Verify a $scrypt$ln=..,r=..,p=..$SALT$HASH string with Python's own scrypt."""
+    _, alg, params, salt, digest = phc.split("$")
+    assert alg == "scrypt"
+    p = dict(kv.split("=") for kv in params.split(","))
+
+    def b64(s):
+        return base64.b64decode(s + "=" * (-len(s) % 4))
+    want = b64(digest)
+    got = hashlib.scrypt(password.encode(), salt=b64(salt), n=1 << int(p["ln"]),
+                         r=int(p["r"]), p=int(p["p"]), maxmem=256 << 20, dklen=len(want))
+    return got == want
+
+
+def test_passwd_from_stdin(egressctl, tmp_path):
+    r = ctl(egressctl, "passwd", input="correct horse\n", sock=tmp_path / "none.sock")
+    assert r.returncode == 0, r
+    h = r.stdout.strip()
+    assert h.startswith("$scrypt$") and "\n" not in h
+    assert scrypt_matches(h, "correct horse")
+    assert not scrypt_matches(h, "correct horse ")
+    # a fresh salt each time
+    again = ctl(egressctl, "passwd", input="correct horse\n").stdout.strip()
+    assert again != h and scrypt_matches(again, "correct horse")
+
+    r = ctl(egressctl, "--json", "passwd", input="x\n")
+    assert r.returncode == 0 and scrypt_matches(json.loads(r.stdout)["password_hash"], "x")
+
+    r = ctl(egressctl, "passwd", input="")
+    assert r.returncode == 2 and r.stdout == ""
+
+
+def passwd_on_tty(binary, answers, timeout=20.0):
+    """egressctl passwd on a pseudo-terminal, typing answers at its prompts; a child that
+    hangs is killed (and the test fails on its status)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(binary), [str(binary), "passwd"])
+    deadline = time.monotonic() + timeout
+    seen = b""
+
+    def read_some():
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(seen)
+        return os.read(fd, 1024)
+    try:
+        for a in answers:
+            while not seen.rstrip().endswith(b":"):
+                seen += read_some()
+            os.write(fd, a.encode() + b"\n")
+            seen += b"|"
+        while True:
+            d = read_some()
+            if not d:
+                break
+            seen += d
+    except OSError:  # EIO: the child closed the terminal
+        pass
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen.decode()
+
+
+def test_passwd_on_a_terminal_asks_twice_without_echo(egressctl):
+    rc, out = passwd_on_tty(egressctl, ["s3cret-pass", "s3cret-pass"])
+    assert rc == 0, out
+    assert out.count(":") >= 2 and "s3cret-pass" not in out
+    h = [w for w in out.split() if w.startswith("$scrypt$")]
+    assert len(h) == 1 and scrypt_matches(h[0], "s3cret-pass")
+
+    rc, out = passwd_on_tty(egressctl, ["s3cret-pass", "other-pass"])
+    assert rc == 2 and "differ" in out and "$scrypt$" not in out
+
+
+# --- the client's side of the protocol, against a stand-in on a UNIX socket ---------------
+
+class StandIn(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def stand_in(path, routes):
+    """A small HTTP server on a UNIX socket: routes[(METHOD, PATH)] = (status, body, type)."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def address_string(self):
+            return "unix"
+
+        def handle_any(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            seen.append((self.command, self.path, dict(self.headers), self.rfile.read(n)))
+            status, body, ctype = routes.get((self.command, self.path),
+                                             (404, '{"error": "no such route"}',
+                                              "application/json"))
+            if callable(body):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.end_headers()
+                body(self)
+                return
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = handle_any
+
+    srv = StandIn(str(path), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, seen
+
+
+@pytest.fixture
+def fake(tmp_path):
+    made = []
+
+    def make(routes):
+        path = tmp_path / "fake.sock"
+        srv, seen = stand_in(path, routes)
+        made.append(srv)
+        return path, seen
+    yield make
+    for srv in made:
+        srv.shutdown()
+        srv.server_close()
+
+
+J = "application/json"
+
+
+def test_exit_codes_of_replies(egressctl, fake):
+    sock, seen = fake({
+        ("GET", "/api/uplinks"): (401, '{"error": "who are you?"}', J),
+        ("GET", "/api/connections"): (403, '{"error": "read-only token"}', J),
+        ("PATCH", "/api/uplinks/nosuch"): (404, '{"error": "no uplink nosuch", "field": "name"}',
+                                           J),
+        ("POST", "/api/config/confirm"): (409, '{"error": "nothing to confirm"}', J),
+        ("GET", "/api/events"): (200, "<html>not egressd</html>", "text/html"),
+        ("GET", "/api/modules"): (503, '{"error": "module proxy is not running"}', J),
+    })
+    cases = [
+        (["uplinks"], 4, "who are you?"),
+        (["connections"], 4, "read-only token"),
+        (["drain", "nosuch"], 1, "name: no uplink nosuch"),
+        (["confirm"], 1, "nothing to confirm"),
+        (["events"], 3, "not JSON"),
+        (["status"], 1, "module proxy is not running"),
+    ]
+    for args, code, msg in cases:
+        r = ctl(egressctl, *args, sock=sock)
+        assert r.returncode == code, (args, r)
+        assert msg in r.stderr, (args, r.stderr)
+        assert r.stdout == "", (args, r.stdout)
+
+
+def test_drain_sends_the_change_and_the_token(egressctl, fake, tmp_path):
+    sock, seen = fake({
+        ("PATCH", "/api/uplinks/isp%201?confirm=90s"): (200, '{"name": "isp 1"}', J),
+        ("PATCH", "/api/uplinks/isp2"): (200, '{"name": "isp2"}', J),
+    })
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    r = ctl(egressctl, "drain", "isp 1", "--confirm", "90", "--token-file", token, sock=sock)
+    assert r.returncode == 0, r
+    assert "uplink isp 1 drained" in r.stdout and "egressctl confirm" in r.stdout
+    method, path, headers, body = seen[-1]
+    assert json.loads(body) == {"enabled": False}
+    assert headers["Authorization"] == "Bearer tok-123"
+
+    r = ctl(egressctl, "--json", "undrain", "isp2", sock=sock, env={"EGRESS_TOKEN": "env-tok"})
+    assert r.returncode == 0, r
+    assert json.loads(r.stdout) == {"name": "isp2"}
+    method, path, headers, body = seen[-1]
+    assert json.loads(body) == {"enabled": True}
+    assert headers["Authorization"] == "Bearer env-tok"
+
+
+def test_events_follow_the_stream(egressctl, fake):
+    history = {"events": [
+        {"id": 1, "time": 1767366245000, "kind": "config", "who": "egressd",
+         "message": "started"},
+        {"id": 2, "time": 1767366246000, "kind": "transition", "who": "egressd",
+         "message": "uplink isp1: down -> up"},
+    ]}
+
+    def stream(h):
+        # replays event 2 (already in the history), then two new ones, then closes
+        for ev in history["events"][1:] + [
+                {"id": 3, "time": 1767366247000, "kind": "change", "who": "uid:0",
+                 "message": "uplink isp2 drained"},
+                {"id": 4, "time": 1767366248000, "kind": "transition", "who": "egressd",
+                 "message": "uplink isp1: up -> down"}]:
+            h.wfile.write(b": keep-alive\n\n")
+            h.wfile.write(("id: %d\nevent: %s\ndata: %s\n\n"
+                           % (ev["id"], ev["kind"], json.dumps(ev))).encode())
+            h.wfile.flush()
+
+    sock, seen = fake({
+        ("GET", "/api/events"): (200, json.dumps(history), J),
+        ("GET", "/api/events/stream"): (200, stream, "text/event-stream"),
+    })
+    r = ctl(egressctl, "events", sock=sock)
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["ID", "TIME", "KIND", "WHO", "MESSAGE"]
+    assert len(lines) == 3 and lines[2].endswith("uplink isp1: down -> up")
+
+    r = ctl(egressctl, "events", "-f", sock=sock)
+    assert r.returncode == 3  # the stream ended: egressd went away
+    assert "closed the event stream" in r.stderr
+    msgs = [line.split(None, 5)[-1] for line in r.stdout.splitlines()]
+    assert msgs == ["started", "uplink isp1: down -> up", "uplink isp2 drained",
+                    "uplink isp1: up -> down"]
+    assert seen[-1][2].get("Last-Event-ID") == "2"
+
+    r = ctl(egressctl, "--json", "events", "-f", sock=sock)
+    assert [json.loads(line)["id"] for line in r.stdout.splitlines()] == [1, 2, 3, 4]
