@@ -1,8 +1,8 @@
 /*
  * uplink_metrics.c - the egress_uplink_* families, for every uplink of the set.
  *
- * State, up, transitions and weight follow the set's events; RTT and loss are read from the
- * check engine when /metrics is scraped, so nothing runs per probe.  The series of an uplink
+ * State, up, transitions, weight and enabled follow the set's events; RTT and loss are read from
+ * the check engine when /metrics is scraped, so nothing runs per probe.  The series of an uplink
  * exist from its ADDED to its REMOVED, so a dashboard sees zeros, not gaps.
  *
  * Must not: keep pointers to uplinks (the set frees them), or log above debug.
@@ -22,7 +22,7 @@ struct uplink_metrics {
 	struct metrics *m;
 	struct uplink_set *set;
 	struct check_engine *checks;
-	struct metric_family *up, *state, *rtt, *loss, *transitions, *weight;
+	struct metric_family *up, *state, *rtt, *loss, *transitions, *weight, *enabled;
 };
 
 static void uplink_metrics_state(struct uplink_metrics *um, const struct uplink *u)
@@ -36,7 +36,7 @@ static void uplink_metrics_state(struct uplink_metrics *um, const struct uplink 
 static void uplink_metrics_remove(struct uplink_metrics *um, const char *name)
 {
 	struct metric_family *const all[] = {
-		um->up, um->state, um->rtt, um->loss, um->transitions, um->weight};
+		um->up, um->state, um->rtt, um->loss, um->transitions, um->weight, um->enabled};
 
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 		metrics_remove_where(all[i], "uplink", name);
@@ -52,6 +52,7 @@ static void uplink_metrics_uplink_cb(struct uplink *u, enum uplink_event ev, voi
 		/* fall through */
 	case UPLINK_CHANGED:
 		metrics_gauge_set(um->weight, u->weight, u->name);
+		metrics_gauge_set(um->enabled, u->enabled ? 1 : 0, u->name);
 		uplink_metrics_state(um, u);
 		break;
 	case UPLINK_STATE:
@@ -104,6 +105,10 @@ static const struct {
 		"The uplink's weight: its share of new connections and flows relative to the other "
 		"uplinks",
 		false, FAMILY(weight)},
+	{METRIC_GAUGE, "egress_uplink_enabled",
+		"0 while the uplink is drained ([uplink] enabled = false): no new connection or "
+		"flow goes through it",
+		false, FAMILY(enabled)},
 };
 
 /* 0, or the first registration's -errno. */

@@ -1,6 +1,6 @@
 /*
  * uplink_metrics.h - the egress_uplink_* metrics: every uplink of the set, whichever modules
- * use it (state, up, RTT, loss, transitions, weight).
+ * use it (state, up, RTT, loss, transitions, weight, drained or not).
  *
  * The families follow the set through its events (an uplink's series come and go with it)
  * and refresh the check figures (RTT, loss) when /metrics is scraped.  Owned by the daemon,
