@@ -14,7 +14,10 @@
  * and the copy path (recv/send through a buffer) for comparison; then plain HTTP forwarding
  * (struct relay_http): the stream is a request body, of a Content-Length, or chunked in
  * chunks of 16 KiB or 256 KiB (each chunk-size line looked at, the data spliced by length);
- * the receiver answers 204 at the end.
+ * the receiver answers 204 at the end.  Rows "+ reader": the 64 KiB splice relay while another
+ * thread reads every session's counters (bytes both ways, last activity) as the API's table
+ * of live connections does, once a millisecond (a dashboard asks every second or two) and
+ * without pause (the worst case): what reading the counters costs the relay's workers.
  *
  * Usage: relaybench [-w WORKERS] [-s SECONDS] [-r RUNS] [-j]
  *   -r: measure each row RUNS times, the rows interleaved (so drift of a shared machine hits
@@ -156,6 +159,35 @@ static void *receiver_main(void *arg)
 	return NULL;
 }
 
+struct reader {
+	struct stream *st;
+	int n;
+	int period_us; /* 0: without pause */
+	pthread_t t;
+	uint64_t reads;
+};
+
+/* Read every stream's counters until g_stop, as GET /api/connections reads them. */
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	uint64_t sink = 0;
+
+	while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+		for (int i = 0; i < rd->n; i++) {
+			struct relay_counters *c = &rd->st[i].ctr;
+
+			sink += atomic_load_explicit(&c->up, memory_order_relaxed) +
+				atomic_load_explicit(&c->down, memory_order_relaxed) +
+				atomic_load_explicit(&c->last_ms, memory_order_relaxed);
+		}
+		rd->reads++;
+		if (rd->period_us)
+			usleep((useconds_t)rd->period_us);
+	}
+	return (void *)(uintptr_t)sink;
+}
+
 static void done_cb(void *arg, enum relay_end end, int err)
 {
 	struct stream *st = arg;
@@ -166,12 +198,13 @@ static void done_cb(void *arg, enum relay_end end, int err)
 			strerror(err));
 }
 
-/* One measurement; pool NULL: direct; http as in struct stream.  Returns Gbit/s, *cpu:
- * percent of one CPU. */
-static double run(
-	struct event_base *base, struct relay_pool *pool, int http, int n, double secs, double *cpu)
+/* One measurement; pool NULL: direct; http as in struct stream; reader_us >= 0: a reader
+ * of the counters with that period.  Returns Gbit/s, *cpu: percent of one CPU. */
+static double run(struct event_base *base, struct relay_pool *pool, int http, int reader_us,
+	int n, double secs, double *cpu)
 {
 	struct stream st[MAX_STREAMS];
+	struct reader rd = {.st = st, .n = n, .period_us = reader_us};
 	uint64_t b0, b1;
 	double t0, t1, c0, c1;
 
@@ -201,6 +234,8 @@ static double run(
 		pthread_create(&st[i].tr, NULL, receiver_main, &st[i]);
 		pthread_create(&st[i].ts, NULL, sender_main, &st[i]);
 	}
+	if (reader_us >= 0)
+		pthread_create(&rd.t, NULL, reader_main, &rd);
 	usleep(WARMUP_MS * 1000);
 	b0 = atomic_load(&g_bytes);
 	t0 = now_s();
@@ -210,6 +245,8 @@ static double run(
 	t1 = now_s();
 	c1 = cpu_s();
 	atomic_store(&g_stop, true);
+	if (reader_us >= 0)
+		pthread_join(rd.t, NULL);
 	for (int i = 0; i < n; i++) {
 		pthread_join(st[i].ts, NULL);
 		pthread_join(st[i].tr, NULL); /* at EOF: everything sent arrived */
@@ -254,15 +291,18 @@ int main(int argc, char **argv)
 		const char *name;
 		int pipe_size; /* < 0: direct */
 		bool no_splice;
-		int http; /* as in struct stream */
+		int http;      /* as in struct stream */
+		int reader_us; /* a reader of the counters, this often; -1: none */
 	} modes[] = {
-		{"direct", -1, false, 0},
-		{"relay splice 64K", 64 * 1024, false, 0},
-		{"relay splice 256K", 256 * 1024, false, 0},
-		{"relay copy", 0, true, 0},
-		{"http length 64K", 64 * 1024, false, -1},
-		{"http chunked 16K", 64 * 1024, false, 16 * 1024},
-		{"http chunked 256K", 64 * 1024, false, 256 * 1024},
+		{"direct", -1, false, 0, -1},
+		{"relay splice 64K", 64 * 1024, false, 0, -1},
+		{"+ reader 1ms", 64 * 1024, false, 0, 1000},
+		{"+ reader busy", 64 * 1024, false, 0, 0},
+		{"relay splice 256K", 256 * 1024, false, 0, -1},
+		{"relay copy", 0, true, 0, -1},
+		{"http length 64K", 64 * 1024, false, -1, -1},
+		{"http chunked 16K", 64 * 1024, false, 16 * 1024, -1},
+		{"http chunked 256K", 64 * 1024, false, 256 * 1024, -1},
 	};
 	static const int streams[] = {1, 8};
 	socklen_t len = sizeof(g_addr);
@@ -324,8 +364,8 @@ int main(int argc, char **argv)
 			for (size_t k = 0; k < ARRAY_SIZE(streams); k++) {
 				double *cu = &cpu[m][k][r];
 
-				gbps[m][k][r] =
-					run(base, pools[m], modes[m].http, streams[k], secs, cu);
+				gbps[m][k][r] = run(base, pools[m], modes[m].http,
+					modes[m].reader_us, streams[k], secs, cu);
 				eff[m][k][r] = *cu / MAX(gbps[m][k][r], 1e-9);
 			}
 		}

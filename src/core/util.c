@@ -1,6 +1,7 @@
 /*
- * util.c - allocation wrappers and the monotonic clock.
+ * util.c - allocation wrappers and the clocks.
  */
+#include <stdio.h>
 #include <time.h>
 
 #include "log.h"
@@ -48,4 +49,24 @@ uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int64_t clock_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *time_iso(int64_t wall_ms, char *buf, size_t len)
+{
+	time_t sec = (time_t)(wall_ms / 1000);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&sec, &tm);
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03dZ", (int)(wall_ms % 1000));
+	return buf;
 }

@@ -42,4 +42,11 @@ char *xstrdup(const char *s);
 /* Monotonic clock in milliseconds. */
 uint64_t now_ms(void);
 
+/* Wall clock in milliseconds since the epoch. */
+int64_t clock_wall_ms(void);
+
+/* "2026-12-07T13:00:00.123Z" (UTC, RFC 3339) for a wall clock time in ms; returns buf. */
+#define TIME_ISO_STRLEN 32
+char *time_iso(int64_t wall_ms, char *buf, size_t len);
+
 #endif

@@ -1612,6 +1612,26 @@ void dns_module_free(struct dns_module *m)
 	free(m);
 }
 
+/* Its state for GET /api/modules; the counters are on /metrics (egress_dns_*). */
+static json_t *dns_status_json(const struct dns_module *m)
+{
+	json_t *res = json_array();
+	char a[ADDR_STRLEN];
+
+	for (size_t i = 0; i < m->n_resolvers; i++) {
+		const struct dns_resolver *rv = m->resolvers[i];
+
+		json_array_append_new(res, json_pack("{s:o, s:s}", "uplink",
+						   rv->uplink ? json_string(rv->uplink) : json_null(),
+						   "address", addr_str(&rv->addr, a, sizeof(a))));
+	}
+	return json_pack("{s:{s:s, s:i, s:b}, s:o, s:I, s:i, s:I, s:I}", "listen", "address",
+		addr_str(&m->l.address, a, sizeof(a)), "port", m->l.port, "tcp", m->l.tcp,
+		"resolvers", res, "pending", (json_int_t)m->n_pending, "max_pending",
+		m->max_pending, "tcp_connections", (json_int_t)m->n_conns, "cache_entries",
+		(json_int_t)dns_cache_count(m->cache));
+}
+
 /* The module as the daemon sees it (module.h): runs while conf has [dns]. */
 static bool dns_wanted_cb(const struct conf *conf)
 {
@@ -1637,6 +1657,11 @@ static void dns_free_cb(void *m)
 	dns_module_free(m);
 }
 
+static json_t *dns_status_cb(void *m)
+{
+	return dns_status_json(m);
+}
+
 static const struct conf_section_type *const dns_conf_types[] = {
 	&conf_dns_type,
 };
@@ -1649,4 +1674,5 @@ const struct module module_dns = {
 	.new = dns_new_cb,
 	.reconf = dns_reconf_cb,
 	.free = dns_free_cb,
+	.status = dns_status_cb,
 };

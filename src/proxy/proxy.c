@@ -1124,6 +1124,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		ce->last_ms = now_ms();
 	}
 	s->started_ms = now_ms();
+	s->started_wall_ms = clock_wall_ms();
+	s->id = ++pm->next_id;
 	s->next = pm->sessions;
 	if (pm->sessions)
 		pm->sessions->prev = s;
@@ -1439,6 +1441,20 @@ int proxy_uplink_stats(struct proxy_module *pm, const char *uplink, struct proxy
 	return 0;
 }
 
+void proxy_bytes_now(struct proxy_module *pm, uint64_t *up, uint64_t *down)
+{
+	for (size_t i = 0; i < pm->n_ups; i++) {
+		up[i] = pm->ups[i]->st.bytes_up;
+		down[i] = pm->ups[i]->st.bytes_down;
+	}
+	for (struct session *s = pm->sessions; s; s = s->next) {
+		if (s->state != S_RELAY && s->state != S_UDP)
+			continue;
+		up[s->up->via.uplink] += s->counters.up;
+		down[s->up->via.uplink] += s->counters.down;
+	}
+}
+
 /* evdns talks about its nameservers on stderr unless told where */
 static void evdns_log_cb(int is_warn, const char *msg)
 {
@@ -1460,6 +1476,7 @@ int proxy_module_new(struct event_base *base, const struct conf *conf, struct up
 	pm->conf = conf;
 	pm->set = set;
 	pm->metrics = metrics;
+	pm->started_wall_ms = clock_wall_ms();
 	pm->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 20);
 	pm->disp = dispatch_new();
 	evdns_set_log_fn(evdns_log_cb);
@@ -1524,6 +1541,7 @@ void proxy_module_free(struct proxy_module *pm)
 	if (!pm)
 		return;
 	uplink_set_unsubscribe(pm->set, uplink_cb, pm);
+	proxy_traffic_stop(pm);
 	if (pm->metrics && pm->m_bytes)
 		metrics_on_scrape_remove(pm->metrics, scrape_cb, pm);
 	client_metrics_drop(pm); /* the client table goes, and its series with it */
@@ -1581,6 +1599,11 @@ static void proxy_free_cb(void *m)
 	proxy_module_free(m);
 }
 
+static json_t *proxy_status_cb(void *m)
+{
+	return proxy_status_json(m);
+}
+
 static const struct conf_section_type *const proxy_conf_types[] = {
 	&conf_proxy_type,
 	&conf_client_type,
@@ -1594,4 +1617,5 @@ const struct module module_proxy = {
 	.new = proxy_new_cb,
 	.reconf = proxy_reconf_cb,
 	.free = proxy_free_cb,
+	.status = proxy_status_cb,
 };

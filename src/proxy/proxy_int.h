@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <jansson.h>
+
 #include "cidr.h"
 #include "connect.h"
 #include "log.h"
@@ -74,6 +76,8 @@ struct puplink {
 	struct proxy_stats st;
 	uint64_t reported_up, reported_down; /* what the bytes counter says */
 	uint64_t live_up, live_down; /* open connections' bytes, while a scrape adds them up */
+	uint64_t rate_up, rate_down; /* bytes per second over the traffic sampler's last second */
+	uint64_t sampled_up, sampled_down; /* its totals at that sample */
 };
 
 struct client {
@@ -126,7 +130,25 @@ struct session {
 	size_t reply_len;
 	struct relay_counters counters;
 	uint64_t started_ms;
+	int64_t started_wall_ms; /* the same, on the wall clock (for the API) */
+	uint64_t id;		 /* 1, 2, ...: for the life of the module */
 	struct udp_assoc *udp;
+};
+
+/* The API's traffic rates: totals sampled once a second, the last minute of them kept,
+ * while someone asks (proxy_api.c). */
+#define TRAFFIC_SAMPLES 61
+struct traffic_sample {
+	uint64_t ms;	    /* now_ms() */
+	uint64_t up, down;  /* bytes, every uplink */
+	uint64_t conns;	    /* connections established so far */
+};
+
+struct proxy_traffic {
+	struct event *ev; /* the 1 s sampler; stopped when nobody asked for a minute */
+	uint64_t asked_ms;
+	struct traffic_sample s[TRAFFIC_SAMPLES]; /* a ring: s[head] is the newest */
+	size_t n, head;
 };
 
 struct proxy_module {
@@ -151,6 +173,9 @@ struct proxy_module {
 	struct metric_family *m_active, *m_total, *m_failed, *m_bytes, *m_refused;
 	struct metric_family *mc_active, *mc_total, *mc_failed, *mc_bytes; /* per client */
 	uint64_t refused_limit;
+	uint64_t next_id;	   /* of the next session */
+	int64_t started_wall_ms;   /* the module's start, wall clock */
+	struct proxy_traffic traffic;
 };
 
 /* proxy.c */
@@ -162,6 +187,25 @@ int proxy_client_send(struct session *s, const void *p, size_t n);
 /* Counting of a session that relays or holds a UDP association: begins, ends. */
 void proxy_count_start(struct session *s);
 void proxy_count_end(struct session *s);
+
+/* Bytes of every uplink now, finished and open connections (walks the sessions): up[i] and
+ * down[i] for pm->ups[i] (arrays of pm->n_ups, the caller's). */
+void proxy_bytes_now(struct proxy_module *pm, uint64_t *up, uint64_t *down);
+
+/* proxy_api.c: what the API and GET /api/modules show of the proxy */
+struct proxy_conn_filter {
+	const char *source;	 /* a substring of the client's address, or NULL */
+	const char *destination; /* a substring of the destination address or name, or NULL */
+	const char *uplink;	 /* an uplink's name, or NULL */
+	size_t limit;		 /* at most this many connections listed */
+};
+/* The live connections, newest first: {"active_connections": [...], "total_count",
+ * "limit", "matched"} (a new object, the caller's). */
+json_t *proxy_connections_json(struct proxy_module *pm, const struct proxy_conn_filter *f);
+/* Totals and rates (starts the sampler; the first rates come a second later). */
+json_t *proxy_traffic_json(struct proxy_module *pm);
+json_t *proxy_status_json(struct proxy_module *pm);
+void proxy_traffic_stop(struct proxy_module *pm);
 
 /* udp_assoc.c */
 /* SOCKS5 UDP ASSOCIATE for s (its request parsed): choose the uplink, open the relay

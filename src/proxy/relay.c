@@ -720,6 +720,7 @@ static void sess_touch(struct relay_sess *s)
 	struct relay_worker *w = s->w;
 
 	s->last_ms = now_ms();
+	atomic_store_explicit(&s->counters->last_ms, s->last_ms, memory_order_relaxed);
 	if (TAILQ_NEXT(s, link)) {
 		TAILQ_REMOVE(&w->sessions, s, link);
 		TAILQ_INSERT_TAIL(&w->sessions, s, link);

@@ -26,10 +26,15 @@ struct relay_opts {
 	bool no_splice;		  /* copy through a buffer instead (benchmarks, tests) */
 };
 
-/* Bytes relayed: written by the relay, the to_server bytes of relay_start() included (they
- * are the client's, maybe rewritten), its to_client bytes not (they are the caller's own). */
+/*
+ * Bytes relayed: written by the relay, the to_server bytes of relay_start() included (they
+ * are the client's, maybe rewritten), its to_client bytes not (they are the caller's own).
+ * The worker writes them (relaxed atomics, on its wake-ups that moved bytes); any thread may
+ * read them while the session runs, e.g. for a table of live connections.
+ */
 struct relay_counters {
 	_Atomic uint64_t up, down; /* up: client -> server */
+	_Atomic uint64_t last_ms;  /* now_ms() of the last byte moved; 0: none yet */
 };
 
 enum relay_end {
