@@ -27,6 +27,7 @@
 #include "conf_keys.h"
 #include "gateway.h"
 #include "gateway_conf.h"
+#include "gateway_int.h"
 #include "log.h"
 #include "module.h"
 #include "nft.h"
@@ -736,25 +737,6 @@ out:
 
 /* ------------------------------------------------------------ the module */
 
-struct gateway_module {
-	const struct conf *conf;
-	struct nft *nft;
-	struct nl *nl;
-	/* The first change waits for the backup, and the backup for the xtables lock: tried
-	 * without waiting, again on a timer of the loop, so the loop runs on meanwhile. */
-	struct event *lock_ev;
-	int lock_fd;		/* the lock file while waiting for it, else -1 */
-	uint64_t lock_deadline; /* now_ms() to give up at; 0: not waiting */
-	bool lock_waited;	/* the wait was logged */
-	bool starting;		/* no apply has ended yet: a failure fails the start */
-	gateway_failed_cb failed_cb;
-	void *failed_arg;
-	bool applied;
-	char *body;
-	bool tproxy_routing;
-	uint32_t tproxy_table, tproxy_prio, tproxy_mark;
-};
-
 static const char *const forward_key[2] = {
 	"net/ipv4/ip_forward",
 	"net/ipv6/conf/all/forwarding",
@@ -922,6 +904,24 @@ static void lock_cb(evutil_socket_t fd, short what, void *arg)
 	m->starting = false;
 }
 
+/* Take back what gateway mode installed: the table, the TPROXY routing, forwarding. */
+static void gateway_withdraw(struct gateway_module *m)
+{
+	char *err = NULL;
+
+	lock_wait_end(m); /* no change of ours to come, no backup to wait for */
+	if (!m->applied)
+		return;
+	if (nft_table_delete(m->nft, "inet", GATEWAY_TABLE, &err) < 0)
+		log_warnx("gateway: removing table inet %s: %s", GATEWAY_TABLE, err ? err : "?");
+	free(err);
+	tproxy_routing(m, false, NULL);
+	forwarding_back(m);
+	m->applied = false;
+	FREE_AND_NULL(m->body);
+	log_info("gateway: removed table inet %s", GATEWAY_TABLE);
+}
+
 static int gateway_apply(struct gateway_module *m)
 {
 	const struct conf_gateway *g = conf_gateway(m->conf);
@@ -929,10 +929,18 @@ static int gateway_apply(struct gateway_module *m)
 	char *err = NULL;
 	int r;
 
+	if (!g) {
+		if (m->applied || !m->off_logged)
+			log_info("gateway: gateway mode is switched off ([gateway] enabled = no)");
+		m->off_logged = true;
+		gateway_withdraw(m);
+		return 0;
+	}
+	m->off_logged = false;
 	nft_buf_init(&b);
 	gateway_body(g, &b);
 	if (!g->auto_config) {
-		lock_wait_end(m); /* no change of ours, no backup to wait for */
+		gateway_withdraw(m);
 		log_info("gateway: auto_config is off: install the interception yourself, e.g. "
 			 "`nft -f` of:\ntable inet %s {\n%s}",
 			GATEWAY_TABLE, b.data);
@@ -1018,14 +1026,6 @@ int gateway_module_reconf(struct gateway_module *m, const struct conf *conf)
 	const struct conf *old = m->conf;
 
 	m->conf = conf;
-	if (!conf_gateway(conf)->auto_config && m->applied) {
-		char *err = NULL;
-		nft_table_delete(m->nft, "inet", GATEWAY_TABLE, &err);
-		free(err);
-		tproxy_routing(m, false, NULL);
-		forwarding_back(m);
-		m->applied = false;
-	}
 	if (gateway_apply(m) < 0) {
 		m->conf = old;
 		return -EINVAL;
@@ -1035,22 +1035,11 @@ int gateway_module_reconf(struct gateway_module *m, const struct conf *conf)
 
 void gateway_module_free(struct gateway_module *m)
 {
-	char *err = NULL;
-
 	if (!m)
 		return;
-	lock_wait_end(m);
+	gateway_withdraw(m);
 	if (m->lock_ev)
 		event_free(m->lock_ev);
-	if (m->applied) {
-		if (nft_table_delete(m->nft, "inet", GATEWAY_TABLE, &err) < 0)
-			log_warnx("gateway: removing table inet %s: %s", GATEWAY_TABLE,
-				err ? err : "?");
-		free(err);
-		tproxy_routing(m, false, NULL);
-		forwarding_back(m);
-		log_info("gateway: removed table inet %s", GATEWAY_TABLE);
-	}
 	nl_free(m->nl);
 	nft_free(m->nft);
 	free(m->body);
@@ -1058,10 +1047,11 @@ void gateway_module_free(struct gateway_module *m)
 }
 
 /* The module as the daemon sees it (module.h): runs while conf has [gateway], once the
- * proxy runs (it carries the intercepted traffic). */
+ * proxy runs (it carries the intercepted traffic); switched off (enabled = no), it runs on
+ * with nothing installed, so the API can switch it on again. */
 static bool gateway_wanted_cb(const struct conf *conf)
 {
-	return conf_gateway(conf) != NULL;
+	return conf_gateway_section(conf) != NULL;
 }
 
 /* The backup could not be taken once the loop ran: egressd stops, as on a failed start. */
@@ -1077,6 +1067,8 @@ static int gateway_new_cb(struct module_env *env, const struct conf *conf, void 
 	struct gateway_module *m = NULL;
 	int r = gateway_module_new(env->base, conf, gateway_failed_env_cb, env, &m);
 
+	if (m)
+		m->env = env;
 	*ret = m;
 	return r;
 }
@@ -1089,6 +1081,11 @@ static int gateway_reconf_cb(void *m, const struct conf *conf)
 static void gateway_free_cb(void *m)
 {
 	gateway_module_free(m);
+}
+
+static json_t *gateway_status_cb(void *m)
+{
+	return gateway_info_json(m);
 }
 
 static const struct conf_section_type *const gateway_conf_types[] = {
@@ -1104,4 +1101,5 @@ const struct module module_gateway = {
 	.new = gateway_new_cb,
 	.reconf = gateway_reconf_cb,
 	.free = gateway_free_cb,
+	.status = gateway_status_cb,
 };

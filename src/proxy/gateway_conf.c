@@ -25,6 +25,14 @@ static bool is_tproxy(const struct conf_section *s)
 
 static const struct conf_key gateway_keys[] = {
 	{
+		.name = "enabled",
+		.type = CONF_BOOL,
+		KEY(conf_gateway, enabled),
+		.def = "true",
+		.help = "gateway mode is on (the API's toggle switches this key; off: no "
+			"interception, NAT, forwarding or implied [dns], the section kept)",
+	},
+	{
 		.name = "address",
 		.type = CONF_ADDR,
 		KEY(conf_gateway, address),
@@ -126,6 +134,8 @@ static void gateway_validate(const struct conf *conf, const void *section, struc
 	const struct conf_gateway *g = section;
 	const struct conf_dns *d = conf_dns(conf);
 
+	if (!g->enabled)
+		return; /* checked when switched on */
 	if (!conf_proxy(conf))
 		conf_section_error(errs, &g->s, NULL,
 			"gateway mode needs a [proxy] section (its uplinks)");
@@ -154,7 +164,7 @@ static void gateway_expand(struct conf *conf, const struct conf_section *section
 	struct conf_section *d;
 	char buf[16];
 
-	if (conf_dns(conf))
+	if (conf_dns(conf) || !g->enabled)
 		return;
 	d = conf_add_generated(conf, "dns", NULL, &g->s, errs);
 	if (!d)
@@ -177,7 +187,7 @@ static void gateway_routing_claims(const struct conf *conf, const void *section,
 	const struct conf_gateway *g = section;
 
 	(void)conf;
-	if (g->intercept != INTERCEPT_TPROXY)
+	if (!g->enabled || g->intercept != INTERCEPT_TPROXY)
 		return;
 	conf_routing_claim(c, g, g, "rule_priority", false, g->rule_priority,
 		g->rule_priority + 1ull);
@@ -196,7 +206,14 @@ const struct conf_section_type conf_gateway_type = {
 	.routing_claims = gateway_routing_claims,
 };
 
-struct conf_gateway *conf_gateway(const struct conf *conf)
+struct conf_gateway *conf_gateway_section(const struct conf *conf)
 {
 	return (struct conf_gateway *)conf_find(conf, "gateway", NULL);
+}
+
+struct conf_gateway *conf_gateway(const struct conf *conf)
+{
+	struct conf_gateway *g = conf_gateway_section(conf);
+
+	return g && g->enabled ? g : NULL;
 }

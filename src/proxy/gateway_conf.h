@@ -19,6 +19,7 @@ extern const char *const gateway_intercept_name[_INTERCEPT_MAX];
 /* [gateway]: go-dispatch-proxy's gateway mode: transparent proxy, DNS, NAT for a subnet. */
 struct conf_gateway {
 	struct conf_section s;
+	bool enabled;		  /* off: gateway mode configured but switched off */
 	struct addr address;	  /* -gateway-ip */
 	struct cidr_list subnet;  /* clients */
 	int transparent_port;
@@ -34,7 +35,9 @@ struct conf_gateway {
 
 extern const struct conf_section_type conf_gateway_type;
 
-/* The [gateway] section, or NULL when gateway mode is off. */
+/* The [gateway] section, or NULL when gateway mode is off (no section, or enabled = no). */
 struct conf_gateway *conf_gateway(const struct conf *conf);
+/* The [gateway] section, enabled or not, or NULL. */
+struct conf_gateway *conf_gateway_section(const struct conf *conf);
 
 #endif

@@ -37,6 +37,7 @@
 #include "conf_keys.h"
 #include "gateway.h"
 #include "gateway_conf.h"
+#include "gateway_int.h"
 #include "kernel_test.h"
 #include "modules.h"
 #include "nft.h"
@@ -543,7 +544,8 @@ static size_t rules_of(struct nl *nl, int family, uint32_t prio, uint32_t table,
 	return c.n;
 }
 
-static struct conf *tproxy_conf(const char *backup, uint32_t prio, uint32_t table)
+static struct conf *tproxy_conf_on(const char *backup, uint32_t prio, uint32_t table,
+	bool enabled)
 {
 	struct conf_errors errs = {0};
 	struct conf *c = egress_conf_new();
@@ -553,12 +555,81 @@ static struct conf *tproxy_conf(const char *backup, uint32_t prio, uint32_t tabl
 			    "[proxy]\nport = 1080\ndispatch = 192.0.2.10\n"
 			    "[gateway]\nsubnet = 192.168.100.0/24, fd00:100::/64\n"
 			    "auto_config = yes\nintercept = tproxy\nbackup_file = %s\n"
-			    "rule_priority = %u\ntproxy_table = %u\ntproxy_mark = 0x4\n",
-			    backup, prio, table) > 0);
+			    "rule_priority = %u\ntproxy_table = %u\ntproxy_mark = 0x4\n"
+			    "enabled = %s\n",
+			    backup, prio, table, enabled ? "yes" : "no") > 0);
 	assert_int_equal(conf_load_string(c, "gw.conf", text, &errs), 0);
 	assert_int_equal(conf_validate(c, &errs), 0);
 	free(text);
 	return c;
+}
+
+static struct conf *tproxy_conf(const char *backup, uint32_t prio, uint32_t table)
+{
+	return tproxy_conf_on(backup, prio, table, true);
+}
+
+/* What GET /api/gateway says of m: its "status" and "enabled". */
+static void assert_gateway_status(struct gateway_module *m, const char *status, bool enabled)
+{
+	json_t *o = gateway_info_json(m);
+
+	assert_string_equal(json_string_value(json_object_get(o, "status")), status);
+	assert_int_equal(json_is_true(json_object_get(o, "enabled")), enabled);
+	json_decref(o);
+}
+
+/*
+ * Switched off ([gateway] enabled = no, the API's toggle), gateway mode runs with nothing
+ * installed: no table, no TPROXY rule, no backup; switched on by a reload it installs them,
+ * and switched off again it takes them back, the backup kept.
+ */
+static void test_switched_off(void **state)
+{
+	char *path = path_of("off.nft");
+	struct conf *off = tproxy_conf_on(path, 4400, 4700, false);
+	struct conf *on = tproxy_conf_on(path, 4400, 4700, true);
+	struct gateway_module *m = NULL;
+	struct event_base *base;
+	struct nft *nft;
+	struct nl *nl;
+
+	(void)state;
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+	assert_int_equal(nl_open(NETLINK_ROUTE, &nl), 0);
+	assert_int_equal(nl_link_set_up(nl, 1, true), 0);
+	nft = nft_new();
+	base = event_base_new();
+	assert_null(conf_gateway(off));
+	assert_non_null(conf_gateway_section(off));
+	assert_int_equal(gateway_module_new(base, off, NULL, NULL, &m), 0);
+	assert_int_equal(nft_table_exists(nft, "inet", "egress_gateway"), 0);
+	assert_int_equal(rules_of(nl, AF_INET, 4400, 4700, 0x4), 0);
+	assert_false(exists(path));
+	assert_gateway_status(m, "disabled", false);
+
+	assert_int_equal(gateway_module_reconf(m, on), 0);
+	assert_int_equal(nft_table_exists(nft, "inet", "egress_gateway"), 1);
+	assert_int_equal(rules_of(nl, AF_INET, 4400, 4700, 0x4), 1);
+	assert_true(exists(path));
+	assert_gateway_status(m, "active", true);
+
+	assert_int_equal(gateway_module_reconf(m, off), 0);
+	assert_int_equal(nft_table_exists(nft, "inet", "egress_gateway"), 0);
+	assert_int_equal(rules_of(nl, AF_INET, 4400, 4700, 0x4), 0);
+	assert_int_equal(rules_of(nl, AF_INET6, 4400, 4700, 0x4), 0);
+	assert_true(exists(path));
+	assert_gateway_status(m, "disabled", false);
+	gateway_module_free(m);
+	assert_gateway_status(NULL, "disabled", false);
+
+	nft_free(nft);
+	nl_free(nl);
+	event_base_free(base);
+	conf_free(on);
+	conf_free(off);
+	unlink(path);
+	free(path);
 }
 
 /*
@@ -659,6 +730,7 @@ int main(void)
 		cmocka_unit_test(test_xtables_lock),
 		cmocka_unit_test(test_module_waits_on_the_loop),
 		cmocka_unit_test(test_tproxy_rule_is_its_own),
+		cmocka_unit_test(test_switched_off),
 	};
 
 	return kt_exit_status(cmocka_run_group_tests_name(
