@@ -24,6 +24,7 @@
 #include "check.h"
 #include "conf_keys.h"
 #include "daemon.h"
+#include "daemon_int.h"
 #include "events.h"
 #include "link.h"
 #include "log.h"
@@ -35,26 +36,6 @@
 #include "uplink.h"
 #include "uplink_metrics.h"
 #include "util.h"
-
-#define DAEMON_EVENTS_MAX 1000 /* events kept for GET /api/events */
-
-struct daemon {
-	const struct daemon_opts *opts;
-	struct loop *loop;
-	struct conf *conf;
-	struct uplink_set uplinks;
-	struct link_watch *links;
-	struct check_engine *checks;
-	struct metrics *metrics;
-	struct uplink_metrics *uplink_metrics; /* the egress_uplink_* families */
-	struct metrics_server *metrics_server;
-	int metrics_port; /* what metrics_server serves on */
-	struct addr metrics_address;
-	struct event_log *events;
-	struct module_env env;	/* lent to every module */
-	void **running;		/* per entry of modules[]: the running module, or NULL */
-	unsigned reloads;
-};
 
 /* The metrics endpoint follows [global] metrics_port/metrics_address. */
 static int daemon_metrics(struct daemon *d)
@@ -180,47 +161,72 @@ static void daemon_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 		"uplink %s: %s -> %s (%s)", u->name, from, to, u->reason);
 }
 
-static void daemon_reload_cb(void *arg)
+/* The errors of errs as a JSON array of their messages. */
+static json_t *daemon_errors_json(const struct conf_errors *errs)
 {
-	struct daemon *d = arg;
-	struct conf_errors errs = {0};
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < errs->n; i++)
+		json_array_append_new(list, json_string(errs->msgs[i]));
+	return list;
+}
+
+struct conf *daemon_conf_build(struct daemon *d, const char *text,
+	const struct conf_overrides *settings, struct conf_errors *errs)
+{
 	struct conf *conf;
 
-	loop_notify("RELOADING=1");
-	conf = egress_conf_read(d->opts->conf_path, d->opts->overrides, &errs);
-	if (conf && egress_conf_check_reload(d->conf, conf, &errs) < 0) {
+	conf = egress_conf_layers(d->opts->conf_path, text, d->opts->overrides, settings, errs);
+	if (conf && egress_conf_check_reload(d->conf, conf, errs) < 0) {
 		conf_free(conf);
 		conf = NULL;
 	}
-	if (!conf) {
-		json_t *list = json_array();
-		log_error("reload failed, keeping the running configuration:");
-		for (size_t i = 0; i < errs.n; i++) {
-			log_error("  %s", errs.msgs[i]);
-			json_array_append_new(list, json_string(errs.msgs[i]));
-		}
-		event_log_add(d->events, EVENT_CONFIG, NULL, json_pack("{s:o}", "errors", list),
-			"reload failed, keeping the running configuration");
-		conf_errors_clear(&errs);
-		loop_notify("READY=1\nSTATUS=reload failed, running the previous configuration");
-		return;
-	}
+	return conf;
+}
+
+int daemon_reconfigure(struct daemon *d, const char *text, const struct conf_overrides *settings,
+	const char *why, struct conf_errors *errs)
+{
+	struct conf *conf = daemon_conf_build(d, text, settings, errs);
 	struct conf *old = d->conf;
+	int r;
+
+	if (!conf)
+		return -EINVAL;
 	d->conf = conf;
 	daemon_apply_log_level(d);
 	unsigned changes = uplink_set_sync(&d->uplinks, conf);
 	link_watch_refresh(d->links);
 	daemon_settle_uplinks(d);
 	daemon_metrics(d);
-	daemon_modules(d);
+	r = daemon_modules(d);
 	conf_free(old);
 	d->reloads++;
-	log_info("reload %u: %u change%s", d->reloads, changes, changes == 1 ? "" : "s");
-	event_log_add(d->events, EVENT_CONFIG, NULL,
-		json_pack("{s:I, s:I}", "reload", (json_int_t)d->reloads, "uplink_changes",
-			(json_int_t)changes),
-		"reload %u: %u uplink change%s", d->reloads, changes, changes == 1 ? "" : "s");
+	log_info("reload %u: %u change%s%s%s", d->reloads, changes, changes == 1 ? "" : "s",
+		why ? ": " : "", why ? why : "");
 	daemon_status(d, "reloaded");
+	return r;
+}
+
+static void daemon_reload_cb(void *arg)
+{
+	struct daemon *d = arg;
+	struct conf_errors errs = {0};
+
+	loop_notify("RELOADING=1");
+	if (daemon_reconfigure(d, d->text, &d->settings, NULL, &errs) == -EINVAL) {
+		log_error("reload failed, keeping the running configuration:");
+		for (size_t i = 0; i < errs.n; i++)
+			log_error("  %s", errs.msgs[i]);
+		event_log_add(d->events, EVENT_CONFIG, NULL,
+			json_pack("{s:o}", "errors", daemon_errors_json(&errs)),
+			"reload failed, keeping the running configuration");
+		conf_errors_clear(&errs);
+		loop_notify("READY=1\nSTATUS=reload failed, running the previous configuration");
+		return;
+	}
+	event_log_add(d->events, EVENT_CONFIG, NULL, json_pack("{s:I}", "reload",
+		(json_int_t)d->reloads), "reload %u (SIGHUP)", d->reloads);
 }
 
 /* The proxy holds two sockets per connection: a soft limit of 1024 would cap it at ~500. */
@@ -237,7 +243,7 @@ static void raise_nofile(void)
 
 int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 {
-	struct daemon d = {.opts = opts, .conf = conf};
+	struct daemon d = {.opts = opts, .conf = conf, .settings = {.where = "operator setting"}};
 	int r, sig, status = 1;
 
 	d.running = xcalloc(modules_n, sizeof(*d.running));
@@ -254,6 +260,8 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		log_error("event log: cannot take in error lines: %s", strerror(-r));
 		goto out;
 	}
+	daemon_settings_load(&d); /* before anything reads the configuration */
+	daemon_apply_log_level(&d);
 	uplink_set_init(&d.uplinks);
 	uplink_set_subscribe(&d.uplinks, daemon_uplink_cb, &d);
 	uplink_set_sync(&d.uplinks, d.conf);
@@ -285,6 +293,8 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		.failed_cb = daemon_module_failed_cb,
 		.failed_arg = &d,
 		.events = d.events,
+		.change = daemon_change_cb,
+		.change_arg = &d,
 	};
 	r = daemon_modules(&d);
 	if (r < 0)
@@ -311,6 +321,7 @@ out:
 	link_watch_free(d.links);
 	uplink_set_clear(&d.uplinks);
 	metrics_free(d.metrics);
+	daemon_change_clear(&d);
 	event_log_free(d.events); /* after the modules: their threads log no more */
 	loop_free(d.loop);
 	conf_free(d.conf);

@@ -60,21 +60,53 @@ struct conf *egress_conf_new(void)
 	return conf_new(types, n);
 }
 
-struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
+/* Settings for a named section that the file and the flags do not have are left out: a
+ * setting would make the section, and the file that dropped it wins. */
+static void egress_conf_apply_settings(struct conf *conf, const struct conf_overrides *settings,
+	struct conf_errors *errs)
+{
+	struct conf_overrides o = {.where = settings->where};
+
+	o.v = xcalloc(settings->n, sizeof(*o.v));
+	for (size_t i = 0; i < settings->n; i++) {
+		const struct conf_override *ov = &settings->v[i];
+		if (ov->name && !conf_find(conf, ov->section, ov->name)) {
+			log_warnx("operator setting %s: there is no [%s %s]: left out", ov->origin,
+				ov->section, ov->name);
+			continue;
+		}
+		o.v[o.n++] = *ov; /* borrowed */
+	}
+	conf_apply_overrides(conf, &o, errs);
+	free(o.v);
+}
+
+struct conf *egress_conf_layers(const char *path, const char *text,
+	const struct conf_overrides *flags, const struct conf_overrides *settings,
 	struct conf_errors *errs)
 {
 	struct conf *conf = egress_conf_new();
-	int r = 0;
+	size_t before = errs->n;
 
-	if (path)
-		r = conf_load_file(conf, path, errs);
-	if (o && conf_apply_overrides(conf, o, errs) < 0)
-		r = -EINVAL;
-	if (r == 0)
-		r = conf_validate(conf, errs);
-	if (r < 0) {
+	if (text)
+		conf_load_string(conf, path ? path : "configuration", text, errs);
+	else if (path)
+		conf_load_file(conf, path, errs);
+	if (flags)
+		conf_apply_overrides(conf, flags, errs);
+	if (settings && errs->n == before)
+		egress_conf_apply_settings(conf, settings, errs);
+	if (errs->n == before)
+		conf_validate(conf, errs);
+	if (errs->n > before) {
 		conf_free(conf);
 		return NULL;
 	}
 	return conf;
+}
+
+struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
+	struct conf_errors *errs)
+{
+	return egress_conf_layers(path, NULL, o, NULL, errs);
 }

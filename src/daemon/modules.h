@@ -29,4 +29,14 @@ struct conf *egress_conf_new(void);
 struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
 	struct conf_errors *errs);
 
+/*
+ * The same over every layer, each on top of the one before: the file's text (text, named
+ * path in errors), or the file at path when text is NULL; the flags; the operator's settings
+ * (made through the API; those naming a section that the layers below lack are left out).
+ * Any layer may be NULL.
+ */
+struct conf *egress_conf_layers(const char *path, const char *text,
+	const struct conf_overrides *flags, const struct conf_overrides *settings,
+	struct conf_errors *errs);
+
 #endif
