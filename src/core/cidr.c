@@ -132,6 +132,37 @@ int addr_parse(const char *s, struct addr *ret)
 	return addr_parse_family(s, AF_UNSPEC, ret);
 }
 
+int addr_port_parse(const char *s, struct addr *ret, uint16_t *ret_port)
+{
+	char host[ADDR_STRLEN + 2];
+	const char *colon = strrchr(s, ':');
+	size_t hl;
+	char *end;
+	long p;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (host[0] == '[') {
+		if (hl < 3 || host[hl - 1] != ']')
+			return -EINVAL;
+		host[hl - 1] = '\0';
+		memmove(host, host + 1, hl - 1);
+	}
+	if (colon[1] < '0' || colon[1] > '9')
+		return -EINVAL;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || *end || p < 1 || p > 65535)
+		return -EINVAL;
+	if (addr_parse(host, ret) < 0)
+		return -EINVAL;
+	*ret_port = (uint16_t)p;
+	return 0;
+}
+
 const char *addr_str(const struct addr *a, char *buf, size_t len)
 {
 	if (!len)

@@ -31,6 +31,11 @@ struct addr {
 int addr_parse(const char *s, struct addr *ret);
 /* As addr_parse, restricted to family (AF_UNSPEC = either); -EINVAL for the other family. */
 int addr_parse_family(const char *s, int family, struct addr *ret);
+/*
+ * "ADDR:PORT" or "[IPV6]:PORT", port 1-65535 (host order); the last colon separates the
+ * port.  -EINVAL for anything else.
+ */
+int addr_port_parse(const char *s, struct addr *ret, uint16_t *ret_port);
 /* Format into buf (caller's, ADDR_STRLEN bytes); returns buf.  "unset" for an unset address. */
 const char *addr_str(const struct addr *a, char *buf, size_t len);
 /* Total order: unset < IPv4 < IPv6, then by address bytes. */

@@ -958,63 +958,6 @@ static void server_cb(struct evhttp_request *req, void *arg)
 	}
 }
 
-/* A listening TCP socket on the numeric address addr (NULL: "::"), port in host order. */
-static int listen_socket(const char *addr, uint16_t port, int *ret_fd, uint16_t *ret_port)
-{
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
-	};
-	struct addrinfo *ai = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	char service[8];
-	int fd = -1, on = 1, off = 0, r;
-
-	snprintf(service, sizeof(service), "%u", port);
-	if (getaddrinfo(addr ? addr : "::", service, &hints, &ai) != 0 || !ai)
-		return -EINVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 && !addr && errno == EAFNOSUPPORT) {
-		/* IPv6 is off on this host: the default falls back to IPv4. */
-		freeaddrinfo(ai);
-		ai = NULL;
-		if (getaddrinfo("0.0.0.0", service, &hints, &ai) != 0 || !ai)
-			return -EINVAL;
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	}
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0) {
-		r = -errno;
-		goto out;
-	}
-	/* "::" serves IPv4 too, whatever net.ipv6.bindv6only says. */
-	if (ai->ai_family == AF_INET6 &&
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, METRICS_LISTEN_BACKLOG) < 0 ||
-		getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-		r = -errno;
-		goto out;
-	}
-	*ret_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						   : ((struct sockaddr_in *)&ss)->sin_port);
-	*ret_fd = fd;
-	fd = -1;
-	r = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return r;
-}
-
 int metrics_serve(struct metrics *m, struct event_base *base, const char *addr, uint16_t port,
 	struct metrics_server **ret)
 {
@@ -1025,7 +968,7 @@ int metrics_serve(struct metrics *m, struct event_base *base, const char *addr, 
 		return -EINVAL;
 	s = xcalloc(1, sizeof(*s));
 	s->m = m;
-	r = listen_socket(addr, port, &fd, &s->port);
+	r = tcp_listen(addr, port, METRICS_LISTEN_BACKLOG, &fd, &s->port);
 	if (r < 0)
 		goto out;
 	s->http = evhttp_new(base);

@@ -1,8 +1,13 @@
 /*
- * util.c - allocation wrappers and the clocks.
+ * util.c - allocation wrappers, the clocks, a listening TCP socket.
  */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -69,4 +74,60 @@ char *time_iso(int64_t wall_ms, char *buf, size_t len)
 	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf + n, len - n, ".%03dZ", (int)(wall_ms % 1000));
 	return buf;
+}
+
+int tcp_listen(const char *addr, uint16_t port, int backlog, int *ret_fd, uint16_t *ret_port)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+	};
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char service[8];
+	int fd = -1, on = 1, off = 0, r;
+
+	snprintf(service, sizeof(service), "%u", port);
+	if (getaddrinfo(addr ? addr : "::", service, &hints, &ai) != 0 || !ai)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 && !addr && errno == EAFNOSUPPORT) {
+		/* IPv6 is off on this host: the default falls back to IPv4. */
+		freeaddrinfo(ai);
+		ai = NULL;
+		if (getaddrinfo("0.0.0.0", service, &hints, &ai) != 0 || !ai)
+			return -EINVAL;
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	}
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	/* "::" serves IPv4 too, whatever net.ipv6.bindv6only says. */
+	if (ai->ai_family == AF_INET6 &&
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0 ||
+		getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
+		r = -errno;
+		goto out;
+	}
+	*ret_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						   : ((struct sockaddr_in *)&ss)->sin_port);
+	*ret_fd = fd;
+	fd = -1;
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return r;
 }

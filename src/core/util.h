@@ -33,6 +33,18 @@ static inline int streq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* The value of a hexadecimal digit (either case), or -1. */
+static inline int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Allocation failures are fatal: egressd cannot run degraded without memory. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);
@@ -48,5 +60,13 @@ int64_t clock_wall_ms(void);
 /* "2026-12-07T13:00:00.123Z" (UTC, RFC 3339) for a wall clock time in ms; returns buf. */
 #define TIME_ISO_STRLEN 32
 char *time_iso(int64_t wall_ms, char *buf, size_t len);
+
+/*
+ * A listening TCP socket (non-blocking, close-on-exec, SO_REUSEADDR) on the numeric
+ * address addr: "::" serves both families; NULL means "::", or "0.0.0.0" where IPv6 is
+ * off.  port 0 picks a free port; *ret_port (host order) says which.  0 or -errno
+ * (-EINVAL for a bad address).
+ */
+int tcp_listen(const char *addr, uint16_t port, int backlog, int *ret_fd, uint16_t *ret_port);
 
 #endif

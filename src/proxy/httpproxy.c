@@ -734,17 +734,6 @@ void http_chunked_init(struct http_chunked *c)
 	c->state = HTTP_CH_SIZE;
 }
 
-static int hex_value(uint8_t b)
-{
-	if (b >= '0' && b <= '9')
-		return b - '0';
-	if (b >= 'a' && b <= 'f')
-		return b - 'a' + 10;
-	if (b >= 'A' && b <= 'F')
-		return b - 'A' + 10;
-	return -1;
-}
-
 /* A byte a chunk extension or a trailer field's value may hold: VCHAR, obs-text, SP, HTAB. */
 static bool is_field_byte(uint8_t b)
 {
@@ -787,7 +776,7 @@ static int chunked_byte(struct http_chunked *c, uint8_t b)
 		return -E2BIG;
 	switch (c->state) {
 	case HTTP_CH_SIZE:
-		d = hex_value(b);
+		d = hex_digit(b);
 		if (d >= 0) {
 			if (c->size > HTTP_BODY_MAX >> 4)
 				return -E2BIG;

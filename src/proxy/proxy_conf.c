@@ -256,31 +256,15 @@ int conf_ratio_parse(const char *s, char *name, size_t len, int *weight)
 /* "ADDR" or "[ADDR]:PORT" / "ADDR:PORT" (tunnel mode) of a dispatch word without its ratio. */
 static int dispatch_addr_parse(const char *s, bool tunnel, struct addr *ret, int *port)
 {
-	char host[ADDR_STRLEN + 2];
-	const char *colon;
-	char *end;
-	long p;
+	uint16_t p;
+	int r;
 
 	if (!tunnel)
 		return addr_parse(s, ret);
-	colon = strrchr(s, ':');
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	if (host[0] == '[') {
-		size_t hl = strlen(host);
-		if (hl < 3 || host[hl - 1] != ']')
-			return -EINVAL;
-		host[hl - 1] = '\0';
-		memmove(host, host + 1, hl - 1);
-	}
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
-		return -EINVAL;
-	*port = (int)p;
-	return addr_parse(host, ret);
+	r = addr_port_parse(s, ret, &p);
+	if (r == 0)
+		*port = p;
+	return r;
 }
 
 static void proxy_validate(const struct conf *conf, const void *section, struct conf_errors *errs)
