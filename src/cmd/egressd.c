@@ -87,7 +87,7 @@ static const struct conf_flag dispatch_flags[] = {
 	{"auto-config", 0, "gateway", NULL, "auto_config"},
 	{"intercept", 0, "gateway", NULL, "intercept"},
 	{"backup-file", 0, "gateway", NULL, "backup_file"},
-	{"web", 0, "global", NULL, "metrics_port"},
+	{"web", 0, "api", NULL, "listen"},
 	{"metrics-port", 0, "global", NULL, "metrics_port"},
 	{"log-level", 0, "global", NULL, "log_level"},
 	{"tproxy-port", 0, "proxy", NULL, "tproxy_port"},

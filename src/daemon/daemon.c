@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "api_server.h"
 #include "check.h"
 #include "conf_keys.h"
 #include "daemon.h"
@@ -105,6 +106,27 @@ static int daemon_modules(struct daemon *d)
 		r = r ? r : e;
 	}
 	return r;
+}
+
+/* The API's route tables: each module's, running or not (its stopped routes answer 503). */
+static void daemon_api_routes(struct daemon *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < modules_n; i++) {
+		const struct module *m = modules[i];
+
+		if (!m->n_api_routes)
+			continue;
+		d->api_tables[n++] = (struct api_route_table){
+			.module = m->name,
+			.routes = m->api_routes,
+			.n = m->n_api_routes,
+			.arg = d->running[i],
+			.running = d->running[i] != NULL,
+		};
+	}
+	api_set_routes(d->api, d->api_tables, n);
 }
 
 static void daemon_apply_log_level(struct daemon *d)
@@ -200,6 +222,8 @@ int daemon_reconfigure(struct daemon *d, const char *text, const struct conf_ove
 	daemon_settle_uplinks(d);
 	daemon_metrics(d);
 	r = daemon_modules(d);
+	api_reconf(d->api, conf);
+	daemon_api_routes(d);
 	conf_free(old);
 	d->reloads++;
 	log_info("reload %u: %u change%s%s%s", d->reloads, changes, changes == 1 ? "" : "s",
@@ -247,6 +271,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	int r, sig, status = 1;
 
 	d.running = xcalloc(modules_n, sizeof(*d.running));
+	d.api_tables = xcalloc(modules_n, sizeof(*d.api_tables));
 	raise_nofile();
 	d.loop = loop_new();
 	if (!d.loop) {
@@ -299,6 +324,12 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	r = daemon_modules(&d);
 	if (r < 0)
 		goto out;
+	r = api_new(&(struct api_env){.base = loop_base(d.loop), .uplinks = &d.uplinks,
+			    .metrics = d.metrics, .events = d.env.events},
+		d.conf, &d.api);
+	if (r < 0)
+		goto out;
+	daemon_api_routes(&d);
 	r = privs_drop();
 	if (r < 0) {
 		log_error("cannot drop privileges: %s", strerror(-r));
@@ -312,6 +343,8 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	loop_notify("STOPPING=1");
 	status = sig < 0 ? 1 : 0;
 out:
+	api_free(d.api);
+	free(d.api_tables);
 	for (size_t i = modules_n; i-- > 0;)
 		modules[i]->free(d.running[i]);
 	free(d.running);

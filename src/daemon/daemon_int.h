@@ -14,6 +14,8 @@
 
 #define DAEMON_EVENTS_MAX 1000 /* events kept for GET /api/events */
 
+struct api;
+struct api_route_table;
 struct event;
 struct event_log;
 
@@ -42,6 +44,8 @@ struct daemon {
 	struct event_log *events;
 	struct module_env env; /* lent to every module */
 	void **running;	       /* per entry of modules[]: the running module, or NULL */
+	struct api *api;
+	struct api_route_table *api_tables; /* what the API serves, refreshed with the modules */
 	unsigned reloads;
 	/* The operator's layer on top of the file and the flags (env.change), running now. */
 	struct conf_overrides settings;

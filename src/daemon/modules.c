@@ -7,10 +7,12 @@
  * (module_gateway.needs); it goes first on the way out.  A new module adds its line here.
  *
  * The section types of egress.conf come from the same table: [global] and [uplink], then
- * each module's in the table's order, which is the order `egressd -n` prints them in.
+ * each module's in the table's order, which is the order `egressd -n` prints them in, then
+ * the daemon's own [api], which always exists.
  */
 #include <errno.h>
 
+#include "api_conf.h"
 #include "conf_keys.h"
 #include "dns.h"
 #include "gateway.h"
@@ -47,6 +49,9 @@ const struct conf_section_type *const *egress_conf_types(size_t *n_ret)
 					fatalx("more than %d section types", EGRESS_CONF_TYPES_MAX);
 				types[n++] = modules[i]->conf_types[j];
 			}
+		if (n == EGRESS_CONF_TYPES_MAX)
+			fatalx("more than %d section types", EGRESS_CONF_TYPES_MAX);
+		types[n++] = &conf_api_type;
 	}
 	*n_ret = n;
 	return types;
@@ -56,8 +61,10 @@ struct conf *egress_conf_new(void)
 {
 	size_t n;
 	const struct conf_section_type *const *types = egress_conf_types(&n);
+	struct conf *conf = conf_new(types, n);
 
-	return conf_new(types, n);
+	conf_get_unnamed(conf, conf_api_type.name); /* the API is on unless told otherwise */
+	return conf;
 }
 
 /* Settings for a named section that the file and the flags do not have are left out: a
