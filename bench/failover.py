@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "lab"))
 
-from egressd import Egressd  # noqa: E402
+from egressd import Egressd, api_args  # noqa: E402
 from lab import Lab, LabError  # noqa: E402
 import routelab  # noqa: E402
 
@@ -78,7 +78,7 @@ def one_run(egressd_bin, args, victim=2):
     with Lab() as lab:
         gw, health = routelab.build(lab)
         argv = [str(egressd_bin), "route", "-d", "-start-ip", routelab.GWS[0], "-end-ip",
-                routelab.GWS[2], "-metrics-port", "0"] + args
+                routelab.GWS[2], "-metrics-port", "0"] + args + api_args(gw, "egressd")
         proc = gw.spawn_daemon(argv, name="egressd", log_match=r"ready: ", timeout=10)
         d = Egressd(gw, egressd_bin, lab.dir / "none.conf", proc)
         d.wait_log(r"route: 3 of 3 gateways in service", timeout=10)

@@ -5,6 +5,11 @@
     d.write_conf(NEW); d.reload()                       # SIGHUP
     assert d.stop() == 0; d.assert_clean()              # SIGTERM, no sanitizer reports
 
+Every egressd started here (or with api_args() by a test that builds its own command line)
+gets its own API socket and state directory in the lab's run directory, named after its
+node and name: parallel tests never share them, and egressd never touches the host's
+/run/egress or /var/lib/egress.  apiclient.ApiClient.unix(d) talks to d's socket.
+
 What it must not do: run egressd outside a lab node.
 """
 
@@ -19,6 +24,18 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSaniti
                    "runtime error:")
 
 
+def api_paths(node, name="egressd"):
+    """(socket, state_dir) of the egressd called name in node, in the lab's run directory."""
+    base = node.lab.dir / ("%s.%s" % (node.name, name))
+    return base.with_name(base.name + ".sock"), base.with_name(base.name + ".state")
+
+
+def api_args(node, name="egressd"):
+    """The flags that give an egressd its own API socket and state directory (api_paths)."""
+    sock, state = api_paths(node, name)
+    return ["--set", "api.socket=%s" % sock, "--set", "api.state_dir=%s" % state]
+
+
 class Egressd:
     def __init__(self, node, binary, conf_path, proc):
         self.node = node
@@ -26,6 +43,8 @@ class Egressd:
         self.conf_path = conf_path
         self.proc = proc
         self.mark = 0  # log offset: wait_log() looks only past it
+        # what api_args(node, proc.name) gave it
+        self.api_socket, self.state_dir = api_paths(node, proc.name)
 
     @classmethod
     def start(cls, node, binary, conf_text, args=(), name="egressd", ready=True, env=None,
@@ -34,7 +53,8 @@ class Egressd:
         if ready, wait for its ready line."""
         conf_path = node.lab.dir / ("%s.%s.conf" % (node.name, name))
         conf_path.write_text(conf_text)
-        argv = [str(binary), "-d", "-c", str(conf_path)] + [str(a) for a in args]
+        argv = [str(binary), "-d", "-c", str(conf_path)] + api_args(node, name) + \
+            [str(a) for a in args]  # last: a test's own --set api.socket=... wins
         kw = {}
         if env is not None:
             kw["env"] = dict(os.environ, **env)
@@ -49,7 +69,8 @@ class Egressd:
     def command(cls, node, binary, args, name="egressd", ready=True, timeout=10.0, env=None):
         """Start a subcommand without a file, e.g. args = ["dispatch", "-lport", "1080",
         "192.0.2.1@3"]: `egressd dispatch -d ...`; waits for the ready line if ready."""
-        argv = [str(binary), str(args[0]), "-d"] + [str(a) for a in args[1:]]
+        argv = [str(binary), str(args[0]), "-d"] + api_args(node, name) + \
+            [str(a) for a in args[1:]]
         kw = {}
         if env is not None:
             kw["env"] = dict(os.environ, **env)

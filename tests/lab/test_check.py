@@ -19,7 +19,7 @@ from datetime import datetime
 
 import pytest
 
-from egressd import Egressd
+from egressd import Egressd, api_args
 from lab import wait_for
 
 pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
@@ -126,7 +126,7 @@ def start_trusting(node, binary, conf_text, cadir):
     conf_path.write_text(conf_text)
     argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
             'mount --bind "$0" /etc/ssl/certs && exec "$@"', str(cadir), str(binary), "-d",
-            "-c", str(conf_path)]
+            "-c", str(conf_path)] + api_args(node, "egressd")
     proc = node.spawn_daemon(argv, name="egressd", log_match=r"egressd \S+ ready: ")
     return Egressd(node, binary, conf_path, proc)
 

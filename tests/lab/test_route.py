@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from egressd import Egressd
+from egressd import Egressd, api_args
 from lab import wait_for
 
 from routelab import (FAST, GWS, GWS6, HERE, LEAVE_WITHIN, NH_BASE, PRIO, SERVER, SERVER6,
@@ -79,7 +79,7 @@ def egressd_route(gw, egressd_bin, *extra):
     conf = gw.lab.dir / "route.conf"
     conf.write_text("")
     argv = [str(egressd_bin), "route", "-d", "-start-ip", GWS[0], "-end-ip", GWS[2]] + FAST + \
-        list(extra)
+        list(extra) + api_args(gw, "egressd")
     proc = gw.spawn_daemon(argv, name="egressd", log_match=r"egressd \S+ ready: ", timeout=10)
     return Egressd(gw, egressd_bin, conf, proc)
 
@@ -356,7 +356,7 @@ def test_ipv6_gateways(lab, egressd_bin):
     conf = gw.lab.dir / "route6.conf"
     conf.write_text("")
     argv = [str(egressd_bin), "route", "-d", "-gateway", GWS6[0], "-gateway", GWS6[1] + "@2",
-            "-route", "::/0"] + FAST
+            "-route", "::/0"] + FAST + api_args(gw, "egressd6")
     proc = gw.spawn_daemon(argv, name="egressd6", log_match=r"ready: ", timeout=10)
     d = Egressd(gw, egressd_bin, conf, proc)
     wait_active(gw, GWS6[:2], family=6, timeout=5)
@@ -376,7 +376,8 @@ def test_ipv6_only_gateways_default_route(lab, egressd_bin):
     gw, health = build(lab, v6=True)
     conf = gw.lab.dir / "route6d.conf"
     conf.write_text("")
-    argv = [str(egressd_bin), "route", "-d", "-gateway", GWS6[0], "-gateway", GWS6[1]] + FAST
+    argv = [str(egressd_bin), "route", "-d", "-gateway", GWS6[0], "-gateway", GWS6[1]] + FAST + \
+        api_args(gw, "egressd6d")
     proc = gw.spawn_daemon(argv, name="egressd6d", log_match=r"ready: ", timeout=10)
     d = Egressd(gw, egressd_bin, conf, proc)
     wait_active(gw, GWS6[:2], family=6, timeout=5)
@@ -401,7 +402,7 @@ def test_route_agent_iptables_gateway(lab, egressd_bin):
     conf.write_text("")
     argv = [str(egressd_bin), "route", "-d", "-iptables-gateway", GWS[0],
             "-iptables-gateway", GWS[1], "-check-period", "1s", "-timeout", "300ms",
-            "-metrics-port", "0"]
+            "-metrics-port", "0"] + api_args(gw, "agent")
     proc = gw.spawn_daemon(argv, name="agent", log_match=r"ready: ", timeout=10)
     d = Egressd(gw, egressd_bin, conf, proc)
     wait_active(gw, GWS[:2], timeout=5)
@@ -420,7 +421,8 @@ def test_metrics(lab, egressd_bin):
     conf = gw.lab.dir / "m.conf"
     conf.write_text("")
     argv = [str(egressd_bin), "route", "-d", "-start-ip", GWS[0], "-end-ip", GWS[2],
-            "-check-period", "1s", "-timeout", "300ms"]  # metrics on the default port, 9090
+            "-check-period", "1s", "-timeout", "300ms"] + api_args(gw, "egressd")
+    # metrics on the default port, 9090
     proc = gw.spawn_daemon(argv, name="egressd", log_match=r"ready: ", port=9090, timeout=10)
     d = Egressd(gw, egressd_bin, conf, proc)
     wait_active(gw, GWS, timeout=5)
