@@ -1021,16 +1021,12 @@ int gateway_module_new(struct event_base *base, const struct conf *conf,
 	return 0;
 }
 
+/* A failed apply keeps conf all the same: the daemon frees the old one once every module
+ * has been handed the new (module.h), and what is in place is told by m->applied. */
 int gateway_module_reconf(struct gateway_module *m, const struct conf *conf)
 {
-	const struct conf *old = m->conf;
-
 	m->conf = conf;
-	if (gateway_apply(m) < 0) {
-		m->conf = old;
-		return -EINVAL;
-	}
-	return 0;
+	return gateway_apply(m) < 0 ? -EINVAL : 0;
 }
 
 void gateway_module_free(struct gateway_module *m)

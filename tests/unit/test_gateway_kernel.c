@@ -633,6 +633,36 @@ static void test_switched_off(void **state)
 }
 
 /*
+ * A reload that gateway mode cannot apply (its TPROXY route: no loopback up here) leaves it
+ * running on the new configuration, which the daemon keeps, not on the old one, which the
+ * daemon frees: GET /api/gateway reads it afterwards (the old conf was used after free).
+ */
+static void test_failed_reconf_keeps_the_new_conf(void **state)
+{
+	char *path = path_of("failed.nft");
+	struct conf *off = tproxy_conf_on(path, 4400, 4700, false);
+	struct conf *on = tproxy_conf_on(path, 4400, 4700, true);
+	struct gateway_module *m = NULL;
+	struct event_base *base;
+	json_t *info;
+
+	(void)state;
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+	base = event_base_new();
+	assert_int_equal(gateway_module_new(base, off, NULL, NULL, &m), 0);
+	assert_int_equal(gateway_module_reconf(m, on), -EINVAL);
+	conf_free(off); /* as the daemon does after a reload */
+	info = gateway_info_json(m);
+	assert_true(json_is_true(json_object_get(info, "enabled")));
+	json_decref(info);
+	gateway_module_free(m);
+	event_base_free(base);
+	conf_free(on);
+	unlink(path);
+	free(path);
+}
+
+/*
  * TPROXY's rule (fwmark 0x4 lookup tproxy_table at rule_priority) is made at start, moved by a
  * reload that changes the priority or table, and removed at stop; another tool's rules of
  * egress's protocol at those priorities into another table are never touched.
@@ -731,6 +761,7 @@ int main(void)
 		cmocka_unit_test(test_module_waits_on_the_loop),
 		cmocka_unit_test(test_tproxy_rule_is_its_own),
 		cmocka_unit_test(test_switched_off),
+		cmocka_unit_test(test_failed_reconf_keeps_the_new_conf),
 	};
 
 	return kt_exit_status(cmocka_run_group_tests_name(
