@@ -21,13 +21,16 @@ def run_demo(egressd_bin, *args):
     own namespaces count: other labs may come and go on the machine meanwhile."""
     run = "demo" + secrets.token_hex(4)
     r = subprocess.run([sys.executable, str(DEMO), "--egressd", str(egressd_bin),
-                        "--duration", "17", "--plain", "--run", run, *args],
+                        "--duration", "17", "--plain", "--run", run, "--web-port", "0",
+                        *args],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "demo: lab %s, namespaces eg-%s-*" % (run, run) in r.stdout
     left = [ns for ns in list_namespaces() if ns.startswith("eg-%s-" % run)]
     assert not left, "the demo left namespaces behind: %s" % left
     assert not (LOCK_DIR / ("%s.lock" % run)).exists()
+    # the dashboard was served on the host's loopback, with the admin login to use
+    assert re.search(r"^demo: dashboard at http://127\.0\.0\.1:\d+/ \(", r.stdout, re.M), r.stdout
     return r.stdout
 
 
