@@ -516,16 +516,16 @@ function fillCard(card, u) {
 	set("loss", loss === undefined ? "–" : loss.toFixed(loss < 10 ? 1 : 0) + " %");
 	const tier = num(u, "tier");
 	set("weight", String(num(u, "weight") ?? "–") + (tier !== undefined ? " (tier " + tier + ")" : ""));
-	const share = num(u, "share_pct", "share");
-	set("share", share === undefined ? "–" : share.toFixed(0) + " %");
+	let share = num(u, "share_pct");
+	if (share === undefined && num(u, "share") !== undefined)
+		share = num(u, "share") * 100; /* 0..1 */
+	set("share", share === undefined ? "–" : share.toFixed(share && share < 10 ? 1 : 0) + " %");
 	set("throughput", fmtMbps(u._bps));
 	set("address", u.public_address || u.public_ip || "–");
-	const last = Array.isArray(u.transitions) && u.transitions.length ?
-		u.transitions[u.transitions.length - 1] : null;
-	card.querySelector(".why").textContent = last ?
-		(last.from || "?") + " → " + (last.to || "?") +
-		(last.reason ? " (" + last.reason + ")" : "") +
-		(last.time !== undefined ? " at " + fmtClock(eventTime(last)) : "") : "";
+	const since = u.since ? " since " + fmtClock(eventTime({ time: u.since })) : "";
+	card.querySelector(".why").textContent = (u.reason || "") + since;
+	card.querySelector(".why").title = (u.transitions || []).map((t) =>
+		fmtClock(eventTime(t)) + " " + t.from + " → " + t.to + " (" + t.reason + ")").join("\n");
 	const b = card.querySelector("button.drain");
 	b.textContent = enabled ? "Drain" : "Undrain";
 	b.title = enabled ? "No new connection or flow takes this uplink; existing ones go on" :
@@ -582,6 +582,8 @@ function renderCharts(now) {
 		}));
 		chart.update("none");
 	}
+	const counted = [...state.series.values()].some((s) => s.some((p) => p.cps !== null));
+	$("newconns-note").hidden = counted || !state.uplinks.size;
 }
 
 /* --- changes with commit-confirmed --- */
@@ -703,45 +705,76 @@ async function toggleGateway() {
 
 /* --- connections --- */
 
+/* Host and port as one word; an IPv6 address in brackets. */
+function hostPort(addr, port) {
+	if (!addr)
+		return "";
+	const a = String(addr).includes(":") ? "[" + addr + "]" : String(addr);
+	return port ? a + ":" + port : a;
+}
+
+/*
+ * The proxy's live connections in go-dispatch-proxy's shape: {active_connections: [...],
+ * matched, limit}, each with source_ip/port, destination_ip/port, host, uplink, bytes_in
+ * (what the client received) and bytes_out, age.
+ */
 async function refreshConnections() {
 	if (document.hidden)
 		return;
 	const r = await api("GET", "/api/connections");
 	if (!r.ok) {
 		state.connections = [];
+		state.connectionsMatched = 0;
 		$("conn-note").textContent = r.status === 503 || r.status === 404 ?
-			"No connection table: the proxy is not running (flows of the policy module " +
+			"No connection table: the proxy is not running (the policy module's flows " +
 			"are the kernel's)." : "Connections: " + errorText(r);
 	} else {
-		state.connections = listOf(r.body, "connections");
-		$("conn-note").textContent = "";
+		state.connections = listOf(r.body, "active_connections").map((c) => ({
+			client: hostPort(c.source_ip, c.source_port),
+			destination: hostPort(c.destination_ip, c.destination_port),
+			host: c.host || "",
+			uplink: c.uplink || c.load_balancer || "",
+			up: num(c, "bytes_out"),
+			down: num(c, "bytes_in"),
+			age: num(c, "age"),
+		}));
+		state.connectionsMatched = num(r.body, "matched") ?? state.connections.length;
+		$("conn-note").textContent = state.connectionsMatched > state.connections.length ?
+			"Showing the first " + state.connections.length + " of " +
+			state.connectionsMatched + "." : "";
 	}
 	renderConnections();
-}
-
-function connText(c) {
-	return [c.client, c.destination, c.uplink, c.host].filter(Boolean).join(" ").toLowerCase();
 }
 
 function renderConnections() {
 	const words = $("conn-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
 	const rows = state.connections.filter((c) => {
-		const t = connText(c);
+		const t = [c.client, c.destination, c.host, c.uplink].join(" ").toLowerCase();
 		return words.every((w) => t.includes(w));
 	});
 	const body = $("connections").tBodies[0];
 	body.replaceChildren();
 	for (const c of rows.slice(0, CONNECTIONS_SHOWN)) {
 		const tr = el("tr");
-		tr.append(el("td", "", c.client || ""), el("td", "", c.destination || c.host || ""),
-			el("td", "", c.uplink || ""),
-			el("td", "num", fmtBytes(num(c, "bytes_up", "bytes_sent", "tx_bytes"))),
-			el("td", "num", fmtBytes(num(c, "bytes_down", "bytes_received", "rx_bytes"))),
-			el("td", "num", fmtAge(num(c, "age", "age_s", "duration"))));
+		const dst = el("td", "", c.host ? c.host + " " : "");
+		if (c.host)
+			dst.append(el("span", "muted", c.destination));
+		else
+			dst.textContent = c.destination;
+		tr.append(el("td", "", c.client), dst, el("td", "", c.uplink),
+			el("td", "num", fmtBytes(c.up)), el("td", "num", fmtBytes(c.down)),
+			el("td", "num", fmtAge(c.age)));
 		body.append(tr);
 	}
 	const total = state.connections.length;
 	$("conn-count").textContent = words.length ? rows.length + " of " + total : String(total);
+	if (!rows.length) {
+		const tr = el("tr");
+		const td = el("td", "muted", total ? "No connection matches." : "No connections.");
+		td.colSpan = 6;
+		tr.append(td);
+		body.append(tr);
+	}
 }
 
 /* --- the configuration editor --- */
@@ -780,7 +813,11 @@ function configErrorsOf(r) {
 		if (!msg && (e.expected || e.seen))
 			msg = (e.key ? e.key + ": " : "") + "expected " + e.expected + ", got " +
 				JSON.stringify(e.seen);
-		return { line: typeof e.line === "number" ? e.line : undefined, message: msg };
+		const line = typeof e.line === "number" && e.line > 0 ? e.line : undefined;
+		/* beside its line, "FILE:LINE: " says nothing new */
+		if (line !== undefined)
+			msg = msg.replace(/^\S*:\d+: /, "");
+		return { line, message: msg };
 	});
 }
 
