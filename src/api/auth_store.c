@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -252,6 +253,42 @@ int auth_session_drop(struct auth_store *s, const char *id)
 bool auth_session_csrf_ok(const struct auth_session *ss, const char *token)
 {
 	return secret_eq(ss->csrf, token);
+}
+
+const char *auth_cookie_session(const char *header, char *buf, size_t len)
+{
+	const size_t nl = strlen(AUTH_COOKIE);
+	const char *p = header;
+
+	while (p && *p) {
+		size_t n;
+
+		p += strspn(p, " \t;");
+		n = strcspn(p, ";");
+		if (n > nl && !strncmp(p, AUTH_COOKIE "=", nl + 1)) {
+			p += nl + 1;
+			n -= nl + 1;
+			while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+				n--;
+			if (n >= len)
+				return NULL;
+			memcpy(buf, p, n);
+			buf[n] = '\0';
+			return buf;
+		}
+		p += n;
+	}
+	return NULL;
+}
+
+const char *auth_bearer(const char *authorization)
+{
+	/* the scheme's case does not matter (RFC 7235 section 2.1) */
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7))
+		return NULL;
+	authorization += 7;
+	authorization += strspn(authorization, " ");
+	return *authorization ? authorization : NULL;
 }
 
 /* --- API tokens --- */

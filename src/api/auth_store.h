@@ -16,7 +16,8 @@
 
 #include "api.h"
 
-#define AUTH_USER "admin" /* the one account a password logs in to */
+#define AUTH_USER	"admin"		 /* the one account a password logs in to */
+#define AUTH_COOKIE	"egress_session" /* the session cookie's name */
 
 #define AUTH_PASSWORD_FILE "password_hash" /* in the state folder: the hash and a newline */
 #define AUTH_TOKENS_FILE   "tokens.json"
@@ -86,6 +87,16 @@ const struct auth_session *auth_session_find(struct auth_store *s, const char *i
 int auth_session_drop(struct auth_store *s, const char *id);
 /* Does token (may be NULL) match the session's CSRF token? */
 bool auth_session_csrf_ok(const struct auth_session *ss, const char *token);
+
+/*
+ * The session cookie's value in a Cookie header (RFC 6265 section 5.4: "name=value" pairs
+ * split by ";"), copied into buf (len bytes); NULL when header (may be NULL) has none or
+ * its value does not fit.  The first of several wins.
+ */
+const char *auth_cookie_session(const char *header, char *buf, size_t len);
+
+/* TOKEN of an Authorization header "Bearer TOKEN" (RFC 6750 section 2.1), or NULL. */
+const char *auth_bearer(const char *authorization);
 
 /* --- API tokens --- */
 

@@ -220,6 +220,45 @@ static void test_sessions_bounded(void **state)
 	auth_store_free(s);
 }
 
+static void test_cookie_and_bearer(void **state)
+{
+	static const struct {
+		const char *header, *want;
+	} cases[] = {
+		{"egress_session=abc", "abc"},
+		{"a=1; egress_session=abc; b=2", "abc"},
+		{"a=1;egress_session=abc  ", "abc"},
+		{"egress_session=first; egress_session=second", "first"},
+		{"egress_session=", ""},
+		{"xegress_session=abc", NULL},
+		{"egress_sessionx=abc", NULL},
+		{"egress_session", NULL},
+		{"a=egress_session=abc", NULL},
+		{"", NULL},
+		{";;; ", NULL},
+		{NULL, NULL},
+		{"egress_session=0123456789012345678901234567890123456789012", /* 43: fits */
+			"0123456789012345678901234567890123456789012"},
+		{"egress_session=01234567890123456789012345678901234567890123", NULL}, /* 44 */
+	};
+	char buf[AUTH_SECRET_LEN + 1];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *got = auth_cookie_session(cases[i].header, buf, sizeof(buf));
+
+		if (!cases[i].want != !got || (got && strcmp(got, cases[i].want)))
+			fail_msg("\"%s\": \"%s\", expected \"%s\"", cases[i].header ? cases[i].header : "(null)",
+				got ? got : "(null)", cases[i].want ? cases[i].want : "(null)");
+	}
+	assert_string_equal(auth_bearer("Bearer abc"), "abc");
+	assert_string_equal(auth_bearer("bearer  abc"), "abc");
+	assert_null(auth_bearer("Bearer "));
+	assert_null(auth_bearer("Basic YWRtaW46YWRtaW4="));
+	assert_null(auth_bearer("Bearerabc"));
+	assert_null(auth_bearer(NULL));
+}
+
 static void test_tokens(void **state)
 {
 	struct auth_store *s = auth_store_new(dir), *again;
@@ -443,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_password_bad_file),
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_sessions_bounded),
+		cmocka_unit_test(test_cookie_and_bearer),
 		cmocka_unit_test(test_tokens),
 		cmocka_unit_test(test_tokens_refused),
 		cmocka_unit_test(test_tokens_bad_file),
