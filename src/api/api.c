@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -49,6 +51,7 @@
 #include "api_auth.h"
 #include "api_conf.h"
 #include "api_int.h"
+#include "api_metrics.h"
 #include "api_route.h"
 #include "api_server.h"
 #include "log.h"
@@ -113,6 +116,7 @@ struct api {
 	struct event *rebuild; /* api_reconf: replace the listeners on the next loop turn */
 	struct api_conn *conns, *conns_tail;
 	size_t n_conns, n_streams;
+	struct api_metrics metrics; /* egress_api_* */
 	struct api_route_table *tables; /* [0]: authentication's, then api_set_routes()' */
 	size_t n_tables;
 	/* what the listeners were made from, to tell whether a reload changes them */
@@ -142,6 +146,7 @@ static void stream_free(struct api_stream *s, bool notify)
 
 	s->c->stream = NULL;
 	a->n_streams--;
+	api_metrics_streams(&a->metrics, (unsigned)a->n_streams);
 	if (s->keepalive)
 		event_free(s->keepalive);
 	if (s->drop)
@@ -603,6 +608,7 @@ struct api_stream *api_stream_start(struct api_req *r, void (*close_cb)(struct a
 	event_add(s->keepalive, &tv);
 	r->conn->stream = s;
 	a->n_streams++;
+	api_metrics_streams(&a->metrics, (unsigned)a->n_streams);
 	r->replied = true;
 	r->status = 200;
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
@@ -701,6 +707,7 @@ static void dispatch(struct api_req *r)
 	int code;
 
 	if (streq(r->raw_path, "/healthz")) {
+		r->route = "/healthz";
 		if (r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD) {
 			authorize(r, API_OPEN);
 			healthz(r);
@@ -711,15 +718,20 @@ static void dispatch(struct api_req *r)
 		return;
 	}
 	if (streq(r->raw_path, "/metrics") && a->conf->metrics) {
+		r->route = "/metrics";
 		if (authorize(r, API_READ)) {
 			r->replied = true;
+			/* as metrics_http_reply() answers */
+			r->status = r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD ? 200 : 405;
 			metrics_http_reply(a->env.metrics, r->req);
 		}
 		return;
 	}
 	code = api_route_find(a->tables, a->n_tables, r->method, &r->path, &r->match);
-	if (code == 404 && api_static_serve(r, a->conf->web_root))
+	if (code == 404 && api_static_serve(r, a->conf->web_root)) {
+		r->route = API_METRICS_STATIC;
 		return;
+	}
 	if (code == 404) {
 		api_reply_error(r, 404, NULL, "no such resource: %s", r->raw_path);
 		return;
@@ -730,6 +742,7 @@ static void dispatch(struct api_req *r)
 			api_method_name(r->method), r->allow);
 		return;
 	}
+	r->route = r->match.route->path;
 	if (r->match.table->module && !r->match.table->running && !r->match.route->when_stopped) {
 		api_reply_error(r, 503, NULL, "module %s is not running", r->match.table->module);
 		return;
@@ -754,6 +767,15 @@ static void request_done_cb(struct evhttp_request *req, void *arg)
 	conn_arm_deadline(c);
 }
 
+/* For the requests' durations: now_ms() is too coarse for a status read. */
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static void api_request_cb(struct evhttp_request *req, void *arg)
 {
 	struct api_listener *l = arg;
@@ -761,10 +783,13 @@ static void api_request_cb(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	struct api_req *r;
+	uint64_t start_us;
 
 	r = xcalloc(1, sizeof(*r));
 	r->req = req;
 	r->method = evhttp_request_get_command(req);
+	r->route = API_METRICS_UNMATCHED;
+	start_us = mono_us();
 	r->conn = conn_of(a, req);
 	if (!r->conn) {
 		/* cannot happen: every connection comes through conn_bev_cb */
@@ -781,6 +806,9 @@ static void api_request_cb(struct evhttp_request *req, void *arg)
 		api_reply_error(r, 400, NULL, "bad request path");
 	else
 		dispatch(r);
+	if (r->replied)
+		api_metrics_request(&a->metrics, r->route, api_method_name(r->method), r->status,
+			(double)(mono_us() - start_us) / 1e6);
 	if (r->query_parsed)
 		evhttp_clear_headers(&r->query);
 	json_decref(r->json);
@@ -1052,6 +1080,9 @@ int api_new(const struct api_env *env, const struct conf *conf, struct api **ret
 	r = api_auth_new(a->conf, env->events, &a->auth);
 	if (r < 0)
 		return r;
+	r = api_metrics_init(&a->metrics, env->metrics);
+	if (r < 0)
+		log_warnx("api: no egress_api_* metrics: %s", strerror(-r));
 	tables_set(a, NULL, 0);
 	/* the API's state lives here; authentication and the daemon fill it */
 	if (mkdir(a->conf->state_dir, 0700) < 0 && errno != EEXIST)

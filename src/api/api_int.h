@@ -23,6 +23,7 @@ struct api_req {
 	char raw_path[API_PATH_MAX + 1]; /* as sent, still encoded */
 	struct api_path path;
 	struct api_match match;
+	const char *route; /* its label in the metrics: a route's pattern, or api_metrics.h's */
 	struct api_caller caller;
 	char allow[96]; /* a 405's Allow header */
 	bool replied;

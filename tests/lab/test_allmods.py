@@ -30,6 +30,7 @@ import pytest
 
 import policylab
 import promtext
+from apiclient import ApiClient
 from egressd import Egressd
 from lab import host_state, kernel_state, state_diff, wait_for
 from policylab import ADDR, HERE, SERVER, UPLINK_OF, tcp_shares
@@ -321,6 +322,8 @@ METRIC_FAMILIES = {
               "egress_proxy_client_connections_total"],
     "dns": ["egress_dns_queries_total", "egress_dns_upstream_queries_total",
             "egress_dns_pending", "egress_dns_cache_entries"],
+    "api": ["egress_api_requests_total", "egress_api_request_duration_seconds",
+            "egress_api_event_streams", "egress_api_logins_total"],
 }
 
 
@@ -388,6 +391,10 @@ def test_metrics_exposition_and_dashboard(lab, egressd_bin):
         r = c1.run([sys.executable, str(HERE / "socksflows.py"), "10.10.1.1", "1080", SERVER,
                     "7001", "1", "1"], timeout=60)
         assert json.loads(r.stdout)["fail"] == 1
+        # the API: a route and a path that is none (its label is "unmatched", not the path)
+        api = ApiClient.unix(d)
+        assert api.get("/healthz").status == 200
+        assert api.get("/api/no/such/thing").status == 404
         ctype, text = scrape(gw)
         assert ctype == "text/plain; version=0.0.4; charset=utf-8"
         fams = promtext.parse(text)
@@ -400,6 +407,15 @@ def test_metrics_exposition_and_dashboard(lab, egressd_bin):
         assert sum(fams["egress_proxy_connect_failures_total"].series().values()) == 1
         assert promtext.sample(text, "egress_dns_queries_total", transport="udp") >= 1
         assert promtext.sample(text, "gateway_active_count") == 2
+        assert promtext.sample(text, "egress_api_requests_total", route="/healthz",
+                               method="GET", code="200") == 1
+        assert promtext.sample(text, "egress_api_requests_total", route="unmatched",
+                               method="GET", code="404") == 1
+        assert promtext.sample(text, "egress_api_request_duration_seconds_count",
+                               route="/healthz") == 1
+        assert promtext.sample(text, "egress_api_event_streams") == 0
+        assert promtext.sample(text, "egress_api_logins_total", result="failure") == 0
+        assert "no/such" not in text
         # every uplink of the model, whichever module uses it (the ISPs are the policy's,
         # the proxy's and the DNS forwarder's, the gateways the route module's)
         weights = {"isp1": 3, "isp2": 2, "isp3": 1, "10.0.0.10": 1, "10.0.0.11": 1}
