@@ -1098,4 +1098,6 @@ const struct module module_gateway = {
 	.reconf = gateway_reconf_cb,
 	.free = gateway_free_cb,
 	.status = gateway_status_cb,
+	.api_routes = gateway_api_routes,
+	.n_api_routes = ARRAY_SIZE(gateway_api_routes),
 };

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "api.h"
 #include "gateway.h"
 
 struct event;
@@ -43,5 +44,9 @@ struct gateway_module {
 json_t *gateway_info_json(const struct gateway_module *m);
 /* The fork's GET /api/gateway/iptables/backup object for m's backup_file. */
 json_t *gateway_backup_json(const struct gateway_module *m);
+/* GET /api/gateway, POST /api/gateway/toggle, GET|POST /api/gateway/config,
+ * GET /api/gateway/iptables/backup, POST /api/gateway/iptables/restore (api.h) */
+#define GATEWAY_N_API_ROUTES 6
+extern const struct api_route gateway_api_routes[GATEWAY_N_API_ROUTES];
 
 #endif

@@ -1618,4 +1618,6 @@ const struct module module_proxy = {
 	.reconf = proxy_reconf_cb,
 	.free = proxy_free_cb,
 	.status = proxy_status_cb,
+	.api_routes = proxy_api_routes,
+	.n_api_routes = ARRAY_SIZE(proxy_api_routes),
 };

@@ -14,10 +14,12 @@
  */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
+#include "api.h"
 #include "proxy_conf.h"
 #include "proxy_int.h"
 #include "util.h"
@@ -328,3 +330,51 @@ json_t *proxy_status_json(struct proxy_module *pm)
 	json_object_set_new(o, "tunnel", json_boolean(p->tunnel));
 	return o;
 }
+
+/* ------------------------------------------------------------ routes */
+
+#define CONNECTIONS_LIMIT     100 /* listed when the request names no limit (the fork's) */
+#define CONNECTIONS_LIMIT_MAX 500 /* at most (the fork's) */
+
+/* GET /api/connections?source=&destination=&uplink=&limit= */
+static void connections_route_cb(struct api_req *r, void *arg)
+{
+	struct proxy_conn_filter f = {
+		.source = api_req_query(r, "source"),
+		.destination = api_req_query(r, "destination"),
+		.uplink = api_req_query(r, "uplink"),
+		.limit = CONNECTIONS_LIMIT,
+	};
+	const char *limit = api_req_query(r, "limit");
+
+	if (limit) {
+		char *end;
+		unsigned long v = strtoul(limit, &end, 10);
+
+		if (!*limit || *end || *limit == '-' || v < 1 || v > CONNECTIONS_LIMIT_MAX) {
+			api_reply_error(r, 400, "limit", "expected an integer from 1 to %d, got \"%s\"",
+				CONNECTIONS_LIMIT_MAX, limit);
+			return;
+		}
+		f.limit = v;
+	}
+	/* an empty filter filters nothing */
+	if (f.source && !*f.source)
+		f.source = NULL;
+	if (f.destination && !*f.destination)
+		f.destination = NULL;
+	if (f.uplink && !*f.uplink)
+		f.uplink = NULL;
+	api_reply_json(r, 200, proxy_connections_json(arg, &f));
+}
+
+/* GET /api/traffic */
+static void traffic_route_cb(struct api_req *r, void *arg)
+{
+	api_reply_json(r, 200, proxy_traffic_json(arg));
+}
+
+const struct api_route proxy_api_routes[PROXY_N_API_ROUTES] = {
+	{EVHTTP_REQ_GET, "/api/connections", API_READ, connections_route_cb, false},
+	{EVHTTP_REQ_GET, "/api/traffic", API_READ, traffic_route_cb, false},
+};

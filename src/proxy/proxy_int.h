@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "api.h"
 #include "cidr.h"
 #include "connect.h"
 #include "log.h"
@@ -206,6 +207,9 @@ json_t *proxy_connections_json(struct proxy_module *pm, const struct proxy_conn_
 json_t *proxy_traffic_json(struct proxy_module *pm);
 json_t *proxy_status_json(struct proxy_module *pm);
 void proxy_traffic_stop(struct proxy_module *pm);
+/* GET /api/connections and GET /api/traffic (api.h) */
+#define PROXY_N_API_ROUTES 2
+extern const struct api_route proxy_api_routes[PROXY_N_API_ROUTES];
 
 /* udp_assoc.c */
 /* SOCKS5 UDP ASSOCIATE for s (its request parsed): choose the uplink, open the relay
