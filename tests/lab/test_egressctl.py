@@ -380,3 +380,97 @@ def test_events_follow_the_stream(egressctl, fake):
 
     r = ctl(egressctl, "--json", "events", "-f", sock=sock)
     assert [json.loads(line)["id"] for line in r.stdout.splitlines()] == [1, 2, 3, 4]
+
+
+# --- against egressd ---------------------------------------------------------------------
+
+def run_json(binary, d, *args):
+    r = ctl(binary, "--json", *args, sock=d.api_socket)
+    assert r.returncode == 0, r
+    return json.loads(r.stdout)
+
+
+# --- the proxy's connections and gateway mode's backup (tests/lab/proxylab.py's lab) ------
+
+# A SOCKS5 client holding one connection to the lab's echo server; prints its local port,
+# then waits for EOF on stdin.
+HOLD = r"""
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], 1080), timeout=5)
+s.sendall(b"\x05\x01\x00")
+assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(sys.argv[2]) + struct.pack("!H", 7000))
+assert s.recv(10)[:2] == b"\x05\x00"
+s.sendall(b"who\n")
+s.makefile("rb").readline()
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture(scope="module")
+def plab():
+    import proxylab
+    from lab import Lab
+    with Lab() as lab:
+        proxylab.build(lab)
+        yield lab
+
+
+@pytest.mark.daemon
+@pytest.mark.requires_root
+def test_connections_backup_restore(egressctl, plab, egressd_bin):
+    """connections lists a live connection of the proxy; backup shows gateway mode's backup;
+    restore refuses a file that is not egressd's backup, and puts back the one that is."""
+    import sys
+    import proxylab
+    from egressd import Egressd
+    from lab import wait_for
+    gw, client = plab["gw"], plab["client"]
+    backup = gw.lab.dir / "ctl-backup.nft"
+    d = Egressd.command(gw, egressd_bin, proxylab.dispatch_args(
+        "-lhost", proxylab.GW_LAN, "-lport", "1080", "-gateway", "-gateway-ip",
+        proxylab.GW_LAN, "-subnet", "10.20.0.0/24", "-auto-config", "-backup-file", backup),
+        name="egressd-ctl")
+    d.wait_log(r"gateway: intercepting 1 subnet")
+    sock = d.api_socket
+    hold = client.popen([sys.executable, "-c", HOLD, proxylab.GW_LAN, proxylab.SERVER],
+                        name="hold", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(hold.stdout.readline())
+        me = "%s:%d" % (proxylab.CLIENT, port)
+
+        def listed():
+            r = ctl(egressctl, "connections", sock=sock)
+            assert r.returncode == 0, r
+            return [line.split() for line in r.stdout.splitlines() if me in line.split()]
+        (row,) = wait_for(listed, what="the connection in egressctl connections")
+        assert row[:3] == ["TCP", me, "%s:7000" % proxylab.SERVER], row
+        assert row[4] in proxylab.ADDR.values(), row  # the uplink: go-dispatch-proxy's name
+        doc = run_json(egressctl, d, "connections")
+        assert [c for c in doc["active_connections"] if c["source_port"] == port]
+
+        r = ctl(egressctl, "backup", sock=sock)
+        assert r.returncode == 0, r
+        assert "backup_exists:" in r.stdout and str(backup) in r.stdout
+        info = run_json(egressctl, d, "backup")
+        assert info["backup_exists"] is True and info["backup_file"] == str(backup)
+
+        assert gw.run(["nft", "list", "table", "inet", "egress_gateway"], check=False
+                      ).returncode == 0
+        other = gw.lab.dir / "other.nft"
+        other.write_text("")
+        r = ctl(egressctl, "restore", other, sock=sock)
+        assert r.returncode == 1, r
+        assert "restores its own backup, %s" % backup in r.stderr
+        assert gw.run(["nft", "list", "table", "inet", "egress_gateway"], check=False
+                      ).returncode == 0, "a refused restore changed the ruleset"
+        r = ctl(egressctl, "restore", backup, sock=sock)
+        assert r.returncode == 0, r
+        assert r.stdout == "restored the ruleset saved in %s; gateway mode is off\n" % backup
+        assert gw.run(["nft", "list", "table", "inet", "egress_gateway"], check=False
+                      ).returncode != 0
+    finally:
+        hold.stop()
+        assert d.stop() == 0
+    d.assert_clean()
