@@ -302,7 +302,8 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		goto out;
 	}
 	d.metrics = metrics_new();
-	r = uplink_metrics_new(d.metrics, &d.uplinks, d.checks, &d.uplink_metrics);
+	r = uplink_metrics_new(d.metrics, &d.uplinks, d.checks,
+		(const struct conf *const *)&d.conf, &d.uplink_metrics);
 	if (r < 0) {
 		log_error("metrics: cannot register the uplinks' families: %s", strerror(-r));
 		goto out;

@@ -2,7 +2,8 @@
  * uplink_metrics.c - the egress_uplink_* families, for every uplink of the set.
  *
  * State, up, transitions, weight and enabled follow the set's events; RTT and loss are read from
- * the check engine when /metrics is scraped, so nothing runs per probe.  The series of an uplink
+ * the check engine and the tier from the running configuration when /metrics is scraped, so
+ * nothing runs per probe.  The series of an uplink
  * exist from its ADDED to its REMOVED, so a dashboard sees zeros, not gaps.
  *
  * Must not: keep pointers to uplinks (the set frees them), or log above debug.
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "conf_keys.h"
 #include "metrics.h"
 #include "uplink.h"
 #include "uplink_metrics.h"
@@ -22,7 +24,8 @@ struct uplink_metrics {
 	struct metrics *m;
 	struct uplink_set *set;
 	struct check_engine *checks;
-	struct metric_family *up, *state, *rtt, *loss, *transitions, *weight, *enabled;
+	const struct conf *const *conf;
+	struct metric_family *up, *state, *rtt, *loss, *transitions, *weight, *enabled, *tier;
 };
 
 static void uplink_metrics_state(struct uplink_metrics *um, const struct uplink *u)
@@ -35,8 +38,8 @@ static void uplink_metrics_state(struct uplink_metrics *um, const struct uplink 
 
 static void uplink_metrics_remove(struct uplink_metrics *um, const char *name)
 {
-	struct metric_family *const all[] = {
-		um->up, um->state, um->rtt, um->loss, um->transitions, um->weight, um->enabled};
+	struct metric_family *const all[] = {um->up, um->state, um->rtt, um->loss, um->transitions,
+		um->weight, um->enabled, um->tier};
 
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 		metrics_remove_where(all[i], "uplink", name);
@@ -67,16 +70,25 @@ static void uplink_metrics_uplink_cb(struct uplink *u, enum uplink_event ev, voi
 	}
 }
 
-/* The figures that change with every probe, only when someone looks. */
+/*
+ * The figures that change with every probe, only when someone looks; and the tier, which
+ * only the configuration knows.
+ */
 static void uplink_metrics_scrape_cb(struct metrics *m, void *arg)
 {
 	struct uplink_metrics *um = arg;
 	struct check_stats st;
 
 	(void)m;
-	for (size_t i = 0; i < um->set->n && um->checks; i++) {
+	for (size_t i = 0; i < um->set->n; i++) {
 		const char *n = um->set->v[i]->name;
-		if (check_stats_get(um->checks, n, &st) < 0)
+		const struct conf_uplink *c =
+			um->conf && *um->conf ? (const void *)conf_find(*um->conf, "uplink", n)
+					      : NULL;
+
+		if (c)
+			metrics_gauge_set(um->tier, c->tier, n);
+		if (!um->checks || check_stats_get(um->checks, n, &st) < 0)
 			continue;
 		metrics_gauge_set(um->rtt, st.avg_rtt_us / 1e6, n);
 		metrics_gauge_set(um->loss, st.loss_permille / 1000.0, n);
@@ -109,6 +121,9 @@ static const struct {
 		"0 while the uplink is drained ([uplink] enabled = false): no new connection or "
 		"flow goes through it",
 		false, FAMILY(enabled)},
+	{METRIC_GAUGE, "egress_uplink_tier",
+		"The uplink's tier: a policy uses the lowest tier that has an uplink up", false,
+		FAMILY(tier)},
 };
 
 /* 0, or the first registration's -errno. */
@@ -130,7 +145,7 @@ static int uplink_metrics_register(struct uplink_metrics *um)
 }
 
 int uplink_metrics_new(struct metrics *m, struct uplink_set *set, struct check_engine *checks,
-	struct uplink_metrics **ret)
+	const struct conf *const *conf, struct uplink_metrics **ret)
 {
 	struct uplink_metrics *um = xcalloc(1, sizeof(*um));
 	int r;
@@ -138,6 +153,7 @@ int uplink_metrics_new(struct metrics *m, struct uplink_set *set, struct check_e
 	um->m = m;
 	um->set = set;
 	um->checks = checks;
+	um->conf = conf;
 	r = uplink_metrics_register(um);
 	if (r == 0)
 		r = metrics_on_scrape(m, uplink_metrics_scrape_cb, um);

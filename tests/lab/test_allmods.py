@@ -428,14 +428,16 @@ def test_metrics_exposition_and_dashboard(lab, egressd_bin):
             assert 0 < promtext.sample(text, "egress_uplink_rtt_seconds", uplink=u) < 1, u
             assert promtext.sample(text, "egress_uplink_loss_ratio", uplink=u) < 1, u
             assert promtext.sample(text, "egress_uplink_enabled", uplink=u) == 1, u
-        # isp3 drained by a reload: the metric follows, the others stay in service
-        d.write_conf(conf.replace("[uplink isp3]\n", "[uplink isp3]\nenabled = false\n"))
+            assert promtext.sample(text, "egress_uplink_tier", uplink=u) == 1, u
+        # isp3 drained and moved to tier 2 by a reload: the metrics follow
+        d.write_conf(conf.replace("[uplink isp3]\n", "[uplink isp3]\nenabled = false\ntier = 2\n"))
         d.reload()
         d.wait_log(r"egressd \S+ reloaded: ")
         text = scrape(gw)[1]
         assert promtext.sample(text, "egress_uplink_enabled", uplink="isp3") == 0
         assert promtext.sample(text, "egress_uplink_enabled", uplink="isp2") == 1
         assert promtext.sample(text, "egress_uplink_up", uplink="isp3") == 1
+        assert promtext.sample(text, "egress_uplink_tier", uplink="isp3") == 2
         fams = promtext.parse(text)
     finally:
         assert d.stop() == 0
