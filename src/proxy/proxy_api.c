@@ -80,15 +80,12 @@ static void conn_view(const struct session *s, struct conn_view *v)
 	}
 }
 
-static bool conn_match(const struct session *s, const struct conn_view *v,
-	const struct proxy_conn_filter *f)
+static bool conn_match(const struct conn_view *v, const struct proxy_conn_filter *f)
 {
 	if (f->source && !strstr(v->client, f->source))
 		return false;
-	if (f->destination && !strstr(v->dst, f->destination) &&
-		!(v->host && strstr(v->host, f->destination)))
-		return false;
-	return !f->uplink || streq(s->up->name, f->uplink);
+	return !f->destination || strstr(v->dst, f->destination) ||
+	       (v->host && strstr(v->host, f->destination));
 }
 
 static json_t *conn_json(const struct session *s, const struct conn_view *v, uint64_t now,
@@ -133,8 +130,15 @@ json_t *proxy_connections_json(struct proxy_module *pm, const struct proxy_conn_
 
 		if (s->state != S_RELAY && s->state != S_UDP)
 			continue; /* not connected yet: no uplink carries it */
+		if (f->uplink && !streq(s->up->name, f->uplink))
+			continue;
+		/* the addresses as text only where a filter or the list needs them */
+		if (!f->source && !f->destination && matched >= f->limit) {
+			matched++;
+			continue;
+		}
 		conn_view(s, &v);
-		if (!conn_match(s, &v, f))
+		if (!conn_match(&v, f))
 			continue;
 		if (matched++ < f->limit)
 			json_array_append_new(list, conn_json(s, &v, now, wall_now));
