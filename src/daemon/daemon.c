@@ -25,6 +25,7 @@
 #include "check.h"
 #include "conf_keys.h"
 #include "daemon.h"
+#include "daemon_api.h"
 #include "daemon_int.h"
 #include "events.h"
 #include "link.h"
@@ -108,11 +109,18 @@ static int daemon_modules(struct daemon *d)
 	return r;
 }
 
-/* The API's route tables: each module's, running or not (its stopped routes answer 503). */
-static void daemon_api_routes(struct daemon *d)
+/* The API's route tables: the daemon's own (daemon_api.c), then each module's, running or
+ * not (its stopped routes answer 503). */
+static void daemon_api_tables(struct daemon *d)
 {
 	size_t n = 0;
 
+	d->api_tables[n++] = (struct api_route_table){
+		.routes = daemon_api_routes,
+		.n = daemon_api_n_routes,
+		.arg = d,
+		.running = true,
+	};
 	for (size_t i = 0; i < modules_n; i++) {
 		const struct module *m = modules[i];
 
@@ -223,7 +231,7 @@ int daemon_reconfigure(struct daemon *d, const char *text, const struct conf_ove
 	daemon_metrics(d);
 	r = daemon_modules(d);
 	api_reconf(d->api, conf);
-	daemon_api_routes(d);
+	daemon_api_tables(d);
 	conf_free(old);
 	d->reloads++;
 	log_info("reload %u: %u change%s%s%s", d->reloads, changes, changes == 1 ? "" : "s",
@@ -271,7 +279,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	int r, sig, status = 1;
 
 	d.running = xcalloc(modules_n, sizeof(*d.running));
-	d.api_tables = xcalloc(modules_n, sizeof(*d.api_tables));
+	d.api_tables = xcalloc(modules_n + 1, sizeof(*d.api_tables)); /* the daemon's first */
 	raise_nofile();
 	d.loop = loop_new();
 	if (!d.loop) {
@@ -330,7 +338,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		d.conf, &d.api);
 	if (r < 0)
 		goto out;
-	daemon_api_routes(&d);
+	daemon_api_tables(&d);
 	r = privs_drop();
 	if (r < 0) {
 		log_error("cannot drop privileges: %s", strerror(-r));

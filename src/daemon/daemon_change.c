@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "api_conf.h"
 #include "daemon_int.h"
 #include "events.h"
 #include "fileio.h"
@@ -32,7 +33,6 @@
 #include "modules.h"
 #include "util.h"
 
-#define STATE_DIR_DEFAULT "/var/lib/egress"
 #define SETTINGS_FILE	  "settings.json"
 #define SETTINGS_MAX	  (1024 * 1024)	     /* bytes of settings.json */
 #define CONF_FILE_MAX	  (16 * 1024 * 1024) /* bytes of a configuration file kept as .bak */
@@ -41,15 +41,7 @@
 /* [api] state_dir, where the settings are kept. */
 static const char *daemon_state_dir(const struct daemon *d)
 {
-	const struct conf_section *s = conf_find(d->conf, "api", NULL);
-	const struct conf_key *k = s ? conf_key_find(s->type, "state_dir") : NULL;
-
-	if (k && k->type == CONF_STRING) {
-		const char *v = *(char *const *)((const char *)s + k->offset);
-		if (v && *v)
-			return v;
-	}
-	return STATE_DIR_DEFAULT;
+	return conf_api(d->conf)->state_dir;
 }
 
 static void settings_path(const struct daemon *d, char *buf, size_t len)
@@ -215,7 +207,7 @@ static int settings_save(const struct daemon *d, const struct conf_overrides *o)
 	text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	settings_path(d, path, sizeof(path));
-	r = dir_ensure(dir, 0750);
+	r = dir_ensure(dir, 0700);
 	if (r == 0)
 		r = file_write_atomic(path, text, strlen(text), 0600);
 	if (r < 0)
