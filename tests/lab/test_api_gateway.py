@@ -96,6 +96,7 @@ def start(lab, binary, *extra, gateway=True, backup=None):
                  "-auto-config", "-backup-file", str(backup)]
     args += list(extra) + ["%s@3" % proxylab.ADDR["isp1"], "%s@2" % proxylab.ADDR["isp2"]]
     d = Egressd.command(lab["gw"], binary, args, name="egressd-api%d" % next(_starts))
+    d.dispatch_args = args  # for a restart under the same name
     if gateway:
         d.wait_log(r"gateway: intercepting 1 subnet")
     return d, ApiClient.unix(d)
@@ -151,11 +152,15 @@ def test_fork_shapes(plab, egressd_bin):
 
         # the modules' status
         r = api.get("/api/modules")
-        if r.status != 404:  # the daemon's route (another part of the API)
-            assert r.status == 200, r
-            text = r.text
-            for key in ('"listeners"', '"relay"', '"resolvers"', '"table_installed"'):
-                assert key in text, text
+        assert r.status == 200, r
+        mods = {m["name"]: m for m in r.json()["modules"]}
+        proxy, dns, gwm = mods["proxy"]["status"], mods["dns"]["status"], mods["gateway"]["status"]
+        assert {"kind": "proxy", "address": proxylab.GW_LAN, "port": 1080} in proxy["listeners"]
+        assert {"kind": "transparent", "address": "0.0.0.0", "port": 8888} in proxy["listeners"]
+        assert [u["name"] for u in proxy["uplinks"]] == ["192.0.2.1", "192.0.2.9"], proxy
+        assert proxy["relay"]["workers"] >= 1 and proxy["connections"] == 0, proxy
+        assert dns["listen"]["port"] == 5353 and dns["resolvers"], dns
+        assert gwm["table_installed"] is True and gwm["status"] == "active", gwm
     finally:
         stop(d)
 
@@ -208,9 +213,10 @@ def test_live_connection(plab, egressd_bin):
 
 
 @pytest.mark.daemon
-def test_toggle_and_rollback(plab, egressd_bin):
+def test_toggle_and_confirm(plab, egressd_bin):
     """The toggle takes table inet egress_gateway away and puts it back; with ?confirm= it
-    comes back by itself when the change is not confirmed."""
+    comes back by itself unless the change is confirmed; confirmed, it is kept, also across
+    a restart."""
     gw = plab["gw"]
     d, api = start(plab, egressd_bin, backup=gw.lab.dir / "toggle.nft")
     try:
@@ -238,6 +244,23 @@ def test_toggle_and_rollback(plab, egressd_bin):
         wait_for(lambda: gw_table(gw) == table, timeout=15, what="the table back (rollback)")
         assert api.get("/api/gateway").json()["enabled"] is True
         wait_for(lambda: gw.listening(8888), what="the transparent listener back")
+
+        # confirmed: kept, past the deadline it had
+        r = api.post("/api/gateway/toggle?confirm=2s", {"enabled": False})
+        assert r.status == 200, r
+        assert api.post("/api/config/confirm").status == 200
+        assert api.get("/api/config/pending").status in (200, 204)
+        time.sleep(3)  # a negative check: nothing may roll back now
+        assert gw_table(gw) is None
+        assert api.get("/api/gateway").json()["enabled"] is False
+    finally:
+        stop(d)
+
+    # kept across a restart (the operator's settings are in the state directory)
+    d = Egressd.command(gw, egressd_bin, d.dispatch_args, name=d.proc.name)
+    try:
+        assert ApiClient.unix(d).get("/api/gateway").json()["enabled"] is False
+        assert gw_table(gw) is None
     finally:
         stop(d)
 
