@@ -421,6 +421,7 @@ static void events_stream_cb(struct api_req *r, void *arg)
 
 	if (!query_kinds(r, &kinds) || !query_ull(r, "after", ~0ull, 0, &after))
 		return;
+	bool resume = api_req_query(r, "after") || (last && *last);
 	if (last && *last) {
 		errno = 0;
 		after = strtoull(last, &end, 10);
@@ -438,8 +439,11 @@ static void events_stream_cb(struct api_req *r, void *arg)
 		free(st);
 		return;
 	}
-	if (after)
+	if (resume) {
+		if (after > event_log_last_id(d->events))
+			after = 0; /* an id of an earlier run of egressd: all it keeps is new */
 		event_log_foreach(d->events, after, stream_event_cb, st);
+	}
 	event_log_subscribe(d->events, stream_event_cb, st);
 }
 
