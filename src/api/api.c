@@ -170,9 +170,18 @@ static void conn_free(struct api_conn *c)
 static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
 {
 	struct api_conn *c = arg;
+	struct evhttp_request *orphan = NULL;
 
 	(void)evcon;
+	/* A stream's client went (EOF, error, timeout): libevent has already taken the
+	 * request off the connection, which it then frees without it, and leaves the request
+	 * to whoever answers it - ending the reply frees it.  Closed any other way, the request
+	 * is still the connection's and goes with it. */
+	if (c->stream && !evhttp_request_get_connection(c->stream->req))
+		orphan = c->stream->req;
 	conn_free(c);
+	if (orphan)
+		evhttp_send_reply_end(orphan);
 }
 
 /* Its request did not come in time: close it (evhttp then frees it and calls close). */
@@ -234,16 +243,53 @@ static void conn_peer(struct api_conn *c, evutil_socket_t fd)
 		snprintf(p->addr, sizeof(p->addr), "?");
 }
 
-/* At max_clients: the oldest connection still waiting for its request goes. */
+static int addr_cmp_cb(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The peer address that holds the most connections, into buf. */
+static void busiest_peer(const struct api *a, char *buf, size_t len)
+{
+	const char **v = xmalloc(a->n_conns * sizeof(*v));
+	size_t n = 0, best = 0;
+
+	for (const struct api_conn *c = a->conns; c; c = c->next)
+		if (c->evcon)
+			v[n++] = c->peer.addr;
+	qsort(v, n, sizeof(*v), addr_cmp_cb);
+	buf[0] = '\0';
+	for (size_t i = 0, run = 1; i < n; i++, run++) {
+		if (i + 1 < n && streq(v[i], v[i + 1]))
+			continue;
+		if (run > best) {
+			best = run;
+			snprintf(buf, len, "%s", v[i]);
+		}
+		run = 0;
+	}
+	free(v);
+}
+
+/*
+ * At max_clients: a connection still waiting for its request goes, the oldest of the peer
+ * that holds the most connections (then the oldest of any peer), so that one address that
+ * opens connection after connection (slowloris) makes room with its own.
+ */
 static bool conn_evict(struct api *a, const struct api_conn *keep)
 {
-	for (struct api_conn *c = a->conns; c; c = c->next)
-		if (c != keep && c->evcon && !c->busy && !c->stream) {
-			log_debug("api: %s: %s: %zu clients, closing the oldest waiting one",
-				c->l->name, c->peer.addr, a->n_conns);
-			evhttp_connection_free(c->evcon);
-			return true;
-		}
+	char top[ADDR_STRLEN];
+
+	busiest_peer(a, top, sizeof(top));
+	for (int pass = 0; pass < 2; pass++)
+		for (struct api_conn *c = a->conns; c; c = c->next)
+			if (c != keep && c->evcon && !c->busy && !c->stream &&
+				(pass || streq(c->peer.addr, top))) {
+				log_debug("api: %s: %s: %zu clients, closing its oldest waiting one",
+					c->l->name, c->peer.addr, a->n_conns);
+				evhttp_connection_free(c->evcon);
+				return true;
+			}
 	return false;
 }
 

@@ -62,7 +62,7 @@ static const struct conf_key api_keys[] = {
 		.min = 1024,
 		.max = 1048576,
 		.def = "16384",
-		.help = "bytes of a request's line and headers; more gets 431 or the connection closed",
+		.help = "bytes of a request's line and headers; more gets 400",
 	},
 	{
 		.name = "max_body",
@@ -89,7 +89,8 @@ static const struct conf_key api_keys[] = {
 		.min = 1,
 		.max = 100000,
 		.def = "256",
-		.help = "connections at once; beyond, the oldest one still sending its request goes",
+		.help = "connections at once; beyond, one still sending its request goes (the oldest "
+			"of the address that has the most)",
 	},
 	{
 		.name = "max_streams",
