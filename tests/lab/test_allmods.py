@@ -382,6 +382,7 @@ def test_metrics_exposition_and_dashboard(lab, egressd_bin):
     conf = (CONF % {"backup": lab.dir / "ruleset-backup.nft"}).replace(
         "log_level = info\n", "log_level = info\nmetrics_port = 9100\n")
     d = start(gw, egressd_bin, conf)
+    stream = None
     try:
         c1, c2 = lab["client1"], lab["client2"]
         assert socks_flows(c1, 12) == {"isp1": 6, "isp2": 4, "isp3": 2, "fail": 0}
@@ -395,6 +396,10 @@ def test_metrics_exposition_and_dashboard(lab, egressd_bin):
         api = ApiClient.unix(d)
         assert api.get("/healthz").status == 200
         assert api.get("/api/no/such/thing").status == 404
+        assert api.get("/api/events?after=0").status == 200
+        stream = api.stream("/api/events/stream")  # open until egressd stops
+        wait_for(lambda: promtext.sample(scrape(gw)[1], "egress_api_event_streams") == 1,
+                 what="the open stream to be counted")
         ctype, text = scrape(gw)
         assert ctype == "text/plain; version=0.0.4; charset=utf-8"
         fams = promtext.parse(text)
@@ -413,7 +418,10 @@ def test_metrics_exposition_and_dashboard(lab, egressd_bin):
                                method="GET", code="404") == 1
         assert promtext.sample(text, "egress_api_request_duration_seconds_count",
                                route="/healthz") == 1
-        assert promtext.sample(text, "egress_api_event_streams") == 0
+        assert promtext.sample(text, "egress_api_requests_total", route="/api/events",
+                               method="GET", code="200") == 1
+        assert promtext.sample(text, "egress_api_requests_total", route="/api/events/stream",
+                               method="GET", code="200") == 1
         assert promtext.sample(text, "egress_api_logins_total", result="failure") == 0
         assert "no/such" not in text
         # every uplink of the model, whichever module uses it (the ISPs are the policy's,
@@ -441,6 +449,8 @@ def test_metrics_exposition_and_dashboard(lab, egressd_bin):
         fams = promtext.parse(text)
     finally:
         assert d.stop() == 0
+        if stream:
+            stream.close()
     d.assert_clean()
 
     # the dashboard: importable JSON on the names above
