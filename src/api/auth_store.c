@@ -96,8 +96,8 @@ static int password_from_file(struct auth_store *s, const char *path, char *err,
 	return 0;
 }
 
-static int password_generate(struct auth_store *s, const char *path, char **generated_ret,
-	char *err, size_t errlen)
+static int password_generate(
+	struct auth_store *s, const char *path, char **generated_ret, char *err, size_t errlen)
 {
 	char *password = NULL, *hash = NULL, *line = NULL;
 	int r;
@@ -135,8 +135,8 @@ out:
 	return r;
 }
 
-int auth_password_init(struct auth_store *s, const char *conf_hash, char **generated_ret,
-	char *err, size_t errlen)
+int auth_password_init(
+	struct auth_store *s, const char *conf_hash, char **generated_ret, char *err, size_t errlen)
 {
 	const char *why;
 	char *path;
@@ -193,8 +193,7 @@ static int secret_make(char *buf)
 	return 0;
 }
 
-const struct auth_session *auth_session_new(struct auth_store *s, const char *who,
-	uint64_t now_ms)
+const struct auth_session *auth_session_new(struct auth_store *s, const char *who, uint64_t now_ms)
 {
 	struct auth_session *ss = &s->sessions[0];
 
@@ -228,8 +227,7 @@ static struct auth_session *session_lookup(struct auth_store *s, const char *id)
 	return found;
 }
 
-const struct auth_session *auth_session_find(struct auth_store *s, const char *id,
-	uint64_t now_ms)
+const struct auth_session *auth_session_find(struct auth_store *s, const char *id, uint64_t now_ms)
 {
 	struct auth_session *ss = session_lookup(s, id);
 
@@ -384,13 +382,14 @@ static int token_from_json(json_t *o, size_t i, struct auth_token *t, char *err,
 		return -EINVAL;
 	}
 	if (!token_name_ok(name)) {
-		snprintf(err, errlen, "tokens[%zu].name: expected 1..64 of A-Z a-z 0-9 . _ -", i);
+		snprintf(err, errlen, "tokens[%zu].name: expected 1..48 of A-Z a-z 0-9 . _ -", i);
 		return -EINVAL;
 	}
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	if (access_from_word(access, &t->access) < 0) {
-		snprintf(err, errlen, "tokens[%zu].access: expected \"read\" or \"admin\", seen \"%s\"",
-			i, access);
+		snprintf(err, errlen,
+			"tokens[%zu].access: expected \"read\" or \"admin\", seen \"%s\"", i,
+			access);
 		return -EINVAL;
 	}
 	if (hex_decode(hex, t->sha256, sizeof(t->sha256)) < 0) {
@@ -438,15 +437,15 @@ int auth_tokens_load(struct auth_store *s, char *err, size_t errlen)
 		goto out;
 	}
 	for (i = 0; i < json_array_size(list); i++) {
-		if (token_from_json(json_array_get(list, i), i, &s->tokens[i], sub,
-			    sizeof(sub)) < 0) {
+		if (token_from_json(json_array_get(list, i), i, &s->tokens[i], sub, sizeof(sub)) <
+			0) {
 			snprintf(err, errlen, "%s: %s", path, sub);
 			goto out;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (streq(s->tokens[j].name, s->tokens[i].name)) {
-				snprintf(err, errlen, "%s: tokens[%zu].name: \"%s\" twice", path,
-					i, s->tokens[i].name);
+				snprintf(err, errlen, "%s: tokens[%zu].name: \"%s\" twice", path, i,
+					s->tokens[i].name);
 				goto out;
 			}
 	}
@@ -475,7 +474,7 @@ int auth_token_create(struct auth_store *s, const char *name, enum api_access ac
 	int r;
 
 	if (!token_name_ok(name)) {
-		*why_ret = "expected 1..64 of A-Z a-z 0-9 . _ -";
+		*why_ret = "expected 1..48 of A-Z a-z 0-9 . _ -";
 		return -EINVAL;
 	}
 	if (access != API_READ && access != API_ADMIN) {

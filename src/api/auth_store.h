@@ -16,8 +16,8 @@
 
 #include "api.h"
 
-#define AUTH_USER	"admin"		 /* the one account a password logs in to */
-#define AUTH_COOKIE	"egress_session" /* the session cookie's name */
+#define AUTH_USER   "admin"	     /* the one account a password logs in to */
+#define AUTH_COOKIE "egress_session" /* the session cookie's name */
 
 #define AUTH_PASSWORD_FILE "password_hash" /* in the state folder: the hash and a newline */
 #define AUTH_TOKENS_FILE   "tokens.json"
@@ -25,14 +25,14 @@
 #define AUTH_SECRET_BYTES 32 /* of a session id, a CSRF token, an API token */
 #define AUTH_SECRET_LEN	  43 /* the same in base64url without padding */
 
-#define AUTH_SESSIONS_MAX	 32 /* the one closest to its end goes to make room */
-#define AUTH_SESSION_LIFETIME_S	 (12 * 3600)
-#define AUTH_TOKENS_MAX		 64
-#define AUTH_TOKEN_NAME_MAX	 64
-#define AUTH_TOKENS_FILE_MAX	 (64 * 1024)
-#define AUTH_RATE_BURST		 5     /* failed logins an address may make in a row, */
-#define AUTH_RATE_INTERVAL_MS	 12000 /* then one more each 12 s */
-#define AUTH_RATE_ADDRS		 256   /* addresses remembered; IPv6 ones by their /64 */
+#define AUTH_SESSIONS_MAX	32 /* the one closest to its end goes to make room */
+#define AUTH_SESSION_LIFETIME_S (12 * 3600)
+#define AUTH_TOKENS_MAX		64
+#define AUTH_TOKEN_NAME_MAX	48 /* "token:NAME" fits struct api_caller's who */
+#define AUTH_TOKENS_FILE_MAX	(64 * 1024)
+#define AUTH_RATE_BURST		5     /* failed logins an address may make in a row, */
+#define AUTH_RATE_INTERVAL_MS	12000 /* then one more each 12 s */
+#define AUTH_RATE_ADDRS		256   /* addresses remembered; IPv6 ones by their /64 */
 
 struct auth_store;
 
@@ -45,9 +45,9 @@ struct auth_session {
 
 struct auth_token {
 	char name[AUTH_TOKEN_NAME_MAX + 1];
-	enum api_access access;	    /* API_READ or API_ADMIN */
-	unsigned char sha256[32];   /* of the secret; the secret itself is never kept */
-	long long created;	    /* wall clock, seconds since the epoch */
+	enum api_access access;	  /* API_READ or API_ADMIN */
+	unsigned char sha256[32]; /* of the secret; the secret itself is never kept */
+	long long created;	  /* wall clock, seconds since the epoch */
 };
 
 /*
@@ -66,8 +66,8 @@ void auth_store_free(struct auth_store *s);
  * A hash kept there is never replaced.  0, or -errno with err saying what is wrong (a
  * malformed hash, a file that cannot be read or written); then the store has no password.
  */
-int auth_password_init(struct auth_store *s, const char *conf_hash, char **generated_ret,
-	char *err, size_t errlen);
+int auth_password_init(struct auth_store *s, const char *conf_hash, char **generated_ret, char *err,
+	size_t errlen);
 /* Is password the admin's?  0, -EACCES (also with no password set), -EIO. */
 int auth_password_verify(const struct auth_store *s, const char *password);
 
@@ -78,11 +78,9 @@ int auth_password_verify(const struct auth_store *s, const char *password);
  * the one that ends first goes.  Borrowed: valid until the next call that changes
  * sessions.  NULL if the random source fails.
  */
-const struct auth_session *auth_session_new(struct auth_store *s, const char *who,
-	uint64_t now_ms);
+const struct auth_session *auth_session_new(struct auth_store *s, const char *who, uint64_t now_ms);
 /* The live session of this cookie value, or NULL (unknown, ended: an ended one goes). */
-const struct auth_session *auth_session_find(struct auth_store *s, const char *id,
-	uint64_t now_ms);
+const struct auth_session *auth_session_find(struct auth_store *s, const char *id, uint64_t now_ms);
 /* End the session of this cookie value.  0 or -ENOENT. */
 int auth_session_drop(struct auth_store *s, const char *id);
 /* Does token (may be NULL) match the session's CSRF token? */
@@ -106,7 +104,7 @@ const char *auth_bearer(const char *authorization);
  */
 int auth_tokens_load(struct auth_store *s, char *err, size_t errlen);
 /*
- * A new token name (1..64 of [A-Za-z0-9._-]) with access (API_READ or API_ADMIN), kept in
+ * A new token name (1..48 of [A-Za-z0-9._-]) with access (API_READ or API_ADMIN), kept in
  * the state folder before this returns.  *secret_ret: the token itself, the caller's; it
  * is never shown again.  0; -EINVAL with *why_ret (static) naming the field; -EEXIST;
  * -ENOSPC (AUTH_TOKENS_MAX); -errno of the file (then nothing changed).
@@ -126,8 +124,7 @@ const struct auth_token *auth_token_at(const struct auth_store *s, size_t i);
  * May peer ("192.0.2.1", "2001:db8::1", "unix") try to log in now?  0, or -EAGAIN with
  * *retry_s (whole seconds, at least 1) until it may.
  */
-int auth_rate_check(struct auth_store *s, const char *peer, uint64_t now_ms,
-	unsigned *retry_s);
+int auth_rate_check(struct auth_store *s, const char *peer, uint64_t now_ms, unsigned *retry_s);
 void auth_rate_failed(struct auth_store *s, const char *peer, uint64_t now_ms);
 /* A login succeeded: the address's failures are forgotten. */
 void auth_rate_clear(struct auth_store *s, const char *peer);

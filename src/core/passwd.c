@@ -20,17 +20,17 @@
 #include "passwd.h"
 #include "util.h"
 
-#define SALT_LEN     16
-#define KEY_LEN	     32
-#define SALT_MIN     8
-#define SALT_MAX     64
-#define KEY_MIN	     16
-#define KEY_MAX	     64
-#define LN_MIN	     10
-#define LN_MAX	     24
-#define R_MAX	     32
-#define P_MAX	     16
-#define MEM_LOG2_MAX 22 /* r x 2^ln at most 2^22: 512 MiB of scrypt's 128 x r x N bytes */
+#define SALT_LEN      16
+#define KEY_LEN	      32
+#define SALT_MIN      8
+#define SALT_MAX      64
+#define KEY_MIN	      16
+#define KEY_MAX	      64
+#define LN_MIN	      10
+#define LN_MAX	      24
+#define R_MAX	      32
+#define P_MAX	      16
+#define MEM_LOG2_MAX  22 /* r x 2^ln at most 2^22: 512 MiB of scrypt's 128 x r x N bytes */
 #define WORK_LOG2_MAX 24 /* r x p x 2^ln at most 2^24: 64 times the default's work */
 
 #define SCHEME "$scrypt$"
@@ -59,8 +59,8 @@ static void b64_encode(const unsigned char *in, size_t len, char *out)
  * Strict base64 without padding: only the alphabet, no whitespace, no length that leaves
  * a lone character.  0 with *len_ret, or -EINVAL (also when it decodes to more than max).
  */
-static int b64_decode(const char *in, size_t in_len, unsigned char *out, size_t max,
-	size_t *len_ret)
+static int b64_decode(
+	const char *in, size_t in_len, unsigned char *out, size_t max, size_t *len_ret)
 {
 	char padded[4 * ((KEY_MAX > SALT_MAX ? KEY_MAX : SALT_MAX) / 3 + 2) + 1];
 	unsigned char tmp[sizeof(padded)];
@@ -148,8 +148,7 @@ static int parse(const char *hash, struct scrypt_params *sp, const char **why_re
 		goto bad;
 	}
 	s = end + 1;
-	if (b64_decode(s, strlen(s), sp->key, KEY_MAX, &sp->key_len) < 0 ||
-		sp->key_len < KEY_MIN) {
+	if (b64_decode(s, strlen(s), sp->key, KEY_MAX, &sp->key_len) < 0 || sp->key_len < KEY_MIN) {
 		why = "HASH must be 16..64 bytes in base64 without padding";
 		goto bad;
 	}
@@ -169,8 +168,8 @@ int passwd_check(const char *hash, const char **why_ret)
 	return r;
 }
 
-static int derive(const char *password, const struct scrypt_params *sp, unsigned char *key,
-	size_t key_len)
+static int derive(
+	const char *password, const struct scrypt_params *sp, unsigned char *key, size_t key_len)
 {
 	uint64_t n = UINT64_C(1) << sp->ln;
 	/* OpenSSL needs 128 x r x (N + 2) bytes for V and 128 x r x p for B */
@@ -191,8 +190,8 @@ static bool password_ok(const char *password)
 
 int passwd_hash_cost(const char *password, unsigned ln, unsigned r, unsigned p, char **ret)
 {
-	struct scrypt_params sp = {.ln = ln, .r = r, .p = p, .salt_len = SALT_LEN,
-		.key_len = KEY_LEN};
+	struct scrypt_params sp = {
+		.ln = ln, .r = r, .p = p, .salt_len = SALT_LEN, .key_len = KEY_LEN};
 	char salt[4 * SALT_LEN / 3 + 4], key[4 * KEY_LEN / 3 + 4];
 	int rc;
 
@@ -215,8 +214,8 @@ out:
 
 int passwd_hash(const char *password, char **ret)
 {
-	return passwd_hash_cost(password, PASSWD_LN_DEFAULT, PASSWD_R_DEFAULT, PASSWD_P_DEFAULT,
-		ret);
+	return passwd_hash_cost(
+		password, PASSWD_LN_DEFAULT, PASSWD_R_DEFAULT, PASSWD_P_DEFAULT, ret);
 }
 
 int passwd_verify(const char *hash, const char *password, const char **why_ret)

@@ -130,8 +130,8 @@ static void test_password_bad_file(void **state)
 	static const char junk[] = "$scrypt$ln=10,r=8,p=1$nope\n";
 
 	(void)state;
-	assert_int_equal(file_write_atomic(in_dir(AUTH_PASSWORD_FILE), junk, strlen(junk), 0600),
-		0);
+	assert_int_equal(
+		file_write_atomic(in_dir(AUTH_PASSWORD_FILE), junk, strlen(junk), 0600), 0);
 	assert_int_equal(auth_password_init(s, NULL, &pw, err, sizeof(err)), -EINVAL);
 	assert_null(pw);
 	assert_non_null(strstr(err, in_dir(AUTH_PASSWORD_FILE)));
@@ -225,18 +225,12 @@ static void test_cookie_and_bearer(void **state)
 	static const struct {
 		const char *header, *want;
 	} cases[] = {
-		{"egress_session=abc", "abc"},
-		{"a=1; egress_session=abc; b=2", "abc"},
+		{"egress_session=abc", "abc"}, {"a=1; egress_session=abc; b=2", "abc"},
 		{"a=1;egress_session=abc  ", "abc"},
-		{"egress_session=first; egress_session=second", "first"},
-		{"egress_session=", ""},
-		{"xegress_session=abc", NULL},
-		{"egress_sessionx=abc", NULL},
-		{"egress_session", NULL},
-		{"a=egress_session=abc", NULL},
-		{"", NULL},
-		{";;; ", NULL},
-		{NULL, NULL},
+		{"egress_session=first; egress_session=second", "first"}, {"egress_session=", ""},
+		{"xegress_session=abc", NULL}, {"egress_sessionx=abc", NULL},
+		{"egress_session", NULL}, {"a=egress_session=abc", NULL}, {"", NULL},
+		{";;; ", NULL}, {NULL, NULL},
 		{"egress_session=0123456789012345678901234567890123456789012", /* 43: fits */
 			"0123456789012345678901234567890123456789012"},
 		{"egress_session=01234567890123456789012345678901234567890123", NULL}, /* 44 */
@@ -248,8 +242,9 @@ static void test_cookie_and_bearer(void **state)
 		const char *got = auth_cookie_session(cases[i].header, buf, sizeof(buf));
 
 		if (!cases[i].want != !got || (got && strcmp(got, cases[i].want)))
-			fail_msg("\"%s\": \"%s\", expected \"%s\"", cases[i].header ? cases[i].header : "(null)",
-				got ? got : "(null)", cases[i].want ? cases[i].want : "(null)");
+			fail_msg("\"%s\": \"%s\", expected \"%s\"",
+				cases[i].header ? cases[i].header : "(null)", got ? got : "(null)",
+				cases[i].want ? cases[i].want : "(null)");
 	}
 	assert_string_equal(auth_bearer("Bearer abc"), "abc");
 	assert_string_equal(auth_bearer("bearer  abc"), "abc");
@@ -273,8 +268,8 @@ static void test_tokens(void **state)
 	assert_int_equal(auth_tokens_load(s, err, sizeof(err)), 0); /* no file: no token */
 	assert_int_equal(auth_tokens_count(s), 0);
 	assert_int_equal(auth_token_create(s, "ci", API_READ, 1700000000, &ro, &why), 0);
-	assert_int_equal(auth_token_create(s, "deploy.bot-1", API_ADMIN, 1700000001, &adm, &why),
-		0);
+	assert_int_equal(
+		auth_token_create(s, "deploy.bot-1", API_ADMIN, 1700000001, &adm, &why), 0);
 	assert_int_equal(strlen(ro), AUTH_SECRET_LEN);
 	assert_string_not_equal(ro, adm);
 
@@ -336,16 +331,23 @@ static void test_tokens_refused(void **state)
 
 	(void)state;
 	static const char *const names[] = {"", "a b", "a/b", "ä", "x\n",
+		"0123456789012345678901234567890123456789012345678", /* 49 */
 		"0123456789012345678901234567890123456789012345678901234567890123456789"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		why = NULL;
-		assert_int_equal(auth_token_create(s, names[i], API_READ, 0, &secret, &why),
-			-EINVAL);
+		assert_int_equal(
+			auth_token_create(s, names[i], API_READ, 0, &secret, &why), -EINVAL);
 		assert_non_null(why);
 	}
 	assert_int_equal(auth_token_create(s, "x", API_OPEN, 0, &secret, &why), -EINVAL);
 	assert_non_null(strstr(why, "read"));
 	assert_int_equal(auth_tokens_count(s), 0);
+	assert_int_equal(auth_token_create(s, "012345678901234567890123456789012345678901234567",
+				 API_READ, 0, &secret, &why),
+		0); /* 48 */
+	free(secret);
+	assert_int_equal(
+		auth_token_delete(s, "012345678901234567890123456789012345678901234567"), 0);
 
 	for (size_t i = 0; i < AUTH_TOKENS_MAX; i++) {
 		snprintf(name, sizeof(name), "t%zu", i);
@@ -377,20 +379,25 @@ static void test_tokens_bad_file(void **state)
 		{"{\"tokens\": [{\"name\": \"a\"}]}", "tokens[0]"},
 		{"{\"tokens\": [{\"name\": \"a b\", \"access\": \"read\", \"sha256\": "
 		 "\"0000000000000000000000000000000000000000000000000000000000000000\", "
-		 "\"created\": 1}]}", "tokens[0].name"},
+		 "\"created\": 1}]}",
+			"tokens[0].name"},
 		{"{\"tokens\": [{\"name\": \"a\", \"access\": \"root\", \"sha256\": "
 		 "\"0000000000000000000000000000000000000000000000000000000000000000\", "
-		 "\"created\": 1}]}", "tokens[0].access: expected \"read\" or \"admin\", seen \"root\""},
+		 "\"created\": 1}]}",
+			"tokens[0].access: expected \"read\" or \"admin\", seen \"root\""},
 		{"{\"tokens\": [{\"name\": \"a\", \"access\": \"read\", \"sha256\": \"00\", "
-		 "\"created\": 1}]}", "tokens[0].sha256"},
+		 "\"created\": 1}]}",
+			"tokens[0].sha256"},
 		{"{\"tokens\": [{\"name\": \"a\", \"access\": \"read\", \"sha256\": "
 		 "\"0000000000000000000000000000000000000000000000000000000000000000\", "
-		 "\"created\": 1, \"secret\": \"x\"}]}", "tokens[0]"},
+		 "\"created\": 1, \"secret\": \"x\"}]}",
+			"tokens[0]"},
 		{"{\"tokens\": [{\"name\": \"a\", \"access\": \"read\", \"sha256\": "
 		 "\"0000000000000000000000000000000000000000000000000000000000000000\", "
 		 "\"created\": 1}, {\"name\": \"a\", \"access\": \"admin\", \"sha256\": "
 		 "\"1111111111111111111111111111111111111111111111111111111111111111\", "
-		 "\"created\": 2}]}", "tokens[1].name: \"a\" twice"},
+		 "\"created\": 2}]}",
+			"tokens[1].name: \"a\" twice"},
 	};
 	struct auth_store *s = auth_store_new(dir);
 	char err[512], *secret = NULL;
@@ -431,13 +438,13 @@ static void test_rate_limit(void **state)
 	assert_int_equal(auth_rate_check(s, "unix", t0, &retry), 0);
 
 	/* one interval later, one more try */
-	assert_int_equal(auth_rate_check(s, "192.0.2.7", t0 + AUTH_RATE_INTERVAL_MS - 1, &retry),
-		-EAGAIN);
+	assert_int_equal(
+		auth_rate_check(s, "192.0.2.7", t0 + AUTH_RATE_INTERVAL_MS - 1, &retry), -EAGAIN);
 	assert_int_equal(retry, 1);
 	assert_int_equal(auth_rate_check(s, "192.0.2.7", t0 + AUTH_RATE_INTERVAL_MS, &retry), 0);
 	auth_rate_failed(s, "192.0.2.7", t0 + AUTH_RATE_INTERVAL_MS);
-	assert_int_equal(auth_rate_check(s, "192.0.2.7", t0 + AUTH_RATE_INTERVAL_MS, &retry),
-		-EAGAIN);
+	assert_int_equal(
+		auth_rate_check(s, "192.0.2.7", t0 + AUTH_RATE_INTERVAL_MS, &retry), -EAGAIN);
 	assert_int_equal(retry, AUTH_RATE_INTERVAL_MS / 1000);
 
 	/* a success forgets */

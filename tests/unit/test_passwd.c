@@ -103,32 +103,52 @@ static void test_malformed(void **state)
 		{"$2y$10$abcdefghijklmnopqrstuv", "unknown scheme"},
 		{"$pbkdf2-sha256$29000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "unknown scheme"},
 		{"$scrypt$", "bad parameters"},
-		{"$scrypt$ln=10,p=1,r=8$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "bad parameters"},
-		{"$scrypt$ln=10,r=8$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "bad parameters"},
-		{"$scrypt$ln= 10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "bad parameters"},
-		{"$scrypt$ln=-10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "bad parameters"},
-		{"$scrypt$ln=010,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "bad parameters"},
-		{"$scrypt$ln=99999,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "bad parameters"},
-		{"$scrypt$ln=9,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "ln must be"},
-		{"$scrypt$ln=25,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "ln must be"},
-		{"$scrypt$ln=10,r=0,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "r must be"},
-		{"$scrypt$ln=10,r=8,p=17$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "p must be"},
-		{"$scrypt$ln=20,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "cost too high"},
-		{"$scrypt$ln=18,r=8,p=16$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "cost too high"},
+		{"$scrypt$ln=10,p=1,r=8$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"bad parameters"},
+		{"$scrypt$ln=10,r=8$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"bad parameters"},
+		{"$scrypt$ln= 10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"bad parameters"},
+		{"$scrypt$ln=-10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"bad parameters"},
+		{"$scrypt$ln=010,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"bad parameters"},
+		{"$scrypt$ln=99999,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"bad parameters"},
+		{"$scrypt$ln=9,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"ln must be"},
+		{"$scrypt$ln=25,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"ln must be"},
+		{"$scrypt$ln=10,r=0,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"r must be"},
+		{"$scrypt$ln=10,r=8,p=17$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"p must be"},
+		{"$scrypt$ln=20,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"cost too high"},
+		{"$scrypt$ln=18,r=8,p=16$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"cost too high"},
 		{"$scrypt$ln=10,r=8,p=1$mp90zEQd5XGhjEv4WArVH4", "SALT must be"},
 		{"$scrypt$ln=10,r=8,p=1$$mp90zEQd5XGhjEv4WArVH4", "SALT must be"},
 		{"$scrypt$ln=10,r=8,p=1$AAECAwQ$mp90zEQd5XGhjEv4WArVH4", "SALT must be"},
-		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw==$mp90zEQd5XGhjEv4WArVH4", "SALT must be"},
-		{"$scrypt$ln=10,r=8,p=1$AAECAwQF BgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4", "SALT must be"},
+		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw==$mp90zEQd5XGhjEv4WArVH4",
+			"SALT must be"},
+		{"$scrypt$ln=10,r=8,p=1$AAECAwQF BgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4",
+			"SALT must be"},
 		{"$scrypt$ln=10,r=8,p=1$A$mp90zEQd5XGhjEv4WArVH4", "SALT must be"},
-		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODwAAECAwQFBgcICQoLDA0ODwAAECAwQFBgcICQoLDA0OD"
-		 "wAAECAwQFBgcICQoLDA0ODwAA$mp90zEQd5XGhjEv4WArVH4", "SALT must be"},
+		{"$scrypt$ln=10,r=8,p=1$"
+		 "AAECAwQFBgcICQoLDA0ODwAAECAwQFBgcICQoLDA0ODwAAECAwQFBgcICQoLDA0OD"
+		 "wAAECAwQFBgcICQoLDA0ODwAA$mp90zEQd5XGhjEv4WArVH4",
+			"SALT must be"},
 		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$", "HASH must be"},
 		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGh", "HASH must be"},
-		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4$", "HASH must be"},
-		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4\n", "HASH must be"},
-		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4Z0XRSzkGWtJK2S/"
-		 "AXJlRUmp90zEQd5XGhjEv4WArVH4Z0XRSzkGWtJK2S/AXJlRUAAAA", "HASH must be"},
+		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4$",
+			"HASH must be"},
+		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$mp90zEQd5XGhjEv4WArVH4\n",
+			"HASH must be"},
+		{"$scrypt$ln=10,r=8,p=1$AAECAwQFBgcICQoLDA0ODw$"
+		 "mp90zEQd5XGhjEv4WArVH4Z0XRSzkGWtJK2S/"
+		 "AXJlRUmp90zEQd5XGhjEv4WArVH4Z0XRSzkGWtJK2S/AXJlRUAAAA",
+			"HASH must be"},
 	};
 
 	(void)state;
@@ -141,8 +161,8 @@ static void test_malformed(void **state)
 		if (!strstr(why, bad[i].why))
 			fail_msg("\"%s\": \"%s\", expected \"%s\"", bad[i].hash, why, bad[i].why);
 		why = NULL;
-		assert_int_equal(passwd_verify(bad[i].hash, "correct horse battery staple", &why),
-			-EINVAL);
+		assert_int_equal(
+			passwd_verify(bad[i].hash, "correct horse battery staple", &why), -EINVAL);
 		assert_non_null(why);
 	}
 	/* NULL for why_ret is fine */
@@ -158,8 +178,8 @@ static void test_random_token(void **state)
 	assert_int_equal(passwd_random_token(32, &a), 0);
 	assert_int_equal(passwd_random_token(32, &b), 0);
 	assert_int_equal(strlen(a), 43); /* 256 bits, base64 without padding */
-	assert_int_equal(strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
-		43);
+	assert_int_equal(
+		strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 43);
 	assert_string_not_equal(a, b);
 	free(a);
 	free(b);
