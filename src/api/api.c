@@ -1129,6 +1129,7 @@ int api_new(const struct api_env *env, const struct conf *conf, struct api **ret
 	r = api_metrics_init(&a->metrics, env->metrics);
 	if (r < 0)
 		log_warnx("api: no egress_api_* metrics: %s", strerror(-r));
+	api_auth_set_metrics(a->auth, &a->metrics);
 	tables_set(a, NULL, 0);
 	/* the API's state lives here; authentication and the daemon fill it */
 	if (mkdir(a->conf->state_dir, 0700) < 0 && errno != EEXIST)

@@ -1,23 +1,38 @@
 /*
- * api_auth.c - who may use the API.
+ * api_auth.c - who may use the API, and its routes for logging in and for tokens.
  *
- * This first version knows one kind of caller: a peer on the UNIX socket that is root or
- * in [api] socket_group, by the kernel's credentials (SO_PEERCRED, SO_PEERGROUPS), is an
- * admin.  Every other caller may use only the open routes: a TCP request to any other
- * gets 401, a UNIX-socket peer outside the group 403.  Passwords, sessions and tokens come
- * on top of this seam (api_auth.h).
+ * Three kinds of callers (api.h has the access levels):
+ *   - a peer on the UNIX socket that is root or in [api] socket_group, by the kernel's
+ *     credentials (SO_PEERCRED, SO_PEERGROUPS): admin;
+ *   - a script with an API token, `Authorization: Bearer TOKEN`: read or admin, as the
+ *     token was made (POST /api/tokens);
+ *   - a browser with the session cookie of POST /api/login: admin, and each state change
+ *     must carry the session's CSRF token in X-CSRF-Token.
+ * Anyone else may use only the open routes: 401 elsewhere; a known caller without the right
+ * gets 403.  The admin password is [api] password_hash, or one made on the first start
+ * (printed once, only its hash kept in state_dir).  Failed logins are limited per address.
  *
- * Must not block: the group is looked up when the configuration is taken, not per request.
+ * auth_store.c keeps the credentials; this file speaks HTTP, logs and adds events.  Must not
+ * log a password or a token.  A login costs one scrypt on the loop (tens of milliseconds):
+ * the rate limit bounds how often a client can make egressd pay it.
  */
 #include <errno.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
 
 #include "api_auth.h"
 #include "api_conf.h"
+#include "api_metrics.h"
 #include "api_route.h"
+#include "auth_store.h"
+#include "events.h"
 #include "log.h"
 #include "util.h"
 
@@ -26,13 +41,17 @@ struct api_auth {
 	struct event_log *events;
 	bool have_group; /* socket_group exists */
 	gid_t group;
+	struct auth_store *store;
+	char *store_dir; /* what the store was made from, to see a reload change it */
+	char *store_hash;
+	struct log_ratelimit failed_rl;
+	struct api_metrics *metrics; /* egress_api_logins_total */
 };
 
-static void auth_take(struct api_auth *a, const struct conf_api *c)
+static void take_group(struct api_auth *a, const struct conf_api *c)
 {
 	struct group *g;
 
-	a->conf = c;
 	errno = 0;
 	g = getgrnam(c->socket_group);
 	a->have_group = g != NULL;
@@ -41,26 +60,107 @@ static void auth_take(struct api_auth *a, const struct conf_api *c)
 		log_debug("api: no group %s: only root may use the socket", c->socket_group);
 }
 
+static bool str_same(const char *x, const char *y)
+{
+	return x == y || (x && y && streq(x, y));
+}
+
+/*
+ * A store for c's state_dir and password_hash: the password (made and printed on the first
+ * start), the tokens kept.  0 or -errno, logged.
+ */
+static int store_open(const struct conf_api *c, struct auth_store **ret)
+{
+	struct auth_store *s = auth_store_new(c->state_dir);
+	char err[512], *made = NULL;
+	int r;
+
+	r = auth_password_init(s, c->password_hash, &made, err, sizeof(err));
+	if (r == 0)
+		r = auth_tokens_load(s, err, sizeof(err));
+	if (r < 0) {
+		log_error("api: %s", err);
+		free(made);
+		auth_store_free(s);
+		return r;
+	}
+	if (made) {
+		log_info("api: first start: the password for %s is %s", AUTH_USER, made);
+		log_info("api: it is shown only this once; only its hash is kept, in %s/%s "
+			 "(egressctl passwd makes a hash for [api] password_hash)",
+			c->state_dir, AUTH_PASSWORD_FILE);
+		OPENSSL_cleanse(made, strlen(made));
+		free(made);
+	}
+	*ret = s;
+	return 0;
+}
+
+static int take_store(struct api_auth *a, const struct conf_api *c)
+{
+	struct auth_store *s;
+	int r;
+
+	if (a->store && str_same(a->store_dir, c->state_dir) &&
+		str_same(a->store_hash, c->password_hash))
+		return 0;
+	r = store_open(c, &s);
+	if (r < 0)
+		return r;
+	if (a->store)
+		log_info("api: the password or state_dir changed: every session ends");
+	auth_store_free(a->store);
+	a->store = s;
+	free(a->store_dir);
+	free(a->store_hash);
+	a->store_dir = c->state_dir ? xstrdup(c->state_dir) : NULL;
+	a->store_hash = c->password_hash ? xstrdup(c->password_hash) : NULL;
+	return 0;
+}
+
 int api_auth_new(const struct conf_api *c, struct event_log *events, struct api_auth **ret)
 {
 	struct api_auth *a = xcalloc(1, sizeof(*a));
+	int r;
 
 	a->events = events;
-	auth_take(a, c);
+	a->failed_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 10);
+	a->conf = c;
+	take_group(a, c);
+	r = take_store(a, c);
+	if (r < 0) {
+		api_auth_free(a);
+		return r;
+	}
 	*ret = a;
 	return 0;
 }
 
 int api_auth_reconf(struct api_auth *a, const struct conf_api *c)
 {
-	auth_take(a, c);
-	return 0;
+	/* the old section goes with the old configuration; the store keeps what it needs */
+	a->conf = c;
+	take_group(a, c);
+	/* on error the old password, tokens and sessions stay */
+	return take_store(a, c);
+}
+
+void api_auth_set_metrics(struct api_auth *a, struct api_metrics *am)
+{
+	a->metrics = am;
 }
 
 void api_auth_free(struct api_auth *a)
 {
+	if (!a)
+		return;
+	auth_store_free(a->store);
+	free(a->store_dir);
+	free(a->store_hash);
 	free(a);
 }
+
+/* --- checking a request --- */
 
 static bool peer_in_group(const struct api_auth *a, const struct api_peer *p)
 {
@@ -74,18 +174,55 @@ static bool peer_in_group(const struct api_auth *a, const struct api_peer *p)
 	return false;
 }
 
+static const struct auth_session *session_of(struct api_auth *a, struct evkeyvalq *headers)
+{
+	char buf[AUTH_SECRET_LEN + 1];
+	const char *id =
+		auth_cookie_session(evhttp_find_header(headers, "Cookie"), buf, sizeof(buf));
+
+	return id ? auth_session_find(a->store, id, now_ms()) : NULL;
+}
+
 int api_auth_check(struct api_auth *a, struct evhttp_request *req, const struct api_peer *peer,
 	enum api_access need, bool state_change, struct api_caller *caller, const char **err_ret)
 {
-	(void)req;
-	(void)state_change;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *authorization = evhttp_find_header(in, "Authorization");
+	const struct auth_session *ss;
+
 	*caller = (struct api_caller){.access = API_OPEN};
-	if (peer->unix_socket && (peer->uid == 0 || peer_in_group(a, peer))) {
+	if (authorization) {
+		const char *bearer = auth_bearer(authorization);
+		const struct auth_token *t = bearer ? auth_token_find(a->store, bearer) : NULL;
+
+		if (!t) {
+			if (need == API_OPEN)
+				return 0;
+			*err_ret =
+				bearer ? "unknown token" : "expected Authorization: Bearer TOKEN";
+			return 401;
+		}
+		caller->access = t->access;
+		snprintf(caller->who, sizeof(caller->who), "token:%s", t->name);
+	} else if (peer->unix_socket && (peer->uid == 0 || peer_in_group(a, peer))) {
 		caller->access = API_ADMIN;
 		snprintf(caller->who, sizeof(caller->who), "uid:%u", (unsigned)peer->uid);
+	} else if ((ss = session_of(a, in))) {
+		caller->access = API_ADMIN;
+		snprintf(caller->who, sizeof(caller->who), "%s", ss->who);
+		/* a page of another site can make the browser send the cookie, never the token */
+		if (state_change && need != API_OPEN &&
+			!auth_session_csrf_ok(ss, evhttp_find_header(in, "X-CSRF-Token"))) {
+			*err_ret = "missing or wrong X-CSRF-Token (GET /api/session has it)";
+			return 403;
+		}
 	}
 	if (caller->access >= need)
 		return 0;
+	if (caller->access != API_OPEN) {
+		*err_ret = "this needs admin access (the token is read-only)";
+		return 403;
+	}
 	if (peer->unix_socket) {
 		*err_ret = "the UNIX socket is for root and the members of [api] socket_group";
 		return 403;
@@ -94,7 +231,245 @@ int api_auth_check(struct api_auth *a, struct evhttp_request *req, const struct 
 	return 401;
 }
 
+/* --- routes --- */
+
+static void count_login(struct api_auth *a, const char *result)
+{
+	if (a->metrics)
+		api_metrics_login(a->metrics, result);
+}
+
+static void set_cookie(struct api_auth *a, struct api_req *r, const char *value, long max_age)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf),
+		AUTH_COOKIE "=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=Strict%s", value, max_age,
+		a->conf->tls_cert ? "; Secure" : "");
+	evhttp_add_header(evhttp_request_get_output_headers(api_req_evhttp(r)), "Set-Cookie", buf);
+}
+
+static json_t *session_json(const struct auth_session *ss, uint64_t now)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "who", ss->who, "user", ss->who, "access",
+		api_access_name[API_ADMIN], "csrf", ss->csrf, "expires_in",
+		(json_int_t)((ss->expires_ms - now) / 1000));
+}
+
+static void login_failed(struct api_auth *a, struct api_req *r, const char *peer, uint64_t now)
+{
+	auth_rate_failed(a->store, peer, now);
+	count_login(a, "failure");
+	/* not the user it tried: people type their password there too */
+	if (log_ratelimit(&a->failed_rl))
+		log_warnx("api: failed login from %s", peer);
+	if (a->events)
+		event_log_add(a->events, EVENT_LOGIN, "anonymous", json_pack("{s:s}", "peer", peer),
+			"failed login from %s", peer);
+	api_reply_error(r, 401, NULL, "wrong user or password");
+}
+
+/* A string member of a request's object, or NULL (missing, not a string, holds a NUL). */
+static const char *json_str(json_t *body, const char *key)
+{
+	json_t *v = json_object_get(body, key);
+	const char *s = json_string_value(v);
+
+	return s && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
+static void login_cb(struct api_req *r, void *arg)
+{
+	static const char *const fields[] = {"username", "password", NULL};
+	struct api_auth *a = arg;
+	const char *peer = api_req_peer(r), *user, *password;
+	const struct auth_session *ss;
+	uint64_t now = now_ms();
+	unsigned retry;
+	json_t *body;
+	char buf[16];
+
+	body = api_req_json(r);
+	if (!body || !api_json_only(r, body, fields))
+		return;
+	user = json_str(body, "username");
+	password = json_str(body, "password");
+	if (!user) {
+		api_reply_error(r, 400, "username", "expected a string (\"%s\")", AUTH_USER);
+		return;
+	}
+	if (!password) {
+		api_reply_error(r, 400, "password", "expected a string");
+		return;
+	}
+	if (auth_rate_check(a->store, peer, now, &retry) < 0) {
+		count_login(a, "rate_limited");
+		snprintf(buf, sizeof(buf), "%u", retry);
+		evhttp_add_header(
+			evhttp_request_get_output_headers(api_req_evhttp(r)), "Retry-After", buf);
+		api_reply_error(r, 429, NULL, "too many failed logins from %s: try again in %u s",
+			peer, retry);
+		return;
+	}
+	/* the hash is checked whatever the user, so the time tells nothing about it */
+	if (auth_password_verify(a->store, password) < 0 || !streq(user, AUTH_USER)) {
+		login_failed(a, r, peer, now);
+		return;
+	}
+	auth_rate_clear(a->store, peer);
+	ss = auth_session_new(a->store, AUTH_USER, now);
+	if (!ss) {
+		api_reply_error(r, 500, NULL, "no random bytes for a session");
+		return;
+	}
+	count_login(a, "success");
+	set_cookie(a, r, ss->id, AUTH_SESSION_LIFETIME_S);
+	log_info("api: %s logged in from %s", ss->who, peer);
+	if (a->events)
+		event_log_add(a->events, EVENT_LOGIN, ss->who, json_pack("{s:s}", "peer", peer),
+			"%s logged in from %s", ss->who, peer);
+	api_reply_json(r, 200, session_json(ss, now));
+}
+
+static void logout_cb(struct api_req *r, void *arg)
+{
+	struct api_auth *a = arg;
+	char buf[AUTH_SECRET_LEN + 1];
+	const char *id = auth_cookie_session(api_req_header(r, "Cookie"), buf, sizeof(buf));
+
+	if (id)
+		set_cookie(a, r, "", 0); /* the browser forgets it, ended or not */
+	if (id && auth_session_drop(a->store, id) == 0) {
+		if (a->events)
+			event_log_add(a->events, EVENT_LOGIN, api_req_who(r),
+				json_pack("{s:s}", "peer", api_req_peer(r)), "%s logged out",
+				api_req_who(r));
+	}
+	api_reply_json(r, 200, NULL);
+}
+
+static void session_cb(struct api_req *r, void *arg)
+{
+	struct api_auth *a = arg;
+	char buf[AUTH_SECRET_LEN + 1];
+	const char *id = auth_cookie_session(api_req_header(r, "Cookie"), buf, sizeof(buf));
+	const struct auth_session *ss = NULL;
+	uint64_t now = now_ms();
+
+	/* the session the caller was admitted by, not a cookie beside a token */
+	if (id && !api_req_header(r, "Authorization"))
+		ss = auth_session_find(a->store, id, now);
+	if (ss && streq(ss->who, api_req_who(r))) {
+		api_reply_json(r, 200, session_json(ss, now));
+		return;
+	}
+	api_reply_json(r, 200,
+		json_pack("{s:s, s:s}", "who", api_req_who(r), "access",
+			api_access_name[api_req_access(r)]));
+}
+
+static json_t *token_json(const struct auth_token *t)
+{
+	return json_pack("{s:s, s:s, s:I}", "name", t->name, "access", api_access_name[t->access],
+		"created", (json_int_t)t->created);
+}
+
+static void tokens_list_cb(struct api_req *r, void *arg)
+{
+	struct api_auth *a = arg;
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < auth_tokens_count(a->store); i++)
+		json_array_append_new(list, token_json(auth_token_at(a->store, i)));
+	api_reply_json(r, 200, json_pack("{s:o}", "tokens", list));
+}
+
+static void token_create_cb(struct api_req *r, void *arg)
+{
+	static const char *const fields[] = {"name", "access", NULL};
+	struct api_auth *a = arg;
+	const char *name, *access, *why = NULL;
+	enum api_access level;
+	char *secret = NULL;
+	json_t *body, *o;
+	int rc;
+
+	body = api_req_json(r);
+	if (!body || !api_json_only(r, body, fields))
+		return;
+	name = json_str(body, "name");
+	access = json_str(body, "access");
+	if (!name) {
+		api_reply_error(r, 400, "name", "expected a string");
+		return;
+	}
+	if (!access || !(streq(access, "read") || streq(access, "admin"))) {
+		api_reply_error(r, 400, "access", "expected \"read\" or \"admin\"");
+		return;
+	}
+	level = streq(access, "admin") ? API_ADMIN : API_READ;
+	rc = auth_token_create(a->store, name, level, (long long)time(NULL), &secret, &why);
+	if (rc == -EINVAL) {
+		api_reply_error(r, 400, "name", "%s", why);
+		return;
+	}
+	if (rc == -EEXIST) {
+		api_reply_error(r, 409, "name", "a token named \"%s\" exists", name);
+		return;
+	}
+	if (rc == -ENOSPC) {
+		api_reply_error(
+			r, 409, NULL, "there are %d tokens already: delete one", AUTH_TOKENS_MAX);
+		return;
+	}
+	if (rc < 0) {
+		log_error("api: keeping token %s: %s", name, strerror(-rc));
+		api_reply_error(r, 500, NULL, "the token could not be kept: %s", strerror(-rc));
+		return;
+	}
+	if (a->events)
+		event_log_add(a->events, EVENT_CHANGE, api_req_who(r),
+			json_pack("{s:s, s:s}", "token", name, "access", access),
+			"token %s (%s) made", name, access);
+	o = token_json(auth_token_find(a->store, secret));
+	json_object_set_new(o, "token", json_string(secret));
+	free(secret);
+	api_reply_json(r, 201, o);
+}
+
+static void token_delete_cb(struct api_req *r, void *arg)
+{
+	struct api_auth *a = arg;
+	const char *name = api_req_param(r, "name");
+	int rc = auth_token_delete(a->store, name);
+
+	if (rc == -ENOENT) {
+		api_reply_error(r, 404, NULL, "no token named \"%s\"", name);
+		return;
+	}
+	if (rc < 0) {
+		log_error("api: forgetting token %s: %s", name, strerror(-rc));
+		api_reply_error(
+			r, 500, NULL, "the token could not be forgotten: %s", strerror(-rc));
+		return;
+	}
+	if (a->events)
+		event_log_add(a->events, EVENT_CHANGE, api_req_who(r),
+			json_pack("{s:s}", "token", name), "token %s deleted", name);
+	api_reply_json(r, 200, NULL);
+}
+
+static const struct api_route auth_routes[] = {
+	{EVHTTP_REQ_POST, "/api/login", API_OPEN, login_cb, false},
+	{EVHTTP_REQ_POST, "/api/logout", API_READ, logout_cb, false},
+	{EVHTTP_REQ_GET, "/api/session", API_READ, session_cb, false},
+	{EVHTTP_REQ_GET, "/api/tokens", API_ADMIN, tokens_list_cb, false},
+	{EVHTTP_REQ_POST, "/api/tokens", API_ADMIN, token_create_cb, false},
+	{EVHTTP_REQ_DELETE, "/api/tokens/{name}", API_ADMIN, token_delete_cb, false},
+};
+
 void api_auth_routes(struct api_auth *a, struct api_route_table *ret)
 {
-	*ret = (struct api_route_table){.routes = NULL, .n = 0, .arg = a, .running = true};
+	*ret = (struct api_route_table){
+		.routes = auth_routes, .n = ARRAY_SIZE(auth_routes), .arg = a, .running = true};
 }

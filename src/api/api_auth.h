@@ -53,6 +53,11 @@ int api_auth_new(const struct conf_api *c, struct event_log *events, struct api_
 int api_auth_reconf(struct api_auth *a, const struct conf_api *c);
 void api_auth_free(struct api_auth *a);
 
+struct api_metrics;
+
+/* Count logins in am (borrowed: it outlives a; NULL counts nothing). */
+void api_auth_set_metrics(struct api_auth *a, struct api_metrics *am);
+
 /*
  * May req, from peer, do what its route needs?  state_change: the request changes
  * something (not GET or HEAD), so a session must carry its CSRF token.  Returns 0 with

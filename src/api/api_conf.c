@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "api_conf.h"
+#include "passwd.h"
 #include "util.h"
 
 static const struct conf_key api_keys[] = {
@@ -54,6 +55,13 @@ static const struct conf_key api_keys[] = {
 		KEY(conf_api, state_dir),
 		.def = "/var/lib/egress",
 		.help = "where the API keeps its state (password hash, tokens, operator changes)",
+	},
+	{
+		.name = "password_hash",
+		.type = CONF_STRING,
+		KEY(conf_api, password_hash),
+		.help = "the admin password's scrypt hash (egressctl passwd makes one); default: a "
+			"password made on the first start, its hash kept in state_dir",
 	},
 	{
 		.name = "max_headers",
@@ -150,6 +158,7 @@ static void api_validate(const struct conf *conf, const void *section, struct co
 	const struct conf_api *c = section;
 	struct api_endpoint e, f;
 	struct sockaddr_un sun;
+	const char *why;
 
 	(void)conf;
 	for (size_t i = 0; i < c->listen.n && !conf_api_no_listen(c); i++) {
@@ -180,6 +189,8 @@ static void api_validate(const struct conf *conf, const void *section, struct co
 	if (!c->state_dir || c->state_dir[0] != '/')
 		conf_section_error(errs, &c->s, "state_dir", "expected an absolute path, got \"%s\"",
 			c->state_dir ? c->state_dir : "");
+	if (c->password_hash && passwd_check(c->password_hash, &why) < 0)
+		conf_section_error(errs, &c->s, "password_hash", "%s", why);
 	if (c->web_root && c->web_root[0] != '/')
 		conf_section_error(errs, &c->s, "web_root", "expected an absolute path, got \"%s\"",
 			c->web_root);

@@ -24,6 +24,7 @@ struct conf_api {
 	char *tls_cert;		 /* PEM files: TLS on every TCP listener; NULL: plain HTTP */
 	char *tls_key;
 	char *state_dir;	 /* what the API keeps (password hash, tokens, changes) */
+	char *password_hash;	 /* the admin's ($scrypt$...); NULL: the one made on first start */
 	int max_headers;	 /* bytes of a request's head */
 	int max_body;		 /* bytes of a request's body */
 	uint32_t timeout_ms;	 /* from a connection's start to its request complete */
