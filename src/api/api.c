@@ -789,12 +789,13 @@ static void dispatch(struct api_req *r)
 		return;
 	}
 	r->route = r->match.route->path;
+	/* who asks comes first: a caller without the right learns nothing of the modules */
+	if (!authorize(r, r->match.route->access))
+		return;
 	if (r->match.table->module && !r->match.table->running && !r->match.route->when_stopped) {
 		api_reply_error(r, 503, NULL, "module %s is not running", r->match.table->module);
 		return;
 	}
-	if (!authorize(r, r->match.route->access))
-		return;
 	r->match.route->handler_cb(r, r->match.table->running ? r->match.table->arg : NULL);
 	if (!r->replied) {
 		log_warnx("api: %s %s: the handler did not answer", api_method_name(r->method),
