@@ -382,12 +382,216 @@ def test_events_follow_the_stream(egressctl, fake):
     assert [json.loads(line)["id"] for line in r.stdout.splitlines()] == [1, 2, 3, 4]
 
 
-# --- against egressd ---------------------------------------------------------------------
+# --- against egressd ----------------------------------------------------------------------
+
+SPEC = """
+    gw:isp1 192.0.2.1/24 -- isp1:eth0 192.0.2.2/24
+    gw:isp2 198.51.100.1/24 -- isp2:eth0 198.51.100.2/24
+"""
+
+CONF = """
+[global]
+log_level = info
+
+[uplink isp1]
+interface = isp1
+gateway = 192.0.2.2
+
+[uplink isp2]
+interface = isp2
+gateway = 198.51.100.2
+weight = 2
+"""
+
+
+@pytest.fixture
+def gw(lab):
+    lab.apply(SPEC)
+    return lab["gw"]
+
+
+def start(gw, egressd_bin, conf=CONF, **kw):
+    from egressd import Egressd
+    return Egressd.start(gw, egressd_bin, conf, **kw)
+
 
 def run_json(binary, d, *args):
     r = ctl(binary, "--json", *args, sock=d.api_socket)
     assert r.returncode == 0, r
     return json.loads(r.stdout)
+
+
+def weight(binary, d):
+    """isp2's weight in the running configuration."""
+    return run_json(binary, d, "config", "show")["uplink"]["isp2"]["weight"]
+
+
+def uplink(binary, d, name):
+    doc = run_json(binary, d, "uplinks")
+    rows = doc["uplinks"] if isinstance(doc, dict) else doc
+    return [u for u in rows if u["name"] == name][0]
+
+
+@pytest.mark.daemon
+@pytest.mark.requires_root
+def test_reading_commands(egressctl, gw, egressd_bin):
+    """status, events, config show: a table, and with --json the API's document."""
+    d = start(gw, egressd_bin)
+    sock = d.api_socket
+
+    r = ctl(egressctl, "status", sock=sock)
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines()[0].split() == ["MODULE", "STATE", "STATUS"]
+    doc = run_json(egressctl, d, "status")
+    assert {m["name"] for m in doc["modules"]} >= {"route", "policy", "proxy", "dns"}
+    assert doc["pending"]["pending"] is False
+
+    r = ctl(egressctl, "events", sock=sock)
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines()[0].split() == ["ID", "TIME", "KIND", "WHO", "MESSAGE"]
+    doc = run_json(egressctl, d, "events")
+    assert doc["events"] and all({"id", "time", "kind", "who", "message"} <= set(e)
+                                 for e in doc["events"])
+
+    r = ctl(egressctl, "config", "show", sock=sock)
+    assert r.returncode == 0, r
+    assert "[uplink isp2]" in r.stdout and "weight = 2" in r.stdout
+    doc = run_json(egressctl, d, "config", "show")
+    assert doc["uplink"]["isp2"]["weight"] == "2"
+
+    assert d.stop() == 0
+    d.assert_clean()
+    r = ctl(egressctl, "status", sock=sock)
+    assert r.returncode == 3, r
+
+
+@pytest.mark.daemon
+@pytest.mark.requires_root
+def test_config_check_and_apply(egressctl, gw, egressd_bin, tmp_path):
+    """config check through egressd changes nothing and names the line of an error;
+    config apply makes the file the configuration; with --confirm, cancel rolls it back."""
+    d = start(gw, egressd_bin)
+    sock = d.api_socket
+    new = tmp_path / "new.conf"
+    new.write_text(CONF.replace("weight = 2", "weight = 5"))
+    bad = tmp_path / "bad.conf"
+    bad.write_text(CONF.replace("weight = 2", "weight = 0"))
+
+    r = ctl(egressctl, "config", "check", new, sock=sock)
+    assert r.returncode == 0, r
+    assert "-weight = 2" in r.stdout and "+weight = 5" in r.stdout
+    assert weight(egressctl, d) == "2"
+    doc = run_json(egressctl, d, "config", "check", new)
+    assert doc["valid"] is True and doc["changes"] is True
+
+    r = ctl(egressctl, "config", "check", bad, sock=sock)
+    assert r.returncode == 1, r
+    assert r.stderr.startswith("%s:12: [uplink isp2] weight" % bad), r.stderr
+    r = ctl(egressctl, "--json", "config", "check", bad, sock=sock)
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["errors"][0]["line"] == 12
+    r = ctl(egressctl, "config", "apply", bad, sock=sock)
+    assert r.returncode == 1, r
+    assert weight(egressctl, d) == "2"
+
+    r = ctl(egressctl, "config", "apply", new, sock=sock)
+    assert r.returncode == 0, r
+    assert weight(egressctl, d) == "5"
+    assert "weight = 5" in d.conf_path.read_text()
+
+    back = tmp_path / "back.conf"
+    back.write_text(CONF)
+    r = ctl(egressctl, "config", "apply", back, "--confirm", "60s", sock=sock)
+    assert r.returncode == 0, r
+    assert "rolls back in 60s" in r.stdout
+    assert weight(egressctl, d) == "2"
+    assert ctl(egressctl, "cancel", sock=sock).returncode == 0
+    assert weight(egressctl, d) == "5"
+
+    r = ctl(egressctl, "config", "apply", tmp_path / "missing.conf", sock=sock)
+    assert r.returncode == 2, r
+
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+@pytest.mark.daemon
+@pytest.mark.requires_root
+def test_events_follow(egressctl, gw, egressd_bin, tmp_path):
+    """events -f prints the log, then each new event as it comes; when egressd stops, the
+    stream ends and egressctl exits 3."""
+    d = start(gw, egressd_bin)
+    argv = [str(egressctl), "--socket", str(d.api_socket), "--json", "events", "-f"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+
+        def has(pred):
+            while True:
+                ready = select.select([proc.stdout], [], [], 0.2)[0]
+                if not ready:
+                    return any(pred(e) for e in seen)
+                line = proc.stdout.readline()
+                if not line:
+                    return any(pred(e) for e in seen)
+                seen.append(json.loads(line))
+
+        from lab import wait_for
+        wait_for(lambda: has(lambda e: True), timeout=10, what="the event log so far")
+        new = tmp_path / "new.conf"
+        new.write_text(CONF.replace("weight = 2", "weight = 3"))
+        assert ctl(egressctl, "config", "apply", new, sock=d.api_socket).returncode == 0
+        wait_for(lambda: has(lambda e: e["kind"] == "config" and e["who"] == "uid:0"),
+                 timeout=10, what="the change's event on the stream")
+        ids = [e["id"] for e in seen]
+        assert ids == sorted(set(ids)), "an event twice, or out of order"
+        assert d.stop() == 0
+        assert proc.wait(timeout=10) == 3
+        assert "closed the event stream" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    d.assert_clean()
+
+
+@pytest.mark.daemon
+@pytest.mark.requires_root
+def test_tcp_needs_a_token(egressctl, gw, egressd_bin, tmp_path):
+    """Over TCP (inside gw: 127.0.0.1:8090, the default listener) without a token, or with a
+    wrong one, egressd answers 401: exit 4.  A port nobody listens on: exit 3."""
+    d = start(gw, egressd_bin)
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("not-a-token\n")
+    env = {k: v for k, v in os.environ.items() if k != "EGRESS_TOKEN"}
+    for extra in ([], ["--token-file", str(wrong)]):
+        r = gw.run([str(egressctl), "--url", "http://127.0.0.1:8090"] + extra + ["status"],
+                   check=False, env=env)
+        assert r.returncode == 4, r
+        assert "authentication required" in r.stderr or "token" in r.stderr, r.stderr
+        assert r.stdout == ""
+    r = gw.run([str(egressctl), "--url", "http://127.0.0.1:8091", "uplinks"], check=False,
+               env=env)
+    assert r.returncode == 3, r
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+@pytest.mark.daemon
+@pytest.mark.requires_root
+def test_socket_is_for_root_and_its_group(egressctl, gw, egressd_bin):
+    """A user who is neither root nor in the socket's group cannot use the socket: exit 4,
+    saying who may."""
+    d = start(gw, egressd_bin)
+    os.chmod(d.api_socket.parent, 0o755)  # the run folder: only the socket's mode decides
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        str(egressctl), "--socket", str(d.api_socket), "status"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 4, r
+    assert "root or the egress group" in r.stderr or "egressd:" in r.stderr, r.stderr
+    assert ctl(egressctl, "status", sock=d.api_socket).returncode == 0
+    assert d.stop() == 0
+    d.assert_clean()
 
 
 # --- the proxy's connections and gateway mode's backup (tests/lab/proxylab.py's lab) ------
