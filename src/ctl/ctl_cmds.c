@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -153,11 +154,11 @@ static const struct ctl_column uplink_cols[] = {
 	{"ENABLED", "enabled", CELL_ENABLED},
 	{"WEIGHT", "weight", CELL_TEXT},
 	{"TIER", "tier", CELL_TEXT},
-	{"RTT", "rtt_ms|rtt", CELL_MS},
-	{"LOSS", "loss_pct|loss", CELL_PCT},
+	{"RTT", "rtt_ms", CELL_MS},
+	{"LOSS", "loss_pct", CELL_PCT},
 	{"SHARE", "share", CELL_RATIO},
-	{"RX", "rx_bps|throughput.rx_bps", CELL_BPS},
-	{"TX", "tx_bps|throughput.tx_bps", CELL_BPS},
+	{"RX", "rx_bps", CELL_BPS},
+	{"TX", "tx_bps", CELL_BPS},
 };
 
 static int cmd_uplinks(struct ctl *c, char **args)
@@ -517,24 +518,55 @@ static int cmd_backup(struct ctl *c, char **args)
 	return CTL_OK;
 }
 
+/* Do a and b name the same file?  (Text first: a file that is gone still compares.) */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (streq(a, b))
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+/*
+ * egressd restores the backup it made itself ([gateway] backup_file); a FILE given must be
+ * that one, so that no one believes another file was put back.
+ */
 static int cmd_restore(struct ctl *c, char **args)
 {
 	struct ctl_reply rep;
-	json_t *doc = json_pack("{ss}", "backup_file", args[0]);
-	char *body = json_dumps(doc, JSON_COMPACT);
 	int r;
 
-	json_decref(doc);
-	r = ctl_request(c, "POST", "/api/gateway/iptables/restore", body, NULL, 0, &rep);
-	free(body);
+	if (args[0]) {
+		json_t *info;
+		const char *theirs;
+
+		r = ctl_get_json(c, "/api/gateway/iptables/backup", &info);
+		if (r != CTL_OK)
+			return r;
+		theirs = json_string_value(json_object_get(info, "backup_file"));
+		if (!theirs || !same_file(args[0], theirs)) {
+			fprintf(c->err, "egressctl: egressd restores its own backup, %s, not %s "
+					"(another file: egressd dispatch -restore -backup-file FILE)\n",
+				theirs ? theirs : "(none)", args[0]);
+			json_decref(info);
+			return CTL_REFUSED;
+		}
+		json_decref(info);
+	}
+	r = ctl_request(c, "POST", "/api/gateway/iptables/restore", "{}", NULL, 0, &rep);
 	if (r != CTL_OK)
 		return r;
-	if (c->json && rep.json)
+	if (c->json && rep.json) {
 		print_json(c, rep.json);
-	else if (!c->json) {
-		const char *msg = json_string_value(ctl_json_get(rep.json, "message"));
+	} else if (!c->json) {
+		const char *file = json_string_value(json_object_get(rep.json, "backup_file"));
 
-		fprintf(c->out, "%s\n", msg ? msg : "restored");
+		fprintf(c->out, "restored the ruleset saved in %s%s\n", file ? file : "the backup",
+			json_is_true(json_object_get(rep.json, "switched_off"))
+				? "; gateway mode is off"
+				: "");
 	}
 	ctl_reply_clear(&rep);
 	return CTL_OK;
@@ -594,9 +626,10 @@ const struct ctl_cmd ctl_cmds[] = {
 		"the running configuration, normalised"},
 	{"confirm", NULL, 0, 0, 0, cmd_confirm, "confirm", "keep the change that waits"},
 	{"cancel", NULL, 0, 0, 0, cmd_cancel, "cancel", "roll back the change that waits, now"},
-	{"backup", NULL, 0, 0, 0, cmd_backup, "backup", "gateway mode's iptables backup"},
-	{"restore", NULL, 1, 1, 0, cmd_restore, "restore FILE",
-		"put back the iptables rules saved in FILE"},
+	{"backup", NULL, 0, 0, 0, cmd_backup, "backup",
+		"gateway mode's backup of the ruleset: file, time, size"},
+	{"restore", NULL, 0, 1, 0, cmd_restore, "restore [FILE]",
+		"put back the ruleset gateway mode saved (in FILE)"},
 	{"passwd", NULL, 0, 0, 0, cmd_passwd, "passwd",
 		"a password's hash for [api] password_hash (no egressd needed)"},
 };

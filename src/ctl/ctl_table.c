@@ -206,7 +206,7 @@ const char *ctl_cell(const json_t *v, enum cell_fmt fmt, char *buf, size_t size)
 	case CELL_BYTES:
 		return fmt_scaled(d, 1024, bytes, ARRAY_SIZE(bytes), "", buf, size);
 	case CELL_BPS:
-		return fmt_scaled(d * 8, 1000, bits, ARRAY_SIZE(bits), "bit/s", buf, size);
+		return fmt_scaled(d, 1000, bits, ARRAY_SIZE(bits), "bit/s", buf, size);
 	case CELL_SECS:
 		return fmt_duration(d, buf, size);
 	case CELL_TIME: {

@@ -18,7 +18,7 @@ enum cell_fmt {
 	CELL_PCT,     /* a percentage: "0.5%" */
 	CELL_RATIO,   /* 0..1 shown as a percentage: 0.25 -> "25%" */
 	CELL_BYTES,   /* "512B", "1.5K", "3.2M" */
-	CELL_BPS,     /* bytes per second as bits: "12.0Mbit/s" */
+	CELL_BPS,     /* bits per second: "12Mbit/s", "1.5kbit/s" */
 	CELL_SECS,    /* a duration in seconds: "42s", "3m05s", "2h01m", "3d04h" */
 	CELL_TIME,    /* ms since the epoch, or ISO 8601 UTC text: local "2026-01-02 15:04:05" */
 	CELL_ENABLED, /* true: "yes", false: "drained" */

@@ -101,7 +101,7 @@ def test_help_and_version(egressctl):
     assert r.returncode == 0
     for cmd in ("status", "uplinks", "connections", "events [-f]", "drain UPLINK",
                 "undrain UPLINK", "config check", "config apply FILE", "confirm", "cancel", "backup",
-                "restore FILE", "passwd"):
+                "restore [FILE]", "passwd"):
         assert cmd in r.stdout, cmd
     r = ctl(egressctl, "--version")
     assert r.returncode == 0 and r.stdout.startswith("egressctl ")

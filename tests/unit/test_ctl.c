@@ -101,8 +101,9 @@ static void test_cells(void **state)
 	assert_string_equal(cell("512", CELL_BYTES), "512B");
 	assert_string_equal(cell("1536", CELL_BYTES), "1.5K");
 	assert_string_equal(cell("52428800", CELL_BYTES), "50M");
-	assert_string_equal(cell("1500000", CELL_BPS), "12Mbit/s");
-	assert_string_equal(cell("100", CELL_BPS), "800bit/s");
+	assert_string_equal(cell("12000000", CELL_BPS), "12Mbit/s");
+	assert_string_equal(cell("1500.0", CELL_BPS), "1.5kbit/s");
+	assert_string_equal(cell("800", CELL_BPS), "800bit/s");
 	assert_string_equal(cell("42", CELL_SECS), "42s");
 	assert_string_equal(cell("185", CELL_SECS), "3m05s");
 	assert_string_equal(cell("7260", CELL_SECS), "2h01m");
