@@ -54,6 +54,7 @@
 #include "api_metrics.h"
 #include "api_route.h"
 #include "api_server.h"
+#include "conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "uplink.h"
@@ -64,6 +65,9 @@
 #define API_STREAM_QUEUE_MAX (256 * 1024)
 /* A comment line on every stream this often: a client gone is noticed, proxies keep it. */
 #define API_STREAM_KEEPALIVE_S 15
+/* ?confirm= of a commit-confirmed change */
+#define API_CONFIRM_MIN_MS 1000
+#define API_CONFIRM_MAX_MS (3600 * 1000)
 #define API_METHODS                                                                                \
 	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
 		EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
@@ -496,6 +500,23 @@ bool api_json_only(struct api_req *r, json_t *obj, const char *const *allowed)
 			return false;
 		}
 	}
+	return true;
+}
+
+bool api_req_confirm(struct api_req *r, uint32_t *ret_ms)
+{
+	const char *v = api_req_query(r, "confirm");
+	uint32_t ms;
+
+	*ret_ms = 0;
+	if (!v)
+		return true;
+	if (conf_parse_duration(v, &ms) < 0 || ms < API_CONFIRM_MIN_MS || ms > API_CONFIRM_MAX_MS) {
+		api_reply_error(r, 400, "confirm",
+			"expected a duration from 1s to 1h (60s, 5m), got \"%s\"", v);
+		return false;
+	}
+	*ret_ms = ms;
 	return true;
 }
 

@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -67,6 +68,12 @@ const char *api_req_path(const struct api_req *r);
 const char *api_req_param(const struct api_req *r, const char *name);
 /* A query string value (?confirm=60s), or NULL. */
 const char *api_req_query(const struct api_req *r, const char *key);
+/*
+ * ?confirm=DURATION of a change that rolls back unless confirmed ("60s", "5m"; a bare number
+ * is seconds; 1s to 1h): *ret_ms, 0 without one.  A bad one has been answered 400 naming
+ * "confirm": returns false and the handler returns.
+ */
+bool api_req_confirm(struct api_req *r, uint32_t *ret_ms);
 const char *api_req_header(const struct api_req *r, const char *name);
 /* The body (bounded by [api] max_body), NUL-terminated; *len_ret may be NULL. */
 const char *api_req_body(const struct api_req *r, size_t *len_ret);

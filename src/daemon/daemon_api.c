@@ -27,8 +27,6 @@
 #include "textdiff.h"
 #include "util.h"
 
-#define CONFIRM_MIN_MS	   1000
-#define CONFIRM_MAX_MS	   (3600 * 1000)
 #define EVENTS_LIMIT	   100 /* GET /api/events without ?limit= */
 #define STREAM_HEARTBEAT_S 15  /* a comment on an idle stream: proxies keep it open */
 
@@ -82,24 +80,6 @@ static void reply_conf_errors(struct api_req *r, const struct conf_errors *errs)
 }
 
 /* ---- query values ------------------------------------------------------------------- */
-
-/* ?confirm=60s (a bare number is seconds): 0 without one; false after a 400. */
-static bool query_confirm(struct api_req *r, uint32_t *ret)
-{
-	const char *v = api_req_query(r, "confirm");
-	uint32_t ms;
-
-	*ret = 0;
-	if (!v)
-		return true;
-	if (conf_parse_duration(v, &ms) < 0 || ms < CONFIRM_MIN_MS || ms > CONFIRM_MAX_MS) {
-		api_reply_error(r, 400, "confirm",
-			"expected a duration from 1s to 1h (60s, 5m), got \"%s\"", v);
-		return false;
-	}
-	*ret = ms;
-	return true;
-}
 
 static bool query_bool(struct api_req *r, const char *key, bool *ret)
 {
@@ -223,7 +203,7 @@ static void config_post_cb(struct api_req *r, void *arg)
 	struct conf *conf;
 	int e;
 
-	if (!query_bool(r, "dry_run", &dry_run) || !query_confirm(r, &confirm_ms))
+	if (!query_bool(r, "dry_run", &dry_run) || !api_req_confirm(r, &confirm_ms))
 		return;
 	size_t len;
 	const char *text = api_req_body(r, &len);

@@ -146,24 +146,6 @@ static const char *field_of_key(const char *key)
 	return NULL;
 }
 
-/* ?confirm=60s (a bare number is seconds): 0 without one; false after a 400. */
-static bool query_confirm(struct api_req *r, uint32_t *ret)
-{
-	const char *v = api_req_query(r, "confirm");
-	uint32_t ms;
-
-	*ret = 0;
-	if (!v)
-		return true;
-	if (conf_parse_duration(v, &ms) < 0 || ms < 1000 || ms > 3600 * 1000) {
-		api_reply_error(r, 400, "confirm",
-			"expected a duration from 1s to 1h (60s, 5m), got \"%s\"", v);
-		return false;
-	}
-	*ret = ms;
-	return true;
-}
-
 /*
  * Change [gateway] as an operator (module_env.change): 0 done, or -errno after the error
  * reply (400 naming the JSON field of the key at fault, 409 while another change awaits
@@ -235,7 +217,7 @@ static void toggle_route_cb(struct api_req *r, void *arg)
 			"proxy ([proxy]) to switch it (egressd dispatch -gateway)");
 		return;
 	}
-	if (!query_confirm(r, &confirm_ms) || !(body = api_req_json(r)) ||
+	if (!api_req_confirm(r, &confirm_ms) || !(body = api_req_json(r)) ||
 		!api_json_only(r, body, allowed))
 		return;
 	enabled = json_object_get(body, "enabled");
@@ -330,7 +312,7 @@ static void config_post_route_cb(struct api_req *r, void *arg)
 	size_t n = 0;
 	json_t *body;
 
-	if (!query_confirm(r, &confirm_ms) || !(body = api_req_json(r)) ||
+	if (!api_req_confirm(r, &confirm_ms) || !(body = api_req_json(r)) ||
 		!api_json_only(r, body, allowed))
 		return;
 	/* egressd serves no DHCP: the fork's range may come, empty */
