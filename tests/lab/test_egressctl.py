@@ -678,3 +678,48 @@ def test_connections_backup_restore(egressctl, plab, egressd_bin):
         hold.stop()
         assert d.stop() == 0
     d.assert_clean()
+
+
+@pytest.mark.daemon
+@pytest.mark.requires_root
+def test_tokens_over_tcp_and_a_passwd_hash(egressctl, gw, egressd_bin, tmp_path):
+    """Over TCP with a read-only token egressctl reads (0) and may not have a configuration
+    checked (4); with an admin token it may (0).  A hash from egressctl passwd in [api] password_hash logs in
+    with its password, and with no other."""
+    from apiclient import ApiClient
+    h = ctl(egressctl, "passwd", input="lab-pass-1\n").stdout.strip()
+    d = start(gw, egressd_bin, CONF + "\n[api]\npassword_hash = %s\n" % h)
+    unix = ApiClient.unix(d)
+    files = {}
+    for access in ("read", "admin"):
+        r = unix.post("/api/tokens", {"name": "ctl-" + access, "access": access})
+        assert r.status in (200, 201), r
+        files[access] = tmp_path / ("token-" + access)
+        files[access].write_text(r.json()["token"] + "\n")
+        files[access].chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k != "EGRESS_TOKEN"}
+
+    def tcp(access, *args):
+        return gw.run([str(egressctl), "--url", "http://127.0.0.1:8090", "--token-file",
+                       str(files[access])] + list(args), check=False, env=env)
+
+    conf = tmp_path / "check.conf"
+    conf.write_text(CONF)
+    r = tcp("read", "status")
+    assert r.returncode == 0, r
+    assert "policy" in r.stdout
+    r = tcp("read", "config", "check", conf)  # egressd's check is an admin's request
+    assert r.returncode == 4, r
+    r = tcp("admin", "config", "check", conf)
+    assert r.returncode == 0, r
+    r = gw.run([str(egressctl), "--url", "http://127.0.0.1:8090", "status"], check=False,
+               env=dict(env, EGRESS_TOKEN=files["read"].read_text().strip()))
+    assert r.returncode == 0, r
+
+    tcp_api = ApiClient.tcp(gw, "http://127.0.0.1:8090")
+    r = tcp_api.post("/api/login", {"username": "admin", "password": "lab-pass-1"})
+    assert r.status == 200, r
+    r = tcp_api.post("/api/login", {"username": "admin", "password": "lab-pass-2"})
+    assert r.status == 401, r
+    assert d.stop() == 0
+    d.assert_clean()
