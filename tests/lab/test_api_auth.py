@@ -20,6 +20,7 @@ import pytest
 from apiclient import ApiClient
 from egressd import Egressd
 from lab import wait_for
+from test_api import self_signed
 
 pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
 
@@ -48,10 +49,8 @@ def gw(lab):
 
 
 def start(gw, egressd_bin, conf=CONF, **kw):
-    d = Egressd.start(gw, egressd_bin, conf, **kw)
-    wait_for(lambda: ApiClient.tcp(gw, TCP).get("/healthz").status in (200, 503),
-             what="the API to answer")
-    return d
+    """egressd with its API listening (they open before the ready line)."""
+    return Egressd.start(gw, egressd_bin, conf, **kw)
 
 
 def first_password(d):
@@ -261,6 +260,11 @@ def test_tokens(gw, egressd_bin):
     assert r.status == 201, r
     assert writer.delete("/api/tokens/tmp").status == 200
     assert writer.delete("/api/tokens/tmp").status == 404
+    changes = [(e["who"], e["message"]) for e in admin.get("/api/events").json()["events"]
+               if e["kind"] == "change" and "token" in e["message"]]
+    assert changes == [("uid:0", "token ci (read) made"), ("uid:0", "token deploy (admin) made"),
+                       ("token:deploy", "token tmp (read) made"),
+                       ("token:deploy", "token tmp deleted")], changes
     assert d.stop() == 0
     d.assert_clean()
 
@@ -321,8 +325,32 @@ def test_failed_logins_are_rate_limited(lab, gw, egressd_bin):
     assert "egress_session" not in r.cookies
     other = ApiClient.tcp(lab["isp1"], "http://192.0.2.1:8090")
     assert other.login(password).status == 200
+    events = [e for e in ApiClient.unix(d).get("/api/events").json()["events"]
+              if e["kind"] == "login"]
+    assert [(e["who"], e["message"]) for e in events] == \
+        [("anonymous", "failed login from 127.0.0.1")] * 5 + \
+        [("admin", "admin logged in from 192.0.2.2")], events
     text = ApiClient.unix(d).get("/metrics").text
     for result, n in (("success", 1), ("failure", 5), ("rate_limited", 1)):
         assert 'egress_api_logins_total{result="%s"} %d\n' % (result, n) in text, text
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_secure_cookie_under_tls(gw, egressd_bin):
+    """Under TLS the session cookie is Secure (a browser sends it over HTTPS only), the
+    cookie that ends it too."""
+    cert, key = self_signed(gw)
+    d = start(gw, egressd_bin, CONF.replace("listen = 127.0.0.1:8090 192.0.2.1:8090",
+                                            "listen = 127.0.0.1:8443") +
+              "tls_cert = %s\ntls_key = %s\n" % (cert, key))
+    password = first_password(d)
+    api = ApiClient.tcp(gw, "https://127.0.0.1:8443", cacert=cert)
+    r = api.login(password)
+    assert r.status == 200, r
+    assert "; Secure" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+    r = api.post("/api/logout")
+    assert r.status == 200, r
+    assert "; Secure" in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
     assert d.stop() == 0
     d.assert_clean()
