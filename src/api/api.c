@@ -626,6 +626,11 @@ enum api_access api_req_access(const struct api_req *r)
 	return r->caller.access;
 }
 
+bool api_req_tls(const struct api_req *r)
+{
+	return r->conn->peer.tls;
+}
+
 struct evhttp_request *api_req_evhttp(struct api_req *r)
 {
 	return r->req;

@@ -87,6 +87,8 @@ const char *api_req_who(const struct api_req *r);
 /* The peer's address as text ("192.0.2.1", "::1", "unix"). */
 const char *api_req_peer(const struct api_req *r);
 enum api_access api_req_access(const struct api_req *r); /* what the caller may do */
+/* Did the request come over TLS?  (A session cookie is Secure then.) */
+bool api_req_tls(const struct api_req *r);
 struct evhttp_request *api_req_evhttp(struct api_req *r);
 
 /* --- replies: exactly one per request --- */

@@ -62,9 +62,9 @@ static void h_item(struct api_req *r, void *arg)
 
 	T->calls++;
 	T->arg_seen = arg;
-	api_reply_json(r, 200, json_pack("{s:s, s:s?, s:s, s:s, s:i}", "id", api_req_param(r, "id"),
-		"q", q, "who", api_req_who(r), "peer", api_req_peer(r), "access",
-		(int)api_req_access(r)));
+	api_reply_json(r, 200, json_pack("{s:s, s:s?, s:s, s:s, s:i, s:b}", "id",
+		api_req_param(r, "id"), "q", q, "who", api_req_who(r), "peer", api_req_peer(r),
+		"access", (int)api_req_access(r), "tls", api_req_tls(r)));
 }
 
 static void h_post(struct api_req *r, void *arg)
@@ -325,6 +325,7 @@ static void test_route_params_query_caller(void **state)
 	snprintf(who, sizeof(who), "uid:%u", (unsigned)getuid());
 	assert_string_equal(jstr(&r, "who"), who);
 	assert_string_equal(jstr(&r, "peer"), "unix");
+	assert_false(json_boolean_value(json_object_get(r.json, "tls")));
 	assert_int_equal(json_integer_value(json_object_get(r.json, "access")), API_ADMIN);
 	assert_ptr_equal(t->arg_seen, t);
 	assert_non_null(strstr(r.head, "Content-Type: application/json"));
