@@ -20,6 +20,7 @@ const CHART_WINDOW_S = 300;
 const EVENTS_SHOWN = 200;
 const CONNECTIONS_SHOWN = 500;
 const CHECK_DELAY_MS = 1000;
+const LINE_PX = 20; /* the editor's line height (egress.css) */
 const EVENT_KINDS = ["transition", "apply", "error", "config", "login", "change"];
 const PALETTE = ["#2f6fde", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285",
 	"#f08c00", "#5c7cfa"];
@@ -262,6 +263,7 @@ function setupOnce() {
 	$("conn-filter").addEventListener("input", renderConnections);
 	$("gateway-toggle").addEventListener("change", toggleGateway);
 	$("pending-confirm").addEventListener("click", confirmPending);
+	$("pending-cancel").addEventListener("click", cancelPending);
 	$("config-check").addEventListener("click", () => checkConfig(true));
 	$("config-apply").addEventListener("click", applyConfig);
 	$("config-reload").addEventListener("click", () => loadConfig(true));
@@ -272,9 +274,16 @@ function setupOnce() {
 
 /* --- the event stream and the event log --- */
 
+/*
+ * The stream starts after the last event the page has (?after=ID), so that a stream opened
+ * again misses nothing and repeats nothing.
+ */
 function openStream() {
-	const es = new EventSource("/api/events/stream");
+	const ids = state.events.map((e) => e.id).filter((id) => typeof id === "number");
+	const after = ids.length ? Math.max(...ids) : 0;
+	const es = new EventSource("/api/events/stream" + (after ? "?after=" + after : ""));
 	state.stream = es;
+	state.streamOpened = Date.now();
 	es.onopen = () => setLive(true);
 	/*
 	 * A server-sent event named "error" and the stream's own failure both arrive as "error":
@@ -296,14 +305,20 @@ function openStream() {
 		es.addEventListener(kind, onEvent);
 }
 
+/*
+ * The browser would come back by itself, but only after seconds: a transition meanwhile
+ * would wait for it.  Come back at once instead (at most once a second), after making sure
+ * we are still signed in.
+ */
 async function streamFailed(es) {
 	setLive(false);
-	if (es.readyState !== EventSource.CLOSED)
-		return; /* the browser reconnects by itself, with Last-Event-ID */
-	/* closed for good (e.g. 401): see whether we are still signed in, then try again */
+	es.close();
+	if (state.stream !== es)
+		return;
 	const r = await api("GET", "/api/session");
+	const wait = Math.max(0, 1000 - (Date.now() - state.streamOpened));
 	if (r.ok && state.running && state.stream === es)
-		setTimeout(() => state.running && state.stream === es && openStream(), 2000);
+		setTimeout(() => state.running && state.stream === es && openStream(), wait);
 }
 
 function setLive(on) {
@@ -337,11 +352,8 @@ function gotEvent(e, lastId) {
 		}
 		refreshUplinks();
 	} else if (e.kind === "config" || e.kind === "change") {
-		refreshUplinks();
-		refreshGateway();
 		refreshPending();
-		if (!configDirty())
-			loadConfig();
+		refreshAfterChange();
 	}
 }
 
@@ -372,7 +384,7 @@ function renderEvents() {
 	list.replaceChildren();
 	for (let i = state.events.length - 1; i >= 0; i--) {
 		const e = state.events[i];
-		const li = el("li", e.kind || "");
+		const li = el("li", "ev-" + (e.kind || "other"));
 		li.append(el("span", "time", fmtClock(eventTime(e))), el("span", "kind", e.kind || ""));
 		const who = e.who && e.who !== "egressd" ? " — " + e.who : "";
 		li.append(el("span", "msg", (e.message || "") + who));
@@ -522,8 +534,8 @@ function fillCard(card, u) {
 	set("share", share === undefined ? "–" : share.toFixed(share && share < 10 ? 1 : 0) + " %");
 	set("throughput", fmtMbps(u._bps));
 	set("address", u.public_address || u.public_ip || "–");
-	const since = u.since ? " since " + fmtClock(eventTime({ time: u.since })) : "";
-	card.querySelector(".why").textContent = (u.reason || "") + since;
+	card.querySelector(".why").textContent = (u.since ? st + " since " +
+		fmtClock(eventTime({ time: u.since })) : "") + (u.reason ? " (" + u.reason + ")" : "");
 	card.querySelector(".why").title = (u.transitions || []).map((t) =>
 		fmtClock(eventTime(t)) + " " + t.from + " → " + t.to + " (" + t.reason + ")").join("\n");
 	const b = card.querySelector("button.drain");
@@ -619,12 +631,7 @@ function tickCountdown() {
 	$("pending-countdown").textContent = left > 0 ? fmtCountdown(left) : "rolling back…";
 	if (left <= -1 && !p.checking) {
 		p.checking = true;
-		refreshPending().then(() => {
-			refreshUplinks();
-			refreshGateway();
-			if (!configDirty())
-				loadConfig();
-		});
+		refreshPending().then(refreshAfterChange);
 	}
 }
 
@@ -632,12 +639,16 @@ async function refreshPending() {
 	const r = await api("GET", "/api/config/pending");
 	const b = r.ok && r.body && typeof r.body === "object" ? r.body : null;
 	const left = b ? num(b, "seconds_left", "remaining") : undefined;
+	if (!r.ok && r.status !== 404 && state.pending)
+		return; /* egressd did not say: keep counting */
 	if (!b || b.pending === false || left === undefined) {
-		if (state.pending && state.pending.checking)
-			flash("Not confirmed in time: egressd rolled the change back.", true);
+		/* gone at its time: rolled back (a confirmation from here clears it first) */
+		if (state.pending && Date.now() > state.pending.deadline - 2000)
+			flash("Not confirmed in time: egressd rolled the change back.");
 		state.pending = null;
 	} else {
-		const what = b.what || b.description || (state.pending && state.pending.what);
+		const what = b.what ? b.what + (b.who ? " (by " + b.who + ")" : "") :
+			state.pending && state.pending.what;
 		state.pending = { deadline: Date.now() + left * 1000, what };
 	}
 	showPending();
@@ -648,14 +659,36 @@ async function confirmPending() {
 	if (r.ok) {
 		state.pending = null;
 		showPending();
-		flash("Confirmed: the change stays.", true, true);
+		flash("Confirmed: the change stays.", true);
 	} else {
 		flash("Confirm: " + errorText(r));
 		refreshPending();
 	}
 }
 
-function flash(text, keep, ok) {
+async function cancelPending() {
+	const r = await api("POST", "/api/config/cancel");
+	if (r.ok) {
+		state.pending = null;
+		showPending();
+		flash("Rolled back.", true);
+		refreshAfterChange();
+	} else {
+		flash("Roll back: " + errorText(r));
+		refreshPending();
+	}
+}
+
+/* What a change, its confirmation or its rollback may have moved. */
+function refreshAfterChange() {
+	refreshUplinks();
+	refreshGateway();
+	if (!configDirty())
+		loadConfig();
+}
+
+/* A line under the header: an error (stays until the next), or ok (goes by itself). */
+function flash(text, ok) {
 	const f = $("flash");
 	f.textContent = text;
 	f.hidden = !text;
@@ -791,6 +824,7 @@ async function loadConfig(force) {
 	$("config-text").value = state.configLoaded;
 	state.configErrors = [];
 	$("config-status").textContent = "";
+	$("config-diff").hidden = true;
 	renderEditor();
 }
 
@@ -826,13 +860,17 @@ async function checkConfig(explicit) {
 	const r = await api("POST", "/api/config?dry_run=1", text);
 	if (text !== $("config-text").value)
 		return; /* edited meanwhile: the next check tells */
-	showConfigResult(r, explicit ? "Valid: nothing applied (check only)." : "Valid.");
+	showConfigResult(r, explicit ? "Valid: nothing applied (check only)." : "Valid.", explicit);
 }
 
-function showConfigResult(r, okText) {
+/* A check's or an apply's answer: errors beside their lines (reveal: scroll to the first),
+ * or what the text would change. */
+function showConfigResult(r, okText, reveal) {
+	const diff = r.ok && r.body && typeof r.body.diff === "string" ? r.body.diff : "";
 	if (r.ok) {
 		state.configErrors = [];
-		$("config-status").textContent = okText;
+		$("config-status").textContent = okText +
+			(r.body && r.body.changes === false ? " It changes nothing." : "");
 	} else if (r.status === 400 || r.status === 422) {
 		state.configErrors = configErrorsOf(r);
 		$("config-status").textContent = state.configErrors.length === 1 ? "1 error" :
@@ -841,13 +879,18 @@ function showConfigResult(r, okText) {
 		state.configErrors = [];
 		$("config-status").textContent = errorText(r);
 	}
+	$("config-diff").textContent = diff;
+	$("config-diff").hidden = !diff;
 	renderEditor();
+	const first = state.configErrors.find((e) => e.line !== undefined);
+	if (reveal && first)
+		showLine(first.line);
 }
 
 async function applyConfig() {
 	const text = $("config-text").value;
 	const r = await api("POST", "/api/config?confirm=" + confirmSecs() + "s", text);
-	showConfigResult(r, "Applied.");
+	showConfigResult(r, "Applied.", true);
 	if (r.ok) {
 		state.configLoaded = text;
 		changed(r, "New configuration");
@@ -906,7 +949,15 @@ function goToLine(n) {
 	const at = lines.slice(0, n - 1).reduce((s, l) => s + l.length + 1, 0);
 	t.focus();
 	t.setSelectionRange(at, at + (lines[n - 1] || "").length);
-	t.scrollTop = Math.max(0, (n - 3) * 20);
+	showLine(n);
+}
+
+/* Scroll the editor, if it must, so that line n is in sight. */
+function showLine(n) {
+	const t = $("config-text");
+	const top = (n - 1) * LINE_PX;
+	if (top < t.scrollTop || top + 2 * LINE_PX > t.scrollTop + t.clientHeight)
+		t.scrollTop = Math.max(0, top - 3 * LINE_PX);
 	syncEditorScroll();
 }
 

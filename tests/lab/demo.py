@@ -92,7 +92,7 @@ web_root = %(web)s
 """
 API_PORT = 8090
 WEB_ROOT = HERE.parents[1] / "web"
-PASSWORD = re.compile(r"password for (\S+)(?: is|:) (\S+)")
+PASSWORD = re.compile(r"api: first start: the password for (\S+) is (\S+)")
 
 
 def proxy_conf(backup):
