@@ -77,10 +77,15 @@ void table_print(const struct table *t, FILE *f)
 		for (size_t c = 0; c < t->n_cols; c++)
 			width[c] = MAX(width[c], text_width(t->cells[r * t->n_cols + c]));
 	for (size_t r = 0; r < t->n_rows; r++) {
-		for (size_t c = 0; c < t->n_cols; c++) {
+		size_t n = t->n_cols;
+
+		/* empty cells at the end of a row leave no trailing blanks */
+		while (n > 1 && !t->cells[r * t->n_cols + n - 1][0] && !t->right[n - 1])
+			n--;
+		for (size_t c = 0; c < n; c++) {
 			const char *s = t->cells[r * t->n_cols + c];
 			int pad = (int)(width[c] - text_width(s));
-			bool last = c + 1 == t->n_cols;
+			bool last = c + 1 == n;
 
 			if (c)
 				fputs("  ", f);

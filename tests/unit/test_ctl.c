@@ -59,9 +59,11 @@ static void test_table_last_column_and_utf8(void **state)
 
 	table_add(t, (const char *const[]){"müller", "a"});
 	table_add(t, (const char *const[]){"x", "longer text"});
+	table_add(t, (const char *const[]){"end", ""});
 	out = printed(print_table, t);
 	assert_string_equal(out, "müller  a\n"
-				 "x       longer text\n");
+				 "x       longer text\n"
+				 "end\n");
 	free(out);
 	table_free(t);
 }
