@@ -8,9 +8,11 @@ run.  Then the module benchmarks: failover.py (route module failover time
 beside the published defaults of gateway-route-manager, mwan3 and dpinger)
 check_cpu.py (health-engine CPU for 500 targets at 1 s), policy.py (the policy
 module's throughput and connection rate beside plain kernel forwarding, and its
-failover time) and proxy.py (the proxy beside plain forwarding, HAProxy and socat:
+failover time), proxy.py (the proxy beside plain forwarding, HAProxy and socat:
 throughput, connection rate, memory per idle connection; the DNS forwarder beside
-dnsmasq).
+dnsmasq) and api.py (the REST API's cost to the data plane: the proxy's connection rate
+and the policy module's throughput with 20 dashboard clients beside none, the API's
+latency meanwhile, egressd's memory with the API on and off).
 
 Exits 1 when a run is invalid - a result that does not match its peer's, or a benchmark
 script that says its run measured nothing trustworthy (exit 1, the reason printed) - never
@@ -68,7 +70,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     invalid = []
     for script, extra in (("failover.py", ["--runs", str(args.runs)]), ("check_cpu.py", []),
-                          ("policy.py", []), ("proxy.py", [])):
+                          ("policy.py", []), ("proxy.py", []), ("api.py", [])):
         path = os.path.join(here, script)
         r = subprocess.run([sys.executable, path, "--egressd", args.egressd] + extra)
         if r.returncode != 0:
