@@ -1518,20 +1518,22 @@ int proxy_module_reconf(struct proxy_module *pm, const struct conf *conf)
 	const struct conf *old = pm->conf;
 	int r;
 
+	/*
+	 * The new configuration is ours from here on, even when a part of it cannot be
+	 * applied: the daemon frees the old one once every module has had the new one.  A
+	 * client_rules file that cannot be read or parsed leaves the running rules in place
+	 * (rules_load tries it on the side) and the rest of the reload applies.
+	 */
 	pm->conf = conf;
 	uplinks_sync(pm);
 	r = rules_load(pm, conf);
-	if (r < 0) {
-		pm->conf = old;
-		uplinks_sync(pm);
-		return r;
-	}
 	srcroute_reconf(pm->srcroute, conf);
 	acl_set_allow(pm->acl, &conf_proxy(conf)->allow); /* validated: cannot fail */
 	client_metrics_setup(pm);
 	if (!listeners_same(old, conf)) {
 		listeners_close(pm);
-		r = listeners_open(pm, conf);
+		int e = listeners_open(pm, conf);
+		r = r < 0 ? r : e;
 	}
 	return r;
 }

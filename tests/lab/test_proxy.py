@@ -187,6 +187,34 @@ def test_client_rules(plab, egressd_bin):
 
 
 @pytest.mark.daemon
+def test_client_rules_reload_fails(plab, egressd_bin):
+    """A reload whose client_rules file cannot be read keeps the running rules and applies
+    the rest; the proxy goes on serving (it went back to the configuration the daemon had
+    just freed: a use after free under ASan)."""
+    c, gw = plab["client"], plab["gw"]
+    rules = {"192.0.2.1:0": {"10.20.0.2": {"source_ip": "10.20.0.2", "contention_ratio": 1,
+                                           "description": "only through isp1"}}}
+    path = gw.lab.dir / "client-rules-reload.json"
+    path.write_text(json.dumps(rules))
+    d = start(plab, egressd_bin, "-client-rules", str(path))
+    try:
+        r = flows(c, 20, bind="10.20.0.2")
+        assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 20}, r
+        path.unlink()
+        d.reload()
+        d.wait_log(r"client_rules .*No such file", timeout=10)
+        d.wait_log(r"reload 1:", timeout=10)
+        r = flows(c, 20, bind="10.20.0.2")
+        assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 20}, r
+        d.reload()
+        d.wait_log(r"reload 2:", timeout=10)
+        r = flows(c, 20, bind="10.20.0.2")
+        assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 20}, r
+    finally:
+        stop(d)
+
+
+@pytest.mark.daemon
 def test_blackholed_uplink(plab, egressd_bin):
     """isp2 drops everything behind a live link: no connect takes over a second, none fails
     (the slow uplink is raced after 300 ms), and once the check says down, isp2 gets none."""
