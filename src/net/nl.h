@@ -346,6 +346,15 @@ int nl_link_parse(const struct nlmsghdr *nlh, struct nl_link *ret);
 
 /* By ifindex, or by name when ifindex is 0; -ENODEV if there is no such link. */
 int nl_link_get(struct nl *nl, int ifindex, const char *name, struct nl_link *ret);
+/* The kernel's byte and packet counters of a link (IFLA_STATS64), since it was created. */
+struct nl_link_stats {
+	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
+};
+int nl_link_build_get_stats(void *buf, size_t buflen, int ifindex);
+/* From an RTM_NEWLINK that carries IFLA_STATS64; -ENODATA if it carries none. */
+int nl_link_parse_stats(const struct nlmsghdr *nlh, struct nl_link_stats *ret);
+/* 0, -ENODEV, -ENODATA or -errno. */
+int nl_link_stats(struct nl *nl, int ifindex, struct nl_link_stats *ret);
 typedef int (*nl_link_cb)(const struct nl_link *l, void *arg);
 int nl_link_dump(struct nl *nl, nl_link_cb cb, void *arg);
 int nl_link_change(struct nl *nl, const struct nl_link_change *c);

@@ -260,6 +260,71 @@ int nl_link_get(struct nl *nl, int ifindex, const char *name, struct nl_link *re
 	return err;
 }
 
+int nl_link_build_get_stats(void *buf, size_t buflen, int ifindex)
+{
+	struct nlb b;
+
+	if (ifindex <= 0)
+		return -EINVAL;
+	nl_link_start(&b, buf, buflen, RTM_GETLINK, 0, ifindex);
+	return nlb_end(&b); /* no RTEXT_FILTER_SKIP_STATS: the counters come along */
+}
+
+int nl_link_parse_stats(const struct nlmsghdr *nlh, struct nl_link_stats *ret)
+{
+	const struct nlattr *tb[IFLA_MAX + 1];
+	struct rtnl_link_stats64 st;
+	int err;
+
+	memset(ret, 0, sizeof(*ret));
+	if (nlh->nlmsg_type != RTM_NEWLINK)
+		return -EBADMSG;
+	err = nl_attrs(nlh, sizeof(struct ifinfomsg), tb, IFLA_MAX);
+	if (err)
+		return err;
+	if (!tb[IFLA_STATS64])
+		return -ENODATA;
+	/* older kernels send a shorter struct: take what there is, the rest stays 0 */
+	memset(&st, 0, sizeof(st));
+	memcpy(&st, mnl_attr_get_payload(tb[IFLA_STATS64]),
+		MIN(sizeof(st), (size_t)mnl_attr_get_payload_len(tb[IFLA_STATS64])));
+	ret->rx_bytes = st.rx_bytes;
+	ret->tx_bytes = st.tx_bytes;
+	ret->rx_packets = st.rx_packets;
+	ret->tx_packets = st.tx_packets;
+	return 0;
+}
+
+struct nl_link_stats_ctx {
+	struct nl_link_stats *st;
+	int err;
+	bool seen;
+};
+
+static int nl_link_stats_cb(const struct nlmsghdr *nlh, void *arg)
+{
+	struct nl_link_stats_ctx *ctx = arg;
+
+	ctx->err = nl_link_parse_stats(nlh, ctx->st);
+	ctx->seen = true;
+	return 0;
+}
+
+int nl_link_stats(struct nl *nl, int ifindex, struct nl_link_stats *ret)
+{
+	struct nl_link_stats_ctx ctx = {.st = ret};
+	int err;
+
+	memset(ret, 0, sizeof(*ret));
+	err = nl_link_build_get_stats(nl_sendbuf(nl), NL_MSG_BUFSIZE, ifindex);
+	if (err)
+		return err;
+	err = nl_query(nl, nl_sendbuf(nl), nl_link_stats_cb, &ctx);
+	if (err)
+		return err;
+	return ctx.seen ? ctx.err : -ENODEV;
+}
+
 struct nl_link_dump_ctx {
 	nl_link_cb cb;
 	void *arg;

@@ -19,6 +19,7 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -267,6 +268,35 @@ static void test_link_get_dump(void **state)
 	assert_non_null(jfind(j, "ifname", "eg0"));
 	assert_null(jfind(j, "ifname", "nosuch0"));
 	json_decref(j);
+}
+
+/* Counters follow traffic: 10 datagrams of 200 bytes over lo; none over eg1. */
+static void test_link_stats(void **state)
+{
+	struct nl_link_stats a, b, e1, e2;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char payload[200] = { 0 };
+	int fd;
+
+	assert_int_equal(nl_link_change(g_nl, &(struct nl_link_change){ .ifindex = 1,
+		.admin = NL_LINK_UP }), 0);
+	assert_int_equal(nl_link_stats(g_nl, 1, &a), 0);
+	assert_int_equal(nl_link_stats(g_nl, g_eg1, &e1), 0);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&to,
+			sizeof(to)), (ssize_t)sizeof(payload));
+	close(fd);
+	assert_int_equal(nl_link_stats(g_nl, 1, &b), 0);
+	assert_true(b.tx_bytes - a.tx_bytes >= 10 * sizeof(payload));
+	assert_true(b.tx_packets - a.tx_packets >= 10);
+	assert_true(b.rx_bytes - a.rx_bytes >= 10 * sizeof(payload));
+	assert_int_equal(nl_link_stats(g_nl, g_eg1, &e2), 0);
+	assert_true(e2.tx_bytes - e1.tx_bytes < 10 * sizeof(payload));
+	assert_int_equal(nl_link_stats(g_nl, 99999, &b), -ENODEV);
+	assert_int_equal(nl_link_stats(g_nl, 0, &b), -EINVAL);
 }
 
 static void test_link_set(void **state)
@@ -1451,6 +1481,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_link_get_dump),
+		cmocka_unit_test(test_link_stats),
 		cmocka_unit_test(test_link_set),
 		cmocka_unit_test(test_link_macvlan),
 		cmocka_unit_test(test_link_veth_netns),
