@@ -67,6 +67,13 @@ struct module_env {
 	void *change_arg;
 };
 
+/* What a module carried through one uplink since it started (GET /api/uplinks). */
+struct module_traffic {
+	uint64_t bytes_up;   /* towards the uplink (client to server) */
+	uint64_t bytes_down; /* back from it */
+	uint64_t connections_active, connections_total;
+};
+
 struct module {
 	const char *name;
 	/* Its sections of egress.conf, described in its folder (e.g. route_conf.c), in the
@@ -91,6 +98,12 @@ struct module {
 	void (*free)(void *m);
 	/* NULL, or its status for GET /api/modules: a new JSON object (the caller owns it). */
 	json_t *(*status)(void *m);
+	/*
+	 * NULL, or its counters of uplink `name`: 0, or -ENOENT if it has no such uplink.  For
+	 * the throughput and share GET /api/uplinks shows where the kernel has no counters of
+	 * the uplink's own (an uplink that is a source address, not an interface).
+	 */
+	int (*uplink_traffic)(void *m, const char *name, struct module_traffic *ret);
 	/* Its API routes (api.h); handlers get the running module as arg. */
 	const struct api_route *api_routes;
 	size_t n_api_routes;

@@ -64,6 +64,11 @@ int64_t clock_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t wall_of_mono_ms(uint64_t mono_ms)
+{
+	return clock_wall_ms() - (int64_t)(now_ms() - mono_ms);
+}
+
 char *time_iso(int64_t wall_ms, char *buf, size_t len)
 {
 	time_t sec = (time_t)(wall_ms / 1000);

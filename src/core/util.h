@@ -60,6 +60,8 @@ int64_t clock_wall_ms(void);
 /* "2026-12-07T13:00:00.123Z" (UTC, RFC 3339) for a wall clock time in ms; returns buf. */
 #define TIME_ISO_STRLEN 32
 char *time_iso(int64_t wall_ms, char *buf, size_t len);
+/* The wall clock time of monotonic instant mono_ms (from now_ms()), in ms since the epoch. */
+int64_t wall_of_mono_ms(uint64_t mono_ms);
 
 /*
  * A listening TCP socket (non-blocking, close-on-exec, SO_REUSEADDR) on the numeric

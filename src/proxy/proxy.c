@@ -1606,6 +1606,18 @@ static json_t *proxy_status_cb(void *m)
 	return proxy_status_json(m);
 }
 
+static int proxy_uplink_traffic_cb(void *m, const char *name, struct module_traffic *ret)
+{
+	struct proxy_stats st;
+	int r = proxy_uplink_stats(m, name, &st);
+
+	if (r < 0)
+		return r;
+	*ret = (struct module_traffic){.bytes_up = st.bytes_up, .bytes_down = st.bytes_down,
+		.connections_active = st.active, .connections_total = st.total};
+	return 0;
+}
+
 static const struct conf_section_type *const proxy_conf_types[] = {
 	&conf_proxy_type,
 	&conf_client_type,
@@ -1622,4 +1634,5 @@ const struct module module_proxy = {
 	.status = proxy_status_cb,
 	.api_routes = proxy_api_routes,
 	.n_api_routes = ARRAY_SIZE(proxy_api_routes),
+	.uplink_traffic = proxy_uplink_traffic_cb,
 };
