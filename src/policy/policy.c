@@ -828,6 +828,43 @@ static void policy_free_cb(void *m)
 	policy_module_free(m);
 }
 
+/*
+ * Its status for GET /api/modules: per uplink its mark and table and, as the last apply left
+ * them, whether it is in the choice of new connections, healthy (its connections stay) and
+ * drained; the policies, and where its rules live.
+ */
+static json_t *policy_status_cb(void *m)
+{
+	struct policy_module *pm = m;
+	const struct conf_balance *bal = conf_balance(pm->conf);
+	const struct conf_list *pl = conf_sections(pm->conf, "policy");
+	json_t *ups = json_array(), *pols = json_array(), *lan = json_array();
+	char mark[16];
+
+	for (size_t i = 0; i < conf_n_uplinks(pm->conf); i++) {
+		const struct conf_uplink *c = conf_uplink_at(pm->conf, i);
+		const struct policy_seen *seen = seen_find(pm, c->s.name);
+		const struct uplink *u = uplink_find(pm->set, c->s.name);
+
+		if (!c->interface[0])
+			continue; /* a gateway of [route]: not the policy's */
+		snprintf(mark, sizeof(mark), "0x%x", conf_uplink_mark(bal, c, i));
+		json_array_append_new(ups, json_pack("{s:s, s:s, s:s, s:I, s:b, s:b, s:b}", "name",
+			c->s.name, "interface", c->interface, "mark", mark, "table",
+			(json_int_t)conf_uplink_table(bal, c, i), "in_choice", seen && seen->usable,
+			"healthy", seen && seen->healthy, "enabled", u && u->enabled));
+	}
+	for (size_t i = 0; i < pl->n; i++)
+		json_array_append_new(pols, json_string(pl->items[i]->name));
+	for (size_t i = 0; i < bal->lan.n; i++)
+		json_array_append_new(lan, json_string(bal->lan.v[i]));
+	snprintf(mark, sizeof(mark), "0x%x", pm->mask);
+	return json_pack("{s:b, s:b, s:o, s:o, s:o, s:i, s:s, s:I}", "applied", pm->applied,
+		"adopted_table_kept", pm->adopt > 0 && !pm->body, "uplinks", ups, "policies", pols,
+		"lan", lan, "rules", (int)conf_sections(pm->conf, "rule")->n, "mark_mask", mark,
+		"rule_priority", (json_int_t)pm->prio);
+}
+
 static const struct conf_section_type *const policy_conf_types[] = {
 	&conf_balance_type,
 	&conf_policy_type,
@@ -843,4 +880,5 @@ const struct module module_policy = {
 	.new = policy_new_cb,
 	.reconf = policy_reconf_cb,
 	.free = policy_free_cb,
+	.status = policy_status_cb,
 };

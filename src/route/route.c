@@ -615,6 +615,33 @@ static void route_free_cb(void *m)
 	route_module_free(m);
 }
 
+/*
+ * Its status for GET /api/modules: the gateways and whether each is in the ECMP set now
+ * (up or degraded, and not drained), the destinations, and where its routes live.
+ */
+static json_t *route_status_cb(void *m)
+{
+	struct route_module *rm = m;
+	json_t *gws = json_array();
+	char a[ADDR_STRLEN];
+
+	for (size_t i = 0; i < rm->n_gws; i++) {
+		const struct uplink *u = uplink_find(rm->set, rm->gws[i].name);
+
+		json_array_append_new(gws, json_pack("{s:s, s:s, s:i, s:s, s:b, s:b}", "name",
+			rm->gws[i].name, "address", addr_str(&rm->gws[i].addr, a, sizeof(a)),
+			"weight", rm->gws[i].weight, "state",
+			u ? uplink_state_name[u->state] : "gone", "enabled", u && u->enabled,
+			"in_service", u && uplink_in_service(u)));
+	}
+	return json_pack("{s:o, s:i, s:i, s:i, s:s, s:b, s:i, s:I, s:I}", "gateways", gws,
+		"in_service", (int)(rm->in_service[0] + rm->in_service[1]), "in_service_v4",
+		(int)rm->in_service[0], "in_service_v6", (int)rm->in_service[1], "fail",
+		rm->dpconf.fail_closed ? "closed" : "open", "settled", rm->settled, "destinations",
+		(int)rm->n_prefixes, "table", (json_int_t)rm->dpconf.table, "rule_priority",
+		(json_int_t)rm->dpconf.rule_priority);
+}
+
 static const struct conf_section_type *const route_conf_types[] = {
 	&conf_route_type,
 };
@@ -627,4 +654,5 @@ const struct module module_route = {
 	.new = route_new_cb,
 	.reconf = route_reconf_cb,
 	.free = route_free_cb,
+	.status = route_status_cb,
 };
