@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import promtext
 import proxylab
 from egressd import Egressd
 from lab import Lab, wait_for
@@ -466,17 +467,25 @@ def test_drained_uplink(plab, egressd_bin):
     carries on; enabled again, it takes new connections again."""
     c, gw = plab["client"], plab["gw"]
     go = gw.lab.dir / "drain-go"
-    d = Egressd.start(gw, egressd_bin, RELOAD_CONF % 1080 + RELOAD_ISP2 % 2)
+    conf = "[global]\nmetrics_port = 9100\nmetrics_address = 127.0.0.1\n" + RELOAD_CONF
+    d = Egressd.start(gw, egressd_bin, conf % 1080 + RELOAD_ISP2 % 2)
+
+    def enabled():
+        text = gw.run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9100/metrics"]).stdout
+        return {u: promtext.sample(text, "egress_uplink_enabled", uplink=u)
+                for u in ("isp1", "isp2")}
     try:
         held = [c.popen([sys.executable, "-c", HOLD_UNTIL, proxylab.GW_LAN, "1080",
                          proxylab.SERVER, str(go)], name="held", stdout=subprocess.PIPE,
                         text=True) for _ in range(2)]
         first = [h.stdout.readline().strip() for h in held]
         assert sorted(first) == sorted("peer " + a for a in proxylab.ADDR.values()), first
-        d.write_conf(RELOAD_CONF % 1080 + RELOAD_ISP2 % 2 + "enabled = no\n")
+        assert enabled() == {"isp1": 1, "isp2": 1}
+        d.write_conf(conf % 1080 + RELOAD_ISP2 % 2 + "enabled = no\n")
         d.reload()
         d.wait_log(r"uplink isp2: changed: drained")
         d.wait_log(r"reload 1: ")
+        assert enabled() == {"isp1": 1, "isp2": 0}
         r = flows(c, 50)
         assert r["fail"] == 0 and r["peers"] == {proxylab.ADDR["isp1"]: 50}, r
         # its health is still followed: a drained uplink is not a down one
@@ -485,10 +494,11 @@ def test_drained_uplink(plab, egressd_bin):
         for h, was in zip(held, first):
             assert h.stdout.readline().strip() == was  # the one on isp2 too
             assert h.wait(5) == 0
-        d.write_conf(RELOAD_CONF % 1080 + RELOAD_ISP2 % 2 + "enabled = yes\n")
+        d.write_conf(conf % 1080 + RELOAD_ISP2 % 2 + "enabled = yes\n")
         d.reload()
         d.wait_log(r"uplink isp2: changed: enabled again")
         d.wait_log(r"reload 2: ")
+        assert enabled() == {"isp1": 1, "isp2": 1}
         r = flows(c, 50)
         assert r["fail"] == 0 and set(r["peers"]) == set(proxylab.ADDR.values()), r
     finally:
