@@ -36,7 +36,9 @@
 #include "modules.h"
 #include "privs.h"
 #include "uplink.h"
+#include "api_uplinks.h"
 #include "uplink_metrics.h"
+#include "uplink_stats.h"
 #include "util.h"
 
 /* The metrics endpoint follows [global] metrics_port/metrics_address. */
@@ -109,8 +111,38 @@ static int daemon_modules(struct daemon *d)
 	return r;
 }
 
-/* The API's route tables: the daemon's own (daemon_api.c), then each module's, running or
- * not (its stopped routes answer 503). */
+static const struct conf *daemon_conf_cb(void *arg)
+{
+	return ((struct daemon *)arg)->conf;
+}
+
+/* The running modules' counters of an uplink, summed (uplink_stats.h). */
+static int daemon_traffic_cb(void *arg, const char *name, struct module_traffic *ret,
+	const char **source)
+{
+	struct daemon *d = arg;
+	int r = -ENOENT;
+
+	memset(ret, 0, sizeof(*ret));
+	for (size_t i = 0; i < modules_n; i++) {
+		struct module_traffic t;
+
+		if (!d->running[i] || !modules[i]->uplink_traffic ||
+			modules[i]->uplink_traffic(d->running[i], name, &t) < 0)
+			continue;
+		ret->bytes_up += t.bytes_up;
+		ret->bytes_down += t.bytes_down;
+		ret->connections_active += t.connections_active;
+		ret->connections_total += t.connections_total;
+		if (r < 0)
+			*source = modules[i]->name;
+		r = 0;
+	}
+	return r;
+}
+
+/* The API's route tables: the daemon's own (daemon_api.c, then the uplinks' of
+ * api_uplinks.c), then each module's, running or not (its stopped routes answer 503). */
 static void daemon_api_tables(struct daemon *d)
 {
 	size_t n = 0;
@@ -118,6 +150,12 @@ static void daemon_api_tables(struct daemon *d)
 	d->api_tables[n++] = (struct api_route_table){
 		.routes = daemon_api_routes,
 		.n = daemon_api_n_routes,
+		.arg = d,
+		.running = true,
+	};
+	d->api_tables[n++] = (struct api_route_table){
+		.routes = api_uplinks_routes,
+		.n = api_uplinks_n_routes,
 		.arg = d,
 		.running = true,
 	};
@@ -279,7 +317,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	int r, sig, status = 1;
 
 	d.running = xcalloc(modules_n, sizeof(*d.running));
-	d.api_tables = xcalloc(modules_n + 1, sizeof(*d.api_tables)); /* the daemon's first */
+	d.api_tables = xcalloc(modules_n + 2, sizeof(*d.api_tables)); /* the daemon's two first */
 	raise_nofile();
 	d.loop = loop_new();
 	if (!d.loop) {
@@ -319,6 +357,12 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 	r = daemon_metrics(&d);
 	if (r < 0)
 		goto out;
+	r = uplink_stats_new(&(struct uplink_stats_deps){.base = loop_base(d.loop),
+				     .set = &d.uplinks, .checks = d.checks, .conf_cb = daemon_conf_cb,
+				     .traffic_cb = daemon_traffic_cb, .arg = &d},
+		&d.uplink_stats);
+	if (r < 0)
+		goto out;
 	d.env = (struct module_env){
 		.base = loop_base(d.loop),
 		.uplinks = &d.uplinks,
@@ -354,6 +398,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 out:
 	api_free(d.api);
 	free(d.api_tables);
+	uplink_stats_free(d.uplink_stats); /* it asks the modules */
 	for (size_t i = modules_n; i-- > 0;)
 		modules[i]->free(d.running[i]);
 	free(d.running);

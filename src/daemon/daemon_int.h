@@ -38,6 +38,7 @@ struct daemon {
 	struct check_engine *checks;
 	struct metrics *metrics;
 	struct uplink_metrics *uplink_metrics; /* the egress_uplink_* families */
+	struct uplink_stats *uplink_stats;     /* what GET /api/uplinks shows */
 	struct metrics_server *metrics_server;
 	int metrics_port; /* what metrics_server serves on */
 	struct addr metrics_address;
