@@ -88,7 +88,7 @@ TOOL_PACKAGES = {
     "curl": "curl", "openssl": "openssl", "dnsmasq": "dnsmasq-base", "nginx": "nginx-light",
     "iperf3": "iperf3", "haproxy": "haproxy", "socat": "socat", "dnsperf": "dnsperf",
     "unshare": "util-linux", "sh": "dash", "sleep": "coreutils", "true": "coreutils",
-    "false": "coreutils",
+    "false": "coreutils", "chromium": "chromium", "chromedriver": "chromium-driver",
 }
 _TOOL_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin",
                               "/bin"])
