@@ -687,6 +687,16 @@ struct api_stream *api_stream_start(struct api_req *r, void (*close_cb)(struct a
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
 	evhttp_send_reply_start(r->req, 200, "OK");
+	/*
+	 * The client has asked; from now on it only listens.  evhttp's read timeout would
+	 * close every stream that went [api] timeout without an event; a stalled write still
+	 * drops it (and the queue bound above).
+	 */
+	struct timeval wtv = {
+		.tv_sec = a->conf->timeout_ms / 1000,
+		.tv_usec = (a->conf->timeout_ms % 1000) * 1000,
+	};
+	bufferevent_set_timeouts(evhttp_connection_get_bufferevent(r->conn->evcon), NULL, &wtv);
 	return s;
 }
 

@@ -602,6 +602,30 @@ static void test_max_clients_oldest_waiting_goes(void **state)
 	close(idle[1]);
 }
 
+/* A stream outlives the request deadline: the client sends nothing more once it asked, and
+ * that is not slowness (the deadline closed every quiet stream after timeout). */
+static void test_stream_outlives_the_deadline(void **state)
+{
+	struct t *t = *state;
+	char *head, *got;
+	bool eof;
+	int fd = open_stream(t, &head);
+
+	free(head);
+	assert_non_null(t->stream);
+	for (int i = 0; i < 25; i++)
+		pump(t, -1, 100); /* 2.5 s: past timeout = 300ms and evhttp's whole second */
+	assert_non_null(t->stream);
+	assert_int_equal(t->stream_closed, 0);
+	assert_int_equal(api_stream_send(t->stream, "late", 1, "still here"), 0);
+	got = read_until(t, fd, "\n\n", &eof);
+	assert_false(eof);
+	assert_non_null(strstr(got, "event: late\nid: 1\ndata: still here\n\n"));
+	free(got);
+	api_stream_close(t->stream);
+	close(fd);
+}
+
 static int setup_slow(void **state)
 {
 	return setup_with(state, "timeout = 300ms\n");
@@ -626,6 +650,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream_not_read_is_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_client_is_closed_others_served,
 			setup_slow, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_outlives_the_deadline, setup_slow,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_max_clients_oldest_waiting_goes, setup_two,
 			teardown),
 	};
