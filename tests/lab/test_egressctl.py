@@ -723,3 +723,64 @@ def test_tokens_over_tcp_and_a_passwd_hash(egressctl, gw, egressd_bin, tmp_path)
     assert r.status == 401, r
     assert d.stop() == 0
     d.assert_clean()
+
+
+@pytest.mark.daemon
+@pytest.mark.requires_root
+def test_drain_confirm_cancel(egressctl, gw, egressd_bin):
+    """uplinks; drain and undrain; with --confirm the change waits: confirm keeps it, cancel takes it
+    back; a second change while one waits, an unknown uplink, nothing to confirm: exit 1."""
+    d = start(gw, egressd_bin)
+    sock = d.api_socket
+
+    r = ctl(egressctl, "uplinks", sock=sock)
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["UPLINK", "STATE", "ENABLED"]
+    assert [line.split()[0] for line in lines[1:]] == ["isp1", "isp2"]
+    assert uplink(egressctl, d, "isp2")["weight"] == 2
+
+    r = ctl(egressctl, "drain", "isp2", sock=sock)
+    assert r.returncode == 0, r
+    assert r.stdout == "uplink isp2 drained\n"
+    assert uplink(egressctl, d, "isp2")["enabled"] is False
+    assert uplink(egressctl, d, "isp1")["enabled"] is True
+    r = ctl(egressctl, "uplinks", sock=sock)
+    assert "drained" in [line for line in r.stdout.splitlines() if line.startswith("isp2")][0]
+    assert ctl(egressctl, "undrain", "isp2", sock=sock).returncode == 0
+    assert uplink(egressctl, d, "isp2")["enabled"] is True
+
+    r = ctl(egressctl, "drain", "nosuch", sock=sock)
+    assert r.returncode == 1, r
+    assert "nosuch" in r.stderr and r.stdout == ""
+
+    r = ctl(egressctl, "confirm", sock=sock)
+    assert r.returncode == 1, r
+    assert "nothing awaits a confirmation" in r.stderr
+
+    r = ctl(egressctl, "drain", "isp1", "--confirm", "5m", sock=sock)
+    assert r.returncode == 0, r
+    assert "egressctl confirm" in r.stdout
+    assert uplink(egressctl, d, "isp1")["enabled"] is False
+    pending = run_json(egressctl, d, "status")["pending"]
+    assert pending["pending"] is True and 0 < pending["seconds_left"] <= 300
+    assert "awaits its confirmation" in ctl(egressctl, "status", sock=sock).stdout
+    r = ctl(egressctl, "drain", "isp2", "--confirm", "60s", sock=sock)
+    assert r.returncode == 1, r  # another change waits
+    assert uplink(egressctl, d, "isp2")["enabled"] is True
+    r = ctl(egressctl, "confirm", sock=sock)
+    assert r.returncode == 0 and r.stdout == "confirmed\n", r
+    assert run_json(egressctl, d, "status")["pending"]["pending"] is False
+    assert uplink(egressctl, d, "isp1")["enabled"] is False
+
+    r = ctl(egressctl, "--json", "undrain", "isp1", "--confirm", "5m", sock=sock)
+    assert r.returncode == 0, r
+    json.loads(r.stdout)
+    assert uplink(egressctl, d, "isp1")["enabled"] is True
+    r = ctl(egressctl, "cancel", sock=sock)
+    assert r.returncode == 0 and r.stdout == "rolled back\n", r
+    assert uplink(egressctl, d, "isp1")["enabled"] is False
+    assert ctl(egressctl, "cancel", sock=sock).returncode == 1
+
+    assert d.stop() == 0
+    d.assert_clean()
