@@ -27,6 +27,7 @@ struct check_engine;
 struct conf;
 struct conf_errors;
 struct conf_section_type;
+struct dnswatch;
 struct event_base;
 struct event_log;
 struct metrics;
@@ -54,6 +55,8 @@ struct module_env {
 	void *failed_arg;
 	/* The daemon's event log (events.h): modules add their applies and errors there. */
 	struct event_log *events;
+	/* DNS answers as the dns module passes them (dnswatch.h). */
+	struct dnswatch *dnswatch;
 	/*
 	 * Change the running configuration as an operator does (the API): the settings go on
 	 * top of the file and the flags, are validated and applied like a reload, and survive
