@@ -750,12 +750,17 @@ void api_stream_close(struct api_stream *s)
 
 /* ---------------------------------------------------------------- built-in routes */
 
-/* GET /healthz: for load balancers and monitors, no credentials. */
+/* GET /healthz: for load balancers and monitors, no credentials.  A server without
+ * uplinks (egress-server) is healthy while it answers. */
 static void healthz(struct api_req *r)
 {
 	const struct uplink_set *set = r->conn->api->env.uplinks;
 	size_t usable = 0, n = set ? set->n : 0;
 
+	if (r->conn->api->env.no_uplinks) {
+		api_reply_json(r, 200, json_pack("{ss}", "status", "ok"));
+		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		usable += uplink_usable(set->v[i]);
 	api_reply_json(r, usable ? 200 : 503,
@@ -810,7 +815,7 @@ static void dispatch(struct api_req *r)
 		return;
 	}
 	code = api_route_find(a->tables, a->n_tables, r->method, &r->path, &r->match);
-	if (code == 404 && api_static_serve(r, a->conf->web_root)) {
+	if (code == 404 && api_static_serve(r, a->conf->web_root, a->env.index)) {
 		r->route = API_METRICS_STATIC;
 		return;
 	}

@@ -37,10 +37,10 @@ struct api_req {
 
 /*
  * Answer r from the dashboard's files when its path is one of them: GET or HEAD of a file
- * under web_root (NULL: where egress installs them; "/" is index.html), or of Debian's
+ * under web_root (NULL: where egress installs them; "/" is index, NULL: index.html), or of Debian's
  * Chart.js under /vendor/chart.js/.  Returns false, without answering, when the path is
  * not a static file's (an /api/ path, a missing file): the caller answers 404.
  */
-bool api_static_serve(struct api_req *r, const char *web_root);
+bool api_static_serve(struct api_req *r, const char *web_root, const char *index);
 
 #endif

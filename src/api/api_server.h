@@ -5,6 +5,7 @@
 #ifndef EGRESS_API_SERVER_H
 #define EGRESS_API_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "api_route.h"
@@ -20,8 +21,10 @@ struct uplink_set;
 struct api_env {
 	struct event_base *base;
 	struct uplink_set *uplinks; /* /healthz */
+	bool no_uplinks;	    /* a server that has none (egress-server): /healthz is ok */
 	struct metrics *metrics;    /* /metrics with [api] metrics = yes */
 	struct event_log *events;   /* may be NULL */
+	const char *index;	    /* the page "/" serves from web_root; NULL: index.html */
 };
 
 /*

@@ -59,15 +59,15 @@ static const char *content_type(const char *name)
 }
 
 /* The file a path names, into buf: 0, or -ENOENT when it names none of ours. */
-static int static_path(const struct api_path *p, const char *web_root, char *buf, size_t len,
-	bool *vendor)
+static int static_path(const struct api_path *p, const char *web_root, const char *index,
+	char *buf, size_t len, bool *vendor)
 {
 	const char *root = web_root ? web_root : EGRESS_WEBDIR;
 	size_t first = 0, off;
 
 	*vendor = false;
 	if (p->n == 0) {
-		snprintf(buf, len, "%s/index.html", root);
+		snprintf(buf, len, "%s/%s", root, index ? index : "index.html");
 		return 0;
 	}
 	if (streq(p->seg[0], "api") || p->trailing_slash)
@@ -86,7 +86,7 @@ static int static_path(const struct api_path *p, const char *web_root, char *buf
 	return off < len ? 0 : -ENOENT;
 }
 
-bool api_static_serve(struct api_req *r, const char *web_root)
+bool api_static_serve(struct api_req *r, const char *web_root, const char *index)
 {
 	char path[PATH_MAX], clen[24];
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
@@ -95,7 +95,7 @@ bool api_static_serve(struct api_req *r, const char *web_root)
 	bool vendor;
 	int fd;
 
-	if (static_path(&r->path, web_root, path, sizeof(path), &vendor) < 0)
+	if (static_path(&r->path, web_root, index, path, sizeof(path), &vendor) < 0)
 		return false;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)

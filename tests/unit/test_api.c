@@ -456,6 +456,24 @@ static void test_healthz_without_uplinks(void **state)
 	resp_clear(&r);
 }
 
+/* egress-server has no uplinks: it is healthy while it answers. */
+static void test_healthz_no_uplinks(void **state)
+{
+	struct t *t = *state;
+	struct resp r;
+
+	api_free(t->api);
+	assert_int_equal(api_new(&(struct api_env){.base = t->base, .metrics = t->metrics,
+					     .no_uplinks = true},
+				 t->conf, &t->api),
+		0);
+	set_routes(t, true);
+	request(t, "GET", "/healthz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "{\"status\":\"ok\"}\n");
+	resp_clear(&r);
+}
+
 static int open_stream(struct t *t, char **head)
 {
 	static const char req[] = "GET /t/stream HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -646,6 +664,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handler_that_does_not_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_healthz_without_uplinks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_healthz_no_uplinks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_not_read_is_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_client_is_closed_others_served,
