@@ -59,6 +59,8 @@
 #include "metrics.h"
 #include "uplink.h"
 #include "util.h"
+#include "ws_handshake.h"
+#include "ws_int.h"
 
 #define API_BACKLOG 64
 /* What a stream may have queued for a client that does not read; beyond, it is dropped. */
@@ -96,6 +98,10 @@ struct api_conn {
 	struct api_peer peer;
 	bool busy;		  /* a request is being answered */
 	struct api_stream *stream; /* the event stream it carries */
+	struct ws *ws;		  /* the WebSocket it was upgraded to (api_ws_accept()) */
+	bool upgraded;		  /* then it no longer counts among the API's clients */
+	bool tls_peer_done;	  /* tls_peer is known */
+	char tls_peer[256];	  /* the verified client certificate's CN, or "" */
 };
 
 struct api_stream {
@@ -141,7 +147,8 @@ static void conn_unlink(struct api_conn *c)
 		c->next->prev = c->prev;
 	else
 		a->conns_tail = c->prev;
-	a->n_conns--;
+	if (!c->upgraded)
+		a->n_conns--;
 }
 
 static void stream_free(struct api_stream *s, bool notify)
@@ -177,6 +184,13 @@ static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
 	struct evhttp_request *orphan = NULL;
 
 	(void)evcon;
+	if (c->ws) {
+		/* the server stops under a WebSocket (its own end releases it first) */
+		struct ws *w = c->ws;
+
+		c->ws = NULL;
+		ws_server_lost(w);
+	}
 	/* A stream's client went (EOF, error, timeout): libevent has already taken the
 	 * request off the connection, which it then frees without it, and leaves the request
 	 * to whoever answers it - ending the reply frees it.  Closed any other way, the request
@@ -259,7 +273,7 @@ static void busiest_peer(const struct api *a, char *buf, size_t len)
 	size_t n = 0, best = 0;
 
 	for (const struct api_conn *c = a->conns; c; c = c->next)
-		if (c->evcon)
+		if (c->evcon && !c->upgraded)
 			v[n++] = c->peer.addr;
 	qsort(v, n, sizeof(*v), addr_cmp_cb);
 	buf[0] = '\0';
@@ -385,6 +399,7 @@ static struct api_conn *conn_of(struct api *a, struct evhttp_request *req)
 static const char *reason(int code)
 {
 	switch (code) {
+	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 201: return "Created";
 	case 202: return "Accepted";
@@ -397,6 +412,7 @@ static const char *reason(int code)
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
+	case 426: return "Upgrade Required";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -748,6 +764,95 @@ void api_stream_close(struct api_stream *s)
 	evhttp_send_reply_end(req);
 }
 
+/* ---------------------------------------------------------------- WebSockets */
+
+/* The WebSocket is over: its connection goes (conn_close_cb then frees c). */
+static void ws_release_cb(void *arg)
+{
+	struct api_conn *c = arg;
+
+	c->ws = NULL;
+	evhttp_connection_free(c->evcon);
+}
+
+/*
+ * RFC 6455 4.2: check the upgrade, answer 101 on the connection's bufferevent ourselves and
+ * leave the request unanswered for evhttp: the connection stays evhttp's (its callbacks
+ * replaced by the WebSocket's) until the WebSocket releases it, so that evhttp frees it in
+ * one place whichever side ends first.  The request's deadline was stopped when the request
+ * came and is not armed again; the WebSocket has its own heartbeat.
+ */
+struct ws *api_ws_accept(struct api_req *r, const struct ws_opts *o, const struct ws_callbacks *cb,
+	void *arg)
+{
+	struct api_conn *c = r->conn;
+	struct api *a = c->api;
+	const char *key = api_req_header(r, "Sec-WebSocket-Key");
+	char accept[WS_ACCEPT_LEN + 1];
+	struct bufferevent *bev;
+	const char *why = "";
+	int code;
+
+	code = ws_handshake_check(r->method == EVHTTP_REQ_GET, api_req_header(r, "Upgrade"),
+		api_req_header(r, "Connection"), api_req_header(r, "Sec-WebSocket-Version"), key,
+		&why);
+	if (code) {
+		if (code == 426) {
+			struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+			evhttp_add_header(h, "Upgrade", "websocket");
+			evhttp_add_header(h, "Sec-WebSocket-Version", "13");
+		}
+		api_reply_error(r, code, NULL, "%s", why);
+		return NULL;
+	}
+	if (c->stream || c->ws)
+		fatalx("api: %s: a WebSocket on a connection already taken", c->peer.addr);
+	ws_handshake_accept(key, accept);
+	bev = evhttp_connection_get_bufferevent(c->evcon);
+	evbuffer_add_printf(bufferevent_get_output(bev),
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+		accept);
+	r->replied = true;
+	r->status = 101;
+	c->upgraded = true;
+	a->n_conns--;
+	log_debug("api: %s: %s %s: WebSocket", c->l->name, c->peer.addr, r->raw_path);
+	c->ws = ws_server_new(a->env.base, bev, c->peer.addr, o, cb, arg, ws_release_cb, c);
+	return c->ws;
+}
+
+/* The CN of the client certificate the TLS handshake verified, into c->tls_peer. */
+static void tls_peer_cn(struct api_conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(c->evcon));
+	X509 *x = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+	int n;
+
+	c->tls_peer[0] = '\0';
+	if (x && SSL_get_verify_result(ssl) == X509_V_OK) {
+		n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
+			c->tls_peer, sizeof(c->tls_peer));
+		/* none, too long, or a NUL inside: no name we could trust */
+		if (n <= 0 || (size_t)n != strlen(c->tls_peer))
+			c->tls_peer[0] = '\0';
+	}
+	X509_free(x);
+}
+
+const char *api_req_tls_peer(const struct api_req *r)
+{
+	struct api_conn *c = r->conn;
+
+	if (!c->tls_peer_done) {
+		c->tls_peer_done = true;
+		if (c->peer.tls)
+			tls_peer_cn(c);
+	}
+	return c->tls_peer[0] ? c->tls_peer : NULL;
+}
+
 /* ---------------------------------------------------------------- built-in routes */
 
 /* GET /healthz: for load balancers and monitors, no credentials.  A server without
@@ -1064,6 +1169,41 @@ static void listeners_close(struct api *a)
 	a->tls = NULL;
 }
 
+/* A client certificate always passes the handshake: whether it verified is api_req_tls_peer()'s. */
+static int tls_verify_cb(int preverify_ok, X509_STORE_CTX *x)
+{
+	(void)preverify_ok;
+	(void)x;
+	return 1;
+}
+
+/*
+ * [api] tls_client_ca: ask every client for a certificate, signed by these CAs.  One is
+ * optional; one that does not verify does not end the handshake either (the client may
+ * still log in or show a token): it only names nobody.
+ */
+static int tls_client_ca(SSL_CTX *ctx, const char *file)
+{
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(file);
+	unsigned long e;
+	char err[256];
+
+	if (!names || SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
+		e = ERR_get_error();
+		ERR_error_string_n(e, err, sizeof(err));
+		ERR_clear_error();
+		log_error("api: TLS: cannot use tls_client_ca %s: %s", file,
+			e ? err : "no certificate in it");
+		if (names)
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+		return -EINVAL;
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"egress-api", 10);
+	return 0;
+}
+
 static int tls_load(struct api *a, const struct conf_api *c)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -1085,6 +1225,10 @@ static int tls_load(struct api *a, const struct conf_api *c)
 		SSL_CTX_free(ctx);
 		return -EINVAL;
 	}
+	if (c->tls_client_ca && tls_client_ca(ctx, c->tls_client_ca) < 0) {
+		SSL_CTX_free(ctx);
+		return -EINVAL;
+	}
 	a->tls = ctx;
 	return 0;
 }
@@ -1100,9 +1244,10 @@ static char *listen_key(const struct conf_api *c)
 		fatalx("api: out of memory");
 	for (size_t i = 0; i < c->listen.n; i++)
 		fprintf(f, "%s,", c->listen.v[i]);
-	fprintf(f, "|%s|%s|%s|%s|%d|%d|%u", c->socket, c->socket_group,
-		c->tls_cert ? c->tls_cert : "", c->tls_key ? c->tls_key : "", c->max_headers,
-		c->max_body, c->timeout_ms);
+	fprintf(f, "|%s|%s|%s|%s|%s|%d|%d|%u", c->socket, c->socket_group,
+		c->tls_cert ? c->tls_cert : "", c->tls_key ? c->tls_key : "",
+		c->tls_client_ca ? c->tls_client_ca : "", c->max_headers, c->max_body,
+		c->timeout_ms);
 	fclose(f);
 	return s;
 }

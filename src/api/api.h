@@ -31,6 +31,9 @@
 struct api;
 struct api_req;
 struct api_stream;
+struct ws;
+struct ws_callbacks;
+struct ws_opts;
 
 /* What a route needs of its caller. */
 enum api_access {
@@ -89,6 +92,12 @@ const char *api_req_peer(const struct api_req *r);
 enum api_access api_req_access(const struct api_req *r); /* what the caller may do */
 /* Did the request come over TLS?  (A session cookie is Secure then.) */
 bool api_req_tls(const struct api_req *r);
+/*
+ * The CN of the client certificate this TLS connection showed and [api] tls_client_ca
+ * verified, or NULL (no TLS, no certificate, one that did not verify, or no CN).  Borrowed
+ * from the connection.
+ */
+const char *api_req_tls_peer(const struct api_req *r);
 struct evhttp_request *api_req_evhttp(struct api_req *r);
 
 /* --- replies: exactly one per request --- */
@@ -107,6 +116,20 @@ void api_reply_data(struct api_req *r, int code, const char *content_type, const
  * "unknown field" naming it (replied; returns false).  allowed: NULL-terminated.
  */
 bool api_json_only(struct api_req *r, json_t *obj, const char *const *allowed);
+
+/* --- WebSockets (src/ws/ws.h) --- */
+
+/*
+ * Upgrade the request to a WebSocket (RFC 6455): on a valid handshake, answer 101 and hand
+ * the connection over from the HTTP server; returns the WebSocket (the caller's until its
+ * close_cb, or ws_free()).  Otherwise answer 400 (not a WebSocket handshake, bad key) or
+ * 426 (another version, or no Upgrade: websocket) and return NULL.  A handler checks who is
+ * asking first (the route's access, api_req_tls_peer()).  The connection then no longer
+ * counts among [api] max_clients nor has the request deadline ([api] timeout): o's
+ * heartbeat bounds it.  If the API server stops first, close_cb runs ("server stopping").
+ */
+struct ws *api_ws_accept(struct api_req *r, const struct ws_opts *o, const struct ws_callbacks *cb,
+	void *arg);
 
 /* --- server-sent events (text/event-stream) --- */
 

@@ -50,6 +50,14 @@ static const struct conf_key api_keys[] = {
 		.help = "PEM private key of tls_cert",
 	},
 	{
+		.name = "tls_client_ca",
+		.type = CONF_STRING,
+		KEY(conf_api, tls_client_ca),
+		.help = "PEM CA certificates: TLS listeners ask clients for a certificate and verify "
+			"it against them (optional for the client; a verified one names it to routes "
+			"that accept one, such as the allowlist hub's)",
+	},
+	{
 		.name = "state_dir",
 		.type = CONF_STRING,
 		KEY(conf_api, state_dir),
@@ -197,6 +205,9 @@ static void api_validate(const struct conf *conf, const void *section, struct co
 	if (!c->tls_cert != !c->tls_key)
 		conf_section_error(errs, &c->s, c->tls_cert ? "tls_key" : "tls_cert",
 			"TLS needs both tls_cert and tls_key");
+	if (c->tls_client_ca && !c->tls_cert)
+		conf_section_error(errs, &c->s, "tls_client_ca",
+			"client certificates need TLS: set tls_cert and tls_key too");
 	if (c->tls_cert && conf_api_no_listen(c))
 		conf_section_error(errs, &c->s, "tls_cert",
 			"TLS is for the TCP listeners, and listen is none");

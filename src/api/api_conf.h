@@ -23,6 +23,7 @@ struct conf_api {
 	char *socket_group;	 /* its members are admins over the socket */
 	char *tls_cert;		 /* PEM files: TLS on every TCP listener; NULL: plain HTTP */
 	char *tls_key;
+	char *tls_client_ca;	 /* PEM CAs that verify client certificates, or NULL */
 	char *state_dir;	 /* what the API keeps (password hash, tokens, changes) */
 	char *password_hash;	 /* the admin's ($scrypt$...); NULL: the one made on first start */
 	int max_headers;	 /* bytes of a request's head */
