@@ -27,6 +27,7 @@
 #include "daemon.h"
 #include "daemon_api.h"
 #include "daemon_int.h"
+#include "dnswatch.h"
 #include "events.h"
 #include "link.h"
 #include "log.h"
@@ -363,6 +364,11 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		&d.uplink_stats);
 	if (r < 0)
 		goto out;
+	r = dnswatch_new(&d.dnswatch);
+	if (r < 0) {
+		log_error("DNS watch: %s", strerror(-r));
+		goto out;
+	}
 	d.env = (struct module_env){
 		.base = loop_base(d.loop),
 		.uplinks = &d.uplinks,
@@ -371,6 +377,7 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		.failed_cb = daemon_module_failed_cb,
 		.failed_arg = &d,
 		.events = d.events,
+		.dnswatch = d.dnswatch,
 		.change = daemon_change_cb,
 		.change_arg = &d,
 	};
@@ -402,6 +409,7 @@ out:
 	for (size_t i = modules_n; i-- > 0;)
 		modules[i]->free(d.running[i]);
 	free(d.running);
+	dnswatch_free(d.dnswatch); /* after the modules: they unsubscribe */
 	metrics_server_free(d.metrics_server);
 	uplink_metrics_free(d.uplink_metrics);
 	check_engine_free(d.checks);

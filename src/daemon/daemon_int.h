@@ -43,6 +43,7 @@ struct daemon {
 	int metrics_port; /* what metrics_server serves on */
 	struct addr metrics_address;
 	struct event_log *events;
+	struct dnswatch *dnswatch; /* DNS answers the dns module passes, lent to every module */
 	struct module_env env; /* lent to every module */
 	void **running;	       /* per entry of modules[]: the running module, or NULL */
 	struct api *api;

@@ -46,6 +46,7 @@
 #include "dns_cache.h"
 #include "dns_conf.h"
 #include "dns_msg.h"
+#include "dnswatch.h"
 #include "log.h"
 #include "module.h"
 #include "metrics.h"
@@ -148,6 +149,7 @@ struct dns_module {
 	struct event_base *base;
 	struct uplink_set *set;
 	struct metrics *metrics;
+	struct dnswatch *watch; /* the daemon's (module_env.dnswatch), or NULL */
 
 	uint32_t timeout_ms;
 	int attempts;
@@ -553,6 +555,53 @@ static void tcp_send(struct dns_conn *c, const uint8_t *msg, size_t len)
 	c->active_ms = now_ms();
 }
 
+static int client_addr(const struct dns_client *c, struct addr *ret)
+{
+	if (c->transport == DNS_TCP) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		evutil_socket_t fd = bufferevent_getfd(c->conn->bev);
+
+		if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+			addr_from_sockaddr((struct sockaddr *)&ss, ret, NULL) < 0)
+			return -EINVAL;
+	} else if (addr_from_sockaddr((const struct sockaddr *)&c->peer, ret, NULL) < 0) {
+		return -EINVAL;
+	}
+	addr_unmap_v4(ret);
+	return 0;
+}
+
+/*
+ * Tell the DNS watch (dnswatch.h) what answer msg (len bytes, borrowed) gives: the names
+ * of its CNAME chain and its addresses, before the client has it.  Only NOERROR answers
+ * with addresses are told; an answer that does not read is not.
+ */
+static void watch_answer(struct dns_module *m, const struct dns_client *c, const uint8_t *msg,
+	size_t len)
+{
+	static struct dns_chain ch; /* 4 KiB of names: not on the stack; the loop's thread only */
+	struct dnswatch_addr addrs[DNS_CHAIN_ADDRS];
+	const char *names[DNS_CHAIN_NAMES];
+	struct addr client = {0};
+	struct dns_msg a;
+
+	if (dns_msg_parse(msg, len, &a) < 0 || DNS_RCODE(a.flags) != DNS_RCODE_NOERROR ||
+		dns_msg_chain(msg, len, &a, &ch) < 0 || !ch.n_addrs)
+		return;
+	for (size_t i = 0; i < ch.n_names; i++)
+		names[i] = ch.names[i];
+	for (size_t i = 0; i < ch.n_addrs; i++) {
+		addrs[i] = (struct dnswatch_addr){.addr.family = ch.addrs[i].family,
+			.ttl = ch.addrs[i].ttl};
+		memcpy(addrs[i].addr.b, ch.addrs[i].addr, addr_len(ch.addrs[i].family));
+	}
+	(void)client_addr(c, &client);
+	dnswatch_answer(m->watch, &(struct dnswatch_answer){.names = names,
+					  .n_names = ch.n_names, .addrs = addrs,
+					  .n_addrs = ch.n_addrs, .client = &client});
+}
+
 /*
  * Send msg (len bytes, borrowed) to client c in answer to query (qlen bytes, borrowed;
  * parsed into q, NULL if it did not parse).  Over UDP, an answer larger than the client
@@ -564,6 +613,9 @@ static void client_send(struct dns_module *m, const struct dns_client *c, const 
 	uint8_t tc[DNS_HEADER_LEN + DNS_NAME_MAX + 4 + 11];
 	unsigned rcode = DNS_RCODE(dns_get16(msg + 2));
 
+	/* before it leaves: the watch's subscribers act on it before the client can */
+	if (rcode == DNS_RCODE_NOERROR && dnswatch_wanted(m->watch))
+		watch_answer(m, c, msg, len);
 	if (c->transport == DNS_UDP) {
 		size_t limit = q ? dns_msg_udp_limit(q) : DNS_PLAIN_UDP;
 
@@ -596,18 +648,8 @@ static const char *client_str(const struct dns_client *c, char *buf, size_t len)
 {
 	struct addr a;
 
-	if (c->transport == DNS_TCP) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		evutil_socket_t fd = bufferevent_getfd(c->conn->bev);
-
-		if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
-			addr_from_sockaddr((struct sockaddr *)&ss, &a, NULL) < 0)
-			return "?";
-	} else if (addr_from_sockaddr((const struct sockaddr *)&c->peer, &a, NULL) < 0) {
+	if (client_addr(c, &a) < 0)
 		return "?";
-	}
-	addr_unmap_v4(&a);
 	return addr_str(&a, buf, len);
 }
 
@@ -1643,6 +1685,8 @@ static int dns_new_cb(struct module_env *env, const struct conf *conf, void **re
 	struct dns_module *m = NULL;
 	int r = dns_module_new(env->base, conf, env->uplinks, env->metrics, &m);
 
+	if (m)
+		m->watch = env->dnswatch;
 	*ret = m;
 	return r;
 }

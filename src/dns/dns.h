@@ -8,7 +8,8 @@
  * Answers are relayed whole (EDNS0 OPT untouched), never cut: one that does not fit the
  * client's UDP size becomes header + question with TC set, so the client asks over TCP.
  * Answers are cached (dns_cache.c) for their TTL.  Counters are in the metrics registry
- * as egress_dns_*.
+ * as egress_dns_*.  Every NOERROR answer with addresses, from an upstream or the cache, is
+ * told to the daemon's DNS watch (dnswatch.h) before it is sent, when anyone listens.
  *
  * Must not touch routes, rules or nftables: an upstream socket leaves through its uplink
  * by the socket options alone.

@@ -8,6 +8,7 @@
  * No logging, no allocation, no sockets: callers count and log what is refused.
  */
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -347,6 +348,89 @@ int dns_msg_parse(const uint8_t *m, size_t len, struct dns_msg *ret)
 	ret->records_ok = true;
 	ret->end = it.off;
 	return 0;
+}
+
+/* The lower-case dotted text of the wire name at off into buf (DNS_CHAIN_TEXT). */
+static int chain_name(const uint8_t *m, size_t len, size_t off, char *buf)
+{
+	uint8_t name[DNS_NAME_MAX];
+	size_t nl, next;
+	int r = dns_name_read(m, len, off, name, &nl, &next);
+
+	if (r < 0)
+		return r;
+	dns_name_lower(name, nl);
+	dns_name_text(name, nl, buf, DNS_CHAIN_TEXT);
+	nl = strlen(buf);
+	if (nl > 1 && buf[nl - 1] == '.')
+		buf[nl - 1] = '\0';
+	return 0;
+}
+
+static bool chain_has(const struct dns_chain *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_names; i++)
+		if (!strcmp(c->names[i], name))
+			return true;
+	return false;
+}
+
+int dns_msg_chain(const uint8_t *m, size_t len, const struct dns_msg *a, struct dns_chain *ret)
+{
+	struct dns_rr_iter it;
+	struct dns_rr rr;
+	char owner[DNS_CHAIN_TEXT], target[DNS_CHAIN_TEXT];
+	bool moved = true;
+	int r;
+
+	ret->n_names = ret->n_addrs = 0;
+	if (!a->question_end || !a->records_ok)
+		return -ENOENT;
+	r = chain_name(m, len, DNS_HEADER_LEN, ret->names[ret->n_names++]);
+	if (r < 0)
+		return r;
+	/* Follow CNAMEs whatever their order in the section (RFC 1034 3.6.2 puts them first,
+	 * not every server does): one pass per link, at most DNS_CHAIN_NAMES. */
+	while (moved && ret->n_names < DNS_CHAIN_NAMES) {
+		moved = false;
+		rr_iter_init(&it, m, len, a->question_end);
+		while ((r = rr_iter_next(&it, &rr)) > 0) {
+			if (rr.section != DNS_SECTION_ANSWER || rr.type != DNS_TYPE_CNAME ||
+				rr.class != DNS_CLASS_IN)
+				continue;
+			if (chain_name(m, len, rr.owner, owner) < 0 ||
+				strcmp(owner, ret->names[ret->n_names - 1]))
+				continue;
+			if (chain_name(m, len, rr.rdata, target) < 0)
+				return -EBADMSG;
+			if (chain_has(ret, target))
+				break; /* a loop */
+			memcpy(ret->names[ret->n_names++], target, sizeof(target));
+			moved = true;
+			break;
+		}
+		if (r < 0)
+			return -EBADMSG;
+	}
+	rr_iter_init(&it, m, len, a->question_end);
+	while ((r = rr_iter_next(&it, &rr)) > 0) {
+		struct dns_chain_addr *ad;
+
+		if (rr.section != DNS_SECTION_ANSWER || rr.class != DNS_CLASS_IN ||
+			!((rr.type == DNS_TYPE_A && rr.rdlen == 4) ||
+				(rr.type == DNS_TYPE_AAAA && rr.rdlen == 16)))
+			continue;
+		if (ret->n_addrs == DNS_CHAIN_ADDRS)
+			break;
+		if (chain_name(m, len, rr.owner, owner) < 0 ||
+			strcmp(owner, ret->names[ret->n_names - 1]))
+			continue;
+		ad = &ret->addrs[ret->n_addrs++];
+		ad->family = rr.type == DNS_TYPE_A ? AF_INET : AF_INET6;
+		memcpy(ad->addr, m + rr.rdata, rr.rdlen);
+		ad->ttl = rr_ttl(m, &rr);
+	}
+	return r < 0 ? -EBADMSG : 0;
 }
 
 bool dns_msg_query_ok(const struct dns_msg *q)

@@ -141,6 +141,30 @@ struct dns_msg {
  */
 int dns_msg_parse(const uint8_t *m, size_t len, struct dns_msg *ret);
 
+/* What an answer says its question's name leads to (dns_msg_chain()). */
+#define DNS_CHAIN_NAMES 16 /* the query name and up to 15 CNAME targets */
+#define DNS_CHAIN_ADDRS 64 /* A and AAAA records kept */
+#define DNS_CHAIN_TEXT	256 /* a name's dotted text: 253 bytes and a NUL (longer: cut) */
+struct dns_chain {
+	char names[DNS_CHAIN_NAMES][DNS_CHAIN_TEXT]; /* lower-case, no trailing dot */
+	size_t n_names;
+	struct dns_chain_addr {
+		int family; /* AF_INET, AF_INET6 */
+		uint8_t addr[16];
+		uint32_t ttl; /* RFC 2181 8: top bit set counts as 0 */
+	} addrs[DNS_CHAIN_ADDRS];
+	size_t n_addrs;
+};
+
+/*
+ * The CNAME chain of answer m (len bytes, borrowed, parsed into a) from its question's
+ * name, and the A and AAAA records (class IN) of the chain's last name, from the answer
+ * section.  A chain longer than DNS_CHAIN_NAMES or a loop stops where it is; records past
+ * DNS_CHAIN_ADDRS are left out.  -ENOENT without a question or with records cut short;
+ * -EBADMSG for a record that does not read.
+ */
+int dns_msg_chain(const uint8_t *m, size_t len, const struct dns_msg *a, struct dns_chain *ret);
+
 /*
  * Whether a parsed query (QR clear) holds what a query may: one question and no answer or
  * authority records (RFC 1035 4.1.1; a query that carries them, as only an UPDATE or a

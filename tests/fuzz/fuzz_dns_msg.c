@@ -11,13 +11,16 @@
  *     larger TTL, or says it cannot (names compressed against TTL bytes);
  *   - what the cache takes it gives back whole, with the asker's ID, and parseable (or
  *     drops, when ageing cannot);
- *   - dns_name_text() stays within any buffer.
+ *   - dns_name_text() stays within any buffer;
+ *   - dns_msg_chain() (what the DNS watch is told) stays within its bounds: names
+ *     NUL-terminated without a trailing dot, distinct, addresses of either family.
  * Any violation aborts.  No side effects: nothing is logged, no sockets.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "dns/dns_cache.h"
 #include "dns/dns_msg.h"
@@ -114,6 +117,28 @@ out:
 	dns_cache_free(c);
 }
 
+static void check_chain(const uint8_t *m, size_t size, const struct dns_msg *a)
+{
+	static struct dns_chain ch;
+	int r = dns_msg_chain(m, size, a, &ch);
+
+	CHECK(r == 0 || r == -ENOENT || r == -EBADMSG);
+	if (r < 0)
+		return;
+	CHECK(ch.n_names >= 1 && ch.n_names <= DNS_CHAIN_NAMES);
+	CHECK(ch.n_addrs <= DNS_CHAIN_ADDRS);
+	for (size_t i = 0; i < ch.n_names; i++) {
+		size_t l = strnlen(ch.names[i], DNS_CHAIN_TEXT);
+
+		CHECK(l < DNS_CHAIN_TEXT);
+		CHECK(l == 1 || ch.names[i][l - 1] != '.');
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(ch.names[i], ch.names[j]) != 0);
+	}
+	for (size_t i = 0; i < ch.n_addrs; i++)
+		CHECK(ch.addrs[i].family == AF_INET || ch.addrs[i].family == AF_INET6);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dns_msg a;
@@ -147,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (a.records_ok)
 		check_age(m, size, &a);
 	check_cache(m, size, &a);
+	check_chain(m, size, &a);
 out:
 	free(m);
 	return 0;

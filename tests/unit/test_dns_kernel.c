@@ -38,6 +38,8 @@
 #include "conf_keys.h"
 #include "dns.h"
 #include "dns_conf.h"
+#include "dnswatch.h"
+#include "module.h"
 #include "dns_msg.h"
 #include "kernel_test.h"
 #include "log.h"
@@ -614,6 +616,76 @@ static void test_udp_and_cache(void **state)
 	assert_true(metric(&g_fwd, "egress_dns_cache_entries") == 2);
 	assert_true(metric(&g_fwd, "egress_dns_pending") == 0);
 	fwd_stop(&g_fwd);
+}
+
+/* ------------------------------------------------------------ the DNS watch */
+
+struct watched {
+	int client_fd;	     /* the asking client's socket */
+	int calls;
+	bool client_had_it;  /* the answer was already at the client when the watch saw it */
+	char name[64];
+	char addr[ADDR_STRLEN];
+	uint32_t ttl;
+};
+
+static void watch_cb(void *arg, const struct dnswatch_answer *a)
+{
+	struct watched *w = arg;
+	uint8_t b[16];
+
+	w->calls++;
+	w->client_had_it = recv(w->client_fd, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK) >= 0;
+	snprintf(w->name, sizeof(w->name), "%s", a->n_names ? a->names[0] : "");
+	if (a->n_addrs) {
+		addr_str(&a->addrs[a->n_addrs - 1].addr, w->addr, sizeof(w->addr));
+		w->ttl = a->addrs[a->n_addrs - 1].ttl;
+	}
+}
+
+/* The module (through its description, as the daemon starts it) tells the daemon's watch
+ * about each answer, from the upstream and from the cache, before the client has it;
+ * NXDOMAIN is not told. */
+static void test_watch(void **state)
+{
+	struct watched w = {0};
+	struct uplink_set set;
+	struct conf *conf = conf_from(base_conf);
+	struct dnswatch *watch;
+	struct module_env env = {0};
+	struct mb q;
+	uint8_t ans[512];
+	void *m = NULL;
+
+	(void)state;
+	fakes_reset();
+	uplink_set_init(&set);
+	uplink_set_sync(&set, conf);
+	for (size_t i = 0; i < set.n; i++)
+		uplink_transition(&set, set.v[i], UPLINK_UP, "test");
+	assert_int_equal(dnswatch_new(&watch), 0);
+	env = (struct module_env){.base = g_base, .uplinks = &set, .dnswatch = watch};
+	assert_int_equal(module_dns.new(&env, conf, &m), 0);
+	assert_int_equal(dnswatch_subscribe(watch, watch_cb, &w), 0);
+	for (int round = 0; round < 2; round++) { /* upstream, then the cache */
+		w.client_fd = client_udp("127.0.0.1", PORT);
+		build_query(&q, 7, "Watch.test", 0);
+		assert_int_equal(send(w.client_fd, q.b, q.n, 0), (ssize_t)q.n);
+		assert_true(udp_wait(w.client_fd, ans, sizeof(ans), 3000) > 0);
+		close(w.client_fd);
+		assert_int_equal(w.calls, round + 1);
+		assert_false(w.client_had_it);
+		assert_string_equal(w.name, "watch.test");
+		assert_string_equal(w.addr, "10.0.0.2");
+		assert_true(w.ttl > 0 && w.ttl <= 300);
+	}
+	assert_int_equal(fake_get(0).n_udp, 1);
+	assert_true(ask(8, "nx.test", 0, ans, sizeof(ans)) > 0);
+	assert_int_equal(w.calls, 2);
+	module_dns.free(m);
+	dnswatch_free(watch);
+	uplink_set_clear(&set);
+	conf_free(conf);
 }
 
 /* Over 512 bytes: TC for a client without EDNS0, the whole answer with EDNS0 or TCP. */
@@ -1344,6 +1416,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_udp_and_cache, teardown),
+		cmocka_unit_test_teardown(test_watch, teardown),
 		cmocka_unit_test_teardown(test_big_answer, teardown),
 		cmocka_unit_test_teardown(test_upstream_tc, teardown),
 		cmocka_unit_test_teardown(test_wrong_answers, teardown),

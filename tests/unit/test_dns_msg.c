@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -723,12 +724,74 @@ static void test_names(void **state)
 	assert_string_equal(dns_rcode_name(99), "RCODE?");
 }
 
+static void mb_a_of(struct mb *m, const char *owner, uint32_t ttl, uint32_t addr)
+{
+	mb_name(m, owner);
+	mb_rr_tail(m, DNS_TYPE_A, DNS_CLASS_IN, ttl, 4);
+	mb_u32(m, addr);
+}
+
+/* The CNAME chain from the question's name (records out of order, mixed case, a
+ * compressed target), the addresses of its last name only, a loop stopped. */
+static void test_chain(void **state)
+{
+	struct dns_chain ch;
+	struct dns_msg a;
+	struct mb m;
+	size_t q;
+
+	(void)state;
+	mb_hdr(&m, 1, DNS_FLAG_QR | DNS_FLAG_RD | DNS_FLAG_RA, 1, 5, 0, 0);
+	q = m.n;
+	mb_question(&m, "WWW.Example.com", DNS_TYPE_A);
+	/* an A of the query name itself: not the chain's end, left out */
+	mb_a(&m, 60, 0xcb007106);
+	mb_a_of(&m, "edge.example.net", 0x80000010, 0xcb007108); /* top bit: 0 */
+	mb_ptr(&m, (uint16_t)q);
+	mb_rr_tail(&m, DNS_TYPE_CNAME, DNS_CLASS_IN, 300, 17);
+	mb_name(&m, "cdn.example.net");
+	mb_name(&m, "cdn.example.net");
+	mb_rr_tail(&m, DNS_TYPE_CNAME, DNS_CLASS_IN, 300, 18);
+	mb_name(&m, "edge.example.net");
+	mb_a_of(&m, "other.example.org", 60, 0xcb007109);
+	assert_int_equal(parse_exact(m.b, m.n, &a), 0);
+	assert_int_equal(dns_msg_chain(m.b, m.n, &a, &ch), 0);
+	assert_int_equal(ch.n_names, 3);
+	assert_string_equal(ch.names[0], "www.example.com");
+	assert_string_equal(ch.names[1], "cdn.example.net");
+	assert_string_equal(ch.names[2], "edge.example.net");
+	assert_int_equal(ch.n_addrs, 1);
+	assert_int_equal(ch.addrs[0].family, AF_INET);
+	assert_int_equal(ch.addrs[0].addr[3], 8);
+	assert_int_equal(ch.addrs[0].ttl, 0);
+
+	/* a.x -> b.x -> a.x: stops, no address */
+	mb_hdr(&m, 1, DNS_FLAG_QR, 1, 2, 0, 0);
+	mb_question(&m, "a.x", DNS_TYPE_A);
+	mb_name(&m, "a.x");
+	mb_rr_tail(&m, DNS_TYPE_CNAME, DNS_CLASS_IN, 300, 5);
+	mb_name(&m, "b.x");
+	mb_name(&m, "b.x");
+	mb_rr_tail(&m, DNS_TYPE_CNAME, DNS_CLASS_IN, 300, 5);
+	mb_name(&m, "a.x");
+	assert_int_equal(parse_exact(m.b, m.n, &a), 0);
+	assert_int_equal(dns_msg_chain(m.b, m.n, &a, &ch), 0);
+	assert_int_equal(ch.n_names, 2);
+	assert_int_equal(ch.n_addrs, 0);
+
+	/* no question */
+	mb_hdr(&m, 1, DNS_FLAG_QR, 0, 0, 0, 0);
+	assert_int_equal(parse_exact(m.b, m.n, &a), 0);
+	assert_int_equal(dns_msg_chain(m.b, m.n, &a, &ch), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_udp_limit),
 		cmocka_unit_test(test_answer),
+		cmocka_unit_test(test_chain),
 		cmocka_unit_test(test_two_questions),
 		cmocka_unit_test(test_query_sections),
 		cmocka_unit_test(test_pointers),
