@@ -217,7 +217,8 @@ static void ws_check(struct ws *w)
 		return;
 	sent = wslay_event_get_status_code_sent(ctx);
 	rcvd = wslay_event_get_status_code_received(ctx);
-	if (wslay_event_get_close_sent(ctx) && sent == WSLAY_CODE_MESSAGE_TOO_BIG) {
+	if (wslay_event_get_close_sent(ctx) && sent == WSLAY_CODE_MESSAGE_TOO_BIG &&
+		!wslay_event_get_close_received(ctx)) {
 		ws_fail(w, -EMSGSIZE, "message too big (max_message %zu)", w->o.max_message);
 		return;
 	}

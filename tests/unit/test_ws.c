@@ -65,6 +65,7 @@ struct t {
 	struct side srv, cli;
 	bool have_peer;
 	char peer[128];
+	char auth[128]; /* the upgrade request's Authorization */
 };
 
 static struct t *T;
@@ -88,6 +89,13 @@ static void message_cb(struct ws *w, const char *data, size_t len, void *arg)
 	s->messages++;
 	s->last_len = len;
 	snprintf(s->last, sizeof(s->last), "%.*s", (int)(len < 200 ? len : 200), data);
+	if (s == &T->srv && streq(data, "free-me")) {
+		/* freed inside its own callback: no close_cb, nothing touched after */
+		ws_free(w);
+		s->w = NULL;
+		s->closed = -1;
+		return;
+	}
 	if (s == &T->srv) {
 		/* the server echoes */
 		char *e = xmalloc(len + 6);
@@ -116,11 +124,17 @@ static void h_ws(struct api_req *r, void *arg)
 {
 	struct t *t = arg;
 	const char *peer = api_req_tls_peer(r);
+	struct ws *w;
 
 	t->have_peer = peer != NULL;
+	snprintf(t->auth, sizeof(t->auth), "%s",
+		api_req_header(r, "Authorization") ? api_req_header(r, "Authorization") : "");
 	snprintf(t->peer, sizeof(t->peer), "%s", peer ? peer : "");
-	assert_null(t->srv.w);
-	t->srv.w = api_ws_accept(r, &t->srv_opts, &cbs, &t->srv);
+	w = api_ws_accept(r, &t->srv_opts, &cbs, &t->srv);
+	if (w) {
+		assert_null(t->srv.w);
+		t->srv.w = w;
+	}
 }
 
 static const struct api_route routes[] = {
@@ -224,7 +238,7 @@ static uint16_t free_port(void)
 	return ntohs(sin.sin_port);
 }
 
-static int setup_with(void **state, bool tls)
+static int setup_with(void **state, bool tls, const char *more)
 {
 	struct t *t = xcalloc(1, sizeof(*t));
 	struct conf_errors errs = {0};
@@ -245,8 +259,8 @@ static int setup_with(void **state, bool tls)
 			t->dir, t->dir, t->dir);
 	}
 	snprintf(text, sizeof(text),
-		"[api]\nlisten = 127.0.0.1:%u\nsocket = none\nstate_dir = %s/state\n%s", t->port,
-		t->dir, extra);
+		"[api]\nlisten = 127.0.0.1:%u\nsocket = none\nstate_dir = %s/state\n%s%s",
+		t->port, t->dir, extra, more);
 	t->conf = egress_conf_new();
 	r = conf_load_string(t->conf, "test.conf", text, &errs);
 	if (r == 0)
@@ -267,12 +281,12 @@ static int setup_with(void **state, bool tls)
 
 static int setup_plain(void **state)
 {
-	return setup_with(state, false);
+	return setup_with(state, false, "");
 }
 
 static int setup_tls(void **state)
 {
-	return setup_with(state, true);
+	return setup_with(state, true, "");
 }
 
 static int teardown(void **state)
@@ -287,6 +301,8 @@ static int teardown(void **state)
 	conf_free(t->conf);
 	if (t->tls)
 		certs_remove(t);
+	snprintf(path, sizeof(path), "%s/state/password_hash", t->dir);
+	unlink(path);
 	snprintf(path, sizeof(path), "%s/state", t->dir);
 	rmdir(path);
 	rmdir(t->dir);
@@ -394,6 +410,24 @@ static void raw_head(struct t *t, int fd, char *buf, size_t len)
 			buf[n] = '\0';
 		}
 	}
+}
+
+/* A raw client's upgrade on a fresh connection, its 101 read: the fd, blocking. */
+static int raw_upgrade(struct t *t)
+{
+	char key[WS_KEY_LEN + 1], head[512], buf[4096];
+	int fd;
+
+	ws_handshake_key(key);
+	snprintf(head, sizeof(head),
+		"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n",
+		key);
+	fd = raw_request(t, head);
+	raw_head(t, fd, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 101 Switching Protocols\r\n"));
+	assert_non_null(t->srv.w);
+	return fd;
 }
 
 /* ---------------------------------------------------------------- pure code */
@@ -629,6 +663,143 @@ static void test_server_stops(void **state)
 	assert_true(t->cli.err < 0);
 }
 
+/* A message over max_message closes with 1009; one of exactly max_message passes. */
+static void test_max_message(void **state)
+{
+	struct t *t = *state;
+	char *big = xmalloc(2001);
+
+	memset(big, 'a', 2000);
+	big[2000] = '\0';
+	t->srv_opts.max_message = 1024;
+	assert_int_equal(connect_to(t, "/ws", NULL, NULL), 0);
+	assert_true(run_until(t, &t->cli.opened));
+	assert_int_equal(ws_send(t->cli.w, big, 1024), 0);
+	assert_true(run_until(t, &t->srv.messages));
+	assert_int_equal(t->srv.last_len, 1024);
+	assert_int_equal(ws_send(t->cli.w, big, 2000), 0);
+	assert_true(run_until(t, &t->srv.closed));
+	assert_int_equal(t->srv.err, -EMSGSIZE);
+	assert_int_equal(t->srv.messages, 1);
+	assert_true(run_until(t, &t->cli.closed));
+	assert_string_equal(t->cli.why, "closed by peer (1009)");
+	free(big);
+}
+
+/* A peer that does not read: ws_send() fails with -ENOBUFS, what is queued stays bounded. */
+static void test_max_pending(void **state)
+{
+	struct t *t = *state;
+	char msg[4096];
+	int fd, r = 0, sent = 0;
+	int small = 4096;
+
+	t->srv_opts.max_pending = 64 * 1024;
+	fd = raw_upgrade(t);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	memset(msg, 'm', sizeof(msg));
+	/* the kernel's buffers take some, then ours fill */
+	for (int i = 0; i < 100000 && r == 0; i++) {
+		r = ws_send(t->srv.w, msg, sizeof(msg));
+		if (r == 0)
+			sent++;
+		assert_true(ws_pending(t->srv.w) <= t->srv_opts.max_pending);
+		if (i % 16 == 0)
+			run_for(t, 1);
+	}
+	assert_int_equal(r, -ENOBUFS);
+	assert_true(sent > 0);
+	assert_int_equal(t->srv.closed, 0);
+	close(fd);
+	assert_true(run_until(t, &t->srv.closed));
+	assert_true(t->srv.err < 0);
+}
+
+/* Silence past timeout_ms ends it, pings unanswered. */
+static void test_heartbeat_timeout(void **state)
+{
+	struct t *t = *state;
+	int fd;
+
+	t->srv_opts.ping_ms = 50;
+	t->srv_opts.timeout_ms = 300;
+	fd = raw_upgrade(t);
+	assert_true(run_until(t, &t->srv.closed));
+	assert_int_equal(t->srv.err, -ETIMEDOUT);
+	assert_non_null(strstr(t->srv.why, "timeout"));
+	close(fd);
+}
+
+/* Pings answered keep a quiet connection: both ends idle for several timeouts stay open. */
+static void test_heartbeat_keeps_it(void **state)
+{
+	struct t *t = *state;
+	struct ws_opts o = {.ping_ms = 50, .timeout_ms = 300};
+
+	t->srv_opts = o;
+	assert_int_equal(connect_to(t, "/ws", NULL, &o), 0);
+	assert_true(run_until(t, &t->cli.opened));
+	run_for(t, 1200);
+	assert_int_equal(t->srv.closed, 0);
+	assert_int_equal(t->cli.closed, 0);
+	echo_and_close(t);
+}
+
+/* An upgraded connection outlives [api] timeout and leaves room among max_clients. */
+static void test_not_an_api_client(void **state)
+{
+	struct t *t = *state;
+	char buf[4096];
+	int fd;
+
+	assert_int_equal(connect_to(t, "/ws", &(struct ws_client_conf){.token = "tok-1"}, NULL),
+		0);
+	if (!run_until(t, &t->cli.opened))
+		fail_msg("not open: %s", t->cli.why);
+	assert_string_equal(t->auth, "Bearer tok-1");
+	run_for(t, 1500); /* past timeout = 300ms and evhttp's whole second */
+	assert_int_equal(t->cli.closed, 0);
+	/* max_clients = 1: a request is still served */
+	fd = raw_request(t, "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	raw_head(t, fd, buf, sizeof(buf));
+	close(fd);
+	assert_non_null(strstr(buf, "HTTP/1.1 426 "));
+	echo_and_close(t);
+}
+
+/* ws_free() inside message_cb: nothing more is called, the peer sees the connection go. */
+static void test_free_in_callback(void **state)
+{
+	struct t *t = *state;
+
+	assert_int_equal(connect_to(t, "/ws", NULL, NULL), 0);
+	assert_true(run_until(t, &t->cli.opened));
+	assert_int_equal(ws_send(t->cli.w, "free-me", 7), 0);
+	assert_true(run_until(t, &t->cli.closed));
+	assert_int_equal(t->srv.closed, -1);
+	assert_true(t->cli.err < 0);
+}
+
+/* A host name is resolved on the loop. */
+static void test_host_name(void **state)
+{
+	struct t *t = *state;
+	struct ws_client_conf c = {0};
+	char url[128];
+
+	snprintf(url, sizeof(url), "ws://localhost:%u/ws", t->port);
+	c.url = url;
+	assert_int_equal(ws_connect(t->base, &c, NULL, &cbs, &t->cli, &t->cli.w), 0);
+	if (!run_until(t, &t->cli.opened) && t->cli.closed)
+		skip(); /* localhost is not 127.0.0.1 here (IPv6 first, or no hosts entry) */
+	echo_and_close(t);
+}
+
+static int setup_limits(void **state)
+{
+	return setup_with(state, false, "timeout = 300ms\nmax_clients = 1\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -638,6 +809,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_and_http_error, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_upgrade_requests, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_server_stops, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_max_message, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_max_pending, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat_timeout, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat_keeps_it, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_not_an_api_client, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_free_in_callback, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_host_name, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_echo_client_cert, setup_tls, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_without_client_cert, setup_tls, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_client_cert_of_another_ca, setup_tls,
