@@ -125,53 +125,12 @@ static bool label_name_valid(const char *s)
 	return true;
 }
 
-/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-
-	while (*s) {
-		unsigned char c = *s;
-		size_t n;
-		unsigned lo = 0x80, hi = 0xbf;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			if (c == 0xe0)
-				lo = 0xa0;
-			else if (c == 0xed)
-				hi = 0x9f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			if (c == 0xf0)
-				lo = 0x90;
-			else if (c == 0xf4)
-				hi = 0x8f;
-		} else {
-			return false;
-		}
-		s++;
-		for (size_t i = 0; i < n; i++, s++) {
-			if (*s < lo || *s > hi)
-				return false;
-			lo = 0x80;
-			hi = 0xbf;
-		}
-	}
-	return true;
-}
-
 static int values_check(const struct metric_family *f, const char *const *values, size_t n)
 {
 	if (!f || n != f->n_labels || (n && !values))
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++)
-		if (!values[i] || !utf8_valid(values[i]))
+		if (!values[i] || !utf8_valid(values[i], strlen(values[i])))
 			return -EINVAL;
 	return 0;
 }
@@ -287,7 +246,7 @@ static int family_register(struct metrics *m, enum metric_type type, const char 
 
 	if (!m || !metric_name_valid(name) || strlen(name) > 200)
 		return -EINVAL;
-	if (!help || !*help || !utf8_valid(help))
+	if (!help || !*help || !utf8_valid(help, strlen(help)))
 		return -EINVAL;
 	for (; labels && labels[n_labels]; n_labels++) {
 		if (!label_name_valid(labels[n_labels]))

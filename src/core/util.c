@@ -2,6 +2,7 @@
  * util.c - allocation wrappers, the clocks, a listening TCP socket.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -135,4 +136,46 @@ out:
 		close(fd);
 	freeaddrinfo(ai);
 	return r;
+}
+
+bool utf8_valid(const void *p, size_t len)
+{
+	const unsigned char *s = p, *end = s + len;
+
+	while (s < end) {
+		unsigned char c = *s;
+		size_t n;
+		unsigned lo = 0x80, hi = 0xbf;
+
+		if (c < 0x80) {
+			s++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			if (c == 0xe0)
+				lo = 0xa0;
+			else if (c == 0xed)
+				hi = 0x9f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			if (c == 0xf0)
+				lo = 0x90;
+			else if (c == 0xf4)
+				hi = 0x8f;
+		} else {
+			return false;
+		}
+		s++;
+		if ((size_t)(end - s) < n)
+			return false;
+		for (size_t i = 0; i < n; i++, s++) {
+			if (*s < lo || *s > hi)
+				return false;
+			lo = 0x80;
+			hi = 0xbf;
+		}
+	}
+	return true;
 }

@@ -7,6 +7,7 @@
 #ifndef EGRESS_UTIL_H
 #define EGRESS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +51,10 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+
+/* Is p[0..len) well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF? */
+bool utf8_valid(const void *p, size_t len);
 
 /* Monotonic clock in milliseconds. */
 uint64_t now_ms(void);

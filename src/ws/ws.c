@@ -117,6 +117,14 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	}
 	if (m->opcode != WSLAY_TEXT_FRAME || w->freeing || w->state != WS_OPEN)
 		return;
+	if (!utf8_valid(m->msg, m->msg_length)) {
+		/* RFC 6455 8.1 */
+		log_debug("ws %s: a text message that is not UTF-8, closing with 1007", w->peer);
+		wslay_event_queue_close(ctx, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
+			(const uint8_t *)"not UTF-8", 9);
+		wslay_event_shutdown_read(ctx);
+		return;
+	}
 	if (m->msg_length + 1 > w->msg_size) {
 		w->msg_size = m->msg_length + 1;
 		w->msg = xrealloc(w->msg, w->msg_size);
@@ -145,9 +153,9 @@ void ws_destroy(struct ws *w)
 		event_free(w->defer);
 	if (w->ctx)
 		wslay_event_context_free(w->ctx);
+	if (w->bev)
+		bufferevent_setcb(w->bev, NULL, NULL, NULL, NULL);
 	if (w->server) {
-		if (w->bev)
-			bufferevent_setcb(w->bev, NULL, NULL, NULL, NULL);
 		if (w->release_cb)
 			w->release_cb(w->release_arg);
 	} else {
@@ -225,6 +233,11 @@ static void ws_check(struct ws *w)
 	if (wslay_event_get_close_sent(ctx) && sent == WSLAY_CODE_PROTOCOL_ERROR &&
 		!wslay_event_get_close_received(ctx)) {
 		ws_fail(w, -EPROTO, "protocol error (1002)");
+		return;
+	}
+	if (wslay_event_get_close_sent(ctx) && sent == WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA &&
+		!wslay_event_get_close_received(ctx)) {
+		ws_fail(w, -EPROTO, "text message not UTF-8 (1007)");
 		return;
 	}
 	if (wslay_event_get_close_sent(ctx) && sent == WSLAY_CODE_UNSUPPORTED_DATA &&

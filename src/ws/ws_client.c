@@ -312,6 +312,12 @@ int ws_connect(struct event_base *base, const struct ws_client_conf *c, const st
 		free(cl);
 		return -EINVAL;
 	}
+	if (c->token && (!*c->token || strpbrk(c->token, "\r\n") ||
+		!utf8_valid(c->token, strlen(c->token)))) {
+		log_debug("ws: %s: the token is empty or holds a line break", c->url);
+		free(cl);
+		return -EINVAL;
+	}
 	if (cl->url.tls) {
 		r = tls_new(c, &cl->tls, why, sizeof(why));
 		if (r < 0) {

@@ -102,7 +102,11 @@ int ws_url_parse(const char *url, struct ws_url *ret, const char **why)
 		u.port = (uint16_t)port;
 		p = e;
 	}
-	if (*p == '#' || strchr(p, '#')) {
+	if (*p && *p != '/' && *p != '?' && *p != '#') {
+		*why = "expected :PORT, / or the end after the host";
+		return -EINVAL;
+	}
+	if (strchr(p, '#')) {
 		*why = "a WebSocket URL has no fragment (#)";
 		return -EINVAL;
 	}

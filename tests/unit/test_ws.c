@@ -460,6 +460,7 @@ static void test_url(void **state)
 	assert_int_equal(ws_url_check("ws://user:pw@h/", &why), -EINVAL);
 	assert_int_equal(ws_url_check("ws://[::1/", &why), -EINVAL);
 	assert_int_equal(ws_url_check("ws://[nope]/", &why), -EINVAL);
+	assert_int_equal(ws_url_check("ws://[::1]x/", &why), -EINVAL);
 	assert_int_equal(ws_url_check("ws://h/a b", &why), -EINVAL);
 	assert_int_equal(ws_url_check("ws://h/#frag", &why), -EINVAL);
 	assert_int_equal(ws_url_check(NULL, &why), -EINVAL);
@@ -623,6 +624,11 @@ static void test_refused_and_http_error(void **state)
 
 	c.url = "http://127.0.0.1/";
 	assert_int_equal(ws_connect(t->base, &c, NULL, &cbs, &t->cli, &t->cli.w), -EINVAL);
+	/* a token must not add a header */
+	c.url = "ws://127.0.0.1/";
+	c.token = "x\r\nX-Evil: 1";
+	assert_int_equal(ws_connect(t->base, &c, NULL, &cbs, &t->cli, &t->cli.w), -EINVAL);
+	assert_null(t->cli.w);
 }
 
 static void test_bad_upgrade_requests(void **state)
@@ -684,6 +690,23 @@ static void test_max_message(void **state)
 	assert_true(run_until(t, &t->cli.closed));
 	assert_string_equal(t->cli.why, "closed by peer (1009)");
 	free(big);
+}
+
+/* A text message that is not UTF-8 closes with 1007 (RFC 6455 8.1). */
+static void test_not_utf8(void **state)
+{
+	struct t *t = *state;
+
+	assert_int_equal(connect_to(t, "/ws", NULL, NULL), 0);
+	assert_true(run_until(t, &t->cli.opened));
+	assert_int_equal(ws_send(t->cli.w, "caf\xc3\xa9", 5), 0);
+	assert_true(run_until(t, &t->srv.messages));
+	assert_int_equal(ws_send(t->cli.w, "\xc3(", 2), 0);
+	assert_true(run_until(t, &t->srv.closed));
+	assert_int_equal(t->srv.err, -EPROTO);
+	assert_int_equal(t->srv.messages, 1);
+	assert_true(run_until(t, &t->cli.closed));
+	assert_string_equal(t->cli.why, "closed by peer (1007)");
 }
 
 /* A peer that does not read: ws_send() fails with -ENOBUFS, what is queued stays bounded. */
@@ -810,6 +833,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_upgrade_requests, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_server_stops, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_max_message, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_not_utf8, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_max_pending, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_timeout, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_keeps_it, setup_plain, teardown),
