@@ -692,6 +692,52 @@ static void test_max_message(void **state)
 	free(big);
 }
 
+/* The server closes: the client is told the peer's code. */
+static void test_server_closes(void **state)
+{
+	struct t *t = *state;
+
+	assert_int_equal(connect_to(t, "/ws", NULL, NULL), 0);
+	assert_true(run_until(t, &t->cli.opened));
+	ws_close(t->srv.w, 4000, "go away");
+	assert_true(run_until(t, &t->cli.closed));
+	assert_int_equal(t->cli.err, 0);
+	assert_string_equal(t->cli.why, "closed by peer (4000)");
+	assert_true(run_until(t, &t->srv.closed));
+	assert_string_equal(t->srv.why, "closed (4000)");
+}
+
+/* A server that takes the connection and never answers: the connect timeout ends it; a
+ * close before the open is told as such. */
+static void test_connect_timeout_and_early_close(void **state)
+{
+	struct t *t = *state;
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	struct ws_client_conf c = {.connect_timeout_ms = 300};
+	char url[64];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 4), 0); /* the kernel accepts; nobody answers */
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%u/ws", ntohs(sin.sin_port));
+	c.url = url;
+	assert_int_equal(ws_connect(t->base, &c, NULL, &cbs, &t->cli, &t->cli.w), 0);
+	assert_true(run_until(t, &t->cli.closed));
+	assert_int_equal(t->cli.err, -ETIMEDOUT);
+	assert_string_equal(t->cli.why, "handshake timeout");
+
+	memset(&t->cli, 0, sizeof(t->cli));
+	assert_int_equal(ws_connect(t->base, &c, NULL, &cbs, &t->cli, &t->cli.w), 0);
+	ws_close(t->cli.w, 1000, NULL);
+	assert_true(run_until(t, &t->cli.closed));
+	assert_int_equal(t->cli.err, -ECANCELED);
+	assert_int_equal(t->cli.opened, 0);
+	close(fd);
+}
+
 /* A text message that is not UTF-8 closes with 1007 (RFC 6455 8.1). */
 static void test_not_utf8(void **state)
 {
@@ -834,6 +880,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_server_stops, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_max_message, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_not_utf8, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_server_closes, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_timeout_and_early_close, setup_plain,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_max_pending, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_timeout, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_keeps_it, setup_plain, teardown),
