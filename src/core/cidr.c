@@ -1039,56 +1039,105 @@ int pfxset_to_cidrs(const struct pfxset *s, int family, struct cidr **ret, size_
  * for the IPv4 list, plus multicast.  A few registry entries inside a listed block are
  * themselves global (e.g. 192.0.0.9/32 PCP anycast); the whole block is excluded anyway.
  */
-static const char *const reserved_v4[] = {
-	"0.0.0.0/8",	      /* RFC 791 s3.2, RFC 1122 s3.2.1.3: "this network" */
-	"10.0.0.0/8",	      /* RFC 1918: private use */
-	"100.64.0.0/10",      /* RFC 6598: shared address space (carrier-grade NAT) */
-	"127.0.0.0/8",	      /* RFC 1122 s3.2.1.3: loopback */
-	"169.254.0.0/16",     /* RFC 3927: link local */
-	"172.16.0.0/12",      /* RFC 1918: private use */
-	"192.0.0.0/24",	      /* RFC 6890 s2.1: IETF protocol assignments (RFC 7335, 8880) */
-	"192.0.2.0/24",	      /* RFC 5737: documentation (TEST-NET-1) */
-	"192.88.99.0/24",     /* RFC 3068: 6to4 relay anycast, deprecated by RFC 7526 */
-	"192.168.0.0/16",     /* RFC 1918: private use */
-	"198.18.0.0/15",      /* RFC 2544: benchmarking */
-	"198.51.100.0/24",    /* RFC 5737: documentation (TEST-NET-2) */
-	"203.0.113.0/24",     /* RFC 5737: documentation (TEST-NET-3) */
-	"224.0.0.0/4",	      /* RFC 5771: multicast (RFC 5735 s3) */
-	"240.0.0.0/4",	      /* RFC 1112 s4: reserved for future use */
-	"255.255.255.255/32", /* RFC 919 s7, RFC 8190: limited broadcast (inside 240/4) */
+/*
+ * Each range with what it is: "is W" when a prefix lies inside it, "includes W" when a prefix
+ * covers part of it (cidr_reserved()).  The first row a prefix meets names it, so a range
+ * inside another comes first.
+ */
+struct reserved {
+	const char *prefix;
+	const char *is, *includes;
+};
+#define RESERVED(p, what) { p, "is " what, "includes " what }
+
+static const struct reserved reserved_v4[] = {
+	/* RFC 791 s3.2, RFC 1122 s3.2.1.3 */
+	RESERVED("0.0.0.0/8", "\"this network\" (RFC 791)"),
+	RESERVED("10.0.0.0/8", "private (RFC 1918)"),
+	/* carrier-grade NAT */
+	RESERVED("100.64.0.0/10", "shared address space (RFC 6598)"),
+	/* RFC 1122 s3.2.1.3 */
+	RESERVED("127.0.0.0/8", "loopback (RFC 1122)"),
+	RESERVED("169.254.0.0/16", "link-local (RFC 3927)"),
+	RESERVED("172.16.0.0/12", "private (RFC 1918)"),
+	/* RFC 6890 s2.1 (RFC 7335, 8880) */
+	RESERVED("192.0.0.0/24", "IETF protocol assignments (RFC 6890)"),
+	/* TEST-NET-1 */
+	RESERVED("192.0.2.0/24", "documentation (RFC 5737)"),
+	/* deprecated by RFC 7526 */
+	RESERVED("192.88.99.0/24", "6to4 relay anycast (RFC 3068)"),
+	RESERVED("192.168.0.0/16", "private (RFC 1918)"),
+	RESERVED("198.18.0.0/15", "benchmarking (RFC 2544)"),
+	/* TEST-NET-2, TEST-NET-3 */
+	RESERVED("198.51.100.0/24", "documentation (RFC 5737)"),
+	RESERVED("203.0.113.0/24", "documentation (RFC 5737)"),
+	/* RFC 5735 s3 */
+	RESERVED("224.0.0.0/4", "multicast (RFC 5771)"),
+	/* RFC 919 s7, RFC 8190; inside 240/4, so before it */
+	RESERVED("255.255.255.255/32", "limited broadcast (RFC 919)"),
+	/* RFC 1112 s4 */
+	RESERVED("240.0.0.0/4", "reserved for future use (RFC 1112)"),
 };
 
-static const char *const reserved_v6[] = {
-	"::/128",	  /* RFC 4291 s2.5.2: unspecified */
-	"::1/128",	  /* RFC 4291 s2.5.3: loopback */
-	"::ffff:0:0/96",  /* RFC 4291 s2.5.5.2: IPv4-mapped */
-	"64:ff9b::/96",	  /* RFC 6052 s2.1: IPv4/IPv6 translation well-known prefix */
-	"64:ff9b:1::/48", /* RFC 8215: local-use IPv4/IPv6 translation */
-	"100::/64",	  /* RFC 6666: discard-only */
-	"2001::/23",	  /* RFC 2928: IETF protocol assignments (TEREDO RFC 4380, RFC 5180...) */
-	"2001:db8::/32",  /* RFC 3849: documentation */
-	"2002::/16",	  /* RFC 3056: 6to4 (RFC 6890 table 26), relays deprecated by RFC 7526 */
-	"3fff::/20",	  /* RFC 9637: documentation */
-	"5f00::/16",	  /* RFC 9602: segment routing (SRv6) SIDs */
-	"fc00::/7",	  /* RFC 4193: unique local */
-	"fe80::/10",	  /* RFC 4291 s2.5.6: link-local unicast */
-	"ff00::/8",	  /* RFC 4291 s2.7: multicast */
+static const struct reserved reserved_v6[] = {
+	/* RFC 4291 s2.5.2, s2.5.3, s2.5.5.2 */
+	RESERVED("::/128", "unspecified (RFC 4291)"),
+	RESERVED("::1/128", "loopback (RFC 4291)"),
+	RESERVED("::ffff:0:0/96", "IPv4-mapped (RFC 4291)"),
+	/* RFC 6052 s2.1: the well-known prefix */
+	RESERVED("64:ff9b::/96", "IPv4/IPv6 translation (RFC 6052)"),
+	RESERVED("64:ff9b:1::/48", "local-use IPv4/IPv6 translation (RFC 8215)"),
+	RESERVED("100::/64", "discard-only (RFC 6666)"),
+	/* TEREDO RFC 4380, RFC 5180... */
+	RESERVED("2001::/23", "IETF protocol assignments (RFC 2928)"),
+	RESERVED("2001:db8::/32", "documentation (RFC 3849)"),
+	/* RFC 6890 table 26; relays deprecated by RFC 7526 */
+	RESERVED("2002::/16", "6to4 (RFC 3056)"),
+	RESERVED("3fff::/20", "documentation (RFC 9637)"),
+	RESERVED("5f00::/16", "segment routing SIDs (RFC 9602)"),
+	RESERVED("fc00::/7", "unique local (RFC 4193)"),
+	/* RFC 4291 s2.5.6, s2.7 */
+	RESERVED("fe80::/10", "link-local (RFC 4291)"),
+	RESERVED("ff00::/8", "multicast (RFC 4291)"),
 };
 
-static int add_list(struct pfxset *s, const char *const *list, size_t n)
+static void reserved_row(const struct reserved *row, struct cidr *ret)
+{
+	if (cidr_parse(row->prefix, 0, ret) < 0)
+		abort(); /* our own table is broken */
+}
+
+static int add_list(struct pfxset *s, const struct reserved *list, size_t n)
 {
 	struct cidr c;
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
-		r = cidr_parse(list[i], 0, &c);
-		if (r < 0)
-			abort(); /* our own table is broken */
+		reserved_row(&list[i], &c);
 		r = pfxset_add(s, &c);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+const char *cidr_reserved(const struct cidr *c)
+{
+	int v4 = c->addr.family == AF_INET;
+	const struct reserved *list = v4 ? reserved_v4 : reserved_v6;
+	size_t n = v4 ? ARRAY_SIZE(reserved_v4) : ARRAY_SIZE(reserved_v6);
+	struct cidr rc;
+
+	if (!v4 && c->addr.family != AF_INET6)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		reserved_row(&list[i], &rc);
+		if (cidr_contains_cidr(&rc, c))
+			return list[i].is;
+		if (cidr_contains_cidr(c, &rc))
+			return list[i].includes;
+	}
+	return NULL;
 }
 
 int pfxset_add_reserved(struct pfxset *s, int family)

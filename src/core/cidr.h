@@ -162,6 +162,12 @@ size_t pfxset_count_cidrs(const struct pfxset *s, int family);
  */
 int pfxset_add_reserved(struct pfxset *s, int family);
 /*
+ * Does any part of c lie in those ranges?  NULL if not, else a static phrase naming the
+ * first range it meets: "is private (RFC 1918)" when c lies inside it, "includes private
+ * (RFC 1918)" when c covers part of it.  NULL for an unset family.
+ */
+const char *cidr_reserved(const struct cidr *c);
+/*
  * Add every prefix of a list separated by commas and/or white space (flags as cidr_parse()).
  * All or nothing: on error s is unchanged and *bad_token (optional) points into list at the
  * offending token, which ends at the next separator (NULL when no token is to blame, e.g.
