@@ -62,6 +62,10 @@ struct al_error {
 	char msg[256];
 };
 
+/* Fill *err (NULL-safe) with field and a printf message; returns -EINVAL. */
+int al_error_set(struct al_error *err, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Zero an entry; _clear() frees what it owns (NULL-safe, leaves it zeroed). */
 void al_entry_init(struct al_entry *e);
 void al_entry_clear(struct al_entry *e);
@@ -72,7 +76,11 @@ int al_entry_copy(const struct al_entry *e, struct al_entry *ret);
  * An API body: {"value": "example.com", "proto": "tcp", "ports": "80,443,8000-8100" (or
  * [80, 443]), "sources": ["10.1.0.0/16"], "comment": "...", "non_deletable": false}.
  * Unknown members, wrong types, bad values and reserved destinations are refused:
- * -EINVAL with *err naming the field.  Only "value" is required.  *ret is initialised by
+ * -EINVAL with *err naming the field.  Only "value" is required.  The members
+ * al_entry_to_json() adds are accepted so that an export imports again: "kind" must be the
+ * value's, "id", "created" and "created_by" are checked for type and otherwise ignored (the
+ * store sets them).  Ports are sorted and merged, sources sorted without repeats, a comment
+ * trimmed (empty: none; one line of UTF-8).  *ret is initialised by
  * the call and the caller's to clear, also on error.
  */
 int al_entry_from_json(const json_t *o, struct al_entry *ret, struct al_error *err);
@@ -145,5 +153,7 @@ int al_item_resolved(const struct al_entry *e, const struct addr *a, struct al_i
  */
 json_t *al_item_to_json(const struct al_item *it);
 int al_item_from_json(const json_t *o, struct al_item *ret, struct al_error *err);
+/* Is key an item's key: "42" or "42/ADDRESS" (canonical address text), < AL_KEY_MAX bytes? */
+bool al_item_key_valid(const char *key);
 
 #endif
