@@ -595,6 +595,26 @@ static void test_tls_untrusted_server(void **state)
 	assert_null(t->srv.w);
 }
 
+/* The server's certificate names 127.0.0.1 only: as localhost it is refused. */
+static void test_tls_name_checked(void **state)
+{
+	struct t *t = *state;
+	struct ws_client_conf c = {0};
+	char ca[128], url[128];
+
+	path_in(t, ca, sizeof(ca), "ca.pem");
+	snprintf(url, sizeof(url), "wss://localhost:%u/ws", t->port);
+	c.url = url;
+	c.ca_file = ca;
+	assert_int_equal(ws_connect(t->base, &c, NULL, &cbs, &t->cli, &t->cli.w), 0);
+	assert_true(run_until(t, &t->cli.closed));
+	if (strstr(t->cli.why, "connect ") || strstr(t->cli.why, "resolve"))
+		skip(); /* localhost is not 127.0.0.1 here */
+	assert_int_equal(t->cli.opened, 0);
+	assert_non_null(strstr(t->cli.why, "certificate verify failed"));
+	assert_null(t->srv.w);
+}
+
 static void test_tls_files_missing(void **state)
 {
 	struct t *t = *state;
@@ -858,6 +878,17 @@ static void test_host_name(void **state)
 
 	snprintf(url, sizeof(url), "ws://localhost:%u/ws", t->port);
 	c.url = url;
+	/* freed while it resolves, and while it connects: nothing is called, nothing left */
+	assert_int_equal(ws_connect(t->base, &c, NULL, &cbs, &t->cli, &t->cli.w), 0);
+	ws_free(t->cli.w);
+	t->cli.w = NULL;
+	run_for(t, 50);
+	assert_int_equal(t->cli.closed, 0);
+	assert_int_equal(connect_to(t, "/ws", NULL, NULL), 0);
+	ws_free(t->cli.w);
+	t->cli.w = NULL;
+	run_for(t, 50);
+	assert_int_equal(t->cli.closed + t->cli.opened, 0);
 	assert_int_equal(ws_connect(t->base, &c, NULL, &cbs, &t->cli, &t->cli.w), 0);
 	if (!run_until(t, &t->cli.opened) && t->cli.closed)
 		skip(); /* localhost is not 127.0.0.1 here (IPv6 first, or no hosts entry) */
@@ -895,6 +926,7 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_tls_untrusted_server, setup_tls, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_files_missing, setup_tls, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_name_checked, setup_tls, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
