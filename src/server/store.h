@@ -117,8 +117,9 @@ void store_subscribe(struct store *s, void (*cb)(void *arg, uint64_t version), v
 int store_audit(struct store *s, const struct store_who *who, const char *action,
 	int64_t entry, const json_t *detail);
 /*
- * Each audit record with id > after, oldest first, at most limit: {"id", "time" (ISO
- * 8601 UTC), "who", "from", "action", "entry", "detail"}.  cb's nonzero return stops.
+ * Each audit record with id > after, oldest first, at most limit (0: no limit): {"id",
+ * "time" (ISO 8601 UTC), "who", "from", "action", "entry", "detail"}.  The record is
+ * borrowed for the call (json_incref() to keep it).  cb's nonzero return stops.
  */
 int store_audit_each(struct store *s, int64_t after, size_t limit,
 	int (*cb)(json_t *record, void *arg), void *arg);
@@ -127,7 +128,8 @@ int store_audit_each(struct store *s, int64_t after, size_t limit,
 
 /*
  * A gateway's state as the hub of this replica sees it; kept so that every replica's API
- * shows every gateway.  connected false when it went away.
+ * shows every gateway.  connected false when it went away; such a report from a replica
+ * other than the one the gateway is connected to is ignored (it moved there).
  */
 struct store_gateway {
 	char name[AL_GATEWAY_MAX];
