@@ -7,6 +7,8 @@
  *                                           flags (-start-ip, -end-ip, -port, ...)
  *   egressd dispatch [flags] ADDR@N ...     the proxy (and in gateway mode the DNS forwarder and
  *                                           the interception), with go-dispatch-proxy's flags
+ *   egressd allowlist [flags]               the allowlist agent alone, with the dynamic egress
+ *                                           proxy gateway's -iptables-wss-server
  *
  * main() only parses the command line; the daemon lives in src/daemon/daemon.c.
  */
@@ -141,6 +143,21 @@ static const struct conf_flag route_flags[] = {
 	{"unbalanced-timer", 0, "route", NULL, "unbalanced_timer"},
 };
 
+/* The dynamic egress proxy gateway's flag, plus ours (every key of [allowlist]). */
+static const struct conf_flag allowlist_flags[] = {
+	{"iptables-wss-server", 0, "allowlist", NULL, "server"},
+	{"clients", 0, "allowlist", NULL, "clients"},
+	{"token", 0, "allowlist", NULL, "token"},
+	{"token-file", 0, "allowlist", NULL, "token_file"},
+	{"ca", 0, "allowlist", NULL, "ca"},
+	{"cert", 0, "allowlist", NULL, "cert"},
+	{"key", 0, "allowlist", NULL, "key"},
+	{"name", 0, "allowlist", NULL, "name"},
+	{"nat", 0, "allowlist", NULL, "nat"},
+	{"state-dir", 0, "allowlist", NULL, "state_dir"},
+	{"dns", 0, "allowlist", NULL, "dns"},
+};
+
 struct args {
 	struct conf_overrides *o;
 	bool list, gateway, restore;
@@ -172,6 +189,10 @@ static const struct command commands[] = {
 		"[-quiet]\n       [-gateway [-gateway-ip IP] [-subnet CIDR] [-transparent-port P] "
 		"[-dns-port P]\n        [-nat-interface IF] [-auto-config]] [flags] ADDR@N ...",
 		dispatch_flags, ARRAY_SIZE(dispatch_flags), dispatch_opts, ARRAY_SIZE(dispatch_opts)},
+	{"allowlist",
+		"egressd allowlist [-d] [-v] [-n] [-c FILE] -iptables-wss-server wss://HOST/ws "
+		"-clients CIDR,... [-token T | -token-file F] [flags]",
+		allowlist_flags, ARRAY_SIZE(allowlist_flags), NULL, 0},
 };
 
 static const struct command *cmd = &commands[0];
@@ -299,7 +320,7 @@ int main(int argc, char **argv)
 			if (streq(argv[1], commands[i].name))
 				cmd = &commands[i];
 		if (!cmd->name) {
-			fprintf(stderr, "egressd: unknown command '%s' (commands: route, dispatch)\n", argv[1]);
+			fprintf(stderr, "egressd: unknown command '%s' (commands: route, dispatch, allowlist)\n", argv[1]);
 			status = 2;
 			goto out;
 		}
@@ -314,6 +335,8 @@ int main(int argc, char **argv)
 	}
 	if (cmd->name && streq(cmd->name, "dispatch"))
 		conf_overrides_preset(&o, "proxy", NULL, NULL, NULL);
+	if (cmd->name && streq(cmd->name, "allowlist"))
+		conf_overrides_preset(&o, "allowlist", NULL, NULL, NULL);
 	r = conf_args_parse(argc, argv, cmd->opts ? cmd->opts : opts,
 		cmd->opts ? cmd->n_opts : ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
 		types, n_types, opt_cb, &a, &o);

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 
+#include "allowlist.h"
 #include "api_conf.h"
 #include "conf_keys.h"
 #include "dns.h"
@@ -29,6 +30,7 @@ const struct module *const modules[] = {
 	&module_proxy,
 	&module_dns,
 	&module_gateway,
+	&module_allowlist,
 };
 const size_t modules_n = ARRAY_SIZE(modules);
 
