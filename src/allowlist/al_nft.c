@@ -19,13 +19,15 @@
 #include "util.h"
 
 enum el_set {
-	SET_DST,
+	SET_DST, /* single addresses: a hash (libnftables changes an interval set only after
+		  * reading all of it back, which costs a second per change at 100 000) */
+	SET_NET, /* prefixes: intervals */
 	SET_LIM,
 	SET_DNS,
 	SET_DNSLIM,
 	_SET_MAX,
 };
-static const char *const set_base[_SET_MAX] = {"dst", "lim", "dns", "dnslim"};
+static const char *const set_base[_SET_MAX] = {"dst", "net", "lim", "dns", "dnslim"};
 
 /* Learned addresses whose timeout ends sooner than this are left to expire rather than
  * deleted: the kernel may have dropped them already, and a delete of a missing element
@@ -160,7 +162,9 @@ static void el_expand(const struct al_item *it, const struct cidr *dst, bool lea
 
 	key_copy(e.key, it->key);
 	if (!item_limited(it)) {
-		e.set = learned ? SET_DNS : SET_DST;
+		e.set = learned				     ? SET_DNS
+			: dst->plen == addr_len(family) * 8 ? SET_DST
+							     : SET_NET;
 		elvec_push(out, &e);
 		return;
 	}
@@ -193,7 +197,7 @@ static void el_expand(const struct al_item *it, const struct cidr *dst, bool lea
 	}
 }
 
-/* Sort, keep one of equal elements, and leave out a dst prefix inside another one (the
+/* Sort, keep one of equal elements, and leave out a prefix inside another one (the
  * kernel refuses overlapping intervals; the outer one allows it anyway).  Sorted by
  * address, then shorter first, a prefix inside an earlier one is inside the last one kept. */
 static void els_normalise(struct elvec *v)
@@ -208,7 +212,7 @@ static void els_normalise(struct elvec *v)
 
 		if (last && el_cmp(last, e) == 0)
 			continue;
-		if (last && e->set == SET_DST && last->set == SET_DST && last->v6 == e->v6 &&
+		if (last && e->set == SET_NET && last->set == SET_NET && last->v6 == e->v6 &&
 			cidr_contains_cidr(&last->dst, &e->dst))
 			continue;
 		v->v[out++] = *e;
@@ -323,10 +327,12 @@ static void element_sets(struct nft_buf *b, const struct al_nft_conf *c, const s
 				nft_buf_printf(b, "%s . %s . inet_proto . inet_service\n", t, t);
 			else
 				nft_buf_printf(b, "%s\n", t);
-			nft_buf_printf(b, "\t\tflags %s\n\t\tcounter\n",
-				s == SET_DST || s == SET_LIM ? "interval"
-				: s == SET_DNS		     ? "timeout"
-							     : "interval,timeout");
+			if (s != SET_DST)
+				nft_buf_printf(b, "\t\tflags %s\n",
+					s == SET_NET || s == SET_LIM ? "interval"
+					: s == SET_DNS		     ? "timeout"
+								     : "interval,timeout");
+			nft_buf_add(b, "\t\tcounter\n");
 			/* els is sorted by family, then set: this set's run starts at k */
 			while (els && k < els->n && els->v[k].set == s && els->v[k].v6 == v6) {
 				nft_buf_add(b, first ? "\t\telements = { " : ",\n\t\t\t");
@@ -356,13 +362,14 @@ static void chains(struct nft_buf *b, const struct al_nft_conf *c)
 		nft_buf_printf(b,
 			"\tchain client%c {\n"
 			"\t\t%s daddr @dst%c accept\n"
+			"\t\t%s daddr @net%c accept\n"
 			"\t\t%s daddr @dns%c accept\n"
 			"\t\t%s saddr . %s daddr . meta l4proto . th dport @lim%c accept\n"
 			"\t\t%s saddr . %s daddr . meta l4proto . th dport @dnslim%c accept\n"
 			"\t\tupdate @drops%c { %s saddr }\n"
 			"\t\tcounter drop\n"
 			"\t}\n",
-			f, ip, f, ip, f, ip, ip, f, ip, ip, f, f, ip);
+			f, ip, f, ip, f, ip, f, ip, ip, f, ip, ip, f, f, ip);
 	}
 	if (c->nat)
 		nft_buf_add(b, "\tchain postrouting {\n"
@@ -372,8 +379,8 @@ static void chains(struct nft_buf *b, const struct al_nft_conf *c)
 			       "\t}\n");
 }
 
-static const char *const kept_sets[] = {"dst4", "lim4", "dns4", "dnslim4", "drops4", "dst6",
-	"lim6", "dns6", "dnslim6", "drops6", NULL};
+static const char *const kept_sets[] = {"dst4", "net4", "lim4", "dns4", "dnslim4", "drops4",
+	"dst6", "net6", "lim6", "dns6", "dnslim6", "drops6", NULL};
 
 static char *body_of(const struct al_nft_conf *c, const struct elvec *els, bool with_elements)
 {

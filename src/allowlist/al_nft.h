@@ -4,9 +4,10 @@
  * Table `inet egress_allowlist` of our own (the policy module owns `inet egress`):
  *
  *   clients4/6   the configured client subnets (interval sets)
- *   dst4/6       destinations allowed to every client, any protocol and port
- *                (interval, per-element counters; a prefix inside another one of the same
- *                set is left out: the kernel refuses overlapping intervals)
+ *   dst4/6       addresses allowed to every client, any protocol and port (a hash set,
+ *                per-element counters)
+ *   net4/6       prefixes allowed the same way (intervals, counters; a prefix inside
+ *                another one is left out: the kernel refuses overlapping intervals)
  *   lim4/6       source . destination . protocol . port, for entries limited to sources,
  *                a protocol or ports (interval concatenations, counters)
  *   dns4/6       addresses learned from DNS answers for allowed names (timeouts, counters)

@@ -107,7 +107,7 @@ static void items_sample(void)
 	g_n = 0;
 	item_dst("1", "203.0.113.7");
 	item_dst("2", "198.51.100.0/24");
-	item_dst("3", "198.51.100.9"); /* inside "2": left out */
+	item_dst("3", "198.51.100.128/25"); /* inside "2": left out */
 	item_dst("4", "2001:db8::7");
 	lim = item_dst("5", "192.0.2.0/28");
 	lim->proto = AL_PROTO_TCP;
@@ -172,8 +172,8 @@ static void test_start(void **state)
 	items_sample();
 	start();
 	assert_true(set_has("dst4", "\"203.0.113.7\""));
-	assert_true(set_has("dst4", "\"198.51.100.0\""));
-	assert_false(set_has("dst4", "198.51.100.9"));
+	assert_true(set_has("net4", "\"198.51.100.0\""));
+	assert_false(set_has("net4", "198.51.100.128")); /* inside 198.51.100.0/24 */
 	assert_true(set_has("dst6", "\"2001:db8::7\""));
 	assert_true(set_has("dst4", "\"comment\":\"1\""));
 	/* 2 ports x 1 source of the family, tcp only */
@@ -181,10 +181,10 @@ static void test_start(void **state)
 	assert_true(set_has("lim4", "8100"));
 	assert_false(set_has("lim4", "fd00")); /* the IPv6 source: not for an IPv4 destination */
 	assert_false(set_has("lim6", "fd00"));
-	assert_false(set_has("dst4", "192.0.2.0"));
+	assert_false(set_has("net4", "192.0.2.0"));
 	assert_true(set_has("clients4", "10.1.0.0"));
 	assert_true(set_has("clients6", "fd00:1::"));
-	/* 2 (dst4) + 1 (dst6) + 2 (lim4) */
+	/* 1 (dst4) + 1 (net4) + 1 (dst6) + 2 (lim4) */
 	assert_int_equal(al_nft_count(g_al), 5);
 }
 
@@ -221,20 +221,20 @@ static void test_delta(void **state)
 	item_drop("2");
 	item_dst("8", "2001:db8:1::/48");
 	items_sort();
-	/* -203.0.113.7, -198.51.100.0/24, +198.51.100.9, +2001:db8:1::/48 */
+	/* -203.0.113.7, -198.51.100.0/24, +198.51.100.128/25, +2001:db8:1::/48 */
 	assert_int_equal(apply(), 4);
 	assert_false(set_has("dst4", "203.0.113.7"));
-	assert_false(set_has("dst4", "198.51.100.0"));
-	assert_true(set_has("dst4", "\"198.51.100.9\""));
-	assert_true(set_has("dst4", "\"comment\":\"3\""));
-	assert_true(set_has("dst6", "2001:db8:1::"));
+	assert_false(set_has("net4", "\"198.51.100.0\""));
+	assert_true(set_has("net4", "\"198.51.100.128\""));
+	assert_true(set_has("net4", "\"comment\":\"3\""));
+	assert_true(set_has("net6", "2001:db8:1::"));
 	assert_int_equal(apply(), 0);
 	/* and back: the outer prefix replaces the inner one */
 	item_dst("2", "198.51.100.0/24");
 	items_sort();
 	assert_int_equal(apply(), 2);
-	assert_false(set_has("dst4", "198.51.100.9"));
-	assert_true(set_has("dst4", "198.51.100.0"));
+	assert_false(set_has("net4", "198.51.100.128"));
+	assert_true(set_has("net4", "198.51.100.0"));
 }
 
 /* Two items for one address: it stays while either one is there. */
