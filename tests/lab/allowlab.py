@@ -119,10 +119,11 @@ class AllowLab:
         (d / "allowlist.json").write_text(json.dumps({"type": "snapshot", "version": version,
                                                        "items": items}))
 
-    def start_gateway(self, gw, token=None, url=None, extra="", ready=True, server=True):
+    def start_gateway(self, gw, token=None, url=None, extra="", ready=True, server=True,
+                      timeout=10.0):
         url = url if url is not None else self.server_url() if server else None
         conf = gateway_conf(gw, self.state_dir(gw), url, token, extra)
-        d = Egressd.start(self.lab[gw], self.egressd_bin, conf, ready=ready)
+        d = Egressd.start(self.lab[gw], self.egressd_bin, conf, ready=ready, timeout=timeout)
         self.gw[gw] = d
         return d
 
