@@ -19,7 +19,7 @@
 /* The backends by [store] backend; NULL: not built in. */
 static const struct store_backend_ops *const store_backends[_STORE_KIND_MAX] = {
 	[STORE_SQLITE] = &store_sqlite_ops,
-	/* [STORE_POSTGRESQL]: &store_pg_ops (store_pg.c) */
+	[STORE_POSTGRESQL] = &store_pg_ops,
 };
 
 struct store {
