@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 struct api;
+struct api_route_table;
 struct conf;
 struct event_base;
 struct event_log;
@@ -68,6 +69,11 @@ json_t *resolver_status(struct resolver *r);
 int hub_new(struct server *srv, struct hub **ret);
 int hub_reconf(struct hub *h, const struct conf *conf);
 void hub_free(struct hub *h);
+/*
+ * The hub's API routes (GET [hub] path, a WebSocket), as a table for api_set_routes():
+ * *ret is filled; the routes live as long as h.
+ */
+void hub_routes(struct hub *h, struct api_route_table *ret);
 /*
  * Every gateway known to the store (all replicas): {"name", "replica", "peer",
  * "connected", "version", "lag" (versions behind), "last_seen" (ISO 8601)}.  New
