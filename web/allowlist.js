@@ -1,8 +1,8 @@
 /*
  * allowlist.js - the behaviour of egress-server's page (allowlist.html).
  *
- * Talks only to egress-server's REST API on the same origin: a session cookie from POST
- * /api/login and the CSRF token of GET /api/session on every state change.  Lists and
+ * Talks only to egress-server's REST API on the same origin, through session.js (loaded
+ * first: the requests, signing in and out, the flash line).  Lists and
  * searches the entries, adds one (an error names its field beside the form), deletes one
  * (a non-deletable entry asks for an explicit override first), imports text or JSON,
  * exports both, and follows the audit log, the list's version and the gateways by polling.
@@ -17,7 +17,6 @@ const SEARCH_DELAY_MS = 250;
 const AUDIT_SHOWN = 200;
 
 const state = {
-	csrf: null,
 	running: false,
 	timers: [],
 	search: "",
@@ -29,83 +28,14 @@ const state = {
 	override: new Set(), /* ids whose delete was refused: the next click overrides */
 };
 
-const $ = (id) => document.getElementById(id);
-
-function el(tag, cls, text) {
-	const e = document.createElement(tag);
-	if (cls)
-		e.className = cls;
-	if (text !== undefined)
-		e.textContent = text;
-	return e;
-}
-
-/* --- the API --- */
-
-/*
- * One request; resolves to {status, ok, body} (body: parsed JSON or text) and never throws
- * for an HTTP status.  A string body goes as it is with type (text/plain by default).  A 401
- * while signed in means the session is gone: back to the login.
- */
-async function api(method, path, body, type) {
-	const opts = { method, headers: {}, credentials: "same-origin" };
-	if (typeof body === "string") {
-		opts.headers["Content-Type"] = type || "text/plain";
-		opts.body = body;
-	} else if (body !== undefined) {
-		opts.headers["Content-Type"] = "application/json";
-		opts.body = JSON.stringify(body);
-	}
-	if (method !== "GET" && state.csrf)
-		opts.headers["X-CSRF-Token"] = state.csrf;
-	let res;
-	try {
-		res = await fetch(path, opts);
-	} catch (e) {
-		return { status: 0, ok: false, body: { error: "egress-server does not answer" } };
-	}
-	let payload = await res.text();
-	if ((res.headers.get("Content-Type") || "").includes("json")) {
-		try {
-			payload = JSON.parse(payload);
-		} catch (e) {
-			/* keep the text */
-		}
-	}
-	if (res.status === 401 && state.running && path !== "/api/login")
-		signedOut();
-	return { status: res.status, ok: res.ok, body: payload };
-}
-
-function errorText(r) {
-	if (r.body && typeof r.body === "object" && r.body.error)
-		return r.body.error + (r.body.field ? " (" + r.body.field + ")" : "");
-	if (typeof r.body === "string" && r.body.trim())
-		return r.body.trim();
-	return "HTTP " + r.status;
-}
-
 function fmtTime(t) {
 	const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
 	return isNaN(d) ? "" : d.toLocaleString();
 }
 
-/* A line under the header: an error (stays until the next), or ok (goes by itself). */
-function flash(text, ok) {
-	const f = $("flash");
-	f.textContent = text;
-	f.hidden = !text;
-	f.className = "flash" + (ok ? " ok" : "");
-	clearTimeout(state.flashTimer);
-	if (text && ok)
-		state.flashTimer = setTimeout(() => flash(""), 6000);
-}
+/* --- life of the page while signed in --- */
 
-/* --- login, session --- */
-
-async function boot() {
-	$("login-form").addEventListener("submit", login);
-	$("logout").addEventListener("click", logout);
+function setupOnce() {
 	$("add-form").addEventListener("submit", addEntry);
 	$("search").addEventListener("input", () => {
 		clearTimeout(state.searchTimer);
@@ -115,49 +45,9 @@ async function boot() {
 		}, SEARCH_DELAY_MS);
 	});
 	$("import-submit").addEventListener("click", importEntries);
-	const r = await api("GET", "/api/session");
-	if (r.ok)
-		signedIn(r.body);
-	else
-		showLogin("");
 }
 
-function showLogin(message) {
-	$("app").hidden = true;
-	$("login").hidden = false;
-	$("login-error").textContent = message;
-	$("login-password").value = "";
-	$("login-password").focus();
-}
-
-async function login(ev) {
-	ev.preventDefault();
-	$("login-submit").disabled = true;
-	const r = await api("POST", "/api/login",
-		{ username: $("login-user").value, password: $("login-password").value });
-	$("login-submit").disabled = false;
-	if (!r.ok) {
-		showLogin(r.status === 401 ? "Wrong user or password." : errorText(r));
-		return;
-	}
-	const s = await api("GET", "/api/session");
-	if (!s.ok) {
-		showLogin(errorText(s));
-		return;
-	}
-	signedIn(Object.assign({}, r.body, s.body));
-}
-
-async function logout() {
-	await api("POST", "/api/logout");
-	signedOut();
-}
-
-function signedIn(session) {
-	state.csrf = session.csrf || null;
-	$("who").textContent = session.user || session.username || "";
-	$("login").hidden = true;
-	$("app").hidden = false;
+function start() {
 	if (state.running)
 		return;
 	state.running = true;
@@ -165,13 +55,11 @@ function signedIn(session) {
 	state.timers.push(setInterval(refresh, POLL_MS));
 }
 
-function signedOut() {
+function stop() {
 	state.running = false;
 	for (const t of state.timers)
 		clearInterval(t);
 	state.timers = [];
-	state.csrf = null;
-	showLogin("Signed out.");
 }
 
 /* --- what the page shows --- */
@@ -359,4 +247,8 @@ async function refreshGateways() {
 	}
 }
 
-document.addEventListener("DOMContentLoaded", boot);
+/* session.js signs in and out, and calls start and stop */
+document.addEventListener("DOMContentLoaded", () => {
+	setupOnce();
+	sessionBoot(start, stop);
+});

@@ -8,6 +8,8 @@
  * through commit-confirmed (?confirm=N s): a banner counts down and offers Confirm, and
  * egressd rolls the change back by itself when nobody confirms.
  *
+ * The API, the login and the flash line are session.js's, which the page loads first.
+ *
  * What it must not do: keep anything secret outside the page (no storage of the password or
  * token), or change state without the confirm window.
  */
@@ -26,8 +28,6 @@ const PALETTE = ["#2f6fde", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285
 	"#f08c00", "#5c7cfa"];
 
 const state = {
-	csrf: null,
-	user: null,
 	running: false,
 	timers: [],
 	stream: null,
@@ -43,64 +43,6 @@ const state = {
 	checkTimer: 0,
 	connections: [],
 };
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, cls, text) {
-	const e = document.createElement(tag);
-	if (cls)
-		e.className = cls;
-	if (text !== undefined)
-		e.textContent = text;
-	return e;
-}
-
-/* --- the API --- */
-
-/*
- * One request; resolves to {status, ok, body} (body: parsed JSON or text) and never throws
- * for an HTTP status.  A 401 while signed in means the session is gone: back to the login.
- */
-async function api(method, path, body) {
-	const opts = { method, headers: {}, credentials: "same-origin" };
-	if (body !== undefined) {
-		if (typeof body === "string") {
-			opts.headers["Content-Type"] = "text/plain";
-			opts.body = body;
-		} else {
-			opts.headers["Content-Type"] = "application/json";
-			opts.body = JSON.stringify(body);
-		}
-	}
-	if (method !== "GET" && state.csrf)
-		opts.headers["X-CSRF-Token"] = state.csrf;
-	let res;
-	try {
-		res = await fetch(path, opts);
-	} catch (e) {
-		return { status: 0, ok: false, body: { error: "egressd does not answer" } };
-	}
-	const type = res.headers.get("Content-Type") || "";
-	let payload = await res.text();
-	if (type.includes("json")) {
-		try {
-			payload = JSON.parse(payload);
-		} catch (e) {
-			/* keep the text */
-		}
-	}
-	if (res.status === 401 && state.running && path !== "/api/login")
-		signedOut();
-	return { status: res.status, ok: res.ok, body: payload };
-}
-
-function errorText(r) {
-	if (r.body && typeof r.body === "object" && r.body.error)
-		return r.body.error + (r.body.field ? " (" + r.body.field + ")" : "");
-	if (typeof r.body === "string" && r.body.trim())
-		return r.body.trim();
-	return "HTTP " + r.status;
-}
 
 /* A list out of a reply that is either a list or an object holding one under key. */
 function listOf(body, key) {
@@ -162,64 +104,6 @@ function fmtClock(ms) {
 function fmtCountdown(s) {
 	s = Math.max(0, Math.ceil(s));
 	return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
-}
-
-/* --- login, session --- */
-
-async function boot() {
-	$("login-form").addEventListener("submit", login);
-	$("logout").addEventListener("click", logout);
-	const r = await api("GET", "/api/session");
-	if (r.ok)
-		signedIn(r.body);
-	else
-		showLogin("");
-}
-
-function showLogin(message) {
-	$("app").hidden = true;
-	$("login").hidden = false;
-	$("login-error").textContent = message;
-	$("login-password").value = "";
-	$("login-password").focus();
-}
-
-async function login(ev) {
-	ev.preventDefault();
-	$("login-submit").disabled = true;
-	const r = await api("POST", "/api/login",
-		{ username: $("login-user").value, password: $("login-password").value });
-	$("login-submit").disabled = false;
-	if (!r.ok) {
-		showLogin(r.status === 401 ? "Wrong user or password." : errorText(r));
-		return;
-	}
-	const s = await api("GET", "/api/session");
-	if (!s.ok) {
-		showLogin(errorText(s));
-		return;
-	}
-	signedIn(Object.assign({}, r.body, s.body));
-}
-
-async function logout() {
-	await api("POST", "/api/logout");
-	signedOut();
-}
-
-function signedIn(session) {
-	state.csrf = session.csrf || session.csrf_token || null;
-	state.user = session.user || session.username || "";
-	$("who").textContent = state.user;
-	$("login").hidden = true;
-	$("app").hidden = false;
-	start();
-}
-
-function signedOut() {
-	stop();
-	state.csrf = null;
-	showLogin("Signed out.");
 }
 
 /* --- life of the page while signed in --- */
@@ -687,17 +571,6 @@ function refreshAfterChange() {
 		loadConfig();
 }
 
-/* A line under the header: an error (stays until the next), or ok (goes by itself). */
-function flash(text, ok) {
-	const f = $("flash");
-	f.textContent = text;
-	f.hidden = !text;
-	f.className = "flash" + (ok ? " ok" : "");
-	clearTimeout(state.flashTimer);
-	if (text && ok)
-		state.flashTimer = setTimeout(() => flash(""), 6000);
-}
-
 async function setEnabled(name, enabled) {
 	const r = await api("PATCH", "/api/uplinks/" + encodeURIComponent(name) +
 		"?confirm=" + confirmSecs() + "s", { enabled });
@@ -968,4 +841,5 @@ function syncEditorScroll() {
 	$("config-gutter").scrollTop = t.scrollTop;
 }
 
-document.addEventListener("DOMContentLoaded", boot);
+/* session.js signs in and out, and calls these */
+document.addEventListener("DOMContentLoaded", () => sessionBoot(start, stop));
