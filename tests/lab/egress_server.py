@@ -26,14 +26,13 @@ import os
 import re
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from apiclient import ApiClient
-from egressd import SANITIZER_MARKS
-from lab import Node, wait_for
+from egressd import Egressd
+from lab import Node
 
 READY = r"egress-server \S+ ready: "
 FIRST = r"api: first start: the password for admin is (\S+)"
@@ -101,7 +100,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-class EgressServer:
+class EgressServer(Egressd):
+    """Egressd's log, wait_log(), signal(), stop() and assert_clean() on egress-server."""
+
     def __init__(self, node, binary, name, sections, args, env, proc):
         self.node = node
         self.binary = binary
@@ -189,54 +190,14 @@ class EgressServer:
             self._password = m.group(1)
         return self._password
 
-    # -- its process
-
-    def log(self):
-        return self.proc.log()
-
-    def set_mark(self):
-        self.mark = len(self.log())
-
-    def wait_log(self, pattern, timeout=5.0):
-        """Wait until a line logged since the mark matches the regex; return the match."""
-        rx = re.compile(pattern)
-        found = []
-
-        def seen():
-            if self.proc.poll() is not None:
-                raise AssertionError("egress-server exited with %s:\n%s"
-                                     % (self.proc.returncode, self.proc.tail(30)))
-            m = rx.search(self.log()[self.mark:])
-            if m:
-                found.append(m)
-            return bool(m)
-        wait_for(seen, timeout=timeout, what="egress-server to log /%s/" % pattern)
-        return found[0]
-
-    def alive(self):
-        return self.proc.poll() is None
+    # -- its process (the rest is Egressd's)
 
     def reload(self, settings=None):
         """Rewrite the configuration with settings merged in (if any) and SIGHUP."""
         for sec, keys in (settings or {}).items():
             self.sections.setdefault(sec, {}).update(keys)
         self.conf_path.write_text(render(self.sections))
-        self.set_mark()
-        os.kill(self.proc.pid, signal.SIGHUP)
-
-    def write_conf(self, text):
-        self.conf_path.write_text(text)
-
-    def stop(self, timeout=10.0):
-        """SIGTERM and wait; the exit status (None if it had to be killed)."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.stop()
-                return None
-        return self.proc.returncode
+        super().reload()
 
     def kill9(self):
         """SIGKILL, as a crash or a power cut would, and reap it."""
@@ -251,9 +212,3 @@ class EgressServer:
                          self.env, proc)
         s._password = self._password
         return s
-
-    def assert_clean(self):
-        """No sanitizer report in the log."""
-        log = self.log()
-        for mark in SANITIZER_MARKS:
-            assert mark not in log, "sanitizer report in egress-server's log:\n%s" % log[-4000:]
