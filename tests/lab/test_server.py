@@ -367,3 +367,22 @@ def test_bad_configuration_refused(lab, server_bin, text, where):  # noqa: F811
     p = node.popen([str(server_bin), "-d", "-server-conf-path", str(conf)], name="bad")
     assert p.wait(10) == 1
     assert where in p.log()
+
+
+def test_page_healthz_and_metrics(lab, server_bin):  # noqa: F811
+    web = Path(__file__).resolve().parents[2] / "web"
+    s = EgressServer.start(lab.node("srv"), server_bin,
+                           settings={"api": {"metrics": "yes", "web_root": web}})
+    anon = s.tcp()
+    r = anon.get("/healthz")
+    assert r.status == 200 and r.json() == {"status": "ok"}, r
+    # "/" is the allowlist's page, not egressd's dashboard; its assets beside it
+    r = anon.get("/")
+    assert r.status == 200 and "<title>Egress allowlist</title>" in r.text, r
+    assert anon.get("/allowlist.js").status == 200
+    assert anon.get("/session.js").status == 200
+    assert anon.get("/metrics").status == 401
+    r = s.api().get("/metrics")
+    assert r.status == 200 and 'egress_api_requests_total{route="/healthz"' in r.text, r.text
+    assert s.stop() == 0
+    s.assert_clean()
