@@ -62,11 +62,14 @@ struct route_module {
 	struct nl_monitor *mon;	 /* links and nexthops the kernel changes behind our back */
 	bool settled;
 	unsigned in_service[2];
+	bool has_pfx[2];   /* IPv4, IPv6 destinations are managed */
+	bool refused[2];   /* fail closed and no gateway of the family in service */
 	char members[512]; /* the gateways in service at the last apply, for the log */
 
 	/* gateway-route-manager's metrics (the egress_uplink_* ones are the daemon's) */
 	struct metric_family *m_checks, *m_check_seconds, *m_active, *m_total, *m_updates,
 		*m_update_seconds, *m_route_gws, *m_consecutive, *m_cycles, *m_errors;
+	struct metric_family *m_refused; /* ours: refused families */
 	struct metric_family *m_http, *m_http_seconds;
 	uint64_t cycles;
 };
@@ -115,6 +118,12 @@ static void route_metrics_init(struct route_module *rm)
 	metrics_histogram_new(m, "http_request_duration_seconds",
 		"Duration of answered HTTP(S) health checks", METRICS_LABELS("gateway_ip"), seconds,
 		ARRAY_SIZE(seconds), &rm->m_http_seconds);
+	metrics_gauge_new(m, "route_traffic_refused",
+		"1 while traffic of a family to the managed destinations is refused: fail closed "
+		"and none of its gateways in service",
+		METRICS_LABELS("family"), &rm->m_refused);
+	metrics_gauge_set(rm->m_refused, 0, "ipv4");
+	metrics_gauge_set(rm->m_refused, 0, "ipv6");
 	metrics_counter_add(rm->m_errors, 0, "route_update");
 	metrics_counter_add(rm->m_errors, 0, "health_check");
 	metrics_counter_add(rm->m_cycles, 0);
@@ -233,6 +242,33 @@ static void route_count_updates(struct route_module *rm, const struct route_dp_r
 		metrics_counter_add(rm->m_errors, res->n_errors, "route_update");
 }
 
+/*
+ * Fail closed, a family whose destinations are managed and none of its gateways in
+ * service: its traffic meets prohibit routes.  Said once when it starts and ends, and as a
+ * gauge.
+ */
+static void route_refused_update(struct route_module *rm)
+{
+	static const char *const fam[2] = {"IPv4", "IPv6"}, *const label[2] = {"ipv4", "ipv6"};
+
+	for (int fi = 0; fi < 2; fi++) {
+		bool refused = rm->dpconf.fail_closed && rm->has_pfx[fi] && !rm->in_service[fi];
+
+		if (refused != rm->refused[fi]) {
+			if (refused)
+				log_warnx("route: no %s gateway in service: %s traffic to the managed "
+					  "destinations is refused (fail closed)",
+					fam[fi], fam[fi]);
+			else
+				log_info("route: %s traffic flows again through %u gateway%s", fam[fi],
+					rm->in_service[fi], rm->in_service[fi] == 1 ? "" : "s");
+			rm->refused[fi] = refused;
+		}
+		if (rm->metrics)
+			metrics_gauge_set(rm->m_refused, refused, label[fi]);
+	}
+}
+
 static void route_apply(struct route_module *rm)
 {
 	struct route_dp_gw *g = xcalloc(rm->n_gws + 1, sizeof(*g));
@@ -282,6 +318,7 @@ static void route_apply(struct route_module *rm)
 	}
 	rm->in_service[0] = res.in_service[0];
 	rm->in_service[1] = res.in_service[1];
+	route_refused_update(rm);
 	log_debug("route: apply: %u added, %u replaced, %u deleted, %u kept, %u usable, %lluus",
 		res.ok[NL_ADD], res.ok[NL_REPLACE], res.ok[NL_DEL], res.kept, usable,
 		(unsigned long long)res.duration_us);
@@ -358,7 +395,7 @@ static void route_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 /* ------------------------------------------------------------ configuration */
 
 /* Destinations: routes minus exclusions, in the fewest prefixes; has[0] and has[1] say
- * whether there are IPv4 and IPv6 gateways. */
+ * which families "default" covers. */
 static int route_prefixes(const struct conf_route *c, const bool has[2], struct cidr **ret,
 	size_t *n, size_t *n_excluded)
 {
@@ -412,14 +449,18 @@ static int route_take_conf(struct route_module *rm, const struct conf *conf)
 	size_t n = conf_route_gateways(c, &w), n_excluded = 0;
 	struct cidr *prefixes = NULL;
 	size_t n_prefixes = 0;
-	bool has[2] = {false, false}, any_default = false;
+	bool has[2] = {false, false}, cover[2], any_default = false;
+	/* the route agent, fail closed: a family without gateways is refused, never leaked */
+	bool agent_closed = c->iptables_gateways.n && c->fail == ROUTE_FAIL_CLOSED;
 	int r;
 
 	for (size_t i = 0; i < n; i++)
 		has[w[i].addr.family == AF_INET6] = true;
+	for (int fi = 0; fi < 2; fi++)
+		cover[fi] = has[fi] || agent_closed;
 	for (size_t i = 0; i < c->routes.n; i++)
 		any_default |= cidr_is_any_default(&c->routes.v[i]);
-	r = route_prefixes(c, has, &prefixes, &n_prefixes, &n_excluded);
+	r = route_prefixes(c, cover, &prefixes, &n_prefixes, &n_excluded);
 	if (r < 0) {
 		free(w);
 		return r;
@@ -442,6 +483,8 @@ static int route_take_conf(struct route_module *rm, const struct conf *conf)
 	size_t n4 = 0;
 	for (size_t i = 0; i < n_prefixes; i++)
 		n4 += prefixes[i].addr.family == AF_INET;
+	rm->has_pfx[0] = n4 > 0;
+	rm->has_pfx[1] = n_prefixes > n4;
 	/* how the gateways are checked: their implied uplinks say */
 	unsigned per_kind[_CHECK_KIND_MAX] = {0};
 	for (size_t i = 0; i < n; i++) {
@@ -461,11 +504,16 @@ static int route_take_conf(struct route_module *rm, const struct conf *conf)
 		 "fail %s",
 		n, n == 1 ? "" : "s", checks, n4, n_prefixes - n4, n_excluded, c->table,
 		c->rule_priority, c->rule_priority + 1, route_fail_name[c->fail]);
-	for (int fi = 0; fi < 2 && n; fi++)
-		if (any_default && !has[fi])
+	for (int fi = 0; fi < 2 && n; fi++) {
+		if (any_default && !has[fi] && cover[fi])
+			log_info("route: no %s gateway: public %s traffic is refused (route agent, "
+				 "fail closed)",
+				fi ? "IPv6" : "IPv4", fi ? "IPv6" : "IPv4");
+		else if (any_default && !has[fi])
 			log_info("route: no %s gateway: 'default' is the %s default route only, %s "
 				 "traffic keeps to the main table",
 				fi ? "IPv6" : "IPv4", fi ? "IPv4" : "IPv6", fi ? "IPv6" : "IPv4");
+	}
 	route_metrics_gateways(rm);
 	return 0;
 }
@@ -634,10 +682,11 @@ static json_t *route_status_cb(void *m)
 			u ? uplink_state_name[u->state] : "gone", "enabled", u && u->enabled,
 			"in_service", u && uplink_in_service(u)));
 	}
-	return json_pack("{s:o, s:i, s:i, s:i, s:s, s:b, s:i, s:I, s:I}", "gateways", gws,
-		"in_service", (int)(rm->in_service[0] + rm->in_service[1]), "in_service_v4",
+	return json_pack("{s:o, s:i, s:i, s:i, s:s, s:b, s:b, s:b, s:i, s:I, s:I}", "gateways",
+		gws, "in_service", (int)(rm->in_service[0] + rm->in_service[1]), "in_service_v4",
 		(int)rm->in_service[0], "in_service_v6", (int)rm->in_service[1], "fail",
-		rm->dpconf.fail_closed ? "closed" : "open", "settled", rm->settled, "destinations",
+		rm->dpconf.fail_closed ? "closed" : "open", "refused_v4", rm->refused[0],
+		"refused_v6", rm->refused[1], "settled", rm->settled, "destinations",
 		(int)rm->n_prefixes, "table", (json_int_t)rm->dpconf.table, "rule_priority",
 		(json_int_t)rm->dpconf.rule_priority);
 }

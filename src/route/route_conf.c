@@ -46,10 +46,11 @@ static const struct conf_key route_keys[] = {
 		.name = "iptables_gateway",
 		.type = CONF_ADDR_LIST,
 		KEY(conf_route, iptables_gateways),
-		.flags = CONF_V4 | CONF_WEIGHT,
+		.flags = CONF_WEIGHT,
 		.min = 1,
 		.max = 256,
-		.help = "route agent mode: send public IPv4 through these gateways (icmp check)",
+		.help = "route agent mode: send public traffic through these gateways (icmp check; "
+			"IPv6 only through IPv6 ones); fail defaults to closed",
 	},
 	{
 		.name = "scheme",
@@ -173,7 +174,8 @@ static const struct conf_key route_keys[] = {
 		.def = "open",
 		.names = route_fail_name,
 		.n_names = _ROUTE_FAIL_MAX,
-		.help = "no healthy gateway: open = use the main table, closed = refuse traffic",
+		.help = "no healthy gateway: open = use the main table, closed = refuse traffic "
+			"(the default with iptables_gateway)",
 	},
 	{
 		.name = "keep_routes",
@@ -339,6 +341,19 @@ size_t conf_route_gateways(const struct conf_route *r, struct waddr **ret)
 	return k;
 }
 
+/*
+ * The route agent (iptables_gateway) guards an allowlist: with no gateway in service its
+ * traffic must not leave by the main table, so fail is closed unless set.  Done here, once
+ * the section is valid, so that -n prints what runs.
+ */
+static void route_agent_defaults(struct conf *conf)
+{
+	struct conf_route *r = conf_route(conf);
+
+	if (r->iptables_gateways.n && !conf_key_is_set(&r->s, conf_key_find(r->s.type, "fail")))
+		conf_set_key(&r->s, "fail", route_fail_name[ROUTE_FAIL_CLOSED]);
+}
+
 /* Each gateway becomes an [uplink ADDRESS] with the route's health check. */
 static void route_expand(struct conf *conf, const struct conf_section *section,
 	struct conf_errors *errs)
@@ -349,6 +364,7 @@ static void route_expand(struct conf *conf, const struct conf_section *section,
 	char name[ADDR_STRLEN], buf[64];
 	const struct conf_key *scheme = conf_key_find(&conf_route_type, "scheme");
 
+	route_agent_defaults(conf);
 	for (size_t i = 0; i < n; i++) {
 		bool agent = i >= n - r->iptables_gateways.n;
 		int kind = r->check;

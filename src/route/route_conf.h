@@ -21,7 +21,8 @@ struct conf_route {
 	struct conf_section s;
 	struct addr start_ip, end_ip;	  /* a range of gateways */
 	struct addr_list gateways;	  /* gateways one by one, IP@weight */
-	struct addr_list iptables_gateways; /* route agent mode: public IPv4 through these */
+	struct addr_list iptables_gateways; /* route agent mode: public traffic through these;
+					     * fail closed unless set, both families managed */
 	int check;			  /* enum check_kind of the gateways' checks */
 	int port;
 	char *path;
