@@ -481,3 +481,153 @@ timeout = 300ms
     assert d.alive()
     assert d.stop() == 0
     d.assert_clean()
+
+
+# -- the route agent guarding an allowlist: fail closed, both families, seen from a client
+
+# "who" to the echo server from a node: "peer <address the server saw>" or "error ..."
+WHO = """import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], 7000), timeout=3)
+    s.sendall(b"who\\n")
+    print(s.makefile().readline().strip())
+except OSError as e:
+    print("error", type(e).__name__, e)
+"""
+
+
+def who(node, dst):
+    return node.run([sys.executable, "-c", WHO, dst], check=False, timeout=15).stdout.strip()
+
+
+def client_ipv6(lab):
+    """The LAN client gets IPv6 too (a ULA: reserved, so never a managed destination), and
+    the gateways a way back to it."""
+    lab["gw"].ip("addr", "add", "fd50::1/64", "dev", "lan0")
+    lab["lan"].ip("addr", "add", "fd50::2/64", "dev", "eth0")
+    lab["lan"].ip("-6", "route", "add", "default", "via", "fd50::1")
+    for i in (1, 2, 3):
+        lab["g%d" % i].ip("-6", "route", "add", "fd50::/64", "via", "2001:db8:a::1")
+    # the control: without egressd both families leave by gw's main table, through g1
+    lan = lab["lan"]
+    wait_for(lambda: who(lan, SERVER6) == "peer fd00:1::1", timeout=10,
+             what="IPv6 from the client through main's default (g1)")
+    assert who(lan, SERVER) == "peer 172.16.1.1"
+
+
+def route_agent(gw, egressd_bin, *args, name="agent"):
+    conf = gw.lab.dir / (name + ".conf")
+    conf.write_text("")
+    argv = [str(egressd_bin), "route", "-d", "-check-period", "1s", "-timeout", "300ms"] + \
+        list(args) + api_args(gw, name)
+    # metrics on the route command's default port, 9090
+    proc = gw.spawn_daemon(argv, name=name, log_match=r"ready: ", port=9090, timeout=10)
+    return Egressd(gw, egressd_bin, conf, proc)
+
+
+def refused_gauge(gw, family):
+    text = gw.curl("http://127.0.0.1:9090/metrics").stdout
+    for line in text.splitlines():
+        if line.startswith('route_traffic_refused{family="%s"} ' % family):
+            return int(line.split()[-1])
+    raise AssertionError("no route_traffic_refused for %s in:\n%s" % (family, text))
+
+
+def ping_off(node, off=True, family=4):
+    key = "net.ipv4.icmp_echo_ignore_all" if family == 4 else "net.ipv6.icmp.echo_ignore_all"
+    node.sysctl(**{key: 1 if off else 0})
+
+
+def test_route_agent_fails_closed(lab, egressd_bin):
+    """`egressd route -iptables-gateway` with IPv4 gateways only: public IPv4 from the client
+    goes through them, public IPv6 is refused (not leaked by main's IPv6 default); when no
+    gateway is in service IPv4 is refused too, said in the log and the metrics, and flows
+    again when one returns."""
+    gw, health = build(lab, v6=True)
+    client_ipv6(lab)
+    lan = lab["lan"]
+    d = route_agent(gw, egressd_bin, "-iptables-gateway", GWS[0], "-iptables-gateway", GWS[1])
+    wait_active(gw, GWS[:2], timeout=5)
+    assert d.wait_log(r"route: 2 gateways \(checked: 2 by icmp\).*fail closed")
+    assert d.wait_log(r"route: no IPv6 gateway: public IPv6 traffic is refused")
+    assert who(lan, SERVER).startswith("peer 172.16.")
+    assert who(lan, SERVER6).startswith("error"), "public IPv6 leaked through main"
+    r = route_get(gw, SERVER6)
+    assert "error" in r or r.get("type") == "prohibit", r
+    assert who(lan, "fd50::1") != ""  # reserved IPv6 (the LAN) stays on main
+    assert gw.json(["ip", "-6", "-j", "route", "get", "fd50::2"])[0].get("table", "main") == \
+        "main"
+    wait_for(lambda: refused_gauge(gw, "ipv6") == 1, timeout=5, what="IPv6 refused gauge")
+    assert refused_gauge(gw, "ipv4") == 0
+
+    d.set_mark()
+    for g in ("g1", "g2"):
+        ping_off(lab[g])
+    wait_active(gw, [], what="both gateways to leave")
+    assert d.wait_log(r"route: no IPv4 gateway in service: IPv4 traffic to the managed "
+                      r"destinations is refused \(fail closed\)")
+    # g1 still forwards and main's default still points at it: refused all the same
+    assert who(lan, SERVER).startswith("error"), "public IPv4 leaked through main"
+    r = route_get(gw, SERVER)
+    assert "error" in r or r.get("type") == "prohibit", r
+    assert refused_gauge(gw, "ipv4") == 1
+
+    d.set_mark()
+    ping_off(lab["g2"], False)
+    wait_active(gw, [GWS[1]], timeout=5, what="g2 to return")
+    assert d.wait_log(r"route: IPv4 traffic flows again through 1 gateway")
+    assert who(lan, SERVER) == "peer 172.16.2.1"
+    assert refused_gauge(gw, "ipv4") == 0
+    assert who(lan, SERVER6).startswith("error")
+    assert d.stop() == 0
+    d.assert_clean()
+    # stopped: nothing of ours is left, the client leaves by main again
+    assert table_routes(gw, 4) == [] and table_routes(gw, 6) == []
+    assert who(lan, SERVER6) == "peer fd00:1::1"
+
+
+def test_route_agent_ipv6_gateway(lab, egressd_bin):
+    """An IPv6 gateway carries public IPv6 (not main's default, g1); when it leaves, IPv6 is
+    refused while IPv4 keeps flowing through its own gateway."""
+    gw, health = build(lab, v6=True)
+    client_ipv6(lab)
+    lan = lab["lan"]
+    d = route_agent(gw, egressd_bin, "-iptables-gateway", GWS[0], "-iptables-gateway",
+                    GWS6[1])
+    wait_active(gw, [GWS[0]], timeout=5)
+    wait_active(gw, [GWS6[1]], family=6, timeout=5)
+    assert who(lan, SERVER6) == "peer fd00:2::1"  # through g2, not main's g1
+    assert who(lan, SERVER) == "peer 172.16.1.1"
+    assert refused_gauge(gw, "ipv6") == 0
+
+    d.set_mark()
+    ping_off(lab["g2"], family=6)
+    wait_active(gw, [], family=6, what="the IPv6 gateway to leave")
+    assert d.wait_log(r"route: no IPv6 gateway in service: IPv6 traffic to the managed "
+                      r"destinations is refused")
+    assert who(lan, SERVER6).startswith("error"), "public IPv6 leaked through main"
+    assert who(lan, SERVER) == "peer 172.16.1.1"
+    assert refused_gauge(gw, "ipv6") == 1 and refused_gauge(gw, "ipv4") == 0
+    assert d.stop() == 0
+    d.assert_clean()
+
+
+def test_route_agent_fail_open(lab, egressd_bin):
+    """-fail open keeps gateway-route-manager's fallback: with no gateway in service, and for
+    IPv6 without an IPv6 gateway, traffic leaves by the main table."""
+    gw, health = build(lab, v6=True)
+    client_ipv6(lab)
+    lan = lab["lan"]
+    d = route_agent(gw, egressd_bin, "-iptables-gateway", GWS[1], "-fail", "open")
+    wait_active(gw, [GWS[1]], timeout=5)
+    assert d.wait_log(r"fail open")
+    assert who(lan, SERVER) == "peer 172.16.2.1"
+    assert who(lan, SERVER6) == "peer fd00:1::1"  # no IPv6 gateway: main, as before
+    assert table_routes(gw, 6) == []
+    ping_off(lab["g2"])
+    wait_active(gw, [], what="g2 to leave")
+    wait_for(lambda: who(lan, SERVER) == "peer 172.16.1.1", timeout=5,
+             what="IPv4 to fall back to main's default (g1)")
+    assert refused_gauge(gw, "ipv4") == 0 and refused_gauge(gw, "ipv6") == 0
+    assert d.stop() == 0
+    d.assert_clean()
