@@ -17,6 +17,8 @@
 
 const UPLINKS_POLL_MS = 2000;
 const CONNECTIONS_POLL_MS = 3000;
+const ALLOWLIST_POLL_MS = 5000;
+const ALLOWLIST_ROWS = 200; /* entries shown; the summary counts them all */
 const PENDING_POLL_MS = 2000;
 const CHART_WINDOW_S = 300;
 const EVENTS_SHOWN = 200;
@@ -119,8 +121,10 @@ function start() {
 	refreshUplinks();
 	refreshConnections();
 	refreshGateway();
+	refreshAllowlist();
 	refreshPending();
 	loadConfig();
+	every(ALLOWLIST_POLL_MS, refreshAllowlist);
 	every(UPLINKS_POLL_MS, refreshUplinks);
 	every(CONNECTIONS_POLL_MS, refreshConnections);
 	every(PENDING_POLL_MS, () => state.pending && refreshPending());
@@ -607,6 +611,52 @@ async function toggleGateway() {
 		return;
 	}
 	changed(r, "Gateway mode " + (want ? "on" : "off"));
+}
+
+/* --- allowlist: the agent's server connection, the entries enforced, drops per client --- */
+
+async function refreshAllowlist() {
+	const r = await api("GET", "/api/allowlist?limit=" + ALLOWLIST_ROWS);
+	const box = $("allowlist");
+	if (!r.ok || !r.body || typeof r.body !== "object") {
+		box.hidden = true; /* the module is not running (503) or not there */
+		return;
+	}
+	box.hidden = false;
+	const s = r.body;
+	const c = s.connection;
+	$("al-server").textContent = s.server || "none (the kept list)";
+	const st = c ? c.state : "kept list";
+	$("al-state").textContent = st;
+	$("al-state").className = "al-state " + (c && c.state !== "synced" ? "down" : "up");
+	$("al-error").textContent = c && c.state !== "synced" && c.last_error ? c.last_error : "";
+	$("al-summary").textContent = "version " + s.version + " · " + s.items + " items · " +
+		s.elements + " in the kernel · " + s.learned + " learned from DNS" +
+		(s.skipped ? " · " + s.skipped + " skipped" : "");
+	const body = $("al-entries").tBodies[0];
+	body.replaceChildren();
+	for (const it of listOf(s, "items")) {
+		const tr = el("tr");
+		const limits = [it.proto, it.ports, (it.sources || []).join(", ")].filter((x) => x);
+		tr.append(el("td", "", it.label), el("td", "", it.dst || it.name || ""),
+			el("td", "muted", limits.join(" · ")));
+		body.append(tr);
+	}
+	if (s.truncated) {
+		const tr = el("tr");
+		const td = el("td", "muted", "… and " + (s.items - ALLOWLIST_ROWS) + " more");
+		td.colSpan = 3;
+		tr.append(td);
+		body.append(tr);
+	}
+	const drops = $("al-drops").tBodies[0];
+	drops.replaceChildren();
+	for (const d of listOf(s, "drops").sort((a, b) => b.packets - a.packets)) {
+		const tr = el("tr");
+		tr.append(el("td", "", d.client), el("td", "num", String(d.packets)),
+			el("td", "num", fmtBytes(d.bytes)));
+		drops.append(tr);
+	}
 }
 
 /* --- connections --- */

@@ -803,6 +803,12 @@ static void allowlist_free(void *m)
 	free(a);
 }
 
+static void status_drop_cb(const char *client, uint64_t packets, uint64_t bytes, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:s, s:I, s:I}", "client", client, "packets",
+					   (json_int_t)packets, "bytes", (json_int_t)bytes));
+}
+
 static json_t *allowlist_status(void *m)
 {
 	struct allowlist *a = m;
@@ -821,6 +827,10 @@ static json_t *allowlist_status(void *m)
 		a->last_error, "clients", clients, "nat", c->nat, "dns", c->dns, "state_file",
 		path);
 	json_object_set_new(o, "connection", a->client ? al_client_status(a->client) : json_null());
+	/* the kernel's drop counters: clients that sent what the list does not allow */
+	json_t *drops = json_array();
+	(void)al_nft_counters(a->tbl, NULL, status_drop_cb, drops);
+	json_object_set_new(o, "drops", drops);
 	return o;
 }
 
