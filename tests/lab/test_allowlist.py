@@ -70,6 +70,9 @@ def test_kept_list_enforced_at_start(lab, egressd_bin):
     assert m[("egress_allowlist_items", frozenset())] == 7  # the private one left out
     st = al.status("gw1").json()
     assert st["version"] == 7 and st["skipped"] >= 1 and st["connection"] is None
+    assert {d["client"] for d in st["drops"]} == {"10.1.0.2", "fd01::2"}
+    assert all(d["packets"] > 0 for d in st["drops"])
+    assert {i["label"] for i in st["items"]} >= {"11.0.0.1", "*.cdn.test"}
 
     # stopped, the table stays (keep_table): the list is still enforced without egressd
     assert d.stop() == 0
