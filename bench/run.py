@@ -12,9 +12,11 @@ failover time), proxy.py (the proxy beside plain forwarding, HAProxy and socat:
 throughput, connection rate, memory per idle connection; the DNS forwarder beside
 dnsmasq) and api.py (the REST API's cost to the data plane: the proxy's connection rate
 and the policy module's throughput with 20 dashboard clients beside none, the API's
-latency meanwhile, egressd's memory with the API on and off) and allowlist.py (100 000
+latency meanwhile, egressd's memory with the API on and off), allowlist.py (100 000
 allowlist entries in one nftables transaction beside iptables one rule per address, and
-forwarding through a gateway holding them beside one holding a single entry).
+forwarding through a gateway holding them beside one holding a single entry) and
+allowlist_fanout.py (one change reaching 200 simulated gateways through egress-server's
+hub: time until all acknowledged, memory per gateway).
 
 Exits 1 when a run is invalid - a result that does not match its peer's, or a benchmark
 script that says its run measured nothing trustworthy (exit 1, the reason printed) - never
@@ -73,7 +75,7 @@ def main():
     invalid = []
     for script, extra in (("failover.py", ["--runs", str(args.runs)]), ("check_cpu.py", []),
                           ("policy.py", []), ("proxy.py", []), ("api.py", []),
-                          ("allowlist.py", [])):
+                          ("allowlist.py", []), ("allowlist_fanout.py", [])):
         path = os.path.join(here, script)
         r = subprocess.run([sys.executable, path, "--egressd", args.egressd] + extra)
         if r.returncode != 0:
