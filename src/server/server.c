@@ -36,7 +36,7 @@ struct server_run {
 	const struct server_opts *opts;
 	struct loop *loop;
 	char name[64]; /* [server] name, or the host name */
-	struct api_route_table table;
+	struct api_route_table tables[2]; /* the allowlist's routes, the hub's */
 	unsigned reloads;
 };
 
@@ -93,6 +93,7 @@ static void server_reload_cb(void *arg)
 	s->srv.conf = conf;
 	server_apply_conf(s);
 	api_reconf(s->srv.api, conf);
+	hub_reconf(s->srv.hub, conf);
 	conf_free(old);
 	s->reloads++;
 	log_info("reload %u: replica %s ([store] changes take effect at the next start)",
@@ -143,19 +144,26 @@ int server_run(const struct server_opts *opts, struct conf *conf)
 		s.srv.conf, &s.srv.api);
 	if (r < 0)
 		goto out;
-	s.table = (struct api_route_table){
+	r = hub_new(&s.srv, &s.srv.hub);
+	if (r < 0) {
+		log_error("hub: cannot start: %s", strerror(-r));
+		goto out;
+	}
+	s.tables[0] = (struct api_route_table){
 		.routes = server_api_routes,
 		.n = server_api_n_routes,
 		.arg = &s.srv,
 		.running = true,
 	};
-	api_set_routes(s.srv.api, &s.table, 1);
+	hub_routes(s.srv.hub, &s.tables[1]);
+	api_set_routes(s.srv.api, s.tables, 2);
 	loop_set_reload(s.loop, server_reload_cb, &s);
 	server_ready(&s);
 	sig = loop_run(s.loop);
 	loop_notify("STOPPING=1");
 	status = sig < 0 ? 1 : 0;
 out:
+	hub_free(s.srv.hub); /* its gateways' connections first: they came from the API */
 	api_free(s.srv.api);
 	if (s.srv.events)
 		event_log_unsubscribe(s.srv.events, server_event_cb, &s);

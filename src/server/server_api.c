@@ -468,6 +468,14 @@ static void status_cb(struct api_req *r, void *arg)
 			json_null()));
 }
 
+/* GET /api/gateways: every gateway any replica has seen, with its version and lag */
+static void gateways_cb(struct api_req *r, void *arg)
+{
+	struct server *srv = arg;
+
+	api_reply_json(r, 200, json_pack("{s:o}", "gateways", hub_gateways(srv->hub)));
+}
+
 const struct api_route server_api_routes[] = {
 	{EVHTTP_REQ_GET, "/api/entries", API_READ, entries_list_cb, false},
 	{EVHTTP_REQ_POST, "/api/entries", API_ADMIN, entry_add_cb, false},
@@ -477,5 +485,6 @@ const struct api_route server_api_routes[] = {
 	{EVHTTP_REQ_DELETE, "/api/entries/{id}", API_ADMIN, entry_delete_cb, false},
 	{EVHTTP_REQ_GET, "/api/audit", API_READ, audit_cb, false},
 	{EVHTTP_REQ_GET, "/api/status", API_READ, status_cb, false},
+	{EVHTTP_REQ_GET, "/api/gateways", API_READ, gateways_cb, false},
 };
 const size_t server_api_n_routes = ARRAY_SIZE(server_api_routes);

@@ -12,6 +12,7 @@
 
 #include "api_conf.h"
 #include "conf_keys.h"
+#include "hub_conf.h"
 #include "log.h"
 #include "server.h"
 #include "server_conf.h"
@@ -60,6 +61,7 @@ const struct conf_section_type conf_server_type = {
 const struct conf_section_type *const server_conf_types[] = {
 	&conf_server_type,
 	&conf_store_type,
+	&conf_hub_type,
 	&conf_api_type,
 };
 const size_t n_server_conf_types = ARRAY_SIZE(server_conf_types);
