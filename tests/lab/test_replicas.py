@@ -1,0 +1,183 @@
+"""Lab test: two egress-server replicas on one PostgreSQL (a private cluster, pgcluster.py),
+gateways connected to different replicas.
+
+    gateway gw-a --- ws://127.0.0.1:PA/ws ---> replica a --+
+                                                            +--- PostgreSQL (UNIX socket in
+    gateway gw-b --- ws://127.0.0.1:PB/ws ---> replica b --+     the cluster's temp folder)
+    admin client --- each replica's UNIX socket (root is an admin there)
+
+The gateways are simulated (simgw.py: the real protocol over python3-websockets), the
+servers and the database real.  What it shows: a change made on either replica reaches the
+gateways of both (LISTEN/NOTIFY), their acknowledgements show on both replicas' API; the
+database restarting loses nothing and changes flow again once the replicas reconnect.
+"""
+
+import asyncio
+import time
+
+import pytest
+
+from egress_server import EgressServer, server_path
+from pgcluster import PgCluster
+from simgw import SimGateway
+
+pytestmark = [pytest.mark.requires_root, pytest.mark.daemon]
+
+HANG = 30.0  # a wait this long failed: a deadline against a hang, not a speed target
+
+
+@pytest.fixture(scope="module")
+def binary(request):
+    path = server_path(request.config)
+    if not path.is_file():
+        pytest.fail("egress-server not found at %s (build it, or set EGRESS_SERVER)" % path,
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture
+def pg():
+    with PgCluster() as cluster:
+        yield cluster
+
+
+class Replica:
+    def __init__(self, tmp, binary, name, pg):
+        self.name = name
+        (tmp / name).mkdir(parents=True, exist_ok=True)
+        self.s = EgressServer.start_local(
+            tmp / name, binary, name=name,
+            settings={"server": {"name": name},
+                      "store": {"backend": "postgresql", "conninfo": pg.conninfo,
+                                "path": None},
+                      "hub": {"ping": "500ms", "timeout": "5s"}})
+        self.api = self.s.api()
+        self.ws_url = "ws://%s/ws" % self.s.url.split("://", 1)[1]
+
+    def token(self):
+        return self.s.token("gateways-" + self.name, "read")
+
+    def status(self):
+        r = self.api.get("/api/status")
+        assert r.status == 200, r
+        return r.json()
+
+    def add(self, value):
+        r = self.api.post("/api/entries", {"value": value})
+        assert r.status == 201, r
+        return r.json()["id"]
+
+    def delete(self, entry):
+        r = self.api.delete("/api/entries/%d" % entry)
+        assert r.status in (200, 204), r
+
+    def gateways(self):
+        r = self.api.get("/api/gateways")
+        assert r.status == 200, r
+        j = r.json()
+        return {g["name"]: g for g in (j["gateways"] if isinstance(j, dict) else j)}
+
+    def stop(self):
+        if self.s.alive():
+            assert self.s.stop() == 0, self.s.proc.tail(30)
+        self.s.assert_clean()
+
+
+@pytest.fixture
+def replicas(tmp_path, binary, pg):
+    a = Replica(tmp_path, binary, "a", pg)
+    b = Replica(tmp_path, binary, "b", pg)
+    yield a, b
+    for r in (a, b):
+        r.stop()
+
+
+def wait_for(what, fn, timeout=HANG):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("still waiting after %ds for %s" % (timeout, what))
+        time.sleep(0.05)
+
+
+async def until(gw, what, pred):
+    """Read (and apply) the gateway's messages until pred(gw) holds; acknowledge."""
+    deadline = time.monotonic() + HANG
+    while not pred(gw):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("%s still waiting for %s (holds version %d: %s)"
+                                 % (gw.name, what, gw.version, sorted(gw.items)))
+        try:
+            await gw.recv(timeout=left)
+        except asyncio.TimeoutError:
+            continue
+    await gw.ack()
+
+
+def holds(key):
+    return lambda gw: key in gw.items
+
+
+def lacks(key):
+    return lambda gw: key not in gw.items
+
+
+def test_gateways_on_both_replicas_get_every_change(replicas, pg):
+    a, b = replicas
+
+    async def scenario():
+        gws = [SimGateway(a.ws_url, "gw-a", token=a.token()),
+               SimGateway(b.ws_url, "gw-b", token=b.token())]
+        for gw in gws:
+            first = await gw.connect()
+            assert first["type"] == "snapshot", first
+            await gw.ack()
+
+        e1 = str(a.add("1.1.1.1"))   # on a
+        e2 = str(b.add("2.2.2.2"))   # on b
+        for gw in gws:
+            await until(gw, "both entries", lambda g: e1 in g.items and e2 in g.items)
+        assert gws[0].items[e2]["dst"] == "2.2.2.2/32"
+        assert gws[1].items[e1]["dst"] == "1.1.1.1/32"
+
+        b.delete(int(e1))              # a's entry deleted on b
+        for gw in gws:
+            await until(gw, "entry %s deleted" % e1, lacks(e1))
+            assert e2 in gw.items
+        version = max(gw.version for gw in gws)
+        assert all(gw.version == version for gw in gws)
+        assert a.status()["version"] == b.status()["version"] == version
+
+        # Each replica shows both gateways, with the version they acknowledged.
+        for r in (a, b):
+            wait_for("replica %s to show both gateways at version %d" % (r.name, version),
+                     lambda: all(g in r.gateways() and r.gateways()[g]["version"] == version
+                                 for g in ("gw-a", "gw-b")))
+        assert a.gateways()["gw-a"]["replica"] == "a"
+        assert a.gateways()["gw-b"]["replica"] == "b"
+
+        # The database restarts: nothing is lost; once the replicas are back, changes flow
+        # again to the gateways (which stayed connected to their replicas).
+        pg.restart()
+        e3 = wait_for("replica a to take an entry after the restart", lambda: _try_add(a))
+        for gw in gws:
+            await until(gw, "entry %s added after the database restarted" % e3, holds(e3))
+            assert e2 in gw.items and e1 not in gw.items
+        for gw in gws:
+            await gw.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 4 * HANG))
+
+
+def _try_add(replica):
+    """Add an entry; None while the store is still reconnecting (the API answers 5xx)."""
+    r = replica.api.post("/api/entries", {"value": "3.3.3.3"})
+    if r.status >= 500:
+        return None
+    assert r.status == 201, r
+    return str(r.json()["id"])
+
