@@ -10,6 +10,10 @@ The gateways are simulated (simgw.py: the real protocol over python3-websockets)
 servers and the database real.  What it shows: a change made on either replica reaches the
 gateways of both (LISTEN/NOTIFY), their acknowledgements show on both replicas' API; the
 database restarting loses nothing and changes flow again once the replicas reconnect.
+
+Then the same with real gateways (egressd's agent, allowlab.py's topology: both replicas in
+its srv node, gw1 connected to replica a, gw2 to b): what the clients behind either gateway
+may reach follows the entries added and deleted on either replica.
 """
 
 import asyncio
@@ -17,6 +21,7 @@ import time
 
 import pytest
 
+from allowlab import SERVER_ADDR, AllowLab
 from egress_server import EgressServer, server_path
 from pgcluster import PgCluster
 from simgw import SimGateway
@@ -181,3 +186,43 @@ def _try_add(replica):
     assert r.status == 201, r
     return str(r.json()["id"])
 
+
+
+def test_real_gateways_on_two_replicas(lab, egressd_bin, binary, pg):
+    """The same with egressd's agent on two gateways of allowlab.py, each connected to
+    another replica: what a client behind either gateway may reach follows the changes
+    made on either replica."""
+    al = AllowLab(lab, egressd_bin)
+    reps = {}
+    for name, port in (("a", 8091), ("b", 8092)):
+        reps[name] = EgressServer.start(
+            lab["srv"], binary, name=name, port=port,
+            settings={"server": {"name": name},
+                      "store": {"backend": "postgresql", "conninfo": pg.conninfo,
+                                "path": None},
+                      "api": {"listen": "%s:%d" % (SERVER_ADDR, port)}})
+    al.start_gateway("gw1", token=reps["a"].token("gw1", "read"),
+                     url="ws://%s:8091/ws" % SERVER_ADDR)
+    al.start_gateway("gw2", token=reps["b"].token("gw2", "read"),
+                     url="ws://%s:8092/ws" % SERVER_ADDR)
+
+    def add(rep, value):
+        r = reps[rep].api().post("/api/entries", {"value": value})
+        assert r.status == 201, r
+        return r.json()["id"]
+
+    one = add("a", "11.0.0.1")
+    add("b", "11.0.0.2")
+    for client in ("c1", "c2"):
+        al.wait_reachable(client, "11.0.0.1", timeout=HANG)
+        al.wait_reachable(client, "11.0.0.2", timeout=HANG)
+        assert al.fetch(client, "11.0.0.3") is None  # never added
+
+    r = reps["b"].api().delete("/api/entries/%d" % one)  # a's entry, deleted on b
+    assert r.status in (200, 204), r
+    for client in ("c1", "c2"):
+        al.wait_blocked(client, "11.0.0.1", timeout=HANG)
+        assert al.fetch(client, "11.0.0.2") == "web"
+    for d in list(al.gw.values()) + list(reps.values()):
+        assert d.stop() == 0, d.proc.tail(30)
+        d.assert_clean()
