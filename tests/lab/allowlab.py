@@ -78,6 +78,10 @@ def gateway_conf(gw, state_dir, server_url, token=None, extra=""):
     return "\n".join(lines) + "\n" + extra
 
 
+# egress-server in srv: its API (and the hub) where the gateways reach it, heartbeats fast
+SERVER_SETTINGS = {"api": {"listen": "0.0.0.0:8091"}, "hub": {"ping": "1s", "timeout": "3s"}}
+
+
 class AllowLab:
     def __init__(self, lab, egressd_bin, server=None):
         """Build the topology in lab and start the internet's servers; server (an
@@ -106,7 +110,19 @@ class AllowLab:
         self.dns.send_signal(1)  # SIGHUP: dnsmasq reads its hosts files again
 
     def server_url(self):
-        return "ws://%s:%d/ws" % (SERVER_ADDR, self.server.port) if self.server else None
+        """ws://SERVER_ADDR:PORT/ws of the server's first API listener."""
+        if not self.server:
+            return None
+        port = int(str(self.server.sections["api"]["listen"]).split()[0].rsplit(":", 1)[1])
+        return "ws://%s:%d/ws" % (SERVER_ADDR, port)
+
+    def wait_synced(self, gw, version=None, timeout=10.0):
+        """Until gw's agent is in step with the server (at version, if given)."""
+        def synced():
+            st = self.status(gw).json()
+            c = st.get("connection") or {}
+            return c.get("state") == "synced" and (version is None or st["version"] == version)
+        wait_for(synced, timeout=timeout, what="%s in step with the server" % gw)
 
     def state_dir(self, gw):
         """Where gw's agent keeps its list (in the lab's run directory)."""

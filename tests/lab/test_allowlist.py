@@ -6,15 +6,22 @@ prefix, a port-limited and a source-limited entry, names and wildcards through D
 a destination never added is blocked and its drops counted per client; a private address a
 list holds is skipped and logged; counters are labelled with the entry.
 
-With egress-server (tests marked `server`): entries added, deleted, the server killed and
-restarted, a gateway away while entries go, a wrong token.
+With the real egress-server in node srv (egress_server.py): entries of every kind added and
+deleted reach both gateways' clients; a destination never added is blocked and counted; the
+server killed with kill -9 while the gateways keep enforcing, restarted with nothing lost;
+an entry deleted while a gateway was away is removed when it comes back; a wrong token
+refused; `egressd allowlist -iptables-wss-server` as the original gateway is run.
 """
 
 import pytest
 
-from allowlab import AllowLab
+import egress_server
+from allowlab import SERVER_SETTINGS, AllowLab
+from egress_server import EgressServer
+from egressd import Egressd
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.daemon]
+server_bin = egress_server.server_bin  # the fixture
 
 KEPT = [
     {"key": "1", "entry": 1, "label": "11.0.0.1", "dst": "11.0.0.1/32"},
@@ -94,3 +101,119 @@ def test_keep_table_off(lab, egressd_bin):
     assert d.stop() == 0
     assert "egress_allowlist" not in lab["gw1"].run(["nft", "list", "tables"]).stdout
     assert al.fetch("c1", "11.0.0.2") == "web"
+
+
+# ---- with egress-server ----------------------------------------------------------------
+
+def with_server(lab, egressd_bin, server_bin):
+    al = AllowLab(lab, egressd_bin)
+    srv = al.server = EgressServer.start(lab["srv"], server_bin, settings=SERVER_SETTINGS)
+    return al, srv, srv.token("gateways", "read")
+
+
+def add(srv, body):
+    r = srv.api().post("/api/entries", body if isinstance(body, dict) else {"value": body})
+    assert r.status == 201, r
+    return r.json()["id"]
+
+
+def delete(srv, entry):
+    r = srv.api().delete("/api/entries/%d" % entry)
+    assert r.status in (200, 204), r
+
+
+def dropped(al, gw, client):
+    return al.metrics(gw).get(("egress_allowlist_dropped_packets_total",
+                               frozenset({"client": client}.items())), 0)
+
+
+def test_server_entries(lab, egressd_bin, server_bin):
+    """Entries added on the server reach both gateways' clients, deleted ones are blocked,
+    a destination never added stays blocked and counted; every kind of entry."""
+    al, srv, token = with_server(lab, egressd_bin, server_bin)
+    al.zone({"www.allowed.test": ["11.0.0.2", "2a00:1::2"], "other.test": ["11.0.0.3"]})
+    al.start_gateways(token)
+    for gw in ("gw1", "gw2"):
+        al.wait_synced(gw)
+    assert al.fetch("c1", "11.0.0.1") is None
+    ip = add(srv, "11.0.0.1")
+    for c in ("c1", "c2"):
+        al.wait_reachable(c, "11.0.0.1")
+    add(srv, "11.0.3.0/24")
+    add(srv, "2a00:1::3")
+    add(srv, {"value": "11.0.0.4", "proto": "tcp", "ports": "8080"})
+    add(srv, "www.allowed.test")
+    add(srv, "*.cdn.test")
+    r = srv.api().post("/api/entries", {"value": "10.9.9.9"})
+    assert r.status == 400 and "private" in r.text
+    al.wait_reachable("c2", "11.0.3.9")
+    al.wait_reachable("c2", "2a00:1::3")
+    al.wait_reachable("c2", "11.0.0.4", 8080)
+    assert al.fetch("c2", "11.0.0.4", 80) is None
+    assert al.fetch_name("c2", "www.allowed.test", family=6) == ("web", "2a00:1::2")
+    assert al.fetch_name("c1", "x.cdn.test") == ("web", "11.0.0.15")
+    assert al.fetch_name("c1", "other.test") == (None, "11.0.0.3")
+    # never added: blocked and counted
+    before = dropped(al, "gw1", "10.1.0.2")
+    assert al.fetch("c1", "11.0.0.9") is None
+    assert dropped(al, "gw1", "10.1.0.2") > before
+    # deleted: blocked again on both gateways
+    delete(srv, ip)
+    for c in ("c1", "c2"):
+        al.wait_blocked(c, "11.0.0.1")
+    assert al.fetch("c1", "11.0.3.9") == "web"
+
+
+def test_server_killed(lab, egressd_bin, server_bin):
+    """kill -9 of the server: the gateways go on enforcing the list; restarted, nothing is
+    lost and changes flow again.  Entries deleted while a gateway was away are removed when
+    it comes back."""
+    al, srv, token = with_server(lab, egressd_bin, server_bin)
+    al.start_gateways(token)
+    a = add(srv, "11.0.0.1")
+    b = add(srv, "11.0.0.5")
+    for c in ("c1", "c2"):
+        al.wait_reachable(c, "11.0.0.5")
+    srv.kill9()
+    for gw in ("gw1", "gw2"):
+        al.gw[gw].wait_log(r"synced -> waiting")
+    assert al.fetch("c1", "11.0.0.1") == "web" and al.fetch("c1", "11.0.0.9") is None
+    srv = al.server = srv.restart()
+    version = srv.api().get("/api/status").json()["version"]
+    for gw in ("gw1", "gw2"):
+        al.wait_synced(gw, version)
+    assert {e["id"] for e in srv.api().get("/api/entries").json()["entries"]} >= {a, b}
+    # gw2 away (egressd stopped: its table stays), an entry deleted meanwhile
+    assert al.gw["gw2"].stop() == 0
+    delete(srv, b)
+    al.wait_blocked("c1", "11.0.0.5")
+    assert al.fetch("c2", "11.0.0.5") == "web"  # still the list it had
+    al.start_gateway("gw2", token)
+    al.wait_blocked("c2", "11.0.0.5")
+    assert al.fetch("c2", "11.0.0.1") == "web"
+
+
+def test_wrong_token(lab, egressd_bin, server_bin):
+    """A gateway with a token the server does not know is refused; it keeps enforcing the
+    list it has (fail closed) and says why."""
+    al, srv, token = with_server(lab, egressd_bin, server_bin)
+    add(srv, "11.0.0.1")
+    al.write_state("gw1", 1, KEPT[:1])
+    d = al.start_gateway("gw1", "not-a-token")
+    d.wait_log(r"connecting -> waiting \(.*401")
+    assert al.status("gw1").json()["connection"]["state"] in ("waiting", "connecting")
+    assert al.fetch("c1", "11.0.0.1") == "web"
+    assert al.fetch("c1", "11.0.0.9") is None
+
+
+def test_shortcut(lab, egressd_bin, server_bin):
+    """egressd allowlist -iptables-wss-server URL, as the original gateway is run."""
+    al, srv, token = with_server(lab, egressd_bin, server_bin)
+    add(srv, "11.0.0.1")
+    d = Egressd.command(lab["gw1"], egressd_bin, [
+        "allowlist", "-iptables-wss-server", al.server_url(), "-clients", "10.1.0.0/24",
+        "-token", token, "-state-dir", al.state_dir("gw1"), "--set",
+        "allowlist.reconnect_min=200ms"])
+    d.wait_log(r"syncing -> synced")
+    al.wait_reachable("c1", "11.0.0.1")
+    assert al.fetch("c1", "11.0.0.9") is None
