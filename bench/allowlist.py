@@ -8,7 +8,10 @@
    ACCEPT` per address, timed for --iptables-rules addresses (each call rewrites the whole
    table, so a rule costs more the more there are: 100 000 is estimated from the cost per
    rule in each half, and said to be an estimate).
-3. Forwarding through a gateway (tests/lab/allowlab.py's gw1, egressd enforcing a kept
+3. Propagation: the time from POST /api/entries on egress-server (egress-server beside the
+   egressd under test) until a client behind each of two gateways reaches the new
+   destination (goal: under 2 s), over --trials entries.
+4. Forwarding through a gateway (tests/lab/allowlab.py's gw1, egressd enforcing a kept
    list) holding 100 000 entries beside one holding only the destination: iperf3 throughput
    and new TCP connections per second from c1 to inet (goal: at least 95%), in alternating
    rounds so load from elsewhere falls on both alike.
@@ -18,6 +21,7 @@ goal is a result, exit 0.  What it must not do: touch the host's namespace.
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -82,6 +86,36 @@ def cps(al, seconds):
     return sum(1 for line in r.stdout.splitlines() if " ok " in line) / seconds
 
 
+def propagation(egressd, trials):
+    from egress_server import EgressServer
+    from allowlab import SERVER_SETTINGS
+    binary = os.environ.get("EGRESS_SERVER") or Path(egressd).with_name("egress-server")
+    times = []
+    with Lab() as lab:
+        al = AllowLab(lab, egressd)
+        al.server = EgressServer.start(lab["srv"], binary, settings=SERVER_SETTINGS)
+        token = al.server.token("bench", "read")
+        al.start_gateways(token)
+        for gw in ("gw1", "gw2"):
+            al.wait_synced(gw)
+        api = al.server.api()
+        for i in range(trials):
+            dest = "11.0.0.%d" % (10 + i)
+            t0 = time.monotonic()
+            r = api.post("/api/entries", {"value": dest})
+            if r.status != 201:
+                raise LabError("POST /api/entries: %s" % r)
+            reached = {}
+            while len(reached) < 2 and time.monotonic() - t0 < 30:
+                for c in ("c1", "c2"):
+                    if c not in reached and al.fetch(c, dest, timeout=0.2):
+                        reached[c] = time.monotonic() - t0
+            if len(reached) < 2:
+                raise LabError("%s not reached from both clients in 30 s" % dest)
+            times.append(max(reached.values()))
+    return times
+
+
 def forwarding(egressd, n_items, rounds, seconds):
     res = {"none": {"iperf": [], "cps": []}, "full": {"iperf": [], "cps": []}}
     with Lab() as lab:
@@ -107,6 +141,7 @@ def main():
     ap.add_argument("--iptables-rules", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--trials", type=int, default=5)
     args = ap.parse_args()
     build = Path(args.egressd).resolve().parents[2]
 
@@ -123,6 +158,10 @@ def main():
     print("  iptables-legacy, one rule per address: %d rules in %.1f s (%.1f ms each); "
           "%d estimated at %.0f s (per rule %.1f ms + %.3f ms per 1000 rules before it)" % (args.iptables_rules, ipt, 1000 * ipt / args.iptables_rules,
                                       args.items, est, 1000 * a, 1e6 * b))
+    p = propagation(args.egressd, args.trials)
+    print("  an entry added on egress-server until clients of both gateways reach it: "
+          "median %.2f s, worst %.2f s over %d (goal < 2 s; each includes a curl's own time)"
+          % (statistics.median(p), max(p), len(p)))
     f = forwarding(args.egressd, args.items, args.rounds, args.seconds)
     for key, name, unit in (("iperf", "iperf3, 1 stream", "Gbit/s"),
                             ("cps", "new TCP connections", "per s")):
