@@ -635,7 +635,7 @@ async function refreshAllowlist() {
 		(s.skipped ? " · " + s.skipped + " skipped" : "");
 	const body = $("al-entries").tBodies[0];
 	body.replaceChildren();
-	for (const it of listOf(s, "items")) {
+	for (const it of listOf(s, "list")) {
 		const tr = el("tr");
 		const limits = [it.proto, it.ports, (it.sources || []).join(", ")].filter((x) => x);
 		tr.append(el("td", "", it.label), el("td", "", it.dst || it.name || ""),

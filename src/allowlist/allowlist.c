@@ -834,7 +834,8 @@ static json_t *allowlist_status(void *m)
 	return o;
 }
 
-/* GET /api/allowlist[?limit=N]: the status, with the first N items (default 1000). */
+/* GET /api/allowlist[?limit=N]: the status, with the first N items (default 1000) in
+ * "list" ("items" is their count). */
 static void allowlist_route_cb(struct api_req *r, void *arg)
 {
 	struct allowlist *a = arg;
@@ -854,7 +855,7 @@ static void allowlist_route_cb(struct api_req *r, void *arg)
 	items = json_array();
 	for (size_t i = 0; i < a->n_items && i < (size_t)limit; i++)
 		json_array_append_new(items, al_item_to_json(&a->items[i]));
-	json_object_set_new(o, "items", items);
+	json_object_set_new(o, "list", items);
 	json_object_set_new(o, "truncated", json_boolean(a->n_items > (size_t)limit));
 	api_reply_json(r, 200, o);
 }
