@@ -77,7 +77,10 @@ async function refreshStatus() {
 	const s = r.body;
 	$("status").textContent = "version " + s.version + " · " + s.backend + " · replica " +
 		s.replica;
-	if (s.version !== state.version) {
+	/* the list moved, or a domain shown waits for its first answer */
+	const waiting = state.entries.some((e) => e.resolver && !e.resolver.resolved_at &&
+		!e.resolver.error);
+	if (s.version !== state.version || waiting) {
 		state.version = s.version;
 		refreshEntries();
 	}
@@ -105,6 +108,17 @@ function limits(e) {
 	return parts.join(" · ");
 }
 
+/* What the resolver says of a domain entry: its addresses, or why it publishes none. */
+function resolvedText(r) {
+	if (r.publishes_nothing)
+		return "publishes nothing: " + r.publishes_nothing;
+	if (r.addresses && r.addresses.length)
+		return "→ " + r.addresses.map((a) => a.address).join(", ");
+	if (r.error)
+		return r.error;
+	return r.resolving ? "resolving…" : "not resolved yet";
+}
+
 function renderEntries() {
 	const body = $("entries").tBodies[0];
 	body.replaceChildren();
@@ -112,7 +126,10 @@ function renderEntries() {
 		const tr = el("tr", e.non_deletable ? "locked" : "");
 		tr.dataset.id = e.id;
 		tr.dataset.value = e.value;
-		tr.append(el("td", "num", String(e.id)), el("td", "value", e.value),
+		const value = el("td", "value", e.value);
+		if (e.resolver)
+			value.append(el("div", "resolved muted", resolvedText(e.resolver)));
+		tr.append(el("td", "num", String(e.id)), value,
 			el("td", "kind", e.kind), el("td", "limits", limits(e)),
 			el("td", "comment", e.comment || ""),
 			el("td", "added muted", fmtTime(e.created) + (e.created_by ? " by " +

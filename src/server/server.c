@@ -1,6 +1,7 @@
 /*
  * server.c - egress-server's life cycle on one libevent loop: open the store, serve the
- * API (src/api/, with the allowlist's routes of server_api.c and its page), say "ready";
+ * API (src/api/, with the allowlist's routes of server_api.c and its page), start the
+ * resolver and the gateways' hub (its WebSocket route on the API's listeners), say "ready";
  * reload on SIGHUP (parse the file again, validate, swap; on any error the running
  * configuration stays and the errors are logged); stop on SIGTERM or SIGINT.
  *
@@ -94,6 +95,7 @@ static void server_reload_cb(void *arg)
 	server_apply_conf(s);
 	api_reconf(s->srv.api, conf);
 	hub_reconf(s->srv.hub, conf);
+	resolver_reconf(s->srv.resolver, conf);
 	conf_free(old);
 	s->reloads++;
 	log_info("reload %u: replica %s ([store] changes take effect at the next start)",
@@ -144,6 +146,11 @@ int server_run(const struct server_opts *opts, struct conf *conf)
 		s.srv.conf, &s.srv.api);
 	if (r < 0)
 		goto out;
+	r = resolver_new(&s.srv, &s.srv.resolver);
+	if (r < 0) {
+		log_error("resolver: cannot start: %s", strerror(-r));
+		goto out;
+	}
 	r = hub_new(&s.srv, &s.srv.hub);
 	if (r < 0) {
 		log_error("hub: cannot start: %s", strerror(-r));
@@ -156,7 +163,7 @@ int server_run(const struct server_opts *opts, struct conf *conf)
 		.running = true,
 	};
 	hub_routes(s.srv.hub, &s.tables[1]);
-	api_set_routes(s.srv.api, s.tables, 2);
+	api_set_routes(s.srv.api, s.tables, ARRAY_SIZE(s.tables));
 	loop_set_reload(s.loop, server_reload_cb, &s);
 	server_ready(&s);
 	sig = loop_run(s.loop);
@@ -164,6 +171,7 @@ int server_run(const struct server_opts *opts, struct conf *conf)
 	status = sig < 0 ? 1 : 0;
 out:
 	hub_free(s.srv.hub); /* its gateways' connections first: they came from the API */
+	resolver_free(s.srv.resolver);
 	api_free(s.srv.api);
 	if (s.srv.events)
 		event_log_unsubscribe(s.srv.events, server_event_cb, &s);

@@ -3,6 +3,9 @@
  * get, delete with an admin's override), bulk import and export as JSON or one entry per
  * line, the audit log, the server's status and its gateways.
  *
+ * Entries added or deleted are told to the resolver at once (a domain is resolved now, not
+ * at its next round); the hub learns every change from the store.
+ *
  * Same conventions as egressd's API (api.h): JSON in and out, errors {"error", "field"},
  * bad input refused with the field and what was expected, and then nothing changed.  Every
  * change goes to the store with who made it (api_req_who) and from where (api_req_peer),
@@ -98,9 +101,33 @@ static bool query_uint(struct api_req *r, const char *key, long long def, long l
 	return true;
 }
 
+/* An entry with, for a domain, what the resolver knows of it ("resolver"). */
+static json_t *entry_json(struct server *srv, const struct al_entry *e)
+{
+	json_t *o = al_entry_to_json(e), *st = resolver_entry_status(srv->resolver, e->id);
+
+	if (st)
+		json_object_set_new(o, "resolver", st);
+	return o;
+}
+
+/* The export's form: no "resolver", so that it imports again. */
 static int entries_json_cb(const struct al_entry *e, void *arg)
 {
 	json_array_append_new(arg, al_entry_to_json(e));
+	return 0;
+}
+
+struct list_ctx {
+	struct server *srv;
+	json_t *list;
+};
+
+static int entries_list_json_cb(const struct al_entry *e, void *arg)
+{
+	struct list_ctx *c = arg;
+
+	json_array_append_new(c->list, entry_json(c->srv, e));
 	return 0;
 }
 
@@ -110,15 +137,15 @@ static int entries_json_cb(const struct al_entry *e, void *arg)
 static void entries_list_cb(struct api_req *r, void *arg)
 {
 	struct server *srv = arg;
-	json_t *list = json_array();
-	int rc = store_entries_each(srv->store, api_req_query(r, "search"), entries_json_cb, list);
+	struct list_ctx c = {.srv = srv, .list = json_array()};
+	int rc = store_entries_each(srv->store, api_req_query(r, "search"), entries_list_json_cb, &c);
 
 	if (rc < 0) {
-		json_decref(list);
+		json_decref(c.list);
 		reply_store_error(r, "listing the entries", rc);
 		return;
 	}
-	api_reply_json(r, 200, json_pack("{s:o}", "entries", list));
+	api_reply_json(r, 200, json_pack("{s:o}", "entries", c.list));
 }
 
 /* POST /api/entries {"value", "proto", "ports", "sources", "comment", "non_deletable"} */
@@ -149,6 +176,7 @@ static void entry_add_cb(struct api_req *r, void *arg)
 	}
 	log_info("entry %" PRId64 " (%s %s) added by %s from %s", e.id, al_kind_name[e.kind],
 		e.value, who.who, who.from);
+	resolver_entry_added(srv->resolver, e.id);
 	api_reply_json(r, 201, al_entry_to_json(&e));
 out:
 	al_entry_clear(&e);
@@ -171,7 +199,7 @@ static void entry_get_cb(struct api_req *r, void *arg)
 	else if (rc < 0)
 		reply_store_error(r, "reading an entry", rc);
 	else
-		api_reply_json(r, 200, al_entry_to_json(&e));
+		api_reply_json(r, 200, entry_json(srv, &e));
 	al_entry_clear(&e);
 }
 
@@ -203,6 +231,7 @@ static void entry_delete_cb(struct api_req *r, void *arg)
 	} else {
 		log_info("entry %" PRId64 " (%s) deleted%s by %s from %s", id, e.value,
 			override && e.non_deletable ? " with an override" : "", who.who, who.from);
+		resolver_entry_deleted(srv->resolver, id);
 		api_reply_json(r, 200, json_pack("{s:I, s:s, s:b}", "deleted", (json_int_t)id,
 					       "value", e.value, "override",
 					       override && e.non_deletable));
@@ -354,6 +383,9 @@ static void import_cb(struct api_req *r, void *arg)
 	}
 	log_info("import of %zu entries (%zu there already) by %s from %s", im.n, skipped,
 		who.who, who.from);
+	for (size_t i = 0; i < im.n; i++)
+		if (im.v[i].id > 0) /* added, not skipped */
+			resolver_entry_added(srv->resolver, im.v[i].id);
 	api_reply_json(r, 200, json_pack("{s:I, s:I}", "imported", (json_int_t)(im.n - skipped),
 				       "skipped", (json_int_t)skipped));
 out:
@@ -465,7 +497,7 @@ static void status_cb(struct api_req *r, void *arg)
 		json_pack("{s:I, s:s, s:s, s:I, s:o}", "version",
 			(json_int_t)store_version(srv->store), "backend", store_backend(srv->store),
 			"replica", srv->name, "entries", (json_int_t)n, "resolver_status",
-			json_null()));
+			resolver_status(srv->resolver)));
 }
 
 /* GET /api/gateways: every gateway any replica has seen, with its version and lag */

@@ -14,6 +14,7 @@
 #include "conf_keys.h"
 #include "hub_conf.h"
 #include "log.h"
+#include "resolver_conf.h"
 #include "server.h"
 #include "server_conf.h"
 #include "store_conf.h"
@@ -61,6 +62,7 @@ const struct conf_section_type conf_server_type = {
 const struct conf_section_type *const server_conf_types[] = {
 	&conf_server_type,
 	&conf_store_type,
+	&conf_resolver_type,
 	&conf_hub_type,
 	&conf_api_type,
 };

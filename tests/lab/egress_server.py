@@ -10,7 +10,9 @@
 
 Each server gets its own folder in the lab's run directory (<node>.<name>.d): its
 configuration, its store (SQLite), the API's state directory and UNIX socket, so parallel
-servers never share anything and none touches the host's /var/lib/egress-server.  settings
+servers never share anything and none touches the host's /var/lib/egress-server.  Its
+resolver asks 127.0.0.1:9, where nothing answers, unless settings name a DNS server of the
+test's own: no query ever leaves the node or the host's loopback.  settings
 add to or replace keys of its configuration, section by section:
 
     EgressServer.start(node, server_bin, settings={"hub": {"ping": "1s"}, "api": {...}})
@@ -128,6 +130,8 @@ class EgressServer(Egressd):
         return {
             "server": {"name": name},
             "store": {"path": d / "allowlist.db"},
+            # nothing answers there: a test that wants answers gives its own DNS server
+            "resolver": {"nameservers": "127.0.0.1:9", "timeout": "500ms"},
             "api": {"listen": "127.0.0.1:%d" % port, "socket": d / "api.sock",
                     "state_dir": d / "state"},
         }

@@ -65,9 +65,12 @@ def login(page):
 
 
 def rows(page):
-    """The entries' table in one read: [id, value, kind, limits, comment, added, button]."""
+    """The entries' table in one read: [id, value, kind, limits, comment, added, button,
+    what the resolver says] (the value as the row's data-value, without the last)."""
     return page.js("return [...document.querySelectorAll('#entries tbody tr')]"
-                   ".map((tr) => [...tr.cells].map((td) => td.textContent))")
+                   ".map((tr) => [...tr.cells].map((td) => td.textContent)"
+                   ".map((t, i) => i == 1 ? tr.dataset.value : t)"
+                   ".concat([(tr.querySelector('.resolved') || {}).textContent]))")
 
 
 def values(page):
@@ -97,6 +100,7 @@ def test_login(page):
     wait_for(lambda: "version 0" in page.find("#status").text, timeout=10,
              what="the status line")
     assert "sqlite" in page.find("#status").text
+    wait_for(lambda: page.visible("#gateways-block"), timeout=10, what="the gateways' table")
     page.shot("01-empty")
 
 
@@ -106,6 +110,9 @@ def test_add_and_refusals(page):
     wait_for(lambda: values(page) == ["example.com"], timeout=10, what="the new entry's row")
     row = rows(page)[0]
     assert row[2] == "domain" and "443" in row[3] and row[4] == "the example", row
+    # nothing answers the test's resolver: the row says so, whatever the resolver's error
+    wait_for(lambda: rows(page)[0][7] and "resolving" not in rows(page)[0][7], timeout=10,
+             what="what the resolver says of example.com")
     assert "Added example.com" in page.find("#flash").text
     # a private address: refused beside the form, naming it and why; nothing added
     add(page, "10.1.2.3")

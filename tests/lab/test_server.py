@@ -80,6 +80,16 @@ def test_add_list_search_delete(srv):
     st = r.json()
     assert st["backend"] == "sqlite" and st["replica"] == "egress-server" and st["entries"] == 4
     assert st["version"] >= 6  # five adds and a delete, each a version
+    assert st["resolver_status"]["leader"] is True  # SQLite: this replica resolves
+    # a domain entry says what the resolver knows of it (here: nothing answers)
+    r = api.get("/api/entries/%d" % add(api, "example.org")["id"])
+    assert r.status == 200 and r.json()["resolver"]["name"] == "example.org", r
+    assert "resolver" not in api.get("/api/entries/%d" % ip["id"]).json()
+    assert "resolver" not in api.get("/api/entries/export").text
+    # no gateway yet; the hub's route is on the API's listeners
+    r = api.get("/api/gateways")
+    assert r.status == 200 and r.json() == {"gateways": []}, r
+    assert api.get("/ws").status == 401  # a gateway's token, not the socket's root
 
 
 def test_non_deletable_needs_an_admin_override(srv):
