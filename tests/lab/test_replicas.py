@@ -9,7 +9,9 @@ gateways connected to different replicas.
 The gateways are simulated (simgw.py: the real protocol over python3-websockets), the
 servers and the database real.  What it shows: a change made on either replica reaches the
 gateways of both (LISTEN/NOTIFY), their acknowledgements show on both replicas' API; the
-database restarting loses nothing and changes flow again once the replicas reconnect.
+database restarting loses nothing and changes flow again once the replicas reconnect; one
+replica runs the resolver, and killing it (kill -9) moves the resolver to the other, which
+keeps it when the first comes back.
 
 Then the same with real gateways (egressd's agent, allowlab.py's topology: both replicas in
 its srv node, gw1 connected to replica a, gw2 to b): what the clients behind either gateway
@@ -66,6 +68,11 @@ class Replica:
         r = self.api.get("/api/status")
         assert r.status == 200, r
         return r.json()
+
+    def leads(self):
+        """Does this replica run the resolver now (its status says so)?"""
+        rs = self.status().get("resolver_status") or {}
+        return bool(rs.get("leader"))
 
     def add(self, value):
         r = self.api.post("/api/entries", {"value": value})
@@ -186,6 +193,29 @@ def _try_add(replica):
     assert r.status == 201, r
     return str(r.json()["id"])
 
+
+def test_killing_the_resolver_replica_moves_the_resolver(replicas):
+    """One replica runs the resolver (/api/status resolver_status.leader); kill -9 it and
+    the other takes over; the killed one, restarted, does not take it back."""
+    a, b = replicas
+    leader = wait_for("one replica to run the resolver",
+                      lambda: [r for r in (a, b) if r.leads()])
+    assert len(leader) == 1, "both replicas run the resolver"
+    dead, other = (a, b) if leader[0] is a else (b, a)
+    assert not other.leads()
+
+    dead.s.kill9()
+    wait_for("replica %s to take the resolver over" % other.name, other.leads)
+
+    # The killed one comes back: it does not take the resolver back while the other lives.
+    dead.s = dead.s.restart()
+    dead.api = dead.s.api()
+    assert not dead.leads()
+    assert other.leads()
+    # And the survivor still serves: a change made there shows on the one that came back.
+    e = other.add("4.4.4.4")
+    wait_for("replica %s to list entry %d" % (dead.name, e),
+             lambda: dead.api.get("/api/entries/%d" % e).status == 200)
 
 
 def test_real_gateways_on_two_replicas(lab, egressd_bin, binary, pg):
