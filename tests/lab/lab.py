@@ -89,7 +89,7 @@ TOOL_PACKAGES = {
     "iperf3": "iperf3", "haproxy": "haproxy", "socat": "socat", "dnsperf": "dnsperf",
     "unshare": "util-linux", "sh": "dash", "sleep": "coreutils", "true": "coreutils",
     "false": "coreutils", "chromium": "chromium", "chromedriver": "chromium-driver",
-    "dig": "bind9-dnsutils",
+    "named": "bind9", "dig": "bind9-dnsutils",
 }
 _TOOL_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin",
                               "/bin"])
