@@ -104,10 +104,14 @@ static void resolver_validate(const struct conf *conf, const void *section,
 				"expected an address, ADDR:PORT or [IPV6]:PORT, got \"%s\"",
 				c->nameservers.v[i]);
 	}
-	if (c->ttl_min_ms > c->ttl_max_ms)
-		conf_section_error(errs, &c->s, "ttl_min",
-			"expected at most ttl_max (%u ms), got %u ms", c->ttl_max_ms,
-			c->ttl_min_ms);
+	if (c->ttl_min_ms > c->ttl_max_ms) {
+		char min[32], max[32];
+
+		conf_format_duration(c->ttl_min_ms, min, sizeof(min));
+		conf_format_duration(c->ttl_max_ms, max, sizeof(max));
+		conf_section_error(errs, &c->s, "ttl_min", "expected at most ttl_max (%s), got %s",
+			max, min);
+	}
 }
 
 const struct conf_section_type conf_resolver_type = {

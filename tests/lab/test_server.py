@@ -330,6 +330,10 @@ CHECK_CONF = """\
 [server]
 name=replica-a
 
+[resolver]
+nameservers = 9.9.9.9, [2620:fe::fe]:53
+grace=90s
+
 [api]
 listen = 127.0.0.1:9443 [::1]:9443
 metrics = yes
@@ -365,6 +369,9 @@ def test_check_prints_the_normalised_configuration(lab, server_bin):  # noqa: F8
     ("[server]\nlog_level = loud\n", "log_level"),
     ("[api]\nlisten = 127.0.0.1:99999\n", "listen"),
     ("[uplink isp1]\ninterface = eth0\n", "uplink"),
+    ("[resolver]\nnameservers = dns.example\n", "nameservers"),
+    ("[resolver]\nnameservers = 9.9.9.9:0\n", "nameservers"),
+    ("[resolver]\nttl_min = 2h\n", "ttl_min"),
 ])
 def test_bad_configuration_refused(lab, server_bin, text, where):  # noqa: F811
     conf = lab.dir / "bad.conf"
