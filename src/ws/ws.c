@@ -439,9 +439,18 @@ void ws_begin(struct ws *w, struct bufferevent *bev)
 		fatalx("ws: out of memory for a session");
 	wslay_event_config_set_max_recv_msg_length(w->ctx, w->o.max_message);
 	bufferevent_setcb(bev, read_cb, write_cb, event_cb, w);
-	bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_setwatermark(bev, EV_READ | EV_WRITE, 0, 0);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/*
+	 * No timeouts: the heartbeat bounds the session.  Clearing evhttp's is not enough
+	 * while its read is disabled (it is, during the request's handler): libevent 2.1 keeps
+	 * a persistent event's last timeout (ev_io_timeout) when the event is added again
+	 * without one, and re-arms it after every read, so the server's [api] timeout came
+	 * back after the first message and closed every idle WebSocket.  With both events
+	 * pending, a timeout set and then cleared is removed from the events themselves.
+	 */
+	bufferevent_set_timeouts(bev, &(struct timeval){.tv_sec = 3600}, &(struct timeval){.tv_sec = 3600});
+	bufferevent_set_timeouts(bev, NULL, NULL);
 	ws_transition(w, WS_OPEN);
 	w->last_rx_ms = now_ms();
 	w->pinged = false;

@@ -287,8 +287,6 @@ def test_heartbeat_timeout_drops_a_silent_gateway(binary, tmp_path):
         s.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="the API closes a WebSocket it upgraded [api] timeout "
-                   "after the upgrade, pings and pongs or not ('connection lost: Success')")
 def test_an_idle_gateway_outlives_the_api_timeout(binary, tmp_path):
     """Nothing to send for longer than [api] timeout: the heartbeat keeps it connected."""
     s = Server(tmp_path, binary, {"api": {"timeout": "1s"},

@@ -846,6 +846,8 @@ static void test_not_an_api_client(void **state)
 	if (!run_until(t, &t->cli.opened))
 		fail_msg("not open: %s", t->cli.why);
 	assert_string_equal(t->auth, "Bearer tok-1");
+	/* a message read re-arms whatever timeout the read event kept from evhttp */
+	assert_int_equal(ws_send(t->cli.w, "hello", 5), 0);
 	run_for(t, 1500); /* past timeout = 300ms and evhttp's whole second */
 	assert_int_equal(t->cli.closed, 0);
 	/* max_clients = 1: a request is still served */
