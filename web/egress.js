@@ -149,6 +149,7 @@ function setupOnce() {
 	state.charts.throughput = makeChart($("chart-throughput"), "Mbit/s");
 	state.charts.newconns = makeChart($("chart-newconns"), "per second");
 	$("conn-filter").addEventListener("input", renderConnections);
+	$("al-filter").addEventListener("input", refreshAllowlist);
 	$("gateway-toggle").addEventListener("change", toggleGateway);
 	$("pending-confirm").addEventListener("click", confirmPending);
 	$("pending-cancel").addEventListener("click", cancelPending);
@@ -615,8 +616,27 @@ async function toggleGateway() {
 
 /* --- allowlist: the agent's server connection, the entries enforced, drops per client --- */
 
+/* The agent's connection as an operator says it: connected, connecting or backoff. */
+function alConnection(c) {
+	if (!c)
+		return {text: "kept list", up: true};
+	if (c.state === "synced" || c.state === "syncing")
+		return {text: c.state === "synced" ? "connected" : "connected, syncing", up: true};
+	if (c.state === "waiting")
+		return {text: "backoff" + (c.retry_in_ms >= 1000 ? ", retry in " +
+			fmtAge(c.retry_in_ms / 1000) : ""), up: false};
+	return {text: c.state, up: false};
+}
+
+let alAsked = 0; /* the newest request: an older answer arriving late is dropped */
+
 async function refreshAllowlist() {
-	const r = await api("GET", "/api/allowlist?limit=" + ALLOWLIST_ROWS);
+	const q = $("al-filter").value.trim();
+	const asked = ++alAsked;
+	const r = await api("GET", "/api/allowlist?limit=" + ALLOWLIST_ROWS +
+		(q ? "&search=" + encodeURIComponent(q) : ""));
+	if (asked !== alAsked)
+		return;
 	const box = $("allowlist");
 	if (!r.ok || !r.body || typeof r.body !== "object") {
 		box.hidden = true; /* the module is not running (503) or not there */
@@ -625,30 +645,46 @@ async function refreshAllowlist() {
 	box.hidden = false;
 	const s = r.body;
 	const c = s.connection;
+	const now = Date.now() / 1000;
 	$("al-server").textContent = s.server || "none (the kept list)";
-	const st = c ? c.state : "kept list";
-	$("al-state").textContent = st;
-	$("al-state").className = "al-state " + (c && c.state !== "synced" ? "down" : "up");
-	$("al-error").textContent = c && c.state !== "synced" && c.last_error ? c.last_error : "";
+	const conn = alConnection(c);
+	$("al-state").textContent = conn.text;
+	$("al-state").className = "al-state " + (conn.up ? "up" : "down");
+	$("al-state").dataset.state = c ? (conn.up ? "connected" : c.state) : "none";
+	$("al-versions").textContent = c ? "acknowledged " + (c.acked || "none") : "";
+	$("al-contact").textContent = c && c.last_contact ?
+		"last contact " + fmtAge(now - c.last_contact) + " ago" : "";
+	$("al-error").textContent = c && !conn.up && c.last_error ? c.last_error : "";
 	$("al-summary").textContent = "version " + s.version + " · " + s.items + " items · " +
 		s.elements + " in the kernel · " + s.learned + " learned from DNS" +
 		(s.skipped ? " · " + s.skipped + " skipped" : "");
+
 	const body = $("al-entries").tBodies[0];
 	body.replaceChildren();
 	for (const it of listOf(s, "list")) {
-		const tr = el("tr");
 		const limits = [it.proto, it.ports, (it.sources || []).join(", ")].filter((x) => x);
-		tr.append(el("td", "", it.label), el("td", "", it.dst || it.name || ""),
-			el("td", "muted", limits.join(" · ")));
-		body.append(tr);
+		/* one row per destination in the kernel; a name not yet learned has none */
+		const dsts = listOf(it, "traffic").length ? it.traffic :
+			[{dst: it.dst || it.name || ""}];
+		for (const t of dsts) {
+			const tr = el("tr");
+			tr.append(el("td", "", it.label), el("td", "", t.dst),
+				el("td", "muted", limits.join(" · ")),
+				el("td", "num", t.packets === undefined ? "" : String(t.packets)),
+				el("td", "num", fmtBytes(t.bytes)));
+			body.append(tr);
+		}
 	}
-	if (s.truncated) {
+	const shown = listOf(s, "list").length;
+	if (s.truncated || !shown) {
 		const tr = el("tr");
-		const td = el("td", "muted", "… and " + (s.items - ALLOWLIST_ROWS) + " more");
-		td.colSpan = 3;
+		const td = el("td", "muted", shown ? "… and " + (s.matched - shown) + " more" :
+			q ? "No entry matches." : "No entry.");
+		td.colSpan = 5;
 		tr.append(td);
 		body.append(tr);
 	}
+
 	const drops = $("al-drops").tBodies[0];
 	drops.replaceChildren();
 	for (const d of listOf(s, "drops").sort((a, b) => b.packets - a.packets)) {
@@ -656,6 +692,17 @@ async function refreshAllowlist() {
 		tr.append(el("td", "", d.client), el("td", "num", String(d.packets)),
 			el("td", "num", fmtBytes(d.bytes)));
 		drops.append(tr);
+	}
+
+	const skipped = listOf(s, "skipped_items");
+	$("al-skipped-box").hidden = !skipped.length;
+	const sk = $("al-skipped").tBodies[0];
+	sk.replaceChildren();
+	for (const k of skipped) {
+		const tr = el("tr");
+		tr.append(el("td", "", k.what), el("td", "", k.dst), el("td", "muted", k.why),
+			el("td", "num", fmtAge(now - k.at) + " ago"));
+		sk.append(tr);
 	}
 }
 

@@ -44,6 +44,8 @@ struct al_client {
 	uint64_t retry_at;   /* now_ms() of it, while waiting */
 	unsigned failures;   /* since the last list applied */
 	unsigned long connects;
+	uint64_t acked;	      /* the last version acknowledged */
+	int64_t last_contact; /* unix seconds: when the last connection ended */
 	char last_error[400];
 	char close_why[400]; /* why we close this connection ourselves, or "" */
 	struct log_ratelimit rl;
@@ -188,6 +190,7 @@ static void message_cb(struct ws *w, const char *data, size_t len, void *arg)
 			if (client_send(cl, &ack) < 0)
 				ws_close(cl->ws, 1011, "cannot send");
 			al_msg_clear(&ack);
+			cl->acked = m.version;
 			cl->failures = 0;
 			transition(cl, AL_CLIENT_SYNCED, "");
 		}
@@ -215,6 +218,8 @@ static void close_cb(struct ws *w, int err, const char *why, void *arg)
 
 	(void)w;
 	cl->ws = NULL;
+	if (cl->state == AL_CLIENT_SYNCING || cl->state == AL_CLIENT_SYNCED)
+		cl->last_contact = (int64_t)time(NULL); /* its heartbeat held until now */
 	if (cl->close_why[0])
 		snprintf(buf, sizeof(buf), "%s", cl->close_why);
 	else
@@ -303,10 +308,14 @@ json_t *al_client_status(const struct al_client *cl)
 {
 	uint64_t now = now_ms();
 
-	return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I}", "state", al_client_state_name[cl->state],
-		"since", (json_int_t)cl->since, "last_error", cl->last_error, "connects",
-		(json_int_t)cl->connects, "failures", (json_int_t)cl->failures, "retry_in_ms",
+	return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I}", "state",
+		al_client_state_name[cl->state], "since", (json_int_t)cl->since,
+		"last_error", cl->last_error, "connects", (json_int_t)cl->connects, "failures",
+		(json_int_t)cl->failures, "retry_in_ms",
 		(json_int_t)(cl->state == AL_CLIENT_WAITING && cl->retry_at > now
 				     ? cl->retry_at - now
-				     : 0));
+				     : 0),
+		"acked", (json_int_t)cl->acked, "last_contact",
+		(json_int_t)(cl->ws && cl->state != AL_CLIENT_CONNECTING ? (int64_t)time(NULL)
+									  : cl->last_contact));
 }

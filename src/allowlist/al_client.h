@@ -63,7 +63,9 @@ int al_client_new(struct event_base *base, const struct al_client_conf *c,
 void al_client_free(struct al_client *cl);
 
 enum al_client_state al_client_get_state(const struct al_client *cl);
-/* {"state", "since" (unix seconds), "last_error", "connects", "failures", "retry_in_ms"}. */
+/* {"state", "since" (unix seconds), "last_error", "connects", "failures", "retry_in_ms",
+ * "acked" (the last version acknowledged), "last_contact" (unix seconds: now while connected,
+ * its heartbeat checking the server; else when the last connection ended)}. */
 json_t *al_client_status(const struct al_client *cl);
 
 /*

@@ -40,6 +40,16 @@ struct name_ref {
 	size_t item;	  /* its index in items */
 };
 
+#define SKIPS_KEPT 16
+
+/* A destination left out, for the status: the last SKIPS_KEPT different ones. */
+struct skip {
+	char what[AL_VALUE_MAX]; /* the entry's label, or the name answered */
+	char dst[CIDR_STRLEN];
+	const char *why; /* al_dst_refused()'s */
+	int64_t at;	 /* unix seconds */
+};
+
 struct allowlist {
 	struct module_env *env;
 	const struct conf *conf;
@@ -59,6 +69,8 @@ struct allowlist {
 	bool watching;
 
 	uint64_t skipped, learned, applies, apply_errors;
+	struct skip skips[SKIPS_KEPT];
+	size_t n_skips;
 	int64_t applied_at;
 	char last_error[256];
 	struct log_ratelimit rl_skip, rl_dns;
@@ -96,6 +108,26 @@ static const struct al_item *item_find(const struct allowlist *a, const char *ke
 	return bsearch(&k, a->items, a->n_items, sizeof(*a->items), item_key_cb);
 }
 
+/* Count a destination left out and keep it for the status (once per what and dst). */
+static void skip_note(struct allowlist *a, const char *what, const char *dst, const char *why)
+{
+	struct skip *k = NULL;
+
+	a->skipped++;
+	for (size_t i = 0; i < a->n_skips && !k; i++)
+		if (!strcmp(a->skips[i].what, what) && !strcmp(a->skips[i].dst, dst))
+			k = &a->skips[i];
+	if (!k) {
+		if (a->n_skips == SKIPS_KEPT)
+			memmove(a->skips, a->skips + 1, --a->n_skips * sizeof(*a->skips));
+		k = &a->skips[a->n_skips++];
+		snprintf(k->what, sizeof(k->what), "%s", what);
+		snprintf(k->dst, sizeof(k->dst), "%s", dst);
+	}
+	k->why = why;
+	k->at = (int64_t)time(NULL);
+}
+
 /*
  * Leave out destinations that must never be allowed (logged), sort v by key and keep one
  * of equal keys (a list has none: a delta's keys are taken out before its items go in).
@@ -111,10 +143,11 @@ static size_t items_tidy(struct allowlist *a, struct al_item *v, size_t n)
 		if (v[i].kind == AL_ITEM_DST && al_dst_refused(&v[i].dst, &why)) {
 			char d[CIDR_STRLEN];
 
-			a->skipped++;
+			cidr_str(&v[i].dst, d, sizeof(d));
+			skip_note(a, v[i].label, d, why);
 			if (log_ratelimit(&a->rl_skip))
 				log_warnx("allowlist: item %s (%s): %s %s: skipped", v[i].key,
-					v[i].label, cidr_str(&v[i].dst, d, sizeof(d)), why);
+					v[i].label, d, why);
 			al_item_clear(&v[i]);
 			continue;
 		}
@@ -549,10 +582,11 @@ static void dns_cb(void *arg, const struct dnswatch_answer *ans)
 		if (al_dst_refused(&host, &why)) {
 			char s[ADDR_STRLEN];
 
-			a->skipped++;
+			addr_str(&d->addr, s, sizeof(s));
+			skip_note(a, ans->names[0], s, why);
 			if (log_ratelimit(&a->rl_skip))
 				log_warnx("allowlist: %s answered %s, which %s: skipped",
-					ans->names[0], addr_str(&d->addr, s, sizeof(s)), why);
+					ans->names[0], s, why);
 			continue;
 		}
 		if (ms < c->dns_ttl_min_ms)
@@ -831,16 +865,61 @@ static json_t *allowlist_status(void *m)
 	json_t *drops = json_array();
 	(void)al_nft_counters(a->tbl, NULL, status_drop_cb, drops);
 	json_object_set_new(o, "drops", drops);
+	/* the last destinations skipped, newest first */
+	json_t *skips = json_array();
+	for (size_t i = a->n_skips; i-- > 0;)
+		json_array_append_new(skips, json_pack("{s:s, s:s, s:s, s:I}", "what",
+						     a->skips[i].what, "dst", a->skips[i].dst, "why",
+						     a->skips[i].why, "at", (json_int_t)a->skips[i].at));
+	json_object_set_new(o, "skipped_items", skips);
 	return o;
 }
 
-/* GET /api/allowlist[?limit=N]: the status, with the first N items (default 1000) in
- * "list" ("items" is their count). */
+/* The items a request returns: the JSON of each, by its index in a->items (NULL: not asked) */
+struct route_items {
+	const struct allowlist *a;
+	json_t **of;
+};
+
+/* An element's counters go in its item's "traffic": [{dst, packets, bytes}]. */
+static void route_counter_cb(const char *key, const char *dst, uint64_t packets, uint64_t bytes,
+	void *arg)
+{
+	struct route_items *ri = arg;
+	const struct al_item *it = item_find(ri->a, key);
+	json_t *o = it ? ri->of[it - ri->a->items] : NULL;
+
+	if (!o)
+		return;
+	if (!json_object_get(o, "traffic"))
+		json_object_set_new(o, "traffic", json_array());
+	json_array_append_new(json_object_get(o, "traffic"),
+		json_pack("{s:s, s:I, s:I}", "dst", dst, "packets", (json_int_t)packets, "bytes",
+			(json_int_t)bytes));
+}
+
+/* Whether item it has q (any case) in its label, name or destination. */
+static bool item_matches(const struct al_item *it, const char *q)
+{
+	char d[CIDR_STRLEN];
+
+	if (!*q || strcasestr(it->label, q) || strcasestr(it->name, q))
+		return true;
+	return it->kind == AL_ITEM_DST && strcasestr(cidr_str(&it->dst, d, sizeof(d)), q);
+}
+
+/*
+ * GET /api/allowlist[?limit=N][&search=TEXT]: the status, with the first N items (default
+ * 1000) having TEXT in their label, name or destination in "list" ("items" is the count of
+ * all, "matched" of those with TEXT), each with its kernel counters in "traffic".
+ */
 static void allowlist_route_cb(struct api_req *r, void *arg)
 {
 	struct allowlist *a = arg;
-	const char *ls = api_req_query(r, "limit");
+	const char *ls = api_req_query(r, "limit"), *q = api_req_query(r, "search");
+	struct route_items ri = {.a = a};
 	json_t *o, *items;
+	size_t matched = 0;
 	long limit = 1000;
 	char *end;
 
@@ -853,10 +932,22 @@ static void allowlist_route_cb(struct api_req *r, void *arg)
 	}
 	o = allowlist_status(a);
 	items = json_array();
-	for (size_t i = 0; i < a->n_items && i < (size_t)limit; i++)
-		json_array_append_new(items, al_item_to_json(&a->items[i]));
+	ri.of = xcalloc(a->n_items ? a->n_items : 1, sizeof(*ri.of));
+	for (size_t i = 0; i < a->n_items; i++) {
+		if (!item_matches(&a->items[i], q ? q : ""))
+			continue;
+		if (matched++ < (size_t)limit) {
+			ri.of[i] = al_item_to_json(&a->items[i]);
+			json_array_append(items, ri.of[i]);
+		}
+	}
+	(void)al_nft_counters(a->tbl, route_counter_cb, NULL, &ri);
+	for (size_t i = 0; i < a->n_items; i++)
+		json_decref(ri.of[i]);
+	free(ri.of);
 	json_object_set_new(o, "list", items);
-	json_object_set_new(o, "truncated", json_boolean(a->n_items > (size_t)limit));
+	json_object_set_new(o, "matched", json_integer((json_int_t)matched));
+	json_object_set_new(o, "truncated", json_boolean(matched > (size_t)limit));
 	api_reply_json(r, 200, o);
 }
 

@@ -191,10 +191,10 @@ class AllowLab:
                     out[(n, frozenset(labels.items()))] = v
         return out
 
-    def status(self, gw):
-        """GET /api/allowlist of gw's egressd (its status and first items)."""
+    def status(self, gw, query=""):
+        """GET /api/allowlist of gw's egressd (its status and first items); query: "?..."."""
         from apiclient import ApiClient
-        return ApiClient.unix(self.gw[gw]).get("/api/allowlist")
+        return ApiClient.unix(self.gw[gw]).get("/api/allowlist" + query)
 
     def set_json(self, gw, set_name):
         r = self.lab[gw].run(["nft", "-j", "list", "set", "inet", "egress_allowlist",

@@ -80,6 +80,16 @@ def test_kept_list_enforced_at_start(lab, egressd_bin):
     assert {d["client"] for d in st["drops"]} == {"10.1.0.2", "fd01::2"}
     assert all(d["packets"] > 0 for d in st["drops"])
     assert {i["label"] for i in st["list"]} >= {"11.0.0.1", "*.cdn.test"} and not st["truncated"]
+    # per destination counters in each item, the private one among the skipped
+    one = next(i for i in st["list"] if i["label"] == "11.0.0.1")
+    assert one["traffic"][0]["dst"] == "11.0.0.1" and one["traffic"][0]["packets"] > 0
+    cdn = next(i for i in st["list"] if i["label"] == "*.cdn.test")
+    assert {t["dst"] for t in cdn["traffic"]} >= {"11.0.0.15"}
+    assert {(k["what"], k["dst"]) for k in st["skipped_items"]} == {("10.9.9.9", "10.9.9.9/32")}
+    # ?search= picks items by label, name or destination
+    found = al.status("gw1", "?search=11.0.3").json()
+    assert [i["label"] for i in found["list"]] == ["11.0.3.0/24"] and found["matched"] == 1
+    assert found["items"] == 7 and not found["truncated"]
 
     # stopped, the table stays (keep_table): the list is still enforced without egressd
     assert d.stop() == 0
