@@ -285,7 +285,14 @@ int conf_apply_overrides(struct conf *conf, const struct conf_overrides *o,
 		int ki = conf_key_index(s->type, k);
 		if (ov->preset) {
 			char why2[256];
-			if (!conf_key_is_set(s, k) && conf_set(s, k, ov->value, why2, sizeof(why2)) < 0)
+			if (conf_key_is_set(s, k))
+				continue;
+			/* a command's default replaces the key's default, even for a list */
+			if (conf_type_is_list(k->type) && !(i > 0 && o->v[i - 1].preset &&
+				o->v[i - 1].value && !strcmp(o->v[i - 1].section, ov->section) &&
+				!strcmp(o->v[i - 1].key, ov->key)))
+				conf_value_clear(s, k);
+			if (conf_set(s, k, ov->value, why2, sizeof(why2)) < 0)
 				abort(); /* presets are ours and must parse */
 			continue;
 		}

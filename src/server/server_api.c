@@ -40,10 +40,20 @@ static struct store_who who_of(const struct api_req *r)
 	return (struct store_who){.who = api_req_who(r), .from = api_req_peer(r)};
 }
 
-/* The store failed (not the caller's fault): 500, logged. */
+/*
+ * The store failed (not the caller's fault), logged: 503 while its database is away
+ * (PostgreSQL reconnecting: try again), 500 otherwise.
+ */
 static void reply_store_error(struct api_req *r, const char *what, int err)
 {
 	log_error("api: %s: store: %s", what, strerror(-err));
+	if (err == -ENOTCONN) {
+		evhttp_add_header(evhttp_request_get_output_headers(api_req_evhttp(r)),
+			"Retry-After", "1");
+		api_reply_error(r, 503, NULL, "%s: the store's database is not reachable; "
+			"try again", what);
+		return;
+	}
 	api_reply_error(r, 500, NULL, "%s: the store failed: %s", what, strerror(-err));
 }
 

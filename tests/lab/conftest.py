@@ -37,6 +37,7 @@ if str(HERE) not in sys.path:
 
 import lab as labmod  # noqa: E402
 from lab import Lab, LabFeatureMissing, is_root  # noqa: E402
+from egress_server import server_path  # noqa: E402
 
 REPO = HERE.parents[1]
 DEFAULT_EGRESSD = REPO / "build" / "src" / "cmd" / "egressd"
@@ -67,6 +68,16 @@ def egressd_path(config):
     """The egressd binary chosen by --egressd, then EGRESSD, then the default build dir."""
     opt = config.getoption("--egressd", default=None)
     return Path(opt or os.environ.get("EGRESSD") or DEFAULT_EGRESSD)
+
+
+@pytest.fixture(scope="session")
+def server_bin(request):
+    """The egress-server binary under test: EGRESS_SERVER, else beside egressd."""
+    path = server_path(request.config)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail("egress-server not found at %s (build it, or set EGRESS_SERVER)" % path,
+                    pytrace=False)
+    return path
 
 
 @pytest.fixture(scope="session")

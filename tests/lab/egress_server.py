@@ -30,8 +30,6 @@ import signal
 import socket
 from pathlib import Path
 
-import pytest
-
 from apiclient import ApiClient
 from egressd import Egressd
 from lab import Node
@@ -49,16 +47,6 @@ def server_path(config):
     egressd = config.getoption("--egressd", default=None) or os.environ.get("EGRESSD") or \
         Path(__file__).resolve().parents[2] / "build" / "src" / "cmd" / "egressd"
     return Path(egressd).with_name("egress-server")
-
-
-@pytest.fixture(scope="session")
-def server_bin(request):
-    """The egress-server binary under test (import this fixture into a test module)."""
-    path = server_path(request.config)
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail("egress-server not found at %s (build it, or set EGRESS_SERVER)" % path,
-                    pytrace=False)
-    return path
 
 
 def render(sections):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import lab as labmod
-from egress_server import EgressServer, server_bin  # noqa: F401 (a fixture)
+from egress_server import EgressServer
 from lab import wait_for
 from test_dashboard import Page, shots_dir
 
@@ -30,7 +30,7 @@ WEB = Path(__file__).resolve().parents[2] / "web"
 
 
 @pytest.fixture(scope="module")
-def page(server_bin):  # noqa: F811
+def page(server_bin):
     """egress-server on the host's loopback and a browser on its page."""
     if not labmod.is_root():
         pytest.skip("needs root: chromium runs as root with --no-sandbox")

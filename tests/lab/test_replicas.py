@@ -174,7 +174,14 @@ def test_gateways_on_both_replicas_get_every_change(replicas, pg):
 
         # The database restarts: nothing is lost; once the replicas are back, changes flow
         # again to the gateways (which stayed connected to their replicas).
-        pg.restart()
+        # While it is down, the API says so with 503 and Retry-After (not 500).
+        pg.stop()
+        r = wait_for("replica a to answer 503 while the database is down",
+                     lambda: (lambda x: x if x.status == 503 else None)(
+                         a.api.post("/api/entries", {"value": "4.4.4.4"})))
+        assert "not reachable" in r.json()["error"], r
+        assert r.headers.get("retry-after") == "1", r.headers
+        pg.start()
         e3 = wait_for("replica a to take an entry after the restart", lambda: _try_add(a))
         for gw in gws:
             await until(gw, "entry %s added after the database restarted" % e3, holds(e3))

@@ -17,7 +17,7 @@ import sqlite3
 import pytest
 
 from authdns import AuthDNS
-from egress_server import EgressServer, server_bin  # noqa: F401 (a fixture)
+from egress_server import EgressServer
 from lab import wait_for
 
 pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
@@ -31,7 +31,7 @@ INTERVAL, GRACE = 2, 6
 WAIT = 20  # s: a deadline for what must happen within INTERVAL (or after GRACE)
 
 
-def start(lab, server_bin, records, nameserver="10.53.0.1"):  # noqa: F811
+def start(lab, server_bin, records, nameserver="10.53.0.1"):
     lab.apply(SPEC)
     dns = AuthDNS.start(lab["dns"], {ZONE: records})
     srv = EgressServer.start(lab["srv"], server_bin, settings={"resolver": {
@@ -75,7 +75,7 @@ def wait_published(srv, entry, want, timeout=WAIT):
     return status(srv, entry)
 
 
-def test_changed_a_record_and_grace(lab, server_bin):  # noqa: F811
+def test_changed_a_record_and_grace(lab, server_bin):
     dns, srv = start(lab, server_bin, [("www", 300, "A", "93.184.216.34")])
     www = add(srv, "www." + ZONE)
     st = wait_published(srv, www, {"93.184.216.34"}, timeout=10)
@@ -96,7 +96,7 @@ def test_changed_a_record_and_grace(lab, server_bin):  # noqa: F811
     stop(srv)
 
 
-def test_cname_aaaa(lab, server_bin):  # noqa: F811
+def test_cname_aaaa(lab, server_bin):
     dns, srv = start(lab, server_bin, [
         ("alias", 300, "CNAME", "edge"),
         ("edge", 300, "CNAME", "www"),
@@ -122,7 +122,7 @@ def test_cname_aaaa(lab, server_bin):  # noqa: F811
     stop(srv)
 
 
-def test_reserved_only_publishes_nothing(lab, server_bin):  # noqa: F811
+def test_reserved_only_publishes_nothing(lab, server_bin):
     dns, srv = start(lab, server_bin, [
         ("internal", 300, "A", "10.9.9.9"),
         ("internal", 300, "A", "192.168.4.4"),

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from egress_server import EgressServer, server_bin  # noqa: F401 (a fixture)
-from lab import wait_for
+from egress_server import EgressServer
 
 pytestmark = [pytest.mark.daemon, pytest.mark.requires_root]
 
@@ -23,7 +22,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 @pytest.fixture
-def srv(lab, server_bin):  # noqa: F811
+def srv(lab, server_bin):
     s = EgressServer.start(lab.node("srv"), server_bin)
     yield s
     assert s.stop() == 0, s.proc.tail(30)
@@ -149,7 +148,7 @@ def test_reserved_destinations_refused(srv, value, why):
     assert values(api) == []
 
 
-def test_import_export_round_trip(lab, srv, server_bin):  # noqa: F811
+def test_import_export_round_trip(lab, srv, server_bin):
     api = srv.api()
     body = [
         {"value": "93.184.216.20"},
@@ -340,12 +339,12 @@ metrics = yes
 """
 
 
-def check(server_bin, path, *args):  # noqa: F811
+def check(server_bin, path, *args):
     return subprocess.run([str(server_bin), "-n", "-server-conf-path", str(path)] + list(args),
                           capture_output=True, text=True, timeout=30)
 
 
-def test_check_prints_the_normalised_configuration(lab, server_bin):  # noqa: F811
+def test_check_prints_the_normalised_configuration(lab, server_bin):
     conf = lab.dir / "check.conf"
     conf.write_text(CHECK_CONF)
     r = check(server_bin, conf)
@@ -363,6 +362,17 @@ def test_check_prints_the_normalised_configuration(lab, server_bin):  # noqa: F8
     assert "log_level = debug" in r3.stdout
 
 
+def test_defaults_do_not_take_egressds_port(lab, server_bin):
+    """Without [api] listen, egress-server listens on 127.0.0.1:8091 only, not also on
+    egressd's 8090 (a command's default replaces the key's, lists included)."""
+    conf = lab.dir / "empty.conf"
+    conf.write_text("")
+    r = check(server_bin, conf)
+    assert r.returncode == 0, r.stderr
+    listens = [line for line in r.stdout.splitlines() if line.startswith("listen")]
+    assert listens == ["listen = 127.0.0.1:8091"], listens
+
+
 @pytest.mark.parametrize("text,where", [
     ("[server]\ncolour = blue\n", "bad.conf:2"),
     ("[server]\nname =\n", "name"),
@@ -373,7 +383,7 @@ def test_check_prints_the_normalised_configuration(lab, server_bin):  # noqa: F8
     ("[resolver]\nnameservers = 9.9.9.9:0\n", "nameservers"),
     ("[resolver]\nttl_min = 2h\n", "ttl_min"),
 ])
-def test_bad_configuration_refused(lab, server_bin, text, where):  # noqa: F811
+def test_bad_configuration_refused(lab, server_bin, text, where):
     conf = lab.dir / "bad.conf"
     conf.write_text(text)
     r = check(server_bin, conf)
@@ -386,7 +396,7 @@ def test_bad_configuration_refused(lab, server_bin, text, where):  # noqa: F811
     assert where in p.log()
 
 
-def test_page_healthz_and_metrics(lab, server_bin):  # noqa: F811
+def test_page_healthz_and_metrics(lab, server_bin):
     web = Path(__file__).resolve().parents[2] / "web"
     s = EgressServer.start(lab.node("srv"), server_bin,
                            settings={"api": {"metrics": "yes", "web_root": web}})
