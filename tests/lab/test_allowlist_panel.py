@@ -21,7 +21,7 @@ import pytest
 import lab as labmod
 from allowlab import SERVER_ADDR, AllowLab
 from demo import API_CONF, API_PORT, PASSWORD, WEB_ROOT
-from egress_server import DEFAULT_PORT, EgressServer, server_bin  # noqa: F401 (a fixture)
+from egress_server import DEFAULT_PORT, EgressServer
 from lab import wait_for
 from test_dashboard import Page, shots_dir
 
@@ -67,7 +67,7 @@ def state(page):
     return page.find("#al-state").get_attribute("data-state")
 
 
-def test_allowlist_panel_with_server(lab, egressd_bin, server_bin):  # noqa: F811
+def test_allowlist_panel_with_server(lab, egressd_bin, server_bin):
     if not labmod.is_root():
         pytest.skip("needs root")
     al = AllowLab(lab, egressd_bin)
