@@ -11,6 +11,7 @@
  * Must not log or touch any table but AL_NFT_TABLE.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,7 +133,7 @@ static int learned_sort_cb(const void *x, const void *y)
 	return el_cmp(&a->e, &b->e);
 }
 
-/* A comment nft prints back as it was given: keys are "42" or "42/ADDRESS". */
+/* An item key as the counters give it back: keys are "42" or "42/ADDRESS". */
 static void key_copy(char *dst, const char *key)
 {
 	size_t i;
@@ -251,8 +252,10 @@ static void range_text(struct nft_buf *b, unsigned lo, unsigned hi)
 		nft_buf_printf(b, "%u-%u", lo, hi);
 }
 
-/* One element as nft reads it; timeout_s > 0 for learned ones; with_comment for adds. */
-static void el_text(struct nft_buf *b, const struct el *e, uint32_t timeout_s, bool with_comment)
+/* One element as nft reads it; timeout_s > 0 for learned ones.  No comment: a comment per
+ * element costs libnftables and the kernel about a third of a 100 000 element transaction;
+ * counters map back to keys through the elements we keep (el_key()). */
+static void el_text(struct nft_buf *b, const struct el *e, uint32_t timeout_s)
 {
 	if (e->set == SET_LIM || e->set == SET_DNSLIM) {
 		pfx_text(b, &e->src);
@@ -267,8 +270,6 @@ static void el_text(struct nft_buf *b, const struct el *e, uint32_t timeout_s, b
 	}
 	if (timeout_s)
 		nft_buf_printf(b, " timeout %us", timeout_s);
-	if (with_comment)
-		nft_buf_printf(b, " comment \"%s\"", e->key);
 }
 
 /* "add element inet TABLE SET { a, b }" commands for v, one per run of the same set. */
@@ -287,7 +288,7 @@ static void els_cmds(struct nft_buf *b, const char *verb, const struct el *const
 		} else {
 			nft_buf_add(b, ", ");
 		}
-		el_text(b, v[i], timeouts ? timeouts[i] : 0, streq(verb, "add"));
+		el_text(b, v[i], timeouts ? timeouts[i] : 0);
 	}
 	if (n)
 		nft_buf_add(b, " }\n");
@@ -336,7 +337,7 @@ static void element_sets(struct nft_buf *b, const struct al_nft_conf *c, const s
 			/* els is sorted by family, then set: this set's run starts at k */
 			while (els && k < els->n && els->v[k].set == s && els->v[k].v6 == v6) {
 				nft_buf_add(b, first ? "\t\telements = { " : ",\n\t\t\t");
-				el_text(b, &els->v[k++], 0, true);
+				el_text(b, &els->v[k++], 0);
 				first = false;
 			}
 			nft_buf_add(b, first ? "\t}\n" : " }\n\t}\n");
@@ -564,7 +565,7 @@ out:
 	return r;
 }
 
-static struct learned *learned_find(struct al_nft *n, const struct el *e)
+static struct learned *learned_find(const struct al_nft *n, const struct el *e)
 {
 	struct learned k = {.e = *e};
 
@@ -706,14 +707,102 @@ static void json_val_text(const json_t *v, char *buf, size_t len)
 	}
 }
 
-static int set_counters(struct al_nft *n, const char *set, bool drops, al_nft_counter_cb cb,
+/* libnftables' JSON of an address or a prefix: "203.0.113.7", {"prefix": {"addr", "len"}}. */
+static bool json_pfx(const json_t *v, struct cidr *c)
+{
+	const json_t *p = json_object_get(v, "prefix");
+	char s[CIDR_STRLEN + 8];
+
+	if (p)
+		snprintf(s, sizeof(s), "%s/%lld", json_string_value(json_object_get(p, "addr")) ?: "",
+			(long long)json_integer_value(json_object_get(p, "len")));
+	else if (json_is_string(v))
+		snprintf(s, sizeof(s), "%s", json_string_value(v));
+	else
+		return false;
+	return cidr_parse(s, CIDR_BARE, c) == 0;
+}
+
+/* A protocol or port as a number: 6, or a name nft printed ("tcp"). */
+static bool json_num(const json_t *v, unsigned *x)
+{
+	struct protoent pe, *res = NULL;
+	char buf[1024];
+
+	if (json_is_integer(v)) {
+		*x = (unsigned)json_integer_value(v);
+		return true;
+	}
+	if (!json_is_string(v) ||
+		getprotobyname_r(json_string_value(v), &pe, buf, sizeof(buf), &res) || !res)
+		return false;
+	*x = (unsigned)res->p_proto;
+	return true;
+}
+
+/* A number or {"range": [lo, hi]}. */
+static bool json_range(const json_t *v, unsigned *lo, unsigned *hi)
+{
+	const json_t *p = json_object_get(v, "range");
+
+	if (!p) {
+		if (!json_num(v, lo))
+			return false;
+		*hi = *lo;
+		return true;
+	}
+	return json_array_size(p) == 2 && json_num(json_array_get(p, 0), lo) &&
+	       json_num(json_array_get(p, 1), hi);
+}
+
+static int el_bsearch_cb(const void *x, const void *y)
+{
+	return el_cmp(x, y);
+}
+
+/* The key of the item that put the kernel's element val (its JSON) in set (v6: of the IPv6
+ * sets), from the elements installed or learned; "" if none. */
+static const char *el_key(const struct al_nft *n, int set, bool v6, const json_t *val)
+{
+	struct el k = {.set = (uint8_t)set, .v6 = v6};
+	const json_t *c = json_object_get(val, "concat");
+	const struct learned *l;
+	const struct el *e;
+	unsigned plo, phi, lo, hi;
+
+	if (set == SET_LIM || set == SET_DNSLIM) {
+		if (json_array_size(c) != 4 || !json_pfx(json_array_get(c, 0), &k.src) ||
+			!json_pfx(json_array_get(c, 1), &k.dst) ||
+			!json_range(json_array_get(c, 2), &plo, &phi) ||
+			!json_range(json_array_get(c, 3), &lo, &hi))
+			return "";
+		k.proto_lo = (uint8_t)plo;
+		k.proto_hi = (uint8_t)phi;
+		k.port_lo = (uint16_t)lo;
+		k.port_hi = (uint16_t)hi;
+	} else if (!json_pfx(val, &k.dst)) {
+		return "";
+	}
+	if (set == SET_DNS || set == SET_DNSLIM) {
+		l = learned_find(n, &k);
+		return l ? l->e.key : "";
+	}
+	e = n->installed.n ? bsearch(&k, n->installed.v, n->installed.n, sizeof(k), el_bsearch_cb)
+			   : NULL;
+	return e ? e->key : "";
+}
+
+/* The counters of one set: set (enum el_set) and v6, or the drops set of v6 with drops. */
+static int set_counters(struct al_nft *n, int set, bool v6, bool drops, al_nft_counter_cb cb,
 	al_nft_drop_cb drop_cb, void *arg)
 {
 	json_t *root = NULL, *arr, *item, *elems, *el;
+	char name[16];
 	size_t i, k;
 	int r;
 
-	r = nft_set_list_json(n->nft, AL_NFT_FAMILY, AL_NFT_TABLE, set, &root);
+	set_name(name, sizeof(name), drops ? "drops" : set_base[set], v6);
+	r = nft_set_list_json(n->nft, AL_NFT_FAMILY, AL_NFT_TABLE, name, &root);
 	if (r < 0)
 		return r;
 	arr = json_object_get(root, "nftables");
@@ -722,7 +811,6 @@ static int set_counters(struct al_nft *n, const char *set, bool drops, al_nft_co
 		json_array_foreach(elems, k, el) {
 			const json_t *e = json_object_get(el, "elem");
 			const json_t *ctr = json_object_get(e, "counter");
-			const char *comment = json_string_value(json_object_get(e, "comment"));
 			uint64_t pk, by;
 			char dst[128];
 
@@ -734,7 +822,7 @@ static int set_counters(struct al_nft *n, const char *set, bool drops, al_nft_co
 			if (drops)
 				drop_cb(dst, pk, by, arg);
 			else
-				cb(comment ? comment : "", dst, pk, by, arg);
+				cb(el_key(n, set, v6, json_object_get(e, "val")), dst, pk, by, arg);
 		}
 	}
 	json_decref(root);
@@ -746,17 +834,13 @@ int al_nft_counters(struct al_nft *n, al_nft_counter_cb cb, al_nft_drop_cb drop_
 	int r;
 
 	for (int v6 = 0; v6 < 2; v6++) {
-		char name[16];
-
 		for (int s = 0; cb && s < _SET_MAX; s++) {
-			set_name(name, sizeof(name), set_base[s], v6);
-			r = set_counters(n, name, false, cb, NULL, arg);
+			r = set_counters(n, s, v6, false, cb, NULL, arg);
 			if (r < 0)
 				return r;
 		}
 		if (drop_cb) {
-			set_name(name, sizeof(name), "drops", v6);
-			r = set_counters(n, name, true, NULL, drop_cb, arg);
+			r = set_counters(n, 0, v6, true, NULL, drop_cb, arg);
 			if (r < 0)
 				return r;
 		}

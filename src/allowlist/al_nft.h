@@ -19,8 +19,9 @@
  * up, so a deleted entry cuts its connections too.  With nat, what clients send out is
  * masqueraded (it is only what was allowed: the rest never leaves the forward hook).
  *
- * Every element carries the key of the item that put it there as its comment ("42",
- * "42/203.0.113.7"), so counters map back to entries.  Changes are computed as the
+ * Counters map back to the key of the item that put each element there ("42",
+ * "42/203.0.113.7") through the elements kept here, not through element comments (a
+ * comment each cost a third of a 100 000 element transaction).  Changes are computed as the
  * difference between what is installed and what the items ask for and sent as ONE
  * transaction; the same items twice send nothing.  Must not log (the module does) or touch
  * any other table.
