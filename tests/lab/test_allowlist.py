@@ -15,13 +15,11 @@ refused; `egressd allowlist -iptables-wss-server` as the original gateway is run
 
 import pytest
 
-import egress_server
 from allowlab import SERVER_SETTINGS, AllowLab
 from egress_server import EgressServer
 from egressd import Egressd
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.daemon]
-server_bin = egress_server.server_bin  # the fixture
 
 KEPT = [
     {"key": "1", "entry": 1, "label": "11.0.0.1", "dst": "11.0.0.1/32"},
