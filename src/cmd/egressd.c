@@ -143,7 +143,7 @@ static const struct conf_flag route_flags[] = {
 	{"unbalanced-timer", 0, "route", NULL, "unbalanced_timer"},
 };
 
-/* The dynamic egress proxy gateway's flag, plus ours (every key of [allowlist]). */
+/* The dynamic egress proxy gateway's flag, plus ours: [allowlist]'s keys, metrics, log level. */
 static const struct conf_flag allowlist_flags[] = {
 	{"iptables-wss-server", 0, "allowlist", NULL, "server"},
 	{"clients", 0, "allowlist", NULL, "clients"},
@@ -156,6 +156,8 @@ static const struct conf_flag allowlist_flags[] = {
 	{"nat", 0, "allowlist", NULL, "nat"},
 	{"state-dir", 0, "allowlist", NULL, "state_dir"},
 	{"dns", 0, "allowlist", NULL, "dns"},
+	{"metrics-port", 0, "global", NULL, "metrics_port"},
+	{"log-level", 0, "global", NULL, "log_level"},
 };
 
 struct args {

@@ -19,6 +19,7 @@
  * the schema's invariants.  There is one replica, so it always leads the resolver.
  */
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 
 #include <sqlite3.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "store_conf.h"
 #include "store_int.h"
@@ -1109,6 +1111,17 @@ static int sq_open(struct store *s, struct event_base *base, const struct conf *
 	b->path = xstrdup(c->path);
 	b->keep_ms = c->tombstone_keep_ms;
 	b->max_tombstones = c->tombstone_max;
+	/* its folder, as for a state_dir (/var/lib/egress-server): made if missing */
+	{
+		char *dir = xstrdup(b->path);
+		r = dir_ensure(dirname(dir), 0700);
+		free(dir);
+		if (r < 0) {
+			log_debug("store: %s: cannot make its folder: %s", c->path, strerror(-r));
+			sq_close(b);
+			return r;
+		}
+	}
 	rc = sqlite3_open_v2(b->path, &b->db,
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

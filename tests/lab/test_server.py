@@ -362,6 +362,23 @@ def test_check_prints_the_normalised_configuration(lab, server_bin):
     assert "log_level = debug" in r3.stdout
 
 
+def test_store_folder_made_when_missing(tmp_path, server_bin):
+    """[store] path in a folder that does not exist yet (a fresh /var/lib/egress-server):
+    egress-server makes the folder, 0700, and starts."""
+    db = tmp_path / "fresh" / "allowlist.db"
+    srv = EgressServer.start_local(tmp_path, server_bin,
+                                   settings={"store": {"path": str(db)}})
+    try:
+        r = srv.api().post("/api/entries", {"value": "192.0.2.0/24"})
+        assert r.status == 400, r  # documentation range: refused, but the API answers
+        r = srv.api().post("/api/entries", {"value": "1.1.1.1"})
+        assert r.status == 201, r
+        assert db.is_file()
+        assert (db.parent.stat().st_mode & 0o777) == 0o700
+    finally:
+        srv.stop()
+
+
 def test_defaults_do_not_take_egressds_port(lab, server_bin):
     """Without [api] listen, egress-server listens on 127.0.0.1:8091 only, not also on
     egressd's 8090 (a command's default replaces the key's, lists included)."""
