@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from apiclient import ApiClient
+from egress_server import EgressServer
 from egressd import Egressd
 from lab import wait_for
 from test_api import self_signed
@@ -57,13 +58,17 @@ def first_password(d):
     return d.wait_log(FIRST).group(1)
 
 
-def routes():
-    """Every (method, path, access) of the API's route tables in the source: the server's
-    own, authentication's, the daemon's and the modules'."""
+def routes(program="egressd"):
+    """Every (method, path, access) of the API's route tables in the source: the API
+    server's own and authentication's (src/api), then egressd's (the daemon's and the
+    modules') or egress-server's (src/server)."""
     rx = re.compile(r'\{[^{}]*?EVHTTP_REQ_(\w+)[^{}]*?"(/[^"]*)"[^{}]*?API_(OPEN|READ|ADMIN)'
                     r'[^{}]*\}', re.S)
     found = set()
     for c in SRC.rglob("*.c"):
+        part = c.relative_to(SRC).parts[0]
+        if part != "api" and (part == "server") != (program == "egress-server"):
+            continue
         for m, path, access in rx.findall(c.read_text()):
             found.add((m, re.sub(r"\{[^}]*\}", "x", path), access.lower()))
     assert len(found) >= 6, found  # at least authentication's own
@@ -354,3 +359,35 @@ def test_secure_cookie_under_tls(gw, egressd_bin):
     assert "; Secure" in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
     assert d.stop() == 0
     d.assert_clean()
+
+
+def test_every_server_route_needs_credentials(tmp_path, server_bin):
+    """egress-server's routes, read from src/server like egressd's above: 401 without
+    credentials or with forged ones, 403 for a read-only token on every state change, and
+    nothing changed by either."""
+    srv = EgressServer.start_local(tmp_path, server_bin)
+    try:
+        reader = ApiClient.tcp(srv.node, srv.url, token=srv.token("ro", access="read"))
+        anon = ApiClient.tcp(srv.node, srv.url)
+        forged = ApiClient.tcp(srv.node, srv.url, token="A" * 43,
+                               cookie={"egress_session": "B" * 43})
+        found = routes("egress-server")
+        assert ("POST", "/api/entries", "admin") in found, found
+        assert ("GET", "/api/entries", "read") in found, found
+        checked = 0
+        for method, path, access in found:
+            if access == "open":
+                continue
+            body = {} if method in ("POST", "PATCH", "PUT") else None
+            for api in (anon, forged):
+                r = api.request(method, path, body=body)
+                assert r.status == 401, (method, path, r)
+            if not (method in ("GET", "HEAD") and access == "read") and \
+                    (method, path) != ("POST", "/api/logout"):
+                r = reader.request(method, path, body=body)
+                assert r.status == 403, (method, path, r)
+            checked += 1
+        assert checked >= 8
+        assert srv.api().get("/api/entries").json()["entries"] == []
+    finally:
+        srv.stop()
