@@ -160,13 +160,15 @@ def main():
     binary = args.egress_server or os.path.join(os.path.dirname(args.egressd), "egress-server")
     with tempfile.TemporaryDirectory(prefix="eg-fanout-") as tmp:
         srv = EgressServer.start_local(Path(tmp), binary, settings=SETTINGS)
+        # stopped whatever ends the run (an error, ^C), never left serving on loopback
         try:
             to_all, to_api, to_post, rss0, rss1 = asyncio.run(bench(srv, args))
         except Invalid as e:
             print("allowlist fan-out: INVALID: %s" % e)
-            srv.stop()
             return 1
-        if srv.stop() != 0:
+        finally:
+            stopped = srv.stop()
+        if stopped != 0:
             print("allowlist fan-out: INVALID: egress-server did not stop cleanly")
             return 1
     n = args.gateways
