@@ -46,6 +46,7 @@ enum dhcp6_state {
 	DHCP6_RENEW,
 	DHCP6_REBIND,
 	DHCP6_RELEASE,
+	DHCP6_DECLINE, /* DECLINE sent for an address that failed DAD; then SOLICIT */
 	_DHCP6_STATE_MAX,
 };
 extern const char *const dhcp6_state_name[_DHCP6_STATE_MAX];
