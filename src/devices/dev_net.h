@@ -46,6 +46,7 @@ void dev_ifname(const uint8_t mac[6], char *buf);
 struct dev_net_conf {
 	const char *wan, *lan; /* interface names, borrowed */
 	uint32_t table_base, rule_priority;
+	uint32_t slots;	       /* slots are < slots: tables table_base.. are ours (0: 1000) */
 	int macvlan_mode;      /* enum nl_macvlan_mode */
 	bool proxy_ndp;
 };
@@ -73,7 +74,8 @@ void dev_net_free(struct dev_net *n, bool keep);
 
 /*
  * Make w's macvlan exist and be up (created or adopted) and its sysctls set; *ifindex_ret
- * its ifindex.  Then dev_net_device() for addresses, routes and rules.  0 or -errno.
+ * (optional) its ifindex.  Only the link: the caller then calls dev_net_device() for
+ * addresses, routes and rules (a device without a lease yet has none to lose).  0 or -errno.
  */
 int dev_net_link(struct dev_net *n, const struct dev_net_want *w, int *ifindex_ret);
 int dev_net_device(struct dev_net *n, const struct dev_net_want *w);

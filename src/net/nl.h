@@ -318,12 +318,22 @@ enum nl_link_admin {
 	NL_LINK_UP,
 	NL_LINK_DOWN,
 };
+/* How the kernel makes a link's IPv6 link-local address (IFLA_INET6_ADDR_GEN_MODE). */
+enum nl_addr_gen {
+	NL_ADDR_GEN_KEEP, /* leave it as it is */
+	NL_ADDR_GEN_EUI64, /* from the MAC */
+	NL_ADDR_GEN_NONE,
+	NL_ADDR_GEN_STABLE_PRIVACY,
+	NL_ADDR_GEN_RANDOM,
+	_NL_ADDR_GEN_MAX,
+};
 struct nl_link_change {
 	int ifindex;
 	enum nl_link_admin admin;
 	unsigned mtu;
 	const uint8_t *mac; /* borrowed; NULL: keep */
 	size_t mac_len;
+	enum nl_addr_gen addr_gen; /* takes effect when the link next comes up */
 };
 
 struct nl_macvlan {

@@ -90,7 +90,8 @@ int nl_link_build_change(void *buf, size_t buflen, const struct nl_link_change *
 	struct ifinfomsg *ifi;
 	struct nlb b;
 
-	if (c->ifindex <= 0 || (c->mac && (!c->mac_len || c->mac_len > NL_LLADDR_MAX)))
+	if (c->ifindex <= 0 || (c->mac && (!c->mac_len || c->mac_len > NL_LLADDR_MAX)) ||
+		(unsigned)c->addr_gen >= _NL_ADDR_GEN_MAX)
 		return -EINVAL;
 	ifi = nl_link_start(&b, buf, buflen, RTM_NEWLINK, 0, c->ifindex);
 	if (ifi && c->admin != NL_LINK_KEEP) {
@@ -101,6 +102,15 @@ int nl_link_build_change(void *buf, size_t buflen, const struct nl_link_change *
 		nlb_u32(&b, IFLA_MTU, c->mtu);
 	if (c->mac)
 		nlb_put(&b, IFLA_ADDRESS, c->mac_len, c->mac);
+	if (c->addr_gen != NL_ADDR_GEN_KEEP) {
+		/* IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE u8 } }; the enum is the
+		 * kernel's IN6_ADDR_GEN_MODE_* plus one. */
+		struct nlattr *spec = nlb_nest(&b, IFLA_AF_SPEC), *inet6 = nlb_nest(&b, AF_INET6);
+
+		nlb_u8(&b, IFLA_INET6_ADDR_GEN_MODE, (uint8_t)(c->addr_gen - 1));
+		nlb_nest_end(&b, inet6);
+		nlb_nest_end(&b, spec);
+	}
 	return nlb_end(&b);
 }
 

@@ -703,8 +703,19 @@ static void test_link_change(void **state)
 		NLA(8, IFLA_IFNAME), 'e', 'g', '0', 0,
 		NLA(8, IFLA_EXT_MASK), B32(RTEXT_FILTER_SKIP_STATS),
 	};
+	static const uint8_t want_gen[] = {
+		NLH(48, RTM_NEWLINK, F_REQ),
+		AF_UNSPEC, 0, B16(0), B32(3), B32(0), B32(0),
+		NLA(16, IFLA_AF_SPEC), NLA(12, AF_INET6),
+		NLA(5, IFLA_INET6_ADDR_GEN_MODE), IN6_ADDR_GEN_MODE_EUI64, 0, 0, 0,
+	};
 	struct nl_link_change down = { .ifindex = 3, .admin = NL_LINK_DOWN };
+	struct nl_link_change gen = { .ifindex = 3, .addr_gen = NL_ADDR_GEN_EUI64 };
 
+	assert_int_equal(nl_link_build_change(buf, sizeof(buf), &gen), 0);
+	expect_msg(want_gen, sizeof(want_gen));
+	gen.addr_gen = _NL_ADDR_GEN_MAX;
+	assert_int_equal(nl_link_build_change(buf, sizeof(buf), &gen), -EINVAL);
 	assert_int_equal(nl_link_build_change(buf, sizeof(buf), &c), 0);
 	expect_msg(want, sizeof(want));
 	assert_int_equal(nl_link_build_change(buf, sizeof(buf), &down), 0);
