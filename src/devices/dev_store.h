@@ -99,4 +99,9 @@ int dev_store_forward_list(struct dev_store *st, dev_forward_cb cb, void *arg);
 int dev_store_meta_set(struct dev_store *st, const char *key, const char *value);
 int dev_store_meta_get(struct dev_store *st, const char *key, char *buf, size_t len); /* -ENOENT */
 
+/* When a device row was last written (unix s; 0: never), for --direct's "as of". */
+int64_t dev_store_written_at(struct dev_store *st);
+/* The file it opened (owned by st). */
+const char *dev_store_path(const struct dev_store *st);
+
 #endif
