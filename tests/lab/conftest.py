@@ -70,6 +70,25 @@ def egressd_path(config):
     return Path(opt or os.environ.get("EGRESSD") or DEFAULT_EGRESSD)
 
 
+def tool_path(config, name):
+    """A compiled test tool of tests/tools: beside the egressd under test (<build>/tests/tools),
+    or in EG_TOOLS_DIR."""
+    d = os.environ.get("EG_TOOLS_DIR")
+    return Path(d) / name if d else egressd_path(config).parents[2] / "tests" / "tools" / name
+
+
+@pytest.fixture(scope="session")
+def tool_bin(request):
+    """tool_bin("dhcp6_probe"): the path of a compiled test tool; fails when it is not built."""
+    def get(name):
+        path = tool_path(request.config, name)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            pytest.fail("test tool %s not found at %s (build it, or set EG_TOOLS_DIR)"
+                        % (name, path), pytrace=False)
+        return path
+    return get
+
+
 @pytest.fixture(scope="session")
 def server_bin(request):
     """The egress-server binary under test: EGRESS_SERVER, else beside egressd."""
