@@ -46,8 +46,11 @@ int devices_forward_quick(struct devices *d, const struct addr *lan4, char *err,
 typedef void (*devices_diag_cb)(json_t *res, void *arg);
 int devices_diagnose(struct devices *d, bool fix, devices_diag_cb done, void *arg);
 
-/* devices_api.c */
-extern const struct api_route devices_api_routes[];
+/* devices_api.c.  The count is a constant here because module_devices (a const struct in
+ * devices.c) holds it; the array's declared size makes a table of another length fail to
+ * compile. */
+#define DEVICES_API_N_ROUTES 20
+extern const struct api_route devices_api_routes[DEVICES_API_N_ROUTES];
 extern const size_t devices_api_n_routes;
 
 #endif
