@@ -19,6 +19,7 @@ const UPLINKS_POLL_MS = 2000;
 const CONNECTIONS_POLL_MS = 3000;
 const ALLOWLIST_POLL_MS = 5000;
 const ALLOWLIST_ROWS = 200; /* entries shown; the summary counts them all */
+const DEVICES_POLL_MS = 5000;
 const PENDING_POLL_MS = 2000;
 const CHART_WINDOW_S = 300;
 const EVENTS_SHOWN = 200;
@@ -122,9 +123,11 @@ function start() {
 	refreshConnections();
 	refreshGateway();
 	refreshAllowlist();
+	refreshDevices();
 	refreshPending();
 	loadConfig();
 	every(ALLOWLIST_POLL_MS, refreshAllowlist);
+	every(DEVICES_POLL_MS, refreshDevices);
 	every(UPLINKS_POLL_MS, refreshUplinks);
 	every(CONNECTIONS_POLL_MS, refreshConnections);
 	every(PENDING_POLL_MS, () => state.pending && refreshPending());
@@ -703,6 +706,64 @@ async function refreshAllowlist() {
 		tr.append(el("td", "", k.what), el("td", "", k.dst), el("td", "muted", k.why),
 			el("td", "num", fmtAge(now - k.at) + " ago"));
 		sk.append(tr);
+	}
+}
+
+/* --- devices: each LAN device's identity upstream, leases and port forwards --- */
+
+/* When a lease ends, from now: "in 23m04s", "expired", "" without one. */
+function leaseLeft(lease, now) {
+	if (!lease || typeof lease.expires !== "number")
+		return "";
+	const left = lease.expires - now;
+	return left > 0 ? "in " + fmtAge(left) : "expired";
+}
+
+/* "8080→80" for each forward; an IPv6 listener that failed says so. */
+function devForwards(d) {
+	const relay = new Map(listOf(d.relay, "forwards").map((f) => [f.gateway_port, f]));
+	return listOf(d, "forwards").map((f) => {
+		const l = relay.get(f.gateway_port);
+		return f.gateway_port + "→" + f.device_port +
+			(l && l.listening === false ? " (IPv6: " + (l.error || "not listening") + ")" : "");
+	}).join(", ");
+}
+
+async function refreshDevices() {
+	const r = await api("GET", "/api/devices");
+	const box = $("devices");
+	if (!r.ok || !r.body || typeof r.body !== "object") {
+		box.hidden = true; /* the module is not running (503) or not there */
+		return;
+	}
+	box.hidden = false;
+	const devs = listOf(r.body, "devices");
+	const now = Date.now() / 1000;
+	const counts = {};
+	for (const d of devs)
+		counts[d.status] = (counts[d.status] || 0) + 1;
+	$("dev-summary").textContent = devs.length + " devices" +
+		Object.keys(counts).sort().map((k) => " · " + counts[k] + " " + k).join("");
+	const body = $("dev-table").tBodies[0];
+	body.replaceChildren();
+	for (const d of devs) {
+		const tr = el("tr");
+		tr.dataset.mac = d.mac_address;
+		const st = el("td", "dev-status " + d.status, d.status);
+		const v4 = leaseLeft(d.lease4, now), v6 = leaseLeft(d.lease6, now);
+		const leases = [v4 && "v4 " + v4, v6 && "v6 " + v6].filter((x) => x).join(" · ");
+		tr.append(st, el("td", "mono", d.mac_address), el("td", "", d.hostname || ""),
+			el("td", "mono", d.ipv4_address || ""), el("td", "mono", d.ipv4_wan_address || ""),
+			el("td", "mono", d.ipv6_address || ""), el("td", "", leases),
+			el("td", "", devForwards(d)));
+		body.append(tr);
+	}
+	if (!devs.length) {
+		const tr = el("tr");
+		const td = el("td", "muted", "No device seen on the LAN yet.");
+		td.colSpan = 8;
+		tr.append(td);
+		body.append(tr);
 	}
 }
 
