@@ -58,30 +58,6 @@ struct devices {
 static struct devices g_dev;
 static const uint8_t KNOWN[6] = {0x02, 0x00, 0x5e, 0x10, 0x00, 0x01};
 
-const char *const dev_status_name[_DEV_STATUS_MAX] = {"discovered", "acquiring", "active",
-	"inactive", "denied"};
-
-int dev_status_from_name(const char *name)
-{
-	for (int i = 0; i < _DEV_STATUS_MAX; i++)
-		if (streq(name, dev_status_name[i]))
-			return i;
-	return -EINVAL;
-}
-
-int dev_mac_parse(const char *s, uint8_t mac[6])
-{
-	unsigned v[6];
-	char end;
-
-	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-		    &end) != 6 || strlen(s) != 17)
-		return -EINVAL;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)v[i];
-	return 0;
-}
-
 json_t *devices_list_json(struct devices *d, const char *status)
 {
 	return json_pack("{s:[], s:i, s:s?}", "devices", "count", 0, "status_seen", status);
