@@ -302,7 +302,8 @@ static void forward_quick_cb(struct api_req *r, void *arg)
 /*
  * Diagnose takes a moment (probes through each device's identity) and an API handler
  * answers before it returns: POST starts one and answers with its result when the module
- * had it at once, else 202; GET /diagnose shows the one running or the last one.  One
+ * had it at once, else 202 {"running": true}; GET /diagnose shows the one running or the
+ * last one's result (a client polls it until "running" is false).  One
  * module runs at a time, so one such record is enough; it follows the running module.
  */
 static struct {
@@ -324,17 +325,20 @@ static void diag_done_cb(json_t *res, void *arg)
 	diag.finished = clock_wall_ms();
 }
 
+/* The last result's own fields ({"ok", "checks", "fixed"}) once it is in, with "running",
+ * "fix", "started_at" and "finished_at" beside them. */
 static json_t *diag_json(void)
 {
 	char t[TIME_ISO_STRLEN];
-	json_t *o = json_pack("{s:b, s:b}", "running", diag.running, "fix", diag.fix);
+	json_t *o = !diag.running && diag.result ? json_deep_copy(diag.result) : json_object();
 
+	json_object_set_new(o, "running", json_boolean(diag.running));
+	json_object_set_new(o, "fix", json_boolean(diag.fix));
 	json_object_set_new(o, "started_at",
 		diag.started ? json_string(time_iso(diag.started, t, sizeof(t))) : json_null());
 	json_object_set_new(o, "finished_at",
 		!diag.running && diag.finished ? json_string(time_iso(diag.finished, t, sizeof(t)))
 					       : json_null());
-	json_object_set_new(o, "result", diag.result ? json_incref(diag.result) : json_null());
 	return o;
 }
 

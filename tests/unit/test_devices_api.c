@@ -470,7 +470,7 @@ static void test_diagnose(void **state)
 	request(t, "GET", "/api/devices/diagnose", NULL, &r);
 	assert_int_equal(r.status, 200);
 	assert_false(json_is_true(json_object_get(r.json, "running")));
-	assert_true(json_is_null(json_object_get(r.json, "result")));
+	assert_null(json_object_get(r.json, "checks")); /* none ran */
 	json_decref(r.json);
 
 	expect(t, "POST", "/diagnose?fix=maybe", NULL, 400, "fix");
@@ -479,6 +479,7 @@ static void test_diagnose(void **state)
 	assert_int_equal(r.status, 202);
 	assert_true(json_is_true(json_object_get(r.json, "running")));
 	assert_true(json_is_true(json_object_get(r.json, "fix")));
+	assert_null(json_object_get(r.json, "checks"));
 	json_decref(r.json);
 	assert_string_equal(g_dev.last, "diagnose fix");
 	expect(t, "POST", "/api/devices/diagnose", NULL, 409, NULL);
@@ -490,9 +491,9 @@ static void test_diagnose(void **state)
 	request(t, "GET", "/diagnose", NULL, &r);
 	assert_int_equal(r.status, 200);
 	assert_false(json_is_true(json_object_get(r.json, "running")));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "result"),
-				 "fixed")),
-		1);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "fixed")), 1);
+	assert_int_equal(json_array_size(json_object_get(r.json, "checks")), 1);
+	assert_true(json_is_true(json_object_get(r.json, "fix")));
 	assert_true(json_is_string(json_object_get(r.json, "finished_at")));
 	json_decref(r.json);
 
@@ -501,7 +502,7 @@ static void test_diagnose(void **state)
 	request(t, "POST", "/api/devices/diagnose", NULL, &r);
 	assert_int_equal(r.status, 200);
 	assert_false(json_is_true(json_object_get(r.json, "fix")));
-	assert_true(json_is_true(json_object_get(json_object_get(r.json, "result"), "ok")));
+	assert_true(json_is_true(json_object_get(r.json, "ok")));
 	json_decref(r.json);
 }
 
