@@ -9,6 +9,9 @@
  *                                           the interception), with go-dispatch-proxy's flags
  *   egressd allowlist [flags]               the allowlist agent alone, with the dynamic egress
  *                                           proxy gateway's -iptables-wss-server
+ *   egressd devices -wan IF -lan IF [flags] the device gateway alone: each LAN device with its
+ *                                           own upstream identity (-api-port 5050 serves the
+ *                                           API where the dual-stack gateway had it)
  *
  * main() only parses the command line; the daemon lives in src/daemon/daemon.c.
  */
@@ -160,6 +163,30 @@ static const struct conf_flag allowlist_flags[] = {
 	{"log-level", 0, "global", NULL, "log_level"},
 };
 
+/* [devices]' keys worth a flag, the API's port as the dual-stack gateway had it, metrics, log. */
+static const struct conf_flag devices_flags[] = {
+	{"wan", 0, "devices", NULL, "wan"},
+	{"lan", 0, "devices", NULL, "lan"},
+	{"allow", 0, "devices", NULL, "allow"},
+	{"deny", 0, "devices", NULL, "deny"},
+	{"max-devices", 0, "devices", NULL, "max_devices"},
+	{"grace", 0, "devices", NULL, "grace"},
+	{"leases-file", 0, "devices", NULL, "leases_file"},
+	{"ipv4", 0, "devices", NULL, "ipv4"},
+	{"ipv6", 0, "devices", NULL, "ipv6"},
+	{"state-dir", 0, "devices", NULL, "state_dir"},
+	{"port-forwards", 0, "devices", NULL, "port_forwards"},
+	{"port-map", 0, "devices", NULL, "port_map"},
+	{"proxy-ndp", 0, "devices", NULL, "proxy_ndp"},
+	{"macvlan-mode", 0, "devices", NULL, "macvlan_mode"},
+	{"table-base", 0, "devices", NULL, "table_base"},
+	{"rule-priority", 0, "devices", NULL, "rule_priority"},
+	{"keep-links", 0, "devices", NULL, "keep_links"},
+	{"api-port", 0, "api", NULL, "listen"},
+	{"metrics-port", 0, "global", NULL, "metrics_port"},
+	{"log-level", 0, "global", NULL, "log_level"},
+};
+
 struct args {
 	struct conf_overrides *o;
 	bool list, gateway, restore;
@@ -195,6 +222,10 @@ static const struct command commands[] = {
 		"egressd allowlist [-d] [-v] [-n] [-c FILE] -iptables-wss-server wss://HOST/ws "
 		"-clients CIDR,... [-token T | -token-file F] [flags]",
 		allowlist_flags, ARRAY_SIZE(allowlist_flags), NULL, 0},
+	{"devices",
+		"egressd devices [-d] [-v] [-n] [-c FILE] -wan IF -lan IF [-api-port PORT] "
+		"[-port-map OUTER:INNER,...] [flags]",
+		devices_flags, ARRAY_SIZE(devices_flags), NULL, 0},
 };
 
 static const struct command *cmd = &commands[0];
@@ -322,13 +353,27 @@ int main(int argc, char **argv)
 			if (streq(argv[1], commands[i].name))
 				cmd = &commands[i];
 		if (!cmd->name) {
-			fprintf(stderr, "egressd: unknown command '%s' (commands: route, dispatch, allowlist)\n", argv[1]);
+			fprintf(stderr, "egressd: unknown command '%s' (commands: route, dispatch, "
+					"allowlist, devices)\n", argv[1]);
 			status = 2;
 			goto out;
 		}
 		argv[1] = argv[0];
 		argv++;
 		argc--;
+	}
+	/* a command of a module this egressd was built without (its flags name no section) */
+	for (size_t i = 0; i < cmd->n_flags; i++) {
+		size_t t = 0;
+
+		while (t < n_types && !streq(types[t]->name, cmd->flags[i].section))
+			t++;
+		if (t == n_types) {
+			fprintf(stderr, "egressd: %s: this egressd has no [%s] module\n", cmd->name,
+				cmd->flags[i].section);
+			status = 2;
+			goto out;
+		}
 	}
 	if (cmd->name && streq(cmd->name, "route")) {
 		/* gateway-route-manager serves metrics on 9090 unless told otherwise */
@@ -339,6 +384,8 @@ int main(int argc, char **argv)
 		conf_overrides_preset(&o, "proxy", NULL, NULL, NULL);
 	if (cmd->name && streq(cmd->name, "allowlist"))
 		conf_overrides_preset(&o, "allowlist", NULL, NULL, NULL);
+	if (cmd->name && streq(cmd->name, "devices"))
+		conf_overrides_preset(&o, "devices", NULL, NULL, NULL);
 	r = conf_args_parse(argc, argv, cmd->opts ? cmd->opts : opts,
 		cmd->opts ? cmd->n_opts : ARRAY_SIZE(opts), cmd->flags, cmd->n_flags,
 		types, n_types, opt_cb, &a, &o);

@@ -29,6 +29,10 @@ enum {
 	OPT_CACERT,
 	OPT_CONFIRM,
 	OPT_LOCAL,
+	OPT_DIRECT,
+	OPT_STATE_DIR,
+	OPT_FIX_ALL,
+	OPT_CONFIG = 'c',
 };
 
 static const struct option long_opts[] = {
@@ -41,6 +45,10 @@ static const struct option long_opts[] = {
 	{"follow", no_argument, NULL, OPT_FOLLOW},
 	{"confirm", required_argument, NULL, OPT_CONFIRM},
 	{"local", no_argument, NULL, OPT_LOCAL},
+	{"direct", no_argument, NULL, OPT_DIRECT},
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	{"fix-all", no_argument, NULL, OPT_FIX_ALL},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{0},
@@ -63,6 +71,11 @@ static void usage(FILE *f)
 		"      --confirm DUR     config apply, drain, undrain: roll back unless confirmed\n"
 		"                        within DUR (60s, 5m) by `egressctl confirm`\n"
 		"      --local           config check: validate here, without egressd\n"
+		"      --direct          devices, status: read the devices' store, without egressd\n"
+		"  -c, --config FILE     --direct: the store is in FILE's [devices] state_dir\n"
+		"      --state-dir DIR   --direct: the store is in DIR (default: egressd's\n"
+		"                        configuration's, else /var/lib/egress)\n"
+		"      --fix-all         diagnose: repair what can safely be repaired\n"
 		"  -h, --help            show this help\n"
 		"  -V, --version         print the version\n"
 		"\nexit: 0 done, 1 refused by egressd or invalid, 2 usage, 3 egressd unreachable,\n"
@@ -118,6 +131,15 @@ int ctl_parse_confirm(const char *s, char *ret, size_t size)
 	return 0;
 }
 
+/* Is name a command of subcommands ("config", "port-forward")? */
+static bool has_subs(const char *name)
+{
+	for (size_t i = 0; i < ctl_cmds_n; i++)
+		if (streq(name, ctl_cmds[i].name) && ctl_cmds[i].sub)
+			return true;
+	return false;
+}
+
 /* The subcommand named by argv (one word, or two as "config check"), or NULL. */
 static const struct ctl_cmd *find_cmd(int argc, char **argv, int *words_ret)
 {
@@ -147,7 +169,7 @@ static int parse(struct ctl *c, int argc, char **argv, unsigned *opts_ret)
 	*opts_ret = 0;
 	optind = 1;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, ":s:u:jt:fhV", long_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":s:u:jt:fhVc:", long_opts, NULL)) != -1) {
 		switch (o) {
 		case OPT_SOCKET:
 			c->socket_path = optarg;
@@ -179,8 +201,25 @@ static int parse(struct ctl *c, int argc, char **argv, unsigned *opts_ret)
 						"3600, got \"%s\"\n", optarg);
 				return -EINVAL;
 			}
+			c->timeout_set = true;
 			break;
 		}
+		case OPT_DIRECT:
+			c->direct = true;
+			*opts_ret |= CTL_OPT_DIRECT;
+			break;
+		case OPT_CONFIG:
+			c->conf_path = optarg;
+			*opts_ret |= CTL_OPT_DIRECT;
+			break;
+		case OPT_STATE_DIR:
+			c->state_dir = optarg;
+			*opts_ret |= CTL_OPT_DIRECT;
+			break;
+		case OPT_FIX_ALL:
+			c->fix_all = true;
+			*opts_ret |= CTL_OPT_FIX;
+			break;
 		case OPT_FOLLOW:
 			c->follow = true;
 			*opts_ret |= CTL_OPT_FOLLOW;
@@ -213,6 +252,11 @@ static int parse(struct ctl *c, int argc, char **argv, unsigned *opts_ret)
 				argv[optind - 1]);
 			return -EINVAL;
 		}
+	}
+	if ((c->conf_path || c->state_dir) && !c->direct) {
+		fprintf(c->err, "egressctl: %s says where the store is for --direct: add --direct\n",
+			c->conf_path ? "-c" : "--state-dir");
+		return -EINVAL;
 	}
 	if (token_file) {
 		c->token = read_token(token_file, c->err);
@@ -248,9 +292,10 @@ int ctl_main(int argc, char **argv)
 	}
 	cmd = find_cmd(argc - first, argv + first, &words);
 	if (!cmd) {
+		bool sub = has_subs(argv[first]);
+
 		fprintf(c.err, "egressctl: unknown command '%s%s%s' (see --help)\n", argv[first],
-			first + 1 < argc && streq(argv[first], "config") ? " " : "",
-			first + 1 < argc && streq(argv[first], "config") ? argv[first + 1] : "");
+			sub && first + 1 < argc ? " " : "", sub && first + 1 < argc ? argv[first + 1] : "");
 		r = CTL_USAGE;
 		goto out;
 	}
@@ -265,6 +310,8 @@ int ctl_main(int argc, char **argv)
 			cmd->sub ? "this command" : cmd->name,
 			opts & ~cmd->opts & CTL_OPT_FOLLOW	? "-f"
 			: opts & ~cmd->opts & CTL_OPT_CONFIRM ? "--confirm"
+			: opts & ~cmd->opts & CTL_OPT_DIRECT  ? "--direct"
+			: opts & ~cmd->opts & CTL_OPT_FIX     ? "--fix-all"
 							      : "--local",
 			cmd->synopsis);
 		r = CTL_USAGE;

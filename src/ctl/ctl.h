@@ -34,6 +34,11 @@ struct ctl {
 	bool follow;		 /* events -f */
 	bool local;		 /* config check --local */
 	const char *confirm;	 /* --confirm DURATION, or NULL */
+	bool timeout_set;	 /* --timeout given (else a command may wait longer) */
+	bool direct;		 /* devices, status: read the devices' store, not egressd */
+	const char *conf_path;	 /* --direct: -c FILE, whose [devices] state_dir holds the store */
+	const char *state_dir;	 /* --direct: --state-dir DIR */
+	bool fix_all;		 /* diagnose --fix-all */
 	FILE *out;
 	FILE *err;
 };

@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "ctl_cmds.h"
+#include "ctl_devices.h"
 #include "ctl_table.h"
 #include "fileio.h"
 #include "modules.h"
@@ -95,21 +96,42 @@ static char *status_summary(json_t *status)
 	return text;
 }
 
+/* Does the module named name run, by /api/modules? */
+static bool module_running(json_t *mods, const char *name)
+{
+	json_t *rows = ctl_json_rows(mods, "modules"), *mod;
+	bool running = false;
+	size_t i;
+
+	json_array_foreach(rows, i, mod)
+		if (json_is_string(json_object_get(mod, "name")) &&
+			streq(json_string_value(json_object_get(mod, "name")), name))
+			running = json_is_true(json_object_get(mod, "running"));
+	json_decref(rows);
+	return running;
+}
+
 static int cmd_status(struct ctl *c, char **args)
 {
-	json_t *mods = NULL, *pending = NULL, *rows, *mod;
+	json_t *mods = NULL, *pending = NULL, *devices = NULL, *rows, *mod;
 	size_t i;
 	int r;
 
+	if (c->direct)
+		return ctl_devices_status_direct(c);
 	r = ctl_get_json(c, "/api/modules", &mods);
 	if (r == CTL_OK)
 		r = ctl_get_json(c, "/api/config/pending", &pending);
 	if (r != CTL_OK)
 		goto out;
+	if (module_running(mods, "devices"))
+		devices = ctl_devices_status(c);
 	if (c->json) {
 		json_t *doc = json_pack("{sOsO}", "modules", json_object_get(mods, "modules"),
 			"pending", pending);
 
+		if (doc && devices)
+			json_object_set(doc, "devices", devices);
 		print_json(c, doc ? doc : mods);
 		json_decref(doc);
 		goto out;
@@ -134,6 +156,10 @@ static int cmd_status(struct ctl *c, char **args)
 		table_free(t);
 		json_decref(rows);
 	}
+	if (devices) {
+		fprintf(c->out, "\ndevices:\n");
+		ctl_print_object(devices, c->out);
+	}
 	if (json_is_true(json_object_get(pending, "pending")))
 		fprintf(c->out, "\n%s (by %s) awaits its confirmation: %" JSON_INTEGER_FORMAT
 				"s left (egressctl confirm)\n",
@@ -141,6 +167,7 @@ static int cmd_status(struct ctl *c, char **args)
 			json_string_value(json_object_get(pending, "who")) ?: "?",
 			json_integer_value(json_object_get(pending, "seconds_left")));
 out:
+	json_decref(devices);
 	json_decref(pending);
 	json_decref(mods);
 	return r;
@@ -606,8 +633,23 @@ static int cmd_passwd(struct ctl *c, char **args)
 }
 
 const struct ctl_cmd ctl_cmds[] = {
-	{"status", NULL, 0, 0, 0, cmd_status, "status",
-		"modules and what they do; a change waiting for confirmation"},
+	{"status", NULL, 0, 0, CTL_OPT_DIRECT, cmd_status, "status [--direct]",
+		"modules and what they do; a change waiting for confirmation (--direct: the "
+		"devices' store alone)"},
+	{"devices", NULL, 0, 1, CTL_OPT_DIRECT, ctl_cmd_devices, "devices [active] [--direct]",
+		"LAN devices and their upstream identities (--direct: from the store)"},
+	{"port-forward", "add", 3, 3, 0, ctl_cmd_forward_add,
+		"port-forward add GW_PORT DEVICE DEVICE_PORT",
+		"forward GW_PORT of DEVICE's WAN addresses to its DEVICE_PORT (DEVICE: LAN IP or MAC)"},
+	{"port-forward", "list", 0, 1, 0, ctl_cmd_forward_list, "port-forward list [DEVICE]",
+		"the devices' port forwards, automatic and added"},
+	{"port-forward", "remove", 3, 3, 0, ctl_cmd_forward_remove,
+		"port-forward remove GW_PORT DEVICE DEVICE_PORT", "remove a forward added by hand"},
+	{"port-forward", "quick-device", 1, 1, 0, ctl_cmd_forward_quick,
+		"port-forward quick-device DEVICE_IP",
+		"forward 8080->80, 2323->23, 8443->443, 2222->22 to DEVICE_IP"},
+	{"diagnose", NULL, 0, 0, CTL_OPT_FIX, ctl_cmd_diagnose, "diagnose [--fix-all]",
+		"check the device gateway: macvlans, leases, rules, reachability; --fix-all repairs"},
 	{"uplinks", NULL, 0, 0, 0, cmd_uplinks, "uplinks",
 		"uplinks: state, weight, RTT, loss, share"},
 	{"connections", NULL, 0, 0, 0, cmd_connections, "connections",

@@ -12,6 +12,8 @@
 #define CTL_OPT_FOLLOW	(1u << 0)
 #define CTL_OPT_CONFIRM (1u << 1)
 #define CTL_OPT_LOCAL	(1u << 2)
+#define CTL_OPT_DIRECT	(1u << 3) /* --direct, -c, --state-dir */
+#define CTL_OPT_FIX	(1u << 4) /* --fix-all */
 
 struct ctl_cmd {
 	const char *name;

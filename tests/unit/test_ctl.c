@@ -1,7 +1,8 @@
 /*
  * test_ctl.c - unit tests for egressctl's output and command line (src/ctl/): aligned tables,
  * the cells made of the API's JSON, the rows of a reply in each shape the API may send, and
- * the values of --confirm.  Pure: no daemon, no network; tables are printed to memory.
+ * the values of --confirm; the device commands' words, and --direct reading a devices' store
+ * made in a folder of the test's own.  No daemon, no network; tables are printed to memory.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,7 +15,14 @@
 
 #include <cmocka.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
 #include "ctl_cmds.h"
+#include "ctl_devices.h"
+#include "dev_conf.h"
+#include "dev_store.h"
 #include "ctl_table.h"
 #include "util.h"
 
@@ -260,6 +268,190 @@ static void test_confirm_values(void **state)
 		-EINVAL);
 }
 
+/* port-forward's words: ports bounded, the device a LAN IPv4 address or a MAC. */
+static void test_forward_body(void **state)
+{
+	FILE *err = fopen("/dev/null", "w");
+	json_t *b;
+
+	b = ctl_forward_body("8080", "192.168.1.100", "80", err);
+	assert_non_null(b);
+	assert_int_equal(json_integer_value(json_object_get(b, "gateway_port")), 8080);
+	assert_int_equal(json_integer_value(json_object_get(b, "device_port")), 80);
+	assert_string_equal(json_string_value(json_object_get(b, "device_ip")), "192.168.1.100");
+	assert_null(json_object_get(b, "device"));
+	json_decref(b);
+	b = ctl_forward_body("2323", "AA-BB-CC-DD-EE-FF", "23", err);
+	assert_non_null(b);
+	assert_string_equal(json_string_value(json_object_get(b, "device")), "aa:bb:cc:dd:ee:ff");
+	assert_null(json_object_get(b, "device_ip"));
+	json_decref(b);
+	assert_null(ctl_forward_body("0", "192.168.1.100", "80", err));
+	assert_null(ctl_forward_body("8080", "192.168.1.100", "65536", err));
+	assert_null(ctl_forward_body("80x", "192.168.1.100", "80", err));
+	assert_null(ctl_forward_body("8080", "192.168.1", "80", err));
+	assert_null(ctl_forward_body("8080", "2001:db8::1", "80", err));
+	fclose(err);
+}
+
+struct dirs {
+	char dir[64], conf[96], store[96];
+};
+
+static void dirs_make(struct dirs *d)
+{
+	snprintf(d->dir, sizeof(d->dir), "/tmp/test_ctl.XXXXXX");
+	assert_non_null(mkdtemp(d->dir));
+	snprintf(d->conf, sizeof(d->conf), "%s/egress.conf", d->dir);
+	snprintf(d->store, sizeof(d->store), "%s/" DEV_STORE_FILE, d->dir);
+}
+
+static void dirs_remove(struct dirs *d)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	char p[128];
+
+	unlink(d->conf);
+	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
+		snprintf(p, sizeof(p), "%s%s", d->store, suffix[i]);
+		unlink(p);
+	}
+	assert_int_equal(rmdir(d->dir), 0);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* --direct finds the store: --state-dir, else -c FILE's [devices] state_dir. */
+static void test_direct_state_dir(void **state)
+{
+	FILE *err = fopen("/dev/null", "w");
+	struct dirs d;
+	char dir[256], text[256];
+
+	dirs_make(&d);
+	assert_int_equal(ctl_devices_state_dir(NULL, "/srv/x", dir, sizeof(dir), err), 0);
+	assert_string_equal(dir, "/srv/x");
+	snprintf(text, sizeof(text), "[devices]\nwan = eth0\nlan = eth1\nstate_dir = %s\n",
+		d.dir);
+	write_file(d.conf, text);
+	assert_int_equal(ctl_devices_state_dir(d.conf, NULL, dir, sizeof(dir), err), 0);
+	assert_string_equal(dir, d.dir);
+	/* --state-dir wins over the file */
+	assert_int_equal(ctl_devices_state_dir(d.conf, "/srv/y", dir, sizeof(dir), err), 0);
+	assert_string_equal(dir, "/srv/y");
+	/* a file without [devices]: the default folder */
+	write_file(d.conf, "[global]\nlog_level = info\n");
+	assert_int_equal(ctl_devices_state_dir(d.conf, NULL, dir, sizeof(dir), err), 0);
+	assert_string_equal(dir, "/var/lib/egress");
+	/* a broken file is an error, not a guess */
+	write_file(d.conf, "[devices]\nwan = eth0\nlan = eth0\n");
+	assert_int_equal(ctl_devices_state_dir(d.conf, NULL, dir, sizeof(dir), err), -EINVAL);
+	dirs_remove(&d);
+	fclose(err);
+}
+
+/* devices --direct: the store's devices, saying where and when they were read from. */
+static void test_direct_devices(void **state)
+{
+	struct dirs d;
+	struct dev_store *st;
+	struct dev_record r = {.mac = {0x44, 0xb7, 0xd0, 0xa6, 0x6d, 0xfc}, .status = DEV_ACTIVE};
+	struct dev_record gone = {.mac = {2, 0, 0, 0, 0, 2}, .status = DEV_INACTIVE};
+	struct ctl c = {.timeout_s = 10};
+	char *text = NULL;
+	size_t len = 0;
+	struct stat sb;
+
+	dirs_make(&d);
+	c.direct = true;
+	c.state_dir = d.dir;
+	c.err = fopen("/dev/null", "w");
+	/* no store: an error, and still no store */
+	c.out = open_memstream(&text, &len);
+	assert_int_equal(ctl_devices_direct(&c, NULL), CTL_REFUSED);
+	fclose(c.out);
+	free(text);
+	assert_int_equal(stat(d.store, &sb), -1);
+
+	assert_int_equal(dev_store_open(d.store, false, &st), 0);
+	addr_parse("192.168.1.100", &r.lan4);
+	r.has_lease4 = true;
+	addr_parse("10.1.2.50", &r.lease4.addr);
+	r.lease4.lease_s = 3600;
+	r.lease4.obtained_at = 1700000000;
+	addr_parse("2001:db8::1234", &r.wan6.addr);
+	r.wan6.plen = 64;
+	assert_int_equal(dev_store_put(st, &r), 0);
+	assert_int_equal(dev_store_put(st, &gone), 0);
+
+	c.out = open_memstream(&text, &len);
+	assert_int_equal(ctl_devices_direct(&c, "active"), CTL_OK);
+	fclose(c.out);
+	assert_non_null(strstr(text, "read from the store "));
+	assert_non_null(strstr(text, "directly, not from egressd; last written "));
+	assert_non_null(strstr(text, "MAC "));
+	assert_non_null(strstr(text, "44:b7:d0:a6:6d:fc  active  192.168.1.100  10.1.2.50  "
+				     "2001:db8::1234"));
+	assert_null(strstr(text, "02:00:00:00:00:02"));
+	free(text);
+
+	c.json = true;
+	c.out = open_memstream(&text, &len);
+	assert_int_equal(ctl_devices_direct(&c, NULL), CTL_OK);
+	fclose(c.out);
+	json_t *doc = json_loads(text, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "source")), "store");
+	assert_int_equal(json_integer_value(json_object_get(doc, "count")), 2);
+	assert_true(json_is_string(json_object_get(doc, "written_at")));
+	json_decref(doc);
+	free(text);
+
+	c.out = open_memstream(&text, &len);
+	assert_int_equal(ctl_devices_status_direct(&c), CTL_OK);
+	fclose(c.out);
+	doc = json_loads(text, 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(doc, "active_devices")), 1);
+	assert_int_equal(json_integer_value(json_object_get(doc, "total_devices")), 2);
+	json_decref(doc);
+	free(text);
+
+	dev_store_close(st);
+	fclose(c.err);
+	dirs_remove(&d);
+}
+
+/* The command line's checks: --direct's options without it, options of other commands. */
+static void test_devices_usage(void **state)
+{
+	char *a1[] = {"egressctl", "--state-dir", "/tmp", "devices", NULL};
+	char *a2[] = {"egressctl", "--fix-all", "devices", NULL};
+	char *a3[] = {"egressctl", "--direct", "diagnose", NULL};
+	char *a4[] = {"egressctl", "port-forward", "add", "8080", "192.168.1.100", NULL};
+	char *a5[] = {"egressctl", "port-forward", "add", "8080", "192.168.1.100", "0", NULL};
+	char *a6[] = {"egressctl", "devices", "everything", NULL};
+	char *a7[] = {"egressctl", "port-forward", "quick-device", "aa:bb:cc:dd:ee:ff", NULL};
+	FILE *saved = stderr;
+
+	stderr = fopen("/dev/null", "w");
+	assert_int_equal(ctl_main(4, a1), CTL_USAGE);
+	assert_int_equal(ctl_main(3, a2), CTL_USAGE);
+	assert_int_equal(ctl_main(3, a3), CTL_USAGE);
+	assert_int_equal(ctl_main(5, a4), CTL_USAGE);
+	assert_int_equal(ctl_main(6, a5), CTL_USAGE);
+	assert_int_equal(ctl_main(3, a6), CTL_USAGE);
+	assert_int_equal(ctl_main(4, a7), CTL_USAGE);
+	fclose(stderr);
+	stderr = saved;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +465,10 @@ int main(void)
 		cmocka_unit_test(test_rows_refuses_other_shapes),
 		cmocka_unit_test(test_print_object),
 		cmocka_unit_test(test_confirm_values),
+		cmocka_unit_test(test_forward_body),
+		cmocka_unit_test(test_direct_state_dir),
+		cmocka_unit_test(test_direct_devices),
+		cmocka_unit_test(test_devices_usage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
