@@ -466,12 +466,27 @@ int ctl_cmd_diagnose(struct ctl *c, char **args)
 	long saved = c->timeout_s;
 	int r;
 
-	/* the checks through each device's identity take a moment */
+	/* the checks through each device's identity take a moment: the API answers 202
+	 * {"running": true} and GET /api/devices/diagnose has the result once it is in */
 	if (!c->timeout_set && c->timeout_s < 120)
 		c->timeout_s = 120;
 	r = ctl_request(c, "POST",
 		c->fix_all ? "/api/devices/diagnose?fix=1" : "/api/devices/diagnose", "{}", NULL, 0,
 		&rep);
+	for (uint64_t end = now_ms() + (uint64_t)c->timeout_s * 1000;
+		r == CTL_OK && json_is_true(json_object_get(rep.json, "running"));) {
+		if (now_ms() >= end) {
+			fprintf(c->err, "egressctl: diagnose: no result after %lds (GET "
+					"/api/devices/diagnose shows it once it is in)\n",
+				c->timeout_s);
+			ctl_reply_clear(&rep);
+			c->timeout_s = saved;
+			return CTL_UNREACHABLE;
+		}
+		usleep(500 * 1000);
+		ctl_reply_clear(&rep);
+		r = ctl_request(c, "GET", "/api/devices/diagnose", NULL, NULL, 0, &rep);
+	}
 	c->timeout_s = saved;
 	if (r != CTL_OK)
 		return r;
