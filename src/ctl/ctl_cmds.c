@@ -641,7 +641,7 @@ const struct ctl_cmd ctl_cmds[] = {
 	{"port-forward", "add", 3, 3, 0, ctl_cmd_forward_add,
 		"port-forward add GW_PORT DEVICE DEVICE_PORT",
 		"forward GW_PORT of DEVICE's WAN addresses to its DEVICE_PORT (DEVICE: LAN IP or MAC)"},
-	{"port-forward", "list", 0, 1, 0, ctl_cmd_forward_list, "port-forward list [DEVICE]",
+	{"port-forward", "list", 0, 1, 0, ctl_cmd_forward_list, "port-forward list [MAC]",
 		"the devices' port forwards, automatic and added"},
 	{"port-forward", "remove", 3, 3, 0, ctl_cmd_forward_remove,
 		"port-forward remove GW_PORT DEVICE DEVICE_PORT", "remove a forward added by hand"},

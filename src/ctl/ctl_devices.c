@@ -423,14 +423,15 @@ int ctl_cmd_forward_list(struct ctl *c, char **args)
 	int r;
 
 	if (args[0]) {
-		json_t *probe = json_object();
+		uint8_t mac[6];
+		char buf[18];
 
-		if (device_arg(args[0], probe, c->err, "DEVICE") < 0) {
-			json_decref(probe);
+		if (dev_mac_parse(args[0], mac) < 0) {
+			fprintf(c->err, "egressctl: MAC: expected the device's MAC (aa:bb:cc:dd:ee:ff), "
+					"got \"%s\"\n", args[0]);
 			return CTL_USAGE;
 		}
-		json_decref(probe);
-		if (asprintf(&path, "/api/devices/port-forwards?device=%s", args[0]) < 0)
+		if (asprintf(&path, "/api/devices/port-forwards?device=%s", dev_mac_str(mac, buf)) < 0)
 			abort();
 	}
 	r = ctl_get_json(c, path ? path : "/api/devices/port-forwards", &doc);
@@ -459,55 +460,73 @@ static const struct ctl_column check_cols[] = {
 	{"DETAIL", "detail|message", CELL_TEXT},
 };
 
-int ctl_cmd_diagnose(struct ctl *c, char **args)
+/*
+ * POST /api/devices/diagnose: egressd answers with the result when it had it at once, else
+ * 202 {"running": true}, and GET /api/devices/diagnose shows it until "running" is false.
+ * Polled once a second within the timeout.  *ret: the result (the caller's), or an exit code.
+ */
+static int diagnose_run(struct ctl *c, json_t **ret)
 {
 	struct ctl_reply rep;
-	json_t *rows, *fixed;
-	long saved = c->timeout_s;
+	json_t *doc;
+	long waited = 0;
 	int r;
 
-	/* the checks through each device's identity take a moment: the API answers 202
-	 * {"running": true} and GET /api/devices/diagnose has the result once it is in */
-	if (!c->timeout_set && c->timeout_s < 120)
-		c->timeout_s = 120;
 	r = ctl_request(c, "POST",
 		c->fix_all ? "/api/devices/diagnose?fix=1" : "/api/devices/diagnose", "{}", NULL, 0,
 		&rep);
-	for (uint64_t end = now_ms() + (uint64_t)c->timeout_s * 1000;
-		r == CTL_OK && json_is_true(json_object_get(rep.json, "running"));) {
-		if (now_ms() >= end) {
-			fprintf(c->err, "egressctl: diagnose: no result after %lds (GET "
-					"/api/devices/diagnose shows it once it is in)\n",
-				c->timeout_s);
-			ctl_reply_clear(&rep);
-			c->timeout_s = saved;
+	if (r != CTL_OK)
+		return r;
+	doc = json_is_object(rep.json) ? json_incref(rep.json) : NULL;
+	ctl_reply_clear(&rep);
+	while (doc && json_is_true(json_object_get(doc, "running"))) {
+		json_decref(doc);
+		doc = NULL;
+		if (waited++ >= c->timeout_s) {
+			fprintf(c->err, "egressctl: diagnose still runs after %lds: egressctl diagnose "
+					"later, or --timeout SECS\n", c->timeout_s);
 			return CTL_UNREACHABLE;
 		}
-		usleep(500 * 1000);
-		ctl_reply_clear(&rep);
-		r = ctl_request(c, "GET", "/api/devices/diagnose", NULL, NULL, 0, &rep);
+		sleep(1);
+		r = ctl_get_json(c, "/api/devices/diagnose", &doc);
+		if (r != CTL_OK)
+			return r;
 	}
+	if (!json_is_object(doc)) {
+		fprintf(c->err, "egressctl: diagnose: egressd's answer is not a JSON object\n");
+		json_decref(doc);
+		return CTL_REFUSED;
+	}
+	*ret = doc;
+	return CTL_OK;
+}
+
+int ctl_cmd_diagnose(struct ctl *c, char **args)
+{
+	json_t *doc = NULL, *rows, *fixed;
+	long saved = c->timeout_s;
+	int r;
+
+	/* the checks through each device's identity take a moment */
+	if (!c->timeout_set && c->timeout_s < 120)
+		c->timeout_s = 120;
+	r = diagnose_run(c, &doc);
 	c->timeout_s = saved;
 	if (r != CTL_OK)
 		return r;
-	if (!json_is_object(rep.json)) {
-		fputs(rep.body, c->out);
-		ctl_reply_clear(&rep);
-		return CTL_REFUSED;
-	}
-	r = json_is_true(json_object_get(rep.json, "ok")) ? CTL_OK : CTL_REFUSED;
+	r = json_is_true(json_object_get(doc, "ok")) ? CTL_OK : CTL_REFUSED;
 	if (c->json) {
-		print_json(c, rep.json);
+		print_json(c, doc);
 		goto out;
 	}
-	rows = ctl_json_rows(rep.json, "checks");
+	rows = ctl_json_rows(doc, "checks");
 	if (rows) {
 		ctl_print_rows(rows, check_cols, ARRAY_SIZE(check_cols), c->out);
 		json_decref(rows);
 	} else {
-		print_json(c, rep.json);
+		print_json(c, doc);
 	}
-	fixed = json_object_get(rep.json, "fixed");
+	fixed = json_object_get(doc, "fixed");
 	if (c->fix_all)
 		fprintf(c->out, "\nfixed %" JSON_INTEGER_FORMAT " problem%s\n",
 			json_integer_value(fixed), json_integer_value(fixed) == 1 ? "" : "s");
@@ -517,6 +536,6 @@ int ctl_cmd_diagnose(struct ctl *c, char **args)
 			     : "some checks fail: see DETAIL (egressctl diagnose --fix-all repairs "
 			       "what it safely can)");
 out:
-	ctl_reply_clear(&rep);
+	json_decref(doc);
 	return r;
 }
