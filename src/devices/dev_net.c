@@ -226,10 +226,15 @@ int dev_net_new(const struct dev_net_conf *c, struct dev_net **ret)
 	int r;
 
 	*ret = NULL;
-	if (!ifname_ok(c->wan) || !ifname_ok(c->lan)) {
-		log_warnx("devices: wan %s, lan %s: expected interface names", c->wan ? c->wan : "",
-			c->lan ? c->lan : "");
-		return -EINVAL;
+	for (int i = 0; i < 2; i++) {
+		const char *v = i ? c->lan : c->wan;
+
+		if (!ifname_ok(v)) {
+			log_warnx("devices: %s \"%s\": expected an interface name (1-15 characters, "
+				  "no spaces, quotes, slashes or backslashes)", i ? "lan" : "wan",
+				v ? v : "");
+			return -EINVAL;
+		}
 	}
 	if (c->macvlan_mode < 0 || c->macvlan_mode >= _NL_MACVLAN_MODE_MAX) {
 		log_warnx("devices: macvlan mode %d: expected one of private, vepa, bridge, "
@@ -1149,7 +1154,7 @@ static bool check_nft(struct dev_net *n, const struct dev_net_want *all, size_t 
 
 		if (all[i].lan4.family != AF_INET || all[i].wan4.addr.family != AF_INET)
 			continue;
-		snprintf(want, sizeof(want), "snat ip to %s",
+		snprintf(want, sizeof(want), "snat ip to %s ",
 			addr_str(&all[i].wan4.addr, b, sizeof(b)));
 		if (!strstr(text, want)) {
 			char m[MAC_STRLEN];
