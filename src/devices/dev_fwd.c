@@ -57,6 +57,7 @@ struct fwd_lst {
 	int fd; /* -1: not listening (err says why) */
 	int err;
 	struct event *ev;
+	bool paused; /* out of descriptors: not accepting until the relay's pause timer */
 	uint64_t active, total, bytes_in, bytes_out, errors;
 	struct fwd_lst *next;
 };
@@ -74,8 +75,13 @@ struct dev_relay {
 	struct relay_pool *pool;
 	struct fwd_dev *devs;
 	struct fwd_conn *conns;
+	struct event *pause; /* takes paused listeners back */
 	struct log_ratelimit rl;
 };
+
+/* A listener whose accept() found no descriptor left waits this long before trying again
+ * (it stays readable: accepting at once again would spin). */
+#define FWD_PAUSE_MS 200
 
 int dev_port_map_parse(const char *s, uint16_t *outer, uint16_t *inner, const char **why)
 {
@@ -132,6 +138,18 @@ static const char *lst_str(const struct fwd_lst *l, char *buf, size_t len)
 	return buf;
 }
 
+static void relay_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dev_relay *r = arg;
+
+	for (struct fwd_dev *d = r->devs; d; d = d->next)
+		for (struct fwd_lst *l = d->lsts; l; l = l->next)
+			if (l->paused) {
+				l->paused = false;
+				event_add(l->ev, NULL);
+			}
+}
+
 int dev_relay_new(struct event_base *base, uint32_t idle_ms, struct dev_relay **ret)
 {
 	struct dev_relay *r = xcalloc(1, sizeof(*r));
@@ -140,8 +158,14 @@ int dev_relay_new(struct event_base *base, uint32_t idle_ms, struct dev_relay **
 
 	r->base = base;
 	r->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 20);
+	r->pause = evtimer_new(base, relay_resume_cb, r);
+	if (!r->pause) {
+		free(r);
+		return -ENOMEM;
+	}
 	e = relay_pool_new(base, &o, &r->pool);
 	if (e < 0) {
+		event_free(r->pause);
 		free(r);
 		return e;
 	}
@@ -287,13 +311,20 @@ static void lst_accept_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (cfd < 0) {
 			/* EAGAIN: all taken; ECONNABORTED and the like: that client only;
-			 * EMFILE/ENFILE: the next wake-up tries again */
+			 * EMFILE, ENFILE, ENOBUFS: pause, then try again */
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+				struct dev_relay *r = l->dev->r;
+				struct timeval tv = {0, FWD_PAUSE_MS * 1000};
 				char b[ADDR_STRLEN + 8], m[18];
+
 				l->errors++;
-				if (log_ratelimit(&l->dev->r->rl))
+				if (log_ratelimit(&r->rl))
 					log_warn("devices: %s: forward %s: accept",
 						mac_str(l->dev->mac, m), lst_str(l, b, sizeof(b)));
+				event_del(l->ev);
+				l->paused = true;
+				if (!evtimer_pending(r->pause, NULL))
+					evtimer_add(r->pause, &tv);
 			}
 			return;
 		}
@@ -532,5 +563,6 @@ void dev_relay_free(struct dev_relay *r)
 		}
 		free(d);
 	}
+	event_free(r->pause);
 	free(r);
 }
