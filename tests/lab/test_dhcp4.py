@@ -1,0 +1,230 @@
+"""The DHCPv4 client of the devices module against a real dnsmasq, through
+tests/tools/dhcp4_probe (one client per macvlan, all on one event loop).
+
+    gw (dhcp4_probe --configure)                      srv
+    d1..d5: macvlans on wan0, distinct MACs           dnsmasq: 10.4.0.100-199 (2 min leases,
+    wan0 -------------------------------------------- eth0 10.4.0.1/24   T1 6 s, T2 20 s),
+    sq (namespace): a macvlan on wan0 squatting       d5 always offered 10.4.0.50
+    on 10.4.0.50
+
+One probe serves the module: clients on d1..d5 (d6 has none: the negative check).  Each
+client must hold its own lease in dnsmasq's lease file under its own MAC and client id
+(01:MAC) with its hostname; d5's offer is taken by the squatter, so its ARP probe finds the
+conflict and it declines instead of binding.  The probe adds each bound address to its
+macvlan (as dev_net does) so that dnsmasq's unicast answers to renewals arrive.  The tests
+run in file order and build on each other's state: leases, renewal at T1 (dnsmasq's own
+shortest lease is 2 minutes; T1 and T2 come from --dhcp-option), INIT-REBOOT confirmed and
+refused, the decline, and last RELEASE.
+"""
+import ipaddress
+import json
+import threading
+
+import pytest
+
+from lab import Lab, is_root, wait_for
+
+MACS = {"d1": "02:44:00:00:00:01", "d2": "02:44:00:00:00:02", "d3": "02:44:00:00:00:03",
+        "d4": "02:44:00:00:00:04", "d5": "02:44:00:00:00:05", "d6": "02:44:00:00:00:06"}
+CLIENTS = ("d1", "d2", "d3", "d4", "d5")
+SQUAT_MAC = "02:44:00:00:00:99"
+SQUAT_ADDR = "10.4.0.50"
+RANGE = (ipaddress.ip_address("10.4.0.100"), ipaddress.ip_address("10.4.0.199"))
+DNS4 = "10.4.0.53"
+T1, T2 = 6, 20
+
+
+class Probe:
+    """dhcp4_probe in a node: its JSON lines collected by a thread, commands to its stdin."""
+
+    def __init__(self, node, argv):
+        self.proc = node.popen(argv, name="dhcp4_probe", stdin=-1, stdout=-1)
+        self.events = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                self.events.append(ev)
+
+    def send(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+    def mark(self):
+        with self.lock:
+            return len(self.events)
+
+    def find(self, since=0, **match):
+        with self.lock:
+            for ev in self.events[since:]:
+                if all(ev.get(k) == v for k, v in match.items()):
+                    return ev
+        return None
+
+    def findall(self, since=0, **match):
+        with self.lock:
+            return [ev for ev in self.events[since:]
+                    if all(ev.get(k) == v for k, v in match.items())]
+
+    def wait(self, since=0, timeout=15, **match):
+        return wait_for(lambda: self.find(since, **match), timeout=timeout,
+                        what="dhcp4_probe event %r" % match)
+
+    def state(self, ifname):
+        m = self.mark()
+        self.send("state " + ifname)
+        return self.wait(m, event="state", **{"if": ifname})
+
+
+def leases(path):
+    """dnsmasq's DHCPv4 leases: {mac: (expiry, address, hostname, client id)}."""
+    out = {}
+    try:
+        text = open(path).read()
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 5 and "." in f[2]:
+            out[f[1]] = (int(f[0]), f[2], f[3], f[4])
+    return out
+
+
+@pytest.fixture(scope="module")
+def v4lab(tool_bin):
+    if not is_root():
+        pytest.skip("needs root: creates network namespaces")
+    probe_bin = tool_bin("dhcp4_probe")
+    with Lab() as lab:
+        lab.link("srv", "gw", addrs=("10.4.0.1/24", None), ifnames=("eth0", "wan0"))
+        gw, srv, sq = lab["gw"], lab["srv"], lab.node("sq")
+        # several addresses of one subnet on one host: each macvlan answers ARP for its own
+        # only (as the devices module's macvlans do), so unicast reaches the right client
+        gw.sysctl(**{"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2})
+        gw.ip_batch(["link add link wan0 name %s address %s type macvlan mode bridge"
+                     % (name, mac) for name, mac in MACS.items()]
+                    + ["link set %s up" % name for name in MACS]
+                    + ["link add link wan0 name sq0 address %s type macvlan mode bridge"
+                       % SQUAT_MAC, "link set sq0 netns %s" % sq.ns])
+        sq.ip_batch(["addr add %s/24 dev sq0" % SQUAT_ADDR, "link set sq0 up"])
+        dns = srv.dnsmasq("--interface=eth0", "--bind-interfaces", "--log-dhcp",
+                          "--dhcp-authoritative", "--no-ping",
+                          "--dhcp-range=10.4.0.100,10.4.0.199,255.255.255.0,2m",
+                          "--dhcp-host=%s,%s" % (MACS["d5"], SQUAT_ADDR),
+                          "--dhcp-option=option:dns-server,%s" % DNS4,
+                          "--dhcp-option=option:T1,%d" % T1,
+                          "--dhcp-option=option:T2,%d" % T2, port=0)
+        lease_file = next(a.split("=", 1)[1] for a in dns.args
+                          if str(a).startswith("--dhcp-leasefile="))
+        probe = Probe(gw, [str(probe_bin), "--configure", "--hostname", "--retry-min", "1000",
+                           "--retry-max", "4000", *CLIENTS])
+        probe.wait(event="ready", timeout=10)
+        yield lab, probe, lease_file, dns
+
+
+def test_leases_per_macvlan(v4lab):
+    lab, probe, lease_file, _ = v4lab
+    gw, srv = lab["gw"], lab["srv"]
+    got = {}
+    for name in ("d1", "d2", "d3", "d4"):
+        ev = probe.wait(event="bound", timeout=20, **{"if": name})
+        addr = ipaddress.ip_address(ev["addr"])
+        assert RANGE[0] <= addr <= RANGE[1], ev
+        assert ev["plen"] == 24 and ev["router"] == "10.4.0.1", ev
+        assert ev["server"] == "10.4.0.1" and ev["server_mac"] == srv.mac("eth0"), ev
+        assert ev["dns"] == [DNS4], ev
+        assert ev["lease"] == 120 and ev["t1"] == T1 and ev["t2"] == T2, ev
+        assert "%s/24" % ev["addr"] in gw.addrs(name, 4)
+        got[name] = ev["addr"]
+    assert len(set(got.values())) == 4
+    # dnsmasq holds one lease per client: its MAC, client id 01:MAC, hostname, the address
+    held = wait_for(lambda: (lambda ls: ls if len(ls) >= 4 else None)(leases(lease_file)),
+                    what="four leases in dnsmasq's file")
+    for name, addr in got.items():
+        expiry, a, host, cid = held[MACS[name]]
+        assert (a, host, cid) == (addr, name, "01:" + MACS[name])
+    # d6 runs no client: no lease, and no event names it
+    assert MACS["d6"] not in held
+    assert probe.find(**{"if": "d6"}) is None
+    for name in got:
+        st = probe.state(name)
+        assert st["state"] == "bound" and st["declines"] == 0 and st["bad"] == 0, st
+
+
+def test_renew_at_t1(v4lab):
+    """No one asks: d1 renews on its own at T1, by unicast to the server."""
+    lab, probe, lease_file, _ = v4lab
+    mac = MACS["d1"]
+    last = [e for e in probe.events if e.get("if") == "d1" and e["event"] in ("bound",
+                                                                              "renewed")][-1]
+    before = leases(lease_file)[mac]
+    m = probe.mark()
+    ev = probe.wait(m, event="renewed", timeout=T1 + 15, **{"if": "d1"})
+    assert ev["addr"] == last["addr"] and ev["lease"] == 120
+    assert probe.find(m, event="lost") is None
+    after = wait_for(lambda: (lambda l: l if l[0] > before[0] else None)(
+        leases(lease_file)[mac]), what="d1's lease extended in dnsmasq's file")
+    assert after[1] == before[1]
+    # a renewal, not a new exchange: still bound, no NAK
+    st = probe.state("d1")
+    assert st["state"] == "bound" and st["naks"] == 0, st
+
+
+def test_init_reboot_confirmed(v4lab):
+    """A restart with a kept lease: confirmed (RENEWED, the same address), never LOST."""
+    lab, probe, lease_file, _ = v4lab
+    held = probe.find(event="bound", **{"if": "d2"})["addr"]
+    m = probe.mark()
+    probe.send("stop d2")
+    probe.send("start d2")
+    ev = probe.wait(m, event="renewed", **{"if": "d2"})
+    assert ev["addr"] == held
+    assert probe.find(m, event="lost", **{"if": "d2"}) is None
+    assert probe.find(m, event="bound", **{"if": "d2"}) is None
+
+
+def test_init_reboot_refused(v4lab):
+    """A kept address the server does not give out: NAK, LOST, then a lease from INIT."""
+    lab, probe, lease_file, _ = v4lab
+    m = probe.mark()
+    probe.send("reboot d3 10.4.0.250")
+    lost = probe.wait(m, event="lost", **{"if": "d3"})
+    assert lost["addr"] == "10.4.0.250"
+    ev = probe.wait(m, event="bound", timeout=20, **{"if": "d3"})
+    assert RANGE[0] <= ipaddress.ip_address(ev["addr"]) <= RANGE[1]
+    assert probe.state("d3")["naks"] >= 1
+    assert wait_for(lambda: leases(lease_file).get(MACS["d3"], (0, None))[1] == ev["addr"],
+                    what="d3's lease in dnsmasq's file")
+
+
+def test_decline_on_conflict(v4lab):
+    """d5 is offered the squatter's address: the ARP probe sees it, DECLINE, no BOUND."""
+    lab, probe, _, dns = v4lab
+    wait_for(lambda: probe.state("d5")["declines"] >= 1, timeout=20, what="d5 declined")
+    assert probe.find(event="bound", **{"if": "d5"}) is None
+    wait_for(lambda: "DHCPDECLINE" in dns.log() and SQUAT_ADDR in dns.log(),
+             what="dnsmasq saw the DECLINE")
+    assert SQUAT_ADDR + "/24" not in lab["gw"].addrs("d5", 4)
+    # the others were never declined
+    for name in ("d1", "d2", "d4"):
+        assert probe.state(name)["declines"] == 0
+
+
+def test_release(v4lab):
+    lab, probe, lease_file, _ = v4lab
+    mac = MACS["d4"]
+    assert mac in leases(lease_file)
+    probe.send("release d4")
+    wait_for(lambda: mac not in leases(lease_file), what="d4's lease gone from dnsmasq's file")
+    st = probe.state("d4")
+    assert st["state"] == "stopped", st
+    assert lab["gw"].addrs("d4", 4) == []
+    held = leases(lease_file)
+    assert MACS["d1"] in held and MACS["d2"] in held
