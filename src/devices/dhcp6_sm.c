@@ -230,6 +230,16 @@ static void solicit(struct dhcp6_sm *sm, int64_t now_ms, struct dhcp6_out *out)
 	begin(sm, DHCP6_SOLICIT, now_ms, false, out);
 }
 
+/* RENEW what we hold (REBIND past T2): its address, to its server (RFC 8415 18.2.4/5). */
+static void renew(struct dhcp6_sm *sm, int64_t now_ms, struct dhcp6_out *out)
+{
+	memcpy(sm->server_duid, sm->lease.server_duid, sm->lease.server_duid_len);
+	sm->server_duid_len = sm->lease.server_duid_len;
+	sm->req_addr = sm->lease.addr.v6;
+	sm->has_req_addr = true;
+	begin(sm, now_ms >= t2_at(sm) ? DHCP6_REBIND : DHCP6_RENEW, now_ms, false, out);
+}
+
 /* Bound: wait for T1 (or T2, or the end of the valid lifetime, whichever is first due). */
 static void bound_timer(struct dhcp6_sm *sm)
 {
@@ -291,12 +301,8 @@ void dhcp6_sm_start(struct dhcp6_sm *sm, int64_t now_ms, int64_t wall_s,
 		begin(sm, DHCP6_SOLICIT, now_ms, true, out);
 		goto out;
 	}
-	/* a restart renews what it holds: the same server, then any (RFC 8415 18.2.4/5) */
-	memcpy(sm->server_duid, sm->lease.server_duid, sm->lease.server_duid_len);
-	sm->server_duid_len = sm->lease.server_duid_len;
-	sm->req_addr = sm->lease.addr.v6;
-	sm->has_req_addr = true;
-	begin(sm, now_ms >= t2_at(sm) ? DHCP6_REBIND : DHCP6_RENEW, now_ms, false, out);
+	/* a restart renews what it holds: the same server, then any */
+	renew(sm, now_ms, out);
 out:
 	out_end(sm, out);
 }
@@ -358,7 +364,7 @@ void dhcp6_sm_timeout(struct dhcp6_sm *sm, int64_t now_ms, int64_t wall_s, struc
 		goto out;
 	}
 	if (sm->state == DHCP6_BOUND) {
-		begin(sm, now_ms >= t2_at(sm) ? DHCP6_REBIND : DHCP6_RENEW, now_ms, false, out);
+		renew(sm, now_ms, out);
 		goto out;
 	}
 	if (sm->count == 0) { /* the delayed first SOLICIT */
@@ -487,13 +493,15 @@ static void take_reply(struct dhcp6_sm *sm, int64_t now_ms, int64_t wall_s,
 		const struct dhcp6_msg_addr *a = &m->addrs[i];
 		bool ours = sm->have_lease && !memcmp(&a->addr, &sm->lease.addr.v6, 16);
 
-		if (ours && !addr_usable(a))
+		/* RFC 8415 18.2.10.1: a valid lifetime of 0 takes it away; RFC 8415 21.6: an
+		 * IAADDR preferred beyond valid is ignored */
+		if (ours && !a->valid_s)
 			ours_gone = true;
 		else if (addr_usable(a) && (!pick || ours))
 			pick = a;
 	}
 	if (ours_gone)
-		lose(sm, out); /* RFC 8415 18.2.10.1: a valid lifetime of 0 takes it away */
+		lose(sm, out);
 	if (!pick) {
 		if (sm->state == DHCP6_REQUEST || !sm->have_lease)
 			solicit(sm, now_ms, out);
@@ -565,12 +573,7 @@ void dhcp6_sm_recheck(struct dhcp6_sm *sm, int64_t now_ms, int64_t wall_s, struc
 			lose(sm, out);
 			solicit(sm, now_ms, out);
 		} else {
-			sm->req_addr = sm->lease.addr.v6;
-			sm->has_req_addr = true;
-			memcpy(sm->server_duid, sm->lease.server_duid, sm->lease.server_duid_len);
-			sm->server_duid_len = sm->lease.server_duid_len;
-			begin(sm, now_ms >= t2_at(sm) ? DHCP6_REBIND : DHCP6_RENEW, now_ms, false,
-				out);
+			renew(sm, now_ms, out);
 		}
 		break;
 	case DHCP6_SOLICIT:
