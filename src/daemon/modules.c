@@ -15,6 +15,7 @@
 #include "allowlist.h"
 #include "api_conf.h"
 #include "conf_keys.h"
+#include "devices.h"
 #include "dns.h"
 #include "gateway.h"
 #include "log.h"
@@ -31,6 +32,7 @@ const struct module *const modules[] = {
 	&module_dns,
 	&module_gateway,
 	&module_allowlist,
+	&module_devices,
 };
 const size_t modules_n = ARRAY_SIZE(modules);
 
