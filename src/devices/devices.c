@@ -1184,8 +1184,12 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (v->teardown_at_ms && now >= v->teardown_at_ms)
 			teardown_finish(v);
 		if (v->relink_at_ms && now >= v->relink_at_ms) {
+			struct nl_link l;
+
 			v->relink_at_ms = 0;
-			if (v->identity)
+			/* unless made again meanwhile (egressctl diagnose --fix-all) */
+			if (v->identity && (nl_link_get(d->nl, 0, v->rec.ifname, &l) < 0 ||
+						   l.ifindex != v->ifindex))
 				identity_restart(v);
 		}
 		if (!v->present || v->rec.status == DEV_DENIED)
@@ -1450,7 +1454,7 @@ static void ra_info_cb(void *arg, const struct ra_info *ra)
 		devices_schedule(d);
 	}
 	if (renumbered)
-		recheck_schedule(d, false, true, "the upstream's IPv6 prefixes changed");
+		recheck_schedule(d, true, true, "the upstream's IPv6 prefixes changed");
 	if (managed_now)
 		for (size_t i = 0; i < d->n; i++)
 			if (d->v[i]->identity && want_dhcp6(d->v[i]))
@@ -2294,32 +2298,31 @@ static void diag_device(struct diag *g, struct device *v, bool fix)
 	bool ok;
 	int r;
 
+	/*
+	 * A lease held must be valid; a device that never got one is acquiring (its MAC may not
+	 * be registered upstream yet): said, not counted as a failure.
+	 */
 	if (c->ipv4) {
-		ok = v->rec.has_lease4 && lease4_left(&v->rec.lease4);
 		snprintf(check, sizeof(check), "lease ipv4 %s", v->rec.ifname);
-		if (ok)
+		ok = !v->rec.has_lease4 || lease4_left(&v->rec.lease4);
+		if (v->rec.has_lease4 && ok)
 			snprintf(detail, sizeof(detail), "%s for %us more",
 				addr_str(&v->rec.lease4.addr, s, sizeof(s)),
 				lease4_left(&v->rec.lease4));
 		else
-			snprintf(detail, sizeof(detail), "no lease (dhcpv4 %s)%s",
+			snprintf(detail, sizeof(detail), "%s (dhcpv4 %s)%s",
+				ok ? "none yet: is the MAC registered upstream?" : "expired",
 				v->c4 ? dhcp4_state_name[dhcp4_client_state(v->c4)] : "stopped",
 				fix && v->c4 ? ": asked again" : "");
-		if (!ok && fix && v->c4)
+		if ((!ok || !v->rec.has_lease4) && fix && v->c4)
 			dhcp4_client_recheck(v->c4);
 		diag_check(g, check, v, ok, detail);
 	}
-	if (c->ipv6 && d->ra_seen) {
-		ok = v->rec.wan6.addr.family != 0;
-		snprintf(check, sizeof(check), "address ipv6 %s", v->rec.ifname);
-		if (ok)
-			snprintf(detail, sizeof(detail), "%s (%s)",
-				addr_str(&v->rec.wan6.addr, s, sizeof(s)),
-				v->rec.v6_source == DEV_V6_DHCPV6 ? "dhcpv6" : "slaac");
-		else
-			snprintf(detail, sizeof(detail), "none (dhcpv6 %s)%s",
-				v->c6 ? dhcp6_state_name[dhcp6_client_state(v->c6)] : "stopped",
-				fix && v->c6 ? ": asked again" : "");
+	if (c->ipv6 && v->rec.has_lease6) {
+		snprintf(check, sizeof(check), "lease ipv6 %s", v->rec.ifname);
+		ok = lease6_left(&v->rec.lease6) != 0;
+		snprintf(detail, sizeof(detail), "%s %s",
+			addr_str(&v->rec.lease6.addr, s, sizeof(s)), ok ? "valid" : "expired");
 		if (!ok && fix && v->c6)
 			dhcp6_client_recheck(v->c6);
 		diag_check(g, check, v, ok, detail);
@@ -2372,6 +2375,7 @@ int devices_diagnose(struct devices *d, bool fix, devices_diag_cb done, void *ar
 
 			if (!v->identity)
 				continue;
+			v->relink_at_ms = 0;
 			if (nl_link_get(d->nl, 0, v->rec.ifname, &l) == 0 &&
 				l.ifindex != v->ifindex)
 				identity_restart(v);
