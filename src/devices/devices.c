@@ -174,6 +174,7 @@ struct devices {
 
 	struct event *flush_ev, *tick_ev, *recheck_ev, *leases_ev, *inotify_ev;
 	bool flush_pending, nft_dirty, recheck4, recheck6;
+	bool meta_v4; /* upstream_ipv4 written */
 	char recheck_why[96];
 	uint64_t recheck_last_ms;
 	int inotify_fd;
@@ -648,6 +649,10 @@ static void dhcp4_event_cb(void *arg, enum dhcp4_event ev, const struct dhcp4_le
 		v->rec.lease4 = *l;
 		v->rec.has_lease4 = true;
 		lease_metric(d, "ipv4", "acquired");
+		if (!d->meta_v4 && d->st) {
+			d->meta_v4 = true;
+			(void)dev_store_meta_set(d->st, "upstream_ipv4", "dhcpv4");
+		}
 		device_note(v, EVENT_APPLY, "dhcpv4 acquired %s", a);
 		moved = true;
 		break;
@@ -1443,6 +1448,13 @@ static void ra_info_cb(void *arg, const struct ra_info *ra)
 			ra->managed ? "DHCPv6" : "SLAAC",
 			ra->other ? ", other configuration by DHCPv6" : "");
 	}
+	if (d->st &&
+		(first || ra->managed != d->ra.managed || !addr_same(&ra->router, &d->ra.router))) {
+		char s[ADDR_STRLEN];
+
+		(void)dev_store_meta_set(d->st, "upstream_ipv6", ra->managed ? "dhcpv6" : "slaac");
+		(void)dev_store_meta_set(d->st, "router6", addr_str(&ra->router, s, sizeof(s)));
+	}
 	d->ra = *ra;
 	d->ra_seen = true;
 	d->ra_at_ms = clock_wall_ms();
@@ -1862,13 +1874,24 @@ json_t *devices_status_json(struct devices *d)
 	o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:o, s:{s:b, s:b, s:I, s:I}, s:o, s:I, "
 		      "s:s, s:s?, s:I, s:I, s:s}",
 		"status", "running", "wan", d->wan, "lan", d->lan, "wan_up", d->wan_up,
-		"device_count", (json_int_t)d->n, "active_devices", (json_int_t)counts[DEV_ACTIVE],
-		"present", (json_int_t)present, "by_status", by, "ipv4", "asked", c->ipv4,
+		"total_devices", (json_int_t)d->n, "active_devices", (json_int_t)counts[DEV_ACTIVE],
+		"present", (json_int_t)present, "devices_by_status", by, "ipv4", "asked", c->ipv4,
 		"offered", s4.received > 0, "dhcp_sent", (json_int_t)s4.sent, "dhcp_received",
 		(json_int_t)s4.received, "ipv6", v6, "max_devices", (json_int_t)c->max_devices,
 		"store", d->store_path, "leases_file", d->leases_path, "rechecks",
 		(json_int_t)d->rechecks, "started_at", (json_int_t)d->started_at, "last_error",
 		d->last_error);
+	{
+		size_t with4 = 0, with6 = 0;
+
+		for (size_t i = 0; i < d->n; i++) {
+			with4 += d->v[i]->rec.has_lease4;
+			with6 += d->v[i]->rec.wan6.addr.family != 0;
+		}
+		json_object_set_new(o, "devices_with_ipv4", json_integer((json_int_t)with4));
+		json_object_set_new(o, "devices_with_ipv6", json_integer((json_int_t)with6));
+		json_object_set_new(o, "source", json_string("daemon"));
+	}
 	json_object_set_new(json_object_get(o, "ipv6"), "asked", json_boolean(c->ipv6));
 	json_object_set_new(
 		json_object_get(o, "ipv6"), "dhcp_sent", json_integer((json_int_t)s6.sent));
@@ -2398,6 +2421,15 @@ int devices_diagnose(struct devices *d, bool fix, devices_diag_cb done, void *ar
 
 /* ------------------------------------------------------------------ the module */
 
+/* The store's meta key (egressctl status --direct shows them) set to the time now. */
+static void meta_time(struct devices *d, const char *key)
+{
+	char t[TIME_ISO_STRLEN];
+
+	if (d->st)
+		(void)dev_store_meta_set(d->st, key, time_iso(clock_wall_ms(), t, sizeof(t)));
+}
+
 static void mac_list(const struct word_list *l, uint8_t (**ret)[6], size_t *n_ret)
 {
 	uint8_t(*v)[6] = xcalloc(l->n + 1, sizeof(*v));
@@ -2576,12 +2608,9 @@ static int devices_new(struct module_env *env, const struct conf *conf, void **r
 		leases_watch(d, c->leases_file);
 		leases_read(d, true);
 	}
-	{
-		char t[32];
-
-		snprintf(t, sizeof(t), "%lld", (long long)d->started_at);
-		(void)dev_store_meta_set(d->st, "started_at", t);
-	}
+	meta_time(d, "started_at");
+	(void)dev_store_meta_set(d->st, "wan", d->wan);
+	(void)dev_store_meta_set(d->st, "lan", d->lan);
 	log_info("devices: %s -> %s: %zu devices known, %llu adopted with their leases", d->lan,
 		d->wan, d->n, (unsigned long long)d->adopted);
 	if (env->events)
@@ -2671,6 +2700,7 @@ static void devices_free(void *m)
 	d->nft_dirty = false;
 	if (d->flush_ev)
 		flush_cb(-1, 0, d); /* what is not written yet */
+	meta_time(d, "stopped_at");
 	dev_relay_free(d->relay);
 	if (d->net)
 		dev_net_free(d->net, dconf(d)->keep_links);
