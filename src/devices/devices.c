@@ -150,6 +150,7 @@ struct devices {
 	struct dev_relay *relay;
 	struct ra_watch *raw;
 	int wan_ifindex, lan_ifindex;
+	uint32_t slots; /* device slots are < slots (max_devices at start) */
 	bool wan_up;
 	struct cidr wan_addrs[32]; /* the WAN's own addresses (scope global) */
 	size_t n_wan_addrs;
@@ -343,18 +344,39 @@ static size_t served_count(const struct devices *d)
 	return n;
 }
 
-static uint32_t slot_alloc(const struct devices *d)
+/*
+ * The lowest slot no device holds.  Slots stay with their device for life, as long as there
+ * are enough: when all d->slots are held, the one of the device gone longest (not served)
+ * is taken back.  SLOT_NONE if every slot is in use by a served device.
+ */
+static uint32_t slot_alloc(struct devices *d)
 {
-	size_t n = d->n + 1;
-	bool *used = xcalloc(n, sizeof(*used));
+	bool *used = xcalloc(d->slots + 1, sizeof(*used));
+	struct device *oldest = NULL;
 	uint32_t s = 0;
 
 	for (size_t i = 0; i < d->n; i++)
-		if (d->v[i]->rec.slot < n)
+		if (d->v[i]->rec.slot < d->slots)
 			used[d->v[i]->rec.slot] = true;
-	while (s < n && used[s])
+	while (s < d->slots && used[s])
 		s++;
 	free(used);
+	if (s < d->slots)
+		return s;
+	for (size_t i = 0; i < d->n; i++) {
+		struct device *v = d->v[i];
+
+		if (v->identity || v->teardown_at_ms || v->rec.slot >= d->slots ||
+			(v->present && v->rec.status != DEV_DENIED))
+			continue;
+		if (!oldest || v->rec.last_seen < oldest->rec.last_seen)
+			oldest = v;
+	}
+	if (!oldest)
+		return SLOT_NONE;
+	s = oldest->rec.slot;
+	oldest->rec.slot = SLOT_NONE;
+	oldest->dirty |= DIRTY_STORE;
 	return s;
 }
 
@@ -958,9 +980,13 @@ static void device_serve(struct device *v)
 		}
 		v->teardown_at_ms = 0;
 	}
-	if (v->rec.slot == SLOT_NONE) {
+	if (v->rec.slot >= d->slots) {
 		v->rec.slot = slot_alloc(d);
 		v->dirty |= DIRTY_STORE;
+		if (v->rec.slot == SLOT_NONE) {
+			device_deny(v, DENY_MAX);
+			return;
+		}
 	}
 	if (!v->rec.duid_len) {
 		/* made once, kept in the store: the server sees the same client for good */
@@ -2483,8 +2509,8 @@ static void adopt(struct devices *d)
 			v->rec.has_lease4 = false;
 		if (v->rec.has_lease6 && !lease6_left(&v->rec.lease6))
 			v->rec.has_lease6 = false;
-		if (v->rec.slot == SLOT_NONE)
-			continue;
+		if (v->rec.slot >= d->slots)
+			continue; /* max_devices went down: served again when it shows up */
 		v->present = true;
 		v->heard_ms = now;
 		device_want(v, &w[n++]);
@@ -2520,6 +2546,7 @@ static int devices_new(struct module_env *env, const struct conf *conf, void **r
 	d->started_at = now_s();
 	d->rl_net = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 5);
 	d->rl_full = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 3);
+	d->slots = (uint32_t)c->max_devices;
 	snprintf(d->wan, sizeof(d->wan), "%s", c->wan);
 	snprintf(d->lan, sizeof(d->lan), "%s", c->lan);
 	mac_list(&c->allow, &d->allow, &d->n_allow);
@@ -2556,6 +2583,7 @@ static int devices_new(struct module_env *env, const struct conf *conf, void **r
 		.lan = d->lan,
 		.table_base = c->table_base,
 		.rule_priority = c->rule_priority,
+		.slots = d->slots,
 		.macvlan_mode = c->macvlan_mode,
 		.proxy_ndp = c->proxy_ndp};
 	r = dev_net_new(&nc, &d->net);
@@ -2644,7 +2672,8 @@ static int devices_reconf(void *m, const struct conf *conf)
 	restart_key("rule_priority", o->rule_priority != c->rule_priority);
 	restart_key("macvlan_mode", o->macvlan_mode != c->macvlan_mode);
 	restart_key("proxy_ndp", o->proxy_ndp != c->proxy_ndp);
-	restart_key("relay_idle_ms", o->relay_idle_ms != c->relay_idle_ms);
+	restart_key("relay_idle", o->relay_idle_ms != c->relay_idle_ms);
+	restart_key("max_devices (its routing tables)", (uint32_t)c->max_devices > d->slots);
 	restart_key("keep_links", false);
 	d->conf = conf;
 	mac_list(&c->allow, &d->allow, &d->n_allow);
