@@ -66,6 +66,7 @@
 #define RELINK_DELAY_MS	   10000 /* a macvlan deleted by hand is made again after this */
 #define RETRY_IDENTITY_MS  10000 /* a macvlan that could not be made is tried again */
 #define TEARDOWN_MS	   2000	 /* time a DHCPv6 RELEASE gets before its macvlan goes */
+#define TEARDOWN_POLL_MS   50	 /* how often its end is looked for meanwhile */
 #define PROBE_MAX_MS	   60000 /* a silent device is probed at least this often */
 #define PROBE_MIN_MS	   500
 #define DIAG_TIMEOUT_MS	   2000
@@ -110,8 +111,10 @@ struct device {
 	bool identity; /* its macvlan is made and its clients run */
 	int ifindex;   /* its macvlan's */
 	uint64_t heard_ms, probe_at_ms, retry_at_ms, relink_at_ms, teardown_at_ms;
-	uint16_t nud;	       /* the last neighbour state seen for it on the LAN */
-	struct addr probe_dst; /* an address of it on the LAN (IPv4 preferred) */
+	uint64_t teardown_end_ms; /* the DHCPv6 RELEASE's time is up */
+	bool leaving;		  /* inactive once its macvlan is gone */
+	uint16_t nud;		  /* the last neighbour state seen for it on the LAN */
+	struct addr probe_dst;	  /* an address of it on the LAN (IPv4 preferred) */
 	struct dhcp4_client *c4;
 	struct dhcp6_client *c6; /* while teardown_at_ms: releasing, no identity */
 	struct slaac slaac[SLAAC_MAX];
@@ -859,13 +862,13 @@ static void identity_make(struct device *v)
 	devices_schedule(d);
 }
 
-/* The macvlan goes when the release had its time. */
+/* The macvlan goes when the release is done or had its time; a device leaving is gone. */
 static void teardown_finish(struct device *v)
 {
 	struct devices *d = v->d;
 	int r;
 
-	v->teardown_at_ms = 0;
+	v->teardown_at_ms = v->teardown_end_ms = 0;
 	if (v->c6) {
 		client6_retire(d, v->c6);
 		v->c6 = NULL;
@@ -876,6 +879,12 @@ static void teardown_finish(struct device *v)
 	if (r < 0 && r != -ENODEV && r != -ENOENT)
 		log_warnx("devices: %s: removing %s: %s", v->macs, v->rec.ifname, strerror(-r));
 	v->ifindex = 0;
+	if (v->leaving) {
+		v->leaving = false;
+		v->rec.status = DEV_INACTIVE;
+		v->dirty |= DIRTY_STORE;
+		device_note(v, EVENT_CHANGE, "left (silent for %ums)", dconf(d)->grace_ms);
+	}
 }
 
 /*
@@ -902,7 +911,8 @@ static void identity_drop(struct device *v, bool release)
 			dhcp6_client_release(v->c6);
 			if (dhcp6_client_state(v->c6) != DHCP6_STOPPED) {
 				/* the RELEASE waits for its REPLY on the macvlan */
-				v->teardown_at_ms = now_ms() + TEARDOWN_MS;
+				v->teardown_end_ms = now_ms() + TEARDOWN_MS;
+				v->teardown_at_ms = now_ms() + TEARDOWN_POLL_MS;
 			}
 		} else
 			dhcp6_client_stop(v->c6);
@@ -978,7 +988,8 @@ static void device_serve(struct device *v)
 			client6_retire(d, v->c6);
 			v->c6 = NULL;
 		}
-		v->teardown_at_ms = 0;
+		v->teardown_at_ms = v->teardown_end_ms = 0;
+		v->leaving = false;
 	}
 	if (v->rec.slot >= d->slots) {
 		v->rec.slot = slot_alloc(d);
@@ -1031,18 +1042,21 @@ static void device_leave(struct device *v)
 	v->present = false;
 	if (v->rec.status == DEV_DENIED)
 		return;
-	identity_drop(v, true);
 	if (had4)
 		lease_metric(d, "ipv4", "released");
 	if (had6)
 		lease_metric(d, "ipv6", "released");
+	if (had4 || had6)
+		device_note(v, EVENT_APPLY, "silent for %ums: leases released", dconf(d)->grace_ms);
 	v->rec.has_lease4 = v->rec.has_lease6 = false;
 	v->rec.wan6 = (struct cidr){0};
 	v->rec.v6_source = DEV_V6_NONE;
-	v->rec.status = DEV_INACTIVE;
 	v->dirty |= DIRTY_STORE;
-	device_note(v, EVENT_CHANGE, "left (silent for %ums)%s", dconf(d)->grace_ms,
-		had4 || had6 ? ": leases released" : "");
+	v->leaving = true;
+	/* inactive once the macvlan is gone: at once, or when the DHCPv6 RELEASE is done */
+	identity_drop(v, true);
+	if (v->leaving && !v->teardown_at_ms)
+		teardown_finish(v);
 }
 
 /* Ask the kernel to probe the neighbour now (unicast ARP or NS to its MAC). */
@@ -1212,8 +1226,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < d->n; i++) {
 		struct device *v = d->v[i];
 
-		if (v->teardown_at_ms && now >= v->teardown_at_ms)
-			teardown_finish(v);
+		if (v->teardown_at_ms && now >= v->teardown_at_ms) {
+			if (v->c6 && dhcp6_client_state(v->c6) != DHCP6_STOPPED &&
+				now < v->teardown_end_ms)
+				v->teardown_at_ms = now + TEARDOWN_POLL_MS;
+			else
+				teardown_finish(v);
+		}
 		if (v->relink_at_ms && now >= v->relink_at_ms) {
 			struct nl_link l;
 
@@ -1244,6 +1263,24 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------------ WAN changes */
 
+/* Whether v's DHCPv6 address is outside every prefix the last RA gave (an RA without
+ * prefixes says nothing about it). */
+static bool lease6_off_link(const struct devices *d, const struct device *v)
+{
+	size_t n = 0;
+
+	if (!v->rec.has_lease6 || !d->ra_seen)
+		return false;
+	for (size_t i = 0; i < d->ra.n_prefixes; i++) {
+		if (!d->ra.prefixes[i].valid_s)
+			continue;
+		n++;
+		if (cidr_contains(&d->ra.prefixes[i].prefix, &v->rec.lease6.addr))
+			return false;
+	}
+	return n > 0;
+}
+
 static void recheck_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct devices *d = arg;
@@ -1260,7 +1297,24 @@ static void recheck_cb(evutil_socket_t fd, short what, void *arg)
 		n++;
 		if (d->recheck4 && v->c4)
 			dhcp4_client_recheck(v->c4);
-		if (d->recheck6 && v->c6)
+		if (d->recheck6 && v->c6 && lease6_off_link(d, v)) {
+			/* renumbered: the old server is gone with its prefix, ask afresh */
+			char a[ADDR_STRLEN];
+
+			addr_str(&v->rec.lease6.addr, a, sizeof(a));
+			dhcp6_client_stop(v->c6);
+			client6_retire(d, v->c6);
+			v->c6 = NULL;
+			v->rec.has_lease6 = false;
+			lease_metric(d, "ipv6", "lost");
+			device_note(v, EVENT_APPLY,
+				"dhcpv6 %s is not on the upstream's prefixes any more", a);
+			v->dirty |= DIRTY_STORE | DIRTY_NET;
+			wan6_update(v);
+			status_update(v);
+			if (want_dhcp6(v))
+				client6_start(v);
+		} else if (d->recheck6 && v->c6)
 			dhcp6_client_recheck(v->c6);
 		else if (d->recheck6 && want_dhcp6(v))
 			client6_start(v);
