@@ -704,7 +704,11 @@ int dev_net_device_del(struct dev_net *n, const uint8_t mac[6], uint32_t slot)
 
 /* ---- nftables --------------------------------------------------------------------- */
 
-/* The table's text for these devices (see dev_net.h); caller frees. */
+/*
+ * The table's text for these devices (see dev_net.h); caller frees.  The NAT chains run just
+ * before the usual priorities: the first chain to bind a connection's NAT wins, so another
+ * table's masquerade (all that leaves but to the LAN, say) does not take the devices'.
+ */
 static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, size_t n_all)
 {
 	struct nft_buf post, pre, fwd, out;
@@ -731,8 +735,8 @@ static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, s
 		/* Its forwards: the WAN address's outer port to the device's inner one. */
 		for (size_t j = 0; j < w->n_fwds; j++)
 			nft_buf_printf(&pre,
-				"\t\tiifname \"%s\" ip daddr %s meta l4proto { tcp, udp } th dport %u "
-				"counter dnat ip to %s:%u comment \"%s\"\n",
+				"\t\tiifname \"%s\" ip daddr %s tcp dport %u counter dnat ip to "
+				"%s:%u comment \"%s\"\n",
 				name, wan4, w->fwds[j].outer, lan4, w->fwds[j].inner, mac);
 		/* Accepted here (and counted per device) both ways. */
 		nft_buf_printf(&fwd,
@@ -745,14 +749,15 @@ static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, s
 			name, n->lan, lan4, mac);
 	}
 	nft_buf_printf(&out,
-		"\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+		"\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat - 1; policy accept;\n"
 		"%s\t}\n"
-		"\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; "
+		"\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat - 1; "
 		"policy accept;\n%s\t}\n"
 		"\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
 		"%s\t}\n",
 		pre.data, post.data, fwd.data);
 	body = nft_buf_steal(&out);
+	nft_buf_clear(&out);
 	nft_buf_clear(&post);
 	nft_buf_clear(&pre);
 	nft_buf_clear(&fwd);
