@@ -257,6 +257,8 @@ int dhcp6_client_start(struct dhcp6_client *c, const struct dhcp6_lease *kept)
 {
 	struct dhcp6_out out;
 
+	if (kept && !addr_is_set(&kept->addr))
+		kept = NULL; /* a store row without an IPv6 lease */
 	if (kept && kept->addr.family != AF_INET6)
 		return -EINVAL;
 	dhcp6_sm_start(&c->sm, (int64_t)now_ms(), wall_s(), kept, &out);

@@ -74,7 +74,13 @@ size_t dhcp6_duid_ll(const uint8_t mac[6], uint8_t *buf);
 
 int dhcp6_client_new(struct event_base *base, const struct dhcp6_opts *o, dhcp6_cb cb, void *arg,
 	struct dhcp6_client **ret);
-/* kept: a lease from the store (RENEW it), or NULL (SOLICIT).  0 or -errno. */
+/*
+ * kept: a lease from the store (borrowed): RENEW it (REBIND past its T2; past its valid
+ * lifetime it is reported LOST and the client SOLICITs), or NULL or an unset address
+ * (SOLICIT).  Without kept, a client stopped with a lease renews that one.  0 or -errno.
+ * Callbacks run on the loop, also from within these calls; a callback may free the client.
+ * RELEASE reports no event (the device is leaving); every other loss is DHCP6_EV_LOST.
+ */
 int dhcp6_client_start(struct dhcp6_client *c, const struct dhcp6_lease *kept);
 /* The link came back, or the RA's prefix changed: RENEW/REBIND now, or SOLICIT. */
 void dhcp6_client_recheck(struct dhcp6_client *c);

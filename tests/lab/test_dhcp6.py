@@ -23,6 +23,8 @@ from lab import Lab, is_root, wait_for
 
 MACS = {"d1": "02:66:00:00:00:01", "d2": "02:66:00:00:00:02", "d3": "02:66:00:00:00:03",
         "d4": "02:66:00:00:00:04"}
+MAC5 = "02:66:00:00:00:05"
+KEPT = ("addr", "preferred", "valid", "t1", "t2", "server_duid", "obtained_at")
 CLIENTS = ("d1", "d2", "d3")
 RANGE = (ipaddress.ip_address("fd00:6::100"), ipaddress.ip_address("fd00:6::1ff"))
 DNS6 = "fd00:6::53"
@@ -74,6 +76,12 @@ class Probe:
         return wait_for(lambda: self.find(since, **match), timeout=timeout,
                         what="dhcp6_probe event %r" % match)
 
+    def close(self):
+        """End of input: the probe ends without releasing anything (as a kill would)."""
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=10) == 0
+        self.thread.join(timeout=5)
+
     def state(self, ifname):
         m = self.mark()
         self.send("state " + ifname)
@@ -113,11 +121,11 @@ def v6lab(tool_bin):
                           if str(a).startswith("--dhcp-leasefile="))
         probe = Probe(gw, [str(probe_bin), "--ra", "wan0", "--solicit", *CLIENTS])
         probe.wait(event="ready", timeout=10)
-        yield lab, probe, lease_file
+        yield lab, probe, lease_file, probe_bin
 
 
 def test_leases_per_macvlan(v6lab):
-    lab, probe, lease_file = v6lab
+    lab, probe, lease_file, _ = v6lab
     got = {}
     for name in CLIENTS:
         ev = probe.wait(event="bound", timeout=20, **{"if": name})
@@ -144,7 +152,7 @@ def test_leases_per_macvlan(v6lab):
 
 
 def test_ra_seen(v6lab):
-    lab, probe, _ = v6lab
+    lab, probe, _, _ = v6lab
     srv = lab["srv"]
     ll = [a["local"] for d in srv.json(["ip", "-j", "-6", "addr", "show", "dev", "eth0"])
           for a in d["addr_info"] if a.get("scope") == "link"]
@@ -158,7 +166,7 @@ def test_ra_seen(v6lab):
 
 
 def test_renew_now(v6lab):
-    lab, probe, lease_file = v6lab
+    lab, probe, lease_file, _ = v6lab
     d1 = duid_of(MACS["d1"])
     before = leases(lease_file)[d1]
     bound = probe.find(event="bound", **{"if": "d1"})
@@ -174,7 +182,7 @@ def test_renew_now(v6lab):
 
 
 def test_decline(v6lab):
-    lab, probe, lease_file = v6lab
+    lab, probe, lease_file, _ = v6lab
     old = probe.find(event="bound", **{"if": "d2"})["addr"]
     m = probe.mark()
     probe.send("decline d2")
@@ -187,7 +195,7 @@ def test_decline(v6lab):
 
 
 def test_release(v6lab):
-    lab, probe, lease_file = v6lab
+    lab, probe, lease_file, _ = v6lab
     d3 = duid_of(MACS["d3"])
     assert d3 in leases(lease_file)
     probe.send("release d3")
@@ -197,9 +205,51 @@ def test_release(v6lab):
     assert duid_of(MACS["d1"]) in held and duid_of(MACS["d2"]) in held
 
 
+def test_restart_keeps_address(v6lab):
+    """A client started with a kept lease (egressd after a restart) renews it: same address,
+    no SOLICIT; one whose lease ran out meanwhile drops it (LOST) and acquires again."""
+    lab, _, lease_file, probe_bin = v6lab
+    gw = lab["gw"]
+    first = Probe(gw, [str(probe_bin), "d4"])
+    bound = first.wait(event="bound", timeout=20, **{"if": "d4"})
+    first.close()
+    assert leases(lease_file)[duid_of(MACS["d4"])][2] == bound["addr"]
+    kept = {k: bound[k] for k in KEPT}
+    again = Probe(gw, [str(probe_bin), "--kept", "d4=" + json.dumps(kept), "d4"])
+    ev = again.wait(event="renewed", **{"if": "d4"})
+    assert ev["addr"] == bound["addr"] and ev["obtained_at"] >= bound["obtained_at"]
+    assert again.find(event="bound") is None and again.find(event="lost") is None
+    assert again.state("d4")["state"] == "bound"
+    again.close()
+    # the same lease, as if egressd had been stopped for longer than its valid lifetime
+    kept["obtained_at"] -= 1000
+    late = Probe(gw, [str(probe_bin), "--kept", "d4=" + json.dumps(kept), "d4"])
+    lost = late.wait(event="lost", **{"if": "d4"})
+    assert lost["addr"] == bound["addr"]
+    late.wait(event="bound", timeout=20, **{"if": "d4"})
+    assert late.find(event="renewed") is None
+    late.close()
+
+
+def test_link_comes_up_later(v6lab):
+    """The client starts before its macvlan is up, so before the kernel has made the
+    link-local address it binds to; it gets its lease once the link is up."""
+    lab, _, lease_file, probe_bin = v6lab
+    gw = lab["gw"]
+    gw.ip("link", "add", "link", "wan0", "name", "d5", "address", MAC5, "type", "macvlan",
+          "mode", "bridge")
+    p = Probe(gw, [str(probe_bin), "d5"])
+    p.wait(event="ready")
+    assert duid_of(MAC5) not in leases(lease_file)
+    gw.ip("link", "set", "d5", "up")
+    ev = p.wait(event="bound", timeout=20, **{"if": "d5"})
+    assert leases(lease_file)[duid_of(MAC5)][2] == ev["addr"]
+    p.close()
+
+
 def test_renew_at_t1(v6lab):
     """No one asks: d1 renews on its own at T1 (60 s after its last REPLY)."""
-    lab, probe, _ = v6lab
+    lab, probe, _, _ = v6lab
     last = [e for e in probe.events if e.get("if") == "d1" and e["event"] in ("bound",
                                                                               "renewed")][-1]
     m = probe.mark()

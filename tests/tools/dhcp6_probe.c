@@ -3,9 +3,11 @@
  * router advertisement watch (src/devices/ra.h) on another, and prints what they report as
  * JSON lines on stdout, for the lab tests (tests/lab/test_dhcp6.py).
  *
- *   dhcp6_probe [--ra IF] [--solicit] IF...
+ *   dhcp6_probe [--ra IF] [--solicit] [--kept IF=JSON]... IF...
  *
- * One client per IF, with the DUID-LL and IAID of the interface's MAC.  Lines:
+ * One client per IF, with the DUID-LL and IAID of the interface's MAC.  --kept gives IF a
+ * lease to start with, as the store would after a restart: JSON as in a "bound" line
+ * (addr, preferred, valid, t1, t2, server_duid) plus "obtained_at" (unix seconds).  Lines:
  *   {"event": "ready"}
  *   {"event": "bound"|"renewed"|"lost", "if": IF, "addr": ..., "preferred": s, "valid": s,
  *    "t1": s, "t2": s, "server": ..., "dns": [...], "duid": HEX, "iaid": N}
@@ -41,6 +43,8 @@ struct probe_client {
 	size_t duid_len;
 	uint32_t iaid;
 	struct dhcp6_client *c;
+	bool has_kept;
+	struct dhcp6_lease kept;
 };
 
 static struct probe_client clients[MAX_CLIENTS];
@@ -84,12 +88,13 @@ static void dhcp6_cb_print(void *arg, enum dhcp6_event ev, const struct dhcp6_le
 
 	for (size_t i = 0; i < l->n_dns; i++)
 		json_array_append_new(dns, addr_json(&l->dns[i]));
-	emit(json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I}", "event",
-		names[ev], "if", pc->name, "addr", addr_json(&l->addr), "preferred",
+	emit(json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:o, s:o, s:I}",
+		"event", names[ev], "if", pc->name, "addr", addr_json(&l->addr), "preferred",
 		(json_int_t)l->preferred_s, "valid", (json_int_t)l->valid_s, "t1",
 		(json_int_t)l->t1_s, "t2", (json_int_t)l->t2_s, "server", addr_json(&l->server),
-		"server_duid", hex_json(l->server_duid, l->server_duid_len), "dns", dns, "duid",
-		hex_json(pc->duid, pc->duid_len), "iaid", (json_int_t)pc->iaid));
+		"server_duid", hex_json(l->server_duid, l->server_duid_len), "obtained_at",
+		(json_int_t)l->obtained_at, "dns", dns, "duid", hex_json(pc->duid, pc->duid_len),
+		"iaid", (json_int_t)pc->iaid));
 }
 
 static void ra_cb_print(void *arg, const struct ra_info *r)
@@ -195,6 +200,50 @@ static void stdin_cb(evutil_socket_t fd, short what, void *arg)
 		len = 0;
 }
 
+/* --kept IF=JSON: the lease IF starts with.  0, or -EINVAL naming nothing (usage error). */
+static int parse_kept(const char *arg, struct probe_client *pc)
+{
+	json_int_t pref, valid, t1, t2, obtained;
+	const char *eq = strchr(arg, '='), *addr, *duid;
+	json_t *j;
+	size_t n;
+	int r = -EINVAL;
+
+	if (!eq || (size_t)(eq - arg) >= sizeof(pc->name))
+		return -EINVAL;
+	memcpy(pc->name, arg, (size_t)(eq - arg));
+	pc->name[eq - arg] = 0;
+	j = json_loads(eq + 1, 0, NULL);
+	if (!j || json_unpack(j, "{s:s, s:I, s:I, s:I, s:I, s:s, s:I}", "addr", &addr, "preferred",
+			  &pref, "valid", &valid, "t1", &t1, "t2", &t2, "server_duid", &duid,
+			  "obtained_at", &obtained) < 0)
+		goto out;
+	memset(&pc->kept, 0, sizeof(pc->kept));
+	if (addr_parse_family(addr, AF_INET6, &pc->kept.addr) < 0)
+		goto out;
+	pc->kept.preferred_s = (uint32_t)pref;
+	pc->kept.valid_s = (uint32_t)valid;
+	pc->kept.t1_s = (uint32_t)t1;
+	pc->kept.t2_s = (uint32_t)t2;
+	pc->kept.obtained_at = obtained;
+	n = strlen(duid) / 2;
+	if (n > DHCP6_DUID_MAX)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		unsigned b;
+
+		if (sscanf(duid + 2 * i, "%2x", &b) != 1)
+			goto out;
+		pc->kept.server_duid[i] = (uint8_t)b;
+	}
+	pc->kept.server_duid_len = n;
+	pc->has_kept = true;
+	r = 0;
+out:
+	json_decref(j);
+	return r;
+}
+
 static int mac_of(const char *name, uint8_t mac[6])
 {
 	struct ifreq ifr;
@@ -217,8 +266,11 @@ int main(int argc, char **argv)
 		{ "ra", required_argument, NULL, 'r' },
 		{ "solicit", no_argument, NULL, 's' },
 		{ "debug", no_argument, NULL, 'd' },
+		{ "kept", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static struct probe_client kept[MAX_CLIENTS];
+	size_t n_kept = 0;
 	bool solicit = false, debug = false;
 	struct event *ev_in;
 	int o, r;
@@ -234,8 +286,18 @@ int main(int argc, char **argv)
 		case 'd':
 			debug = true;
 			break;
+		case 'k':
+			if (n_kept < MAX_CLIENTS && parse_kept(optarg, &kept[n_kept]) == 0) {
+				n_kept++;
+				break;
+			}
+			fprintf(stderr, "dhcp6_probe: --kept: expected IF={\"addr\": ..., "
+					"\"preferred\", \"valid\", \"t1\", \"t2\", "
+					"\"server_duid\", \"obtained_at\"}, got %s\n", optarg);
+			return 2;
 		default:
-			fprintf(stderr, "usage: dhcp6_probe [--ra IF] [--solicit] [--debug] IF...\n");
+			fprintf(stderr, "usage: dhcp6_probe [--ra IF] [--solicit] [--debug] "
+					"[--kept IF=JSON]... IF...\n");
 			return 2;
 		}
 	}
@@ -270,7 +332,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "dhcp6_probe: %s: %s\n", argv[i], strerror(-r));
 			return 1;
 		}
-		dhcp6_client_start(pc->c, NULL);
+		for (size_t k = 0; k < n_kept; k++) {
+			if (!strcmp(kept[k].name, pc->name)) {
+				pc->kept = kept[k].kept;
+				pc->has_kept = true;
+			}
+		}
+		r = dhcp6_client_start(pc->c, pc->has_kept ? &pc->kept : NULL);
+		if (r < 0) {
+			fprintf(stderr, "dhcp6_probe: %s: start: %s\n", argv[i], strerror(-r));
+			return 1;
+		}
 	}
 	ev_in = event_new(base, 0, EV_READ | EV_PERSIST, stdin_cb, NULL);
 	event_add(ev_in, NULL);
