@@ -711,21 +711,31 @@ int dev_net_device_del(struct dev_net *n, const uint8_t mac[6], uint32_t slot)
  */
 static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, size_t n_all)
 {
-	struct nft_buf post, pre, fwd, out;
+	struct nft_buf post, pre, fwd, in, links, out;
 	char *body;
 
 	nft_buf_init(&post);
 	nft_buf_init(&pre);
 	nft_buf_init(&fwd);
+	nft_buf_init(&in);
+	nft_buf_init(&links);
 	nft_buf_init(&out);
 	for (size_t i = 0; i < n_all; i++) {
 		const struct dev_net_want *w = &all[i];
 		char name[NL_IFNAMSIZ], mac[MAC_STRLEN], lan4[ADDR_STRLEN], wan4[ADDR_STRLEN];
 
-		if (w->lan4.family != AF_INET || w->wan4.addr.family != AF_INET)
-			continue;
 		dev_ifname(w->mac, name);
 		mac_str(w->mac, mac);
+		nft_buf_printf(&links, "%s\"%s\"", links.len ? ", " : "", name);
+		/* The IPv6 relay's listeners on the device's WAN address. */
+		if (w->n_fwds) {
+			nft_buf_printf(&in, "\t\tiifname \"%s\" meta nfproto ipv6 tcp dport { ", name);
+			for (size_t j = 0; j < w->n_fwds; j++)
+				nft_buf_printf(&in, "%s%u", j ? ", " : "", w->fwds[j].outer);
+			nft_buf_printf(&in, " } accept comment \"%s relay\"\n", mac);
+		}
+		if (w->lan4.family != AF_INET || w->wan4.addr.family != AF_INET)
+			continue;
 		addr_str(&w->lan4, lan4, sizeof(lan4));
 		addr_str(&w->wan4.addr, wan4, sizeof(wan4));
 		/* What the device sends out by its macvlan leaves with its WAN address. */
@@ -748,6 +758,23 @@ static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, s
 			"\"%s in\"\n",
 			name, n->lan, lan4, mac);
 	}
+	/*
+	 * The host's own services are not the devices': what arrives by a macvlan for the host
+	 * itself is dropped but replies, ICMP (neighbour discovery, RAs), the DHCP clients'
+	 * ports and the relay's listeners.  Without this, a firewall that guards the WAN by its
+	 * name would leave every service open on every device's address.
+	 */
+	if (links.len)
+		nft_buf_printf(&out,
+			"\tchain input {\n\t\ttype filter hook input priority filter; "
+			"policy accept;\n"
+			"\t\tiifname != { %s } accept\n"
+			"\t\tct state established,related accept\n"
+			"\t\tmeta l4proto { icmp, ipv6-icmp } accept\n"
+			"\t\tudp dport { 68, 546 } accept comment \"DHCP clients\"\n"
+			"%s"
+			"\t\tcounter drop comment \"not the host's\"\n\t}\n",
+			links.data, in.data);
 	nft_buf_printf(&out,
 		"\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat - 1; policy accept;\n"
 		"%s\t}\n"
@@ -761,6 +788,8 @@ static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, s
 	nft_buf_clear(&post);
 	nft_buf_clear(&pre);
 	nft_buf_clear(&fwd);
+	nft_buf_clear(&in);
+	nft_buf_clear(&links);
 	return body;
 }
 

@@ -21,7 +21,9 @@
  *    from WAN IPv6 -> T (the device's own and relayed traffic leaves by its identity);
  *  - proxy NDP entry for its WAN IPv6 on wan when proxy_ndp.
  * Once: forwarding on (sysctl_hold), arp_ignore=1/arp_announce=2 on wan, so that the WAN
- * does not answer ARP for the devices' addresses with its own MAC.
+ * does not answer ARP for the devices' addresses with its own MAC.  The nft table also
+ * drops what arrives by a macvlan for the host itself (but replies, ICMP, the DHCP clients'
+ * ports and the IPv6 relay's ports of each device's forwards).
  */
 #ifndef EGRESS_DEV_NET_H
 #define EGRESS_DEV_NET_H

@@ -517,7 +517,9 @@ static void test_nft(void **state)
 	assert_non_null(strstr(text, "iifname \"lan0\" oifname \"eg0200c0a80102\" ip saddr "
 				     "192.168.1.2 counter"));
 	assert_null(strstr(text, "192.168.1.3"));
-	assert_null(strstr(text, "eg020000"));
+	assert_null(strstr(text, "oifname \"eg02000000beef\""));
+	assert_non_null(strstr(text, "iifname != { \"eg0200c0a80102\", \"eg02000000beef\" } accept"));
+	assert_non_null(strstr(text, "iifname \"eg0200c0a80102\" meta nfproto ipv6 tcp dport { 2323, 8080 } accept"));
 	free(text);
 	/* Replaced whole: without A's lease, nothing of A. */
 	all[0].wan4 = (struct cidr){.plen = 0};
@@ -808,6 +810,98 @@ static void test_ra(void **state)
 	}
 }
 
+/* The drop counter of the input chain. */
+static long input_drops(void)
+{
+	char *text = NULL, *p;
+	long v = -1;
+
+	assert_int_equal(nft_table_list(g_nft, "inet", DEV_NFT_TABLE, 0, &text), 0);
+	for (p = text; (p = strstr(p, "counter packets ")); p++) {
+		char *eol = strchr(p, '\n');
+
+		if (eol && memmem(p, (size_t)(eol - p), "drop", 4)) {
+			v = strtol(p + strlen("counter packets "), NULL, 10);
+			break;
+		}
+	}
+	free(text);
+	assert_true(v >= 0);
+	return v;
+}
+
+static int listen_on(int family, const char *addr, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	struct timeval tv = {.tv_sec = 5};
+	socklen_t len;
+	struct addr a = ip(addr);
+	int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	assert_true(s >= 0);
+	assert_int_equal(addr_to_sockaddr(&a, port, &ss, &len), 0);
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6)
+		setsockopt(s, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+	assert_int_equal(bind(s, (struct sockaddr *)&ss, len), 0);
+	assert_int_equal(listen(s, 8), 0);
+	assert_int_equal(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	return s;
+}
+
+/* A socket in the upstream namespace connecting to addr:port; blocking unless nonblock. */
+static int upstream_connect(const char *addr, uint16_t port, bool nonblock)
+{
+	struct sockaddr_storage ss;
+	struct timeval tv = {.tv_sec = 5};
+	socklen_t len;
+	struct addr a = ip(addr);
+	int s = socket_in(g_up, a.family, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0), r;
+
+	assert_int_equal(addr_to_sockaddr(&a, port, &ss, &len), 0);
+	assert_int_equal(setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	r = connect(s, (struct sockaddr *)&ss, len);
+	if (nonblock)
+		assert_true(r == 0 || errno == EINPROGRESS);
+	else
+		assert_int_equal(r, 0);
+	return s;
+}
+
+/*
+ * The host's services are not open on the devices' addresses: a connection to the host on a
+ * device's WAN IPv4 is dropped (one to the WAN's own address, sent after it, gets through
+ * and is the only one accepted), while the relay's port on the device's WAN IPv6 is open.
+ */
+static void test_input(void **state)
+{
+	long drops = input_drops();
+	int l = listen_on(AF_INET, "0.0.0.0", 2222), c1, c2, a;
+	struct sockaddr_in local;
+	socklen_t len = sizeof(local);
+
+	(void)state;
+	c1 = upstream_connect("198.51.100.10", 2222, true);
+	c2 = upstream_connect("198.51.100.2", 2222, false);
+	a = accept(l, NULL, NULL);
+	assert_true(a >= 0);
+	assert_int_equal(getsockname(a, (struct sockaddr *)&local, &len), 0);
+	assert_int_equal(local.sin_addr.s_addr, ip("198.51.100.2").v4.s_addr);
+	assert_true(input_drops() > drops);
+	close(a);
+	close(c1);
+	close(c2);
+	close(l);
+
+	l = listen_on(AF_INET6, "2001:db8:1::10", 8080);
+	c1 = upstream_connect("2001:db8:1::10", 8080, false);
+	a = accept(l, NULL, NULL);
+	assert_true(a >= 0);
+	close(a);
+	close(c1);
+	close(l);
+}
+
 /* ---- sweep, diagnose, the end --------------------------------------------------------- */
 
 static void test_sweep(void **state)
@@ -1000,6 +1094,18 @@ static int group_setup(void **state)
 	ip_add(g_nl, g_wan, "198.51.100.2/24");
 	ip_add(g_nl, link_index(g_nl, "lan0", NULL), "192.168.1.1/24");
 	ip_add(g_nl_up, g_wanp, "198.51.100.1/24");
+	/* The IPv6 router: the link-local the devices' tables route by, an address on the
+	 * prefix; no DAD, so they are usable at once. */
+	{
+		struct nl_addr a6 = {.ifindex = g_wanp, .local = pfx("fe80::1/64"),
+			.flags = IFA_F_NODAD};
+
+		if (nl_addr_apply(g_nl_up, NL_ADD, &a6) < 0)
+			return -1;
+		a6.local = pfx("2001:db8:1::1/64");
+		if (nl_addr_apply(g_nl_up, NL_ADD, &a6) < 0)
+			return -1;
+	}
 	ip_add(g_nl_lan, link_index(g_nl_lan, "lanp", NULL), "192.168.1.2/24");
 	def.gw = ip("198.51.100.1");
 	def.oif = g_wan;
@@ -1039,6 +1145,7 @@ int main(void)
 		cmocka_unit_test(test_egress_identity),
 		cmocka_unit_test(test_forward_reaches_device),
 		cmocka_unit_test(test_ra),
+		cmocka_unit_test(test_input),
 		cmocka_unit_test(test_sweep),
 		cmocka_unit_test(test_diagnose),
 		cmocka_unit_test(test_device_del_and_free),
