@@ -1042,6 +1042,8 @@ static void test_diagnose(void **state)
 	json_decref(checks);
 }
 
+static int proxy_entries(void);
+
 static void test_device_del_and_free(void **state)
 {
 	struct dev_net_want a = want_a();
@@ -1062,6 +1064,50 @@ static void test_device_del_and_free(void **state)
 	assert_false(link_exists("eg0200c0a80102"));
 	assert_int_equal(rules_to(TABLE_BASE + 1).n, 0);
 	assert_int_equal(nft_table_exists(g_nft, "inet", DEV_NFT_TABLE), 0);
+	assert_int_equal(proxy_entries(), 0);
+}
+
+static int proxy_cb(const struct nl_neigh *ne, void *arg)
+{
+	struct addr want = ip("2001:db8:1::10");
+
+	if (ne->ifindex == g_wan && addr_eq(&ne->dst, &want))
+		(*(int *)arg)++;
+	return 0;
+}
+
+static int proxy_entries(void)
+{
+	int n = 0;
+
+	assert_int_equal(nl_neigh_dump(g_nl, AF_INET6, g_wan, true, proxy_cb, &n), 0);
+	return n;
+}
+
+/* With proxy_ndp, the WAN answers NS for the device's WAN IPv6; the entry goes with it. */
+static void test_proxy_ndp(void **state)
+{
+	struct dev_net_conf c = conf();
+	struct dev_net_want a = want_a();
+
+	(void)state;
+	assert_int_equal(proxy_entries(), 0);
+	dev_net_free(g_net, true);
+	c.proxy_ndp = true;
+	assert_int_equal(dev_net_new(&c, &g_net), 0);
+	assert_int_equal(sysctl_now("net/ipv6/conf/%s/proxy_ndp", "wan0"), 1);
+	assert_int_equal(dev_net_device(g_net, &a), 0);
+	assert_int_equal(proxy_entries(), 1);
+	a.wan6_src = ip("2001:db8:1::11");
+	assert_int_equal(dev_net_device(g_net, &a), 0);
+	assert_int_equal(proxy_entries(), 0); /* the old address's entry went */
+	a = want_a();
+	assert_int_equal(dev_net_device(g_net, &a), 0);
+	assert_int_equal(proxy_entries(), 1);
+	assert_int_equal(dev_net_device_del(g_net, a.mac, a.slot), 0);
+	assert_int_equal(proxy_entries(), 0);
+	assert_int_equal(dev_net_link(g_net, &a, &g_macvlan), 0);
+	assert_int_equal(dev_net_device(g_net, &a), 0);
 }
 
 /* ---- setup ---------------------------------------------------------------------------- */
@@ -1148,6 +1194,7 @@ int main(void)
 		cmocka_unit_test(test_input),
 		cmocka_unit_test(test_sweep),
 		cmocka_unit_test(test_diagnose),
+		cmocka_unit_test(test_proxy_ndp),
 		cmocka_unit_test(test_device_del_and_free),
 	};
 
