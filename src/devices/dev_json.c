@@ -207,14 +207,16 @@ static int64_t file_mtime(const char *path)
 	return t;
 }
 
-static const char *const meta_keys[] = {"started_at", "stopped_at", "wan", "lan", "wan4",
-	"wan6", "upstream_ipv4", "upstream_ipv6", "router6"};
+static int meta_cb(const char *key, const char *value, void *arg)
+{
+	json_object_set_new(arg, key, json_string(value));
+	return 0;
+}
 
 json_t *dev_store_status_json(struct dev_store *st)
 {
 	struct count_ctx c = {0};
 	json_t *counts, *meta, *doc;
-	char buf[256];
 	int64_t written = file_mtime(dev_store_path(st));
 
 	if (dev_store_list(st, count_cb, &c) < 0)
@@ -223,9 +225,7 @@ json_t *dev_store_status_json(struct dev_store *st)
 	for (int i = 0; i < _DEV_STATUS_MAX; i++)
 		json_object_set_new(counts, dev_status_name[i], json_integer(c.by_status[i]));
 	meta = json_object();
-	for (size_t i = 0; i < ARRAY_SIZE(meta_keys); i++)
-		if (dev_store_meta_get(st, meta_keys[i], buf, sizeof(buf)) == 0)
-			json_object_set_new(meta, meta_keys[i], json_string(buf));
+	dev_store_meta_list(st, meta_cb, meta); /* what the module last knew of the gateway */
 	doc = json_pack("{sssssIsIsIsIsosososIso}", "source", "store", "store",
 		dev_store_path(st), "total_devices", c.total, "active_devices",
 		c.by_status[DEV_ACTIVE], "devices_with_ipv4", c.with4, "devices_with_ipv6",

@@ -807,6 +807,24 @@ int dev_store_meta_get(struct dev_store *st, const char *key, char *buf, size_t 
 	return r;
 }
 
+int dev_store_meta_list(struct dev_store *st, dev_meta_cb cb, void *arg)
+{
+	sqlite3_stmt *s;
+	int rc, r = sq_prepare(st, "SELECT key, value FROM meta ORDER BY key", &s);
+
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		r = cb(col_text(s, 0) ?: "", col_text(s, 1) ?: "", arg);
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sq_fail(st, "meta list", rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
 int64_t dev_store_written_at(struct dev_store *st)
 {
 	sqlite3_stmt *s;

@@ -98,6 +98,8 @@ int dev_store_forward_list(struct dev_store *st, dev_forward_cb cb, void *arg);
 /* Small values of the module's own: "wan4", "wan6", "started_at", ... */
 int dev_store_meta_set(struct dev_store *st, const char *key, const char *value);
 int dev_store_meta_get(struct dev_store *st, const char *key, char *buf, size_t len); /* -ENOENT */
+typedef int (*dev_meta_cb)(const char *key, const char *value, void *arg);
+int dev_store_meta_list(struct dev_store *st, dev_meta_cb cb, void *arg); /* by key */
 
 /* When a device row was last written (unix s; 0: never), for --direct's "as of". */
 int64_t dev_store_written_at(struct dev_store *st);

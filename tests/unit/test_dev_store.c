@@ -463,6 +463,12 @@ static void test_json(void **state)
 		1);
 	assert_true(json_is_string(json_object_get(doc, "written_at")));
 	json_decref(doc);
+	assert_int_equal(dev_store_meta_set(st, "upstream", "dual"), 0);
+	doc = dev_store_status_json(st);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "gateway"),
+				    "upstream")),
+		"dual");
+	json_decref(doc);
 	dev_store_close(st);
 }
 
