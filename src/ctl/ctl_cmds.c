@@ -96,6 +96,19 @@ static char *status_summary(json_t *status)
 	return text;
 }
 
+/* The devices module's counts in one cell (the rest follows the table). */
+static char *devices_summary(json_t *status)
+{
+	char *text;
+
+	if (asprintf(&text, "active_devices=%" JSON_INTEGER_FORMAT " total_devices=%"
+			    JSON_INTEGER_FORMAT " (below)",
+		    json_integer_value(json_object_get(status, "active_devices")),
+		    json_integer_value(json_object_get(status, "total_devices"))) < 0)
+		abort();
+	return text;
+}
+
 /* Does the module named name run, by /api/modules? */
 static bool module_running(json_t *mods, const char *name)
 {
@@ -145,7 +158,11 @@ static int cmd_status(struct ctl *c, char **args)
 		json_array_foreach(rows, i, mod) {
 			bool running = json_is_true(json_object_get(mod, "running"));
 			bool wanted = json_is_true(json_object_get(mod, "wanted"));
-			char *sum = status_summary(json_object_get(mod, "status"));
+			const char *name = json_string_value(json_object_get(mod, "name"));
+			/* the devices module's status is printed in full below the table */
+			char *sum = devices && name && streq(name, "devices")
+					    ? devices_summary(json_object_get(mod, "status"))
+					    : status_summary(json_object_get(mod, "status"));
 			const char *cells[] = {json_string_value(json_object_get(mod, "name")),
 				running ? "running" : wanted ? "stopped" : "off", sum};
 
