@@ -360,18 +360,22 @@ static void diagnose_post_cb(struct api_req *r, void *arg)
 		memset(&diag, 0, sizeof(diag));
 		diag.d = arg;
 	}
-	if (diag.running) {
-		api_reply_error(r, 409, NULL, "a diagnose runs already (GET /api/devices/diagnose)");
-		return;
-	}
+	/* the module knows whether one runs (this record may have missed an end) */
+	bool was_running = diag.running;
+	bool was_fix = diag.fix;
+	int64_t was_started = diag.started;
+
 	diag.running = true;
 	diag.fix = want_fix;
 	diag.started = clock_wall_ms();
 	e = devices_diagnose(arg, want_fix, diag_done_cb, arg);
 	if (e < 0) {
-		diag.running = false;
+		diag.running = was_running;
+		diag.fix = was_fix;
+		diag.started = was_started;
 		if (e == -EBUSY)
-			api_reply_error(r, 409, NULL, "a diagnose runs already");
+			api_reply_error(r, 409, NULL,
+				"a diagnose runs already (GET /api/devices/diagnose)");
 		else
 			api_reply_error(r, 500, NULL, "diagnose: %s", strerror(-e));
 		return;
