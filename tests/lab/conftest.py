@@ -4,6 +4,7 @@ Fixtures
   lab          a fresh Lab (see lab.py) for one test, closed after it
   lab_factory  lab_factory(**kw) -> another Lab (e.g. netem=False); all closed after the test
   egressd_bin  Path of the egressd binary under test; fails the test if it is missing
+  egressctl_bin  Path of egressctl beside it; fails the test if it is missing
 Option / environment
   --egressd PATH or EGRESSD=PATH  (default: <repo>/build/src/cmd/egressd, found from this
   file's location; pass an ASan build's binary the same way)
@@ -105,6 +106,14 @@ def egressd_bin(request):
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail("egressd binary not found at %s (build it, or set EGRESSD / --egressd)"
                     % path, pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def egressctl_bin(request):
+    path = egressd_path(request.config).parent / "egressctl"
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail("egressctl binary not found at %s (build it)" % path, pytrace=False)
     return path
 
 
