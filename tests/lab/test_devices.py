@@ -127,10 +127,13 @@ def test_api_routes(dl):
     api = dl.api()
     r = api.get("/health")
     assert r.status == 200, r
-    r = api.get("/status")
-    assert r.status == 200 and isinstance(r.json(), dict), r
     active = dl.devices("active")
     assert set(active) == {mac_of(i) for i in active_set()}
+    r = api.get("/status")
+    assert r.status == 200, r
+    st = r.json()
+    assert st["active_devices"] == len(active) and st["total_devices"] == N, st
+    assert st["ipv4"]["offered"] and st["ipv6"]["offered"], st
     r = api.get("/devices")
     assert r.status == 200 and r.json()["count"] == N, r
     one = dl.device(1)

@@ -68,6 +68,8 @@ def test_ipv4_only(dl, egressd_bin):
         assert dl.fetch(i) == recs[i]["ipv4_wan_address"]
     assert dl.fetch_from_inet(recs[1]["ipv4_wan_address"], 8080) == [name_of(1), INET4]
     check_unregistered(dl)
+    st = dl.api().get("/status").json()
+    assert st["ipv4"]["offered"] and not st["ipv6"]["offered"], st
 
 
 def test_ipv6_only(dl, egressd_bin):
@@ -83,6 +85,8 @@ def test_ipv6_only(dl, egressd_bin):
         assert dl.fetch(i, timeout=1) is None  # no IPv4 upstream
     assert dl.fetch_from_inet(recs[1]["ipv6_address"], 8080) == [name_of(1), LAN_GW]
     check_unregistered(dl)
+    st = dl.api().get("/status").json()
+    assert st["ipv6"]["offered"] and not st["ipv4"]["offered"], st
 
 
 def test_renumbering(dl, egressd_bin):
