@@ -87,11 +87,13 @@ def devices_conf(state_dir, leases_file, extra=""):
 
 
 class DevLab:
-    def __init__(self, lab, n=20, registered=(), mode="dual", plan="a", web=()):
+    def __init__(self, lab, n=20, registered=(), mode="dual", plan="a", web=(), renew=(T1, T2)):
         """Build the topology in lab with n devices, the MACs of device numbers `registered`
         in the firewall's set, the upstream in `mode` on `plan`, a web server (namesrv on
-        :80, named after the device) in each device of `web`."""
+        :80, named after the device) in each device of `web`.  renew: the DHCPv4 leases'
+        (T1, T2) in seconds, or None for dnsmasq's own (half and 7/8 of 2 minutes)."""
         self.lab = lab
+        self.renew = renew
         self.n = n
         self.mode = None
         self.plan = None
@@ -217,8 +219,10 @@ class DevLab:
                 "--log-dhcp"]
         if mode in ("dual", "v4"):
             args += ["--dhcp-range=%s1.1,%s3.254,255.255.0.0,2m" % (p["v4"], p["v4"]),
-                     "--dhcp-option=option:router,%s0.1" % p["v4"],
-                     "--dhcp-option=option:T1,%d" % T1, "--dhcp-option=option:T2,%d" % T2]
+                     "--dhcp-option=option:router,%s0.1" % p["v4"]]
+            if self.renew:
+                args += ["--dhcp-option=option:T1,%d" % self.renew[0],
+                         "--dhcp-option=option:T2,%d" % self.renew[1]]
         if mode in ("dual", "v6"):
             args += ["--enable-ra", "--ra-param=eth0,4,60",
                      "--dhcp-range=%s1000,%s1fff,64,2m" % (p["v6"], p["v6"])]

@@ -332,9 +332,9 @@ def test_devices_command_api_port(dl, egressd_bin):
     mark = len(dl.upstream_log())
     d = Egressd.command(dl.gw, egressd_bin, [
         "devices", "-wan", "wan0", "-lan", "lan0", "-api-port", "5050",
-        "--set", "devices.state_dir=%s" % dl.state_dir(),
-        "--set", "devices.leases_file=%s" % dl.lan_leases_path,
-        "--set", "devices.dhcp4_retry_max=3s"], name="egressd-devices", timeout=15)
+        "-state-dir", dl.state_dir(), "-leases-file", dl.lan_leases_path, "-grace", "4s",
+        "--set", "devices.dhcp4_retry_min=500ms", "--set", "devices.dhcp4_retry_max=3s"],
+        name="egressd-devices", timeout=15)
     dl.egressd = d
     r = dl.gw.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                    "http://127.0.0.1:5050/health"])
