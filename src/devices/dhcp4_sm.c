@@ -542,6 +542,11 @@ void dhcp4_sm_release(struct dhcp4_sm *sm, const struct dhcp4_now *now, struct d
 	struct dhcp4_msg *m;
 
 	out_clear(out);
+	/* an address ACKed but still being probed is the server's lease too: give it back */
+	if (sm->state != DHCP4_STOPPED && !sm->have_lease && sm->probing) {
+		sm->lease = sm->offer;
+		sm->have_lease = true;
+	}
 	if (sm->state != DHCP4_STOPPED && sm->have_lease) {
 		/* RFC 2131 4.4.6: ciaddr, option 54; unicast to the server */
 		new_exchange(sm, now);

@@ -533,6 +533,25 @@ static void test_release(void **state)
 	assert_false(sm.have_lease);
 	assert_int_equal(sm.timer_at, 0);
 
+	/* ACKed but still probing: the server holds the lease, so it is given back */
+	sm_new(&sm, 500);
+	dhcp4_sm_start(&sm, NULL, &now, &out);
+	{
+		struct dhcp4_msg m = reply(&sm, DHCP4_OFFER, "192.0.2.10");
+
+		deliver(&sm, &m, &out);
+		m = reply(&sm, DHCP4_ACK, "192.0.2.10");
+		deliver(&sm, &m, &out);
+	}
+	assert_true(sm.probing);
+	dhcp4_sm_release(&sm, &now, &out);
+	assert_true(out.send);
+	assert_int_equal(out.msg.type, DHCP4_RELEASE);
+	assert_int_equal(out.msg.ciaddr.s_addr, ip("192.0.2.10").s_addr);
+	assert_memory_equal(out.dst_mac, srv_mac, 6);
+	assert_int_equal(out.n_events, 0);
+	assert_false(sm.have_lease);
+
 	/* nothing held: nothing sent */
 	sm_new(&sm, UINT32_MAX);
 	dhcp4_sm_start(&sm, NULL, &now, &out);
