@@ -8,8 +8,9 @@
  * again.  Everything goes to ff02::1:2 port 547 (we never use the server-unicast option).
  *
  * This file only moves bytes, keeps time and reports; the protocol is in dhcp6_sm.c and the
- * codec in dhcp6_msg.c.  It logs at debug only; what the device module should tell the
- * operator arrives through the callback.
+ * codec in dhcp6_msg.c.  It logs at debug only, but for malformed messages (counted,
+ * at most five lines a minute); what the device module should tell the operator arrives
+ * through the callback.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -191,13 +192,21 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		if (n < 0)
 			return; /* EAGAIN, or an ICMP error we have nothing to do with */
 		c->stats.received++;
-		if (from.sin6_family != AF_INET6 || ntohs(from.sin6_port) != DHCP6_SERVER_PORT ||
-			dhcp6_msg_parse(buf, (size_t)n, &m) < 0) {
-			c->stats.bad++;
-			continue;
-		}
 		src.family = AF_INET6;
 		src.v6 = from.sin6_addr;
+		if (from.sin6_family != AF_INET6 || ntohs(from.sin6_port) != DHCP6_SERVER_PORT ||
+			dhcp6_msg_parse(buf, (size_t)n, &m) < 0) {
+			static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60000, 5);
+			char a[ADDR_STRLEN];
+
+			c->stats.bad++;
+			if (log_ratelimit(&rl))
+				log_warnx("dhcp6 %s: malformed message (%zd bytes) from %s port %u: "
+					  "dropped",
+					c->name, n, addr_str(&src, a, sizeof(a)),
+					ntohs(from.sin6_port));
+			continue;
+		}
 		log_debug("dhcp6 %s: got %s (xid %06x)", c->name, dhcp6_msg_type_str(m.type),
 			m.xid);
 		dhcp6_sm_receive(&c->sm, (int64_t)now_ms(), wall_s(), &m, &src, &out);

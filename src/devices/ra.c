@@ -7,7 +7,8 @@
  * a link-local source) and keeps what the device module acts on.  The kernel has already
  * checked the ICMPv6 checksum; the hop limit of 255 (the RA was not forwarded) is checked
  * here from IPV6_RECVHOPLIMIT.  This file changes nothing on the interface: the kernel's
- * own SLAAC (accept_ra) is dev_net.c's business.
+ * own SLAAC (accept_ra) is dev_net.c's business.  A dropped RA is counted and logged at
+ * most five times a minute.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -156,7 +157,16 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		src.v6 = from.sin6_addr;
 		/* RFC 4861 6.1.2: hop limit 255, or it came from off the link */
 		if (hops != 255 || ra_parse(buf, (size_t)n, &src, &ra) < 0) {
+			static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60000, 5);
+			char a[ADDR_STRLEN];
+
 			w->bad++;
+			if (log_ratelimit(&rl))
+				log_warnx("ra %s: %s router advertisement (%zd bytes) from %s: "
+					  "dropped",
+					w->name, hops != 255 ? "forwarded (hop limit not 255)"
+							     : "malformed",
+					n, addr_str(&src, a, sizeof(a)));
 			continue;
 		}
 		w->last = ra;
