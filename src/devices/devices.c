@@ -116,7 +116,7 @@ struct device {
 	uint16_t nud;		  /* the last neighbour state seen for it on the LAN */
 	struct addr probe_dst;	  /* an address of it on the LAN (IPv4 preferred) */
 	struct dhcp4_client *c4;
-	struct dhcp6_client *c6; /* while teardown_at_ms: releasing, no identity */
+	struct dhcp6_client *c6; /* also while teardown_at_ms: its RELEASE on the way */
 	struct slaac slaac[SLAAC_MAX];
 	size_t n_slaac;
 	unsigned dirty;
@@ -1809,7 +1809,9 @@ static void netlink_cb(const struct nl_event *ev, void *arg)
 		} else if (!ev->del && !strcmp(ev->link.name, d->wan)) {
 			wan_recreated(d, &ev->link);
 		} else if (ev->link.ifindex == d->lan_ifindex && ev->del) {
-			log_warnx("devices: %s is gone", d->lan);
+			log_warnx("devices: %s is gone: devices are found again when it is back",
+				d->lan);
+			d->lan_ifindex = 0;
 		} else if (!ev->del && !d->lan_ifindex && !strcmp(ev->link.name, d->lan)) {
 			d->lan_ifindex = ev->link.ifindex;
 		} else if (ev->del && (v = device_by_ifindex(d, ev->link.ifindex)) && v->identity &&
@@ -2017,35 +2019,31 @@ json_t *devices_forwards_json(struct devices *d, const uint8_t *mac)
 	return json_pack("{s:o, s:I}", "forwards", a, "count", (json_int_t)json_array_size(a));
 }
 
-/* The device a forward request names, by MAC or by LAN address. */
-static struct device *forward_device(struct devices *d, const uint8_t *mac, const struct addr *lan4,
-	char *err, size_t errlen, const char **field)
+/* The device a forward request names, by MAC or by LAN address: 0, -ENOENT or -EINVAL. */
+static int forward_device(struct devices *d, const uint8_t *mac, const struct addr *lan4, char *err,
+	size_t errlen, const char **field, struct device **ret)
 {
-	struct device *v = NULL;
 	char s[ADDR_STRLEN], m[18];
 
 	if (mac) {
-		v = device_find(d, mac);
-		if (!v) {
-			snprintf(err, errlen, "no device %s", dev_mac_str(mac, m));
-			*field = "device";
-		}
-	} else if (lan4 && lan4->family) {
-		v = device_by_lan4(d, lan4);
-		if (!v) {
-			snprintf(err, errlen, "no device has LAN address %s",
-				addr_str(lan4, s, sizeof(s)));
-			*field = "device_ip";
-		}
-	} else {
-		snprintf(err, errlen,
-			"expected the device's MAC (device) or LAN address (device_ip)");
+		*ret = device_find(d, mac);
+		if (*ret)
+			return 0;
+		snprintf(err, errlen, "no device %s", dev_mac_str(mac, m));
 		*field = "device";
-		errno = EINVAL;
-		return NULL;
+		return -ENOENT;
 	}
-	errno = ENOENT;
-	return v;
+	if (lan4 && lan4->family) {
+		*ret = device_by_lan4(d, lan4);
+		if (*ret)
+			return 0;
+		snprintf(err, errlen, "no device has LAN address %s", addr_str(lan4, s, sizeof(s)));
+		*field = "device_ip";
+		return -ENOENT;
+	}
+	snprintf(err, errlen, "expected the device's MAC (device) or LAN address (device_ip)");
+	*field = "device";
+	return -EINVAL;
 }
 
 static void forwards_changed(struct devices *d, const uint8_t mac[6])
@@ -2107,11 +2105,12 @@ int devices_forward_add(struct devices *d, const uint8_t *mac, const struct addr
 	uint16_t outer, uint16_t inner, char *err, size_t errlen, const char **field)
 {
 	struct device *v;
+	int r;
 
 	*field = NULL;
-	v = forward_device(d, mac, lan4, err, errlen, field);
-	if (!v)
-		return -errno;
+	r = forward_device(d, mac, lan4, err, errlen, field, &v);
+	if (r < 0)
+		return r;
 	return forward_add(d, v, outer, inner, err, errlen, field);
 }
 
@@ -2122,9 +2121,9 @@ int devices_forward_remove(struct devices *d, const uint8_t *mac, const struct a
 	int r;
 
 	*field = NULL;
-	v = forward_device(d, mac, lan4, err, errlen, field);
-	if (!v)
-		return -errno;
+	r = forward_device(d, mac, lan4, err, errlen, field, &v);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < d->n_hand; i++) {
 		struct dev_forward *f = &d->hand[i];
 
@@ -2167,17 +2166,18 @@ int devices_forward_quick(
 	static const struct dev_port_map quick[] = {
 		{8080, 80}, {2323, 23}, {8443, 443}, {2222, 22}};
 	struct device *v;
-	int first = 0;
+	int first = 0, r;
 
 	*field = NULL;
-	v = forward_device(d, NULL, lan4, err, errlen, field);
-	if (!v)
-		return -errno;
+	r = forward_device(d, NULL, lan4, err, errlen, field, &v);
+	if (r < 0)
+		return r;
+	/* those there already are fine; the first other error is told */
 	for (size_t i = 0; i < ARRAY_SIZE(quick); i++) {
 		char e[256];
 		const char *fl = NULL;
-		int r = forward_add(d, v, quick[i].outer, quick[i].inner, e, sizeof(e), &fl);
 
+		r = forward_add(d, v, quick[i].outer, quick[i].inner, e, sizeof(e), &fl);
 		if (r < 0 && r != -EEXIST && !first) {
 			first = r;
 			snprintf(err, errlen, "%s", e);
@@ -2728,7 +2728,6 @@ static int devices_reconf(void *m, const struct conf *conf)
 	restart_key("proxy_ndp", o->proxy_ndp != c->proxy_ndp);
 	restart_key("relay_idle", o->relay_idle_ms != c->relay_idle_ms);
 	restart_key("max_devices (its routing tables)", (uint32_t)c->max_devices > d->slots);
-	restart_key("keep_links", false);
 	d->conf = conf;
 	mac_list(&c->allow, &d->allow, &d->n_allow);
 	mac_list(&c->deny, &d->deny, &d->n_deny);
