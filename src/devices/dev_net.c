@@ -320,10 +320,11 @@ static void plan_make(const struct dev_net *n, const struct dev_net_want *w, int
 			.protocol = RTPROT_EGRESS, .scope = RT_SCOPE_LINK, .dst = w->wan4,
 			.prefsrc = w->wan4.addr, .oif = ifindex};
 		cidr_clear_hostbits(&rt->dst);
+		/* On the link whatever the mask says: a /32 lease's router is outside it. */
 		if (w->router4.family == AF_INET)
 			p->routes[p->n_routes++] = (struct nl_route){.family = AF_INET,
 				.table = p->table, .protocol = RTPROT_EGRESS, .oif = ifindex,
-				.gw = w->router4};
+				.gw = w->router4, .flags = RTNH_F_ONLINK};
 		p->rules[p->n_rules++] = (struct nl_rule){.family = AF_INET,
 			.protocol = RTPROT_EGRESS, .has_priority = true,
 			.priority = n->c.rule_priority, .table = p->table};
@@ -636,6 +637,65 @@ static int ndp_apply(struct dev_net *n, struct dev_rec *rec, const struct addr *
 	return r;
 }
 
+/* ---- main ------------------------------------------------------------------------- */
+
+struct main_scan {
+	int oif;
+	struct nl_route r[16];
+	size_t n;
+};
+
+/* The kernel's on-link routes of an RA's prefixes on the macvlan (SLAAC puts them in main). */
+static int main_scan_cb(const struct nl_route *r, void *arg)
+{
+	struct main_scan *ms = arg;
+
+	if (r->oif != ms->oif || r->table != RT_TABLE_MAIN || !r->dst.plen ||
+		(r->protocol != RTPROT_KERNEL && r->protocol != RTPROT_RA) ||
+		(r->type && r->type != RTN_UNICAST) || addr_is_set(&r->gw) ||
+		(r->dst.addr.b[0] == 0xfe && (r->dst.addr.b[1] & 0xc0) == 0x80) || ms->n >= 16)
+		return 0;
+	ms->r[ms->n] = *r;
+	ms->r[ms->n].hops = NULL;
+	ms->r[ms->n].n_hops = 0;
+	ms->n++;
+	return 0;
+}
+
+/*
+ * Take the macvlan's prefix routes out of main.  The kernel adds one for each prefix its
+ * SLAAC takes, beside the WAN's own for the same prefix, and the host's own traffic to the
+ * upstream's link could then leave by a device's macvlan with the device's address.  The
+ * device's traffic does not need them (its table routes all by the router).  The kernel puts
+ * one back at the next RA that finds it missing: each call takes it out again.
+ */
+static int main_prune(struct dev_net *n, int ifindex, const char *mac)
+{
+	struct main_scan ms = {.oif = ifindex};
+	int r = nl_route_dump(n->nl, AF_INET6, RT_TABLE_MAIN, main_scan_cb, &ms);
+
+	for (size_t i = 0; r == 0 && i < ms.n; i++) {
+		char b[CIDR_STRLEN];
+
+		if (nl_route_apply(n->nl, NL_DEL, &ms.r[i]) == 0)
+			log_debug("devices: %s: on-link route %s out of main", mac,
+				cidr_str(&ms.r[i].dst, b, sizeof(b)));
+	}
+	return r;
+}
+
+int dev_net_prune_main(struct dev_net *n, const uint8_t mac[6])
+{
+	char name[NL_IFNAMSIZ], ms[MAC_STRLEN];
+	struct nl_link l;
+	int r;
+
+	dev_ifname(mac, name);
+	if ((r = nl_link_get(n->nl, 0, name, &l)) < 0)
+		return r;
+	return main_prune(n, l.ifindex, mac_str(mac, ms));
+}
+
 /* ---- one device ------------------------------------------------------------------- */
 
 int dev_net_device(struct dev_net *n, const struct dev_net_want *w)
@@ -660,6 +720,7 @@ int dev_net_device(struct dev_net *n, const struct dev_net_want *w)
 	ret = ret ? ret : r;
 	r = rules_apply(n, p.table, p.rules, p.n_rules, mac);
 	ret = ret ? ret : r;
+	main_prune(n, l.ifindex, mac);
 	if (n->c.proxy_ndp || addr_is_set(&rec->ndp)) {
 		struct addr none = {.family = 0};
 

@@ -19,7 +19,9 @@
  *    (/128) the same way; in T: default via the RA's router on the macvlan (IPv6);
  *  - rules at rule_priority: from LAN address iif lan -> T; from WAN IPv4 -> T;
  *    from WAN IPv6 -> T (the device's own and relayed traffic leaves by its identity);
- *  - proxy NDP entry for its WAN IPv6 on wan when proxy_ndp.
+ *  - proxy NDP entry for its WAN IPv6 on wan when proxy_ndp;
+ *  - none of its routes in main: the kernel's on-link route of each RA prefix SLAAC takes
+ *    is taken out again (dev_net_prune_main()).
  * Once: forwarding on (sysctl_hold), arp_ignore=1/arp_announce=2 on wan, so that the WAN
  * does not answer ARP for the devices' addresses with its own MAC.  The nft table also
  * drops what arrives by a macvlan for the host itself (but replies, ICMP, the DHCP clients'
@@ -81,6 +83,13 @@ void dev_net_free(struct dev_net *n, bool keep);
  */
 int dev_net_link(struct dev_net *n, const struct dev_net_want *w, int *ifindex_ret);
 int dev_net_device(struct dev_net *n, const struct dev_net_want *w);
+/*
+ * Take the kernel's on-link routes of the RA's prefixes on mac's macvlan out of main (SLAAC
+ * puts them there beside the WAN's; the host's own traffic could follow them).
+ * dev_net_device() does it too; call this when a route of the macvlan appears in main (the
+ * kernel adds it again at an RA that finds it missing).  0 or -errno (-ENODEV: no macvlan).
+ */
+int dev_net_prune_main(struct dev_net *n, const uint8_t mac[6]);
 /* The device left: its macvlan (and with it addresses and routes), rules, NDP entry. */
 int dev_net_device_del(struct dev_net *n, const uint8_t mac[6], uint32_t slot);
 /* The whole nftables table for these devices (SNAT, DNAT of forwards), atomically. */

@@ -1826,8 +1826,12 @@ static void netlink_cb(const struct nl_event *ev, void *arg)
 		if (ev->addr.ifindex == d->wan_ifindex) {
 			if (wan_addr_event(d, &ev->addr, ev->del))
 				recheck_schedule(d, true, true, "the WAN's addresses changed");
-		} else if ((v = device_by_ifindex(d, ev->addr.ifindex)) && v->identity)
+		} else if ((v = device_by_ifindex(d, ev->addr.ifindex)) && v->identity) {
 			macvlan_addr_event(v, &ev->addr, ev->del);
+			/* An RA that refreshed SLAAC may have put the prefix's route back in main. */
+			if (!ev->del && ev->addr.local.addr.family == AF_INET6)
+				(void)dev_net_prune_main(d->net, v->rec.mac);
+		}
 		break;
 	case NL_EVENT_RESYNC:
 		/* events were lost: what they would have said is in the tables */

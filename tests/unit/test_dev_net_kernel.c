@@ -469,6 +469,12 @@ static void test_renumber(void **state)
 	assert_int_equal(ru.n, 2);
 	assert_null(rule_find(&ru, "198.51.100.10", NULL));
 	assert_non_null(rule_find(&ru, "198.51.100.20", NULL));
+	/* A /32 lease: its router is outside the subnet, on the link all the same. */
+	a.wan4 = pfx("198.51.100.21/32");
+	assert_int_equal(dev_net_device(g_net, &a), 0);
+	rt = routes_of(TABLE_BASE + 1, 0);
+	assert_non_null(route_find(&rt, "198.51.100.21/32", NULL));
+	assert_non_null(route_find(&rt, "default", "198.51.100.1"));
 	/* And back. */
 	a = want_a();
 	assert_int_equal(dev_net_device(g_net, &a), 0);
@@ -748,6 +754,13 @@ static bool wan_default6(void)
 	return route_find(&rt, "default6", NULL) != NULL;
 }
 
+static bool prefix_route_back(void)
+{
+	struct routes rt = routes_of(RT_TABLE_MAIN, g_macvlan);
+
+	return route_find(&rt, "2001:db8:1::/64", NULL) != NULL;
+}
+
 /* The upstream's router advertisement: default router, prefix 2001:db8:1::/64 for SLAAC. */
 static void send_ra(void)
 {
@@ -783,6 +796,7 @@ static void send_ra(void)
  */
 static void test_ra(void **state)
 {
+	struct dev_net_want a = want_a();
 	struct nl_route_query q = {.dst = ip("2001:db8:ffff::1"), .src = ip("2001:db8:1::10")};
 	struct routes rt;
 	struct nl_route got;
@@ -799,15 +813,26 @@ static void test_ra(void **state)
 	assert_int_equal(got.table, TABLE_BASE + 1);
 	assert_int_equal(nl_route_get(g_nl, &q.dst, &got), 0);
 	assert_int_equal(got.oif, g_wan);
-	/* The prefix's on-link route is in main twice (the kernel's, for each SLAAC link):
-	 * the WAN's, there first, is the one the host's own traffic takes. */
+	/* SLAAC put the prefix's on-link route in main on the macvlan, beside the WAN's: the
+	 * next update takes it out, and the host's own traffic to the prefix takes the WAN. */
 	rt = routes_of(RT_TABLE_MAIN, g_macvlan);
 	assert_non_null(route_find(&rt, "2001:db8:1::/64", NULL));
+	assert_int_equal(dev_net_device(g_net, &a), 0);
+	rt = routes_of(RT_TABLE_MAIN, g_macvlan);
+	assert_null(route_find(&rt, "2001:db8:1::/64", NULL));
+	assert_non_null(route_find(&rt, "fe80::/64", NULL));
+	rt = routes_of(RT_TABLE_MAIN, g_wan);
+	assert_non_null(route_find(&rt, "2001:db8:1::/64", NULL));
+	assert_true(slaac_seen());
 	q.dst = ip("2001:db8:1::99");
-	for (int i = 0; i < 4; i++) {
-		assert_int_equal(nl_route_get(g_nl, &q.dst, &got), 0);
-		assert_int_equal(got.oif, g_wan);
-	}
+	assert_int_equal(nl_route_get(g_nl, &q.dst, &got), 0);
+	assert_int_equal(got.oif, g_wan);
+	/* Again after the next RA. */
+	send_ra();
+	assert_true(wait_for(prefix_route_back));
+	assert_int_equal(dev_net_prune_main(g_net, mac_a), 0);
+	assert_false(prefix_route_back());
+	assert_int_equal(dev_net_prune_main(g_net, mac_c), -ENODEV);
 }
 
 /* The drop counter of the input chain. */
