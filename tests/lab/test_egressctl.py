@@ -88,6 +88,16 @@ def ctl(binary, *args, sock=None, input=None, env=None, timeout=20):
     ["--no-such-option", "status"],
     ["--socket"],
     ["--token-file", "/nonexistent/token", "status"],
+    ["devices", "bogus"],
+    ["devices", "active", "extra"],
+    ["port-forward"],
+    ["port-forward", "add", "8080", "192.168.1.100"],
+    ["port-forward", "add", "0", "192.168.1.100", "80"],
+    ["port-forward", "remove", "8080", "not-a-device", "80"],
+    ["port-forward", "quick-device", "2001:db8::5"],
+    ["diagnose", "--direct"],
+    ["devices", "--fix-all"],
+    ["--state-dir", "/tmp", "devices"],
 ])
 def test_bad_usage_exits_2(egressctl, tmp_path, args):
     r = ctl(egressctl, *args, sock=tmp_path / "none.sock")
@@ -101,7 +111,8 @@ def test_help_and_version(egressctl):
     assert r.returncode == 0
     for cmd in ("status", "uplinks", "connections", "events [-f]", "drain UPLINK",
                 "undrain UPLINK", "config check", "config apply FILE", "confirm", "cancel", "backup",
-                "restore [FILE]", "passwd"):
+                "restore [FILE]", "passwd", "devices [active]", "port-forward add",
+                "port-forward quick-device", "diagnose [--fix-all]", "--direct"):
         assert cmd in r.stdout, cmd
     r = ctl(egressctl, "--version")
     assert r.returncode == 0 and r.stdout.startswith("egressctl ")
