@@ -1192,6 +1192,39 @@ static bool check_rules(struct dev_net *n, const struct dev_plan *p, char *detai
 	return true;
 }
 
+/* The macvlan's sysctls at their values; the first that is not, in detail. */
+static bool check_link_sysctls(const char *ifname, char *detail, size_t len)
+{
+	char key[128];
+
+	for (size_t i = 0; i < ARRAY_SIZE(dev_sysctls); i++) {
+		int v = -1, r;
+
+		snprintf(key, sizeof(key), dev_sysctls[i].fmt, ifname);
+		r = sysctl_read(key, &v);
+		if (r < 0 || v != dev_sysctls[i].value) {
+			snprintf(detail, len, "%s is %d, want %d", key, v, dev_sysctls[i].value);
+			return false;
+		}
+	}
+	snprintf(detail, len, "%s: %zu settings right", ifname, ARRAY_SIZE(dev_sysctls));
+	return true;
+}
+
+/* Set them again: holds on values someone changed are theirs now; hold them afresh. */
+static void fix_link_sysctls(struct dev_net *n, const struct dev_net_want *w,
+	const char *ifname)
+{
+	struct dev_rec *rec = rec_get(n, w->mac, w->slot);
+	char key[128];
+
+	for (size_t i = 0; i < ARRAY_SIZE(dev_sysctls); i++) {
+		snprintf(key, sizeof(key), dev_sysctls[i].fmt, ifname);
+		sysctl_release(rec, key);
+	}
+	link_sysctls(rec, ifname);
+}
+
 static void diag_device(struct diag *d, const struct dev_net_want *w)
 {
 	struct dev_net *n = d->n;
@@ -1208,6 +1241,16 @@ static void diag_device(struct diag *d, const struct dev_net_want *w)
 	}
 	snprintf(check, sizeof(check), "macvlan %s", p.ifname);
 	diag_add(d, check, p.mac, mv, mv_fixed, detail);
+	if (ifindex > 0) {
+		bool sok = check_link_sysctls(p.ifname, detail, sizeof(detail)), sfixed = false;
+
+		if (!sok && d->fix) {
+			fix_link_sysctls(n, w, p.ifname);
+			sfixed = check_link_sysctls(p.ifname, detail, sizeof(detail));
+		}
+		snprintf(check, sizeof(check), "settings %s", p.ifname);
+		diag_add(d, check, p.mac, sok, sfixed, detail);
+	}
 
 	plan_make(n, w, ifindex, &p);
 	{

@@ -1054,6 +1054,16 @@ static void test_diagnose(void **state)
 	assert_int_equal(sysctl_now("net/ipv4/conf/%s/rp_filter", "eg0200c0a80102"), 2);
 	json_array_clear(checks);
 
+	/* A setting changed behind our back. */
+	write_sysctl("net/ipv6/conf/eg0200c0a80102/accept_ra_defrtr", 1);
+	assert_int_equal(dev_net_diagnose(g_net, &a, 1, false, checks), 1);
+	want_check(checks, "settings eg0200c0a80102", false, false);
+	json_array_clear(checks);
+	assert_int_equal(dev_net_diagnose(g_net, &a, 1, true, checks), 0);
+	want_check(checks, "settings eg0200c0a80102", false, true);
+	assert_int_equal(sysctl_now("net/ipv6/conf/%s/accept_ra_defrtr", "eg0200c0a80102"), 0);
+	json_array_clear(checks);
+
 	/* The nft table deleted behind our back. */
 	{
 		char *err = NULL;
