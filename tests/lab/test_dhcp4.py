@@ -97,6 +97,11 @@ def leases(path):
     return out
 
 
+def lease_of(path, mac):
+    """MAC's lease in dnsmasq's file, waiting out a rewrite (dnsmasq truncates, then writes)."""
+    return wait_for(lambda: leases(path).get(mac), what="%s in dnsmasq's lease file" % mac)
+
+
 @pytest.fixture(scope="module")
 def v4lab(tool_bin):
     if not is_root():
@@ -164,13 +169,13 @@ def test_renew_at_t1(v4lab):
     mac = MACS["d1"]
     last = [e for e in probe.events if e.get("if") == "d1" and e["event"] in ("bound",
                                                                               "renewed")][-1]
-    before = leases(lease_file)[mac]
+    before = lease_of(lease_file, mac)
     m = probe.mark()
     ev = probe.wait(m, event="renewed", timeout=T1 + 15, **{"if": "d1"})
     assert ev["addr"] == last["addr"] and ev["lease"] == 120
     assert probe.find(m, event="lost") is None
-    after = wait_for(lambda: (lambda l: l if l[0] > before[0] else None)(
-        leases(lease_file)[mac]), what="d1's lease extended in dnsmasq's file")
+    after = wait_for(lambda: (lambda l: l if l and l[0] > before[0] else None)(
+        leases(lease_file).get(mac)), what="d1's lease extended in dnsmasq's file")
     assert after[1] == before[1]
     # a renewal, not a new exchange: still bound, no NAK
     st = probe.state("d1")
@@ -220,11 +225,13 @@ def test_decline_on_conflict(v4lab):
 def test_release(v4lab):
     lab, probe, lease_file, _ = v4lab
     mac = MACS["d4"]
-    assert mac in leases(lease_file)
+    lease_of(lease_file, mac)
     probe.send("release d4")
-    wait_for(lambda: mac not in leases(lease_file), what="d4's lease gone from dnsmasq's file")
+    # d1's lease in the same read: a file being rewritten is empty, not free of d4
+    wait_for(lambda: (lambda ls: MACS["d1"] in ls and mac not in ls)(leases(lease_file)),
+             what="d4's lease gone from dnsmasq's file, d1's still there")
     st = probe.state("d4")
     assert st["state"] == "stopped", st
     assert lab["gw"].addrs("d4", 4) == []
-    held = leases(lease_file)
-    assert MACS["d1"] in held and MACS["d2"] in held
+    lease_of(lease_file, MACS["d1"])
+    lease_of(lease_file, MACS["d2"])
