@@ -509,10 +509,7 @@ static int addrs_apply(struct dev_net *n, const struct dev_plan *p, int ifindex,
 struct route_list {
 	struct nl_route r[MAX_ROUTES];
 	size_t n;
-	const struct dev_net *n_;
-	uint32_t table; /* 0: every table of ours */
-	const uint32_t *keep; /* with table 0: tables not to collect */
-	size_t n_keep;
+	uint32_t table;
 };
 
 static int route_collect_cb(const struct nl_route *r, void *arg)
@@ -521,11 +518,8 @@ static int route_collect_cb(const struct nl_route *r, void *arg)
 
 	if (r->protocol != RTPROT_EGRESS || l->n >= MAX_ROUTES)
 		return 0;
-	if (l->table ? r->table != l->table : !table_ours(l->n_, r->table))
+	if (r->table != l->table)
 		return 0;
-	for (size_t i = 0; i < l->n_keep; i++)
-		if (l->keep[i] == r->table)
-			return 0;
 	l->r[l->n] = *r;
 	l->r[l->n].hops = NULL;
 	l->r[l->n].n_hops = 0;
@@ -538,7 +532,6 @@ static int routes_of_table(struct dev_net *n, uint32_t table, struct route_list 
 	int r = 0;
 
 	memset(l, 0, sizeof(*l));
-	l->n_ = n;
 	l->table = table;
 	for (int f = 0; f < 2 && !r; f++)
 		r = nl_route_dump(n->nl, f ? AF_INET6 : AF_INET, table, route_collect_cb, l);
@@ -876,6 +869,8 @@ struct sweep_ctx {
 	int wan;
 	int *del; /* ifindexes to delete */
 	size_t n_del;
+	struct nl_route *stale; /* routes of ours in tables no device uses */
+	size_t n_stale;
 };
 
 static bool wanted_mac(const struct dev_net_want *all, size_t n_all, const char *ifname)
@@ -909,6 +904,21 @@ static bool wanted_table(const struct dev_net *n, const struct dev_net_want *all
 		if (slot_table(n, all[i].slot) == table)
 			return true;
 	return false;
+}
+
+static int sweep_route_cb(const struct nl_route *r, void *arg)
+{
+	struct sweep_ctx *sc = arg;
+
+	if (r->protocol != RTPROT_EGRESS || !table_ours(sc->n, r->table) ||
+		wanted_table(sc->n, sc->all, sc->n_all, r->table))
+		return 0;
+	sc->stale = xrealloc(sc->stale, (sc->n_stale + 1) * sizeof(*sc->stale));
+	sc->stale[sc->n_stale] = *r;
+	sc->stale[sc->n_stale].hops = NULL;
+	sc->stale[sc->n_stale].n_hops = 0;
+	sc->n_stale++;
+	return 0;
 }
 
 /* A rule of ours no wanted device looks up. */
@@ -945,17 +955,12 @@ int dev_net_sweep(struct dev_net *n, const struct dev_net_want *all, size_t n_al
 		free(sc.del);
 	}
 	/* Routes left in tables of ours no device uses (their macvlans took most). */
-	for (int f = 0; f < 2; f++) {
-		struct route_list part;
-
-		memset(&part, 0, sizeof(part));
-		part.n_ = n;
-		if (nl_route_dump(n->nl, f ? AF_INET6 : AF_INET, 0, route_collect_cb, &part) < 0)
-			continue;
-		for (size_t j = 0; j < part.n; j++)
-			if (!wanted_table(n, all, n_all, part.r[j].table))
-				nl_route_apply(n->nl, NL_DEL, &part.r[j]);
-	}
+	for (int f = 0; f < 2; f++)
+		if ((r = nl_route_dump(n->nl, f ? AF_INET6 : AF_INET, 0, sweep_route_cb, &sc)) < 0)
+			ret = ret ? ret : r;
+	for (size_t j = 0; j < sc.n_stale; j++)
+		nl_route_apply(n->nl, NL_DEL, &sc.stale[j]);
+	free(sc.stale);
 	/* Records of devices no longer wanted. */
 	for (size_t i = 0; i < n->n_recs;) {
 		char name[NL_IFNAMSIZ];

@@ -955,7 +955,19 @@ static void test_sweep(void **state)
 	assert_true(link_exists("eg02000000beef"));
 	assert_int_equal(rules_to(TABLE_BASE + 2).n, 2);
 
+	/* An earlier run's table with many routes (more than one read of a table holds). */
+	for (int i = 0; i < 100; i++) {
+		struct nl_route bh = {.family = AF_INET, .table = TABLE_BASE + 5,
+			.protocol = RTPROT_EGRESS, .type = RTN_BLACKHOLE};
+		char d[32];
+
+		snprintf(d, sizeof(d), "10.9.%d.0/24", i);
+		assert_int_equal(cidr_parse(d, 0, &bh.dst), 0);
+		assert_int_equal(nl_route_apply(g_nl, NL_ADD, &bh), 0);
+	}
+
 	assert_int_equal(dev_net_sweep(g_net, &a, 1), 0);
+	assert_int_equal(routes_of(TABLE_BASE + 5, 0).n, 0);
 	assert_false(link_exists("eg02000000beef"));
 	assert_int_equal(rules_to(TABLE_BASE + 2).n, 0);
 	assert_int_equal(routes_of(TABLE_BASE + 2, 0).n, 0);
