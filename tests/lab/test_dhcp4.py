@@ -2,22 +2,24 @@
 tests/tools/dhcp4_probe (one client per macvlan, all on one event loop).
 
     gw (dhcp4_probe --configure)                      srv
-    d1..d5: macvlans on wan0, distinct MACs           dnsmasq: 10.4.0.100-199 (2 min leases,
+    d1..d7: macvlans on wan0, distinct MACs           dnsmasq: 10.4.0.100-199 (2 min leases,
     wan0 -------------------------------------------- eth0 10.4.0.1/24   T1 6 s, T2 20 s),
-    sq (namespace): a macvlan on wan0 squatting       d5 always offered 10.4.0.50
-    on 10.4.0.50
+    sq (namespace): a macvlan on wan0 squatting       d5 always offered 10.4.0.50, d7
+    on 10.4.0.50                                      ignored until its hosts file changes
 
-One probe serves the module: clients on d1..d5 (d6 has none: the negative check).  Each
+One probe serves the module: clients on d1..d5 and d7 (d6 has none: the negative check).  Each
 client must hold its own lease in dnsmasq's lease file under its own MAC and client id
 (01:MAC) with its hostname; d5's offer is taken by the squatter, so its ARP probe finds the
-conflict and it declines instead of binding.  The probe adds each bound address to its
+conflict and it declines instead of binding.  d7 is not served at first (as a MAC not yet
+registered upstream): it keeps asking, and gets a lease once dnsmasq serves it.  The probe adds each bound address to its
 macvlan (as dev_net does) so that dnsmasq's unicast answers to renewals arrive.  The tests
 run in file order and build on each other's state: leases, renewal at T1 (dnsmasq's own
 shortest lease is 2 minutes; T1 and T2 come from --dhcp-option), INIT-REBOOT confirmed and
-refused, the decline, and last RELEASE.
+refused, the decline, the late registration, and last RELEASE.
 """
 import ipaddress
 import json
+import signal
 import threading
 
 import pytest
@@ -25,8 +27,9 @@ import pytest
 from lab import Lab, is_root, wait_for
 
 MACS = {"d1": "02:44:00:00:00:01", "d2": "02:44:00:00:00:02", "d3": "02:44:00:00:00:03",
-        "d4": "02:44:00:00:00:04", "d5": "02:44:00:00:00:05", "d6": "02:44:00:00:00:06"}
-CLIENTS = ("d1", "d2", "d3", "d4", "d5")
+        "d4": "02:44:00:00:00:04", "d5": "02:44:00:00:00:05", "d6": "02:44:00:00:00:06",
+        "d7": "02:44:00:00:00:07"}
+CLIENTS = ("d1", "d2", "d3", "d4", "d5", "d7")
 SQUAT_MAC = "02:44:00:00:00:99"
 SQUAT_ADDR = "10.4.0.50"
 RANGE = (ipaddress.ip_address("10.4.0.100"), ipaddress.ip_address("10.4.0.199"))
@@ -119,7 +122,9 @@ def v4lab(tool_bin):
                     + ["link add link wan0 name sq0 address %s type macvlan mode bridge"
                        % SQUAT_MAC, "link set sq0 netns %s" % sq.ns])
         sq.ip_batch(["addr add %s/24 dev sq0" % SQUAT_ADDR, "link set sq0 up"])
-        dns = srv.dnsmasq("--interface=eth0", "--bind-interfaces", "--log-dhcp",
+        hosts = lab.dir / "dhcp4-hosts"
+        hosts.write_text("%s,ignore\n" % MACS["d7"])
+        dns = srv.dnsmasq("--dhcp-hostsfile=%s" % hosts,"--interface=eth0", "--bind-interfaces", "--log-dhcp",
                           "--dhcp-authoritative", "--no-ping",
                           "--dhcp-range=10.4.0.100,10.4.0.199,255.255.255.0,2m",
                           "--dhcp-host=%s,%s" % (MACS["d5"], SQUAT_ADDR),
@@ -131,11 +136,11 @@ def v4lab(tool_bin):
         probe = Probe(gw, [str(probe_bin), "--configure", "--hostname", "--retry-min", "1000",
                            "--retry-max", "4000", *CLIENTS])
         probe.wait(event="ready", timeout=10)
-        yield lab, probe, lease_file, dns
+        yield lab, probe, lease_file, dns, hosts
 
 
 def test_leases_per_macvlan(v4lab):
-    lab, probe, lease_file, _ = v4lab
+    lab, probe, lease_file, _, _ = v4lab
     gw, srv = lab["gw"], lab["srv"]
     got = {}
     for name in ("d1", "d2", "d3", "d4"):
@@ -165,7 +170,7 @@ def test_leases_per_macvlan(v4lab):
 
 def test_renew_at_t1(v4lab):
     """No one asks: d1 renews on its own at T1, by unicast to the server."""
-    lab, probe, lease_file, _ = v4lab
+    lab, probe, lease_file, _, _ = v4lab
     mac = MACS["d1"]
     last = [e for e in probe.events if e.get("if") == "d1" and e["event"] in ("bound",
                                                                               "renewed")][-1]
@@ -184,7 +189,7 @@ def test_renew_at_t1(v4lab):
 
 def test_init_reboot_confirmed(v4lab):
     """A restart with a kept lease: confirmed (RENEWED, the same address), never LOST."""
-    lab, probe, lease_file, _ = v4lab
+    lab, probe, lease_file, _, _ = v4lab
     held = probe.find(event="bound", **{"if": "d2"})["addr"]
     m = probe.mark()
     probe.send("stop d2")
@@ -197,7 +202,7 @@ def test_init_reboot_confirmed(v4lab):
 
 def test_init_reboot_refused(v4lab):
     """A kept address the server does not give out: NAK, LOST, then a lease from INIT."""
-    lab, probe, lease_file, _ = v4lab
+    lab, probe, lease_file, _, _ = v4lab
     m = probe.mark()
     probe.send("reboot d3 10.4.0.250")
     lost = probe.wait(m, event="lost", **{"if": "d3"})
@@ -211,7 +216,7 @@ def test_init_reboot_refused(v4lab):
 
 def test_decline_on_conflict(v4lab):
     """d5 is offered the squatter's address: the ARP probe sees it, DECLINE, no BOUND."""
-    lab, probe, _, dns = v4lab
+    lab, probe, _, dns, _ = v4lab
     wait_for(lambda: probe.state("d5")["declines"] >= 1, timeout=20, what="d5 declined")
     assert probe.find(event="bound", **{"if": "d5"}) is None
     wait_for(lambda: "DHCPDECLINE" in dns.log() and SQUAT_ADDR in dns.log(),
@@ -222,8 +227,24 @@ def test_decline_on_conflict(v4lab):
         assert probe.state(name)["declines"] == 0
 
 
+def test_late_registration(v4lab):
+    """d7 is ignored: it keeps asking (backing off, never giving up), and binds once served."""
+    lab, probe, lease_file, dns, hosts = v4lab
+    wait_for(lambda: probe.state("d7")["sent"] >= 3, timeout=15, what="d7 retransmitting")
+    st = probe.state("d7")
+    assert st["state"] == "selecting" and st["attempt"] >= 2, st
+    assert probe.find(event="bound", **{"if": "d7"}) is None
+    assert MACS["d7"] not in leases(lease_file)
+    m = probe.mark()
+    hosts.write_text("")
+    dns.send_signal(signal.SIGHUP)  # dnsmasq reads its hosts file again
+    ev = probe.wait(m, event="bound", timeout=20, **{"if": "d7"})
+    assert RANGE[0] <= ipaddress.ip_address(ev["addr"]) <= RANGE[1]
+    assert lease_of(lease_file, MACS["d7"])[1] == ev["addr"]
+
+
 def test_release(v4lab):
-    lab, probe, lease_file, _ = v4lab
+    lab, probe, lease_file, _, _ = v4lab
     mac = MACS["d4"]
     lease_of(lease_file, mac)
     probe.send("release d4")
