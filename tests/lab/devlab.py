@@ -39,6 +39,7 @@ import ipaddress
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 from egressd import Egressd
@@ -238,11 +239,7 @@ class DevLab:
         """What the upstream's dnsmasq has leased now: ({mac: IPv4}, {mac: IPv6}); an IPv6
         lease's MAC is read from the client's DUID-LL (00:03:00:01:MAC), else its DUID."""
         v4, v6 = {}, {}
-        try:
-            text = self.isp_leases_path.read_text()
-        except FileNotFoundError:
-            return v4, v6
-        for line in text.splitlines():
+        for line in read_leases(self.isp_leases_path).splitlines():
             f = line.split()
             if len(f) < 5 or f[0] == "duid":
                 continue
@@ -293,10 +290,7 @@ class DevLab:
 
     def lan_leases(self):
         """{mac: address} of the gateway's LAN dnsmasq's leases file."""
-        try:
-            lines = self.lan_leases_path.read_text().splitlines()
-        except FileNotFoundError:
-            return {}
+        lines = read_leases(self.lan_leases_path).splitlines()
         return {f[1].lower(): f[2] for f in (ln.split() for ln in lines) if len(f) >= 3}
 
     # -- egressd
@@ -390,6 +384,23 @@ class DevLab:
 def _ranges(idx):
     idx = sorted(idx)
     return "%d..%d" % (idx[0], idx[-1]) if idx == list(range(idx[0], idx[-1] + 1)) else idx
+
+
+def read_leases(path, tries=25):
+    """A dnsmasq leases file's text, read whole: dnsmasq rewrites it in place (truncates,
+    then writes), so a read may catch it empty or cut; this one waits until two reads 20 ms
+    apart agree and the text ends a line.  "" if the file does not exist."""
+    last = None
+    for _ in range(tries):
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = ""
+        if text == last and (not text or text.endswith("\n")):
+            return text
+        last = text
+        time.sleep(0.02)
+    return last or ""
 
 
 def _leasefile(proc):

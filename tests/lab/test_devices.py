@@ -238,10 +238,11 @@ def test_device_leaves(dl):
     STATE["left"].add(LEAVER)
     wait_for(lambda: dl.dhcp_seen("DHCPRELEASE", mac_of(LEAVER), mark), timeout=40,
              interval=0.3, what="device %d's DHCPRELEASE upstream" % LEAVER)
-    wait_for(lambda: mac_of(LEAVER) not in dl.upstream_leases()[0], timeout=5,
-             what="its IPv4 lease gone from the upstream's leases file")
-    wait_for(lambda: mac_of(LEAVER) not in dl.upstream_leases()[1], timeout=10,
-             what="its IPv6 lease gone from the upstream's leases file")
+    # device 1's leases in the same read: a file being rewritten is empty, not free of it
+    wait_for(lambda: (lambda ls: mac_of(1) in ls[0] and mac_of(LEAVER) not in ls[0])(
+        dl.upstream_leases()), timeout=5, what="its IPv4 lease gone from the upstream's file")
+    wait_for(lambda: (lambda ls: mac_of(1) in ls[1] and mac_of(LEAVER) not in ls[1])(
+        dl.upstream_leases()), timeout=10, what="its IPv6 lease gone from the upstream's file")
     wait_for(lambda: dl.device(LEAVER)["status"] == "inactive", timeout=5,
              what="status inactive")
     assert dl.gw.ip("link", "show", ifname_of(LEAVER), check=False).returncode != 0, \

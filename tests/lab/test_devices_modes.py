@@ -54,6 +54,7 @@ def check_unregistered(dl):
     assert rec is None or (rec["status"] != "active" and not rec.get("ipv4_wan_address")
                            and not rec.get("ipv6_address")), rec
     v4, v6 = dl.upstream_leases()
+    assert mac_of(1) in v4 or mac_of(1) in v6, "a complete read of the upstream's leases"
     assert mac_of(4) not in v4 and mac_of(4) not in v6
 
 
