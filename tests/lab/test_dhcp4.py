@@ -26,6 +26,10 @@ import pytest
 
 from lab import Lab, is_root, wait_for
 
+# the probe is our code (egress-core) running as a daemon: check-lab runs it from the ASan build
+# too (tool_bin finds it beside the egressd under test)
+pytestmark = pytest.mark.daemon
+
 MACS = {"d1": "02:44:00:00:00:01", "d2": "02:44:00:00:00:02", "d3": "02:44:00:00:00:03",
         "d4": "02:44:00:00:00:04", "d5": "02:44:00:00:00:05", "d6": "02:44:00:00:00:06",
         "d7": "02:44:00:00:00:07"}
