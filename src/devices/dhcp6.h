@@ -5,7 +5,7 @@
  * on UDP 546 to ff02::1:2 port 547, with the device's DUID and IAID (kept in the store, so
  * the server sees the same client after a restart).  SOLICIT / ADVERTISE / REQUEST / REPLY,
  * RENEW at T1, REBIND at T2, CONFIRM-free restart: started with a kept lease it RENEWs it
- * (REBIND if no answer), RELEASE when the device leaves, DECLINE when the kernel reports the
+ * (REBIND if no answer), a recheck (link or prefix change) REBINDs it, RELEASE when the device leaves, DECLINE when the kernel reports the
  * address failed DAD.  Retransmission per RFC 8415 15 (IRT/MRT with +-0.1 randomization).
  * Like dhcp4.h it only reports; dev_net.c adds the address.
  *
@@ -82,7 +82,11 @@ int dhcp6_client_new(struct event_base *base, const struct dhcp6_opts *o, dhcp6_
  * RELEASE reports no event (the device is leaving); every other loss is DHCP6_EV_LOST.
  */
 int dhcp6_client_start(struct dhcp6_client *c, const struct dhcp6_lease *kept);
-/* The link came back, or the RA's prefix changed: RENEW/REBIND now, or SOLICIT. */
+/*
+ * The link came back, or the RA's prefixes changed: REBIND the lease now (any server may
+ * answer; one that says the address is gone ends it: LOST, SOLICIT), or SOLICIT again from
+ * the first retransmission timeout.  Nothing while stopped, requesting or releasing.
+ */
 void dhcp6_client_recheck(struct dhcp6_client *c);
 /* The address failed DAD: DECLINE it and SOLICIT again. */
 void dhcp6_client_decline(struct dhcp6_client *c);

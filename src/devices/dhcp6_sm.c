@@ -467,28 +467,30 @@ static void take_reply(struct dhcp6_sm *sm, int64_t now_ms, int64_t wall_s,
 	const struct dhcp6_msg_addr *pick = NULL;
 	bool ours_gone = false;
 	struct dhcp6_lease l;
+	uint16_t ia_status;
 
 	out->status = m->status != DHCP6_STATUS_NONE ? m->status : m->ia_status;
-	if (m->status == DHCP6_STATUS_NOT_ON_LINK && sm->state == DHCP6_REQUEST) {
-		solicit(sm, now_ms, out);
+	/* UnspecFail, UseMulticast (we always multicast): retransmit as usual */
+	if (m->status == DHCP6_STATUS_UNSPEC_FAIL || m->status == DHCP6_STATUS_USE_MULTICAST)
 		return;
-	}
-	/* UnspecFail, UseMulticast (we always multicast) and the like: retransmit as usual */
-	if (m->status != DHCP6_STATUS_NONE && m->status != DHCP6_STATUS_SUCCESS)
-		return;
-	if (!m->has_ia || m->iaid != sm->iaid || (m->t1_s && m->t2_s && m->t1_s > m->t2_s))
-		return; /* RFC 8415 21.4: such an IA is discarded */
-	if (m->ia_status == DHCP6_STATUS_NO_BINDING) {
+	/* RFC 8415 18.2.10.1: NotOnLink, the address is not for this link (any more) */
+	if (m->status == DHCP6_STATUS_NOT_ON_LINK) {
 		lose(sm, out);
 		solicit(sm, now_ms, out);
 		return;
 	}
-	if (m->ia_status != DHCP6_STATUS_NONE && m->ia_status != DHCP6_STATUS_SUCCESS) {
-		/* NoAddrsAvail to REQUEST: look again; to RENEW/REBIND: keep what we hold */
-		if (sm->state == DHCP6_REQUEST)
+	if (!m->has_ia || m->iaid != sm->iaid || (m->t1_s && m->t2_s && m->t1_s > m->t2_s)) {
+		/* RFC 8415 21.4: such an IA is discarded; a REQUEST refused outright looks again */
+		if (sm->state == DHCP6_REQUEST && m->status != DHCP6_STATUS_NONE &&
+			m->status != DHCP6_STATUS_SUCCESS)
 			solicit(sm, now_ms, out);
 		return;
 	}
+	/* dnsmasq puts NoAddrsAvail in the message, not the IA: it is the IA's all the same */
+	ia_status = m->ia_status;
+	if ((ia_status == DHCP6_STATUS_NONE || ia_status == DHCP6_STATUS_SUCCESS) &&
+		m->status != DHCP6_STATUS_NONE)
+		ia_status = m->status;
 	for (size_t i = 0; i < m->n_addrs; i++) {
 		const struct dhcp6_msg_addr *a = &m->addrs[i];
 		bool ours = sm->have_lease && !memcmp(&a->addr, &sm->lease.addr.v6, 16);
@@ -500,9 +502,16 @@ static void take_reply(struct dhcp6_sm *sm, int64_t now_ms, int64_t wall_s,
 		else if (addr_usable(a) && (!pick || ours))
 			pick = a;
 	}
-	if (ours_gone)
+	/*
+	 * An address given back with a valid lifetime of 0 is gone whatever the IA's status:
+	 * dnsmasq answers a REBIND after renumbering with NoAddrsAvail and the old address at 0.
+	 */
+	if (ours_gone || ia_status == DHCP6_STATUS_NO_BINDING)
 		lose(sm, out);
+	if (ia_status != DHCP6_STATUS_NONE && ia_status != DHCP6_STATUS_SUCCESS)
+		pick = NULL; /* NoAddrsAvail, NoBinding: nothing offered here is ours to use */
 	if (!pick) {
+		/* nothing held: look again; still holding (NoAddrsAvail to a RENEW): keep it */
 		if (sm->state == DHCP6_REQUEST || !sm->have_lease)
 			solicit(sm, now_ms, out);
 		return;
@@ -572,9 +581,16 @@ void dhcp6_sm_recheck(struct dhcp6_sm *sm, int64_t now_ms, int64_t wall_s, struc
 		if (now_ms >= valid_at(sm)) {
 			lose(sm, out);
 			solicit(sm, now_ms, out);
-		} else {
-			renew(sm, now_ms, out);
+			break;
 		}
+		/*
+		 * The link may have changed under us (RFC 8415 18.2.12): REBIND, which any
+		 * server answers, the one that gave the lease or another that took over
+		 * (a RENEW names the old server's DUID, and another server must drop it).
+		 */
+		sm->req_addr = sm->lease.addr.v6;
+		sm->has_req_addr = true;
+		begin(sm, DHCP6_REBIND, now_ms, false, out);
 		break;
 	case DHCP6_SOLICIT:
 		solicit(sm, now_ms, out);

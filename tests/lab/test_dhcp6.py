@@ -121,11 +121,11 @@ def v6lab(tool_bin):
                           if str(a).startswith("--dhcp-leasefile="))
         probe = Probe(gw, [str(probe_bin), "--ra", "wan0", "--solicit", *CLIENTS])
         probe.wait(event="ready", timeout=10)
-        yield lab, probe, lease_file, probe_bin
+        yield lab, probe, lease_file, probe_bin, dns
 
 
 def test_leases_per_macvlan(v6lab):
-    lab, probe, lease_file, _ = v6lab
+    lab, probe, lease_file, _, _ = v6lab
     got = {}
     for name in CLIENTS:
         ev = probe.wait(event="bound", timeout=20, **{"if": name})
@@ -152,7 +152,7 @@ def test_leases_per_macvlan(v6lab):
 
 
 def test_ra_seen(v6lab):
-    lab, probe, _, _ = v6lab
+    lab, probe, _, _, _ = v6lab
     srv = lab["srv"]
     ll = [a["local"] for d in srv.json(["ip", "-j", "-6", "addr", "show", "dev", "eth0"])
           for a in d["addr_info"] if a.get("scope") == "link"]
@@ -166,7 +166,7 @@ def test_ra_seen(v6lab):
 
 
 def test_renew_now(v6lab):
-    lab, probe, lease_file, _ = v6lab
+    lab, probe, lease_file, _, _ = v6lab
     d1 = duid_of(MACS["d1"])
     before = leases(lease_file)[d1]
     bound = probe.find(event="bound", **{"if": "d1"})
@@ -182,7 +182,7 @@ def test_renew_now(v6lab):
 
 
 def test_decline(v6lab):
-    lab, probe, lease_file, _ = v6lab
+    lab, probe, lease_file, _, _ = v6lab
     old = probe.find(event="bound", **{"if": "d2"})["addr"]
     m = probe.mark()
     probe.send("decline d2")
@@ -195,7 +195,7 @@ def test_decline(v6lab):
 
 
 def test_release(v6lab):
-    lab, probe, lease_file, _ = v6lab
+    lab, probe, lease_file, _, _ = v6lab
     d3 = duid_of(MACS["d3"])
     assert d3 in leases(lease_file)
     probe.send("release d3")
@@ -208,12 +208,13 @@ def test_release(v6lab):
 def test_restart_keeps_address(v6lab):
     """A client started with a kept lease (egressd after a restart) renews it: same address,
     no SOLICIT; one whose lease ran out meanwhile drops it (LOST) and acquires again."""
-    lab, _, lease_file, probe_bin = v6lab
+    lab, _, lease_file, probe_bin, _ = v6lab
     gw = lab["gw"]
     first = Probe(gw, [str(probe_bin), "d4"])
     bound = first.wait(event="bound", timeout=20, **{"if": "d4"})
     first.close()
-    assert leases(lease_file)[duid_of(MACS["d4"])][2] == bound["addr"]
+    wait_for(lambda: leases(lease_file).get(duid_of(MACS["d4"]), (0, 0, ""))[2]
+             == bound["addr"], what="d4's lease in dnsmasq's file")
     kept = {k: bound[k] for k in KEPT}
     again = Probe(gw, [str(probe_bin), "--kept", "d4=" + json.dumps(kept), "d4"])
     ev = again.wait(event="renewed", **{"if": "d4"})
@@ -235,7 +236,7 @@ def test_link_comes_up_later(v6lab):
     """The client starts before its macvlan is up, so before the kernel has made the
     link-local address it binds to, and that address then goes through duplicate address
     detection (as on a host with the kernel's defaults); it gets its lease once it can."""
-    lab, _, lease_file, probe_bin = v6lab
+    lab, _, lease_file, probe_bin, _ = v6lab
     gw = lab["gw"]
     gw.ip("link", "add", "link", "wan0", "name", "d5", "address", MAC5, "type", "macvlan",
           "mode", "bridge")
@@ -245,16 +246,39 @@ def test_link_comes_up_later(v6lab):
     assert duid_of(MAC5) not in leases(lease_file)
     gw.ip("link", "set", "d5", "up")
     ev = p.wait(event="bound", timeout=20, **{"if": "d5"})
-    assert leases(lease_file)[duid_of(MAC5)][2] == ev["addr"]
+    wait_for(lambda: leases(lease_file).get(duid_of(MAC5), (0, 0, ""))[2] == ev["addr"],
+             what="d5's lease in dnsmasq's file")
     p.close()
 
 
 def test_renew_at_t1(v6lab):
     """No one asks: d1 renews on its own at T1 (60 s after its last REPLY)."""
-    lab, probe, _, _ = v6lab
+    lab, probe, _, _, _ = v6lab
     last = [e for e in probe.events if e.get("if") == "d1" and e["event"] in ("bound",
                                                                               "renewed")][-1]
     m = probe.mark()
     ev = probe.wait(m, event="renewed", timeout=last["t1"] + 30, **{"if": "d1"})
     assert ev["addr"] == last["addr"]
     assert probe.state("d1")["state"] == "bound"
+
+
+def test_renumbering(v6lab):
+    """The upstream moves to another prefix.  A RENEW (what the devices module sends when the
+    RA's prefixes change) learns that the old address is gone, and the client acquires one
+    in the new prefix."""
+    lab, probe, _, _, dns = v6lab
+    srv = lab["srv"]
+    old = [e for e in probe.events if e.get("if") == "d1" and e["event"] in ("bound",
+                                                                             "renewed")][-1]
+    dns.stop()
+    srv.ip_batch(["addr add fd00:7::1/64 dev eth0", "addr del fd00:6::1/64 dev eth0"])
+    srv.dnsmasq("--interface=eth0", "--bind-interfaces", "--enable-ra", "--log-dhcp",
+                "--dhcp-range=fd00:7::100,fd00:7::1ff,64,2m", port=0)
+    m = probe.mark()
+    probe.send("recheck d1")
+    lost = probe.wait(m, event="lost", **{"if": "d1"})
+    assert lost["addr"] == old["addr"]
+    new = probe.wait(m, event="bound", timeout=20, **{"if": "d1"})
+    assert ipaddress.ip_address(new["addr"]) in ipaddress.ip_network("fd00:7::/64")
+    # d2, not asked, still holds its old lease
+    assert probe.find(m, **{"if": "d2"}) is None

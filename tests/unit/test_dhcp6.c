@@ -613,6 +613,64 @@ static void test_sm_renew_other_address(void **state)
 	assert_sent(&f, DHCP6_MSG_SOLICIT);
 }
 
+static void test_sm_rebind_noaddrsavail(void **state)
+{
+	struct fx f;
+	/* what dnsmasq answers a REBIND for an address of a prefix it no longer serves: the
+	 * status in the message (not in the IA), the address at lifetime 0 */
+	struct srv gone = { .type = DHCP6_MSG_REPLY, .addr = "fd00:6::1a2", .t1 = DHCP6_INFINITE,
+		.t2 = DHCP6_INFINITE, .status = DHCP6_STATUS_NO_ADDRS_AVAIL, .preference = -1 };
+	struct srv none = { .type = DHCP6_MSG_REPLY, .ia_status = DHCP6_STATUS_NO_ADDRS_AVAIL,
+		.preference = -1 };
+
+	(void)state;
+	fx_init(&f, 23);
+	do_bind(&f);
+	dhcp6_sm_recheck(&f.sm, f.now, wall_of(&f), &f.out);
+	assert_sent(&f, DHCP6_MSG_REBIND);
+	answer(&f, &gone);
+	assert_int_equal(f.out.n_ev, 1);
+	assert_int_equal(f.out.ev[0], DHCP6_EV_LOST);
+	assert_int_equal(f.out.status, DHCP6_STATUS_NO_ADDRS_AVAIL);
+	assert_sent(&f, DHCP6_MSG_SOLICIT);
+	/* the same with the status in the IA, as RFC 8415 puts it */
+	fx_init(&f, 25);
+	do_bind(&f);
+	dhcp6_sm_recheck(&f.sm, f.now, wall_of(&f), &f.out);
+	gone.status = 0;
+	gone.ia_status = DHCP6_STATUS_NO_ADDRS_AVAIL;
+	answer(&f, &gone);
+	assert_int_equal(f.out.n_ev, 1);
+	assert_int_equal(f.out.ev[0], DHCP6_EV_LOST);
+	assert_sent(&f, DHCP6_MSG_SOLICIT);
+	/* NotOnLink to a REBIND: the address is not for this link */
+	fx_init(&f, 26);
+	do_bind(&f);
+	dhcp6_sm_recheck(&f.sm, f.now, wall_of(&f), &f.out);
+	gone.ia_status = 0;
+	gone.status = DHCP6_STATUS_NOT_ON_LINK;
+	gone.no_ia = true;
+	answer(&f, &gone);
+	assert_int_equal(f.out.ev[0], DHCP6_EV_LOST);
+	assert_sent(&f, DHCP6_MSG_SOLICIT);
+	/* NoAddrsAvail to a RENEW that names nothing of ours: the lease is kept */
+	fx_init(&f, 24);
+	do_bind(&f);
+	fire(&f);
+	assert_sent(&f, DHCP6_MSG_RENEW);
+	answer(&f, &none);
+	assert_int_equal(f.out.n_ev, 0);
+	assert_false(f.out.send);
+	assert_int_equal(f.sm.state, DHCP6_RENEW);
+	assert_true(f.sm.have_lease);
+	/* ... and with an address at a lifetime: still not taken (the IA failed) */
+	none.addr = "fd00:6::1b3";
+	none.pref = none.valid = 100;
+	answer(&f, &none);
+	assert_int_equal(f.out.n_ev, 0);
+	assert_int_equal(f.sm.state, DHCP6_RENEW);
+}
+
 static void test_sm_bad_reply_ignored(void **state)
 {
 	struct fx f;
@@ -780,9 +838,24 @@ static void test_sm_recheck(void **state)
 	do_bind(&f);
 	f.now += 5000;
 	dhcp6_sm_recheck(&f.sm, f.now, wall_of(&f), &f.out);
-	assert_sent(&f, DHCP6_MSG_RENEW);
+	/* REBIND: any server may answer, the address named */
+	assert_sent(&f, DHCP6_MSG_REBIND);
+	assert_int_equal(f.out.msg.server_duid_len, 0);
+	assert_int_equal(f.out.msg.n_addrs, 1);
 	answer(&f, &ACK);
 	assert_int_equal(f.out.ev[0], DHCP6_EV_RENEWED);
+	assert_int_equal(f.sm.state, DHCP6_BOUND);
+	/* the address gone after a renumbering: LOST, SOLICIT at once */
+	dhcp6_sm_recheck(&f.sm, f.now, wall_of(&f), &f.out);
+	{
+		struct srv gone = ACK;
+
+		gone.pref = gone.valid = 0;
+		answer(&f, &gone);
+	}
+	assert_int_equal(f.out.n_ev, 1);
+	assert_int_equal(f.out.ev[0], DHCP6_EV_LOST);
+	assert_sent(&f, DHCP6_MSG_SOLICIT);
 	/* in SOLICIT: start over at once, from the first RT */
 	fx_init(&f, 20);
 	dhcp6_sm_start(&f.sm, 0, wall_of(&f), NULL, &f.out);
@@ -847,6 +920,7 @@ int main(void)
 		cmocka_unit_test(test_sm_renewed),
 		cmocka_unit_test(test_sm_renew_nobinding),
 		cmocka_unit_test(test_sm_renew_other_address),
+		cmocka_unit_test(test_sm_rebind_noaddrsavail),
 		cmocka_unit_test(test_sm_bad_reply_ignored),
 		cmocka_unit_test(test_sm_decline),
 		cmocka_unit_test(test_sm_release),
