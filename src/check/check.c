@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "check_int.h"
+#include "curl_loop.h"
 #include "util.h"
 
 const char *const check_result_name[_CHECK_RESULT_MAX] = {
@@ -446,7 +447,7 @@ int check_engine_new(struct event_base *base, struct uplink_set *set, struct che
 	e->base = base;
 	e->set = set;
 	e->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 10);
-	r = check_http_new(base, &e->http);
+	r = curl_loop_new(base, &e->http);
 	if (r < 0) {
 		free(e);
 		return r;
@@ -467,7 +468,7 @@ void check_engine_free(struct check_engine *e)
 	while (e->n)
 		cu_free(e, e->v[e->n - 1]);
 	free(e->v);
-	check_http_free(e->http);
+	curl_loop_free(e->http);
 	uplink_set_unsubscribe(e->set, engine_uplink_cb, e);
 	free(e->probe_hooks);
 	free(e->round_hooks);

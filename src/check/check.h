@@ -105,6 +105,14 @@ void check_engine_on_round(struct check_engine *e, check_round_cb cb, void *arg)
 /* Remove every hook added with arg (a module that stops). */
 void check_engine_off(struct check_engine *e, void *arg);
 
+/*
+ * A non-blocking socket that leaves through uplink u as its probes do: SO_BINDTODEVICE to
+ * its interface, SO_MARK its check mark, bound to its source address when that is of
+ * family.  For whatever else must go out through one uplink and no other (the DDNS
+ * module's public address requests).  *ret_fd is the caller's to close; 0 or -errno.
+ */
+int uplink_sock_open(const struct uplink *u, int family, int type, int proto, int *ret_fd);
+
 /* Figures of uplink `name`: 0, or -ENOENT if there is no such uplink or it is not checked. */
 int check_stats_get(const struct check_engine *e, const char *name, struct check_stats *ret);
 

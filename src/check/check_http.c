@@ -27,144 +27,22 @@
 #include <event2/event.h>
 
 #include "check_int.h"
+#include "curl_loop.h"
 #include "util.h"
 
 /* A body is read (and thrown away) up to this many bytes; then the probe is judged. */
 #define HTTP_BODY_MAX (64 * 1024)
 
-struct check_http {
-	struct event_base *base;
-	CURLM *multi;
-	struct event *timer;
-	bool ca_dir; /* libcurl has a default CA directory: verify through it alone */
-};
-
-/* One socket curl asked us to watch. */
-struct http_sock {
-	struct check_http *h;
-	struct event *ev;
-};
-
 struct http_probe {
-	CURL *easy;
+	struct curl_xfer x; /* x.easy: set up once per configuration */
+	struct check_target *t;
 	struct curl_slist *connect_to;
 	char *url;
 	char errbuf[CURL_ERROR_SIZE];
 	size_t body;
 	bool capped;
-	bool in_multi;
 	int sock_err; /* errno from our open-socket callback */
 };
-
-/* ------------------------------------------------------------ curl <-> libevent */
-
-static void http_check_done(struct check_http *h);
-
-static void http_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct check_http *h = arg;
-	int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
-		     ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-	int running;
-
-	curl_multi_socket_action(h->multi, fd, action, &running);
-	http_check_done(h);
-}
-
-static void http_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct check_http *h = arg;
-	int running;
-
-	(void)fd;
-	(void)what;
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_check_done(h);
-}
-
-/* CURLMOPT_SOCKETFUNCTION: watch s for what curl wants (or stop watching it). */
-static int http_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct check_http *h = userp;
-	struct http_sock *hs = socketp;
-	short ev;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (hs) {
-			event_free(hs->ev);
-			free(hs);
-		}
-		return 0;
-	}
-	ev = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-	     ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-	if (!hs) {
-		hs = xcalloc(1, sizeof(*hs));
-		hs->h = h;
-		curl_multi_assign(h->multi, s, hs);
-	} else {
-		event_free(hs->ev);
-	}
-	hs->ev = event_new(h->base, s, ev, http_event_cb, h);
-	if (!hs->ev || event_add(hs->ev, NULL) < 0)
-		fatalx("check http: cannot watch a socket");
-	return 0;
-}
-
-/* CURLMOPT_TIMERFUNCTION: wake curl after timeout_ms (-1: never). */
-static int http_timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct check_http *h = userp;
-	struct timeval tv;
-
-	(void)multi;
-	if (timeout_ms < 0) {
-		evtimer_del(h->timer);
-		return 0;
-	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(h->timer, &tv);
-	return 0;
-}
-
-int check_http_new(struct event_base *base, struct check_http **ret)
-{
-	const curl_version_info_data *info;
-	struct check_http *h;
-
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return -EIO;
-	h = xcalloc(1, sizeof(*h));
-	h->base = base;
-	h->multi = curl_multi_init();
-	h->timer = evtimer_new(base, http_timer_cb, h);
-	if (!h->multi || !h->timer) {
-		check_http_free(h);
-		return -ENOMEM;
-	}
-	info = curl_version_info(CURLVERSION_NOW);
-	h->ca_dir = info && info->age >= CURLVERSION_SEVENTH && info->capath && info->capath[0];
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, http_sock_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, http_timer_set_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-	*ret = h;
-	return 0;
-}
-
-void check_http_free(struct check_http *h)
-{
-	if (!h)
-		return;
-	if (h->multi)
-		curl_multi_cleanup(h->multi);
-	if (h->timer)
-		event_free(h->timer);
-	free(h);
-	curl_global_cleanup();
-}
 
 /* ------------------------------------------------------------ probes */
 
@@ -194,7 +72,7 @@ static void http_report(struct check_target *t, CURLcode res)
 	const char *msg = hp->errbuf[0] ? hp->errbuf : curl_easy_strerror(res);
 
 	if (res == CURLE_OK || (res == CURLE_WRITE_ERROR && hp->capped)) {
-		curl_easy_getinfo(hp->easy, CURLINFO_RESPONSE_CODE, &code);
+		curl_easy_getinfo(hp->x.easy, CURLINFO_RESPONSE_CODE, &code);
 		bool good = c->status.n ? range_list_contains(&c->status, (uint32_t)code)
 					: code >= 200 && code <= 299;
 		t->http_status = (int)code;
@@ -218,7 +96,7 @@ static void http_report(struct check_target *t, CURLcode res)
 		return;
 	}
 	if (res == CURLE_COULDNT_CONNECT) {
-		curl_easy_getinfo(hp->easy, CURLINFO_OS_ERRNO, &oserr);
+		curl_easy_getinfo(hp->x.easy, CURLINFO_OS_ERRNO, &oserr);
 		if (oserr) {
 			check_target_done(
 				t, check_errno_result((int)oserr), "%s", strerror((int)oserr));
@@ -228,26 +106,11 @@ static void http_report(struct check_target *t, CURLcode res)
 	check_target_done(t, CHECK_ERROR, "%s", msg);
 }
 
-/* Take the finished transfers off the multi handle and report them. */
-static void http_check_done(struct check_http *h)
+/* The transfer of t's probe ended (curl_loop.h). */
+static void http_done_cb(struct curl_xfer *x, CURLcode res, void *arg)
 {
-	CURLMsg *m;
-	int left;
-
-	while ((m = curl_multi_info_read(h->multi, &left))) {
-		CURL *easy = m->easy_handle;
-		CURLcode res = m->data.result;
-		struct check_target *t = NULL;
-
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
-		curl_multi_remove_handle(h->multi, easy);
-		if (!t)
-			continue;
-		((struct http_probe *)t->priv)->in_multi = false;
-		http_report(t, res);
-	}
+	(void)x;
+	http_report(arg, res);
 }
 
 static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -305,7 +168,10 @@ int check_http_setup(struct check_target *t)
 	int n;
 
 	t->priv = hp;
-	hp->easy = e = curl_easy_init();
+	hp->t = t;
+	hp->x.done_cb = http_done_cb;
+	hp->x.arg = t;
+	hp->x.easy = e = curl_easy_init();
 	if (!e)
 		return -ENOMEM;
 	url_host(t, host, sizeof(host));
@@ -325,7 +191,6 @@ int check_http_setup(struct check_target *t)
 		curl_easy_setopt(e, CURLOPT_CONNECT_TO, hp->connect_to);
 	}
 	curl_easy_setopt(e, CURLOPT_URL, hp->url);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)t);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROXY, ""); /* not even from the environment */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -338,14 +203,8 @@ int check_http_setup(struct check_target *t)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "egressd/" EGRESS_VERSION " health check");
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L : 0L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L : 0L);
-	/*
-	 * OpenSSL 3 parses a whole CA bundle in tens of milliseconds, on the loop, for every
-	 * connection (libcurl 7.87+ caches the parsed bundle, but not while a CA directory is
-	 * set too, as Debian's libcurl does).  A hashed CA directory is read lazily, a few
-	 * certificates per handshake: use it alone where libcurl has one.
-	 */
-	if (c->tls_verify && t->cu->e->http->ca_dir)
-		curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+	if (c->tls_verify)
+		curl_loop_ca_setup(t->cu->e->http, e);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, hp);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, hp->errbuf);
@@ -357,28 +216,22 @@ int check_http_setup(struct check_target *t)
 int check_http_start(struct check_target *t)
 {
 	struct http_probe *hp = t->priv;
-	struct check_http *h = t->cu->e->http;
 
-	if (!hp || !hp->easy || !hp->url)
+	if (!hp || !hp->x.easy || !hp->url)
 		return -ENOMEM;
 	hp->body = 0;
 	hp->capped = false;
 	hp->sock_err = 0;
 	hp->errbuf[0] = '\0';
-	if (curl_multi_add_handle(h->multi, hp->easy) != CURLM_OK)
-		return -EIO;
-	hp->in_multi = true;
-	return 0;
+	return curl_loop_add(t->cu->e->http, &hp->x);
 }
 
 void check_http_cancel(struct check_target *t)
 {
 	struct http_probe *hp = t->priv;
 
-	if (hp && hp->in_multi) {
-		curl_multi_remove_handle(t->cu->e->http->multi, hp->easy);
-		hp->in_multi = false;
-	}
+	if (hp)
+		curl_loop_remove(t->cu->e->http, &hp->x);
 }
 
 void check_http_teardown(struct check_target *t)
@@ -388,8 +241,8 @@ void check_http_teardown(struct check_target *t)
 	if (!hp)
 		return;
 	check_http_cancel(t);
-	if (hp->easy)
-		curl_easy_cleanup(hp->easy);
+	if (hp->x.easy)
+		curl_easy_cleanup(hp->x.easy);
 	curl_slist_free_all(hp->connect_to);
 	free(hp->url);
 	free(hp);

@@ -24,7 +24,7 @@
 #include "uplink.h"
 
 struct event;
-struct check_http;
+struct curl_loop;
 struct check_icmp_sock;
 
 struct check_target {
@@ -70,7 +70,7 @@ struct check_engine {
 	struct uplink_set *set; /* borrowed */
 	struct check_uplink **v;
 	size_t n;
-	struct check_http *http; /* curl multi; made on demand, owned */
+	struct curl_loop *http; /* curl multi on the loop; made on demand, owned */
 	struct {
 		check_probe_cb cb;
 		void *arg;
@@ -126,9 +126,7 @@ int check_icmp_start(struct check_target *t);
 void check_icmp_cancel(struct check_target *t);
 void check_icmp_uplink_clear(struct check_uplink *cu);
 
-/* check_http.c: one curl multi handle per engine, one easy handle per target */
-int check_http_new(struct event_base *base, struct check_http **ret);
-void check_http_free(struct check_http *h);
+/* check_http.c: one curl multi handle per engine (curl_loop.h), one easy handle per target */
 int check_http_setup(struct check_target *t);
 int check_http_start(struct check_target *t);
 void check_http_cancel(struct check_target *t);

@@ -3,8 +3,9 @@
  * random numbers of the health checks.
  *
  * Every probe socket of every kind (curl's too, through its open-socket
- * callback) is made here, so "a probe cannot succeed through another
- * uplink" is decided in one place: SO_BINDTODEVICE to the uplink's
+ * callback), and every request the DDNS module sends through an uplink to
+ * learn its public address, is made here, so "a probe cannot succeed
+ * through another uplink" is decided in one place: SO_BINDTODEVICE to the uplink's
  * interface, bind to its source address, SO_MARK check_mark.
  *
  * Must not log: callers report errors as probe results.
@@ -72,7 +73,11 @@ enum check_result check_errno_result(int err)
 
 int check_sock_open(const struct check_uplink *cu, int family, int type, int proto, int *ret_fd)
 {
-	const struct uplink *u = cu->u;
+	return uplink_sock_open(cu->u, family, type, proto, ret_fd);
+}
+
+int uplink_sock_open(const struct uplink *u, int family, int type, int proto, int *ret_fd)
+{
 	int fd, r = 0;
 
 	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);

@@ -144,6 +144,33 @@ static const struct conf_flag route_flags[] = {
 	{"resilient", 0, "route", NULL, "resilient"},
 	{"idle-timer", 0, "route", NULL, "idle_timer"},
 	{"unbalanced-timer", 0, "route", NULL, "unbalanced_timer"},
+	/* gateway-route-manager's DDNS and public address flags ([ddns]) */
+	{"ddns-provider", 0, "ddns", NULL, "provider"},
+	{"ddns-username", 0, "ddns", NULL, "username"},
+	{"ddns-password", 0, "ddns", NULL, "password"},
+	{"ddns-hostname", 0, "ddns", NULL, "hostname"},
+	{"ddns-timeout", 0, "ddns", NULL, "timeout"},
+	{"ddns-record-ttl", 0, "ddns", NULL, "record_ttl"},
+	{"ddns-require-ip-address", 0, "ddns", NULL, "require_ip_address"},
+	{"public-ip-service-hostname", 0, "ddns", NULL, "public_ip_service_hostname"},
+	{"public-ip-service-port", 0, "ddns", NULL, "public_ip_service_port"},
+	{"public-ip-service-scheme", 0, "ddns", NULL, "public_ip_service_scheme"},
+	{"public-ip-service-path", 0, "ddns", NULL, "public_ip_service_path"},
+	{"public-ip-service-username", 0, "ddns", NULL, "public_ip_service_username"},
+	{"public-ip-service-password", 0, "ddns", NULL, "public_ip_service_password"},
+	/* ours: the rest of [ddns] */
+	{"ddns-dynu-url", 0, "ddns", NULL, "dynu_url"},
+	{"ddns-password-file", 0, "ddns", NULL, "password_file"},
+	{"ddns-server", 0, "ddns", NULL, "server"},
+	{"ddns-server-port", 0, "ddns", NULL, "server_port"},
+	{"ddns-zone", 0, "ddns", NULL, "zone"},
+	{"ddns-tsig-key-name", 0, "ddns", NULL, "tsig_key_name"},
+	{"ddns-tsig-algorithm", 0, "ddns", NULL, "tsig_algorithm"},
+	{"ddns-tsig-secret-file", 0, "ddns", NULL, "tsig_secret_file"},
+	{"public-ip-service-hostname6", 0, "ddns", NULL, "public_ip_service_hostname6"},
+	{"public-ip-service-tls-verify", 0, "ddns", NULL, "public_ip_service_tls_verify"},
+	{"public-ip-interval", 0, "ddns", NULL, "public_ip_interval"},
+	{"public-ip-timeout", 0, "ddns", NULL, "public_ip_timeout"},
 };
 
 /* The dynamic egress proxy gateway's flag, plus ours: [allowlist]'s keys, metrics, log level. */

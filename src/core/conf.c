@@ -1268,6 +1268,8 @@ void conf_print(const struct conf *conf, FILE *f)
 					continue;
 				for (size_t vi = 0; vi < n; vi++) {
 					conf_format(s, k, vi, buf, sizeof(buf));
+					if (k->flags & CONF_SECRET)
+						snprintf(buf, sizeof(buf), "%s", CONF_SECRET_MASK);
 					if (printable_value(buf))
 						fprintf(f, "%s = %s\n", k->name, buf);
 					else

@@ -51,6 +51,7 @@ enum conf_key_flag {
 	CONF_DEFAULT = 1 << 5,	 /* prefixes: "default" means 0.0.0.0/0 */
 	CONF_WEIGHT = 1 << 6,	 /* address lists: "ADDR@N" gives a weight N within [min, max] */
 	CONF_HEX = 1 << 7,	 /* CONF_U32: print in hex (marks, masks) */
+	CONF_SECRET = 1 << 8,	 /* a password or key: printed masked (CONF_SECRET_MASK) */
 };
 
 struct cidr_list {
@@ -199,8 +200,12 @@ int conf_load_string(struct conf *conf, const char *name, const char *text,
 /* Run every section's validate hook and the required-key checks. */
 int conf_validate(struct conf *conf, struct conf_errors *errs);
 
+/* What -n and the API show of a secret's value. */
+#define CONF_SECRET_MASK "********"
+
 /* Print the normalised configuration: every section, every key that has a
- * value, canonical spelling.  The output parses back to the same config. */
+ * value, canonical spelling.  The output parses back to the same config, but for
+ * secrets (CONF_SECRET), which it masks. */
 void conf_print(const struct conf *conf, FILE *f);
 
 /*

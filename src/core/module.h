@@ -31,6 +31,7 @@ struct dnswatch;
 struct event_base;
 struct event_log;
 struct metrics;
+struct uplink;
 struct uplink_set;
 
 /* One key of the running configuration, as an operator changes it through the API. */
@@ -107,6 +108,12 @@ struct module {
 	 * the uplink's own (an uplink that is a source address, not an interface).
 	 */
 	int (*uplink_traffic)(void *m, const char *name, struct module_traffic *ret);
+	/*
+	 * NULL, or add what it knows of uplink u to o, that uplink's object on GET /api/uplinks
+	 * (the ddns module: its public addresses).  Fields named after the module's subject,
+	 * never a secret; o is borrowed for the call.
+	 */
+	void (*uplink_json)(void *m, const struct uplink *u, json_t *o);
 	/* Its API routes (api.h); handlers get the running module as arg. */
 	const struct api_route *api_routes;
 	size_t n_api_routes;

@@ -142,6 +142,16 @@ static int daemon_traffic_cb(void *arg, const char *name, struct module_traffic 
 	return r;
 }
 
+/* The running modules' fields of an uplink on the API (module.h uplink_json). */
+static void daemon_uplink_extra_cb(void *arg, const struct uplink *u, json_t *o)
+{
+	struct daemon *d = arg;
+
+	for (size_t i = 0; i < modules_n; i++)
+		if (d->running[i] && modules[i]->uplink_json)
+			modules[i]->uplink_json(d->running[i], u, o);
+}
+
 /* The API's route tables: the daemon's own (daemon_api.c, then the uplinks' of
  * api_uplinks.c), then each module's, running or not (its stopped routes answer 503). */
 static void daemon_api_tables(struct daemon *d)
@@ -360,7 +370,8 @@ int daemon_run(const struct daemon_opts *opts, struct conf *conf)
 		goto out;
 	r = uplink_stats_new(&(struct uplink_stats_deps){.base = loop_base(d.loop),
 				     .set = &d.uplinks, .checks = d.checks, .conf_cb = daemon_conf_cb,
-				     .traffic_cb = daemon_traffic_cb, .arg = &d},
+				     .traffic_cb = daemon_traffic_cb,
+				     .extra_cb = daemon_uplink_extra_cb, .arg = &d},
 		&d.uplink_stats);
 	if (r < 0)
 		goto out;

@@ -151,6 +151,8 @@ static json_t *conf_json(const struct conf *conf)
 				}
 				for (size_t vi = 0; vi < n; vi++) {
 					conf_format(s, k, vi, buf, sizeof(buf));
+					if (k->flags & CONF_SECRET)
+						snprintf(buf, sizeof(buf), "%s", CONF_SECRET_MASK);
 					if (v)
 						json_array_append_new(v, json_string(buf));
 					else

@@ -15,6 +15,7 @@
 #include "allowlist.h"
 #include "api_conf.h"
 #include "conf_keys.h"
+#include "ddns.h"
 #include "devices.h"
 #include "dns.h"
 #include "gateway.h"
@@ -33,6 +34,7 @@ const struct module *const modules[] = {
 	&module_gateway,
 	&module_allowlist,
 	&module_devices,
+	&module_ddns,
 };
 const size_t modules_n = ARRAY_SIZE(modules);
 

@@ -308,6 +308,8 @@ json_t *uplink_stats_json(struct uplink_stats *s, const struct uplink *u)
 	traffic_json(s, u, o);
 	json_object_set_new(o, "transitions", transitions_json(u));
 	json_object_set_new(o, "transitions_total", json_integer(u->transitions));
+	if (s->deps.extra_cb)
+		s->deps.extra_cb(s->deps.arg, u, o);
 	return o;
 }
 

@@ -30,6 +30,8 @@ struct uplink_stats_deps {
 	 */
 	int (*traffic_cb)(void *arg, const char *name, struct module_traffic *ret,
 		const char **source);
+	/* NULL, or add the running modules' fields of uplink u to its object o. */
+	void (*extra_cb)(void *arg, const struct uplink *u, json_t *o);
 	void *arg;
 };
 
