@@ -71,7 +71,10 @@ struct route_module {
 		*m_update_seconds, *m_route_gws, *m_consecutive, *m_cycles, *m_errors;
 	struct metric_family *m_refused; /* ours: refused families */
 	struct metric_family *m_http, *m_http_seconds;
+	struct metric_family *m_cycle_seconds, *m_start_time, *m_uptime;
 	uint64_t cycles;
+	uint32_t *round_us;	  /* per gateway: its longest probe in the current round */
+	uint32_t cycle_us;	  /* the longest round of the cycle under way */
 };
 
 static struct route_gateway *route_gateway_find(const struct route_module *rm, const char *name)
@@ -84,12 +87,17 @@ static struct route_gateway *route_gateway_find(const struct route_module *rm, c
 
 /* ------------------------------------------------------------ metrics */
 
+/* When the route module first started in this process (monotonic): a reload keeps it. */
+static uint64_t started_ms;
+
 static void route_metrics_init(struct route_module *rm)
 {
 	struct metrics *m = rm->metrics;
 	static const double seconds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 		2.5, 5, 10};
 
+	if (!started_ms)
+		started_ms = now_ms();
 	if (!m)
 		return;
 	metrics_counter_new(m, "gateway_health_check_total", "Health checks by gateway and result",
@@ -122,6 +130,15 @@ static void route_metrics_init(struct route_module *rm)
 		"1 while traffic of a family to the managed destinations is refused: fail closed "
 		"and none of its gateways in service",
 		METRICS_LABELS("family"), &rm->m_refused);
+	metrics_histogram_new(m, "check_cycle_duration_seconds",
+		"Time to check every gateway once (their checks run side by side: the longest)",
+		NULL, seconds, ARRAY_SIZE(seconds), &rm->m_cycle_seconds);
+	metrics_gauge_new(m, "application_start_time_seconds",
+		"When egressd started, in seconds since the epoch", NULL, &rm->m_start_time);
+	metrics_gauge_new(m, "application_uptime_seconds", "Seconds since egressd started", NULL,
+		&rm->m_uptime);
+	metrics_gauge_set(rm->m_start_time, (double)(clock_wall_ms() - (int64_t)(now_ms() -
+								      started_ms)) / 1000.0);
 	metrics_gauge_set(rm->m_refused, 0, "ipv4");
 	metrics_gauge_set(rm->m_refused, 0, "ipv6");
 	metrics_counter_add(rm->m_errors, 0, "route_update");
@@ -170,6 +187,7 @@ static void route_scrape_cb(struct metrics *m, void *arg)
 			continue;
 		metrics_gauge_set(rm->m_consecutive, st.consecutive_failures, n);
 	}
+	metrics_gauge_set(rm->m_uptime, (double)(now_ms() - started_ms) / 1000.0);
 	route_metrics_state(rm);
 }
 
@@ -179,8 +197,12 @@ static void route_probe_cb(const struct check_probe_info *p, void *arg)
 	const struct uplink *u = p->uplink;
 	bool ok = p->result == CHECK_OK;
 
-	if (!rm->metrics || !route_gateway_find(rm, u->name))
+	struct route_gateway *g = route_gateway_find(rm, u->name);
+
+	if (!rm->metrics || !g)
 		return;
+	if (rm->round_us)
+		rm->round_us[g - rm->gws] = MAX(rm->round_us[g - rm->gws], p->duration_us);
 	metrics_counter_add(rm->m_checks, 1, u->name, ok ? "success" : "failure");
 	metrics_histogram_observe(rm->m_check_seconds, p->duration_us / 1e6, u->name);
 	if (!ok)
@@ -201,8 +223,14 @@ static void route_round_cb(const struct check_round_info *r, void *arg)
 	uint64_t min = UINT64_MAX;
 	struct check_stats st;
 
-	if (!rm->metrics || !route_gateway_find(rm, u->name))
+	struct route_gateway *g = route_gateway_find(rm, u->name);
+
+	if (!rm->metrics || !g)
 		return;
+	if (rm->round_us) {
+		rm->cycle_us = MAX(rm->cycle_us, rm->round_us[g - rm->gws]);
+		rm->round_us[g - rm->gws] = 0;
+	}
 	for (size_t i = 0; i < rm->n_gws; i++) {
 		if (check_stats_get(rm->checks, rm->gws[i].name, &st) < 0)
 			return;
@@ -211,6 +239,9 @@ static void route_round_cb(const struct check_round_info *r, void *arg)
 	if (min != UINT64_MAX && min > rm->cycles) {
 		metrics_counter_add(rm->m_cycles, (double)(min - rm->cycles));
 		rm->cycles = min;
+		/* gateway-route-manager checks them all at once and times the lot */
+		metrics_histogram_observe(rm->m_cycle_seconds, rm->cycle_us / 1e6);
+		rm->cycle_us = 0;
 	}
 	metrics_gauge_set(rm->m_consecutive, r->stats->consecutive_failures, u->name);
 }
@@ -471,6 +502,9 @@ static int route_take_conf(struct route_module *rm, const struct conf *conf)
 	free(rm->gws);
 	rm->gws = xcalloc(n + 1, sizeof(*rm->gws));
 	rm->n_gws = n;
+	free(rm->round_us);
+	rm->round_us = xcalloc(n + 1, sizeof(*rm->round_us));
+	rm->cycle_us = 0;
 	for (size_t i = 0; i < n; i++) {
 		addr_str(&w[i].addr, rm->gws[i].name, sizeof(rm->gws[i].name));
 		rm->gws[i].addr = w[i].addr;
@@ -635,6 +669,7 @@ void route_module_free(struct route_module *rm)
 		event_free(rm->retry_ev);
 	free(rm->prefixes);
 	free(rm->gws);
+	free(rm->round_us);
 	free(rm);
 }
 

@@ -441,8 +441,13 @@ def test_metrics(lab, egressd_bin):
                  "# TYPE gateway_health_check_duration_seconds histogram",
                  'egress_uplink_up{uplink="10.0.0.12"} 1',
                  'http_requests_total{gateway_ip="10.0.0.10",status_code="200",method="GET"}',
-                 "# TYPE http_request_duration_seconds histogram"):
+                 "# TYPE http_request_duration_seconds histogram",
+                 "# TYPE check_cycle_duration_seconds histogram",
+                 "# TYPE application_start_time_seconds gauge",
+                 "# TYPE application_uptime_seconds gauge"):
         assert line in text, line
+    assert "check_cycle_duration_seconds_count 0" not in text
+    assert "application_start_time_seconds 0" not in text
     assert 'status="failure"' not in text or \
         'gateway_health_check_total{gateway_ip="10.0.0.10",status="failure"} 0' in text
     health[1].stop()
