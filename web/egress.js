@@ -425,7 +425,8 @@ function fillCard(card, u) {
 		share = num(u, "share") * 100; /* 0..1 */
 	set("share", share === undefined ? "–" : share.toFixed(share && share < 10 ? 1 : 0) + " %");
 	set("throughput", fmtMbps(u._bps));
-	set("address", u.public_address || u.public_ip || "–");
+	set("address", (u.public_ips && u.public_ips.length ? u.public_ips.join(", ") :
+		u.public_address || u.public_ip) || (u.public_ip_error ? "? (" + u.public_ip_error + ")" : "–"));
 	card.querySelector(".why").textContent = (u.since ? st + " since " +
 		fmtClock(eventTime({ time: u.since })) : "") + (u.reason ? " (" + u.reason + ")" : "");
 	card.querySelector(".why").title = (u.transitions || []).map((t) =>

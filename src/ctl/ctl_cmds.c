@@ -203,6 +203,7 @@ static const struct ctl_column uplink_cols[] = {
 	{"SHARE", "share", CELL_RATIO},
 	{"RX", "rx_bps", CELL_BPS},
 	{"TX", "tx_bps", CELL_BPS},
+	{"PUBLIC IP", "public_ip", CELL_TEXT},
 };
 
 static int cmd_uplinks(struct ctl *c, char **args)
