@@ -344,9 +344,6 @@ static void ddns_validate(const struct conf *conf, const void *section, struct c
 			"expected a path starting with '/', got \"%s\"", d->ip_path);
 	if (d->retry_min_ms > d->retry_max_ms)
 		conf_section_error(errs, &d->s, "retry_min", "expected at most retry_max");
-	if (d->ip_timeout_ms > d->ip_interval_ms)
-		conf_section_error(errs, &d->s, "public_ip_timeout",
-			"expected at most public_ip_interval");
 }
 
 const struct conf_section_type conf_ddns_type = {

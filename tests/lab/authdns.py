@@ -35,10 +35,11 @@ options {{
 	notify no;
 }};
 controls {{ }};
-{zones}
+{keys}{zones}
 """
 
-ZONE = 'zone "{zone}" {{ type primary; file "{dir}/{zone}.zone"; }};\n'
+ZONE = 'zone "{zone}" {{ type primary; file "{dir}/{zone}.zone";{update} }};\n'
+KEY = 'key "{name}" {{ algorithm {alg}; secret "{secret}"; }};\n'
 
 
 class AuthDNS:
@@ -51,9 +52,12 @@ class AuthDNS:
         self.serial = 1
 
     @classmethod
-    def start(cls, node, zones, port=53, timeout=15.0):
+    def start(cls, node, zones, port=53, timeout=15.0, keys=None, updates=None):
         """Write the zones ({name: [(owner, ttl, type, data), ...]}, owner relative to the
-        zone or "@") and start named in node; wait until it answers."""
+        zone or "@") and start named in node; wait until it answers.  keys: {name: (algorithm,
+        base64 secret)} TSIG keys; updates: {zone: key name}, zones that take dynamic updates
+        (RFC 2136) signed with that key (named keeps them in a journal beside the zone)."""
+        keys, updates = keys or {}, updates or {}
         folder = node.lab.dir / ("%s.named.d" % node.name)
         folder.mkdir(exist_ok=True)
         self = cls(node, zones, port, None, folder)
@@ -61,7 +65,10 @@ class AuthDNS:
             self._write_zone(z)
         (folder / "named.conf").write_text(CONF.format(
             dir=folder, port=port,
-            zones="".join(ZONE.format(zone=z, dir=folder) for z in zones)))
+            keys="".join(KEY.format(name=n, alg=a, secret=sec) for n, (a, sec) in keys.items()),
+            zones="".join(ZONE.format(zone=z, dir=folder, update=(
+                ' allow-update { key "%s"; };' % updates[z]) if z in updates else "")
+                for z in zones)))
         self.proc = node.spawn_daemon(["named", "-g", "-c", folder / "named.conf"],
                                       name="named", log_match=r"\brunning\b", timeout=timeout)
         return self
