@@ -69,6 +69,9 @@
 #define TEARDOWN_POLL_MS   50	 /* how often its end is looked for meanwhile */
 #define PROBE_MAX_MS	   60000 /* a silent device is probed at least this often */
 #define PROBE_MIN_MS	   500
+#define PROBE_ANSWER_MS	   3000 /* a probed neighbour has this long to answer (3 ARPs) */
+#define MAKE_BURST	   16	/* macvlans made per loop turn: the API answers meanwhile */
+#define NFT_GAP_MS	   200	/* the nftables table is rebuilt at most this often */
 #define DIAG_TIMEOUT_MS	   2000
 #define LAST_SEEN_WRITE_S  60 /* last_seen is written when it moved this much */
 #define LEASES_DEBOUNCE_MS 100
@@ -113,6 +116,8 @@ struct device {
 	uint64_t heard_ms, probe_at_ms, retry_at_ms, relink_at_ms, teardown_at_ms;
 	uint64_t teardown_end_ms; /* the DHCPv6 RELEASE's time is up */
 	bool leaving;		  /* inactive once its macvlan is gone */
+	bool making;		  /* its identity is queued (make_cb) */
+	uint64_t probed_ms;	  /* first probe since it was last heard */
 	uint16_t nud;		  /* the last neighbour state seen for it on the LAN */
 	struct addr probe_dst;	  /* an address of it on the LAN (IPv4 preferred) */
 	struct dhcp4_client *c4;
@@ -176,7 +181,8 @@ struct devices {
 	int64_t ra_at_ms; /* wall */
 	struct addr router6;
 
-	struct event *flush_ev, *tick_ev, *recheck_ev, *leases_ev, *inotify_ev;
+	struct event *flush_ev, *tick_ev, *recheck_ev, *leases_ev, *inotify_ev, *make_ev, *nft_ev;
+	uint64_t nft_at_ms; /* the table's last rebuild */
 	bool flush_pending, nft_dirty, recheck4, recheck6;
 	bool meta_v4; /* upstream_ipv4 written */
 	char recheck_why[96];
@@ -343,7 +349,7 @@ static size_t served_count(const struct devices *d)
 	size_t n = 0;
 
 	for (size_t i = 0; i < d->n; i++)
-		n += d->v[i]->identity;
+		n += d->v[i]->identity || d->v[i]->making;
 	return n;
 }
 
@@ -943,6 +949,7 @@ static void device_deny(struct device *v, enum deny_why why)
 	bool was = v->rec.status == DEV_DENIED && v->denied == why;
 
 	v->denied = why;
+	v->making = false;
 	if (v->identity) {
 		identity_drop(v, true);
 		if (v->rec.has_lease4 || v->rec.has_lease6)
@@ -973,14 +980,15 @@ static void device_serve(struct device *v)
 	struct devices *d = v->d;
 	enum deny_why why = device_policy(d, v->rec.mac);
 
-	if (why == DENY_NONE && !v->identity && served_count(d) >= (size_t)dconf(d)->max_devices)
+	if (why == DENY_NONE && !v->identity && !v->making &&
+		served_count(d) >= (size_t)dconf(d)->max_devices)
 		why = DENY_MAX;
 	if (why != DENY_NONE) {
 		device_deny(v, why);
 		return;
 	}
 	v->denied = DENY_NONE;
-	if (v->identity)
+	if (v->identity || v->making)
 		return;
 	if (v->teardown_at_ms) {
 		/* back while its release was on the way: the macvlan is adopted again */
@@ -1010,7 +1018,33 @@ static void device_serve(struct device *v)
 		v->rec.status = DEV_DISCOVERED;
 		device_note(v, EVENT_CHANGE, "back on %s", d->lan);
 	}
-	identity_make(v);
+	/* made a few per loop turn: 200 devices at once do not hold the loop for seconds */
+	v->making = true;
+	event_active(d->make_ev, EV_TIMEOUT, 0);
+}
+
+static void make_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct devices *d = arg;
+	int made = 0;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < d->n; i++) {
+		struct device *v = d->v[i];
+
+		if (!v->making)
+			continue;
+		if (made == MAKE_BURST) {
+			event_active(d->make_ev, EV_TIMEOUT, 0);
+			break;
+		}
+		v->making = false;
+		if (!v->present || v->identity || v->rec.status == DEV_DENIED)
+			continue;
+		identity_make(v);
+		made++;
+	}
 }
 
 /* v answered on the LAN. */
@@ -1020,6 +1054,7 @@ static void device_heard(struct device *v)
 
 	v->heard_ms = now_ms();
 	v->probe_at_ms = 0;
+	v->probed_ms = 0;
 	if (s - v->rec.last_seen >= LAST_SEEN_WRITE_S || !v->present) {
 		v->rec.last_seen = s;
 		v->dirty |= DIRTY_STORE;
@@ -1040,6 +1075,7 @@ static void device_leave(struct device *v)
 	bool had4 = v->rec.has_lease4, had6 = v->rec.has_lease6;
 
 	v->present = false;
+	v->making = false;
 	if (v->rec.status == DEV_DENIED)
 		return;
 	if (had4)
@@ -1128,10 +1164,19 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			set_error(d, "%s: addresses, routes and rules: %s", v->macs, strerror(-r));
 		}
 	}
-	if (d->nft_dirty && d->net) {
+	if (d->nft_dirty && d->net && now_ms() < d->nft_at_ms + NFT_GAP_MS) {
+		/* a burst of leases makes one table, not one per loop turn */
+		if (!evtimer_pending(d->nft_ev, NULL)) {
+			uint64_t left = d->nft_at_ms + NFT_GAP_MS - now_ms();
+			struct timeval tv = {0, (suseconds_t)left * 1000};
+
+			evtimer_add(d->nft_ev, &tv);
+		}
+	} else if (d->nft_dirty && d->net) {
 		size_t n;
 		struct dev_net_want *w = wants_all(d, &n);
 
+		d->nft_at_ms = now_ms();
 		d->nft_dirty = false;
 		r = dev_net_nft(d->net, w, n);
 		free(w);
@@ -1152,6 +1197,13 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			on ? &v->rec.lan4 : NULL, v->fwds, on ? v->n_fwds : 0);
 	}
 	tick_arm(d);
+}
+
+static void nft_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	devices_schedule(arg);
 }
 
 static void devices_schedule(struct devices *d)
@@ -1178,6 +1230,19 @@ static uint32_t probe_every_ms(const struct devices *d)
 	return g < PROBE_MIN_MS ? PROBE_MIN_MS : g;
 }
 
+/*
+ * When v has left: silent for grace_ms, and probed PROBE_ANSWER_MS before without an
+ * answer.  A loop that was busy (its events not read yet) makes no device leave: the probe
+ * goes out late, and its answer is waited for.
+ */
+static uint64_t leave_at(const struct devices *d, const struct device *v)
+{
+	uint64_t at = v->heard_ms + dconf(d)->grace_ms;
+	uint64_t probed = v->probed_ms ? v->probed_ms : v->heard_ms + probe_after_ms(d);
+
+	return at > probed + PROBE_ANSWER_MS ? at : probed + PROBE_ANSWER_MS;
+}
+
 static void min_at(uint64_t *next, uint64_t at)
 {
 	if (at && (!*next || at < *next))
@@ -1200,7 +1265,7 @@ static void tick_arm(struct devices *d)
 		if (!v->present || v->rec.status == DEV_DENIED)
 			continue;
 		min_at(&next, v->retry_at_ms);
-		min_at(&next, v->heard_ms + dconf(d)->grace_ms);
+		min_at(&next, leave_at(d, v));
 		if (v->probe_at_ms)
 			min_at(&next, v->probe_at_ms);
 		else
@@ -1216,10 +1281,59 @@ static void tick_arm(struct devices *d)
 	evtimer_add(d->tick_ev, &tv);
 }
 
+/* The LAN's neighbour table, read once for the devices due to leave at one tick. */
+struct lan_table {
+	bool read;
+	struct nl_neigh *v;
+	size_t n;
+};
+
+static int lan_table_cb(const struct nl_neigh *n, void *arg)
+{
+	struct lan_table *t = arg;
+
+	if (n->lladdr_len != 6 || (n->flags & NTF_PROXY))
+		return 0;
+	t->v = xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
+	t->v[t->n++] = *n;
+	return 0;
+}
+
+/*
+ * Before a device is said to have left, the kernel's neighbour table is asked (netlink
+ * events may have been lost while the loop was busy): an entry REACHABLE is an answer; one
+ * being probed, or STALE, waits for another probe; FAILED or none: it has left.
+ */
+static bool still_there(struct devices *d, struct device *v, struct lan_table *t, uint64_t now)
+{
+	uint16_t states = 0;
+
+	if (!t->read) {
+		t->read = true;
+		(void)nl_neigh_dump(d->nl, AF_UNSPEC, d->lan_ifindex, false, lan_table_cb, t);
+	}
+	for (size_t i = 0; i < t->n; i++)
+		if (!memcmp(t->v[i].lladdr, v->rec.mac, 6))
+			states |= t->v[i].state;
+	if (states & NUD_REACHABLE) {
+		device_heard(v);
+		return true;
+	}
+	if (states & (NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_INCOMPLETE)) {
+		if (states & NUD_STALE)
+			neigh_probe(d, &v->probe_dst, v->rec.mac);
+		v->probed_ms = now;
+		v->probe_at_ms = now + probe_every_ms(d);
+		return true;
+	}
+	return false;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct devices *d = arg;
 	uint64_t now = now_ms();
+	struct lan_table lan = {0};
 
 	(void)fd;
 	(void)what;
@@ -1244,7 +1358,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (!v->present || v->rec.status == DEV_DENIED)
 			continue;
-		if (now >= v->heard_ms + dconf(d)->grace_ms) {
+		if (now >= leave_at(d, v) && !still_there(d, v, &lan, now)) {
 			device_leave(v);
 			continue;
 		}
@@ -1255,8 +1369,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (now >= v->heard_ms + probe_after_ms(d) && now >= v->probe_at_ms) {
 			neigh_probe(d, &v->probe_dst, v->rec.mac);
 			v->probe_at_ms = now + probe_every_ms(d);
+			if (!v->probed_ms)
+				v->probed_ms = now;
 		}
 	}
+	free(lan.v);
 	devices_schedule(d);
 	tick_arm(d);
 }
@@ -1828,7 +1945,8 @@ static void netlink_cb(const struct nl_event *ev, void *arg)
 				recheck_schedule(d, true, true, "the WAN's addresses changed");
 		} else if ((v = device_by_ifindex(d, ev->addr.ifindex)) && v->identity) {
 			macvlan_addr_event(v, &ev->addr, ev->del);
-			/* An RA that refreshed SLAAC may have put the prefix's route back in main. */
+			/* An RA that refreshed SLAAC may have put the prefix's route back in main.
+			 */
 			if (!ev->del && ev->addr.local.addr.family == AF_INET6)
 				(void)dev_net_prune_main(d->net, v->rec.mac);
 		}
@@ -2659,6 +2777,8 @@ static int devices_new(struct module_env *env, const struct conf *conf, void **r
 	d->tick_ev = evtimer_new(env->base, tick_cb, d);
 	d->recheck_ev = evtimer_new(env->base, recheck_cb, d);
 	d->leases_ev = evtimer_new(env->base, leases_timer_cb, d);
+	d->make_ev = event_new(env->base, -1, 0, make_cb, d);
+	d->nft_ev = evtimer_new(env->base, nft_timer_cb, d);
 
 	(void)dev_store_forward_list(d->st, forward_cb, d);
 	r = dev_store_list(d->st, record_cb, d);
@@ -2801,6 +2921,10 @@ static void devices_free(void *m)
 		event_free(d->recheck_ev);
 	if (d->leases_ev)
 		event_free(d->leases_ev);
+	if (d->make_ev)
+		event_free(d->make_ev);
+	if (d->nft_ev)
+		event_free(d->nft_ev);
 	for (size_t i = 0; i < d->n; i++) {
 		free(d->v[i]->fwds);
 		free(d->v[i]);
