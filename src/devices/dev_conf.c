@@ -145,8 +145,8 @@ static const struct conf_key devices_keys[] = {
 		KEY(conf_devices, macvlan_mode),
 		.names = nl_macvlan_mode_name,
 		.n_names = _NL_MACVLAN_MODE_MAX,
-		.def = "bridge",
-		.help = "the devices' macvlans: bridge, private or vepa",
+		.def = "private",
+		.help = "the devices' macvlans: private (no frame between two devices' macvlans), bridge or vepa",
 	},
 	{
 		.name = "port_forwards",

@@ -76,7 +76,7 @@ static void test_defaults(void **state)
 	assert_string_equal(d->state_dir, "/var/lib/egress");
 	assert_int_equal(d->table_base, 30000);
 	assert_int_equal(d->rule_priority, 3000);
-	assert_int_equal(d->macvlan_mode, NL_MACVLAN_BRIDGE);
+	assert_int_equal(d->macvlan_mode, NL_MACVLAN_PRIVATE);
 	assert_true(d->port_forwards);
 	/* the reference's defaults: 8080 -> 80, 2323 -> 23 */
 	assert_int_equal(d->n_port_map, 2);
@@ -110,7 +110,7 @@ static void test_values(void **state)
 			      "deny = aa:bb:cc:dd:ee:03\nmax_devices = 200\ngrace = 90s\n"
 			      "leases_file = /var/lib/misc/dnsmasq.leases\nipv4 = false\n"
 			      "port_map = 8080:80 2323:23 8443:443\nport_map = 2222:22\n"
-			      "macvlan_mode = private\nstate_dir = /srv/egress\n",
+			      "macvlan_mode = bridge\nstate_dir = /srv/egress\n",
 		&errs);
 	struct conf_devices *d;
 
@@ -130,7 +130,7 @@ static void test_values(void **state)
 	assert_int_equal(d->port_map[2].inner, 443);
 	assert_int_equal(d->port_map[3].outer, 2222);
 	assert_int_equal(d->port_map[3].inner, 22);
-	assert_int_equal(d->macvlan_mode, NL_MACVLAN_PRIVATE);
+	assert_int_equal(d->macvlan_mode, NL_MACVLAN_BRIDGE);
 	assert_string_equal(d->state_dir, "/srv/egress");
 	conf_free(c);
 }
