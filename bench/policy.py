@@ -1,19 +1,25 @@
 #!/usr/bin/python3
 """The policy module against plain kernel forwarding, side by side in one run.
 
-Same lab (tests/lab/policylab.py), same client and server:
-  - plain:  gw forwards through isp1 with one masquerade rule - what the kernel does alone;
+Same lab (tests/lab/policylab.py), same client and server, three modes:
+  - plain:  gw forwards through isp1 and nothing else (the ISP and the server route the
+            client's network back): what the kernel does alone;
+  - masq:   the same with one masquerade rule on isp1, the peer the goal is set against;
   - policy: egressd's policy module spreads connections over the three ISPs (ct marks,
-            weighted choice, per-uplink tables, masquerade).
-Measured: iperf3 throughput with 1 and 8 streams, new TCP connections per second, and
-the failover time (an ISP blackholed behind a live link: time until the last new
+            weighted choice, per-uplink tables and fwmark rules, masquerade).
+Measured: iperf3 throughput with 1 and 8 streams and new TCP connections per second, as
+medians of --rounds short rounds per mode, the modes interleaved in a rotating order (each
+round in a fresh lab) so that a load which comes and goes on a shared machine touches all of
+them; --compare adds another egressd build (e.g. the one before a change) to the same run.
+Then the failover time (an ISP blackholed behind a live link: time until the last new
 connection sent into it) with the default checks and an aggressive profile, or "not
-detected" / "no new flow failed" as in failover.py. Exits 1 when a run is invalid (egressd
-does not stop cleanly), not when a number is poor.
+detected" / "no new flow failed" as in failover.py (--no-failover skips it). Exits 1 when a
+run is invalid (egressd does not stop cleanly), not when a number is poor.
 """
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -43,17 +49,79 @@ def iperf(client, streams, seconds):
     return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def conns_per_second(client, seconds=4):
+def conns_per_second(client, seconds):
     r = client.run([sys.executable, str(LAB / "newflows.py"), policylab.SERVER, "7000", "0",
                     str(seconds), "2"], timeout=seconds + 30)
     ok = sum(1 for line in r.stdout.splitlines() if " ok " in line)
     return ok / seconds
 
 
-def measure(lab, streams_secs):
+def measure(lab, seconds):
     c = lab["client1"]
-    return {"iperf1": iperf(c, 1, streams_secs), "iperf8": iperf(c, 8, streams_secs),
-            "cps": conns_per_second(c)}
+    return {"iperf1": iperf(c, 1, seconds), "iperf8": iperf(c, 8, seconds),
+            "cps": conns_per_second(c, seconds)}
+
+
+def one_round(mode, seconds, binary):
+    """One short round of mode in a lab of its own (no conntrack or TIME_WAIT state from
+    another), returning its figures."""
+    with Lab() as lab:
+        gw = policylab.build(lab)
+        lab["inet"].iperf3_server(5201)
+        d = None
+        if mode == "plain":
+            # no address translation: the ISP and the server route the client's network back
+            lab["isp1"].ip("route", "add", "10.10.1.0/24", "via", "192.0.2.1")
+            lab["inet"].ip("route", "add", "10.10.1.0/24", "via", "198.51.100.1")
+        elif mode == "masq":
+            gw.run(["nft", "-f", "-"], input=PLAIN_NAT)
+        else:
+            d = Egressd.start(gw, binary, policylab.CONF)
+            for u in ("isp1", "isp2", "isp3"):
+                d.wait_log(r"uplink %s: init -> up" % u)
+            policylab.wait_table(gw)
+        r = measure(lab, seconds)
+        if d is not None:
+            d.stop_clean()
+        return r
+
+
+def forwarding(args):
+    """Medians of args.rounds rounds of each mode, the modes interleaved (in a rotating
+    order) so that a load that comes and goes on a shared machine touches all of them."""
+    modes = [("plain", "plain forwarding", None), ("masq", "forwarding + masquerade", None),
+             ("policy", "egressd policy", args.egressd)]
+    if args.compare:
+        modes.append(("compare", "policy (%s)" % args.compare_label, args.compare))
+    got = {m[0]: [] for m in modes}
+    for i in range(args.rounds):
+        for j in range(len(modes)):
+            key, _, binary = modes[(i + j) % len(modes)]
+            got[key].append(one_round(key, args.seconds, binary))
+    med = {k: {f: statistics.median(r[f] for r in v) for f in FIGURES} for k, v in got.items()}
+    print("policy module beside kernel forwarding (same lab, one run; medians of %d rounds of "
+          "%d s, interleaved)" % (args.rounds, args.seconds))
+    print("%-22s" % "" + "".join("%18s" % m[1][:17] for m in modes) + "   policy/masq"
+          + ("   policy/plain" if True else ""))
+    for f, name, unit in FIGURE_NAMES:
+        row = "%-22s" % ("%s, %s" % (name, unit))
+        for key, _, _ in modes:
+            row += "%18.2f" % med[key][f] if unit == "Gbit/s" else "%18.0f" % med[key][f]
+        row += "%13.1f%%" % (100 * med["policy"][f] / med["masq"][f])
+        row += "%14.1f%%" % (100 * med["policy"][f] / med["plain"][f])
+        print(row)
+    if args.compare:
+        print("%s/masq:" % args.compare_label + "".join(
+            "  %s %.1f%%" % (name, 100 * med["compare"][f] / med["masq"][f])
+            for f, name, _ in FIGURE_NAMES))
+    print("rounds (policy/masq per round): " + "; ".join(
+        " ".join("%.2f" % (got["policy"][i][f] / got["masq"][i][f]) for f in FIGURES)
+        for i in range(args.rounds)))
+
+
+FIGURES = ("iperf1", "iperf8", "cps")
+FIGURE_NAMES = (("iperf1", "iperf3 1 stream", "Gbit/s"), ("iperf8", "iperf3 8 streams", "Gbit/s"),
+                ("cps", "new TCP conns", "per s"))
 
 
 def failover(egressd_bin, conf):
@@ -78,29 +146,15 @@ def failover(egressd_bin, conf):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--egressd", required=True)
-    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=3, help="length of each measurement")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds per mode (medians)")
+    ap.add_argument("--compare", help="another egressd binary measured in the same run")
+    ap.add_argument("--compare-label", default="other build")
+    ap.add_argument("--no-failover", action="store_true", help="forwarding figures only")
     args = ap.parse_args()
-    # each in a lab of its own, so neither inherits the other's conntrack or TIME_WAIT state
-    with Lab() as lab:
-        gw = policylab.build(lab)
-        lab["inet"].iperf3_server(5201)
-        gw.run(["nft", "-f", "-"], input=PLAIN_NAT)
-        plain = measure(lab, args.seconds)
-    with Lab() as lab:
-        gw = policylab.build(lab)
-        lab["inet"].iperf3_server(5201)
-        d = Egressd.start(gw, args.egressd, policylab.CONF)
-        for u in ("isp1", "isp2", "isp3"):
-            d.wait_log(r"uplink %s: init -> up" % u)
-        pol = measure(lab, args.seconds)
-        d.stop_clean()
-    print("policy module vs plain kernel forwarding (same lab, same run)")
-    print("%-28s %14s %14s %8s" % ("", "plain", "egressd policy", "ratio"))
-    for key, name, unit in (("iperf1", "iperf3, 1 stream", "Gbit/s"),
-                            ("iperf8", "iperf3, 8 streams", "Gbit/s"),
-                            ("cps", "new TCP connections", "per s")):
-        print("%-28s %10.2f %-6s %7.2f %-6s %6.0f%%" % (name, plain[key], unit, pol[key], unit,
-                                                       100 * pol[key] / plain[key]))
+    forwarding(args)
+    if args.no_failover:
+        return 0
     slow = failover(args.egressd, policylab.CONF.replace("interval = 300ms\n", "")
                     .replace("interval_failing = 200ms\n", "").replace("timeout = 200ms\n", ""))
     fast = failover(args.egressd, policylab.CONF)

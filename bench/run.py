@@ -7,8 +7,8 @@ gateway-route-manager-style tools use; both get the same input in the same
 run.  Then the module benchmarks: failover.py (route module failover time
 beside the published defaults of gateway-route-manager, mwan3 and dpinger)
 check_cpu.py (health-engine CPU for 500 targets at 1 s), policy.py (the policy
-module's throughput and connection rate beside plain kernel forwarding, and its
-failover time), proxy.py (the proxy beside plain forwarding, HAProxy and socat:
+module's throughput and connection rate beside plain kernel forwarding with and without
+masquerade, medians of interleaved rounds, and its failover time), proxy.py (the proxy beside plain forwarding, HAProxy and socat:
 throughput, connection rate, memory per idle connection; the DNS forwarder beside
 dnsmasq) and api.py (the REST API's cost to the data plane: the proxy's connection rate
 and the policy module's throughput with 20 dashboard clients beside none, the API's

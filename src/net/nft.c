@@ -973,6 +973,18 @@ int nft_run(struct nft *nft, const char *cmds, char **err)
 	return nft_exec_text(nft, cmds, "commands", 0, false, err);
 }
 
+int nft_flowtable_probe(struct nft *nft, char **err)
+{
+	/* created and deleted in one transaction: the kernel keeps nothing either way */
+	static const char probe[] = "table inet egress_probe {\n"
+				    "\tflowtable probe {\n\t\thook ingress priority filter\n\t}\n"
+				    "}\n"
+				    "delete table inet egress_probe\n";
+	int r = nft_run(nft, probe, err);
+
+	return r == 0 ? 1 : r == -ENOENT || r == -EOPNOTSUPP ? 0 : r;
+}
+
 int nft_ruleset_dump(struct nft *nft, char **ret)
 {
 	*ret = NULL;

@@ -132,6 +132,12 @@ int nft_cmds_check_owned(const char *cmds, char **err);
 /* Whole ruleset as `list ruleset` prints it (with counter values, no handles) in *ret
  * (malloc'd, caller frees); for backup files. */
 int nft_ruleset_dump(struct nft *nft, char **ret);
+/*
+ * Does the kernel have nftables flowtables (CONFIG_NF_FLOW_TABLE)?  Tries one in a throwaway
+ * table (egress_probe, created and deleted in one transaction).  1 yes, 0 no (*err: the
+ * kernel's answer), or another negative errno when the probe itself failed.
+ */
+int nft_flowtable_probe(struct nft *nft, char **err);
 /* `flush ruleset` + text in ONE transaction: on failure the old ruleset stays.  Only for the
  * explicit backup/restore feature.  text is borrowed. */
 int nft_ruleset_restore(struct nft *nft, const char *text, char **err);

@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <net/if.h>
+
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -79,6 +81,7 @@ struct policy_module {
 	uint32_t mask;
 	bool keep;
 	bool strict_said; /* the note on a strict all.rp_filter is logged */
+	bool flowtable;	  /* the kernel has nftables flowtables (probed at start) */
 };
 
 /* Everything the model points at, freed together. */
@@ -164,6 +167,27 @@ static const int proto_number[_RULE_PROTO_MAX] = {
 	[RULE_PROTO_ICMP] = IPPROTO_ICMP,
 };
 
+/*
+ * Do all LAN and uplink interfaces exist now?  A flowtable naming a missing device is refused
+ * by the kernel, so without one of them the table has no flowtable until the next apply.
+ */
+static bool flow_devs_exist(const struct conf *conf)
+{
+	const struct conf_balance *bal = conf_balance(conf);
+	size_t i;
+
+	for (i = 0; i < bal->lan.n; i++)
+		if (if_nametoindex(bal->lan.v[i]) == 0)
+			return false;
+	for (i = 0; i < conf_n_uplinks(conf); i++) {
+		const struct conf_uplink *c = conf_uplink_at(conf, i);
+
+		if (c->interface[0] && if_nametoindex(c->interface) == 0)
+			return false;
+	}
+	return true;
+}
+
 static void model_build(struct policy_module *pm, struct model_buf *b)
 {
 	const struct conf *conf = pm->conf;
@@ -181,6 +205,7 @@ static void model_build(struct policy_module *pm, struct model_buf *b)
 	b->m.lan = b->lan;
 	b->m.n_lan = bal->lan.n;
 	b->m.output = bal->output;
+	b->m.flowtable = pm->flowtable && flow_devs_exist(conf);
 
 	b->uplinks = xcalloc(n + 1, sizeof(*b->uplinks));
 	b->healthy = xcalloc(n + 1, sizeof(*b->healthy));
@@ -703,6 +728,23 @@ static void policy_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 
 /* ------------------------------------------------------------ life cycle */
 
+/* Look once whether the kernel has flowtables, and say what that means for the fast path. */
+static void policy_flowtable_probe(struct policy_module *pm)
+{
+	char *err = NULL;
+	int r = nft_flowtable_probe(pm->nft, &err);
+
+	pm->flowtable = r == 1;
+	if (r == 1)
+		log_info("policy: nftables flowtables available: established connections of ours "
+			 "are forwarded through flowtable fast");
+	else
+		log_info("policy: nftables flowtables not available in this kernel (%s): "
+			 "established connections take the ruleset's one-rule path",
+			r == 0 ? "no CONFIG_NF_FLOW_TABLE" : strerror(-r));
+	free(err);
+}
+
 int policy_module_new(struct event_base *base, const struct conf *conf, struct uplink_set *set,
 	struct policy_module **ret)
 {
@@ -727,6 +769,7 @@ int policy_module_new(struct event_base *base, const struct conf *conf, struct u
 		r = -ENOMEM;
 		goto fail;
 	}
+	policy_flowtable_probe(pm);
 	r = nl_open(NETLINK_ROUTE, &pm->nl);
 	if (r < 0)
 		goto fail;

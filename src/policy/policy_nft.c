@@ -23,6 +23,14 @@
  *   pick.P.UP                    refreshes P's affinity sets, then goto mark.UP.
  *   mark.UP                      sets the ct mark and the packet mark (our bits only).
  *   postrouting (nat, srcnat)    masquerade per uplink that asks for it.
+ *   forward (filter)             only with model->flowtable: an established connection of
+ *                                ours (a mark in its ct mark) joins the flowtable `fast`, whose
+ *                                later packets skip every chain and the routing rules.
+ *
+ * The established path is one rule: the vmap on the masked ct mark (no `ct state` test: a
+ * connection has a mark of ours only once it was classified, and a repeated first packet,
+ * e.g. a retransmitted SYN, keeps the uplink chosen for the first instead of being classified
+ * again).  A packet whose connection has no mark of ours goes on to `ct state != new return`.
  *
  * Every change of a mark touches only the bits of mark_mask, with constants only
  * (`ct mark set ct mark and ~MASK or MARK`), as nft 1.0.6 requires; this is also why the
@@ -855,8 +863,7 @@ static void put_restore(struct gen *g)
 
 	if (!m->n_uplinks)
 		return;
-	nft_buf_printf(
-		&g->b, "\t\tct state established,related ct mark and 0x%08x vmap {", m->mark_mask);
+	nft_buf_printf(&g->b, "\t\tct mark and 0x%08x vmap {", m->mark_mask);
 	for (i = 0; i < m->n_uplinks; i++)
 		nft_buf_printf(&g->b, "%s 0x%08x : goto restore.%s", i ? "," : "",
 			m->uplinks[i].mark, g->up[i]);
@@ -964,6 +971,56 @@ static void emit_postrouting(struct gen *g)
 		nft_buf_add(&g->b, "\t}\n");
 }
 
+/* The interfaces of the flowtable: the LAN ones, then each uplink interface once. */
+static void put_flow_devs(struct gen *g)
+{
+	const struct policy_model *m = g->m;
+	size_t i, n = 0;
+
+	nft_buf_add(&g->b, "\t\tdevices = {");
+	for (i = 0; i < m->n_lan; i++)
+		nft_buf_printf(&g->b, "%s \"%s\"", n++ ? "," : "", m->lan[i]);
+	for (i = 0; i < m->n_uplinks; i++)
+		if (m->uplinks[i].ifname && !ifname_seen(m, i))
+			nft_buf_printf(&g->b, "%s \"%s\"", n++ ? "," : "", m->uplinks[i].ifname);
+	nft_buf_add(&g->b, " }\n");
+}
+
+/* Is there a flowtable to declare: asked for, with a LAN and an uplink interface? */
+static bool want_flowtable(const struct policy_model *m)
+{
+	size_t i;
+
+	if (!m->flowtable || !m->n_lan)
+		return false;
+	for (i = 0; i < m->n_uplinks; i++)
+		if (m->uplinks[i].ifname)
+			return true;
+	return false;
+}
+
+static void emit_flowtable(struct gen *g)
+{
+	if (!want_flowtable(g->m))
+		return;
+	nft_buf_add(&g->b, "\tflowtable fast {\n\t\thook ingress priority filter\n");
+	put_flow_devs(g);
+	nft_buf_add(&g->b, "\t}\n");
+}
+
+static void emit_forward(struct gen *g)
+{
+	if (!want_flowtable(g->m))
+		return;
+	nft_buf_printf(&g->b,
+		"\tchain forward {\n"
+		"\t\ttype filter hook forward priority filter; policy accept;\n"
+		"\t\tct state established ct mark and 0x%08x != 0 meta l4proto { tcp, udp } "
+		"flow add @fast comment \"established: the flowtable from now on\"\n"
+		"\t}\n",
+		g->m->mark_mask);
+}
+
 static void gen_clear(struct gen *g)
 {
 	nft_buf_clear(&g->b);
@@ -1013,6 +1070,7 @@ int policy_nft_body(const struct policy_model *m, char **ret)
 	if (r < 0)
 		goto out;
 	emit_sticky_sets(&g);
+	emit_flowtable(&g);
 	emit_uplink_chains(&g);
 	emit_pick_chains(&g);
 	for (i = 0; i < m->n_policies; i++)
@@ -1023,6 +1081,7 @@ int policy_nft_body(const struct policy_model *m, char **ret)
 	emit_prerouting(&g);
 	emit_output(&g);
 	emit_postrouting(&g);
+	emit_forward(&g);
 	*ret = nft_buf_steal(&g.b);
 out:
 	gen_clear(&g);

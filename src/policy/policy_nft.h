@@ -117,6 +117,11 @@ struct policy_model {
 	const char *const *lan; /* LAN interfaces served */
 	size_t n_lan;
 	bool output; /* also balance the gateway's own traffic (OUTPUT) */
+	/* The kernel has nftables flowtables (CONFIG_NF_FLOW_TABLE) and every LAN and uplink
+	 * interface exists: forwarded connections of ours, once established, are added to the
+	 * flowtable `fast` on those interfaces and bypass the ruleset and the routing rules (the
+	 * route each direction took is kept with the flow).  false: no flowtable at all. */
+	bool flowtable;
 	const struct policy_uplink *uplinks;
 	size_t n_uplinks;
 	const struct policy_def *policies;

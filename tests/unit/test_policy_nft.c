@@ -218,7 +218,7 @@ static const char golden_main[] =
 	"\t}\n"
 	"\tchain prerouting {\n"
 	"\t\ttype filter hook prerouting priority mangle; policy accept;\n"
-	"\t\tct state established,related ct mark and 0x0000ff00 vmap { 0x00000100 : goto restore.isp1, 0x00000200 : goto restore.isp2, 0x00000300 : goto restore.isp_3 }\n"
+	"\t\tct mark and 0x0000ff00 vmap { 0x00000100 : goto restore.isp1, 0x00000200 : goto restore.isp2, 0x00000300 : goto restore.isp_3 }\n"
 	"\t\tct state != new return\n"
 	"\t\tiifname \"eth1\" ct mark set ct mark and 0xffff00ff or 0x00000100 meta mark set meta mark and 0xffff00ff or 0x00000100 return comment \"from uplink isp1: replies leave through it\"\n"
 	"\t\tiifname \"eth2\" ct mark set ct mark and 0xffff00ff or 0x00000200 meta mark set meta mark and 0xffff00ff or 0x00000200 return comment \"from uplink isp2: replies leave through it\"\n"
@@ -228,7 +228,7 @@ static const char golden_main[] =
 	"\t}\n"
 	"\tchain output {\n"
 	"\t\ttype route hook output priority mangle; policy accept;\n"
-	"\t\tct state established,related ct mark and 0x0000ff00 vmap { 0x00000100 : goto restore.isp1, 0x00000200 : goto restore.isp2, 0x00000300 : goto restore.isp_3 }\n"
+	"\t\tct mark and 0x0000ff00 vmap { 0x00000100 : goto restore.isp1, 0x00000200 : goto restore.isp2, 0x00000300 : goto restore.isp_3 }\n"
 	"\t\tct state != new return\n"
 	"\t\tmeta mark and 0x0000ff00 vmap { 0x00000100 : goto mark.isp1, 0x00000200 : goto mark.isp2, 0x00000300 : goto mark.isp_3 }\n"
 	"\t\tmeta mark and 0x0000ff00 != 0 return comment \"the socket chose its uplink\"\n"
@@ -812,6 +812,58 @@ static void test_einval(void **state)
 	}
 }
 
+/* flow is plain with the flowtable block before mark.isp1 and the forward chain at the end. */
+static __attribute__((noinline)) void assert_flow_rest(const char *plain, const char *flow)
+{
+	const char *at = "\tchain mark.isp1 {\n";
+	size_t head = (size_t)(strstr(plain, at) - plain), n = strlen(plain) - head;
+	const char *tail = strstr(flow, at);
+	char *fwd = chain_of(flow, "forward");
+
+	assert_int_equal(strncmp(flow, plain, head), 0);
+	assert_int_equal(strncmp(tail, plain + head, n), 0);
+	assert_string_equal(tail + n, fwd);
+	free(fwd);
+}
+
+/* The flowtable, where the kernel has one: declared on every LAN and uplink interface, filled
+ * from a forward chain with established connections of ours; everything else unchanged. */
+static void test_flowtable(void **state)
+{
+	struct fixture fx;
+	char *plain, *flow;
+
+	variant_init(&fx, V_MAIN);
+	plain = body_of(&fx);
+	/* Negative: a kernel without flowtables gets none and no forward chain. */
+	assert_null(strstr(plain, "flowtable"));
+	assert_null(chain_of(plain, "forward"));
+	fx.m.flowtable = true;
+	flow = body_of(&fx);
+	assert_non_null(strstr(flow, "\tflowtable fast {\n"
+				     "\t\thook ingress priority filter\n"
+				     "\t\tdevices = { \"lan0\", \"lan1\", \"eth1\", \"eth2\", "
+				     "\"wwan0\" }\n"
+				     "\t}\n"
+				     "\tchain mark.isp1 {\n"));
+	assert_chain(flow, "forward",
+		"\tchain forward {\n"
+		"\t\ttype filter hook forward priority filter; policy accept;\n"
+		"\t\tct state established ct mark and 0x0000ff00 != 0 meta l4proto { tcp, udp } "
+		"flow add @fast comment \"established: the flowtable from now on\"\n"
+		"\t}\n");
+	/* The rest is the same text: the ruleset's path stays for what the flowtable lacks. */
+	assert_flow_rest(plain, flow);
+	free(flow);
+	/* No LAN interface: nothing to forward through a flowtable. */
+	variant_init(&fx, V_NO_OUTPUT);
+	fx.m.flowtable = true;
+	flow = body_of(&fx);
+	assert_null(strstr(flow, "flowtable"));
+	free(flow);
+	free(plain);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -828,6 +880,7 @@ int main(void)
 		cmocka_unit_test(test_carry),
 		cmocka_unit_test(test_keep_sets),
 		cmocka_unit_test(test_einval),
+		cmocka_unit_test(test_flowtable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

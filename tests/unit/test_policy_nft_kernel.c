@@ -414,6 +414,45 @@ static int group_teardown(void **state)
 	return 0;
 }
 
+/*
+ * The flowtable: the probe says whether this kernel has flowtables, and the body with one
+ * matches the answer: it loads (and reads back with the flowtable on every interface) where
+ * the kernel has them; where it does not, the kernel refuses it (ENOENT) and nothing changes,
+ * which is why the module asks first.  The body without a flowtable loads either way.
+ */
+static void test_flowtable(void **state)
+{
+	struct fixture fx;
+	char *body, *err = NULL, *list = NULL;
+	int has = nft_flowtable_probe(g_nft, &err);
+
+	free(err);
+	err = NULL;
+	assert_true(has == 0 || has == 1);
+	/* the probe leaves nothing behind */
+	assert_int_equal(nft_table_exists(g_nft, "inet", "egress_probe"), 0);
+	variant_init(&fx, V_MAIN);
+	fx.m.flowtable = true;
+	body = body_of(&fx);
+	nft_table_delete(g_nft, "inet", "egress", NULL);
+	if (has) {
+		assert_int_equal(nft_table_apply(g_nft, "inet", "egress", body, &err), 0);
+		assert_int_equal(nft_table_list(g_nft, "inet", "egress", 0, &list), 0);
+		assert_non_null(strstr(list, "flowtable fast {"));
+		assert_non_null(strstr(list, "flow add @fast"));
+		free(list);
+	} else {
+		print_message("kernel without flowtables: the flowtable body must be refused\n");
+		assert_int_equal(nft_table_apply(g_nft, "inet", "egress", body, &err), -ENOENT);
+		assert_int_equal(nft_table_exists(g_nft, "inet", "egress"), 0);
+	}
+	free(err);
+	free(body);
+	body = body_variant(V_MAIN);
+	apply(body);
+	free(body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_traffic),
 		cmocka_unit_test(test_carry_over),
 		cmocka_unit_test(test_keep_in_place),
+		cmocka_unit_test(test_flowtable),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
