@@ -4,9 +4,13 @@
  *
  * A client's query is parsed (dns_msg.c), answered from the cache (dns_cache.c) or sent to
  * one resolver: the resolvers of the usable uplinks (each uplink's share by its weight)
- * and [dns] upstream.  Each attempt has a new socket, connect()ed to the resolver, so the
- * kernel gives it a fresh random port, and a fresh random ID; the answer must come from
- * that resolver with that ID and question (RFC 5452 9.1).  On timeout, ICMP error,
+ * and [dns] upstream.  Each attempt goes out on a socket picked at random from the
+ * resolver's pool (UP_POOL sockets, each connect()ed to the resolver, so the kernel gave
+ * it a random port), with a fresh random ID not in use on that socket; the answer must
+ * come from that resolver to that socket with that ID and question (RFC 5452 9.1).  A
+ * socket is replaced by a new one (a new random port) after UP_SOCK_USES queries, as
+ * unbound's outgoing-range rotates its ports, so that ports keep changing without the
+ * cost of a socket per query; a retired socket closes when its last query is done.  On timeout, ICMP error,
  * SERVFAIL or REFUSED the next attempt goes to another uplink (or resolver) until
  * `attempts`, then the client gets SERVFAIL.  An upstream answer with TC set is asked
  * again over TCP of the same resolver.  Answers are relayed whole, never cut (RFC 6891
@@ -66,6 +70,9 @@
 #define UDP_BATCH	 64	      /* datagrams per wakeup: TCP and timers get their turn */
 #define ATTEMPTS_MAX	 10	      /* [dns] attempts' upper bound */
 #define RESOLV_CONF	 "/etc/resolv.conf"
+#define UP_POOL		 16	      /* UDP sockets per resolver at once */
+#define UP_SOCK_USES	 64	      /* queries per socket before a new one takes its place */
+#define UP_RECV_BATCH	 32	      /* datagrams per recvmmsg() */
 
 enum dns_transport {
 	DNS_UDP,
@@ -78,12 +85,33 @@ static const char *const dns_transport_name[_DNS_TRANSPORT_MAX] = {
 	[DNS_TCP] = "tcp",
 };
 
+struct up_sock;
+
 /* One upstream resolver; queries hold references, so a reload never pulls one away. */
 struct dns_resolver {
 	unsigned refs;
 	char *uplink; /* NULL: [dns] upstream, through the main routing table */
 	struct addr addr;
 	uint32_t mark; /* SO_MARK; 0: none */
+	struct up_sock *pool[UP_POOL]; /* UDP sockets in use; NULL: none yet */
+};
+
+/*
+ * A UDP socket connect()ed to one resolver, shared by the queries in flight on it (found
+ * by ID).  In its resolver's pool until retired (after UP_SOCK_USES queries, an ICMP
+ * error or an uplink event); then freed when its last query leaves it.
+ */
+struct up_sock {
+	struct dns_module *m;
+	struct dns_resolver *r; /* not a reference: its queries hold those; NULL: r is gone */
+	struct addr addr;	/* r's */
+	int fd;
+	struct event *ev;
+	unsigned uses;
+	unsigned inflight;
+	bool retired;
+	bool busy; /* in up_sock_cb(): freed there when it is done */
+	struct dns_query *queries;
 };
 
 /* Who asked, and how to answer. */
@@ -129,8 +157,8 @@ struct dns_query {
 	int n_tried;
 	uint16_t up_id;
 	bool up_tcp;
-	int up_fd; /* UDP */
-	struct event *up_ev;
+	struct up_sock *up_sock; /* UDP: the socket it is in flight on */
+	struct dns_query *s_prev, *s_next; /* on up_sock */
 	struct bufferevent *up_bev; /* TCP */
 	struct event *timer;
 };
@@ -281,10 +309,25 @@ static struct dns_resolver *resolver_get(struct dns_resolver *r)
 	return r;
 }
 
+static void up_sock_free(struct up_sock *s);
+
 static void resolver_put(struct dns_resolver *r)
 {
 	if (!r || --r->refs)
 		return;
+	/* no query holds r: every socket of its pool is idle */
+	for (int i = 0; i < UP_POOL; i++) {
+		struct up_sock *s = r->pool[i];
+
+		if (!s)
+			continue;
+		if (s->busy) { /* up_sock_cb() frees it when it is done */
+			s->r = NULL;
+			s->retired = true;
+		} else {
+			up_sock_free(s);
+		}
+	}
 	free(r->uplink);
 	free(r);
 }
@@ -655,16 +698,51 @@ static const char *client_str(const struct dns_client *c, char *buf, size_t len)
 
 /* ------------------------------------------------------------ queries */
 
+static void up_sock_free(struct up_sock *s)
+{
+	event_free(s->ev);
+	close(s->fd);
+	free(s);
+}
+
+/* Take s out of its resolver's pool: no new query goes on it. */
+static void up_sock_retire(struct up_sock *s)
+{
+	struct dns_resolver *r = s->r;
+
+	if (s->retired)
+		return;
+	s->retired = true;
+	for (int i = 0; r && i < UP_POOL; i++)
+		if (r->pool[i] == s)
+			r->pool[i] = NULL;
+	if (!s->inflight && !s->busy)
+		up_sock_free(s);
+}
+
+/* Take qr off its UDP socket; a retired socket goes with its last query. */
+static void up_sock_leave(struct dns_query *qr)
+{
+	struct up_sock *s = qr->up_sock;
+
+	if (!s)
+		return;
+	if (qr->s_prev)
+		qr->s_prev->s_next = qr->s_next;
+	else
+		s->queries = qr->s_next;
+	if (qr->s_next)
+		qr->s_next->s_prev = qr->s_prev;
+	qr->s_prev = qr->s_next = NULL;
+	qr->up_sock = NULL;
+	s->inflight--;
+	if (s->retired && !s->inflight && !s->busy)
+		up_sock_free(s);
+}
+
 static void upstream_close(struct dns_query *qr)
 {
-	if (qr->up_ev) {
-		event_free(qr->up_ev);
-		qr->up_ev = NULL;
-	}
-	if (qr->up_fd >= 0) {
-		close(qr->up_fd);
-		qr->up_fd = -1;
-	}
+	up_sock_leave(qr);
 	if (qr->up_bev) {
 		bufferevent_free(qr->up_bev);
 		qr->up_bev = NULL;
@@ -771,8 +849,10 @@ static void timer_arm(struct dns_query *qr)
 		.tv_sec = qr->m->timeout_ms / 1000,
 		.tv_usec = (qr->m->timeout_ms % 1000) * 1000,
 	};
+	/* every query has the same timeout: a queue instead of the heap (the same time) */
+	const struct timeval *ct = event_base_init_common_timeout(qr->m->base, &tv);
 
-	event_add(qr->timer, &tv);
+	event_add(qr->timer, ct ? ct : &tv);
 }
 
 /*
@@ -876,37 +956,78 @@ static int upstream_take(struct dns_query *qr, uint8_t *msg, size_t len)
 	return 1;
 }
 
-static void upstream_udp_cb(evutil_socket_t fd, short what, void *arg)
+/* The query in flight on s with upstream ID id, or NULL. */
+static struct dns_query *up_sock_find(const struct up_sock *s, uint16_t id)
 {
-	struct dns_query *qr = arg;
-	struct dns_module *m = qr->m;
-	const struct dns_resolver *r = qr->tried[qr->n_tried - 1];
+	for (struct dns_query *qr = s->queries; qr; qr = qr->s_next)
+		if (qr->up_id == id)
+			return qr;
+	return NULL;
+}
+
+static void up_sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct up_sock *s = arg;
+	struct dns_module *m = s->m;
+	static uint8_t bufs[UP_RECV_BATCH][DNS_MSG_MAX + 1];
+	struct sockaddr_storage from[UP_RECV_BATCH];
+	struct iovec iov[UP_RECV_BATCH];
+	struct mmsghdr mm[UP_RECV_BATCH];
 
 	(void)what;
-	for (;;) {
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		struct addr a;
-		uint16_t port;
-		ssize_t n;
+	s->busy = true;
+	for (int round = 0; round < 4 && !s->retired; round++) {
+		int n;
 
-		n = recvfrom(fd, m->buf, sizeof(m->buf), 0, (struct sockaddr *)&from, &fl);
+		for (int i = 0; i < UP_RECV_BATCH; i++) {
+			iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof(bufs[i])};
+			mm[i] = (struct mmsghdr){.msg_hdr = {
+				.msg_name = &from[i],
+				.msg_namelen = sizeof(from[i]),
+				.msg_iov = &iov[i],
+				.msg_iovlen = 1,
+			}};
+		}
+		n = recvmmsg(fd, mm, UP_RECV_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
-				return;
-			/* ECONNREFUSED and friends: an ICMP error, no need to wait */
-			query_next(qr, strerror(errno));
-			return;
+				break;
+			/*
+			 * ECONNREFUSED and friends: an ICMP error from the resolver, no need to
+			 * wait; it says as much for every query on this socket
+			 */
+			int err = errno;
+
+			up_sock_retire(s);
+			while (s->queries)
+				query_next(s->queries, strerror(err));
+			break;
 		}
-		/* connect() filters already; this keeps the rule visible */
-		if (addr_from_sockaddr((struct sockaddr *)&from, &a, &port) < 0 ||
-			!addr_eq(&a, &r->addr) || port != DNS_PORT) {
-			inc(m->m_mismatch);
-			continue;
+		for (int i = 0; i < n; i++) {
+			struct dns_query *qr;
+			struct addr a;
+			uint16_t port;
+			size_t len = mm[i].msg_len;
+
+			/* connect() filters already; this keeps the rule visible */
+			if (addr_from_sockaddr((struct sockaddr *)&from[i], &a, &port) < 0 ||
+				!addr_eq(&a, &s->addr) || port != DNS_PORT || len < 2) {
+				inc(m->m_mismatch);
+				continue;
+			}
+			qr = up_sock_find(s, dns_get16(bufs[i]));
+			if (!qr) {
+				inc(m->m_mismatch);
+				continue;
+			}
+			(void)upstream_take(qr, bufs[i], len);
 		}
-		if (upstream_take(qr, m->buf, (size_t)n))
-			return;
+		if (n < UP_RECV_BATCH)
+			break;
 	}
+	s->busy = false;
+	if (s->retired && !s->inflight)
+		up_sock_free(s);
 }
 
 static void upstream_tcp_read_cb(struct bufferevent *bev, void *arg)
@@ -987,40 +1108,85 @@ static int upstream_tcp(struct dns_query *qr)
 	return 0;
 }
 
-/* Send qr to resolver r over UDP: a new socket, a new ID. */
-static int upstream_udp(struct dns_query *qr, const struct dns_resolver *r)
+/* A new socket for r's pool, connect()ed: the kernel picks a random port. */
+static int up_sock_new(struct dns_module *m, struct dns_resolver *r, struct up_sock **ret)
 {
-	struct dns_module *m = qr->m;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	uint8_t id[2];
-	struct iovec iov[2];
-	int fd = -1, ret;
+	struct up_sock *s;
+	int fd = -1, ret_;
 
-	ret = addr_to_sockaddr(&r->addr, DNS_PORT, &ss, &sl);
-	if (ret < 0)
-		return ret;
-	ret = upstream_socket(m, r, SOCK_DGRAM, &fd);
-	if (ret < 0)
-		return ret;
+	ret_ = addr_to_sockaddr(&r->addr, DNS_PORT, &ss, &sl);
+	if (ret_ < 0)
+		return ret_;
+	ret_ = upstream_socket(m, r, SOCK_DGRAM, &fd);
+	if (ret_ < 0)
+		return ret_;
 	/* connected: the kernel picks a random port and drops datagrams from anyone else */
 	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
-		ret = -errno;
+		ret_ = -errno;
 		close(fd);
-		return ret;
+		return ret_;
 	}
-	qr->up_id = (uint16_t)arc4random();
+	s = xcalloc(1, sizeof(*s));
+	s->m = m;
+	s->r = r;
+	s->addr = r->addr;
+	s->fd = fd;
+	s->ev = event_new(m->base, fd, EV_READ | EV_PERSIST, up_sock_cb, s);
+	event_add(s->ev, NULL);
+	*ret = s;
+	return 0;
+}
+
+/* A socket of r's pool picked at random (a new one where the slot is empty). */
+static int up_sock_pick(struct dns_module *m, struct dns_resolver *r, struct up_sock **ret)
+{
+	uint32_t i = arc4random_uniform(UP_POOL);
+
+	if (!r->pool[i]) {
+		int e = up_sock_new(m, r, &r->pool[i]);
+
+		if (e < 0)
+			return e;
+	}
+	*ret = r->pool[i];
+	return 0;
+}
+
+/* Send qr to resolver r over UDP: a socket of r's pool, a new ID not in use on it. */
+static int upstream_udp(struct dns_query *qr, struct dns_resolver *r)
+{
+	struct dns_module *m = qr->m;
+	struct up_sock *s;
+	uint8_t id[2];
+	struct iovec iov[2];
+	int ret;
+
+	ret = up_sock_pick(m, r, &s);
+	if (ret < 0)
+		return ret;
+	do
+		qr->up_id = (uint16_t)arc4random();
+	while (up_sock_find(s, qr->up_id));
 	dns_put16(id, qr->up_id);
 	iov[0] = (struct iovec){.iov_base = id, .iov_len = 2};
 	iov[1] = (struct iovec){.iov_base = qr->msg + 2, .iov_len = qr->len - 2};
-	if (writev(fd, iov, 2) < 0) {
+	if (writev(s->fd, iov, 2) < 0) {
 		ret = -errno;
-		close(fd);
+		/* a pending ICMP error of an earlier query, or worse: this port is done */
+		up_sock_retire(s);
 		return ret;
 	}
-	qr->up_fd = fd;
-	qr->up_ev = event_new(m->base, fd, EV_READ | EV_PERSIST, upstream_udp_cb, qr);
-	event_add(qr->up_ev, NULL);
+	qr->up_sock = s;
+	qr->s_prev = NULL;
+	qr->s_next = s->queries;
+	if (s->queries)
+		s->queries->s_prev = qr;
+	s->queries = qr;
+	s->inflight++;
+	if (++s->uses >= UP_SOCK_USES)
+		up_sock_retire(s);
 	upstream_count(qr, DNS_UDP);
 	return 0;
 }
@@ -1134,7 +1300,6 @@ static void dns_client_query(
 	memcpy(qr->msg, msg, len);
 	qr->len = len;
 	qr->q = q;
-	qr->up_fd = -1;
 	qr->timer = evtimer_new(m->base, query_timeout_cb, qr);
 	qr->next = m->queries;
 	if (m->queries)
@@ -1543,6 +1708,15 @@ static void dns_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 {
 	struct dns_module *m = arg;
 
+	/* whatever changed (address, interface, state), new sockets are made as it is now */
+	for (size_t i = 0; i < m->n_resolvers; i++) {
+		struct dns_resolver *r = m->resolvers[i];
+
+		if (r->uplink && streq(r->uplink, u->name))
+			for (int j = 0; j < UP_POOL; j++)
+				if (r->pool[j])
+					up_sock_retire(r->pool[j]);
+	}
 	if (!(ev == UPLINK_REMOVED || (ev == UPLINK_STATE && !uplink_worth_trying(u))))
 		return;
 	/* a removed uplink is still in the set, and up, while we are told: not a candidate */

@@ -87,6 +87,7 @@ TOOL_PACKAGES = {
     "iptables-legacy-save": "iptables", "ip6tables-legacy-save": "iptables",
     "curl": "curl", "openssl": "openssl", "dnsmasq": "dnsmasq-base", "nginx": "nginx-light",
     "iperf3": "iperf3", "haproxy": "haproxy", "socat": "socat", "dnsperf": "dnsperf",
+    "dnsdist": "dnsdist", "unbound": "unbound",
     "unshare": "util-linux", "sh": "dash", "sleep": "coreutils", "true": "coreutils",
     "false": "coreutils", "chromium": "chromium", "chromedriver": "chromium-driver",
     "named": "bind9", "dig": "bind9-dnsutils",
