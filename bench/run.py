@@ -18,7 +18,9 @@ forwarding through a gateway holding them beside one holding a single entry) and
 allowlist_fanout.py (one change reaching 200 simulated gateways through egress-server's
 hub: time until all acknowledged, memory per gateway) and devices.py (the [devices] module:
 200 devices from a cold start until all hold leases, memory and CPU per device at rest, the
-IPv6 -> IPv4 port forward's throughput beside plain forwarding).
+IPv6 -> IPv4 port forward's throughput beside plain forwarding) and dns.py (the DNS
+forwarder beside dnsmasq and dnsdist under dnsperf, unbound upstream, with and without
+cache: queries per second and latency).
 
 Exits 1 when a run is invalid - a result that does not match its peer's, or a benchmark
 script that says its run measured nothing trustworthy (exit 1, the reason printed) - never
@@ -78,7 +80,7 @@ def main():
     for script, extra in (("failover.py", ["--runs", str(args.runs)]), ("check_cpu.py", []),
                           ("policy.py", []), ("proxy.py", []), ("api.py", []),
                           ("allowlist.py", []), ("allowlist_fanout.py", []),
-                          ("devices.py", [])):
+                          ("devices.py", []), ("dns.py", [])):
         path = os.path.join(here, script)
         r = subprocess.run([sys.executable, path, "--egressd", args.egressd] + extra)
         if r.returncode != 0:
