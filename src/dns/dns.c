@@ -976,7 +976,8 @@ static void up_sock_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	s->busy = true;
-	for (int round = 0; round < 4 && !s->retired; round++) {
+	/* a retired socket is read on: its queries' answers are still to come */
+	for (int round = 0; round < 4; round++) {
 		int n;
 
 		for (int i = 0; i < UP_RECV_BATCH; i++) {

@@ -39,7 +39,7 @@ port = 5300
 upstream = %s
 cache_size = 0
 timeout = 5s
-attempts = 2
+attempts = 1
 max_pending = 5000
 """ % UPSTREAM
 
