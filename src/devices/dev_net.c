@@ -765,9 +765,11 @@ int dev_net_device_del(struct dev_net *n, const uint8_t mac[6], uint32_t slot)
  */
 static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, size_t n_all)
 {
-	struct nft_buf post, pre, fwd, in, links, out;
+	struct nft_buf post, pre, fwd, in, links, out, src4, src6;
 	char *body;
 
+	nft_buf_init(&src4);
+	nft_buf_init(&src6);
 	nft_buf_init(&post);
 	nft_buf_init(&pre);
 	nft_buf_init(&fwd);
@@ -781,6 +783,19 @@ static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, s
 		dev_ifname(w->mac, name);
 		mac_str(w->mac, mac);
 		nft_buf_printf(&links, "%s\"%s\"", links.len ? ", " : "", name);
+		if (w->wan4.addr.family == AF_INET) {
+			addr_str(&w->wan4.addr, wan4, sizeof(wan4));
+			nft_buf_printf(&src4, "%s%s", src4.len ? ", " : "", wan4);
+		}
+		for (int k = 0; k < 2; k++) {
+			const struct addr *a6 = k ? &w->wan6.addr : &w->wan6_src;
+			char b6[ADDR_STRLEN];
+
+			if (a6->family != AF_INET6 || (k && addr_eq(a6, &w->wan6_src)))
+				continue;
+			addr_str(a6, b6, sizeof(b6));
+			nft_buf_printf(&src6, "%s%s", src6.len ? ", " : "", b6);
+		}
 		/* The IPv6 relay's listeners on the device's WAN address. */
 		if (w->n_fwds) {
 			nft_buf_printf(&in, "\t\tiifname \"%s\" meta nfproto ipv6 tcp dport { ", name);
@@ -829,6 +844,32 @@ static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, s
 			"%s"
 			"\t\tcounter drop comment \"not the host's\"\n\t}\n",
 			links.data, in.data);
+	/*
+	 * The host's own traffic never carries a device's address out of anything but that
+	 * device's macvlan.  A socket of the host that is not bound takes the route of main (by
+	 * the WAN) and then a source address; when the WAN has none of that family (a host
+	 * with a DHCPv4 client alone still gets an IPv6 default route from the RAs), the kernel
+	 * picks a device's, and the host's traffic would leave by the WAN's MAC as that device.
+	 * It is refused at once instead (the program sees an error, not a silent wait).
+	 * Neighbour discovery passes (proxy NDP answers on the WAN for the devices).
+	 */
+	if (src4.len || src6.len) {
+		nft_buf_printf(&out,
+			"\tchain output {\n\t\ttype filter hook output priority filter; "
+			"policy accept;\n"
+			"\t\toifname { \"lo\", %s } accept\n"
+			"\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n",
+			links.data);
+		if (src4.len)
+			nft_buf_printf(&out, "\t\tip saddr { %s } counter reject with icmpx "
+				"admin-prohibited comment \"a device's address, not by its macvlan\"\n",
+				src4.data);
+		if (src6.len)
+			nft_buf_printf(&out, "\t\tip6 saddr { %s } counter reject with icmpx "
+				"admin-prohibited comment \"a device's address, not by its macvlan\"\n",
+				src6.data);
+		nft_buf_printf(&out, "\t}\n");
+	}
 	nft_buf_printf(&out,
 		"\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat - 1; policy accept;\n"
 		"%s\t}\n"
@@ -844,6 +885,8 @@ static char *nft_body(const struct dev_net *n, const struct dev_net_want *all, s
 	nft_buf_clear(&fwd);
 	nft_buf_clear(&in);
 	nft_buf_clear(&links);
+	nft_buf_clear(&src4);
+	nft_buf_clear(&src6);
 	return body;
 }
 

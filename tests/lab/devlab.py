@@ -88,11 +88,22 @@ def devices_conf(state_dir, leases_file, extra=""):
 
 
 class DevLab:
-    def __init__(self, lab, n=20, registered=(), mode="dual", plan="a", web=(), renew=(T1, T2)):
+    def __init__(self, lab, n=20, registered=(), mode="dual", plan="a", web=(), renew=(T1, T2),
+                 rp_filter=None, gw_wan=None):
         """Build the topology in lab with n devices, the MACs of device numbers `registered`
         in the firewall's set, the upstream in `mode` on `plan`, a web server (namesrv on
         :80, named after the device) in each device of `web`.  renew: the DHCPv4 leases'
-        (T1, T2) in seconds, or None for dnsmasq's own (half and 7/8 of 2 minutes)."""
+        (T1, T2) in seconds, or None for dnsmasq's own (half and 7/8 of 2 minutes).
+
+        The gateway host's own conditions, as users have them:
+        rp_filter: net.ipv4.conf.{all,default}.rp_filter in the gateway, set before egressd
+        starts (1: strict, as many distributions ship; links made later, the devices'
+        macvlans among them, inherit the default).
+        gw_wan: None, the gateway's wan0 has no address and main no default route; "dhcp",
+        wan0 is registered upstream and holds its own address like a host whose DHCP client
+        owns the WAN (dhcpc.py's lease from the upstream's dnsmasq, the default route via
+        the upstream router in main, protocol dhcp) and, where the upstream offers IPv6, its
+        own SLAAC address and default route from the router advertisements (accept_ra=2)."""
         self.lab = lab
         self.renew = renew
         self.n = n
@@ -145,6 +156,60 @@ class DevLab:
         for i in web:
             lab[name_of(i)].http_server(80, name=name_of(i))
         self.upstream(mode, plan)
+        self.gw_wan = None
+        if gw_wan in ("dhcp", "dhcp4"):
+            self.gw_wan_up(v6=gw_wan == "dhcp")
+        elif gw_wan is not None:
+            raise ValueError("gw_wan must be None, \"dhcp\" or \"dhcp4\"")
+        if rp_filter is not None:  # after dhcpc.py, whose UDP socket strict mode would starve
+            gw.sysctl(**{"net.ipv4.conf.all.rp_filter": rp_filter,
+                         "net.ipv4.conf.default.rp_filter": rp_filter})
+
+    # -- the gateway's own WAN
+
+    def gw_wan_up(self, v6=True, timeout=20):
+        """The gateway host's own WAN address, the way its DHCP client would hold it: wan0's
+        MAC registered, a DHCPv4 lease from the upstream (when it offers IPv4) as wan0's
+        address with the default route via its router in main (protocol dhcp), and an IPv6
+        address with the default route from the router advertisements (when it offers IPv6;
+        without v6, the default route alone).  Returns and keeps {"v4": address or None, "v6": address or None}."""
+        gw = self.gw
+        self.lab["fw"].run(["nft", "add", "element", "bridge", "fw", "registered",
+                            "{ %s }" % gw.mac("wan0")])
+        gw.sysctl(**{"net.ipv6.conf.wan0.accept_ra": 2, "net.ipv6.conf.wan0.autoconf": 1})
+        got = {"v4": None, "v6": None}
+        if self.mode in ("dual", "v4"):
+            r = gw.run([sys.executable, str(DHCPC), "acquire", "wan0", "--timeout", timeout],
+                       timeout=timeout + 10)
+            lease = json.loads(r.stdout)
+            gw.ip_batch(["addr replace %s/%d dev wan0" % (lease["address"], lease["prefixlen"]),
+                         "route replace default via %s dev wan0 proto dhcp" % lease["router"]])
+            got["v4"] = lease["address"]
+        if self.mode in ("dual", "v6"):
+            wait_for(lambda: self.gw_routes(6), timeout=timeout,
+                     what="wan0's IPv6 default route from the router advertisements")
+        if v6 and self.mode in ("dual", "v6"):
+            # the upstream's prefix has no A flag (addresses by DHCPv6): the host's own
+            # DHCPv6 client would hold one, outside dnsmasq's range; the default route
+            # comes from the router advertisements
+            got["v6"] = PLANS[self.plan]["v6"] + "f00"
+            gw.ip("addr", "replace", got["v6"] + "/64", "dev", "wan0", "nodad")
+        self.gw_wan = got
+        return got
+
+    def gw_routes(self, family=4):
+        """The gateway's default routes in main: [(gateway, dev, protocol)]."""
+        r = self.gw.json(["ip", "-j", "-%d" % family, "route", "show", "default"]) or []
+        return sorted((x.get("gateway"), x.get("dev"), x.get("protocol")) for x in r)
+
+    def gw_fetch(self, family=4, timeout=2):
+        """The gateway host's own fetch of the internet server's page, unbound, as any
+        program of the host: the address the server saw, or None."""
+        url = "http://%s/" % INET4 if family == 4 else "http://[%s]/" % INET6
+        r = self.gw.run(["curl", "-s", "-m", str(timeout), url], check=False,
+                        timeout=timeout + 5)
+        f = r.stdout.split()
+        return f[1] if r.returncode == 0 and len(f) == 2 and f[0] == "inet" else None
 
     # -- nodes and names
 

@@ -526,6 +526,10 @@ static void test_nft(void **state)
 	assert_null(strstr(text, "oifname \"eg02000000beef\""));
 	assert_non_null(strstr(text, "iifname != { \"eg0200c0a80102\", \"eg02000000beef\" } accept"));
 	assert_non_null(strstr(text, "iifname \"eg0200c0a80102\" meta nfproto ipv6 tcp dport { 2323, 8080 } accept"));
+	/* The host's own traffic never leaves with a device's address but by its macvlan. */
+	assert_non_null(strstr(text, "oifname { \"lo\", \"eg0200c0a80102\", \"eg02000000beef\" } accept"));
+	assert_non_null(strstr(text, "ip saddr 198.51.100.10 counter packets 0 bytes 0 reject"));
+	assert_non_null(strstr(text, "ip6 saddr 2001:db8:1::10 counter packets 0 bytes 0 reject"));
 	free(text);
 	/* Replaced whole: without A's lease, nothing of A. */
 	all[0].wan4 = (struct cidr){.plen = 0};
