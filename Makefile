@@ -7,6 +7,9 @@
 #   make bench      benchmarks (bench/)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deps       install missing Debian packages
+# LAB_JOBS=N (default 2) runs the lab tests in N worker processes (pytest-xdist, one test
+# file per worker at a time: a file's tests share their topology); LAB_JOBS=0 runs them in
+# one process, one after another.
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
@@ -16,6 +19,8 @@ MESON_OPTS ?= -Dwerror=true
 # Debian's interpreter, which has python3-pytest (another python3 may come first in PATH).
 PYTHON ?= /usr/bin/python3
 PYTEST ?= $(PYTHON) -m pytest
+LAB_JOBS ?= 2
+LAB_XDIST = -n $(LAB_JOBS) --dist loadfile
 DEPS_STAMP = .deps-stamp
 
 .PHONY: all build deps check check-unit check-asan check-fuzz check-lab demo bench install clean
@@ -64,9 +69,10 @@ check-lab: build $(ASAN_BUILD)/build.ninja
 	$(PYTHON) -m pyflakes tests/lab bench scripts
 	EGRESSD=$(CURDIR)/$(ASAN_BUILD)/src/cmd/egressd \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(PYTEST) -q -rs -m daemon --junitxml=$(ASAN_BUILD)/meson-logs/lab-daemon.xml tests/lab
+		$(PYTEST) -q -rs $(LAB_XDIST) -m daemon \
+		--junitxml=$(ASAN_BUILD)/meson-logs/lab-daemon.xml tests/lab
 	EGRESSD=$(CURDIR)/$(BUILD)/src/cmd/egressd \
-		$(PYTEST) -q -rs --junitxml=$(BUILD)/meson-logs/lab.xml tests/lab
+		$(PYTEST) -q -rs $(LAB_XDIST) --junitxml=$(BUILD)/meson-logs/lab.xml tests/lab
 
 # Ends with the count of skipped tests and their reasons, from every suite's log.
 check: check-unit check-asan check-fuzz check-lab

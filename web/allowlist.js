@@ -229,7 +229,12 @@ async function refreshAudit() {
 	const r = await api("GET", "/api/audit?after=" + state.auditLast + "&limit=1000");
 	if (!r.ok || !r.body.audit.length)
 		return;
-	for (const a of r.body.audit) {
+	/* The poll and an action's refresh can overlap: both ask for the records after the same
+	 * id, and the later answer must not add them again (oldest first: each is newer). */
+	const fresh = r.body.audit.filter((a) => a.id > state.auditLast);
+	if (!fresh.length)
+		return;
+	for (const a of fresh) {
 		state.audit.unshift(a);
 		state.auditLast = Math.max(state.auditLast, a.id);
 	}

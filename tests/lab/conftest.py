@@ -22,10 +22,21 @@ The terminal summary counts the skips and gives their reasons. A failed test's r
 a section with the lab's log paths and their last lines. At the end of the session any
 namespace left behind by a lab this process created fails the run.
 
+Parallel runs (pytest-xdist, `-n 2 --dist loadfile`: what `make check-lab` does): each
+worker builds its own labs (run ids never collide, and a lab sweeps only dead runs), checks
+its own leftovers at its end and hands them, with the kept-log lines, to the controlling
+process, which prints them and fails the run.  Skips and -rs work from the reports as
+without xdist.  A module whose tests must not run beside another module's says so with
+`pytestmark = pytest.mark.serial` (e.g. a test that compares CPU time or throughput between
+processes): its module then runs alone, the other workers' tests (of this run or of another
+lab run on the machine) waiting meanwhile (see serial_gate).  LAB_JOBS=0 runs one module
+after another in one process.
+
 What it must not do: create anything itself outside a Lab, or touch namespaces of other runs.
 """
 
 import collections
+import fcntl
 import os
 import sys
 from pathlib import Path
@@ -46,6 +57,8 @@ LOG_TAIL_LINES = 15
 
 requires_root = pytest.mark.requires_root
 _KEPT = []  # "lab RUN: logs kept in DIR" lines for the terminal summary
+_LEAKS = []  # "labs never closed ...; namespaces left ..." of this process or of a worker
+XDIST_KEY = "egress_lab"  # our part of a worker's workeroutput
 
 
 def pytest_addoption(parser):
@@ -58,6 +71,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "daemon: runs egressd (also run against the ASan build)")
     config.addinivalue_line("markers", "optional_feature(name, ...): a LabFeatureMissing for "
                             "one of these kernel features skips the test instead of failing it")
+    config.addinivalue_line("markers", "serial: the module runs alone: no other lab test "
+                            "(another xdist worker's, another run's) runs meanwhile")
 
 
 def pytest_runtest_setup(item):
@@ -115,6 +130,45 @@ def egressctl_bin(request):
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail("egressctl binary not found at %s (build it)" % path, pytrace=False)
     return path
+
+
+# The serial gate: two flock(2) files beside the labs' run locks (not named *.lock: those
+# are runs, which the sweep removes).  Every module holds GATE while it runs: shared, or
+# exclusive if marked serial.  TURN makes a waiting serial module go first: it holds TURN
+# while it waits for GATE, and every module takes TURN (briefly) before GATE, so modules
+# starting meanwhile queue behind it.
+SERIAL_GATE = labmod.LOCK_DIR / "serial.gate"
+SERIAL_TURN = labmod.LOCK_DIR / "serial.turn"
+GATE_HELD = "EG_LAB_GATE_HELD"  # in the environment of what a test holding the gate starts
+
+
+def _flock(path, how):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fcntl.flock(fd, how)
+    return fd
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serial_gate(request):
+    """A module marked serial holds the gate exclusive from its first fixture to its last
+    teardown: it runs alone.  Any other module holds it shared: it waits for one.  A pytest
+    a test starts (test_lab.py's inner runs) is inside its parent's hold: it takes nothing."""
+    if not is_root() or os.environ.get(GATE_HELD):
+        yield
+        return
+    serial = request.node.get_closest_marker("serial") is not None
+    turn = _flock(SERIAL_TURN, fcntl.LOCK_EX)
+    try:
+        gate = _flock(SERIAL_GATE, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+    finally:
+        os.close(turn)
+    os.environ[GATE_HELD] = "1"
+    try:
+        yield
+    finally:
+        del os.environ[GATE_HELD]
+        os.close(gate)
 
 
 def _keep_logs(request):
@@ -203,26 +257,52 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append(("egress lab logs", text))
 
 
-def pytest_sessionfinish(session, exitstatus):
+def _leak_check():
+    """Close what this process's labs left and say what it was; None if nothing."""
     if not labmod._CREATED_RUNS or not is_root():
-        return
+        return None
     live = sorted(lb.run for lb in labmod._LIVE)
     prefixes = tuple("eg-%s-" % r for r in labmod._CREATED_RUNS)
     leaked = [ns for ns in labmod.list_namespaces() if ns.startswith(prefixes)]
     if not leaked and not live:
-        return
+        return None
     labmod._close_all("session end")
-    sys.stderr.write("\nlab: LEAK: labs never closed: %s; namespaces left: %s\n"
-                     % (" ".join(live) or "-", " ".join(leaked) or "-"))
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return "labs never closed: %s; namespaces left: %s" % (" ".join(live) or "-",
+                                                          " ".join(leaked) or "-")
+
+
+@pytest.hookimpl(tryfirst=True)  # an xdist worker sends its workeroutput after this
+def pytest_sessionfinish(session, exitstatus):
+    leak = _leak_check()
+    if leak:
+        _LEAKS.append(leak)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports and fails
+        workeroutput[XDIST_KEY] = {"kept": list(_KEPT), "leaks": list(_LEAKS)}
+        return
+    if _LEAKS:  # the terminal summary says what
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist's controller: a worker ended; take its kept-log lines and leaks."""
+    out = (getattr(node, "workeroutput", None) or {}).get(XDIST_KEY)
+    if out is None:  # a worker that crashed: xdist reports that itself
+        return
+    worker = node.gateway.id
+    _KEPT.extend(out["kept"])
+    _LEAKS.extend("%s: %s" % (worker, line) for line in out["leaks"])
 
 
 def pytest_terminal_summary(terminalreporter):
     skipped = terminalreporter.stats.get("skipped", [])
-    if _KEPT or skipped:
+    if _KEPT or skipped or _LEAKS:
         terminalreporter.section("egress lab")
     for line in _KEPT:
         terminalreporter.write_line(line)
+    for line in _LEAKS:
+        terminalreporter.write_line("lab: LEAK: " + line, red=True)
     if skipped:
         reasons = collections.Counter(_skip_reason(rep) for rep in skipped)
         terminalreporter.write_line("%d skipped:" % len(skipped), yellow=True)
@@ -231,6 +311,7 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def _skip_reason(rep):
-    if isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
+    # (path, line, "Skipped: why"); a list once it came from an xdist worker
+    if isinstance(rep.longrepr, (tuple, list)) and len(rep.longrepr) == 3:
         return rep.longrepr[2].removeprefix("Skipped: ")
     return str(rep.longrepr)
