@@ -21,6 +21,7 @@ import ipaddress
 import json
 import signal
 import threading
+import time
 
 import pytest
 
@@ -91,12 +92,22 @@ class Probe:
 
 
 def leases(path):
-    """dnsmasq's DHCPv4 leases: {mac: (expiry, address, hostname, client id)}."""
+    """dnsmasq's DHCPv4 leases: {mac: (expiry, address, hostname, client id)}.
+
+    dnsmasq rewrites the file in place (truncates it, then writes every lease): a read can
+    catch it empty or half written, the more so under load.  What counts is a text read
+    twice, 50 ms apart (a few seconds at most, then the last read)."""
     out = {}
-    try:
-        text = open(path).read()
-    except FileNotFoundError:
-        return out
+    text = None
+    for _ in range(40):
+        try:
+            now = open(path).read()
+        except FileNotFoundError:
+            now = ""
+        if now == text:
+            break
+        text = now
+        time.sleep(0.05)
     for line in text.splitlines():
         f = line.split()
         if len(f) == 5 and "." in f[2]:

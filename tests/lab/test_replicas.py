@@ -164,25 +164,31 @@ def test_gateways_on_both_replicas_get_every_change(replicas, pg):
         assert all(gw.version == version for gw in gws)
         assert a.status()["version"] == b.status()["version"] == version
 
-        # Each replica shows both gateways, with the version they acknowledged.
+        # Each replica shows both gateways, with the version they acknowledged.  The waits
+        # run in a thread: the loop must go on answering the replicas' pings meanwhile (a
+        # gateway silent for [hub] timeout is dropped, and a wait under load may be longer).
         for r in (a, b):
-            wait_for("replica %s to show both gateways at version %d" % (r.name, version),
-                     lambda: all(g in r.gateways() and r.gateways()[g]["version"] == version
-                                 for g in ("gw-a", "gw-b")))
+            await asyncio.to_thread(
+                wait_for, "replica %s to show both gateways at version %d" % (r.name, version),
+                lambda: all(g in r.gateways() and r.gateways()[g]["version"] == version
+                            for g in ("gw-a", "gw-b")))
         assert a.gateways()["gw-a"]["replica"] == "a"
         assert a.gateways()["gw-b"]["replica"] == "b"
 
         # The database restarts: nothing is lost; once the replicas are back, changes flow
         # again to the gateways (which stayed connected to their replicas).
         # While it is down, the API says so with 503 and Retry-After (not 500).
-        pg.stop()
-        r = wait_for("replica a to answer 503 while the database is down",
-                     lambda: (lambda x: x if x.status == 503 else None)(
-                         a.api.post("/api/entries", {"value": "4.4.4.4"})))
-        assert "not reachable" in r.json()["error"], r
-        assert r.headers.get("retry-after") == "1", r.headers
-        pg.start()
-        e3 = wait_for("replica a to take an entry after the restart", lambda: _try_add(a))
+        def restart_database():
+            pg.stop()
+            r = wait_for("replica a to answer 503 while the database is down",
+                         lambda: (lambda x: x if x.status == 503 else None)(
+                             a.api.post("/api/entries", {"value": "4.4.4.4"})))
+            assert "not reachable" in r.json()["error"], r
+            assert r.headers.get("retry-after") == "1", r.headers
+            pg.start()
+            return wait_for("replica a to take an entry after the restart",
+                            lambda: _try_add(a))
+        e3 = await asyncio.to_thread(restart_database)
         for gw in gws:
             await until(gw, "entry %s added after the database restarted" % e3, holds(e3))
             assert e2 in gw.items and e1 not in gw.items
