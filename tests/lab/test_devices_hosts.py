@@ -111,9 +111,11 @@ def test_gateway_own_ipv4_leaves_by_the_wan(host):
     own_traffic(dl, recs, 4)
 
 
-@pytest.mark.xfail(strict=False, reason="now and then the host's own unbound IPv6 connection "
-                   "still reaches the internet with a device's address (by its macvlan, so "
-                   "the output chain passes it); cause not found yet")
+@pytest.mark.xfail(strict=False, reason="known defect: with no IPv6 route in main to the "
+                   "destination (no RA default route yet, or none at all), the kernel picks "
+                   "any global address as source, a device's, and looks up again from it: "
+                   "the device's rule sends the host's connection out by that device's "
+                   "macvlan as the device")
 def test_gateway_own_ipv6_leaves_by_the_wan(host):
     dl, _, recs = host
     own_traffic(dl, recs, 6)
