@@ -16,6 +16,9 @@ One lab (tests/lab/proxylab.py), each side in turn on gw, the same client and se
   egressd  `egressd dispatch -gateway`: the client talks to 11.0.0.80 itself and gw's
            REDIRECT hands its TCP to the transparent proxy (splice relay, 2 uplinks 3:2).
 
+egressd runs with one worker per CPU, and again with 1 and 2 workers where the machine has
+more CPUs than that (those sides: 1 stream and the connection rate only).
+
 Measured for each: iperf3 with 1 and 8 streams; new connections per second (connhold.py
 churn: many in flight, each connect + HTTP/1.0 GET to nginx + read to EOF + close; nginx
 rather than the Python echo server, whose thread per connection would cap every side
@@ -32,10 +35,12 @@ resolver gives its answers a TTL of an hour so that both caches keep them.
 The sides take turns in --runs rounds (2; the order reversed each round), and throughput
 and connection rate are each side's best round, every round printed beside it: on a
 shared machine a stall caused elsewhere should not count against one side.
-N is 10 000 unless the file limit the proxies inherit (RLIMIT_NOFILE, raised to its hard
+N is 1 000 and 10 000 (--hold), each in turn, unless the file limit the proxies inherit (RLIMIT_NOFILE, raised to its hard
 limit here) cannot hold two sockets per connection; then it is cut, and says so.
 Ratios are to plain forwarding (throughput, connection rate), HAProxy (memory, CPU) and
-dnsmasq (DNS); the issue's goals are checked at the end and a miss is printed as such.
+dnsmasq (DNS); the issue's goals are checked at the end and a miss is printed as such
+(the connection rate's goal: egressd's ratio to plain forwarding at least HAProxy's, at
+every worker count; memory: at most HAProxy's and at most 3 KiB at each N).
 Exit status 1 when the run is invalid - a side failed, its traffic did not go through it
 (the client reached the server with the side gone), nothing of a kind succeeded through it, or
 dnsperf printed no rate - and each reason is printed; a missed goal is a result, exit 0.
@@ -120,10 +125,18 @@ dns = %s
 """ % (GW, DNS_PORTS["egressd"], proxylab.ADDR["isp1"], proxylab.DNS, proxylab.ADDR["isp2"],
        proxylab.DNS)
 
+# egressd's worker counts: 1, 2 and every CPU ("egressd" is the default, one per CPU); the
+# sides with a worker count of their own only measure 1 stream and the connection rate
+WORKER_SIDES = [("egressd_w%d" % n, "egressd gateway, %d worker%s" % (n, "s" * (n > 1)))
+                for n in sorted({1, 2} - {os.cpu_count() or 1})]
 SIDES = [("plain", "plain forwarding"), ("haproxy", "HAProxy splice"),
          ("haproxy_redirect", "HAProxy REDIRECT"), ("socat", "socat fork"),
-         ("egressd", "egressd gateway")]
-MEMORY_SIDES = ("haproxy", "socat", "egressd")  # HAProxy REDIRECT would repeat HAProxy's
+         ("egressd", "egressd gateway, %d workers" % (os.cpu_count() or 1))] + WORKER_SIDES + \
+    [("egressd_socks", "egressd SOCKS5")]
+# HAProxy REDIRECT would repeat HAProxy's
+MEMORY_SIDES = ("haproxy", "socat", "egressd", "egressd_socks")
+SOCKS_PORT = 1080
+MEMORY_GOAL = 3072  # bytes per idle connection, at every N (the issue's goal)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,9 +204,21 @@ def start_socat(lab):
             "pids": lambda what: [procs[what].pid] + descendants(procs[what].pid), "stop": stop}
 
 
-def start_egressd(lab, binary):
+def start_egressd_socks(lab, binary):
+    """egressd dispatch as a SOCKS5 proxy on gw (go-dispatch-proxy's command line): the
+    client's connections name the server in their requests."""
     gw = lab["gw"]
     d = Egressd.command(gw, binary, proxylab.dispatch_args(
+        "-lhost", GW, "-lport", str(SOCKS_PORT), "-set", "proxy.max_per_client=20000"))
+    wait_port(gw, SOCKS_PORT)
+    return {"targets": {k: (SERVER, p) for k, p in PORTS.items()}, "socks": (GW, SOCKS_PORT),
+            "pids": lambda what: [d.proc.pid], "stop": d.stop_clean}
+
+
+def start_egressd(lab, binary, workers=0):
+    gw = lab["gw"]
+    d = Egressd.command(gw, binary, proxylab.dispatch_args(
+        "-set", "proxy.workers=%d" % workers,
         "-gateway", "-gateway-ip", GW, "-subnet", "10.20.0.0/24", "-auto-config",
         "-backup-file", lab.dir / "ruleset-backup.nft", "-lport", "0",
         # the default allows 1000 connections per client address; the memory test makes
@@ -275,18 +300,23 @@ def iperf(client, target, streams, seconds):
     return got["bits_per_second"] / 1e9, got["bytes"]
 
 
-def conn_rate(client, target, seconds):
-    r = client.run([sys.executable, CONNHOLD, "churn", target[0], target[1], seconds, 32, 2],
-                   timeout=seconds + 60)
+def socks_args(socks):
+    return ["--socks5", "%s:%d" % socks] if socks else []
+
+
+def conn_rate(client, target, seconds, socks=None):
+    r = client.run([sys.executable, CONNHOLD, *socks_args(socks), "churn", target[0], target[1],
+                    seconds, 32, 2], timeout=seconds + 60)
     st = json.loads(r.stdout)
     st["rate"] = st["ok"] / st["seconds"]
     return st
 
 
-def idle_memory(client, target, pids, n):
+def idle_memory(client, target, pids, n, socks=None):
     """Open n idle connections through the side; returns its memory per connection."""
     before = memory_kb(pids("hold"))
-    p = client.popen([sys.executable, CONNHOLD, "hold", target[0], target[1], n],
+    p = client.popen([sys.executable, CONNHOLD, *socks_args(socks), "hold", target[0],
+                      target[1], n],
                      name="connhold", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([p.stdout], [], [], 120)
@@ -311,45 +341,54 @@ def closed_path(client):
     return client.curl("http://%s/" % SERVER, timeout=1, check=False).returncode != 0
 
 
-def run_side(lab, side, args, n_hold, res, memory):
+def run_side(lab, side, args, n_holds, res, memory):
     """One round of side: an iperf3 run with 1 and with 8 streams and a connection-rate run,
-    appended to res's lists; the idle memory too if memory."""
+    appended to res's lists; the idle memory at each N of n_holds too if memory (a side
+    with a worker count of its own: 1 stream and the connection rate only)."""
     c = lab["client"]
     if side == "plain":
         s = start_plain(lab)
     elif side == "haproxy":
-        s = start_haproxy(lab, n_hold)
+        s = start_haproxy(lab, max(n_holds))
     elif side == "haproxy_redirect":
-        s = start_haproxy(lab, n_hold, redirect=True)
+        s = start_haproxy(lab, max(n_holds), redirect=True)
     elif side == "socat":
         s = start_socat(lab)
+    elif side == "egressd_socks":
+        s = start_egressd_socks(lab, args.egressd)
+    elif side.startswith("egressd_w"):
+        s = start_egressd(lab, args.egressd, workers=int(side[len("egressd_w"):]))
     else:
         s = start_egressd(lab, args.egressd)
     pids = s["pids"]
+    light = side.startswith("egressd_w")
+    socks = s.get("socks")  # a SOCKS5 side: the connection rate and memory only
 
     def cpu(what):
         return cpu_seconds(settled(lambda: pids(what))) if pids else 0.0
     try:
         t = s["targets"]
-        for streams in (1, 8):
+        for streams in () if socks else (1,) if light else (1, 8):
             c0 = cpu("iperf")
             gbps, nbytes = iperf(c, t["iperf"], streams, args.seconds)
             res.setdefault("iperf%d_runs" % streams, []).append(gbps)
             if pids and streams == 1:
                 _add(res, "cpu_iperf1", cpu("iperf") - c0, nbytes / 1e9)
         c0 = cpu("web")
-        cps = conn_rate(c, t["web"], args.cps_seconds)
+        cps = conn_rate(c, t["web"], args.cps_seconds, socks)
         if pids:
             _add(res, "cpu_cps", cpu("web") - c0, cps["ok"] / 1e3)
         res.setdefault("cps_runs", []).append(cps["rate"])
         if "cps" not in res or cps["rate"] > res["cps"]["rate"]:
             res["cps"] = cps
         if memory and side in MEMORY_SIDES:
-            res["mem"] = idle_memory(c, t["hold"], s["pids"],
-                                     SOCAT_HOLD if side == "socat" else n_hold)
+            for n in n_holds:
+                if side == "socat" and n > SOCAT_HOLD:
+                    continue
+                res["mem%d" % n] = idle_memory(c, t["hold"], s["pids"], n, socks)
     finally:
         s["stop"]()
-    for streams in (1, 8):
+    for streams in () if socks else (1,) if light else (1, 8):
         res["iperf%d" % streams] = max(res["iperf%d_runs" % streams])
     # the negative beside the positive: with the side gone, nothing gets through
     res["closed_after"] = res.get("closed_after", True) and closed_path(c)
@@ -464,17 +503,21 @@ def report(r):
                  _note(sides.get(side), key))
     # below: the proxies only, against HAProxy; lower is better
     proxies = SIDES[1:]
-    names = ["idle memory, RSS per conn", "  (N = %d; socat %d)" % (r["hold_n"], SOCAT_HOLD)]
-    refv = _val(sides.get("haproxy"), "mem")
-    for i, (side, label) in enumerate(x for x in proxies if x[0] in MEMORY_SIDES):
-        m = (sides.get(side) or {}).get("mem")
-        extra = _err(sides.get(side))
-        if m:
-            extra = "  PSS %.0f B, %d open" % (m["pss_per_conn"], m["open"])
-            if m["fail"]:
-                extra += ", %d failed %s" % (m["fail"], m["errors"])
-        _row(names[i] if i < len(names) else "", label, m["rss_per_conn"] if m else None,
-             "%.0f", "B", refv, extra)
+    for n in r["hold_n"]:
+        key = "mem%d" % n
+        names = ["idle memory, RSS per conn", "  (N = %d)" % n]
+        refv = _val(sides.get("haproxy"), key)
+        rows = [x for x in proxies if x[0] in MEMORY_SIDES and (x[0] != "socat" or
+                                                                n <= SOCAT_HOLD)]
+        for i, (side, label) in enumerate(rows):
+            m = (sides.get(side) or {}).get(key)
+            extra = _err(sides.get(side))
+            if m:
+                extra = "  PSS %.0f B, %d open" % (m["pss_per_conn"], m["open"])
+                if m["fail"]:
+                    extra += ", %d failed %s" % (m["fail"], m["errors"])
+            _row(names[i] if i < len(names) else "", label, m["rss_per_conn"] if m else None,
+                 "%.0f", "B", refv, extra)
     for key, name, unit in (("cpu_iperf1", "proxy CPU, iperf3 1 stream", "s/GB"),
                                    ("cpu_cps", "proxy CPU per new connection", "ms")):
         refv = _val(sides.get("haproxy"), key)
@@ -512,7 +555,7 @@ def _val(side, key):
     v = side[key]
     if key == "cps":
         return v["rate"]
-    if key == "mem":
+    if key.startswith("mem"):
         return v["rss_per_conn"]
     if key.startswith("cpu_"):
         return v["per_unit"]
@@ -555,8 +598,25 @@ def goals(r):
            cmp("new connections per second >= HAProxy's", e, h, "cps", "%.0f vs %.0f"),
            cmp("throughput, 1 stream >= 90% of plain forwarding", e, p, "iperf1",
                "%.2f vs %.2f Gbit/s", lambda x, y: x >= 0.9 * y),
-           cmp("idle memory per connection <= HAProxy's", e, h, "mem", "%.0f vs %.0f B",
+           cmp("CPU per GB, 1 stream <= HAProxy's", e, h, "cpu_iperf1", "%.3f vs %.3f s/GB",
                lambda x, y: x <= y)]
+    vp, vh = _val(p, "cps"), _val(h, "cps")
+    for side, label in [x for x in SIDES if x[0].startswith("egressd")]:
+        ve = _val(s.get(side), "cps")
+        if None in (ve, vp, vh) or not vp:
+            out.append(("conn/s / plain >= HAProxy's, %s" % label, None,
+                        "not measured"))
+            continue
+        out.append(("conn/s / plain >= HAProxy's, %s" % label,
+                    ve / vp >= vh / vp, "%.2f vs %.2f" % (ve / vp, vh / vp)))
+    for n in r["hold_n"]:
+        for side, what in (("egressd", "gateway"), ("egressd_socks", "SOCKS5")):
+            out.append(cmp("idle memory per conn <= HAProxy's, %s, N = %d" % (what, n),
+                           s.get(side), h, "mem%d" % n, "%.0f vs %.0f B", lambda x, y: x <= y))
+            ve = _val(s.get(side), "mem%d" % n)
+            out.append(("idle memory per conn <= 3 KiB, %s, N = %d" % (what, n),
+                        None if ve is None else ve <= MEMORY_GOAL,
+                        "not measured" if ve is None else "%.0f B" % ve))
     if qe is None or qd is None:
         out.append(("DNS queries per second >= dnsmasq's", None, "not measured"))
     else:
@@ -578,8 +638,10 @@ def invalid(r):
         if "cps" in res and not res["cps"]["ok"]:
             out.append("%s: no connection of the rate runs succeeded (%s)"
                        % (label, res["cps"]["errors"]))
-        if res.get("mem") and not res["mem"]["open"]:
-            out.append("%s: no idle connection opened (%s)" % (label, res["mem"]["errors"]))
+        for n in r["hold_n"]:
+            m = res.get("mem%d" % n)
+            if m and not m["open"]:
+                out.append("%s: no idle connection opened (%s)" % (label, m["errors"]))
     if "dns_error" in r:
         out.append("DNS: %s" % r["dns_error"])
     for side, d in r.get("dns", {}).items():
@@ -597,8 +659,11 @@ def main():
                     help="rounds of iperf3 and connection-rate runs, each side once per round; "
                     "the best round counts (a stall caused elsewhere should not count against "
                     "a side)")
-    ap.add_argument("--dns-seconds", type=int, default=10, help="dnsperf -l")
-    ap.add_argument("--hold", type=int, default=10000, help="idle connections (memory)")
+    ap.add_argument("--dns-seconds", type=int, default=10, help="dnsperf -l (0: no DNS)")
+    ap.add_argument("--hold", default="1000,10000",
+                    help="idle connections (memory), each N in turn: N,N,...")
+    ap.add_argument("--sides", default=",".join(x[0] for x in SIDES),
+                    help="the sides to run, of %s" % ", ".join(x[0] for x in SIDES))
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead")
     args = ap.parse_args()
     # a proxy holds two sockets per connection: N must fit the file limit the proxies inherit
@@ -606,8 +671,15 @@ def main():
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     limit = min(hard, 1 << 20)
-    n_hold = min(args.hold, (limit - 1000) // 2)
-    r = {"sides": {}, "hold_n": n_hold, "hold_asked": args.hold, "nofile": limit,
+    asked = [int(x) for x in args.hold.split(",")]
+    n_holds = sorted({min(n, (limit - 1000) // 2) for n in asked})
+    chosen = args.sides.split(",")
+    unknown = set(chosen) - {x[0] for x in SIDES}
+    if unknown:
+        ap.error("--sides: unknown %s (expected some of %s)"
+                 % (", ".join(sorted(unknown)), ", ".join(x[0] for x in SIDES)))
+    sides = [x for x in SIDES if x[0] in chosen]
+    r = {"sides": {}, "hold_n": n_holds, "hold_asked": asked, "nofile": limit,
          "dns_seconds": args.dns_seconds, "cpus": os.cpu_count()}
     t0 = time.monotonic()
     with Lab() as lab:
@@ -617,24 +689,25 @@ def main():
         # rounds, every side once per round (in turn, the order reversed each round), so
         # that load from elsewhere on the machine falls on all sides alike
         for rnd in range(args.runs):
-            order = SIDES if rnd % 2 == 0 else SIDES[::-1]
+            order = sides if rnd % 2 == 0 else sides[::-1]
             for side, _ in order:
                 res = r["sides"].setdefault(side, {})
                 if "error" in res:
                     continue
                 try:
-                    run_side(lab, side, args, n_hold, res, memory=rnd == 0)
+                    run_side(lab, side, args, n_holds, res, memory=rnd == 0)
                 except (LabError, AssertionError, subprocess.SubprocessError, ValueError,
                         KeyError, OSError) as e:
                     res["error"] = str(e)
-        run_dns(lab, args, r)
+        if args.dns_seconds > 0:
+            run_dns(lab, args, r)
     r["seconds"] = round(time.monotonic() - t0, 1)
     if args.json:
         print(json.dumps(r, indent=1))
     else:
-        if n_hold < args.hold:
+        if n_holds[-1] < max(asked):
             print("note: idle connections N = %d, not %d: the file limit here is %d and "
-                  "a proxy holds 2 sockets per connection" % (n_hold, args.hold, limit))
+                  "a proxy holds 2 sockets per connection" % (n_holds[-1], max(asked), limit))
         report(r)
         print("(%.0f s)" % r["seconds"])
     why = invalid(r)

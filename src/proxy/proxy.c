@@ -71,6 +71,7 @@
 #define IP6T_SO_ORIGINAL_DST 80
 
 #define HANDSHAKE_MS 10000   /* a client must have sent its request by then */
+#define HANDSHAKE_BUF_FIRST 512 /* a SOCKS request fits; an HTTP head grows the buffer */
 #define CLIENT_MAX 65536     /* client table entries (idle ones are evicted beyond) */
 #define REFUSED_MAX 256	     /* refused clients waiting to hear it (more: reset at once) */
 
@@ -551,11 +552,15 @@ static void session_relay(struct session *s, int fd)
 			memcpy(s->reply, ok, s->reply_len);
 		}
 	}
-	event_del(s->ev);
-	event_del(s->timer);
+	/* an idle relayed connection holds no more than it needs: the handshake's events and
+	 * buffer go (the relay watches the sockets from here) */
+	event_free(s->ev);
+	event_free(s->timer);
+	s->ev = s->timer = NULL;
 	s->state = S_RELAY;
 	free(s->buf);
 	s->buf = NULL;
+	s->cap = 0;
 	r = relay_start(pm->relay, s->fd, fd, s->to_server, s->n_to_server, s->reply, s->reply_len,
 		plain_http(s) ? &s->http : NULL, &s->counters, session_relay_done_cb, s);
 	if (r < 0) {
@@ -987,8 +992,12 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		proxy_session_fail(s, E2BIG, "request too long");
 		return;
 	}
+	if (s->n == s->cap) { /* grows as the request does, up to HTTP_HEAD_MAX */
+		s->cap = s->cap ? MIN(s->cap * 2, (size_t)HTTP_HEAD_MAX) : HANDSHAKE_BUF_FIRST;
+		s->buf = xrealloc(s->buf, s->cap);
+	}
 	/* peek-free: the buffer only holds the request and what came with it */
-	n = recv(fd, s->buf + s->n, HTTP_HEAD_MAX - s->n, MSG_DONTWAIT);
+	n = recv(fd, s->buf + s->n, s->cap - s->n, MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		/* a client that goes away before its request is complete */
 		if (s->kind == LISTEN_PROXY)
@@ -1135,7 +1144,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	s->timer = evtimer_new(pm->base, timer_cb, s);
 	switch (li->kind) {
 	case LISTEN_PROXY:
-		s->buf = xmalloc(HTTP_HEAD_MAX);
+		s->cap = HANDSHAKE_BUF_FIRST;
+		s->buf = xmalloc(s->cap);
 		event_add(s->ev, NULL);
 		event_add(s->timer, &(struct timeval){HANDSHAKE_MS / 1000, 0});
 		return;

@@ -112,7 +112,7 @@ struct session {
 	struct event *ev;    /* client readable, before the relay */
 	struct event *timer; /* handshake deadline */
 	uint8_t *buf;	     /* handshake bytes; freed at the hand-over */
-	size_t n;
+	size_t n, cap;	     /* bytes in buf, its size (grown up to HTTP_HEAD_MAX) */
 	struct addr client;
 	uint16_t client_port;
 	struct client *ce;

@@ -22,7 +22,7 @@ struct event_base;
 struct relay_opts {
 	int workers;		  /* 0: one per online CPU */
 	uint32_t idle_timeout_ms; /* 0: none */
-	int pipe_size;		  /* bytes, 0: default (64 KiB) */
+	int pipe_size;		  /* bytes, 0: default (64 KiB, 256 KiB under a bulk transfer) */
 	bool no_splice;		  /* copy through a buffer instead (benchmarks, tests) */
 };
 

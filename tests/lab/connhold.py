@@ -16,6 +16,12 @@
         reads to EOF and closes.  Prints {"ok": n, "fail": n, "errors": {...},
         "peers": {addr: n}, "seconds": s}; ok counts complete answers only.
 
+    connhold.py --socks5 PROXY:PORT hold|churn ...
+        the same through a SOCKS5 proxy (no authentication): each connection goes to the
+        proxy, sends its greeting and CONNECT request for HOST PORT followed at once by its
+        own bytes, and strips the proxy's replies from what it reads (a refused request
+        counts as an error "socks5 <reply code>").
+
 The file descriptor limit is raised to what N needs (resource.setrlimit; as root the hard
 limit too).  What it must not do: change anything in the namespace it runs in.
 """
@@ -29,6 +35,7 @@ import sys
 import time
 
 CONNECT_TIMEOUT = 10.0
+SOCKS5 = None  # (proxy address, port) with --socks5
 
 
 def raise_nofile(need):
@@ -99,7 +106,39 @@ def serve(port, bind):
             st[1] = st[1][-256:]
 
 
+def _socks5_prefix(host, port):
+    """The greeting and CONNECT request for host:port that go before a connection's bytes
+    (b"" without --socks5)."""
+    if not SOCKS5:
+        return b""
+    if ":" in host:
+        addr = b"\x04" + socket.inet_pton(socket.AF_INET6, host)
+    else:
+        addr = b"\x01" + socket.inet_aton(host)
+    return b"\x05\x01\x00" + b"\x05\x01\x00" + addr + port.to_bytes(2, "big")
+
+
+def _socks5_strip(buf):
+    """(error or None, the bytes after the proxy's replies), or None while they are
+    incomplete (buf as it came without --socks5)."""
+    if not SOCKS5:
+        return None, buf
+    if len(buf) < 7:
+        return None
+    if buf[1] != 0:
+        return "socks5 method %d" % buf[1], b""
+    if buf[3] != 0:
+        return "socks5 %d" % buf[3], b""
+    atyp = buf[5]
+    n = 2 + 4 + (4 if atyp == 1 else 16 if atyp == 4 else 1 + buf[6]) + 2
+    if len(buf) < n:
+        return None
+    return None, buf[n:]
+
+
 def _connect(host, port):
+    if SOCKS5:
+        host, port = SOCKS5
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.setblocking(False)
@@ -160,7 +199,7 @@ def hold(host, port, n, window):
                     fail(s, errno.errorcode.get(err, str(err)))
                     continue
                 try:
-                    s.send(b"who\n")
+                    s.send(_socks5_prefix(host, port) + b"who\n")
                 except OSError as e:
                     fail(s, _error_name(e))
                     continue
@@ -177,8 +216,12 @@ def hold(host, port, n, window):
                 fail(s, "closed")
                 continue
             data[1] += chunk
-            if b"\n" in data[1]:
-                answer = data[1].split(b"\n", 1)[0].decode(errors="replace").split()
+            got = _socks5_strip(data[1])
+            if got and got[0]:
+                fail(s, got[0])
+                continue
+            if got and b"\n" in got[1]:
+                answer = got[1].split(b"\n", 1)[0].decode(errors="replace").split()
                 _count(st["peers"], answer[-1] if answer else "?")
                 st["open"] += 1
                 inflight -= 1
@@ -211,6 +254,12 @@ def churn_one(host, port, seconds, conc):
             st["fail"] += 1
             _count(st["errors"], why)
             return
+        got = _socks5_strip(answer)
+        if not got or got[0]:
+            st["fail"] += 1
+            _count(st["errors"], got[0] if got else "socks5 reply cut")
+            return
+        answer = got[1]
         body = answer.split(b"\r\n\r\n", 1)
         if not answer.startswith(b"HTTP/1.1 200") or len(body) < 2:
             st["fail"] += 1
@@ -241,7 +290,7 @@ def churn_one(host, port, seconds, conc):
                     close(s, errno.errorcode.get(err, str(err)))
                     continue
                 try:
-                    s.send(req)
+                    s.send(_socks5_prefix(host, port) + req)
                 except OSError as e:
                     close(s, _error_name(e))
                     continue
@@ -302,6 +351,11 @@ def churn(host, port, seconds, conc, procs):
 
 
 def main(argv):
+    global SOCKS5
+    if len(argv) >= 2 and argv[0] == "--socks5":
+        h, p = argv[1].rsplit(":", 1)
+        SOCKS5 = (h.strip("[]"), int(p))
+        argv = argv[2:]
     if len(argv) >= 2 and argv[0] == "serve":
         serve(int(argv[1]), argv[2] if len(argv) > 2 else "::")
         return 0
