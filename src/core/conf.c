@@ -1224,6 +1224,37 @@ void conf_set_key(struct conf_section *s, const char *key, const char *value)
 	s->key_line[conf_key_index(s->type, k)] = s->line ? s->line : -1;
 }
 
+void conf_keep_secrets(struct conf *conf, const struct conf *from, struct conf_errors *errs)
+{
+	for (size_t i = 0; i < conf->n_types; i++) {
+		const struct conf_section_type *t = conf->types[i];
+		for (size_t j = 0; j < conf->lists[i].n; j++) {
+			struct conf_section *s = conf->lists[i].items[j];
+			const struct conf_section *fs = NULL;
+			for (size_t ki = 0; ki < t->n_keys; ki++) {
+				const struct conf_key *k = &t->keys[ki];
+				char **v = (char **)((char *)s + k->offset);
+				if (!(k->flags & CONF_SECRET) || k->type != CONF_STRING || !*v ||
+					!streq(*v, CONF_SECRET_MASK))
+					continue;
+				if (!fs && from)
+					fs = conf_find(from, t->name, s->name);
+				char *const *fv = fs ? (char *const *)((const char *)fs + k->offset)
+						     : NULL;
+				if (!fv || !*fv) {
+					conf_section_error(errs, s, k->name,
+						"expected the secret itself: %s stands for the running "
+						"value, and there is none",
+						CONF_SECRET_MASK);
+					continue;
+				}
+				free(*v);
+				*v = xstrdup(*fv);
+			}
+		}
+	}
+}
+
 /* Values that inih would not read back as written need a different spelling. */
 static bool printable_value(const char *v)
 {

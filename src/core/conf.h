@@ -209,6 +209,14 @@ int conf_validate(struct conf *conf, struct conf_errors *errs);
 void conf_print(const struct conf *conf, FILE *f);
 
 /*
+ * A configuration printed by conf_print() and posted back carries CONF_SECRET_MASK for
+ * each secret: take such a value as "the running one" and copy it from `from`'s section of
+ * the same type and name.  A mask where `from` has no value is an error of that key (the
+ * mask would otherwise become the password).  Run it before conf_validate().
+ */
+void conf_keep_secrets(struct conf *conf, const struct conf *from, struct conf_errors *errs);
+
+/*
  * A section implied by origin (see conf_section_type.expand), with defaults.  Returns NULL
  * and reports an error if a section of that type and name exists already.
  */

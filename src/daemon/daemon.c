@@ -255,7 +255,8 @@ struct conf *daemon_conf_build(struct daemon *d, const char *text,
 {
 	struct conf *conf;
 
-	conf = egress_conf_layers(d->opts->conf_path, text, d->opts->overrides, settings, errs);
+	conf = egress_conf_layers(d->opts->conf_path, text, d->opts->overrides, settings, d->conf,
+		errs);
 	if (conf && egress_conf_check_reload(d->conf, conf, errs) < 0) {
 		conf_free(conf);
 		conf = NULL;

@@ -267,7 +267,7 @@ void daemon_settings_load(struct daemon *d)
 	settings_read(d, &o);
 	if (!o.n)
 		return;
-	conf = egress_conf_layers(d->opts->conf_path, NULL, d->opts->overrides, &o, &errs);
+	conf = egress_conf_layers(d->opts->conf_path, NULL, d->opts->overrides, &o, d->conf, &errs);
 	if (!conf) {
 		log_error("the operator's settings do not apply to this configuration; running "
 			  "without them:");

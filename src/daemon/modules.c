@@ -96,7 +96,7 @@ static void egress_conf_apply_settings(struct conf *conf, const struct conf_over
 
 struct conf *egress_conf_layers(const char *path, const char *text,
 	const struct conf_overrides *flags, const struct conf_overrides *settings,
-	struct conf_errors *errs)
+	const struct conf *running, struct conf_errors *errs)
 {
 	struct conf *conf = egress_conf_new();
 	size_t before = errs->n;
@@ -110,6 +110,8 @@ struct conf *egress_conf_layers(const char *path, const char *text,
 	if (settings && errs->n == before)
 		egress_conf_apply_settings(conf, settings, errs);
 	if (errs->n == before)
+		conf_keep_secrets(conf, running, errs);
+	if (errs->n == before)
 		conf_validate(conf, errs);
 	if (errs->n > before) {
 		conf_free(conf);
@@ -121,5 +123,5 @@ struct conf *egress_conf_layers(const char *path, const char *text,
 struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
 	struct conf_errors *errs)
 {
-	return egress_conf_layers(path, NULL, o, NULL, errs);
+	return egress_conf_layers(path, NULL, o, NULL, NULL, errs);
 }

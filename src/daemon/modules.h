@@ -33,10 +33,12 @@ struct conf *egress_conf_read(const char *path, const struct conf_overrides *o,
  * The same over every layer, each on top of the one before: the file's text (text, named
  * path in errors), or the file at path when text is NULL; the flags; the operator's settings
  * (made through the API; those naming a section that the layers below lack are left out).
- * Any layer may be NULL.
+ * Any layer may be NULL.  A secret given as CONF_SECRET_MASK (a configuration printed by
+ * -n or GET /api/config, posted or saved back) keeps its value in running, the
+ * configuration in force (NULL at start: then the mask is an error).
  */
 struct conf *egress_conf_layers(const char *path, const char *text,
 	const struct conf_overrides *flags, const struct conf_overrides *settings,
-	struct conf_errors *errs);
+	const struct conf *running, struct conf_errors *errs);
 
 #endif

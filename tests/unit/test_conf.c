@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "conf_keys.h"
+#include "ddns_conf.h"
 #include "dns_conf.h"
 #include "modules.h"
 #include "util.h"
@@ -568,6 +569,48 @@ static struct conf *egress_ok(const char *text)
 	return c;
 }
 
+/*
+ * What -n and GET /api/config print masks each secret; posted back, the mask keeps the
+ * running value instead of becoming the password, and without a running value it is an
+ * error naming the key.
+ */
+static void test_secret_mask_round_trip(void **state)
+{
+	struct conf_errors errs = {0};
+	struct conf *running = egress_conf_new(), *posted = egress_conf_new();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	(void)state;
+	assert_int_equal(conf_load_string(running, "e.conf",
+				 "[ddns]\nprovider = dynudns\nhostname = gw.example.net\n"
+				 "password = s3cret\n",
+				 &errs),
+		0);
+	conf_print(running, f);
+	fclose(f);
+	assert_null(strstr(text, "s3cret"));
+	assert_non_null(strstr(text, "password = " CONF_SECRET_MASK "\n"));
+
+	assert_int_equal(conf_load_string(posted, "posted", text, &errs), 0);
+	conf_keep_secrets(posted, running, &errs);
+	assert_int_equal(errs.n, 0);
+	assert_string_equal(conf_ddns(posted)->password, "s3cret");
+	conf_free(posted);
+
+	/* nothing running to keep: the mask is refused, not taken as the password */
+	posted = egress_conf_new();
+	assert_int_equal(conf_load_string(posted, "posted", text, &errs), 0);
+	conf_keep_secrets(posted, NULL, &errs);
+	assert_int_equal(errs.n, 1);
+	assert_non_null(strstr(errs.msgs[0], "[ddns] password: expected the secret itself"));
+	conf_errors_clear(&errs);
+	conf_free(posted);
+	conf_free(running);
+	free(text);
+}
+
 #define RELOAD_CONF(balance_base, proxy_base)                                                \
 	"[balance]\nlan = lan0\ntable_base = " balance_base "\n"                                \
 	"[policy all]\nmember = a, b\n"                                                         \
@@ -684,6 +727,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_secret_mask_round_trip),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long_line),
