@@ -24,6 +24,7 @@ static const struct conf_key allowlist_keys[] = {
 		.name = "token",
 		.type = CONF_STRING,
 		KEY(conf_allowlist, token),
+		.flags = CONF_SECRET,
 		.help = "token the server knows this gateway by (sent as a bearer token)",
 	},
 	{

@@ -68,6 +68,7 @@ static const struct conf_key api_keys[] = {
 		.name = "password_hash",
 		.type = CONF_STRING,
 		KEY(conf_api, password_hash),
+		.flags = CONF_SECRET,
 		.help = "the admin password's scrypt hash (egressctl passwd makes one); default: a "
 			"password made on the first start, its hash kept in state_dir",
 	},

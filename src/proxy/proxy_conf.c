@@ -89,6 +89,7 @@ static const struct conf_key proxy_keys[] = {
 		.name = "password",
 		.type = CONF_STRING,
 		KEY(conf_proxy, password),
+		.flags = CONF_SECRET,
 		.help = "and this password",
 	},
 	{

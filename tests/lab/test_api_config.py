@@ -106,6 +106,45 @@ def test_get_config_is_what_egressd_n_prints(gw, egressd_bin):
     d.assert_clean()
 
 
+PROXY = """
+[proxy]
+address = 127.0.0.1
+port = 1080
+username = op
+password = s3cret
+"""
+
+
+def proxy_status(gw, password):
+    """The HTTP status egressd's proxy answers a request authenticated with password."""
+    r = gw.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                "-x", "http://op:%s@127.0.0.1:1080" % password, "http://192.0.2.2:8080/"],
+               check=False)
+    return r.stdout.strip()
+
+
+def test_a_secret_posted_back_masked_keeps_its_value(gw, egressd_bin):
+    gw.lab["isp1"].http_server(8080)
+    d, api = start(gw, egressd_bin, conf=CONF % 4501 + PROXY)
+    text = running(api)
+    assert "password = ********\n" in text and "s3cret" not in text
+    assert proxy_status(gw, "wrong") == "407"
+    assert proxy_status(gw, "s3cret") != "407"
+    # posted back with a change elsewhere: the mask stands for the running password
+    r = post_config(api, text.replace("table = 4501", "table = 4502"))
+    assert r.status == 200, r
+    wait_table(gw, 4502)
+    assert proxy_status(gw, "s3cret") != "407"
+    assert proxy_status(gw, "********") == "407"
+    # a new section's secret cannot be a mask: refused, naming the key, nothing changed
+    r = post_config(api, text + "\n[ddns]\nprovider = dynudns\nhostname = gw.example.net\n"
+                    "password = ********\n")
+    assert r.status == 400, r
+    assert r.json()["field"] == "ddns.password", r.json()
+    assert table(gw, 4502)
+    assert d.stop() == 0
+
+
 def test_bad_config_is_refused_with_line_and_key(gw, egressd_bin):
     d, api = start(gw, egressd_bin)
     wait_table(gw, 4501)
