@@ -63,6 +63,8 @@
 #include "ws_int.h"
 
 #define API_BACKLOG 64
+/* The most a reply's write sends at once (a UNIX socket takes about 200 kB). */
+#define API_MAX_SINGLE_WRITE (1024 * 1024)
 /* What a stream may have queued for a client that does not read; beyond, it is dropped. */
 #define API_STREAM_QUEUE_MAX (256 * 1024)
 /* A comment line on every stream this often: a client gone is noticed, proxies keep it. */
@@ -367,6 +369,13 @@ static struct bufferevent *conn_bev_cb(struct event_base *base, void *arg)
 			SSL_free(ssl);
 	} else {
 		c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+		/*
+		 * A reply in as few writes as the socket takes (libevent's default is 16 kB a
+		 * loop turn): GET /devices with 200 devices, about 170 kB, took 11 turns, and a
+		 * loop busy with a burst of leases made that seconds.
+		 */
+		if (c->bev)
+			bufferevent_set_max_single_write(c->bev, API_MAX_SINGLE_WRITE);
 	}
 	c->take = event_new(base, -1, 0, conn_take_cb, c);
 	c->deadline = evtimer_new(base, conn_deadline_cb, c);

@@ -72,6 +72,8 @@
 #define PROBE_ANSWER_MS	   3000 /* a probed neighbour has this long to answer (3 ARPs) */
 #define MAKE_BURST	   16	/* macvlans made per loop turn: the API answers meanwhile */
 #define NFT_GAP_MS	   200	/* the nftables table is rebuilt at most this often */
+#define NFT_SHARE	   4	/* ... and after a rebuild of t ms, not before NFT_SHARE * t ms */
+#define NET_BURST	   16	/* devices' addresses, routes and rules set per loop turn */
 #define DIAG_TIMEOUT_MS	   2000
 #define LAST_SEEN_WRITE_S  60 /* last_seen is written when it moved this much */
 #define LEASES_DEBOUNCE_MS 100
@@ -183,6 +185,7 @@ struct devices {
 
 	struct event *flush_ev, *tick_ev, *recheck_ev, *leases_ev, *inotify_ev, *make_ev, *nft_ev;
 	uint64_t nft_at_ms; /* the table's last rebuild */
+	uint64_t nft_gap_ms; /* until the next at least: NFT_GAP_MS, or NFT_SHARE times the last */
 	bool flush_pending, nft_dirty, recheck4, recheck6;
 	bool meta_v4; /* upstream_ipv4 written */
 	char recheck_why[96];
@@ -1121,8 +1124,8 @@ static void neigh_probe(struct devices *d, const struct addr *dst, const uint8_t
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct devices *d = arg;
-	bool store = d->n_hist > 0;
-	int r;
+	bool store = d->n_hist > 0, net_more = false;
+	int net_done = 0, r;
 
 	(void)fd;
 	(void)what;
@@ -1152,6 +1155,12 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (!(v->dirty & DIRTY_NET))
 			continue;
+		if (net_done == NET_BURST) {
+			/* the rest at the next turn: a burst of leases does not hold the loop */
+			net_more = true;
+			break;
+		}
+		net_done++;
 		v->dirty &= ~(unsigned)DIRTY_NET;
 		if (!v->identity)
 			continue;
@@ -1164,22 +1173,30 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			set_error(d, "%s: addresses, routes and rules: %s", v->macs, strerror(-r));
 		}
 	}
-	if (d->nft_dirty && d->net && now_ms() < d->nft_at_ms + NFT_GAP_MS) {
-		/* a burst of leases makes one table, not one per loop turn */
+	if (d->nft_dirty && d->net && now_ms() < d->nft_at_ms + d->nft_gap_ms) {
+		/*
+		 * A burst of leases makes one table, not one per loop turn; and the whole table
+		 * (a few rules per device) is made again only after NFT_SHARE times what the
+		 * last took, so that with hundreds of devices its rebuilds take at most about
+		 * 1/NFT_SHARE of the loop while leases keep coming.
+		 */
 		if (!evtimer_pending(d->nft_ev, NULL)) {
-			uint64_t left = d->nft_at_ms + NFT_GAP_MS - now_ms();
-			struct timeval tv = {0, (suseconds_t)left * 1000};
+			uint64_t left = d->nft_at_ms + d->nft_gap_ms - now_ms();
+			struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
 
 			evtimer_add(d->nft_ev, &tv);
 		}
 	} else if (d->nft_dirty && d->net) {
 		size_t n;
 		struct dev_net_want *w = wants_all(d, &n);
+		uint64_t took;
 
 		d->nft_at_ms = now_ms();
 		d->nft_dirty = false;
 		r = dev_net_nft(d->net, w, n);
 		free(w);
+		took = now_ms() - d->nft_at_ms;
+		d->nft_gap_ms = took * NFT_SHARE > NFT_GAP_MS ? took * NFT_SHARE : NFT_GAP_MS;
 		if (r < 0) {
 			log_warnx("devices: nftables table %s: %s", DEV_NFT_TABLE, strerror(-r));
 			set_error(d, "nftables: %s", strerror(-r));
@@ -1197,6 +1214,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			on ? &v->rec.lan4 : NULL, v->fwds, on ? v->n_fwds : 0);
 	}
 	tick_arm(d);
+	if (net_more)
+		devices_schedule(d);
 }
 
 static void nft_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1947,7 +1966,10 @@ static void netlink_cb(const struct nl_event *ev, void *arg)
 			macvlan_addr_event(v, &ev->addr, ev->del);
 			/* An RA that refreshed SLAAC may have put the prefix's route back in main.
 			 */
-			if (!ev->del && ev->addr.local.addr.family == AF_INET6)
+			if (!ev->del && ev->addr.local.addr.family == AF_INET6 &&
+				!(ev->addr.flags & IFA_F_NOPREFIXROUTE) &&
+				!(ev->addr.local.addr.b[0] == 0xfe &&
+					(ev->addr.local.addr.b[1] & 0xc0) == 0x80))
 				(void)dev_net_prune_main(d->net, v->rec.mac);
 		}
 		break;

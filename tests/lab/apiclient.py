@@ -136,7 +136,9 @@ class ApiClient:
         try:
             p = subprocess.run(self.node._argv(argv), input=data, capture_output=True,
                                timeout=self.timeout + 10)
-            if p.returncode != 0 and (not head.exists() or not head.stat().st_size):
+            if p.returncode in (18, 28) or (p.returncode != 0 and (
+                    not head.exists() or not head.stat().st_size)):
+                # 18, 28: the body cut short or the time out while it came
                 raise LabError("curl %s %s%s: exit %d: %s" % (method, self.base, path,
                                p.returncode, p.stderr.decode(errors="replace").strip()))
             status, hdrs, cookies = _parse_head(head.read_bytes())
