@@ -165,7 +165,8 @@ static int parse_one(uint8_t type, const uint8_t *opt, size_t n)
 	uint8_t buf[512] = { type, 0, 0, 1 };
 	struct dhcp6_msg m;
 
-	memcpy(buf + 4, opt, n);
+	if (n)
+		memcpy(buf + 4, opt, n);
 	return dhcp6_msg_parse(buf, 4 + n, &m);
 }
 
