@@ -428,6 +428,20 @@ class DevLab:
         f = r.stdout.split()
         return f[1] if r.returncode == 0 and len(f) == 2 and f[0] == "inet" else None
 
+    def fetch_until(self, i, want, family=4, timeout=10):
+        """fetch() until the server sees want (a device's data plane may follow its lease
+        by a moment: its NAT table is rebuilt at most every few hundred ms); the last seen."""
+        seen = [None]
+
+        def sees():
+            seen[0] = self.fetch(i, family=family)
+            return seen[0] == want
+        try:
+            wait_for(sees, timeout=timeout, interval=0.2, what="device %d seen as %s" % (i, want))
+        except Exception:
+            pass
+        return seen[0]
+
     def fetch_from_inet(self, addr, port, timeout=2):
         """The internet server's host fetches http://addr:port/: the answer's words (a device's
         namesrv says its name and the client it saw), or None."""
