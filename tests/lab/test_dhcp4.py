@@ -18,14 +18,13 @@ shortest lease is 2 minutes; T1 and T2 come from --dhcp-option), INIT-REBOOT con
 refused, the decline, the late registration, and last RELEASE.
 """
 import ipaddress
-import json
 import signal
-import threading
 import time
 
 import pytest
 
 from lab import Lab, is_root, wait_for
+from probe import Probe
 
 # the probe is our code (egress-core) running as a daemon: check-lab runs it from the ASan build
 # too (tool_bin finds it beside the egressd under test)
@@ -40,55 +39,6 @@ SQUAT_ADDR = "10.4.0.50"
 RANGE = (ipaddress.ip_address("10.4.0.100"), ipaddress.ip_address("10.4.0.199"))
 DNS4 = "10.4.0.53"
 T1, T2 = 6, 20
-
-
-class Probe:
-    """dhcp4_probe in a node: its JSON lines collected by a thread, commands to its stdin."""
-
-    def __init__(self, node, argv):
-        self.proc = node.popen(argv, name="dhcp4_probe", stdin=-1, stdout=-1)
-        self.events = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            with self.lock:
-                self.events.append(ev)
-
-    def send(self, line):
-        self.proc.stdin.write((line + "\n").encode())
-        self.proc.stdin.flush()
-
-    def mark(self):
-        with self.lock:
-            return len(self.events)
-
-    def find(self, since=0, **match):
-        with self.lock:
-            for ev in self.events[since:]:
-                if all(ev.get(k) == v for k, v in match.items()):
-                    return ev
-        return None
-
-    def findall(self, since=0, **match):
-        with self.lock:
-            return [ev for ev in self.events[since:]
-                    if all(ev.get(k) == v for k, v in match.items())]
-
-    def wait(self, since=0, timeout=15, **match):
-        return wait_for(lambda: self.find(since, **match), timeout=timeout,
-                        what="dhcp4_probe event %r" % match)
-
-    def state(self, ifname):
-        m = self.mark()
-        self.send("state " + ifname)
-        return self.wait(m, event="state", **{"if": ifname})
 
 
 def leases(path):
@@ -149,7 +99,7 @@ def v4lab(tool_bin):
         lease_file = next(a.split("=", 1)[1] for a in dns.args
                           if str(a).startswith("--dhcp-leasefile="))
         probe = Probe(gw, [str(probe_bin), "--configure", "--hostname", "--retry-min", "1000",
-                           "--retry-max", "4000", *CLIENTS])
+                           "--retry-max", "4000", *CLIENTS], "dhcp4_probe")
         probe.wait(event="ready", timeout=10)
         yield lab, probe, lease_file, dns, hosts
 

@@ -14,12 +14,12 @@ comes a minute after the REPLY).
 """
 import ipaddress
 import json
-import threading
 import time
 
 import pytest
 
 from lab import Lab, is_root, wait_for
+from probe import Probe
 
 MACS = {"d1": "02:66:00:00:00:01", "d2": "02:66:00:00:00:02", "d3": "02:66:00:00:00:03",
         "d4": "02:66:00:00:00:04"}
@@ -36,56 +36,6 @@ def duid_of(mac):
 
 def iaid_of(mac):
     return int("".join(mac.split(":")[2:]), 16)
-
-
-class Probe:
-    """dhcp6_probe in a node: its JSON lines collected by a thread, commands to its stdin."""
-
-    def __init__(self, node, argv):
-        self.proc = node.popen(argv, name="dhcp6_probe", stdin=-1, stdout=-1)
-        self.events = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            with self.lock:
-                self.events.append(ev)
-
-    def send(self, line):
-        self.proc.stdin.write((line + "\n").encode())
-        self.proc.stdin.flush()
-
-    def mark(self):
-        with self.lock:
-            return len(self.events)
-
-    def find(self, since=0, **match):
-        with self.lock:
-            for ev in self.events[since:]:
-                if all(ev.get(k) == v for k, v in match.items()):
-                    return ev
-        return None
-
-    def wait(self, since=0, timeout=15, **match):
-        return wait_for(lambda: self.find(since, **match), timeout=timeout,
-                        what="dhcp6_probe event %r" % match)
-
-    def close(self):
-        """End of input: the probe ends without releasing anything (as a kill would)."""
-        self.proc.stdin.close()
-        assert self.proc.wait(timeout=10) == 0
-        self.thread.join(timeout=5)
-
-    def state(self, ifname):
-        m = self.mark()
-        self.send("state " + ifname)
-        return self.wait(m, event="state", **{"if": ifname})
 
 
 def leases(path):
@@ -119,7 +69,7 @@ def v6lab(tool_bin):
                           "--dhcp-option=option6:dns-server,[%s]" % DNS6, port=0)
         lease_file = next(a.split("=", 1)[1] for a in dns.args
                           if str(a).startswith("--dhcp-leasefile="))
-        probe = Probe(gw, [str(probe_bin), "--ra", "wan0", "--solicit", *CLIENTS])
+        probe = Probe(gw, [str(probe_bin), "--ra", "wan0", "--solicit", *CLIENTS], "dhcp6_probe")
         probe.wait(event="ready", timeout=10)
         yield lab, probe, lease_file, probe_bin, dns
 
@@ -210,13 +160,13 @@ def test_restart_keeps_address(v6lab):
     no SOLICIT; one whose lease ran out meanwhile drops it (LOST) and acquires again."""
     lab, _, lease_file, probe_bin, _ = v6lab
     gw = lab["gw"]
-    first = Probe(gw, [str(probe_bin), "d4"])
+    first = Probe(gw, [str(probe_bin), "d4"], "dhcp6_probe")
     bound = first.wait(event="bound", timeout=20, **{"if": "d4"})
     first.close()
     wait_for(lambda: leases(lease_file).get(duid_of(MACS["d4"]), (0, 0, ""))[2]
              == bound["addr"], what="d4's lease in dnsmasq's file")
     kept = {k: bound[k] for k in KEPT}
-    again = Probe(gw, [str(probe_bin), "--kept", "d4=" + json.dumps(kept), "d4"])
+    again = Probe(gw, [str(probe_bin), "--kept", "d4=" + json.dumps(kept), "d4"], "dhcp6_probe")
     ev = again.wait(event="renewed", **{"if": "d4"})
     assert ev["addr"] == bound["addr"] and ev["obtained_at"] >= bound["obtained_at"]
     assert again.find(event="bound") is None and again.find(event="lost") is None
@@ -224,7 +174,7 @@ def test_restart_keeps_address(v6lab):
     again.close()
     # the same lease, as if egressd had been stopped for longer than its valid lifetime
     kept["obtained_at"] -= 1000
-    late = Probe(gw, [str(probe_bin), "--kept", "d4=" + json.dumps(kept), "d4"])
+    late = Probe(gw, [str(probe_bin), "--kept", "d4=" + json.dumps(kept), "d4"], "dhcp6_probe")
     lost = late.wait(event="lost", **{"if": "d4"})
     assert lost["addr"] == bound["addr"]
     late.wait(event="bound", timeout=20, **{"if": "d4"})
@@ -241,7 +191,7 @@ def test_link_comes_up_later(v6lab):
     gw.ip("link", "add", "link", "wan0", "name", "d5", "address", MAC5, "type", "macvlan",
           "mode", "bridge")
     gw.sysctl(**{"net.ipv6.conf.d5.accept_dad": 1, "net.ipv6.conf.d5.dad_transmits": 1})
-    p = Probe(gw, [str(probe_bin), "d5"])
+    p = Probe(gw, [str(probe_bin), "d5"], "dhcp6_probe")
     p.wait(event="ready")
     assert duid_of(MAC5) not in leases(lease_file)
     gw.ip("link", "set", "d5", "up")
