@@ -10,7 +10,8 @@
  *     must carry the session's CSRF token in X-CSRF-Token.
  * Anyone else may use only the open routes: 401 elsewhere; a known caller without the right
  * gets 403.  The admin password is [api] password_hash, or one made on the first start
- * (printed once, only its hash kept in state_dir).  Failed logins are limited per address.
+ * (printed once, only its hash kept in state_dir).  Failed logins and unknown bearer tokens
+ * are limited per address, together: past the limit neither is checked (429).
  *
  * auth_store.c keeps the credentials; this file speaks HTTP, logs and adds events.  Must not
  * log a password or a token.  A login costs one scrypt on the loop (tens of milliseconds):
@@ -183,6 +184,32 @@ static const struct auth_session *session_of(struct api_auth *a, struct evkeyval
 	return id ? auth_session_find(a->store, id, now_ms()) : NULL;
 }
 
+/*
+ * Has peer failed too often (logins and tokens share the limit)?  Then the token is not
+ * even looked up, so that guessing gains nothing, and the reply says when to try again.
+ */
+static bool token_limited(struct api_auth *a, struct evhttp_request *req,
+	const struct api_peer *peer)
+{
+	unsigned retry;
+	char buf[16];
+
+	if (auth_rate_check(a->store, peer->addr, now_ms(), &retry) == 0)
+		return false;
+	snprintf(buf, sizeof(buf), "%u", retry);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", buf);
+	return true;
+}
+
+static int token_refused(struct api_auth *a, const char *result, int code, const char **err_ret)
+{
+	if (a->metrics)
+		api_metrics_token_refused(a->metrics, result);
+	*err_ret = code == 429 ? "too many failed authentications from this address: try again later"
+			       : "unknown token";
+	return code;
+}
+
 int api_auth_check(struct api_auth *a, struct evhttp_request *req, const struct api_peer *peer,
 	enum api_access need, bool state_change, struct api_caller *caller, const char **err_ret)
 {
@@ -193,14 +220,22 @@ int api_auth_check(struct api_auth *a, struct evhttp_request *req, const struct 
 	*caller = (struct api_caller){.access = API_OPEN};
 	if (authorization) {
 		const char *bearer = auth_bearer(authorization);
-		const struct auth_token *t = bearer ? auth_token_find(a->store, bearer) : NULL;
+		const struct auth_token *t = NULL;
 
+		if (need != API_OPEN && bearer && token_limited(a, req, peer))
+			return token_refused(a, "rate_limited", 429, err_ret);
+		t = bearer ? auth_token_find(a->store, bearer) : NULL;
 		if (!t) {
 			if (need == API_OPEN)
 				return 0;
-			*err_ret =
-				bearer ? "unknown token" : "expected Authorization: Bearer TOKEN";
-			return 401;
+			if (!bearer) {
+				*err_ret = "expected Authorization: Bearer TOKEN";
+				return 401;
+			}
+			auth_rate_failed(a->store, peer->addr, now_ms());
+			if (log_ratelimit(&a->failed_rl))
+				log_warnx("api: unknown bearer token from %s", peer->addr);
+			return token_refused(a, "unknown", 401, err_ret);
 		}
 		caller->access = t->access;
 		snprintf(caller->who, sizeof(caller->who), "token:%s", t->name);

@@ -1,6 +1,7 @@
 /*
  * api_metrics.c - the REST API's metrics (api_metrics.h): egress_api_requests_total,
- * egress_api_request_duration_seconds, egress_api_event_streams, egress_api_logins_total.
+ * egress_api_request_duration_seconds, egress_api_event_streams, egress_api_logins_total,
+ * egress_api_tokens_refused_total.
  *
  * Must not: label anything by what a client sent (paths, user names), or log.
  */
@@ -11,6 +12,7 @@
 #include "util.h"
 
 static const char *const login_results[] = {"success", "failure", "rate_limited"};
+static const char *const token_results[] = {"unknown", "rate_limited"};
 
 int api_metrics_init(struct api_metrics *am, struct metrics *m)
 {
@@ -39,12 +41,19 @@ int api_metrics_init(struct api_metrics *am, struct metrics *m)
 		r = metrics_counter_new(m, "egress_api_logins_total",
 			"Logins by result (rate_limited: refused before the password was checked)",
 			METRICS_LABELS("result"), &am->logins);
+	if (!r)
+		r = metrics_counter_new(m, "egress_api_tokens_refused_total",
+			"Requests refused for their bearer token, by result (unknown: no such "
+			"token; rate_limited: too many failures from the address, not looked up)",
+			METRICS_LABELS("result"), &am->tokens);
 	if (r < 0) {
 		*am = (struct api_metrics){0};
 		return r;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(login_results); i++)
 		metrics_counter_add(am->logins, 0, login_results[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(token_results); i++)
+		metrics_counter_add(am->tokens, 0, token_results[i]);
 	return 0;
 }
 
@@ -70,4 +79,10 @@ void api_metrics_login(struct api_metrics *am, const char *result)
 {
 	if (am->logins)
 		metrics_counter_add(am->logins, 1, result);
+}
+
+void api_metrics_token_refused(struct api_metrics *am, const char *result)
+{
+	if (am->tokens)
+		metrics_counter_add(am->tokens, 1, result);
 }

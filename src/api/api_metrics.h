@@ -1,6 +1,6 @@
 /*
  * api_metrics.h - the REST API's own metrics: requests by route, method and status code,
- * their duration, the event streams open, logins by result.
+ * their duration, the event streams open, logins by result, bearer tokens refused.
  *
  * Routes are labelled by their pattern ("/api/uplinks/{name}"), never by the path a
  * client sent, so a client cannot make series; paths that are no route share one label.
@@ -17,7 +17,7 @@ struct metric_family;
 #define API_METRICS_STATIC "static"
 
 struct api_metrics {
-	struct metric_family *requests, *seconds, *streams, *logins;
+	struct metric_family *requests, *seconds, *streams, *logins, *tokens;
 };
 
 /*
@@ -34,5 +34,7 @@ void api_metrics_request(
 void api_metrics_streams(struct api_metrics *am, unsigned n);
 /* A login: "success", "failure" or "rate_limited". */
 void api_metrics_login(struct api_metrics *am, const char *result);
+/* A bearer token refused: "unknown" (no such token) or "rate_limited" (not even looked up). */
+void api_metrics_token_refused(struct api_metrics *am, const char *result);
 
 #endif

@@ -323,7 +323,8 @@ METRIC_FAMILIES = {
     "dns": ["egress_dns_queries_total", "egress_dns_upstream_queries_total",
             "egress_dns_pending", "egress_dns_cache_entries"],
     "api": ["egress_api_requests_total", "egress_api_request_duration_seconds",
-            "egress_api_event_streams", "egress_api_logins_total"],
+            "egress_api_event_streams", "egress_api_logins_total",
+            "egress_api_tokens_refused_total"],
 }
 
 

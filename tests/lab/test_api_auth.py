@@ -205,17 +205,23 @@ def test_without_credentials_every_route_is_401(gw, egressd_bin):
     first_password(d)
     anon = ApiClient.tcp(gw, TCP)
     forged = ApiClient.tcp(gw, TCP, token="A" * 43, cookie={"egress_session": "B" * 43})
-    checked = 0
+    checked = limited = 0
     for method, path, access in routes():
         if access == "open":
             continue
         for api in (anon, forged):
             r = api.request(method, path, body={} if method in ("POST", "PATCH", "PUT")
                             else None)
-            assert r.status == 401, (method, path, r)
+            # a forged token counts as a failed login: past five, 429 before any lookup
+            if api is forged and r.status == 429:
+                limited += 1
+                assert r.headers.get("retry-after"), r
+            else:
+                assert r.status == 401, (method, path, r)
             assert "error" in r.json()
         checked += 1
     assert checked >= 5
+    assert limited == checked - 5, (limited, checked)
     assert anon.get("/healthz").status in (200, 503)
     assert anon.post("/api/login", {"username": "admin"}).status == 400
     assert d.stop() == 0
@@ -389,15 +395,21 @@ def test_every_server_route_needs_credentials(tmp_path, server_bin):
             if access == "open":
                 continue
             body = {} if method in ("POST", "PATCH", "PUT") else None
-            for api in (anon, forged):
-                r = api.request(method, path, body=body)
-                assert r.status == 401, (method, path, r)
+            r = anon.request(method, path, body=body)
+            assert r.status == 401, (method, path, r)
             if not (method in ("GET", "HEAD") and access == "read") and \
                     (method, path) != ("POST", "/api/logout"):
                 r = reader.request(method, path, body=body)
                 assert r.status == 403, (method, path, r)
             checked += 1
         assert checked >= 8
+        # a forged token counts as a failed login: past five, 429 before any lookup (and
+        # then the reader from the same address waits too, as after five wrong passwords)
+        for i, (method, path, access) in enumerate(p for p in found if p[2] != "open"):
+            r = forged.request(method, path, body={} if method in ("POST", "PATCH", "PUT")
+                               else None)
+            assert r.status == (429 if i >= 5 else 401), (method, path, r)
+        assert reader.get("/api/entries").status == 429
         assert srv.api().get("/api/entries").json()["entries"] == []
     finally:
         srv.stop()

@@ -33,6 +33,7 @@
 
 #include "api.h"
 #include "api_server.h"
+#include "auth_store.h"
 #include "conf.h"
 #include "metrics.h"
 #include "modules.h"
@@ -276,9 +277,10 @@ static void resp_clear(struct resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* One request on its own connection ("Connection: close" is added to the head). */
-static void request(struct t *t, const char *method, const char *path, const char *body,
-	struct resp *ret)
+/* One request on its own connection ("Connection: close" is added to the head), with
+ * headers (NULL or lines each ending in CRLF). */
+static void request_h(struct t *t, const char *method, const char *path, const char *headers,
+	const char *body, struct resp *ret)
 {
 	char head[1024];
 	char *all, *sep;
@@ -287,8 +289,8 @@ static void request(struct t *t, const char *method, const char *path, const cha
 
 	memset(ret, 0, sizeof(*ret));
 	snprintf(head, sizeof(head),
-		"%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
-		method, path, body ? strlen(body) : 0);
+		"%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: %zu\r\n%s\r\n",
+		method, path, body ? strlen(body) : 0, headers ? headers : "");
 	send_all(fd, head, strlen(head));
 	if (body)
 		send_all(fd, body, strlen(body));
@@ -303,6 +305,26 @@ static void request(struct t *t, const char *method, const char *path, const cha
 	ret->body = xstrdup(sep + 4);
 	ret->json = json_loads(ret->body, JSON_DECODE_ANY, NULL);
 	free(all);
+}
+
+static void request(struct t *t, const char *method, const char *path, const char *body,
+	struct resp *ret)
+{
+	request_h(t, method, path, NULL, body, ret);
+}
+
+/* Does the registry's text hold line (a whole line)? */
+static bool metrics_have(struct t *t, const char *line)
+{
+	char *text, want[256];
+	size_t len;
+	bool found;
+
+	assert_int_equal(metrics_render(t->metrics, &text, &len), 0);
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	found = strstr(text, want) != NULL;
+	free(text);
+	return found;
 }
 
 static const char *jstr(const struct resp *r, const char *key)
@@ -644,6 +666,41 @@ static void test_stream_outlives_the_deadline(void **state)
 	close(fd);
 }
 
+/*
+ * Unknown bearer tokens count against the address as failed logins do: the first ones are
+ * 401, then 429 with Retry-After before any lookup, each counted; a caller without a token
+ * (here the socket's admin) is not held back by them.
+ */
+static void test_unknown_tokens_are_rate_limited(void **state)
+{
+	struct t *t = *state;
+	struct resp r;
+	char line[128];
+
+	for (int i = 0; i < AUTH_RATE_BURST; i++) {
+		request_h(t, "GET", "/t/items/1", "Authorization: Bearer not-a-token\r\n", NULL, &r);
+		assert_int_equal(r.status, 401);
+		assert_string_equal(jstr(&r, "error"), "unknown token");
+		resp_clear(&r);
+	}
+	request_h(t, "GET", "/t/items/1", "Authorization: Bearer not-a-token\r\n", NULL, &r);
+	assert_int_equal(r.status, 429);
+	assert_non_null(strstr(r.head, "Retry-After: "));
+	resp_clear(&r);
+	snprintf(line, sizeof(line), "egress_api_tokens_refused_total{result=\"unknown\"} %d",
+		AUTH_RATE_BURST);
+	assert_true(metrics_have(t, line));
+	assert_true(metrics_have(t, "egress_api_tokens_refused_total{result=\"rate_limited\"} 1"));
+	/* a malformed header is no guess at a token: 401, not counted */
+	request_h(t, "GET", "/t/items/1", "Authorization: Basic eDp5\r\n", NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_clear(&r);
+	assert_true(metrics_have(t, "egress_api_tokens_refused_total{result=\"rate_limited\"} 1"));
+	request(t, "GET", "/t/items/1", NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+}
+
 static int setup_slow(void **state)
 {
 	return setup_with(state, "timeout = 300ms\n");
@@ -672,6 +729,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream_outlives_the_deadline, setup_slow,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_max_clients_oldest_waiting_goes, setup_two,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_tokens_are_rate_limited, setup,
 			teardown),
 	};
 
