@@ -129,6 +129,9 @@ struct device {
 	unsigned dirty;
 	struct dev_forward *fwds; /* automatic, then added by hand */
 	size_t n_fwds;
+	/* what the nftables table last committed holds for it (nft_has: it is in it) */
+	bool nft_has;
+	struct addr nft_lan4, nft_wan4, nft_wan6;
 };
 
 /* A device's DHCPv4 address, the time it was written in the lease file: to tell news. */
@@ -509,14 +512,33 @@ static struct dev_net_want *wants_all(const struct devices *d, size_t *n_ret)
 	return w;
 }
 
-/* ACTIVE with a WAN address, ACQUIRING without, while it has its identity. */
+/*
+ * Whether the kernel holds what v's addresses need: its addresses, routes and rules set
+ * (no DIRTY_NET pending) and a committed nftables table with its SNAT as it is now.
+ */
+static bool device_applied(const struct device *v)
+{
+	struct dev_net_want w;
+
+	if (!v->nft_has || (v->dirty & DIRTY_NET))
+		return false;
+	device_want(v, &w);
+	return addr_same(&v->nft_lan4, &w.lan4) && addr_same(&v->nft_wan4, &w.wan4.addr) &&
+	       addr_same(&v->nft_wan6, &w.wan6_src);
+}
+
+/*
+ * ACTIVE with a WAN address once the kernel holds it (device_applied()), ACQUIRING before,
+ * while it has its identity: a client told `active` finds its NAT in place.
+ */
 static void status_update(struct device *v)
 {
 	enum dev_status s;
 
 	if (!v->identity)
 		return;
-	s = v->rec.has_lease4 || v->rec.wan6.addr.family ? DEV_ACTIVE : DEV_ACQUIRING;
+	s = (v->rec.has_lease4 || v->rec.wan6.addr.family) && device_applied(v) ? DEV_ACTIVE :
+										 DEV_ACQUIRING;
 	if (s != v->rec.status) {
 		v->rec.status = s;
 		v->dirty |= DIRTY_STORE;
@@ -1120,11 +1142,28 @@ static void neigh_probe(struct devices *d, const struct addr *dst, const uint8_t
 
 /* ------------------------------------------------------------------ the loop's work */
 
+/* The table just committed holds every device with an identity as it is now. */
+static void nft_committed(struct devices *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		struct device *v = d->v[i];
+		struct dev_net_want w;
+
+		v->nft_has = v->identity;
+		if (!v->identity)
+			continue;
+		device_want(v, &w);
+		v->nft_lan4 = w.lan4;
+		v->nft_wan4 = w.wan4.addr;
+		v->nft_wan6 = w.wan6_src;
+	}
+}
+
 /* Once per loop turn: the store in one transaction, then the kernel, then the relay. */
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct devices *d = arg;
-	bool store = d->n_hist > 0, net_more = false;
+	bool store = d->n_hist > 0, net_more = false, again = false;
 	int net_done = 0, r;
 
 	(void)fd;
@@ -1200,7 +1239,17 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		if (r < 0) {
 			log_warnx("devices: nftables table %s: %s", DEV_NFT_TABLE, strerror(-r));
 			set_error(d, "nftables: %s", strerror(-r));
-		}
+		} else
+			nft_committed(d);
+	}
+	/* ACTIVE now that the kernel holds it; the store gets it at the next turn */
+	for (size_t i = 0; i < d->n; i++) {
+		struct device *v = d->v[i];
+		enum dev_status was = v->rec.status;
+
+		status_update(v);
+		if (v->rec.status != was)
+			again = true;
 	}
 	for (size_t i = 0; i < d->n && d->relay; i++) {
 		struct device *v = d->v[i];
@@ -1214,7 +1263,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			on ? &v->rec.lan4 : NULL, v->fwds, on ? v->n_fwds : 0);
 	}
 	tick_arm(d);
-	if (net_more)
+	if (net_more || again)
 		devices_schedule(d);
 }
 
@@ -2709,6 +2758,8 @@ static void adopt(struct devices *d)
 			v->rec.has_lease6 = false;
 		if (v->rec.slot >= d->slots)
 			continue; /* max_devices went down: served again when it shows up */
+		if (s == DEV_ACTIVE)
+			v->rec.status = DEV_ACQUIRING; /* until its NAT is in place again */
 		v->present = true;
 		v->heard_ms = now;
 		device_want(v, &w[n++]);

@@ -386,10 +386,19 @@ class DevLab:
             raise LabError("GET /devices/%s: %r" % (mac_of(i), r))
         return r.json()
 
-    def wait_active(self, idx, v4=None, v6=None, timeout=30.0, plan=None, daemon=None):
+    def snat_addrs(self):
+        """The WAN IPv4 addresses egressd's nftables table SNATs devices to, as committed."""
+        r = self.gw.run(["nft", "list", "chain", "inet", "egress_devices", "postrouting"],
+                        check=False)
+        return set(re.findall(r"snat ip to ([0-9.]+)", r.stdout))
+
+    def wait_active(self, idx, v4=None, v6=None, timeout=30.0, plan=None, daemon=None,
+                    nat_first=False, interval=0.3):
         """Until every device of idx is active with a WAN IPv4 (v4) and IPv6 (v6) in the
         current plan's subnets (v4 and v6 default to what the upstream's mode offers);
-        returns {device number: record}."""
+        returns {device number: record}.  nat_first: at each look, every device listed
+        active with a WAN IPv4 must already have its SNAT in the table (egressd says
+        `active` only once it is)."""
         v4 = self.mode in ("dual", "v4") if v4 is None else v4
         v6 = self.mode in ("dual", "v6") if v6 is None else v6
         net4, net6 = self.subnet(4, plan), self.subnet(6, plan)
@@ -407,9 +416,14 @@ class DevLab:
         def all_active():
             devs = self.devices(daemon=daemon)
             got = {i: devs.get(mac_of(i)) for i in idx}
+            if nat_first:
+                listed = {r["ipv4_wan_address"] for r in devs.values()
+                          if r.get("status") == "active" and r.get("ipv4_wan_address")}
+                missing = listed - self.snat_addrs()
+                assert not missing, "listed active before their SNAT: %s" % sorted(missing)
             return got if all(ok(r) for r in got.values()) else None
         try:
-            return wait_for(all_active, timeout=timeout, interval=0.3,
+            return wait_for(all_active, timeout=timeout, interval=interval,
                             what="devices %s active" % _ranges(idx))
         except AssertionError as e:
             devs = self.devices(daemon=daemon)
@@ -427,20 +441,6 @@ class DevLab:
                              timeout=timeout + 5)
         f = r.stdout.split()
         return f[1] if r.returncode == 0 and len(f) == 2 and f[0] == "inet" else None
-
-    def fetch_until(self, i, want, family=4, timeout=10):
-        """fetch() until the server sees want (a device's data plane may follow its lease
-        by a moment: its NAT table is rebuilt at most every few hundred ms); the last seen."""
-        seen = [None]
-
-        def sees():
-            seen[0] = self.fetch(i, family=family)
-            return seen[0] == want
-        try:
-            wait_for(sees, timeout=timeout, interval=0.2, what="device %d seen as %s" % (i, want))
-        except Exception:
-            pass
-        return seen[0]
 
     def fetch_from_inet(self, addr, port, timeout=2):
         """The internet server's host fetches http://addr:port/: the answer's words (a device's

@@ -66,7 +66,7 @@ def test_ipv4_only(dl, egressd_bin):
     for i in DEVICES:
         assert not recs[i].get("ipv6_address"), recs[i]
         assert v4[mac_of(i)] == recs[i]["ipv4_wan_address"]
-        assert dl.fetch_until(i, recs[i]["ipv4_wan_address"]) == recs[i]["ipv4_wan_address"]
+        assert dl.fetch(i) == recs[i]["ipv4_wan_address"]
     assert dl.fetch_from_inet(recs[1]["ipv4_wan_address"], 8080) == [name_of(1), INET4]
     check_unregistered(dl)
     st = dl.api().get("/status").json()
@@ -100,7 +100,7 @@ def test_renumbering(dl, egressd_bin):
         assert new[i]["ipv4_wan_address"] != old[i]["ipv4_wan_address"]
         assert v4[mac_of(i)] == new[i]["ipv4_wan_address"]
         assert v6[mac_of(i)] == new[i]["ipv6_address"]
-        assert dl.fetch_until(i, new[i]["ipv4_wan_address"]) == new[i]["ipv4_wan_address"]
+        assert dl.fetch(i) == new[i]["ipv4_wan_address"]
         assert dl.fetch_bound(new[i]["ipv6_address"]) == new[i]["ipv6_address"]
     assert dl.fetch_from_inet(new[1]["ipv6_address"], 8080) == [name_of(1), LAN_GW]
     assert dl.fetch_from_inet(new[1]["ipv4_wan_address"], 8080) == [name_of(1), INET4]
