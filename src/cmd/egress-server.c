@@ -114,7 +114,7 @@ int main(int argc, char **argv)
 	/* Without -server-conf-path, a missing default file means "defaults and flags only". */
 	if (!a.conf_given && access(a.conf_path, F_OK) < 0 && errno == ENOENT)
 		a.conf_path = NULL;
-	conf = server_conf_read(a.conf_path, &o, &errs);
+	conf = server_conf_read(a.conf_path, &o, NULL, &errs);
 	if (!conf) {
 		conf_errors_print(&errs, stderr);
 		fprintf(stderr, "egress-server: %zu error%s in the configuration\n", errs.n,

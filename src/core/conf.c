@@ -1234,13 +1234,26 @@ void conf_keep_secrets(struct conf *conf, const struct conf *from, struct conf_e
 			for (size_t ki = 0; ki < t->n_keys; ki++) {
 				const struct conf_key *k = &t->keys[ki];
 				char **v = (char **)((char *)s + k->offset);
-				if (!(k->flags & CONF_SECRET) || k->type != CONF_STRING || !*v ||
-					!streq(*v, CONF_SECRET_MASK))
+				if (!(k->flags & CONF_SECRET) || k->type != CONF_STRING || !*v)
+					continue;
+				bool whole = streq(*v, CONF_SECRET_MASK);
+				if (!whole && !(k->unmask && strstr(*v, CONF_SECRET_MASK)))
 					continue;
 				if (!fs && from)
 					fs = conf_find(from, t->name, s->name);
 				char *const *fv = fs ? (char *const *)((const char *)fs + k->offset)
 						     : NULL;
+				if (!whole) {
+					const char *why = "cannot be read";
+					char *made = k->unmask(*v, fv ? *fv : NULL, &why);
+					if (!made) {
+						conf_section_error(errs, s, k->name, "%s", why);
+						continue;
+					}
+					free(*v);
+					*v = made;
+					continue;
+				}
 				if (!fv || !*fv) {
 					conf_section_error(errs, s, k->name,
 						"expected the secret itself: %s stands for the running "
@@ -1253,6 +1266,14 @@ void conf_keep_secrets(struct conf *conf, const struct conf *from, struct conf_e
 			}
 		}
 	}
+}
+
+void conf_secret_shown(const struct conf_key *k, const char *value, char *buf, size_t len)
+{
+	char *m = k->mask ? k->mask(value) : NULL;
+
+	snprintf(buf, len, "%s", m ? m : CONF_SECRET_MASK);
+	free(m);
 }
 
 /* Values that inih would not read back as written need a different spelling. */
@@ -1299,8 +1320,11 @@ void conf_print(const struct conf *conf, FILE *f)
 					continue;
 				for (size_t vi = 0; vi < n; vi++) {
 					conf_format(s, k, vi, buf, sizeof(buf));
-					if (k->flags & CONF_SECRET)
-						snprintf(buf, sizeof(buf), "%s", CONF_SECRET_MASK);
+					if (k->flags & CONF_SECRET) {
+						char shown[sizeof(buf)];
+						conf_secret_shown(k, buf, shown, sizeof(shown));
+						snprintf(buf, sizeof(buf), "%s", shown);
+					}
 					if (printable_value(buf))
 						fprintf(f, "%s = %s\n", k->name, buf);
 					else

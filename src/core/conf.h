@@ -107,6 +107,16 @@ struct conf_key {
 	const char *help; /* one line, for --help and the man page */
 	/* NULL, or whether the key means anything in this section (conf_print skips it if not) */
 	bool (*relevant)(const struct conf_section *s);
+	/*
+	 * CONF_SECRET strings that hold more than the secret (a connection string with its
+	 * password).  NULL: the whole value is masked.  Else mask() gives the value as shown,
+	 * only the secret in it replaced by CONF_SECRET_MASK (a new string the caller frees;
+	 * NULL when value cannot be read: then it is masked whole), and unmask() the way back:
+	 * posted, shown so and sent back, made whole with the secret of running (NULL when
+	 * there is no running value).  A new string, or NULL with *why_ret saying why not.
+	 */
+	char *(*mask)(const char *value);
+	char *(*unmask)(const char *posted, const char *running, const char **why_ret);
 };
 
 struct conf;
@@ -203,6 +213,9 @@ int conf_validate(struct conf *conf, struct conf_errors *errs);
 /* What -n and the API show of a secret's value. */
 #define CONF_SECRET_MASK "********"
 
+/* A secret key's value as -n and the API show it (k has CONF_SECRET): into buf. */
+void conf_secret_shown(const struct conf_key *k, const char *value, char *buf, size_t len);
+
 /* Print the normalised configuration: every section, every key that has a
  * value, canonical spelling.  The output parses back to the same config, but for
  * secrets (CONF_SECRET), which it masks. */
@@ -211,8 +224,10 @@ void conf_print(const struct conf *conf, FILE *f);
 /*
  * A configuration printed by conf_print() and posted back carries CONF_SECRET_MASK for
  * each secret: take such a value as "the running one" and copy it from `from`'s section of
- * the same type and name.  A mask where `from` has no value is an error of that key (the
- * mask would otherwise become the password).  Run it before conf_validate().
+ * the same type and name (from may be NULL: nothing runs).  A key with an unmask hook
+ * takes the mask inside its value too (a connection string's password).  A mask where
+ * `from` has no value is an error of that key (the mask would otherwise become the
+ * password).  Run it before conf_validate().
  */
 void conf_keep_secrets(struct conf *conf, const struct conf *from, struct conf_errors *errs);
 

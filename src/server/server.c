@@ -82,7 +82,7 @@ static void server_reload_cb(void *arg)
 	struct conf *conf, *old = s->srv.conf;
 
 	loop_notify("RELOADING=1");
-	conf = server_conf_read(s->opts->conf_path, s->opts->overrides, &errs);
+	conf = server_conf_read(s->opts->conf_path, s->opts->overrides, old, &errs);
 	if (!conf) {
 		log_error("reload failed, keeping the running configuration:");
 		for (size_t i = 0; i < errs.n; i++)

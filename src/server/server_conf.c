@@ -83,7 +83,7 @@ const struct conf_server *conf_server(const struct conf *conf)
 }
 
 struct conf *server_conf_read(const char *path, const struct conf_overrides *o,
-	struct conf_errors *errs)
+	const struct conf *running, struct conf_errors *errs)
 {
 	struct conf *conf = conf_new(server_conf_types, n_server_conf_types);
 	struct conf_overrides presets = {0};
@@ -101,6 +101,8 @@ struct conf *server_conf_read(const char *path, const struct conf_overrides *o,
 	if (errs->n == before)
 		conf_apply_overrides(conf, &presets, errs);
 	conf_overrides_clear(&presets);
+	if (errs->n == before)
+		conf_keep_secrets(conf, running, errs);
 	if (errs->n == before)
 		conf_validate(conf, errs);
 	if (errs->n > before) {

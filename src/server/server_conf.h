@@ -23,10 +23,12 @@ const struct conf_server *conf_server(const struct conf *conf);
 /*
  * Read egress-server's configuration: the file at path (NULL: defaults only), then the
  * flags of o (may be NULL), then egress-server's own defaults of [api] where neither set
- * them; validated.  Every unnamed section exists.  NULL with the errors in errs; else the
+ * them; validated.  A secret shown masked by -n and written back so is running's (NULL: a
+ * mask is an error).  Every unnamed section exists.  NULL with the errors in errs; else the
  * caller's (conf_free()).
  */
 struct conf *server_conf_read(const char *path, const struct conf_overrides *o,
+	const struct conf *running,
 	struct conf_errors *errs);
 
 #endif

@@ -1,10 +1,20 @@
 /*
- * store_conf.c - the keyword table of [store] and its validation.
+ * store_conf.c - the keyword table of [store] and its validation, and how conninfo's
+ * passwords are shown (masked) and taken back.
  *
- * Must not hold logic beyond the section's own: opening the store is store.c's.
+ * Must not hold logic beyond the section's own: opening the store is store.c's.  Must not
+ * print or log a password.
  */
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include <libpq-fe.h>
+
+#include "conf.h"
+#include "log.h"
 #include "conf_keys.h"
 #include "store_conf.h"
 #include "util.h"
@@ -22,6 +32,110 @@ static bool is_sqlite(const struct conf_section *s)
 static bool is_postgresql(const struct conf_section *s)
 {
 	return ((const struct conf_store *)s)->backend == STORE_POSTGRESQL;
+}
+
+/* The keywords of a libpq connection string that hold a secret. */
+static bool conninfo_secret(const char *keyword)
+{
+	return streq(keyword, "password") || streq(keyword, "sslpassword");
+}
+
+/* Append "keyword=value" to f, the value quoted where libpq needs it (a space, a quote,
+ * a backslash, or nothing at all). */
+static void conninfo_append(FILE *f, bool first, const char *keyword, const char *value)
+{
+	bool quote = !*value || strpbrk(value, " \t\n\r\f\v'\\");
+
+	fprintf(f, "%s%s=%s", first ? "" : " ", keyword, quote ? "'" : "");
+	for (const char *p = value; quote && *p; p++)
+		fprintf(f, "%s%c", *p == '\'' || *p == '\\' ? "\\" : "", *p);
+	fprintf(f, "%s%s", quote ? "" : value, quote ? "'" : "");
+}
+
+/*
+ * opts as a connection string in key=value form (a URI comes back so too), each secret
+ * replaced by CONF_SECRET_MASK (mask) or by the running one where it is the mask (from).
+ */
+static char *conninfo_build(const PQconninfoOption *opts, bool mask, const PQconninfoOption *from)
+{
+	char *text = NULL;
+	size_t len = 0;
+	bool first = true;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		fatalx("store: out of memory for a connection string");
+	for (const PQconninfoOption *o = opts; o->keyword; o++) {
+		const char *v = o->val;
+
+		if (!v)
+			continue;
+		if (conninfo_secret(o->keyword) && mask)
+			v = CONF_SECRET_MASK;
+		else if (conninfo_secret(o->keyword) && from && streq(v, CONF_SECRET_MASK))
+			for (const PQconninfoOption *r = from; r->keyword; r++)
+				if (streq(r->keyword, o->keyword))
+					v = r->val;
+		conninfo_append(f, first, o->keyword, v);
+		first = false;
+	}
+	if (fclose(f) != 0)
+		fatalx("store: out of memory for a connection string");
+	return text;
+}
+
+static bool conninfo_has_secret(const PQconninfoOption *opts)
+{
+	for (const PQconninfoOption *o = opts; o->keyword; o++)
+		if (conninfo_secret(o->keyword) && o->val && *o->val)
+			return true;
+	return false;
+}
+
+/* conninfo as -n shows it: as written without a password, else with it masked. */
+static char *conninfo_mask(const char *value)
+{
+	PQconninfoOption *opts = PQconninfoParse(value, NULL);
+	char *shown;
+
+	if (!opts)
+		return NULL;
+	shown = conninfo_has_secret(opts) ? conninfo_build(opts, true, NULL) : xstrdup(value);
+	PQconninfoFree(opts);
+	return shown;
+}
+
+/* A conninfo shown masked and posted back: its masked passwords are the running ones. */
+static char *conninfo_unmask(const char *posted, const char *running, const char **why_ret)
+{
+	PQconninfoOption *opts = PQconninfoParse(posted, NULL), *from = NULL;
+	char *made = NULL;
+
+	if (!opts) {
+		*why_ret = "expected a libpq connection string (key=value pairs or a URI)";
+		return NULL;
+	}
+	from = running ? PQconninfoParse(running, NULL) : NULL;
+	for (const PQconninfoOption *o = opts; o->keyword; o++) {
+		bool found = false;
+
+		if (!conninfo_secret(o->keyword) || !o->val || !streq(o->val, CONF_SECRET_MASK))
+			continue;
+		for (const PQconninfoOption *f = from; f && f->keyword; f++)
+			if (streq(f->keyword, o->keyword) && f->val && *f->val)
+				found = true;
+		if (!found) {
+			*why_ret = "expected the password itself: " CONF_SECRET_MASK " stands for "
+				   "the running one, and there is none";
+			goto out;
+		}
+	}
+	made = conninfo_build(opts, false, from);
+out:
+	PQconninfoFree(opts);
+	if (from)
+		PQconninfoFree(from);
+	return made;
 }
 
 static const struct conf_key store_keys[] = {
@@ -46,10 +160,13 @@ static const struct conf_key store_keys[] = {
 		.name = "conninfo",
 		.type = CONF_STRING,
 		KEY(conf_store, conninfo),
+		.flags = CONF_SECRET,
 		.help = "postgresql: libpq connection string or URI, e.g. "
 			"\"host=db1 dbname=egress user=egress\" (a password is better in "
-			"~/.pgpass)",
+			"~/.pgpass; one here is shown masked)",
 		.relevant = is_postgresql,
+		.mask = conninfo_mask,
+		.unmask = conninfo_unmask,
 	},
 	{
 		.name = "tombstone_keep",

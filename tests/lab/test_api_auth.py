@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -411,5 +412,40 @@ def test_every_server_route_needs_credentials(tmp_path, server_bin):
             assert r.status == (429 if i >= 5 else 401), (method, path, r)
         assert reader.get("/api/entries").status == 429
         assert srv.api().get("/api/entries").json()["entries"] == []
+    finally:
+        srv.stop()
+
+
+def test_server_secrets_masked_and_kept(tmp_path, server_bin):
+    """egress-server -n masks its secrets ([api] password_hash whole, a PostgreSQL
+    conninfo's password inside it); a configuration written back so and reloaded keeps the
+    running secrets: the password still logs in and its session lives on."""
+    h = scrypt_hash("correct horse")
+    conf = tmp_path / "check.conf"
+    conf.write_text("[api]\npassword_hash = %s\n\n[store]\nbackend = postgresql\n"
+                    "conninfo = host=db1 dbname=egress user=egress password=s3cret\n" % h)
+    r = subprocess.run([str(server_bin), "-n", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "s3cret" not in r.stdout and h not in r.stdout, r.stdout
+    assert "password_hash = ********\n" in r.stdout, r.stdout
+    conninfo = [line for line in r.stdout.splitlines() if line.startswith("conninfo")]
+    assert len(conninfo) == 1 and "password=********" in conninfo[0] and \
+        "host=db1" in conninfo[0], conninfo
+    # the same output at a start, with nothing running: refused, the key named
+    conf.write_text(r.stdout)
+    r = subprocess.run([str(server_bin), "-n", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode != 0 and "conninfo" in r.stderr and "password_hash" in r.stderr, \
+        r.stderr
+    srv = EgressServer.start_local(tmp_path, server_bin, settings={"api": {"password_hash": h}})
+    try:
+        api = srv.tcp()
+        assert api.login("correct horse").status == 200
+        srv.reload({"api": {"password_hash": "********"}})
+        srv.wait_log(r"reload 1: replica")
+        assert "reload failed" not in srv.log()
+        assert api.get("/api/session").status == 200  # the session lives on
+        assert srv.tcp().login("correct horse").status == 200
     finally:
         srv.stop()

@@ -8,7 +8,7 @@
  * nothing (a trigger makes the backend fail in the middle), the resolver's address sets,
  * versions, deltas with tombstones, a snapshot for a version too old (too many tombstones,
  * or too old ones), the subscriber (once per loop turn), audit, gateway reports, [store]'s
- * validation, and durability: a child adds an entry and is killed with SIGKILL as soon as
+ * validation and its conninfo's password masked and taken back, and durability: a child adds an entry and is killed with SIGKILL as soon as
  * the call returned; the entry is there when the store opens again.
  */
 #include <errno.h>
@@ -888,6 +888,81 @@ static void test_conf(void **state)
 	conf_free(conf);
 }
 
+/* [store] conninfo as -n prints it (conf_print): a password masked, the rest as given;
+ * and written back so, the running password taken in again. */
+static struct conf *conf_of(const char *conninfo)
+{
+	struct conf_errors errs = {0};
+	struct conf *conf = conf_new(types, ARRAY_SIZE(types));
+	char text[512];
+
+	snprintf(text, sizeof(text), "[store]\nbackend = postgresql\nconninfo = %s\n", conninfo);
+	assert_int_equal(conf_load_string(conf, "t", text, &errs), 0);
+	assert_int_equal(errs.n, 0);
+	return conf;
+}
+
+static char *printed(const struct conf *conf)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	conf_print(conf, f);
+	fclose(f);
+	return text;
+}
+
+static void test_conf_conninfo_secret(void **state)
+{
+	struct conf_errors errs = {0};
+	struct conf *running, *posted;
+	char *text;
+
+	(void)state;
+	running = conf_of("host=db1 dbname=egress user=egress password='it\\'s secret'");
+	text = printed(running);
+	assert_null(strstr(text, "secret"));
+	assert_non_null(strstr(text, "password=********"));
+	assert_non_null(strstr(text, "host=db1"));
+	assert_non_null(strstr(text, "user=egress"));
+	free(text);
+	/* posted back masked: the running password, the host as posted */
+	posted = conf_of("host=db2 dbname=egress user=egress password=********");
+	conf_keep_secrets(posted, running, &errs);
+	assert_int_equal(errs.n, 0);
+	{
+		PQconninfoOption *o = PQconninfoParse(conf_store(posted)->conninfo, NULL);
+		int seen = 0;
+
+		assert_non_null(o);
+		for (PQconninfoOption *p = o; p->keyword; p++) {
+			if (streq(p->keyword, "password") && ++seen)
+				assert_string_equal(p->val, "it's secret");
+			if (streq(p->keyword, "host") && ++seen)
+				assert_string_equal(p->val, "db2");
+		}
+		assert_int_equal(seen, 2);
+		PQconninfoFree(o);
+	}
+	conf_free(posted);
+	/* a mask with nothing running is refused, naming the key */
+	posted = conf_of("postgresql://egress:********@db1/egress");
+	conf_keep_secrets(posted, NULL, &errs);
+	assert_int_equal(errs.n, 1);
+	assert_non_null(strstr(errs.msgs[0], "conninfo"));
+	conf_errors_clear(&errs);
+	conf_free(posted);
+	/* without a password: shown as written */
+	conf_free(running);
+	running = conf_of("postgresql://egress@db1/egress");
+	text = printed(running);
+	assert_non_null(strstr(text, "conninfo = postgresql://egress@db1/egress\n"));
+	free(text);
+	conf_free(running);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 static const struct CMUnitTest tests[] = {
@@ -910,7 +985,10 @@ static const struct CMUnitTest tests[] = {
 
 int main(void)
 {
-	static const struct CMUnitTest conf_tests[] = {cmocka_unit_test(test_conf)};
+	static const struct CMUnitTest conf_tests[] = {
+		cmocka_unit_test(test_conf),
+		cmocka_unit_test(test_conf_conninfo_secret),
+	};
 	int failed;
 
 	failed = cmocka_run_group_tests_name("store_conf", conf_tests, NULL, NULL);
