@@ -17,7 +17,10 @@
  * one is retried with a doubling wait; a set unchanged is counted as skipped.  With
  * require_ip_address, nothing is published while that address is on no local interface
  * (followed through netlink address events), and what was published is taken as unknown
- * once it comes back: the other node of the pair may have published in between.
+ * once it comes back: the other node of the pair may have published in between.  A reload
+ * restarts the module but keeps what was published (and the gate's state) while the name,
+ * its provider and require_ip_address stay the same, so that it sends no update for
+ * nothing; the addresses are asked again.
  *
  * Must not log or export a secret (the API key, the TSIG secret, the service's password),
  * nor send a public address request through anything but its uplink.
@@ -104,6 +107,7 @@ struct ddns {
 	struct ddns_set sending;   /* what the update in flight publishes */
 	struct ddns_set published; /* what the name holds, as far as we know */
 	bool published_known;
+	char *target; /* where and what it publishes (ddns_target()), kept over a restart */
 	int64_t published_at;
 	char last_error[256];
 	int64_t last_error_at;
@@ -776,6 +780,9 @@ static void ddns_stop(struct ddns *d)
 	if (d->retry_ev)
 		evtimer_del(d->retry_ev);
 	d->retry_pending = false;
+	/* an update cut short leaves the name unknown */
+	if (d->busy)
+		d->published_known = false;
 	d->busy = false;
 	d->backoff_ms = 0;
 	if (d->ip_password)
@@ -783,13 +790,40 @@ static void ddns_stop(struct ddns *d)
 	FREE_AND_NULL(d->ip_password);
 }
 
+/*
+ * Where and what c publishes, as a string: the provider and its server, the name and its
+ * TTL, and the gate.  The secrets are not in it (a new key changes nothing the name holds).
+ * The caller frees it.
+ */
+static char *ddns_target(const struct conf_ddns *c)
+{
+	char server[ADDR_STRLEN], gate[ADDR_STRLEN], *ret = NULL;
+
+	addr_str(&c->server, server, sizeof(server));
+	addr_str(&c->require_ip, gate, sizeof(gate));
+	if (asprintf(&ret, "%s %s %s [%s]:%d %s %s %d %" PRIu32 " %s", ddns_provider_name[c->provider],
+		    c->hostname ? c->hostname : "", c->dynu_url ? c->dynu_url : "",
+		    addr_is_set(&c->server) ? server : "", c->server_port, c->zone ? c->zone : "",
+		    c->tsig_key_name ? c->tsig_key_name : "", c->tsig_algorithm, c->record_ttl_ms,
+		    addr_is_set(&c->require_ip) ? gate : "") < 0)
+		fatalx("ddns: out of memory");
+	return ret;
+}
+
 static int ddns_start(struct ddns *d, const struct conf *conf)
 {
 	const struct conf_ddns *c = conf_ddns(conf);
-	char *secret = NULL;
+	char *secret = NULL, *target = ddns_target(c);
+	bool same = d->target && streq(d->target, target);
+	bool was_open = d->gate_open;
 	const char *env;
 	int r = 0;
 
+	free(d->target);
+	d->target = target;
+	/* a first start, or another name or provider: what it holds is not known */
+	if (!same)
+		d->published_known = false;
 	d->c = c;
 	if (c->ip_password)
 		d->ip_password = xstrdup(c->ip_password);
@@ -825,7 +859,8 @@ static int ddns_start(struct ddns *d, const struct conf *conf)
 		return r;
 	ddns_metrics_provider(d);
 	if (addr_is_set(&c->require_ip)) {
-		d->gate_open = false;
+		/* the same gate as before the reload: only a change of it counts */
+		d->gate_open = same && was_open;
 		r = nl_monitor_new(d->base, NL_GROUP_ADDR, ddns_nl_cb, d, &d->mon);
 		if (r < 0 || (r = ddns_gate_dump(d)) < 0) {
 			log_warnx("ddns: following the local addresses: %s", strerror(-r));
@@ -835,7 +870,6 @@ static int ddns_start(struct ddns *d, const struct conf *conf)
 			log_info("ddns: %s is on no local interface: nothing is published until it is",
 				addr_str(&c->require_ip, (char[ADDR_STRLEN]){0}, ADDR_STRLEN));
 	}
-	d->published_known = false;
 	for (size_t i = 0; i < d->set->n; i++)
 		ddns_uplink_add(d, d->set->v[i]);
 	ddns_schedule(d);
@@ -856,6 +890,7 @@ static void ddns_free(struct ddns *d)
 	curl_loop_free(d->loop);
 	ddns_set_clear(&d->sending);
 	ddns_set_clear(&d->published);
+	free(d->target);
 	free(d);
 }
 

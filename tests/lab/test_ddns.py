@@ -242,3 +242,48 @@ def test_dynudns(dlab):
     finally:
         assert d.stop() == 0
     d.assert_clean()
+
+
+def test_reload_unchanged_and_service_credentials(dlab):
+    """The public address service's basic-auth credentials reach every gateway's service
+    (and stay out of the log); a reload that changes nothing asks the addresses again but
+    sends no update: what was published is kept over the module's restart."""
+    lab, dns, health = dlab
+    gw = lab["gw"]
+    password = "pub-ip-pass-0815"
+    d = start(lab, "egressd-reload", *rfc2136_flags(lab, "egressd-reload", "reload." + ZONE),
+              "-public-ip-service-username", "lab-user",
+              "-public-ip-service-password", password)
+    try:
+        wait_for(lambda: records(dns, "reload." + ZONE) == sorted(PUBLIC), timeout=15,
+                 what="BIND to hold every gateway's public address")
+        want = "Basic " + base64.b64encode(("lab-user:" + password).encode()).decode()
+        for i in range(5):
+            seen = lab["g%d" % (i + 1)].run(["curl", "-sf", "http://127.0.0.1:8000/auth"]).stdout
+            assert json.loads(seen) == want, (i, seen)
+        assert password not in d.log()
+
+        def fetched():
+            text = gw.curl("http://127.0.0.1:9090/metrics").stdout
+            return sum(float(v) for v in re.findall(
+                r'^public_ip_fetch_total\{gateway_ip="[^"]+",status="success"\} (\S+)$',
+                text, re.M))
+
+        wait_for(lambda: (metric(gw, "ddns_updates_skipped_total", '{reason="unchanged"}')
+                          or 0) >= 1, timeout=10, what="the skip that follows the update")
+        sent = metric(gw, "ddns_updates_total", '{provider="rfc2136",status="success"}')
+        skipped = metric(gw, "ddns_updates_skipped_total", '{reason="unchanged"}')
+        asked, before = fetched(), serial(dns)
+        d.reload()
+        d.wait_log(r"reload 1: ", timeout=10)
+        # every gateway asked again, then the set is compared: unchanged, no update
+        wait_for(lambda: fetched() >= asked + 5, timeout=15, what="the addresses asked again")
+        wait_for(lambda: metric(gw, "ddns_updates_skipped_total", '{reason="unchanged"}')
+                 > skipped, timeout=10, what="the set found unchanged after the reload")
+        assert metric(gw, "ddns_updates_total", '{provider="rfc2136",status="success"}') == sent
+        assert metric(gw, "ddns_updates_total", '{provider="rfc2136",status="failure"}') == 0
+        assert serial(dns) == before
+        assert records(dns, "reload." + ZONE) == sorted(PUBLIC)
+    finally:
+        assert d.stop() == 0
+    d.assert_clean()
