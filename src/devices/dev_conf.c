@@ -140,6 +140,17 @@ static const struct conf_key devices_keys[] = {
 		.help = "priority of the devices' routing rules (ahead of the main table)",
 	},
 	{
+		.name = "mark",
+		.type = CONF_U32,
+		KEY(conf_devices, mark),
+		.flags = CONF_HEX,
+		.min = 1,
+		.max = 0xffffffff,
+		.def = "0x10000",
+		.help = "the packet mark (all of its bits) a socket on a device's IPv6 address "
+			"carries to leave as the device (egressd's relay does)",
+	},
+	{
 		.name = "macvlan_mode",
 		.type = CONF_ENUM,
 		KEY(conf_devices, macvlan_mode),

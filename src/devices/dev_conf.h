@@ -37,6 +37,8 @@ struct conf_devices {
 	char *state_dir;	   /* DEV_STORE_FILE lives here (default /var/lib/egress) */
 	uint32_t table_base;	   /* device N's routing table: table_base + N (default 30000) */
 	uint32_t rule_priority;	   /* its rules' priority (default 3000) */
+	uint32_t mark;		   /* SO_MARK of egressd's sockets on a device's IPv6 address,
+				    * which its IPv6 rule asks for (default 0x10000) */
 	int macvlan_mode;	   /* enum nl_macvlan_mode (default bridge) */
 	bool port_forwards;	   /* set up port_map for every device (default yes) */
 	struct word_list port_map_words; /* key port_map: "8080:80 2323:23" (the default) */

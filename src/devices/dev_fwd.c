@@ -72,6 +72,7 @@ struct fwd_dev {
 
 struct dev_relay {
 	struct event_base *base;
+	uint32_t mark;
 	struct relay_pool *pool;
 	struct fwd_dev *devs;
 	struct fwd_conn *conns;
@@ -150,13 +151,15 @@ static void relay_resume_cb(evutil_socket_t fd, short what, void *arg)
 			}
 }
 
-int dev_relay_new(struct event_base *base, uint32_t idle_ms, struct dev_relay **ret)
+int dev_relay_new(struct event_base *base, uint32_t idle_ms, uint32_t mark,
+	struct dev_relay **ret)
 {
 	struct dev_relay *r = xcalloc(1, sizeof(*r));
 	struct relay_opts o = {.idle_timeout_ms = idle_ms};
 	int e;
 
 	r->base = base;
+	r->mark = mark;
 	r->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 20);
 	r->pause = evtimer_new(base, relay_resume_cb, r);
 	if (!r->pause) {
@@ -358,6 +361,7 @@ static int lst_open(struct fwd_lst *l)
 	if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one)) < 0 ||
+		(r->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &r->mark, sizeof(r->mark)) < 0) ||
 		bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, FWD_BACKLOG) < 0) {
 		e = -errno;
 		close(fd);

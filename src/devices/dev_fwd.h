@@ -27,8 +27,10 @@ struct dev_relay;
  */
 int dev_port_map_parse(const char *s, uint16_t *outer, uint16_t *inner, const char **why);
 
-/* idle_ms: idle timeout of a relayed connection (0: none). */
-int dev_relay_new(struct event_base *base, uint32_t idle_ms, struct dev_relay **ret);
+/* idle_ms: idle timeout of a relayed connection (0: none); mark: the listeners' SO_MARK
+ * (their connections inherit it), which the device's IPv6 rule asks for (0: none). */
+int dev_relay_new(struct event_base *base, uint32_t idle_ms, uint32_t mark,
+	struct dev_relay **ret);
 /*
  * Make the device's listeners exactly fwds[0..n) on listen6 (unset, or n = 0: none) towards
  * dst4.  Listeners already right stay (their connections too).  0 or the first -errno (the

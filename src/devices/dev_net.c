@@ -346,7 +346,8 @@ static void plan_make(const struct dev_net *n, const struct dev_net_want *w, int
 		struct nl_rule *ru = &p->rules[p->n_rules++];
 
 		*ru = (struct nl_rule){.family = AF_INET6, .protocol = RTPROT_EGRESS,
-			.has_priority = true, .priority = n->c.rule_priority, .table = p->table};
+			.has_priority = true, .priority = n->c.rule_priority, .table = p->table,
+			.has_fwmark = n->c.mark != 0, .fwmark = n->c.mark, .fwmask = n->c.mark};
 		cidr_from_addr(&w->wan6_src, &ru->src);
 	}
 }

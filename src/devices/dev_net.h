@@ -18,7 +18,9 @@
  *    subnet on the macvlan and the default via the lease's router; its DHCPv6 address
  *    (/128) the same way; in T: default via the RA's router on the macvlan (IPv6);
  *  - rules at rule_priority: from LAN address iif lan -> T; from WAN IPv4 -> T;
- *    from WAN IPv6 -> T (the device's own and relayed traffic leaves by its identity);
+ *    from WAN IPv6 fwmark mark/mark -> T (egressd's relay leaves by the device's identity;
+ *    the host's other sockets never do, not even when the kernel picks the device's
+ *    address as their source for want of a route in main);
  *  - proxy NDP entry for its WAN IPv6 on wan when proxy_ndp;
  *  - none of its routes in main: the kernel's on-link route of each RA prefix SLAAC takes
  *    is taken out again (dev_net_prune_main()).
@@ -51,6 +53,7 @@ struct dev_net_conf {
 	const char *wan, *lan; /* interface names, borrowed */
 	uint32_t table_base, rule_priority;
 	uint32_t slots;	       /* slots are < slots: tables table_base.. are ours (0: 1000) */
+	uint32_t mark;	       /* the devices' IPv6 rules ask for fwmark mark/mark (0: none) */
 	int macvlan_mode;      /* enum nl_macvlan_mode */
 	bool proxy_ndp;
 };

@@ -2556,6 +2556,10 @@ static int probe_start(struct diag *g, struct device *v, int family)
 	if (setsockopt(p->fd, SOL_SOCKET, SO_BINDTODEVICE, v->rec.ifname,
 		    (socklen_t)strlen(v->rec.ifname)) < 0)
 		return -errno;
+	/* the device's IPv6 rule asks for the mark (dev_net.h) */
+	if (dconf(g->d)->mark && setsockopt(p->fd, SOL_SOCKET, SO_MARK, &dconf(g->d)->mark,
+					 sizeof(dconf(g->d)->mark)) < 0)
+		return -errno;
 	if ((r = addr_to_sockaddr(from, 0, &src, &sl)) < 0 ||
 		(r = addr_to_sockaddr(&p->dst, 0, &dst, &dl)) < 0)
 		return r;
@@ -2832,13 +2836,14 @@ static int devices_new(struct module_env *env, const struct conf *conf, void **r
 		.lan = d->lan,
 		.table_base = c->table_base,
 		.rule_priority = c->rule_priority,
+		.mark = c->mark,
 		.slots = d->slots,
 		.macvlan_mode = c->macvlan_mode,
 		.proxy_ndp = c->proxy_ndp};
 	r = dev_net_new(&nc, &d->net);
 	if (r < 0)
 		return r;
-	r = dev_relay_new(env->base, c->relay_idle_ms, &d->relay);
+	r = dev_relay_new(env->base, c->relay_idle_ms, c->mark, &d->relay);
 	if (r < 0) {
 		log_warnx("devices: relay: %s", strerror(-r));
 		return r;
@@ -2924,6 +2929,7 @@ static int devices_reconf(void *m, const struct conf *conf)
 	restart_key("macvlan_mode", o->macvlan_mode != c->macvlan_mode);
 	restart_key("proxy_ndp", o->proxy_ndp != c->proxy_ndp);
 	restart_key("relay_idle", o->relay_idle_ms != c->relay_idle_ms);
+	restart_key("mark", o->mark != c->mark);
 	restart_key("max_devices (its routing tables)", (uint32_t)c->max_devices > d->slots);
 	d->conf = conf;
 	mac_list(&c->allow, &d->allow, &d->n_allow);

@@ -450,14 +450,44 @@ class DevLab:
                           check=False, timeout=timeout + 5)
         return r.stdout.split() if r.returncode == 0 and r.stdout else None
 
-    def fetch_bound(self, src, timeout=2):
+    def fetch_bound(self, src, timeout=2, mark=None):
         """From the gateway, bound to src (a device's WAN address), fetch the internet
-        server's page: the address it saw, or None."""
-        url = "http://%s/" % (INET4 if ":" not in src else "[%s]" % INET6)
-        r = self.gw.run(["curl", "-s", "-m", str(timeout), "--interface", src, url],
-                        check=False, timeout=timeout + 5)
+        server's page: the address it saw, or None.  mark: the socket's SO_MARK (egressd's
+        relay marks its sockets with [devices] mark, DEVICES_MARK by default: only so does
+        the host's traffic leave by a device's IPv6 identity)."""
+        if mark is not None:
+            r = self.gw.run([sys.executable, "-c", _MARKED_FETCH, src, INET6 if ":" in src
+                             else INET4, str(mark), str(timeout)], check=False,
+                            timeout=timeout + 5)
+        else:
+            url = "http://%s/" % (INET4 if ":" not in src else "[%s]" % INET6)
+            r = self.gw.run(["curl", "-s", "-m", str(timeout), "--interface", src, url],
+                            check=False, timeout=timeout + 5)
         f = r.stdout.split()
         return f[1] if r.returncode == 0 and len(f) == 2 else None
+
+
+DEVICES_MARK = 0x10000  # [devices] mark's default
+
+# GET / from argv[1] to argv[2]:80 with SO_MARK argv[3]: the body on stdout.
+_MARKED_FETCH = """
+import socket, sys
+src, dst, mark, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.settimeout(timeout)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+s.bind((src, 0))
+s.connect((dst, 80))
+s.sendall(b"GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+sys.stdout.write(data.partition(b"\\r\\n\\r\\n")[2].decode())
+"""
 
 
 def _ranges(idx):

@@ -23,7 +23,7 @@ import subprocess
 
 import pytest
 
-from devlab import INET4, LAN_GW, DevLab, lan_of, mac_of, name_of
+from devlab import DEVICES_MARK, INET4, LAN_GW, DevLab, lan_of, mac_of, name_of
 from egressd import Egressd
 from lab import Lab, is_root, wait_for
 
@@ -111,7 +111,10 @@ def test_registered_devices_get_their_own_identity(dl):
         assert v6.get(mac_of(i)) == rec["ipv6_address"], (name_of(i), v6)
         assert dl.fetch(i) == rec["ipv4_wan_address"], name_of(i)
     for i in (1, 2, 3):
-        assert dl.fetch_bound(recs[i]["ipv6_address"]) == recs[i]["ipv6_address"]
+        a6 = recs[i]["ipv6_address"]
+        assert dl.fetch_bound(a6, mark=DEVICES_MARK) == a6
+    # bound to a device's address without the mark, the host's socket is not the device
+    assert dl.fetch_bound(recs[1]["ipv6_address"]) is None
 
     devs = dl.devices()
     assert set(devs) == {mac_of(i) for i in range(1, N + 1)}, "every LAN device is found"

@@ -25,7 +25,7 @@ import os
 
 import pytest
 
-from devlab import INET4, INET6, LAN_GW, DevLab, mac_of, name_of
+from devlab import DEVICES_MARK, INET4, INET6, LAN_GW, DevLab, mac_of, name_of
 from egressd import Egressd, api_paths
 from lab import Lab, is_root
 
@@ -77,7 +77,7 @@ def test_each_device_leaves_with_its_own_address(host):
             assert dl.fetch(i) == a4, "device %d from its own WAN address %s" % (i, a4)
         if dl.mode in ("dual", "v6"):
             assert v6[mac_of(i)] == a6
-            assert dl.fetch_bound(a6) == a6, "device %d's identity %s" % (i, a6)
+            assert dl.fetch_bound(a6, mark=DEVICES_MARK) == a6, "device %d's identity %s" % (i, a6)
     assert mac_of(4) not in v4 and mac_of(4) not in v6
 
 
@@ -111,12 +111,10 @@ def test_gateway_own_ipv4_leaves_by_the_wan(host):
     own_traffic(dl, recs, 4)
 
 
-@pytest.mark.xfail(strict=False, reason="known defect: with no IPv6 route in main to the "
-                   "destination (no RA default route yet, or none at all), the kernel picks "
-                   "any global address as source, a device's, and looks up again from it: "
-                   "the device's rule sends the host's connection out by that device's "
-                   "macvlan as the device")
 def test_gateway_own_ipv6_leaves_by_the_wan(host):
+    """Even with no IPv6 route in main to the destination (none at all, or no RA default
+    route yet), when the kernel picks a device's address as the source and looks the route
+    up again from it: the device's rule asks for the mark egressd's relay carries."""
     dl, _, recs = host
     own_traffic(dl, recs, 6)
 

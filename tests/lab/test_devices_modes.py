@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from devlab import INET4, LAN_GW, DevLab, mac_of, name_of
+from devlab import DEVICES_MARK, INET4, LAN_GW, DevLab, mac_of, name_of
 from lab import Lab, is_root
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.daemon]
@@ -82,7 +82,7 @@ def test_ipv6_only(dl, egressd_bin):
         a6 = recs[i]["ipv6_address"]
         assert not recs[i].get("ipv4_wan_address"), recs[i]
         assert v6[mac_of(i)] == a6
-        assert dl.fetch_bound(a6) == a6
+        assert dl.fetch_bound(a6, mark=DEVICES_MARK) == a6
         assert dl.fetch(i, timeout=1) is None  # no IPv4 upstream
     assert dl.fetch_from_inet(recs[1]["ipv6_address"], 8080) == [name_of(1), LAN_GW]
     check_unregistered(dl)
@@ -101,7 +101,7 @@ def test_renumbering(dl, egressd_bin):
         assert v4[mac_of(i)] == new[i]["ipv4_wan_address"]
         assert v6[mac_of(i)] == new[i]["ipv6_address"]
         assert dl.fetch(i) == new[i]["ipv4_wan_address"]
-        assert dl.fetch_bound(new[i]["ipv6_address"]) == new[i]["ipv6_address"]
+        assert dl.fetch_bound(new[i]["ipv6_address"], mark=DEVICES_MARK) == new[i]["ipv6_address"]
     assert dl.fetch_from_inet(new[1]["ipv6_address"], 8080) == [name_of(1), LAN_GW]
     assert dl.fetch_from_inet(new[1]["ipv4_wan_address"], 8080) == [name_of(1), INET4]
     check_unregistered(dl)

@@ -243,7 +243,7 @@ static void test_relay_bytes(void **state)
 	int c, s, status;
 
 	memcpy(f[0].mac, g_mac, 6);
-	assert_int_equal(dev_relay_new(g_base, 0, &r), 0);
+	assert_int_equal(dev_relay_new(g_base, 0, 0, &r), 0);
 	assert_int_equal(dev_relay_set(r, g_mac, &g_wan6, &g_lan4, f, 1), 0);
 	assert_int_equal(n_forwards(r), 1);
 	free(kt_run_capture(-1, argv, false, &status));
@@ -308,7 +308,7 @@ static void test_reconcile(void **state)
 
 	for (int i = 0; i < 3; i++)
 		memcpy(f[i].mac, g_mac, 6);
-	assert_int_equal(dev_relay_new(g_base, 0, &r), 0);
+	assert_int_equal(dev_relay_new(g_base, 0, 0, &r), 0);
 	assert_int_equal(dev_relay_set(r, g_mac, &g_wan6, &g_lan4, f, 2), 0);
 	assert_int_equal(n_forwards(r), 2);
 	c = client_connect(8080);
@@ -393,7 +393,7 @@ static void test_port_taken(void **state)
 	sa.sin6_addr = g_wan6.v6;
 	assert_int_equal(bind(t, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(t, 8), 0);
-	assert_int_equal(dev_relay_new(g_base, 0, &r), 0);
+	assert_int_equal(dev_relay_new(g_base, 0, 0, &r), 0);
 	assert_int_equal(dev_relay_set(r, g_mac, &g_wan6, &g_lan4, f, 2), -EADDRINUSE);
 	o = fwd_of(r, 7070);
 	assert_non_null(o);
