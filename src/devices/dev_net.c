@@ -47,6 +47,7 @@ struct dev_net {
 	struct dev_net_conf c;
 	char wan[NL_IFNAMSIZ], lan[NL_IFNAMSIZ];
 	struct nl *nl;
+	struct nl *ct; /* NETLINK_NETFILTER, opened at the first dev_net_ct_forget() */
 	struct nft *nft;
 	struct dev_rec **recs; /* each allocated alone: its address owns sysctl holds */
 	size_t n_recs;
@@ -297,6 +298,7 @@ void dev_net_free(struct dev_net *n, bool keep)
 		rec_drop(n, n->recs[0]);
 	free(n->recs);
 	sysctl_release_all(n, keep);
+	nl_free(n->ct);
 	nl_free(n->nl);
 	nft_free(n->nft);
 	free(n);
@@ -755,6 +757,61 @@ int dev_net_device_del(struct dev_net *n, const uint8_t mac[6], uint32_t slot)
 	if (rec)
 		rec_drop(n, rec);
 	return ret;
+}
+
+/* ---- conntrack -------------------------------------------------------------------- */
+
+struct ct_forget {
+	const struct addr *lan4, *wan4;
+	struct nl_ct *v;
+	size_t n, cap;
+};
+
+/* An entry our NAT made for the device with wan4: kept to be deleted after the dump. */
+static int ct_forget_cb(const struct nl_ct *ct, void *arg)
+{
+	struct ct_forget *f = arg;
+	bool snat, dnat;
+
+	if (f->wan4->family) {
+		snat = addr_eq(&ct->src, f->lan4) && addr_eq(&ct->reply_dst, f->wan4);
+		dnat = addr_eq(&ct->dst, f->wan4) && addr_eq(&ct->reply_src, f->lan4);
+	} else {
+		/* not NAT'd: the reply goes back to the device's LAN address itself */
+		snat = addr_eq(&ct->src, f->lan4) && addr_eq(&ct->reply_dst, f->lan4) &&
+		       addr_eq(&ct->reply_src, &ct->dst);
+		dnat = false;
+	}
+	if ((ct->proto != IPPROTO_TCP && ct->proto != IPPROTO_UDP) || !(snat || dnat))
+		return 0;
+	if (f->n == f->cap) {
+		f->cap = f->cap ? 2 * f->cap : 16;
+		f->v = xrealloc(f->v, f->cap * sizeof(*f->v));
+	}
+	f->v[f->n++] = *ct;
+	return 0;
+}
+
+int dev_net_ct_forget(struct dev_net *n, const struct addr *lan4, const struct addr *wan4)
+{
+	struct ct_forget f = {.lan4 = lan4, .wan4 = wan4};
+	int r, deleted = 0;
+
+	if (lan4->family != AF_INET || (wan4->family && wan4->family != AF_INET))
+		return 0;
+	if (!n->ct && (r = nl_open(NETLINK_NETFILTER, &n->ct)) < 0)
+		return r;
+	r = nl_ct_dump(n->ct, AF_INET, 0, 0, ct_forget_cb, &f);
+	for (size_t i = 0; r == 0 && i < f.n; i++) {
+		int e = nl_ct_delete(n->ct, &f.v[i]);
+
+		if (e == 0)
+			deleted++;
+		else if (e != -ENOENT)
+			r = e;
+	}
+	free(f.v);
+	return r < 0 ? r : deleted;
 }
 
 /* ---- nftables --------------------------------------------------------------------- */

@@ -97,6 +97,16 @@ int dev_net_prune_main(struct dev_net *n, const uint8_t mac[6]);
 int dev_net_device_del(struct dev_net *n, const uint8_t mac[6], uint32_t slot);
 /* The whole nftables table for these devices (SNAT, DNAT of forwards), atomically. */
 int dev_net_nft(struct dev_net *n, const struct dev_net_want *all, size_t n_all);
+/*
+ * A device's WAN IPv4 changed from wan4 (its LAN address was lan4): delete the conntrack
+ * entries our NAT made with the old address (TCP and UDP from lan4 SNAT'd to wan4, and
+ * forwards to wan4 DNAT'd to lan4), whose packets would otherwise keep leaving with it.
+ * wan4 unset: the device just got its SNAT, and the entries of lan4 that no NAT touched
+ * (made while it had no address upstream) go, so that its flows take the SNAT.  Only those:
+ * other entries of the device or the host stay.  Call it once the table with the new
+ * address is committed.  The number deleted, or -errno.
+ */
+int dev_net_ct_forget(struct dev_net *n, const struct addr *lan4, const struct addr *wan4);
 /* At start: remove macvlans, rules and tables of ours that belong to no device in all. */
 int dev_net_sweep(struct dev_net *n, const struct dev_net_want *all, size_t n_all);
 

@@ -1142,17 +1142,43 @@ static void neigh_probe(struct devices *d, const struct addr *dst, const uint8_t
 
 /* ------------------------------------------------------------------ the loop's work */
 
-/* The table just committed holds every device with an identity as it is now. */
+/* dev_net_ct_forget(), logged. */
+static void ct_forget(struct device *v, const struct addr *lan4, const struct addr *wan4)
+{
+	char a[ADDR_STRLEN];
+	int r = dev_net_ct_forget(v->d->net, lan4, wan4);
+
+	addr_str(wan4->family ? wan4 : lan4, a, sizeof(a));
+	if (r < 0)
+		log_warnx("devices: %s: conntrack entries of %s: %s", v->macs, a, strerror(-r));
+	else if (r > 0)
+		log_info("devices: %s: %d conntrack entries of %s %s deleted", v->macs, r,
+			wan4->family ? "its old WAN address" : "its LAN address without NAT", a);
+}
+
+/*
+ * The table just committed holds every device with an identity as it is now.  A device
+ * whose SNAT went or changed address loses the conntrack entries of the old one: its
+ * flows (a UDP stream that never pauses, a TCP connection) would keep leaving with an
+ * address that is no longer its own.
+ */
 static void nft_committed(struct devices *d)
 {
 	for (size_t i = 0; i < d->n; i++) {
 		struct device *v = d->v[i];
-		struct dev_net_want w;
+		struct dev_net_want w = {0};
 
+		if (v->identity)
+			device_want(v, &w);
+		if (!v->nft_has)
+			v->nft_wan4 = v->nft_lan4 = (struct addr){0};
+		if (!addr_same(&v->nft_wan4, &w.wan4.addr) || !addr_same(&v->nft_lan4, &w.lan4)) {
+			if (v->nft_wan4.family)
+				ct_forget(v, &v->nft_lan4, &v->nft_wan4);
+			if (w.wan4.addr.family)
+				ct_forget(v, &w.lan4, &(struct addr){0});
+		}
 		v->nft_has = v->identity;
-		if (!v->identity)
-			continue;
-		device_want(v, &w);
 		v->nft_lan4 = w.lan4;
 		v->nft_wan4 = w.wan4.addr;
 		v->nft_wan6 = w.wan6_src;

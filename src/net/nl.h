@@ -445,6 +445,11 @@ struct nl_ct {
 int nl_ct_build_delete_mark(void *buf, size_t buflen, int family, uint32_t mark, uint32_t mask);
 /* Dump request; mask 0: every entry of family. */
 int nl_ct_build_dump(void *buf, size_t buflen, int family, uint32_t mark, uint32_t mask);
+/*
+ * IPCTNL_MSG_CT_DELETE of the one entry with ct's original tuple (TCP or UDP; its id too
+ * when set, so that a newer entry of the same tuple stays).  -EINVAL for another protocol.
+ */
+int nl_ct_build_delete(void *buf, size_t buflen, const struct nl_ct *ct);
 /* IPCTNL_MSG_CT_NEW creating ct (borrowed): for tests and tools. */
 int nl_ct_build_new(void *buf, size_t buflen, const struct nl_ct *ct);
 int nl_ct_parse(const struct nlmsghdr *nlh, struct nl_ct *ret);
@@ -452,6 +457,8 @@ int nl_ct_parse(const struct nlmsghdr *nlh, struct nl_ct *ret);
 /* nl must be a NETLINK_NETFILTER socket. */
 int nl_ct_delete_mark(struct nl *nl, int family, uint32_t mark, uint32_t mask);
 int nl_ct_add(struct nl *nl, const struct nl_ct *ct);
+/* -ENOENT when it is gone already. */
+int nl_ct_delete(struct nl *nl, const struct nl_ct *ct);
 typedef int (*nl_ct_cb)(const struct nl_ct *ct, void *arg);
 int nl_ct_dump(struct nl *nl, int family, uint32_t mark, uint32_t mask, nl_ct_cb cb, void *arg);
 /* Number of entries with (ctmark & mask) == mark in *ret. */

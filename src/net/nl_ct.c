@@ -1,7 +1,7 @@
 /*
  * nl_ct.c - conntrack over ctnetlink (NETLINK_NETFILTER): delete every entry whose mark
- * matches under a mask (so that flows of a failed uplink pick a new one), dump and count
- * entries by mark, and create entries (for tests and tools).
+ * matches under a mask (so that flows of a failed uplink pick a new one), delete one entry
+ * by its tuple, dump and count entries by mark, and create entries (for tests and tools).
  *
  * All ctnetlink numbers are big-endian on the wire.  This file must not flush conntrack
  * beyond the mark it is given, nor log above debug.
@@ -89,6 +89,23 @@ static void nl_ct_put_tuple(struct nlb *b, uint16_t type, uint8_t proto, const s
 	nlb_be16(b, CTA_PROTO_DST_PORT, dport);
 	nlb_nest_end(b, l4);
 	nlb_nest_end(b, tuple);
+}
+
+int nl_ct_build_delete(void *buf, size_t buflen, const struct nl_ct *ct)
+{
+	struct nlb b;
+
+	if ((ct->family != AF_INET && ct->family != AF_INET6) || ct->src.family != ct->family ||
+		ct->dst.family != ct->family ||
+		(ct->proto != IPPROTO_UDP && ct->proto != IPPROTO_TCP))
+		return -EINVAL;
+	nl_ct_start(&b, buf, buflen, IPCTNL_MSG_CT_DELETE, 0, ct->family, NFNETLINK_V0);
+	nl_ct_put_tuple(&b, CTA_TUPLE_ORIG, ct->proto, &ct->src, &ct->dst, ct->sport, ct->dport);
+	if (ct->id)
+		nlb_be32(&b, CTA_ID, ct->id);
+	if (ct->zone)
+		nlb_be16(&b, CTA_ZONE, ct->zone);
+	return nlb_end(&b);
 }
 
 int nl_ct_build_new(void *buf, size_t buflen, const struct nl_ct *ct)
@@ -194,6 +211,15 @@ int nl_ct_parse(const struct nlmsghdr *nlh, struct nl_ct *ret)
 int nl_ct_delete_mark(struct nl *nl, int family, uint32_t mark, uint32_t mask)
 {
 	int err = nl_ct_build_delete_mark(nl_sendbuf(nl), NL_MSG_BUFSIZE, family, mark, mask);
+
+	if (err)
+		return err;
+	return nl_request(nl, nl_sendbuf(nl));
+}
+
+int nl_ct_delete(struct nl *nl, const struct nl_ct *ct)
+{
+	int err = nl_ct_build_delete(nl_sendbuf(nl), NL_MSG_BUFSIZE, ct);
 
 	if (err)
 		return err;

@@ -11,16 +11,40 @@ upstream restarts on another IPv4 subnet and IPv6 prefix, and every device acqui
 addresses of the new plan, each on its own, while the unregistered one still gets nothing.
 """
 
+import re
 import shutil
+import sys
 
 import pytest
 
-from devlab import DEVICES_MARK, INET4, LAN_GW, DevLab, mac_of, name_of
-from lab import Lab, is_root
+from devlab import DEVICES_MARK, INET4, LAN_GW, DevLab, lan_of, mac_of, name_of
+from lab import Lab, is_root, wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.daemon]
 
 DEVICES = (1, 2, 3)  # registered; device 4 is not
+STREAM_PORT = 9999
+
+# A UDP stream that never pauses: argv[1]:argv[2], one datagram every 0.2 s, one socket.
+UDP_STREAM = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+while True:
+    try:
+        s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+    except OSError:
+        pass
+    time.sleep(0.2)
+"""
+
+
+def stream_snat(dl, i):
+    """The addresses device i's UDP stream leaves with, as the gateway's conntrack has it
+    (the reply direction's destination of each entry)."""
+    out = dl.gw.run(["conntrack", "-L", "-p", "udp", "--orig-src", lan_of(i),
+                     "--orig-port-dst", str(STREAM_PORT)], check=False).stdout
+    return {m[1] for m in (re.findall(r"dst=(\S+)", line) for line in out.splitlines())
+            if len(m) >= 2}
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +117,17 @@ def test_ipv6_only(dl, egressd_bin):
 def test_renumbering(dl, egressd_bin):
     fresh(dl, egressd_bin, "dual", "a")
     old = dl.wait_active(DEVICES, timeout=30)
+    stream = dl.node(1).popen([sys.executable, "-c", UDP_STREAM, INET4, str(STREAM_PORT)],
+                              name="udpstream")
+    wait_for(lambda: stream_snat(dl, 1) == {old[1]["ipv4_wan_address"]}, timeout=10,
+             interval=0.2, what="device 1's stream from its WAN address")
     dl.upstream("dual", "b")
     new = dl.wait_active(DEVICES, timeout=60)
+    # its conntrack entry, SNAT'd to the old address, is deleted: the stream moves over
+    wait_for(lambda: stream_snat(dl, 1) == {new[1]["ipv4_wan_address"]}, timeout=10,
+             interval=0.2, what="device 1's stream from its new WAN address, not %s"
+             % old[1]["ipv4_wan_address"])
+    stream.stop()
     v4, v6 = dl.upstream_leases()
     for i in DEVICES:
         assert new[i]["ipv4_wan_address"] != old[i]["ipv4_wan_address"]

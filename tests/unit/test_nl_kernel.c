@@ -1475,6 +1475,17 @@ static void test_conntrack(void **state)
 	assert_int_equal(nl_request(g_ct, (struct nlmsghdr *)msg), 0);
 	assert_int_equal(ct_count(AF_INET6, 0x300, 0xffffffff), 0);
 	assert_int_equal(ct_count(AF_UNSPEC, 0, 0), 2);
+
+	/* one entry by its tuple: it goes, the other of the same addresses stays */
+	dup.sport = 1003;
+	dup.mark = 0;
+	assert_int_equal(nl_ct_delete(g_ct, &dup), 0);
+	assert_int_equal(ct_count(AF_UNSPEC, 0, 0), 1);
+	assert_int_equal(ct_count(AF_INET, 0x200, 0xffffffff), 1);
+	assert_int_equal(nl_ct_delete(g_ct, &dup), -ENOENT);
+	dup.proto = IPPROTO_ICMP;
+	assert_int_equal(nl_ct_delete(g_ct, &dup), -EINVAL);
+	assert_int_equal(ct_count(AF_UNSPEC, 0, 0), 1);
 }
 
 int main(void)
