@@ -7,9 +7,11 @@
  *     if the kernel refuses it, the running table stays as it was and the error is logged;
  *     the sticky sets of the uplinks still chosen stay in place or take over the entries
  *     of the running table's (affinity_take()), so that affinity outlives the change;
- *  3. per uplink, keep its routing table's default route and its fwmark rule (ours are
- *     found by protocol, priority and table - rule_mine_cb() - so a restart adopts them
- *     without duplicates, and removes at once those of uplinks that are gone);
+ *  3. per uplink, keep its routing table's default route, its fwmark rule and the rule of
+ *     its interface into main, beside the rules for the gateway's own traffic and the probe
+ *     mark (routing_reconcile(); ours are found by protocol, priority and table -
+ *     rule_mine_cb() - so a restart adopts them without duplicates, and removes at once
+ *     those of uplinks that are gone);
  *  4. for each uplink that stopped being usable, delete the conntrack entries carrying
  *     its mark, and only those: their clients reconnect at once through another uplink.
  *     A drained uplink ([uplink] enabled = false) only leaves the choice: its routing
@@ -30,6 +32,7 @@
 
 #include <net/if.h>
 
+#include <linux/fib_rules.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -205,6 +208,7 @@ static void model_build(struct policy_module *pm, struct model_buf *b)
 	b->m.lan = b->lan;
 	b->m.n_lan = bal->lan.n;
 	b->m.output = bal->output;
+	b->m.probe_mark = conf_balance_probe_mark(conf, bal);
 	b->m.flowtable = pm->flowtable && flow_devs_exist(conf);
 
 	b->uplinks = xcalloc(n + 1, sizeof(*b->uplinks));
@@ -353,11 +357,14 @@ static void table_remember(struct policy_module *pm, uint32_t table)
 }
 
 /*
- * Is r (our protocol, our priority range) ours?  At rule_priority, the rule to main's
- * specific routes; at rule_priority + 1 + i, a rule by mark into a table of ours: one an
- * uplink has had in this run, or table_base + i, uplink i's by default (an earlier run's
- * too, one with more uplinks).  Another tool's rule in the range is none of these.  The
- * tables of ours found are remembered: their routes go when no rule of ours needs them.
+ * Is r (our protocol, our priority range) ours?  At rule_priority, a rule into main: the
+ * gateway's own (iif lo) with suppress_prefixlength 0, or by an uplink's incoming interface
+ * (earlier versions had one for all, with suppress_prefixlength 0: it goes); at
+ * rule_priority + 1 + i, a rule by mark into a table of ours: one an uplink has had in this
+ * run, or table_base + i, uplink i's by default (an earlier run's too, one with more
+ * uplinks); at the last priority of the range, the probe mark's unreachable rule.  Another
+ * tool's rule in the range is none of these.  The tables of ours found are remembered:
+ * their routes go when no rule of ours needs them.
  */
 static bool rule_mine_cb(const struct nl_rule *r, void *arg)
 {
@@ -365,7 +372,11 @@ static bool rule_mine_cb(const struct nl_rule *r, void *arg)
 	uint32_t i = r->priority - pm->prio;
 
 	if (i == 0)
-		return r->table == RT_TABLE_MAIN && r->has_suppress_prefixlen && !r->has_fwmark;
+		return r->table == RT_TABLE_MAIN && !r->has_fwmark && !r->oif[0] &&
+		       !r->src.plen && !r->dst.plen && (r->has_suppress_prefixlen || r->iif[0]);
+	if (i == POLICY_MAX_UPLINKS - 1)
+		return r->action == FR_ACT_UNREACHABLE && r->has_fwmark && !r->iif[0] &&
+		       !r->oif[0] && !r->src.plen && !r->dst.plen;
 	if (!r->has_fwmark ||
 		(r->table != (uint64_t)pm->table_base + i - 1 && !table_known(pm, r->table)))
 		return false;
@@ -413,33 +424,92 @@ static void tables_prune(struct policy_module *pm, const struct nl_rule *want, s
 	pm->n_tables = k;
 }
 
-/* Each uplink's table gets its default route; each uplink its fwmark rule. */
+/* Is a rule of family `family` from ifname already in want[0..n)? */
+static bool iif_rule_wanted(const struct nl_rule *want, size_t n, int family, const char *ifname)
+{
+	for (size_t j = 0; j < n; j++)
+		if (want[j].family == family && streq(want[j].iif, ifname))
+			return true;
+	return false;
+}
+
+/*
+ * Each uplink's table gets its default route; each uplink its fwmark rule, and its
+ * interface a rule into main.  So a balanced packet's first rule after the local table is
+ * its uplink's: one lookup, in that table, as plain forwarding does one in main.
+ *
+ * That needs main's specific routes never to be wanted by a marked forwarded packet:
+ *  - the ruleset marks no new connection from the LAN whose destination main routes by
+ *    more than its default route.  It finds out with one lookup per new connection, under
+ *    the probe mark (policy_nft.h): the rule `iif lo lookup main suppress_prefixlength 0`
+ *    finds main's specific routes (nft's lookups come from lo), and where only the
+ *    default would match, the probe mark's rule (`unreachable`, last in our range) makes
+ *    the lookup fail;
+ *  - replies carry their uplink's mark (their reverse-path check looks the sender up with
+ *    it, in the uplink's table, where main may have no route back), but come in through
+ *    the uplink's interface, whose rule into main (before the marks) routes them to the
+ *    LAN: one lookup again;
+ *  - the gateway's own packets (from lo) keep main's specific routes ahead of their mark,
+ *    as before: the rule for lo.
+ */
 static int routing_reconcile(struct policy_module *pm)
 {
 	const struct conf *conf = pm->conf;
 	const struct conf_balance *bal = conf_balance(conf);
 	size_t n = conf_n_uplinks(conf);
-	struct nl_rule *want = xcalloc(2 * n + 3, sizeof(*want));
+	struct nl_rule *want = xcalloc(4 * n + 5, sizeof(*want));
 	size_t n_want = 0;
 	int r = 0, e;
 	bool fam[2] = {false, false};
 
 	sysctl_mark(pm);
 
-	/* Main's specific routes first: marked replies to the LAN must not follow an uplink's
-	 * default route (only main's default is suppressed). */
-	for (int f = 0; f < 2; f++)
-		want[n_want++] = (struct nl_rule){.family = f ? AF_INET6 : AF_INET,
+	for (int f = 0; f < 2; f++) {
+		want[n_want] = (struct nl_rule){.family = f ? AF_INET6 : AF_INET,
 			.protocol = RTPROT_EGRESS, .has_priority = true, .priority = pm->prio,
 			.table = RT_TABLE_MAIN, .has_suppress_prefixlen = true,
 			.suppress_prefixlen = 0};
-	for (size_t i = 0; i < n && i + 1 < POLICY_MAX_UPLINKS; i++) {
+		snprintf(want[n_want].iif, sizeof(want[n_want].iif), "lo");
+		n_want++;
+		want[n_want++] = (struct nl_rule){.family = f ? AF_INET6 : AF_INET,
+			.protocol = RTPROT_EGRESS, .has_priority = true,
+			.priority = pm->prio + POLICY_MAX_UPLINKS - 1, .action = FR_ACT_UNREACHABLE,
+			.has_fwmark = true, .fwmark = conf_balance_probe_mark(conf, bal),
+			.fwmask = bal->mark_mask};
+	}
+	for (size_t i = 0; i < n && i + 2 < POLICY_MAX_UPLINKS; i++) {
 		const struct conf_uplink *c = conf_uplink_at(conf, i);
 		const struct uplink *u = uplink_find(pm->set, c->s.name);
 		uint32_t table = conf_uplink_table(bal, c, i);
 
 		if (c->s.origin || !c->interface[0])
 			continue;
+		for (int f = 0; f < 2; f++) {
+			int family = f ? AF_INET6 : AF_INET;
+
+			if (f ? !uplink_v6(c) : !uplink_v4(c))
+				continue;
+			if (iif_rule_wanted(want, n_want, family, c->interface))
+				continue;
+			want[n_want] = (struct nl_rule){.family = family,
+				.protocol = RTPROT_EGRESS, .has_priority = true,
+				.priority = pm->prio, .table = RT_TABLE_MAIN};
+			snprintf(want[n_want].iif, sizeof(want[n_want].iif), "%s", c->interface);
+			n_want++;
+		}
+		for (int f = 0; f < 2; f++) {
+			int family = f ? AF_INET6 : AF_INET;
+
+			if (f ? !uplink_v6(c) : !uplink_v4(c))
+				continue;
+			if (iif_rule_wanted(want, n_want, family, c->interface))
+				continue;
+			want[n_want] = (struct nl_rule){.family = family,
+				.protocol = RTPROT_EGRESS, .has_priority = true,
+				.priority = pm->prio, .table = RT_TABLE_MAIN};
+			snprintf(want[n_want].iif, sizeof(want[n_want].iif), "%s", c->interface);
+			n_want++;
+		}
 		for (int f = 0; f < 2; f++) {
 			if (f ? !uplink_v6(c) : !uplink_v4(c))
 				continue;

@@ -79,7 +79,7 @@ static const struct conf_key balance_keys[] = {
 		.min = 1,
 		.max = 32000,
 		.def = "4600",
-		.help = "priority of the first uplink's fwmark rule; the others follow",
+		.help = "priority of the policy's first routing rules; the 255 after it are ours too",
 	},
 	{
 		.name = "keep_dataplane",
@@ -134,6 +134,24 @@ uint32_t conf_uplink_mark(const struct conf_balance *b, const struct conf_uplink
 	return (uint32_t)(i + 1) << __builtin_ctz(b->mark_mask);
 }
 
+uint32_t conf_balance_probe_mark(const struct conf *conf, const struct conf_balance *b)
+{
+	size_t n = conf_n_uplinks(conf);
+	uint32_t c = b->mark_mask;
+
+	/* the values inside the mask from the highest down: the uplinks' count up from the
+	 * lowest, so the first one tried is nearly always free */
+	for (; c; c = (c - 1) & b->mark_mask) {
+		bool used = false;
+
+		for (size_t i = 0; i < n && !used; i++)
+			used = conf_uplink_mark(b, conf_uplink_at(conf, i), i) == c;
+		if (!used)
+			return c;
+	}
+	return 0;
+}
+
 uint32_t conf_uplink_table(const struct conf_balance *b, const struct conf_uplink *u, size_t i)
 {
 	return u->table ? u->table : b->table_base + (uint32_t)i;
@@ -152,6 +170,10 @@ static void balance_validate(const struct conf *conf, const void *section,
 		if (strlen(b->lan.v[i]) >= IFNAMSIZ)
 			conf_section_error(errs, &b->s, "lan", "expected interface names, got \"%s\"",
 				b->lan.v[i]);
+	if (n && !conf_balance_probe_mark(conf, b))
+		conf_section_error(errs, &b->s, "mark_mask",
+			"expected a mask with room for one value besides the uplinks' marks (new "
+			"connections from the LAN are looked up with it), got 0x%" PRIx32, b->mark_mask);
 	/* marks and tables of the uplinks: inside the mask, distinct */
 	for (size_t i = 0; i < n; i++) {
 		const struct conf_uplink *u = conf_uplink_at(conf, i);
@@ -225,9 +247,9 @@ static void balance_expand(struct conf *conf, const struct conf_section *section
 	}
 }
 
-/* As policy.c's routing_reconcile(): in [rule_priority, + CONF_BALANCE_RULES) the first
- * rule goes to main, then one per uplink it balances; tables from table_base in runs, or
- * an uplink's own. */
+/* As policy.c's routing_reconcile(): in [rule_priority, + CONF_BALANCE_RULES) the rules
+ * into main come first, then one per uplink it balances, the probe mark's last; tables from
+ * table_base in runs, or an uplink's own. */
 static void balance_routing_claims(const struct conf *conf, const void *section,
 	struct rt_claims *c)
 {
@@ -236,7 +258,7 @@ static void balance_routing_claims(const struct conf *conf, const void *section,
 
 	conf_routing_claim(c, b, b, "rule_priority", false, b->rule_priority,
 		b->rule_priority + (uint64_t)CONF_BALANCE_RULES);
-	for (size_t i = 0; i < n && i + 1 < CONF_BALANCE_RULES; i++) {
+	for (size_t i = 0; i < n && i + 2 < CONF_BALANCE_RULES; i++) {
 		const struct conf_uplink *u = conf_uplink_at(conf, i);
 		uint64_t t = conf_uplink_table(b, u, i);
 

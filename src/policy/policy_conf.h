@@ -92,9 +92,14 @@ struct conf_balance *conf_balance(const struct conf *conf);
 /* An uplink's effective mark and table under [balance] b (position i among the uplinks). */
 uint32_t conf_uplink_mark(const struct conf_balance *b, const struct conf_uplink *u, size_t i);
 uint32_t conf_uplink_table(const struct conf_balance *b, const struct conf_uplink *u, size_t i);
+/* The mark a new connection from the LAN is looked up with, to learn whether main routes it
+ * by more than its default route (policy_model.probe_mark): the highest value inside the
+ * mask that no uplink's mark is; 0 when there is none (the configuration is refused). */
+uint32_t conf_balance_probe_mark(const struct conf *conf, const struct conf_balance *b);
 
-/* The policy module's rules: in [rule_priority, + CONF_BALANCE_RULES), the rule into main
- * and the mark rules into its tables; an uplink's table is conf_uplink_table(). */
+/* The policy module's rules: in [rule_priority, + CONF_BALANCE_RULES), the rules into main
+ * (by incoming interface) and for the probe mark at rule_priority, then the mark rules into
+ * the uplinks' tables; an uplink's table is conf_uplink_table(). */
 #define CONF_BALANCE_RULES 256
 
 #endif

@@ -9,7 +9,10 @@
  *                                a new connection from an uplink interface records that uplink
  *                                in its ct mark (replies leave the way they came) and gets
  *                                its packet mark (its reverse-path check uses it); a new
- *                                connection from a LAN interface goes through classify.
+ *                                connection from a LAN interface is looked up with the probe
+ *                                mark first: where main routes it by more than its default
+ *                                route (a LAN, an uplink's own subnet) it stays unmarked and
+ *                                goes by main; the others go through classify.
  *   output (route, mangle)       a socket that set a mark of ours (SO_MARK, e.g. a health
  *                                probe) keeps it and has it recorded in the ct mark, so its
  *                                replies get it back; with model->output the rest of the
@@ -165,10 +168,12 @@ static int validate_uplinks(const struct policy_model *m)
 {
 	size_t i, j;
 
+	if (m->probe_mark & ~m->mark_mask)
+		return -EINVAL;
 	for (i = 0; i < m->n_uplinks; i++) {
 		const struct policy_uplink *u = &m->uplinks[i];
 
-		if (u->mark == 0 || (u->mark & ~m->mark_mask))
+		if (u->mark == 0 || (u->mark & ~m->mark_mask) || u->mark == m->probe_mark)
 			return -EINVAL;
 		if (u->ifname && !ifname_ok(u->ifname))
 			return -EINVAL;
@@ -880,6 +885,19 @@ static bool ifname_seen(const struct policy_model *m, size_t n)
 	return false;
 }
 
+/* `\t\tiifname "lan0" ` or `\t\tiifname { "lan0", "lan1" } `. */
+static void put_lan_iifname(struct gen *g)
+{
+	const struct policy_model *m = g->m;
+
+	nft_buf_add(&g->b, "\t\tiifname");
+	if (m->n_lan > 1)
+		nft_buf_add(&g->b, " {");
+	for (size_t i = 0; i < m->n_lan; i++)
+		nft_buf_printf(&g->b, "%s \"%s\"", i ? "," : "", m->lan[i]);
+	nft_buf_add(&g->b, m->n_lan > 1 ? " } " : " ");
+}
+
 static void emit_prerouting(struct gen *g)
 {
 	const struct policy_model *m = g->m;
@@ -903,12 +921,21 @@ static void emit_prerouting(struct gen *g)
 	}
 	if (m->n_lan) {
 		nft_buf_add(&g->b, "\t\tfib daddr type { local, broadcast, multicast } return "
-				   "comment \"to the gateway itself\"\n\t\tiifname");
-		if (m->n_lan > 1)
-			nft_buf_add(&g->b, " {");
-		for (i = 0; i < m->n_lan; i++)
-			nft_buf_printf(&g->b, "%s \"%s\"", i ? "," : "", m->lan[i]);
-		nft_buf_printf(&g->b, "%s jump classify\n", m->n_lan > 1 ? " }" : "");
+				   "comment \"to the gateway itself\"\n");
+		if (m->probe_mark) {
+			put_lan_iifname(g);
+			nft_buf_printf(&g->b, "meta mark set meta mark and 0x%08x or 0x%08x "
+					      "fib daddr . mark oif exists meta mark set meta mark "
+					      "and 0x%08x return comment \"main routes it: not "
+					      "balanced\"\n",
+				g->keep, m->probe_mark, g->keep);
+			put_lan_iifname(g);
+			nft_buf_printf(&g->b, "meta mark set meta mark and 0x%08x jump classify\n",
+				g->keep);
+		} else {
+			put_lan_iifname(g);
+			nft_buf_add(&g->b, "jump classify\n");
+		}
 	}
 	nft_buf_add(&g->b, "\t}\n");
 }

@@ -117,6 +117,13 @@ struct policy_model {
 	const char *const *lan; /* LAN interfaces served */
 	size_t n_lan;
 	bool output; /* also balance the gateway's own traffic (OUTPUT) */
+	/* Non-zero: a value inside mark_mask that is no uplink's mark.  A new connection from a
+	 * LAN is first looked up in the routing tables with it (nft `fib daddr . mark`): where
+	 * the caller's routing rules find a route other than main's default (a LAN, a VPN, an
+	 * uplink's own subnet), the connection is not balanced and goes by main; the caller's
+	 * rules make a lookup with this mark fail where only a default route would match.  So
+	 * a marked packet never needs main's specific routes.  0: every one is classified. */
+	uint32_t probe_mark;
 	/* The kernel has nftables flowtables (CONFIG_NF_FLOW_TABLE) and every LAN and uplink
 	 * interface exists: forwarded connections of ours, once established, are added to the
 	 * flowtable `fast` on those interfaces and bypass the ruleset and the routing rules (the

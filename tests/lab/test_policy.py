@@ -225,6 +225,43 @@ policy = only2
     d.assert_clean()
 
 
+def test_main_routes_are_not_balanced(lab, egressd_bin):
+    """A new connection to a destination main routes by more than its default route is not
+    balanced (the ruleset looks it up once, with the probe mark): to the other LAN, and to
+    an uplink's own subnet (isp2's router, as a modem's web page). Every one arrives the
+    way main routes it, without a mark of ours; the rest is balanced. The routing rules
+    give a marked packet its uplink's table as the first lookup after local, and route
+    marked replies by main."""
+    gw = build(lab)
+    d = start(gw, egressd_bin)
+    lab["client2"].http_server(8080)
+    lab["isp2"].http_server(8080)
+    for _ in range(12):  # with weights 3:2:1, a balanced one would leave by isp2 one in 3
+        assert lab["client1"].curl("http://10.10.2.2:8080/").stdout == "client2 10.10.1.2\n"
+        assert lab["client1"].curl("http://192.0.2.10:8080/").stdout == "isp2 192.0.2.9\n"
+    out = gw.run(["conntrack", "-L", "-p", "tcp", "--dport", "8080"], check=False).stdout
+    marks = [int(m) for m in re.findall(r"mark=(\d+)", out)]
+    assert len(marks) >= 24 and all(m & 0xff00 == 0 for m in marks), out
+    # negative: what main routes by its default route alone is balanced
+    assert used(tcp_shares(lab["client1"], 60)) == {"isp1", "isp2", "isp3"}
+    rules = [r for r in gw.json(["ip", "-j", "rule", "list"]) if 4600 <= r["priority"] < 4856]
+    first = [r for r in rules if r["priority"] == 4600]
+    assert {r.get("iif") for r in first} == {"lo", "isp1", "isp2", "isp3"}, rules
+    assert all(r["table"] == "main" and ("suppress_prefixlen" in r) == (r["iif"] == "lo")
+               for r in first), rules
+    assert [r.get("action") for r in rules if r["priority"] == 4855] == ["unreachable"], rules
+    route = gw.json(["ip", "-j", "route", "get", SERVER, "from", "10.10.1.2", "iif", "lan0",
+                     "mark", "0x200"])
+    assert route[0]["dev"] == "isp2", route
+    route = gw.json(["ip", "-j", "route", "get", "10.10.1.2", "from", SERVER, "iif", "isp2",
+                     "mark", "0x200"])
+    assert route[0]["dev"] == "lan0", route
+    assert d.stop() == 0
+    d.assert_clean()
+    assert not [r for r in gw.json(["ip", "-j", "rule", "list"])
+                if 4600 <= r["priority"] < 4856]
+
+
 def test_ipv6_through_an_ipv6_uplink(lab, egressd_bin):
     gw = build(lab, v6=True)
     # isp1 is dual-stack; isp2 and isp3 carry IPv4 only

@@ -104,6 +104,7 @@ static void fixture_init(struct fixture *fx)
 		.lan = fx->lan,
 		.n_lan = 2,
 		.output = true,
+		.probe_mark = 0xff00,
 		.uplinks = fx->up,
 		.n_uplinks = 3,
 		.policies = fx->pol,
@@ -224,7 +225,8 @@ static const char golden_main[] =
 	"\t\tiifname \"eth2\" ct mark set ct mark and 0xffff00ff or 0x00000200 meta mark set meta mark and 0xffff00ff or 0x00000200 return comment \"from uplink isp2: replies leave through it\"\n"
 	"\t\tiifname \"wwan0\" ct mark set ct mark and 0xffff00ff or 0x00000300 meta mark set meta mark and 0xffff00ff or 0x00000300 return comment \"from uplink isp_3: replies leave through it\"\n"
 	"\t\tfib daddr type { local, broadcast, multicast } return comment \"to the gateway itself\"\n"
-	"\t\tiifname { \"lan0\", \"lan1\" } jump classify\n"
+	"\t\tiifname { \"lan0\", \"lan1\" } meta mark set meta mark and 0xffff00ff or 0x0000ff00 fib daddr . mark oif exists meta mark set meta mark and 0xffff00ff return comment \"main routes it: not balanced\"\n"
+	"\t\tiifname { \"lan0\", \"lan1\" } meta mark set meta mark and 0xffff00ff jump classify\n"
 	"\t}\n"
 	"\tchain output {\n"
 	"\t\ttype route hook output priority mangle; policy accept;\n"
@@ -799,6 +801,8 @@ static void test_einval(void **state)
 		case 25: fx.banks[1].addr.family = 0; break;
 		case 26: fx.lan[0] = "a-very-long-interface"; break;
 		case 27: fx.m.n_carry = 1; break;		/* without carry */
+		case 28: fx.m.probe_mark = 0x200; break;	/* isp2's mark */
+		case 29: fx.m.probe_mark = 0x10000; break;	/* outside the mask */
 		default: return;
 		}
 		s = (char *)&fx; /* sentinel */
