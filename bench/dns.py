@@ -9,7 +9,10 @@ upstream is the same fast resolver for every side.  On gw, each side in turn lis
 
   dnsmasq   --server=10.53.1.2, --cache-size 0 (no cache) or 10000 (cache);
   dnsdist   one backend, no packet cache or a packet cache of 10 000 answers;
-  egressd   [dns] upstream = 10.53.1.2, cache_size 0 or 10000.
+  egressd   [dns] upstream = 10.53.1.2, cache_size 0 or 10000, at 1 and 2 workers
+            (egressd_w1: everything on the main loop; egressd_w2: two UDP sockets in one
+            SO_REUSEPORT group, a loop each) and, on a machine with more than 2 CPUs, as
+            many workers as CPUs (egressd_wN).
 
 dnsperf on client asks for N names (1 000: n0..n999.bench.test A) with 100 queries in
 flight (-q 100, 2 client sockets) for --seconds; each side first answers one name (from
@@ -44,8 +47,10 @@ SPEC = """
 GW = "10.53.0.1"
 UPSTREAM = "10.53.1.2"
 ANSWER = "10.53.1.80"
-PORTS = {"dnsmasq": 5301, "dnsdist": 5302, "egressd": 5303, "baseline": 5304}
-SIDES = ("dnsmasq", "dnsdist", "egressd")
+PORTS = {"dnsmasq": 5301, "dnsdist": 5302, "egressd_w1": 5303, "egressd_w2": 5305,
+         "egressd_wN": 5306, "baseline": 5304}
+SIDES = ("dnsmasq", "dnsdist", "egressd_w1", "egressd_w2") + (
+    ("egressd_wN",) if (os.cpu_count() or 1) > 2 else ())
 CACHE = 10000
 
 UNBOUND_CONF = """server:
@@ -85,7 +90,7 @@ port = %d
 upstream = %s
 cache_size = %d
 max_pending = 10000
-"""
+%s"""
 
 
 def dnsperf(client, port, qfile, seconds):
@@ -128,8 +133,11 @@ def start(lab, args, side, cache):
         wait_port(gw, port, proto="udp", proc=p)
         return p.stop
     binary = args.baseline if side == "baseline" else args.egressd
+    # the baseline may predate the workers key
+    workers = {"egressd_w1": "workers = 1\n", "egressd_w2": "workers = 2\n",
+               "egressd_wN": "workers = 0\n"}.get(side, "")
     e = Egressd.start(gw, binary, EGRESSD_CONF % (GW, port, UPSTREAM,
-                                                         CACHE if cache else 0))
+                                                         CACHE if cache else 0, workers))
     return e.stop_clean
 
 
@@ -230,7 +238,7 @@ def report(r):
                                                         r["kernel"]))
     for k, v in r["versions"].items():
         print("  %-8s %s" % (k, v))
-    print("%-10s %-8s %12s %8s %12s %s" % ("cache", "side", "queries/s", "ratio", "latency ms",
+    print("%-10s %-11s %12s %8s %12s %s" % ("cache", "side", "queries/s", "ratio", "latency ms",
                                             "rounds (q/s)"))
     for cache in ("nocache", "cache"):
         ref = best(r["results"].get("dnsdist/" + cache, []))
@@ -240,11 +248,12 @@ def report(r):
                 continue
             b = best(rounds)
             ratio = "%.2f" % (b["qps"] / ref["qps"]) if b and ref else "-"
-            print("%-10s %-8s %12s %8s %12s %s" % (
+            print("%-10s %-11s %12s %8s %12s %s" % (
                 cache, side, "%.0f" % b["qps"] if b else "-", ratio,
                 "%.3f" % b["latency_ms"] if b else "-",
                 " ".join("%.0f" % x["qps"] if x.get("qps") else "err" for x in rounds)))
-    print("goal: egressd at least dnsdist's queries/s and latency, with and without cache")
+    print("goal: egressd at least dnsdist's queries/s and latency, with and without cache "
+          "(egressd_w2: two workers; egressd_wN: one per CPU)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ struct dnswatch {
 	struct dnswatch_sub *v;
 	size_t n;
 	unsigned walking; /* dnswatch_answer() calls in progress */
+	unsigned live;	  /* atomic: subscribers; dnswatch_wanted() reads it from any thread */
 };
 
 int dnswatch_new(struct dnswatch **ret)
@@ -50,6 +51,7 @@ int dnswatch_subscribe(struct dnswatch *w, dnswatch_cb cb, void *arg)
 		return -ENOMEM;
 	w->v = v;
 	w->v[w->n++] = (struct dnswatch_sub){cb, arg};
+	__atomic_add_fetch(&w->live, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -66,20 +68,17 @@ static void compact(struct dnswatch *w)
 void dnswatch_unsubscribe(struct dnswatch *w, dnswatch_cb cb, void *arg)
 {
 	for (size_t i = 0; i < w->n; i++)
-		if (w->v[i].cb == cb && w->v[i].arg == arg)
+		if (w->v[i].cb == cb && w->v[i].arg == arg) {
 			w->v[i].cb = NULL;
+			__atomic_sub_fetch(&w->live, 1, __ATOMIC_RELEASE);
+		}
 	if (!w->walking)
 		compact(w);
 }
 
 bool dnswatch_wanted(const struct dnswatch *w)
 {
-	if (!w)
-		return false;
-	for (size_t i = 0; i < w->n; i++)
-		if (w->v[i].cb)
-			return true;
-	return false;
+	return w && __atomic_load_n(&w->live, __ATOMIC_ACQUIRE) > 0;
 }
 
 void dnswatch_answer(struct dnswatch *w, const struct dnswatch_answer *a)

@@ -44,7 +44,10 @@ void dnswatch_free(struct dnswatch *w);
 /* 0, -ENOMEM, -EEXIST (the same cb and arg twice). */
 int dnswatch_subscribe(struct dnswatch *w, dnswatch_cb cb, void *arg);
 void dnswatch_unsubscribe(struct dnswatch *w, dnswatch_cb cb, void *arg);
-/* Does anyone listen?  (The dns module skips parsing answers when nobody does.) */
+/*
+ * Does anyone listen?  (The dns module skips parsing answers when nobody does.)  The one
+ * call that any thread may make: the DNS workers ask it; everything else is the loop's.
+ */
 bool dnswatch_wanted(const struct dnswatch *w);
 void dnswatch_answer(struct dnswatch *w, const struct dnswatch_answer *a);
 

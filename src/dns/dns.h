@@ -3,8 +3,11 @@
  * asking the resolvers of the usable uplinks, each reached through its own uplink (source
  * address, interface, mark), plus [dns] upstream through the main table.
  *
- * Every upstream query has a fresh random ID and a fresh socket (random source port); an
- * answer counts only if it comes from the resolver asked, with that ID and that question.
+ * UDP is served by [dns] workers (one per CPU by default): a socket each in one
+ * SO_REUSEPORT group, each with its own loop (worker 0 on the daemon's, with TCP; the
+ * others on threads), sharing one cache.  Every upstream query has a fresh random ID on a
+ * socket of a pool rotated to new random ports; an answer counts only if it comes from the
+ * resolver asked, with that ID and that question.
  * Answers are relayed whole (EDNS0 OPT untouched), never cut: one that does not fit the
  * client's UDP size becomes header + question with TC set, so the client asks over TCP.
  * Answers are cached (dns_cache.c) for their TTL.  Counters are in the metrics registry
@@ -36,7 +39,8 @@ int dns_module_new(struct event_base *base, const struct conf *conf, struct upli
 
 /*
  * Take a new configuration (borrowed for the call).  The listeners move when address,
- * port or tcp changed (on error the old ones stay and -errno is returned); resolvers,
+ * port, tcp or workers changed (on error the old ones stay and -errno is returned; the
+ * thread workers start again, their queries dropped unanswered); resolvers,
  * timeouts and bounds apply to queries asked from now on; the cache is resized (emptied
  * when it shrinks below its fill).
  */

@@ -79,6 +79,16 @@ static const struct conf_key dns_keys[] = {
 		.help = "queries waiting for an upstream at once",
 	},
 	{
+		.name = "workers",
+		.type = CONF_INT,
+		KEY(conf_dns, workers),
+		.min = 0,
+		.max = 64,
+		.def = "0",
+		.help = "UDP sockets (SO_REUSEPORT), each with a thread and loop of its own; "
+			"0: one per CPU",
+	},
+	{
 		.name = "tcp",
 		.type = CONF_BOOL,
 		KEY(conf_dns, tcp),

@@ -20,6 +20,7 @@ struct conf_dns {
 	int attempts;
 	int cache_size;		   /* answers kept; 0: no cache */
 	int max_pending;
+	int workers;		   /* UDP sockets with a loop each; 0: one per CPU */
 	bool tcp;		   /* also listen on TCP */
 };
 

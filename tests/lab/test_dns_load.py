@@ -86,3 +86,50 @@ def test_many_in_flight_from_several_clients(dlab, egressd_bin):
     finally:
         assert d.stop() == 0
         d.assert_clean()
+
+
+def series(page, name):
+    """{labels text: value} of one metric family on a /metrics page."""
+    out = {}
+    for line in page.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, value = line.rsplit(" ", 1)
+            out[key[len(name):]] = float(value)
+    return out
+
+
+@pytest.mark.daemon
+def test_two_workers_both_answer_and_the_counters_add_up(dlab, egressd_bin):
+    """workers = 2: two UDP sockets in one SO_REUSEPORT group, a loop each.  The kernel
+    spreads the askers' 32 sockets over both (all on one: 2^-31), every answer is right,
+    and /metrics counts each query once, whichever worker took it."""
+    conf = CONF + "workers = 2\n[global]\nmetrics_port = 9153\n"
+    d = Egressd.start(dlab["gw"], egressd_bin, conf)
+    try:
+        n_sock = 8
+        jobs = [(dlab["client1"], "10.54.1.1", "w1"), (dlab["client1"], "10.54.1.1", "w2"),
+                (dlab["client2"], "10.54.2.1", "w3"), (dlab["client2"], "10.54.2.1", "w4")]
+
+        def ask_many(node, server, tag):
+            r = node.run([sys.executable, DNSLOAD, "ask", server, "5300", tag, str(N),
+                          str(n_sock)], timeout=60)
+            return json.loads(r.stdout)
+        with ThreadPoolExecutor(len(jobs)) as ex:
+            results = list(ex.map(lambda j: ask_many(*j), jobs))
+        for (_, _, tag), r in zip(jobs, results):
+            assert r == {"right": N, "wrong": 0, "missing": 0}, (tag, r)
+        page = dlab["gw"].curl("http://127.0.0.1:9153/metrics").stdout
+        total = len(jobs) * N
+        per_worker = series(page, "egress_dns_worker_queries_total")
+        assert set(per_worker) == {'{worker="0"}', '{worker="1"}'}, per_worker
+        assert all(v > 0 for v in per_worker.values()), per_worker
+        assert sum(per_worker.values()) == total, per_worker
+        assert series(page, "egress_dns_queries_total")['{transport="udp"}'] == total
+        assert series(page, "egress_dns_answers_total")['{transport="udp"}'] == total
+        up = series(page, "egress_dns_upstream_queries_total")
+        assert up == {'{uplink="",transport="udp"}': total}, up
+        assert series(page, "egress_dns_pending")[""] == 0
+        d.wait_log("2 workers")
+    finally:
+        assert d.stop() == 0
+        d.assert_clean()

@@ -1390,6 +1390,53 @@ static void test_reconf(void **state)
 	conf_free(c3);
 }
 
+/*
+ * workers = 2: both sockets of the SO_REUSEPORT group answer (64 client sockets: all on one
+ * worker once in 2^63), the cache is one for both (one upstream query for 64 questions),
+ * and the counters add up exactly; a reload to 3 workers starts them again and they answer.
+ */
+static void test_workers(void **state)
+{
+	const char *text = "[uplink isp1]\nsource = 127.0.0.5\ndns = 127.0.0.2\n"
+			   "[dns]\naddress = 127.0.0.1\nport = 5354\nworkers = %d\n";
+	char buf[256];
+	uint8_t ans[512];
+	struct conf *c3;
+
+	(void)state;
+	snprintf(buf, sizeof(buf), text, 2);
+	fwd_start(&g_fwd, buf);
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = ask((uint16_t)i, "w.test", 0, ans, sizeof(ans));
+
+		assert_true(n > DNS_HEADER_LEN);
+		assert_int_equal(dns_get16(ans), i);
+		assert_int_equal(rcode_of(ans), DNS_RCODE_NOERROR);
+	}
+	assert_int_equal(fake_get(0).n_udp, 1);
+	assert_true(metric(&g_fwd, "egress_dns_worker_queries_total{worker=\"0\"}") > 0);
+	assert_true(metric(&g_fwd, "egress_dns_worker_queries_total{worker=\"1\"}") > 0);
+	assert_true(metric(&g_fwd, "egress_dns_worker_queries_total{worker=\"0\"}") +
+			    metric(&g_fwd, "egress_dns_worker_queries_total{worker=\"1\"}") ==
+		    64);
+	assert_true(metric(&g_fwd, "egress_dns_queries_total{transport=\"udp\"}") == 64);
+	assert_true(metric(&g_fwd, "egress_dns_answers_total{transport=\"udp\"}") == 64);
+	assert_true(metric(&g_fwd, "egress_dns_cache_hits_total") == 63);
+	assert_true(metric(&g_fwd, "egress_dns_cache_misses_total") == 1);
+	assert_true(metric(&g_fwd, "egress_dns_cache_entries") == 1);
+
+	snprintf(buf, sizeof(buf), text, 3);
+	c3 = conf_from(buf);
+	assert_int_equal(dns_module_reconf(g_fwd.m, c3), 0);
+	for (int i = 0; i < 16; i++)
+		assert_true(ask((uint16_t)i, "w.test", 0, ans, sizeof(ans)) > DNS_HEADER_LEN);
+	/* counted on: the workers that left gave their counts in */
+	assert_true(metric(&g_fwd, "egress_dns_queries_total{transport=\"udp\"}") == 80);
+	assert_true(metric(&g_fwd, "egress_dns_cache_hits_total") == 79);
+	fwd_stop(&g_fwd);
+	conf_free(c3);
+}
+
 /* ------------------------------------------------------------ setup */
 
 static int teardown(void **state)
@@ -1460,6 +1507,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_uplink_state, teardown),
 		cmocka_unit_test_teardown(test_bind_device, teardown),
 		cmocka_unit_test_teardown(test_reconf, teardown),
+		cmocka_unit_test_teardown(test_workers, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
