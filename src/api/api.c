@@ -100,6 +100,7 @@ struct api_conn {
 	struct api_peer peer;
 	bool busy;		  /* a request is being answered */
 	struct api_stream *stream; /* the event stream it carries */
+	struct api_req *deferred;  /* its request, answered later (api_req_defer()) */
 	struct ws *ws;		  /* the WebSocket it was upgraded to (api_ws_accept()) */
 	bool upgraded;		  /* then it no longer counts among the API's clients */
 	bool tls_peer_done;	  /* tls_peer is known */
@@ -199,6 +200,16 @@ static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
 	 * is still the connection's and goes with it. */
 	if (c->stream && !evhttp_request_get_connection(c->stream->req))
 		orphan = c->stream->req;
+	/* The same for a request answered later: its owner learns it is gone. */
+	if (c->deferred) {
+		struct api_req *r = c->deferred;
+
+		if (!evhttp_request_get_connection(r->req))
+			evhttp_request_free(r->req);
+		r->req = NULL;
+		r->conn = NULL;
+		c->deferred = NULL;
+	}
 	conn_free(c);
 	if (orphan)
 		evhttp_send_reply_end(orphan);
@@ -429,6 +440,8 @@ static const char *reason(int code)
 	}
 }
 
+static void req_finish(struct api *a, struct api_req *r);
+
 static void reply_bytes(struct api_req *r, int code, const char *content_type, const void *data,
 	size_t len, void (*cleanup)(const void *, size_t, void *))
 {
@@ -436,8 +449,13 @@ static void reply_bytes(struct api_req *r, int code, const char *content_type, c
 	struct evbuffer *buf = evbuffer_new();
 	char clen[24];
 
+	/* answered later: finished here (evhttp may close the connection on the way) */
+	struct api *finish = r->deferred && !r->in_dispatch ? r->conn->api : NULL;
+
 	if (r->replied)
 		fatalx("api: %s %s: a second reply", api_method_name(r->method), r->raw_path);
+	if (finish)
+		r->conn->deferred = NULL;
 	r->replied = true;
 	r->status = code;
 	if (!buf)
@@ -461,6 +479,8 @@ static void reply_bytes(struct api_req *r, int code, const char *content_type, c
 	}
 	evhttp_send_reply(r->req, code, reason(code), buf);
 	evbuffer_free(buf);
+	if (finish)
+		req_finish(finish, r);
 }
 
 void api_reply_data(struct api_req *r, int code, const char *content_type, const void *data,
@@ -952,7 +972,7 @@ static void dispatch(struct api_req *r)
 		return;
 	}
 	r->match.route->handler_cb(r, r->match.table->running ? r->match.table->arg : NULL);
-	if (!r->replied) {
+	if (!r->replied && !r->deferred) {
 		log_warnx("api: %s %s: the handler did not answer", api_method_name(r->method),
 			r->raw_path);
 		api_reply_error(r, 500, NULL, "internal error: no answer");
@@ -978,21 +998,57 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* r was answered (or its client went: a NULL): count it in a's metrics and free it. */
+static void req_finish(struct api *a, struct api_req *r)
+{
+	if (r->replied && a)
+		api_metrics_request(&a->metrics, r->route, api_method_name(r->method), r->status,
+			(double)(mono_us() - r->start_us) / 1e6);
+	if (r->query_parsed)
+		evhttp_clear_headers(&r->query);
+	json_decref(r->json);
+	free(r->body);
+	free(r);
+}
+
+void api_req_defer(struct api_req *r)
+{
+	if (r->replied || r->deferred || r->conn->deferred)
+		fatalx("api: %s %s: deferred twice or after its answer", api_method_name(r->method),
+			r->raw_path);
+	r->deferred = true;
+	r->conn->deferred = r;
+}
+
+bool api_req_gone(const struct api_req *r)
+{
+	return !r->req;
+}
+
+void api_req_drop(struct api_req *r)
+{
+	if (!r->deferred)
+		fatalx("api: dropping a request that was not deferred");
+	if (!api_req_gone(r)) {
+		api_reply_error(r, 503, NULL, "the server is stopping");
+		return;
+	}
+	req_finish(NULL, r);
+}
+
 static void api_request_cb(struct evhttp_request *req, void *arg)
 {
 	struct api_listener *l = arg;
-	struct api *a = l->api;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	struct api_req *r;
-	uint64_t start_us;
 
 	r = xcalloc(1, sizeof(*r));
 	r->req = req;
 	r->method = evhttp_request_get_command(req);
 	r->route = API_METRICS_UNMATCHED;
-	start_us = mono_us();
-	r->conn = conn_of(a, req);
+	r->start_us = mono_us();
+	r->conn = conn_of(l->api, req);
 	if (!r->conn) {
 		/* cannot happen: every connection comes through conn_bev_cb */
 		log_warnx("api: %s: a request from an unknown connection", l->name);
@@ -1006,16 +1062,17 @@ static void api_request_cb(struct evhttp_request *req, void *arg)
 	snprintf(r->raw_path, sizeof(r->raw_path), "%s", path && *path ? path : "/");
 	if (!path || strlen(path) > API_PATH_MAX || api_path_parse(*path ? path : "/", &r->path) < 0)
 		api_reply_error(r, 400, NULL, "bad request path");
-	else
+	else {
+		r->in_dispatch = true;
 		dispatch(r);
-	if (r->replied)
-		api_metrics_request(&a->metrics, r->route, api_method_name(r->method), r->status,
-			(double)(mono_us() - start_us) / 1e6);
-	if (r->query_parsed)
-		evhttp_clear_headers(&r->query);
-	json_decref(r->json);
-	free(r->body);
-	free(r);
+		r->in_dispatch = false;
+	}
+	/* a deferred request is finished by its answer (reply_bytes) or api_req_drop() */
+	if (r->deferred && !r->replied)
+		return;
+	if (r->deferred)
+		r->conn->deferred = NULL;
+	req_finish(l->api, r);
 }
 
 /* ---------------------------------------------------------------- listeners */
@@ -1319,7 +1376,7 @@ int api_new(const struct api_env *env, const struct conf *conf, struct api **ret
 	a->rebuild = evtimer_new(env->base, rebuild_cb, a);
 	if (!a->rebuild)
 		return -ENOMEM;
-	r = api_auth_new(a->conf, env->events, &a->auth);
+	r = api_auth_new(env->base, a->conf, env->events, &a->auth);
 	if (r < 0)
 		return r;
 	r = api_metrics_init(&a->metrics, env->metrics);

@@ -5,8 +5,9 @@
  * The server (api.c) listens where [api] says: TCP addresses (optionally TLS) and a UNIX
  * socket for egressctl.  It bounds headers and bodies, times out slow clients, finds the
  * route, checks who is asking (api_auth.c) and only then calls the route's handler.  A
- * handler runs on the loop, must not block, and answers before it returns (streams aside):
- * exactly one api_reply_*() per request.
+ * handler runs on the loop, must not block, and answers before it returns (streams aside,
+ * and a request it defers to answer later from the loop, once a thread has done the slow
+ * part): exactly one api_reply_*() per request.
  *
  * Routes are tables: the daemon's own (uplinks, modules, config, events) and each module's
  * (struct module.api_routes), so a module adds endpoints in its own folder.
@@ -110,6 +111,18 @@ void api_reply_error(struct api_req *r, int code, const char *field, const char 
 /* Raw bytes (copied), e.g. text/plain for GET /api/config. */
 void api_reply_data(struct api_req *r, int code, const char *content_type, const void *data,
 	size_t len);
+
+/*
+ * The handler answers later, from the loop (a thread does the slow part, e.g. a login's
+ * scrypt): r stays valid after the handler returns, until its one api_reply_*() or
+ * api_req_drop().  Meanwhile the connection may go: api_req_gone() then says so, and only
+ * api_req_drop() may be called (api_req_peer() and the headers are gone with it: copy what
+ * is needed before deferring).
+ */
+void api_req_defer(struct api_req *r);
+bool api_req_gone(const struct api_req *r);
+/* Free a deferred request without an answer (its client went), or answer it 503. */
+void api_req_drop(struct api_req *r);
 
 /*
  * Check a JSON object against the fields a request may carry: any other key gets 400

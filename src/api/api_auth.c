@@ -14,16 +14,25 @@
  * are limited per address, together: past the limit neither is checked (429).
  *
  * auth_store.c keeps the credentials; this file speaks HTTP, logs and adds events.  Must not
- * log a password or a token.  A login costs one scrypt on the loop (tens of milliseconds):
- * the rate limit bounds how often a client can make egressd pay it.
+ * log a password or a token.  A login costs one scrypt (tens of milliseconds, 32 MiB): it
+ * runs on a thread of its own, so that the loop (the proxy, the health checks) goes on, and
+ * the answer is given on the loop when the thread is done (an eventfd wakes it).  At most
+ * AUTH_LOGINS_MAX are checked at once and one per address; the rate limit bounds how often
+ * a client can make egressd pay one.  Must not touch the store or the request from a thread.
  */
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
@@ -35,14 +44,40 @@
 #include "auth_store.h"
 #include "events.h"
 #include "log.h"
+#include "passwd.h"
 #include "util.h"
 
+/* Logins whose password is being checked at once (each holds 32 MiB while it runs). */
+#define AUTH_LOGINS_MAX 4
+
+/* A login whose password a thread checks.  The thread reads hash and password and writes
+ * result, then done; everything else is the loop's. */
+struct login_job {
+	struct api_auth *a;
+	struct login_job *next;
+	struct api_req *r;
+	pthread_t thread;
+	unsigned store_gen;	  /* the store it was checked against (a reload may replace it) */
+	char *hash;		  /* a copy of the store's */
+	char *password;		  /* cleansed and freed with the job */
+	bool user_ok;
+	char peer[ADDR_STRLEN];
+	int result; /* passwd_verify()'s */
+	atomic_bool done;
+};
+
 struct api_auth {
+	struct event_base *base;
+	int wake_fd;		  /* eventfd: a login thread is done */
+	struct event *wake;
+	struct login_job *logins; /* being checked, newest first */
+	size_t n_logins;
 	const struct conf_api *conf;
 	struct event_log *events;
 	bool have_group; /* socket_group exists */
 	gid_t group;
 	struct auth_store *store;
+	unsigned store_gen; /* counts the stores taken */
 	char *store_dir; /* what the store was made from, to see a reload change it */
 	char *store_hash;
 	struct log_ratelimit failed_rl;
@@ -112,6 +147,7 @@ static int take_store(struct api_auth *a, const struct conf_api *c)
 		log_info("api: the password or state_dir changed: every session ends");
 	auth_store_free(a->store);
 	a->store = s;
+	a->store_gen++;
 	free(a->store_dir);
 	free(a->store_hash);
 	a->store_dir = c->state_dir ? xstrdup(c->state_dir) : NULL;
@@ -119,11 +155,25 @@ static int take_store(struct api_auth *a, const struct conf_api *c)
 	return 0;
 }
 
-int api_auth_new(const struct conf_api *c, struct event_log *events, struct api_auth **ret)
+static void login_wake_cb(evutil_socket_t fd, short what, void *arg);
+
+int api_auth_new(struct event_base *base, const struct conf_api *c, struct event_log *events,
+	struct api_auth **ret)
 {
 	struct api_auth *a = xcalloc(1, sizeof(*a));
 	int r;
 
+	a->base = base;
+	a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->wake_fd < 0) {
+		r = -errno;
+		log_error("api: eventfd: %s", strerror(-r));
+		free(a);
+		return r;
+	}
+	a->wake = event_new(base, a->wake_fd, EV_READ | EV_PERSIST, login_wake_cb, a);
+	if (!a->wake || event_add(a->wake, NULL) < 0)
+		fatalx("api: out of memory for an event");
 	a->events = events;
 	a->failed_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60000, 10);
 	a->conf = c;
@@ -151,10 +201,24 @@ void api_auth_set_metrics(struct api_auth *a, struct api_metrics *am)
 	a->metrics = am;
 }
 
+static void login_job_free(struct login_job *j);
+
 void api_auth_free(struct api_auth *a)
 {
 	if (!a)
 		return;
+	/* the checks under way end first (the server has closed their connections) */
+	while (a->logins) {
+		struct login_job *j = a->logins;
+
+		a->logins = j->next;
+		pthread_join(j->thread, NULL);
+		api_req_drop(j->r);
+		login_job_free(j);
+	}
+	if (a->wake)
+		event_free(a->wake);
+	close(a->wake_fd);
 	auth_store_free(a->store);
 	free(a->store_dir);
 	free(a->store_hash);
@@ -313,12 +377,118 @@ static const char *json_str(json_t *body, const char *key)
 	return s && strlen(s) == json_string_length(v) ? s : NULL;
 }
 
+static void login_job_free(struct login_job *j)
+{
+	if (j->password) {
+		OPENSSL_cleanse(j->password, strlen(j->password));
+		free(j->password);
+	}
+	free(j->hash);
+	free(j);
+}
+
+/* On its own thread: the scrypt, and nothing else. */
+static void *login_thread(void *arg)
+{
+	struct login_job *j = arg;
+	uint64_t one = 1;
+
+	j->result = j->hash ? passwd_verify(j->hash, j->password, NULL) : -EACCES;
+	atomic_store(&j->done, true);
+	/* an eventfd's counter only grows: the write cannot fail short of overflow */
+	if (write(j->a->wake_fd, &one, sizeof(one)) < 0)
+		abort();
+	return NULL;
+}
+
+static void login_finish(struct api_auth *a, struct login_job *j);
+
+/* A login thread is done: answer every login whose check is over. */
+static void login_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_auth *a = arg;
+	struct login_job **pp = &a->logins;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("api: reading the login eventfd");
+	while (*pp) {
+		struct login_job *j = *pp;
+
+		if (!atomic_load(&j->done)) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		a->n_logins--;
+		pthread_join(j->thread, NULL);
+		login_finish(a, j);
+		login_job_free(j);
+	}
+}
+
+/*
+ * Check password on a thread and answer r when it is done (login_finish()).  One login per
+ * address at a time (so that the rate limit sees each failure before the next try), and
+ * AUTH_LOGINS_MAX in all.
+ */
+static void login_start(struct api_auth *a, struct api_req *r, const char *peer,
+	const char *user, const char *password)
+{
+	const char *hash = auth_password_hash(a->store);
+	sigset_t all, old;
+	struct login_job *j;
+	int rc;
+
+	for (j = a->logins; j; j = j->next)
+		if (streq(j->peer, peer)) {
+			count_login(a, "rate_limited");
+			evhttp_add_header(evhttp_request_get_output_headers(api_req_evhttp(r)),
+				"Retry-After", "1");
+			api_reply_error(r, 429, NULL, "a login from %s is being checked already",
+				peer);
+			return;
+		}
+	if (a->n_logins >= AUTH_LOGINS_MAX) {
+		evhttp_add_header(
+			evhttp_request_get_output_headers(api_req_evhttp(r)), "Retry-After", "1");
+		api_reply_error(r, 503, NULL, "%d logins are being checked: try again in a moment",
+			AUTH_LOGINS_MAX);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->a = a;
+	j->r = r;
+	j->store_gen = a->store_gen;
+	j->hash = hash ? xstrdup(hash) : NULL;
+	j->password = xstrdup(password);
+	j->user_ok = streq(user, AUTH_USER);
+	snprintf(j->peer, sizeof(j->peer), "%s", peer);
+	atomic_init(&j->done, false);
+	/* the loop takes the signals, never the thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&j->thread, NULL, login_thread, j);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		log_warnx("api: no thread for a login: %s", strerror(rc));
+		login_job_free(j);
+		api_reply_error(r, 503, NULL, "no thread to check the password: try again");
+		return;
+	}
+	log_debug("api: login from %s: checking the password", peer);
+	api_req_defer(r);
+	j->next = a->logins;
+	a->logins = j;
+	a->n_logins++;
+}
+
 static void login_cb(struct api_req *r, void *arg)
 {
 	static const char *const fields[] = {"username", "password", NULL};
 	struct api_auth *a = arg;
 	const char *peer = api_req_peer(r), *user, *password;
-	const struct auth_session *ss;
 	uint64_t now = now_ms();
 	unsigned retry;
 	json_t *body;
@@ -346,12 +516,42 @@ static void login_cb(struct api_req *r, void *arg)
 			peer, retry);
 		return;
 	}
+	login_start(a, r, peer, user, password);
+}
+
+/* The password was checked (j->result): answer j's login, on the loop. */
+static void login_finish(struct api_auth *a, struct login_job *j)
+{
+	struct api_req *r = j->r;
+	const char *peer = j->peer;
+	const struct auth_session *ss;
+	uint64_t now = now_ms();
+
+	if (j->store_gen != a->store_gen) {
+		/* a reload changed the password meanwhile: the check says nothing now */
+		if (api_req_gone(r))
+			api_req_drop(r);
+		else
+			api_reply_error(r, 503, NULL, "the password changed meanwhile: try again");
+		return;
+	}
 	/* the hash is checked whatever the user, so the time tells nothing about it */
-	if (auth_password_verify(a->store, password) < 0 || !streq(user, AUTH_USER)) {
+	if (j->result < 0 || !j->user_ok) {
+		/* counted even when the client did not wait for the answer */
+		if (api_req_gone(r)) {
+			auth_rate_failed(a->store, peer, now);
+			count_login(a, "failure");
+			api_req_drop(r);
+			return;
+		}
 		login_failed(a, r, peer, now);
 		return;
 	}
 	auth_rate_clear(a->store, peer);
+	if (api_req_gone(r)) {
+		api_req_drop(r); /* no one to give the session to */
+		return;
+	}
 	ss = auth_session_new(a->store, AUTH_USER, now);
 	if (!ss) {
 		api_reply_error(r, 500, NULL, "no random bytes for a session");

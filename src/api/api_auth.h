@@ -45,10 +45,12 @@ struct api_caller {
 };
 
 /*
- * Authentication for the API's [api] section c (borrowed until the next reconf or free).
- * events (may be NULL) takes its logins.  0 or -errno, logged; *ret is the caller's.
+ * Authentication for the API's [api] section c (borrowed until the next reconf or free),
+ * on base (a login's password is checked on a thread, its answer given on base).  events
+ * (may be NULL) takes its logins.  0 or -errno, logged; *ret is the caller's.
  */
-int api_auth_new(const struct conf_api *c, struct event_log *events, struct api_auth **ret);
+int api_auth_new(struct event_base *base, const struct conf_api *c, struct event_log *events,
+	struct api_auth **ret);
 /* Take a new [api] section (reload).  0 or -errno, logged; keeps the old one on error. */
 int api_auth_reconf(struct api_auth *a, const struct conf_api *c);
 void api_auth_free(struct api_auth *a);

@@ -5,6 +5,7 @@
 #define EGRESS_API_INT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -27,7 +28,10 @@ struct api_req {
 	struct api_caller caller;
 	char allow[96]; /* a 405's Allow header */
 	bool replied;
+	bool deferred; /* api_req_defer(): answered, and freed, after the handler returned */
+	bool in_dispatch; /* its handler has not returned yet */
 	int status;
+	uint64_t start_us; /* when it came, for its duration */
 	bool query_parsed;
 	struct evkeyvalq query;
 	char *body; /* NUL-terminated copy, made on demand */

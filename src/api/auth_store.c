@@ -172,6 +172,11 @@ int auth_password_verify(const struct auth_store *s, const char *password)
 	return passwd_verify(s->password_hash, password, NULL);
 }
 
+const char *auth_password_hash(const struct auth_store *s)
+{
+	return s->password_hash;
+}
+
 /* --- sessions --- */
 
 static bool secret_eq(const char *known, const char *given)

@@ -70,6 +70,8 @@ int auth_password_init(struct auth_store *s, const char *conf_hash, char **gener
 	size_t errlen);
 /* Is password the admin's?  0, -EACCES (also with no password set), -EIO. */
 int auth_password_verify(const struct auth_store *s, const char *password);
+/* The password's hash (borrowed from s; NULL: none), for a check made elsewhere. */
+const char *auth_password_hash(const struct auth_store *s);
 
 /* --- sessions --- */
 

@@ -36,6 +36,7 @@
 #include "auth_store.h"
 #include "conf.h"
 #include "metrics.h"
+#include "passwd.h"
 #include "modules.h"
 #include "util.h"
 
@@ -701,6 +702,113 @@ static void test_unknown_tokens_are_rate_limited(void **state)
 	resp_clear(&r);
 }
 
+/* The threads of this process (the login checks run on threads of their own). */
+static int threads(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	int n = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+static bool readable(int fd)
+{
+	return poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 0) == 1;
+}
+
+#define LOGIN_OK "{\"username\":\"admin\",\"password\":\"correct horse\"}"
+#define LOGIN_BAD "{\"username\":\"admin\",\"password\":\"wrong horse\"}"
+
+/* Send a login on a connection of its own, and turn the loop until its password is being
+ * checked on a thread (or, were it checked on the loop, until it is answered). */
+static int login_begin(struct t *t, const char *body, int base_threads)
+{
+	char head[256];
+	uint64_t end = now_ms() + 5000;
+	int fd = client(t);
+
+	snprintf(head, sizeof(head),
+		"POST /api/login HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+		"Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		strlen(body));
+	send_all(fd, head, strlen(head));
+	send_all(fd, body, strlen(body));
+	while (threads() == base_threads && !readable(fd) && now_ms() < end)
+		pump(t, -1, 1);
+	return fd;
+}
+
+/*
+ * A login's scrypt (here a costly one, 64 MiB) runs on a thread: while it runs the loop
+ * answers other requests, and a second login from the same address gets 429; the answer
+ * comes back on the loop with the session.  A client that does not wait for a wrong
+ * password's answer still counts as a failed login; a server freed with a check under way
+ * waits for it and leaks nothing.
+ */
+static void test_login_off_the_loop(void **state)
+{
+	struct t *t = *state;
+	int base = threads(), fd;
+	struct resp r;
+	char *got;
+	bool eof;
+
+	fd = login_begin(t, LOGIN_OK, base);
+	assert_int_equal(threads(), base + 1); /* its password is checked on a thread */
+	assert_false(readable(fd));	      /* and not answered yet */
+	request_h(t, "POST", "/api/login", "Content-Type: application/json\r\n", LOGIN_OK, &r);
+	assert_int_equal(r.status, 429);
+	resp_clear(&r);
+	request(t, "GET", "/t/items/1", NULL, &r); /* the loop is free for others */
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+	got = read_until(t, fd, NULL, &eof);
+	close(fd);
+	assert_true(eof);
+	assert_non_null(strstr(got, "HTTP/1.1 200"));
+	assert_non_null(strstr(got, "Set-Cookie: egress_session="));
+	assert_non_null(strstr(got, "\"csrf\""));
+	free(got);
+	assert_int_equal(threads(), base); /* joined */
+	assert_true(metrics_have(t, "egress_api_logins_total{result=\"success\"} 1"));
+	assert_true(metrics_have(t, "egress_api_logins_total{result=\"rate_limited\"} 1"));
+
+	/* a wrong password whose client went: a failure all the same */
+	fd = login_begin(t, LOGIN_BAD, base);
+	assert_int_equal(threads(), base + 1);
+	close(fd);
+	for (uint64_t end = now_ms() + 5000; threads() > base && now_ms() < end;)
+		pump(t, -1, 1);
+	pump(t, -1, 1);
+	assert_true(metrics_have(t, "egress_api_logins_total{result=\"failure\"} 1"));
+	request_h(t, "POST", "/api/login", "Content-Type: application/json\r\n", LOGIN_BAD, &r);
+	assert_int_equal(r.status, 401);
+	resp_clear(&r);
+
+	/* one under way when the server goes: teardown frees it */
+	fd = login_begin(t, LOGIN_OK, base);
+	assert_int_equal(threads(), base + 1);
+	close(fd);
+}
+
+static int setup_login(void **state)
+{
+	static char extra[256];
+	char *hash = NULL;
+
+	/* 2^16 x 8 x 128 bytes: a check that takes a while */
+	assert_int_equal(passwd_hash_cost("correct horse", 16, 8, 1, &hash), 0);
+	snprintf(extra, sizeof(extra), "password_hash = %s\n", hash);
+	free(hash);
+	return setup_with(state, extra);
+}
+
 static int setup_slow(void **state)
 {
 	return setup_with(state, "timeout = 300ms\n");
@@ -732,6 +840,7 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_tokens_are_rate_limited, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_login_off_the_loop, setup_login, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
