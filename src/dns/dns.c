@@ -187,6 +187,7 @@ struct dns_query {
 	struct dns_query *s_prev, *s_next; /* on up_sock */
 	struct bufferevent *up_bev; /* TCP */
 	struct event *timer;
+	bool released; /* no longer counted in the module's pending */
 };
 
 /*
@@ -1035,6 +1036,10 @@ static void client_send(struct dns_worker *w, const struct dns_client *c, const 
 	const uint8_t *full = msg;
 	size_t full_len = len;
 
+	/* counted before it leaves: whoever reads the counters after the answer came sees it */
+	inc(w, c->transport == DNS_TCP ? ST_ANSWERS_TCP : ST_ANSWERS_UDP);
+	if (rcode == DNS_RCODE_SERVFAIL)
+		inc(w, ST_SERVFAIL);
 	/* before it leaves: the watch's subscribers act on it before the client can */
 	if (watched && !w->threaded)
 		watch_answer(w->mod, c, msg, len);
@@ -1053,9 +1058,6 @@ static void client_send(struct dns_worker *w, const struct dns_client *c, const 
 	} else if (c->conn) {
 		tcp_send(c->conn, msg, len);
 	}
-	inc(w, c->transport == DNS_TCP ? ST_ANSWERS_TCP : ST_ANSWERS_UDP);
-	if (rcode == DNS_RCODE_SERVFAIL)
-		inc(w, ST_SERVFAIL);
 }
 
 /* A reply without records made here (FORMERR, NOTIMP, REFUSED, SERVFAIL). */
@@ -1229,7 +1231,8 @@ static void query_free(struct dns_query *qr)
 		w->queries = qr->next;
 	if (qr->next)
 		qr->next->prev = qr->prev;
-	__atomic_fetch_sub(&w->mod->pending, 1, __ATOMIC_RELAXED);
+	if (!qr->released)
+		__atomic_fetch_sub(&w->mod->pending, 1, __ATOMIC_RELAXED);
 	if (qr->client.conn)
 		qr->client.conn->inflight--;
 	free(qr->msg);
@@ -1257,6 +1260,9 @@ static void query_finish(struct dns_query *qr, const uint8_t *msg, size_t len)
 	struct dns_worker *w = qr->w;
 	struct dns_conn *c = qr->client.conn;
 
+	/* no longer pending once the client can have its answer */
+	__atomic_fetch_sub(&w->mod->pending, 1, __ATOMIC_RELAXED);
+	qr->released = true;
 	client_send(w, &qr->client, qr->msg, qr->len, &qr->q, msg, len);
 	query_free(qr);
 	if (c)
