@@ -2064,13 +2064,23 @@ static void netlink_cb(const struct nl_event *ev, void *arg)
 
 /* ------------------------------------------------------------------ devices_int.h */
 
+/*
+ * Whether forward f of v is listed: one added by hand always; an automatic one only while
+ * v has a WAN address it is reached at (before that it is a promise, not a forward).
+ */
+static bool fwd_listed(const struct device *v, const struct dev_forward *f)
+{
+	return !f->automatic || v->rec.has_lease4 || v->rec.wan6.addr.family;
+}
+
 static json_t *device_json(struct devices *d, const struct device *v)
 {
 	json_t *o = dev_record_json(&v->rec), *f = json_array(), *sl = json_array();
 	char s[CIDR_STRLEN];
 
 	for (size_t i = 0; i < v->n_fwds; i++)
-		json_array_append_new(f, dev_forward_json(&v->fwds[i]));
+		if (fwd_listed(v, &v->fwds[i]))
+			json_array_append_new(f, dev_forward_json(&v->fwds[i]));
 	for (size_t i = 0; i < v->n_slaac; i++)
 		json_array_append_new(sl, json_string(cidr_str(&v->slaac[i].addr, s, sizeof(s))));
 	json_object_set_new(o, "forwards", f);
@@ -2219,8 +2229,12 @@ json_t *devices_forwards_json(struct devices *d, const uint8_t *mac)
 			continue;
 		}
 		for (size_t j = 0; j < v->n_fwds; j++) {
-			json_t *f = dev_forward_json(&v->fwds[j]);
+			json_t *f;
 			char ip[ADDR_STRLEN];
+
+			if (!fwd_listed(v, &v->fwds[j]))
+				continue;
+			f = dev_forward_json(&v->fwds[j]);
 
 			if (v->rec.lan4.family)
 				json_object_set_new(f, "device_ip",

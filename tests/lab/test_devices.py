@@ -195,6 +195,15 @@ def test_port_forwards(dl, egressctl_bin):
     r = api.get("/port-forwards?device=%s" % mac_of(1))
     assert r.status == 200, r
     assert {(8080, 80), (2323, 23)} <= forwards(r), r
+    # an unregistered device is served (acquiring) but has no WAN address: its automatic
+    # forwards reach nothing and are not listed, on its own or among all
+    unreg = [i for i in UNREGISTERED if i not in STATE["late"]]
+    assert dl.devices()[mac_of(unreg[0])]["status"] == "acquiring"
+    r = api.get("/port-forwards?device=%s" % mac_of(unreg[0]))
+    assert r.status == 200 and forwards(r) == set(), r
+    assert not dl.device(unreg[0]).get("forwards"), dl.device(unreg[0])
+    listed = {f["device"] for f in api.get("/port-forwards").json()["forwards"]}
+    assert mac_of(1) in listed and not listed & {mac_of(i) for i in unreg}, listed
 
     # by hand, through the API
     body = {"gateway_port": 9090, "device_port": 80, "device": mac_of(2)}
