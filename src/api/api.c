@@ -930,8 +930,8 @@ static void dispatch(struct api_req *r)
 	if (streq(r->raw_path, "/healthz")) {
 		r->route = "/healthz";
 		if (r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD) {
-			authorize(r, API_OPEN);
-			healthz(r);
+			if (authorize(r, API_OPEN)) /* else 429: a bearer token guessed too often */
+				healthz(r);
 		} else {
 			snprintf(r->allow, sizeof(r->allow), "GET, HEAD");
 			api_reply_error(r, 405, NULL, "use GET or HEAD");

@@ -286,20 +286,24 @@ int api_auth_check(struct api_auth *a, struct evhttp_request *req, const struct 
 		const char *bearer = auth_bearer(authorization);
 		const struct auth_token *t = NULL;
 
-		if (need != API_OPEN && bearer && token_limited(a, req, peer))
+		/* open routes too: a gateway's WebSocket (/ws) takes tokens on one */
+		if (bearer && token_limited(a, req, peer))
 			return token_refused(a, "rate_limited", 429, err_ret);
 		t = bearer ? auth_token_find(a->store, bearer) : NULL;
-		if (!t) {
-			if (need == API_OPEN)
-				return 0;
-			if (!bearer) {
-				*err_ret = "expected Authorization: Bearer TOKEN";
-				return 401;
-			}
+		if (!t && bearer) {
 			auth_rate_failed(a->store, peer->addr, now_ms());
 			if (log_ratelimit(&a->failed_rl))
 				log_warnx("api: unknown bearer token from %s", peer->addr);
-			return token_refused(a, "unknown", 401, err_ret);
+			if (need != API_OPEN)
+				return token_refused(a, "unknown", 401, err_ret);
+			token_refused(a, "unknown", 401, err_ret);
+			return 0; /* an open route: answered as to anyone */
+		}
+		if (!t) {
+			if (need == API_OPEN)
+				return 0;
+			*err_ret = "expected Authorization: Bearer TOKEN";
+			return 401;
 		}
 		caller->access = t->access;
 		snprintf(caller->who, sizeof(caller->who), "token:%s", t->name);

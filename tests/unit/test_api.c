@@ -688,15 +688,19 @@ static void test_unknown_tokens_are_rate_limited(void **state)
 	assert_int_equal(r.status, 429);
 	assert_non_null(strstr(r.head, "Retry-After: "));
 	resp_clear(&r);
+	/* an open route takes tokens too (a gateway's WebSocket): limited the same */
+	request_h(t, "GET", "/healthz", "Authorization: Bearer not-a-token\r\n", NULL, &r);
+	assert_int_equal(r.status, 429);
+	resp_clear(&r);
 	snprintf(line, sizeof(line), "egress_api_tokens_refused_total{result=\"unknown\"} %d",
 		AUTH_RATE_BURST);
 	assert_true(metrics_have(t, line));
-	assert_true(metrics_have(t, "egress_api_tokens_refused_total{result=\"rate_limited\"} 1"));
+	assert_true(metrics_have(t, "egress_api_tokens_refused_total{result=\"rate_limited\"} 2"));
 	/* a malformed header is no guess at a token: 401, not counted */
 	request_h(t, "GET", "/t/items/1", "Authorization: Basic eDp5\r\n", NULL, &r);
 	assert_int_equal(r.status, 401);
 	resp_clear(&r);
-	assert_true(metrics_have(t, "egress_api_tokens_refused_total{result=\"rate_limited\"} 1"));
+	assert_true(metrics_have(t, "egress_api_tokens_refused_total{result=\"rate_limited\"} 2"));
 	request(t, "GET", "/t/items/1", NULL, &r);
 	assert_int_equal(r.status, 200);
 	resp_clear(&r);
