@@ -1765,7 +1765,8 @@ static void dns_client_query(
 	if (r == -ENOENT)
 		inc(w, ST_MISSES);
 	/* the bound is the module's, whichever worker asks: taken before the query exists */
-	if (__atomic_add_fetch(&w->mod->pending, 1, __ATOMIC_RELAXED) > w->mod->max_pending) {
+	if (__atomic_add_fetch(&w->mod->pending, 1, __ATOMIC_RELAXED) >
+		__atomic_load_n(&w->mod->max_pending, __ATOMIC_RELAXED)) {
 		unsigned n = __atomic_sub_fetch(&w->mod->pending, 1, __ATOMIC_RELAXED);
 
 		inc(w, ST_REFUSED_PENDING);
@@ -2418,8 +2419,8 @@ static void *worker_main(void *arg)
 }
 
 /*
- * Worker index of m on udp_fd (taken: closed on error too).  Worker 0 runs on m's loop;
- * the others on a thread each, started here.
+ * Worker index of m on udp_fd (taken).  *ret is set even on error: worker_free() it.
+ * Worker 0 runs on m's loop; the others on a thread each, started here.
  */
 static int worker_new(struct dns_module *m, int index, int udp_fd, struct dns_worker **ret)
 {
@@ -2600,7 +2601,7 @@ static int dns_apply(struct dns_module *m, const struct conf *conf, bool first)
 	m->conf.attempts = d->attempts;
 	word_list_copy(&m->conf.allow, &d->allow);
 	resolvers_build(conf, &m->conf.specs, &m->conf.n_specs);
-	m->max_pending = (unsigned)MAX(d->max_pending, 1);
+	__atomic_store_n(&m->max_pending, (unsigned)MAX(d->max_pending, 1), __ATOMIC_RELAXED);
 	cache_resize(m, d->cache_size);
 	if (tcp_new || !d->tcp) {
 		if (m->tcp_l)
@@ -2631,16 +2632,21 @@ static int dns_apply(struct dns_module *m, const struct conf *conf, bool first)
 			m->n_workers = 1;
 		}
 		for (int i = 1; i < n; i++) {
+			struct dns_worker *w;
 			int r;
 
 			if (ret < 0) {
 				close(fds[i]);
 				continue;
 			}
-			r = worker_new(m, i, fds[i], &m->w[i]);
-			m->n_workers = i + 1;
-			if (r < 0)
+			/* a worker that cannot start leaves the group: nobody would read its socket */
+			r = worker_new(m, m->n_workers, fds[i], &w);
+			if (r < 0) {
+				worker_free(w);
 				ret = r;
+				continue;
+			}
+			m->w[m->n_workers++] = w;
 		}
 		log_info("dns: listening on %s port %d (udp%s), %d worker%s",
 			addr_str(&d->address, a, sizeof(a)), d->port, d->tcp ? ", tcp" : "", n,
@@ -2664,14 +2670,16 @@ static int dns_apply(struct dns_module *m, const struct conf *conf, bool first)
 	return ret;
 }
 
-int dns_module_new(struct event_base *base, const struct conf *conf, struct uplink_set *set,
-	struct metrics *metrics, struct dns_module **ret)
+/* dns_module_new() with the DNS watch (NULL: none), set before any worker starts. */
+static int module_new(struct event_base *base, const struct conf *conf, struct uplink_set *set,
+	struct metrics *metrics, struct dnswatch *watch, struct dns_module **ret)
 {
 	struct dns_module *m = xcalloc(1, sizeof(*m));
 	struct timeval sec = {.tv_sec = 1};
 	int r;
 
 	m->base = base;
+	m->watch = watch;
 	m->set = set;
 	m->metrics = metrics;
 	m->ho_fd = -1;
@@ -2700,6 +2708,12 @@ int dns_module_new(struct event_base *base, const struct conf *conf, struct upli
 	}
 	*ret = m;
 	return 0;
+}
+
+int dns_module_new(struct event_base *base, const struct conf *conf, struct uplink_set *set,
+	struct metrics *metrics, struct dns_module **ret)
+{
+	return module_new(base, conf, set, metrics, NULL, ret);
 }
 
 int dns_module_reconf(struct dns_module *m, const struct conf *conf)
@@ -2766,10 +2780,8 @@ static bool dns_wanted_cb(const struct conf *conf)
 static int dns_new_cb(struct module_env *env, const struct conf *conf, void **ret)
 {
 	struct dns_module *m = NULL;
-	int r = dns_module_new(env->base, conf, env->uplinks, env->metrics, &m);
+	int r = module_new(env->base, conf, env->uplinks, env->metrics, env->dnswatch, &m);
 
-	if (m)
-		m->watch = env->dnswatch;
 	*ret = m;
 	return r;
 }
