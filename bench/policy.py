@@ -11,6 +11,8 @@ Measured: iperf3 throughput with 1 and 8 streams and new TCP connections per sec
 medians of --rounds short rounds per mode, the modes interleaved in a rotating order (each
 round in a fresh lab) so that a load which comes and goes on a shared machine touches all of
 them; --compare adds another egressd build (e.g. the one before a change) to the same run.
+Then, one lab per mode, the routing table lookups per forwarded packet (a count, from the
+kernel's fib:fib_table_lookup tracepoint through perf; --no-lookups skips it).
 Then the failover time (an ISP blackholed behind a live link: time until the last new
 connection sent into it) with the default checks and an aggressive profile, or "not
 detected" / "no new flow failed" as in failover.py (--no-failover skips it). Exits 1 when a
@@ -62,9 +64,9 @@ def measure(lab, seconds):
             "cps": conns_per_second(c, seconds)}
 
 
-def one_round(mode, seconds, binary):
+def one_round(mode, seconds, binary, run=measure):
     """One short round of mode in a lab of its own (no conntrack or TIME_WAIT state from
-    another), returning its figures."""
+    another), returning what run(lab, seconds) gives."""
     with Lab() as lab:
         gw = policylab.build(lab)
         lab["inet"].iperf3_server(5201)
@@ -80,7 +82,7 @@ def one_round(mode, seconds, binary):
             for u in ("isp1", "isp2", "isp3"):
                 d.wait_log(r"uplink %s: init -> up" % u)
             policylab.wait_table(gw)
-        r = measure(lab, seconds)
+        r = run(lab, seconds)
         if d is not None:
             d.stop_clean()
         return r
@@ -124,6 +126,63 @@ FIGURE_NAMES = (("iperf1", "iperf3 1 stream", "Gbit/s"), ("iperf8", "iperf3 8 st
                 ("cps", "new TCP conns", "per s"))
 
 
+LOOKUP = re.compile(r"fib_table_lookup: table (\d+) oif \d+ iif (\d+) .* (\S+)/\d+ -> "
+                    r"(\S+)/\d+ .*==> dev (\S+) ")
+GW_DEVS = ("lan0", "lan1", "isp1", "isp2", "isp3", "-")
+PINGS = 200
+
+
+def count_lookups(lab, seconds):
+    """Routing table lookups per forwarded packet: PINGS echo requests from client1 to the
+    server (one ICMP flow, so the established path) and their replies, with the kernel's
+    fib:fib_table_lookup tracepoint recorded machine-wide (perf) and only the lookups between
+    the two addresses counted (routing and reverse-path checks, both directions), by table.
+    The tracepoint does not tell namespaces apart: the client's (eth0) and the ISPs' and the
+    server's lookups (eth0, eth1, lo) are told by the device they give; lookups from lo (the
+    gateway's own, nftables' per new connection) are left out."""
+    data = Path(lab.dir) / "fib.perf"
+    perf = subprocess.Popen(["perf", "record", "-q", "-e", "fib:fib_table_lookup", "-a",
+                             "-o", str(data), "--", "sleep", "4"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    got = lab["client1"].ping(policylab.SERVER, count=PINGS, interval=0.005)
+    perf.wait(timeout=30)
+    out = subprocess.run(["perf", "script", "-i", str(data)], capture_output=True, text=True,
+                         timeout=120).stdout
+    ends = {"10.10.1.2", policylab.SERVER}
+    tables = {}
+    for m in LOOKUP.finditer(out):
+        if {m.group(3), m.group(4)} == ends and m.group(2) != "1" and m.group(5) in GW_DEVS:
+            t = int(m.group(1))
+            kind = "local" if t == 255 else "main" if t == 254 else "uplink"
+            tables[kind] = tables.get(kind, 0) + 1
+    packets = 2 * got.received
+    return {k: v / packets for k, v in tables.items()} if packets else None
+
+
+def lookups(args):
+    """One lab per mode: the routing lookups its forwarded packets take (deterministic, so one
+    round each)."""
+    try:
+        subprocess.run(["perf", "list", "fib:*"], capture_output=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        print("routing lookups per packet: not measured (perf with the fib tracepoints needed)")
+        return
+    modes = [("plain", "plain forwarding", None), ("masq", "forwarding + masquerade", None),
+             ("policy", "egressd policy", args.egressd)]
+    if args.compare:
+        modes.append(("compare", "policy (%s)" % args.compare_label, args.compare))
+    print("routing table lookups per forwarded packet (%d pings and their replies, one flow; "
+          "routing and reverse-path checks; fib:fib_table_lookup)" % PINGS)
+    for key, name, binary in modes:
+        r = one_round(key, 0, binary, run=count_lookups)
+        if r is None:
+            print("  %-26s no reply came back" % name)
+            continue
+        print("  %-26s %.2f  (%s)" % (name, sum(r.values()), ", ".join(
+            "%s %.2f" % (k, r[k]) for k in ("local", "main", "uplink") if k in r)))
+
+
 def failover(egressd_bin, conf):
     with Lab() as lab:
         gw = policylab.build(lab)
@@ -151,8 +210,12 @@ def main():
     ap.add_argument("--compare", help="another egressd binary measured in the same run")
     ap.add_argument("--compare-label", default="other build")
     ap.add_argument("--no-failover", action="store_true", help="forwarding figures only")
+    ap.add_argument("--no-lookups", action="store_true",
+                    help="skip the routing lookups per packet (perf tracepoint)")
     args = ap.parse_args()
     forwarding(args)
+    if not args.no_lookups:
+        lookups(args)
     if args.no_failover:
         return 0
     slow = failover(args.egressd, policylab.CONF.replace("interval = 300ms\n", "")
