@@ -17,7 +17,9 @@ One lab (tests/lab/proxylab.py), each side in turn on gw, the same client and se
            REDIRECT hands its TCP to the transparent proxy (splice relay, 2 uplinks 3:2).
 
 egressd runs with one worker per CPU, and again with 1 and 2 workers where the machine has
-more CPUs than that (those sides: 1 stream and the connection rate only).
+another number of CPUs, both as the transparent gateway and as a SOCKS5 proxy (those sides:
+1 stream and the connection rate only); each worker accepts on its own socket, so the
+connection rate at 1, 2, ... workers shows what the extra cores bring.
 
 Measured for each: iperf3 with 1 and 8 streams; new connections per second (connhold.py
 churn: many in flight, each connect + HTTP/1.0 GET to nginx + read to EOF + close; nginx
@@ -125,14 +127,26 @@ dns = %s
 """ % (GW, DNS_PORTS["egressd"], proxylab.ADDR["isp1"], proxylab.DNS, proxylab.ADDR["isp2"],
        proxylab.DNS)
 
-# egressd's worker counts: 1, 2 and every CPU ("egressd" is the default, one per CPU); the
-# sides with a worker count of their own only measure 1 stream and the connection rate
-WORKER_SIDES = [("egressd_w%d" % n, "egressd gateway, %d worker%s" % (n, "s" * (n > 1)))
-                for n in sorted({1, 2} - {os.cpu_count() or 1})]
+# egressd's worker counts: 1, 2 and every CPU ("egressd" and "egressd_socks" are the
+# default, one per CPU), for the transparent gateway and for SOCKS5 alike: each worker
+# accepts on a socket of its own and runs its connections' handshakes and connects, so the
+# connection rate is the figure that moves with it.  The sides with a worker count of
+# their own only measure 1 stream (gateway) and the connection rate.
+CPUS = os.cpu_count() or 1
+OTHER_COUNTS = sorted({1, 2} - {CPUS})
+
+
+def _workers(n):
+    return "%d worker%s" % (n, "s" * (n > 1))
+
+
+WORKER_SIDES = [("egressd_w%d" % n, "egressd gateway, " + _workers(n)) for n in OTHER_COUNTS]
+SOCKS_WORKER_SIDES = [("egressd_socks_w%d" % n, "egressd SOCKS5, " + _workers(n))
+                      for n in OTHER_COUNTS]
 SIDES = [("plain", "plain forwarding"), ("haproxy", "HAProxy splice"),
          ("haproxy_redirect", "HAProxy REDIRECT"), ("socat", "socat fork"),
-         ("egressd", "egressd gateway, %d workers" % (os.cpu_count() or 1))] + WORKER_SIDES + \
-    [("egressd_socks", "egressd SOCKS5")]
+         ("egressd", "egressd gateway, " + _workers(CPUS))] + WORKER_SIDES + \
+    [("egressd_socks", "egressd SOCKS5, " + _workers(CPUS))] + SOCKS_WORKER_SIDES
 # HAProxy REDIRECT would repeat HAProxy's
 MEMORY_SIDES = ("haproxy", "socat", "egressd", "egressd_socks")
 SOCKS_PORT = 1080
@@ -204,12 +218,13 @@ def start_socat(lab):
             "pids": lambda what: [procs[what].pid] + descendants(procs[what].pid), "stop": stop}
 
 
-def start_egressd_socks(lab, binary):
+def start_egressd_socks(lab, binary, workers=0):
     """egressd dispatch as a SOCKS5 proxy on gw (go-dispatch-proxy's command line): the
     client's connections name the server in their requests."""
     gw = lab["gw"]
     d = Egressd.command(gw, binary, proxylab.dispatch_args(
-        "-lhost", GW, "-lport", str(SOCKS_PORT), "-set", "proxy.max_per_client=20000"))
+        "-lhost", GW, "-lport", str(SOCKS_PORT), "-set", "proxy.max_per_client=20000",
+        "-set", "proxy.workers=%d" % workers))
     wait_port(gw, SOCKS_PORT)
     return {"targets": {k: (SERVER, p) for k, p in PORTS.items()}, "socks": (GW, SOCKS_PORT),
             "pids": lambda what: [d.proc.pid], "stop": d.stop_clean}
@@ -354,6 +369,8 @@ def run_side(lab, side, args, n_holds, res, memory):
         s = start_haproxy(lab, max(n_holds), redirect=True)
     elif side == "socat":
         s = start_socat(lab)
+    elif side.startswith("egressd_socks_w"):
+        s = start_egressd_socks(lab, args.egressd, workers=int(side[len("egressd_socks_w"):]))
     elif side == "egressd_socks":
         s = start_egressd_socks(lab, args.egressd)
     elif side.startswith("egressd_w"):
@@ -361,7 +378,7 @@ def run_side(lab, side, args, n_holds, res, memory):
     else:
         s = start_egressd(lab, args.egressd)
     pids = s["pids"]
-    light = side.startswith("egressd_w")
+    light = side.startswith("egressd_w") or side.startswith("egressd_socks_w")
     socks = s.get("socks")  # a SOCKS5 side: the connection rate and memory only
 
     def cpu(what):
@@ -540,6 +557,14 @@ def report(r):
     for name, ok, detail in goals(r):
         print("  %-52s %-7s %s" % (name, "met" if ok else ("MISSED" if ok is False else "n/a"),
                                    detail))
+    for what, default, prefix in (("gateway", "egressd", "egressd_w"),
+                                  ("SOCKS5", "egressd_socks", "egressd_socks_w")):
+        by_n = {CPUS: _val(sides.get(default), "cps")}
+        by_n.update({n: _val(sides.get(prefix + str(n)), "cps") for n in OTHER_COUNTS})
+        one = by_n.get(1)
+        if one and all(v is not None for v in by_n.values()):
+            print("  (%s connections/s by workers, to 1 worker: %s)" % (what, ", ".join(
+                "%d: %.2f" % (n, by_n[n] / one) for n in sorted(by_n))))
     e, h = sides.get("egressd"), sides.get("haproxy_redirect")
     pairs = [(_val(e, k), _val(h, k), what) for k, what in
              (("iperf1", "1 stream"), ("iperf8", "8 streams"), ("cps", "connections/s"),

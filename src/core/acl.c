@@ -3,12 +3,18 @@
  * addresses as the kernel reports them, the verdict, and the socket options that tell
  * which interface a client came in through.
  *
+ * Threads: acl_check() may run on the proxy's workers while the main thread follows the
+ * kernel's addresses or sets a new allow list; those are under the acl's rwlock (taken for
+ * reading by acl_check(), for writing by the changes).  The uplink set is read as it is:
+ * it changes on the main thread at a reload only.
+ *
  * Must not change anything in the kernel (it only reads addresses), nor log: its callers
  * log their refusals, rate-limited, with the client's address.
  */
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +49,7 @@ struct acl_ifaddr {
 };
 
 struct acl {
+	pthread_rwlock_t lock; /* allow, local, addrs */
 	struct uplink_set *set;
 	struct pfxset allow;
 	bool local;
@@ -65,6 +72,7 @@ int acl_new(struct uplink_set *set, struct acl **ret)
 	struct acl *a = xcalloc(1, sizeof(*a));
 	int r;
 
+	pthread_rwlock_init(&a->lock, NULL);
 	a->set = set;
 	pfxset_init(&a->allow);
 	pfxset_init(&a->builtin);
@@ -86,6 +94,7 @@ void acl_free(struct acl *a)
 	pfxset_clear(&a->allow);
 	pfxset_clear(&a->builtin);
 	free(a->addrs);
+	pthread_rwlock_destroy(&a->lock);
 	free(a);
 }
 
@@ -108,9 +117,11 @@ int acl_set_allow(struct acl *a, const struct word_list *allow)
 		pfxset_clear(&s);
 		return -EINVAL;
 	}
+	pthread_rwlock_wrlock(&a->lock);
 	pfxset_clear(&a->allow);
 	a->allow = s;
 	a->local = local;
+	pthread_rwlock_unlock(&a->lock);
 	return 0;
 }
 
@@ -122,7 +133,8 @@ static struct acl_ifaddr *ifaddr_find(struct acl *a, int ifindex, const struct a
 	return NULL;
 }
 
-void acl_addr_event(struct acl *a, const struct nl_addr *addr, bool del)
+/* Write-locked. */
+static void addr_event(struct acl *a, const struct nl_addr *addr, bool del)
 {
 	struct acl_ifaddr *e = ifaddr_find(a, addr->ifindex, &addr->local.addr);
 
@@ -140,6 +152,13 @@ void acl_addr_event(struct acl *a, const struct nl_addr *addr, bool del)
 	e->subnet.addr = addr_is_set(&addr->peer) ? addr->peer : addr->local.addr;
 	e->subnet.plen = addr->local.plen;
 	cidr_clear_hostbits(&e->subnet);
+}
+
+void acl_addr_event(struct acl *a, const struct nl_addr *addr, bool del)
+{
+	pthread_rwlock_wrlock(&a->lock);
+	addr_event(a, addr, del);
+	pthread_rwlock_unlock(&a->lock);
 }
 
 /* Is ifindex the interface of an uplink: the one it names, or the one with its source? */
@@ -180,7 +199,7 @@ static bool local_client(const struct acl *a, const struct addr *client)
 	return false;
 }
 
-enum acl_verdict acl_check(struct acl *a, const struct addr *client, int ifindex)
+static enum acl_verdict check(struct acl *a, const struct addr *client, int ifindex)
 {
 	if (!own_address(a, client)) {
 		if (ifindex <= 0)
@@ -191,6 +210,16 @@ enum acl_verdict acl_check(struct acl *a, const struct addr *client, int ifindex
 	if (pfxset_contains(&a->allow, client) || (a->local && local_client(a, client)))
 		return ACL_ALLOW;
 	return ACL_DENY_UNLISTED;
+}
+
+enum acl_verdict acl_check(struct acl *a, const struct addr *client, int ifindex)
+{
+	enum acl_verdict v;
+
+	pthread_rwlock_rdlock(&a->lock);
+	v = check(a, client, ifindex);
+	pthread_rwlock_unlock(&a->lock);
+	return v;
 }
 
 const char *acl_reason(enum acl_verdict v, int ifindex, char *buf, size_t len)
@@ -210,7 +239,7 @@ const char *acl_reason(enum acl_verdict v, int ifindex, char *buf, size_t len)
 
 static int dump_cb(const struct nl_addr *addr, void *arg)
 {
-	acl_addr_event(arg, addr, false);
+	addr_event(arg, addr, false);
 	return 0;
 }
 
@@ -218,8 +247,11 @@ static int acl_dump(struct acl *a)
 {
 	int r;
 
+	/* the dump's messages are read while locked: the proxy's workers wait meanwhile */
+	pthread_rwlock_wrlock(&a->lock);
 	a->n_addrs = 0;
 	r = nl_addr_dump(a->nl, AF_UNSPEC, 0, dump_cb, a);
+	pthread_rwlock_unlock(&a->lock);
 	if (r < 0)
 		log_debug("acl: address dump: %s", strerror(-r));
 	return r;

@@ -13,8 +13,14 @@
  * SOCKS5 UDP associations are in udp_assoc.c; the structures both files share in
  * proxy_int.h.
  *
- * Each listener is one socket on the main loop; everything here runs on the main thread
- * except the relay.  Bounds: max_connections overall, max_per_client per client address,
+ * Threads.  Each relay worker (relay.c) has a socket of its own on every listening address
+ * (SO_REUSEPORT: the kernel spreads new connections over them) and runs the sessions it
+ * accepts from accept to end on its own event_base: handshake, uplink choice, resolving
+ * (evdns bases per worker and uplink), connect racing, then the relay itself
+ * (relay_start_local(): no hand-over).  The main thread keeps the configuration, the
+ * uplinks' health events, the metrics (brought up to date when scraped) and the API.  What
+ * both touch is under pm->lock (proxy_int.h), so the limits, ratios and counters are exact
+ * across workers.  Bounds: max_connections overall, max_per_client per client address,
  * a handshake deadline, a head size limit (HTTP_HEAD_MAX), UDP associations' pending
  * lookups.  Malformed requests get the protocol's error reply and a rate-limited log line.
  * Clients: [proxy] allow (acl.h), checked at accept; a refused one hears it in its protocol
@@ -74,6 +80,14 @@
 #define HANDSHAKE_BUF_FIRST 512 /* a SOCKS request fits; an HTTP head grows the buffer */
 #define CLIENT_MAX 65536     /* client table entries (idle ones are evicted beyond) */
 #define REFUSED_MAX 256	     /* refused clients waiting to hear it (more: reset at once) */
+
+/* The label values of egress_proxy_refused_total, shown from the start. */
+enum { REFUSED_MAX_CONNECTIONS, REFUSED_MAX_PER_CLIENT, REFUSED_ACL, _REFUSED_WHY_MAX };
+static const char *const refused_reasons[_REFUSED_WHY_MAX] = {
+	[REFUSED_MAX_CONNECTIONS] = "max_connections",
+	[REFUSED_MAX_PER_CLIENT] = "max_per_client",
+	[REFUSED_ACL] = "acl",
+};
 
 static const char *const listener_kind_name[_LISTEN_KIND_MAX] = {
 	[LISTEN_PROXY] = "socks/http",
@@ -172,7 +186,8 @@ static int puplink_index(const struct proxy_module *pm, const struct puplink *up
 }
 
 /* The resolvers of an uplink: its own `dns`, else [proxy] resolver, else resolv.conf;
- * queries leave from its source address (source routing takes them through it). */
+ * queries leave from its source address (source routing takes them through it).  Only
+ * remembered here: each worker builds its own (worker_dns()) when the key has changed. */
 static void puplink_dns(struct proxy_module *pm, struct puplink *up, const struct conf_uplink *cu)
 {
 	const struct conf_proxy *p = conf_proxy(pm->conf);
@@ -186,29 +201,78 @@ static void puplink_dns(struct proxy_module *pm, struct puplink *up, const struc
 		addr_str(&l->v[i].addr, a, sizeof(a));
 		o += (size_t)snprintf(key + o, sizeof(key) - o, "%s,", a);
 	}
-	if (up->dns && streq(key, up->dns_key))
+	if (up->dns_gen && streq(key, up->dns_key))
 		return;
-	if (up->dns)
-		evdns_base_free(up->dns, 1);
 	snprintf(up->dns_key, sizeof(up->dns_key), "%s", key);
-	up->dns = evdns_base_new(pm->base, l->n ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (!up->dns) {
+	up->dns_gen++;
+	free(up->dns_servers);
+	up->dns_servers = xcalloc(l->n ? l->n : 1, sizeof(*up->dns_servers));
+	for (size_t i = 0; i < l->n; i++)
+		up->dns_servers[i] = l->v[i].addr;
+	up->n_dns_servers = l->n;
+}
+
+/* A new evdns base for up on base (NULL on failure, logged). */
+static struct evdns_base *dns_new(struct event_base *base, const struct puplink *up)
+{
+	struct evdns_base *dns;
+	char a[ADDR_STRLEN];
+
+	dns = evdns_base_new(base, up->n_dns_servers ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (!dns) {
 		log_warnx("proxy: uplink %s: no resolver (evdns)", up->name);
-		return;
+		return NULL;
 	}
-	for (size_t i = 0; i < l->n; i++) {
+	for (size_t i = 0; i < up->n_dns_servers; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len;
-		addr_to_sockaddr(&l->v[i].addr, 53, &ss, &len);
-		evdns_base_nameserver_sockaddr_add(up->dns, (struct sockaddr *)&ss, len, 0);
+		addr_to_sockaddr(&up->dns_servers[i], 53, &ss, &len);
+		evdns_base_nameserver_sockaddr_add(dns, (struct sockaddr *)&ss, len, 0);
 	}
 	if (addr_is_set(&up->via.source)) {
 		addr_str(&up->via.source, a, sizeof(a));
-		evdns_base_set_option(up->dns, "bind-to:", a);
+		evdns_base_set_option(dns, "bind-to:", a);
 	}
-	evdns_base_set_option(up->dns, "timeout:", "2");
-	evdns_base_set_option(up->dns, "attempts:", "2");
-	evdns_base_set_option(up->dns, "randomize-case:", "0");
+	evdns_base_set_option(dns, "timeout:", "2");
+	evdns_base_set_option(dns, "attempts:", "2");
+	evdns_base_set_option(dns, "randomize-case:", "0");
+	return dns;
+}
+
+/* Worker wk's resolvers for uplink i, (re)made if its configuration changed.  On wk's thread,
+ * locked: freeing an old base fails its pending lookups, whose callbacks lock again. */
+static struct evdns_base *worker_dns(struct proxy_worker *wk, size_t i)
+{
+	struct proxy_module *pm = wk->pm;
+	struct puplink *up = pm->ups[i];
+
+	if (i >= wk->n_dns) {
+		size_t n = pm->n_ups;
+		wk->dns = xrealloc(wk->dns, n * sizeof(*wk->dns));
+		wk->dns_gen = xrealloc(wk->dns_gen, n * sizeof(*wk->dns_gen));
+		for (size_t k = wk->n_dns; k < n; k++) {
+			wk->dns[k] = NULL;
+			wk->dns_gen[k] = 0;
+		}
+		wk->n_dns = n;
+	}
+	if (wk->dns[i] && wk->dns_gen[i] == up->dns_gen)
+		return wk->dns[i];
+	if (wk->dns[i]) {
+		struct evdns_base *old = wk->dns[i];
+		wk->dns[i] = NULL;
+		evdns_base_free(old, 1);
+	}
+	wk->dns[i] = dns_new(wk->base, up);
+	wk->dns_gen[i] = up->dns_gen;
+	return wk->dns[i];
+}
+
+struct evdns_base *proxy_session_dns(struct session *s)
+{
+	int i = puplink_index(s->pm, s->up);
+
+	return i < 0 ? NULL : worker_dns(s->wk, (size_t)i);
 }
 
 /* Tell d the uplinks: index = position in pm->ups; absent ones get no weight. */
@@ -262,14 +326,17 @@ static void uplinks_sync(struct proxy_module *pm)
 static void uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 {
 	struct proxy_module *pm = arg;
-	struct puplink *up = puplink_find(pm, u->name);
+	struct puplink *up;
 
+	PROXY_LOCK(pm);
+	up = puplink_find(pm, u->name);
 	if (ev == UPLINK_STATE && up) {
 		up->usable = uplink_worth_trying(u);
 		dispatch_set_usable(pm->disp, (size_t)puplink_index(pm, up), up->usable);
 	} else if (ev != UPLINK_STATE) {
 		uplinks_sync(pm);
 	}
+	PROXY_UNLOCK(pm);
 }
 
 static int rules_resolve_cb(const char *uplink, void *arg)
@@ -441,11 +508,8 @@ void proxy_session_fail(struct session *s, int err, const char *what)
 	size_t n;
 
 	session_log_fail(s, what, err);
-	if (s->up) {
-		s->up->st.failed++;
-		if (s->pm->m_failed)
-			metrics_counter_add(s->pm->m_failed, 1, s->up->name);
-	}
+	if (s->up)
+		s->up->st.failed++; /* the metric catches up when scraped */
 	if (s->ce)
 		s->ce->st.failed++;
 	if (s->kind == LISTEN_PROXY) {
@@ -473,14 +537,8 @@ void proxy_session_fail(struct session *s, int err, const char *what)
 /* A session begins to count: connected and relaying, or a UDP association made. */
 void proxy_count_start(struct session *s)
 {
-	struct proxy_module *pm = s->pm;
-
 	s->up->st.active++;
 	s->up->st.total++;
-	if (pm->m_active) {
-		metrics_gauge_add(pm->m_active, 1, s->up->name);
-		metrics_counter_add(pm->m_total, 1, s->up->name);
-	}
 	if (s->ce)
 		s->ce->st.total++; /* its active count went up at accept */
 }
@@ -488,13 +546,9 @@ void proxy_count_start(struct session *s)
 /* ... and ends: its bytes join its uplink's and its client's totals. */
 void proxy_count_end(struct session *s)
 {
-	struct proxy_module *pm = s->pm;
-
 	s->up->st.active--;
 	s->up->st.bytes_up += s->counters.up;
 	s->up->st.bytes_down += s->counters.down;
-	if (pm->m_active)
-		metrics_gauge_add(pm->m_active, -1, s->up->name);
 	if (s->ce) {
 		s->ce->st.bytes_up += s->counters.up;
 		s->ce->st.bytes_down += s->counters.down;
@@ -504,8 +558,10 @@ void proxy_count_end(struct session *s)
 static void session_relay_done_cb(void *arg, enum relay_end end, int err)
 {
 	struct session *s = arg;
+	struct proxy_module *pm = s->pm;
 	uint64_t up = s->counters.up, down = s->counters.down;
 
+	PROXY_LOCK(pm);
 	s->fd = -1; /* the relay closed it */
 	if (s->up)
 		proxy_count_end(s);
@@ -517,6 +573,7 @@ static void session_relay_done_cb(void *arg, enum relay_end end, int err)
 			err ? strerror(err) : "", up, down);
 	}
 	proxy_session_free(s);
+	PROXY_UNLOCK(pm);
 }
 
 /* A plain HTTP request (not CONNECT) is being forwarded. */
@@ -561,8 +618,9 @@ static void session_relay(struct session *s, int fd)
 	free(s->buf);
 	s->buf = NULL;
 	s->cap = 0;
-	r = relay_start(pm->relay, s->fd, fd, s->to_server, s->n_to_server, s->reply, s->reply_len,
-		plain_http(s) ? &s->http : NULL, &s->counters, session_relay_done_cb, s);
+	r = relay_start_local(pm->relay, s->wk->idx, s->fd, fd, s->to_server, s->n_to_server,
+		s->reply, s->reply_len, plain_http(s) ? &s->http : NULL, &s->counters,
+		session_relay_done_cb, s);
 	if (r < 0) {
 		close(fd);
 		proxy_session_fail(s, -r, "relay");
@@ -575,10 +633,20 @@ static void session_relay(struct session *s, int fd)
 	proxy_count_start(s);
 }
 
+static void session_connected(struct session *s, int fd, int err, int uplink, int attempts);
+
 static void session_connected_cb(int fd, int err, int uplink, int attempts, void *arg)
 {
 	struct session *s = arg;
+	struct proxy_module *pm = s->pm;
 
+	PROXY_LOCK(pm);
+	session_connected(s, fd, err, uplink, attempts);
+	PROXY_UNLOCK(pm);
+}
+
+static void session_connected(struct session *s, int fd, int err, int uplink, int attempts)
+{
 	s->race = NULL;
 	if (uplink >= 0 && (size_t)uplink < s->pm->n_ups)
 		s->up = s->pm->ups[uplink];
@@ -630,17 +698,18 @@ static void session_connect_addr(struct session *s)
 
 	s->state = S_CONNECT;
 	n = session_vias(s, puplink_index(pm, s->up), v);
-	r = connect_race_start(pm->base, (struct sockaddr *)&s->dst, s->dstlen, v, n, &o,
+	r = connect_race_start(s->wk->base, (struct sockaddr *)&s->dst, s->dstlen, v, n, &o,
 		session_connected_cb, s, &s->race);
 	if (r < 0)
 		proxy_session_fail(s, -r, "connect");
 }
 
+static void resolved(struct session *s, int result, struct evutil_addrinfo *res);
+
 static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct session *s = arg;
-	struct evutil_addrinfo *pick = NULL;
-	int want;
+	struct proxy_module *pm;
 
 	/* cancelled: libevent calls back on a later loop turn, when the session that
 	 * cancelled it has been freed - touch nothing */
@@ -649,6 +718,17 @@ static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
 			evutil_freeaddrinfo(res);
 		return;
 	}
+	pm = s->pm; /* s may be freed by the time the lock is let go */
+	PROXY_LOCK(pm);
+	resolved(s, result, res);
+	PROXY_UNLOCK(pm);
+}
+
+static void resolved(struct session *s, int result, struct evutil_addrinfo *res)
+{
+	struct evutil_addrinfo *pick = NULL;
+	int want;
+
 	s->dreq = NULL;
 	want = s->up->via.source.family;
 	if (result) {
@@ -699,7 +779,7 @@ static void session_connect(struct session *s)
 		int r;
 		s->state = S_CONNECT;
 		addr_to_sockaddr(&s->up->tunnel, (uint16_t)s->up->tunnel_port, &s->dst, &s->dstlen);
-		r = connect_race_start(pm->base, (struct sockaddr *)&s->dst, s->dstlen, &v, 1, &o,
+		r = connect_race_start(s->wk->base, (struct sockaddr *)&s->dst, s->dstlen, &v, 1, &o,
 			session_connected_cb, s, &s->race);
 		if (r < 0)
 			proxy_session_fail(s, -r, "connect");
@@ -712,7 +792,8 @@ static void session_connect(struct session *s)
 		session_connect_addr(s);
 		return;
 	}
-	if (!s->up->dns) {
+	struct evdns_base *dns = proxy_session_dns(s);
+	if (!dns) {
 		proxy_session_fail(s, EHOSTUNREACH, "no resolver");
 		return;
 	}
@@ -720,7 +801,7 @@ static void session_connect(struct session *s)
 		.ai_protocol = IPPROTO_TCP, .ai_flags = EVUTIL_AI_ADDRCONFIG};
 	struct evdns_getaddrinfo_request *req;
 	s->state = S_RESOLVE;
-	req = evdns_getaddrinfo(s->up->dns, s->target.name, NULL, &hints, resolve_cb, s);
+	req = evdns_getaddrinfo(dns, s->target.name, NULL, &hints, resolve_cb, s);
 	/* evdns may answer at once (a literal, a cache hit, a name it refuses): then it
 	 * returns NULL and the callback has run, and may have freed s */
 	if (req)
@@ -983,9 +1064,20 @@ parsed:
 	return -1;
 }
 
+static void client_read(struct session *s, evutil_socket_t fd);
+
 static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
+	struct proxy_module *pm = s->pm;
+
+	PROXY_LOCK(pm);
+	client_read(s, fd);
+	PROXY_UNLOCK(pm);
+}
+
+static void client_read(struct session *s, evutil_socket_t fd)
+{
 	ssize_t n;
 
 	if (s->n >= HTTP_HEAD_MAX) {
@@ -1017,12 +1109,15 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
+	struct proxy_module *pm = s->pm;
 
+	PROXY_LOCK(pm);
 	if (s->state < S_RESOLVE) {
 		if (s->kind == LISTEN_PROXY && s->proto == PROXY_PROTO_HTTP)
 			s->proto = -1;
 		proxy_session_fail(s, ETIMEDOUT, "no complete request in time");
 	}
+	PROXY_UNLOCK(pm);
 }
 
 /* ------------------------------------------------------------ listeners */
@@ -1065,30 +1160,54 @@ static void acl_refused(struct proxy_module *pm, const struct listener *li,
 {
 	char c[ADDR_STRLEN], why[128];
 
-	if (pm->m_refused)
-		metrics_counter_add(pm->m_refused, 1, "acl");
+	pm->refused_n[REFUSED_ACL]++;
 	if (log_ratelimit(&pm->rl))
 		log_warnx("proxy: client %s refused on the %s listener: %s",
 			addr_str(client, c, sizeof(c)), listener_kind_name[li->kind],
 			acl_reason(verdict, ifindex, why, sizeof(why)));
 }
 
+static void accepted(struct proxy_worker *wk, struct listener *li, int fd,
+	const struct addr *client, uint16_t cport, int ifindex);
+
+/* On wk's thread: a connection on one of its listening sockets. */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	int salen, void *arg)
 {
-	struct listener *li = arg;
-	struct proxy_module *pm = li->pm;
-	const struct conf_proxy *p = conf_proxy(pm->conf);
-	struct session *s;
+	struct proxy_worker *wk = arg;
+	struct proxy_module *pm = wk->pm;
+	struct listener *li = NULL;
 	struct addr client;
 	uint16_t cport;
-	struct client *ce = NULL;
-	enum acl_verdict verdict;
 	int one = 1, ifindex;
 
 	addr_from_sockaddr(sa, &client, &cport);
 	addr_unmap_v4(&client);
-	ifindex = acl_sock_ifindex(fd, li->addr.family);
+	ifindex = acl_sock_ifindex(fd, sa->sa_family); /* the listener's family */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	PROXY_LOCK(pm);
+	wk->accepted++;
+	for (size_t i = 0; i < pm->n_listeners && !li; i++)
+		if (wk->l[i] == l)
+			li = &pm->listeners[i];
+	if (li)
+		accepted(wk, li, fd, &client, cport, ifindex);
+	else /* cannot be: each of wk's listeners is one of pm's */
+		close(fd);
+	PROXY_UNLOCK(pm);
+}
+
+/* Admit or refuse a connection accepted on wk; start its session.  Locked. */
+static void accepted(struct proxy_worker *wk, struct listener *li, int fd,
+	const struct addr *clientp, uint16_t cport, int ifindex)
+{
+	struct proxy_module *pm = wk->pm;
+	const struct conf_proxy *p = conf_proxy(pm->conf);
+	struct addr client = *clientp;
+	struct session *s;
+	struct client *ce = NULL;
+	enum acl_verdict verdict;
+
 	verdict = acl_check(pm->acl, &client, ifindex);
 	if (verdict != ACL_ALLOW) {
 		/* not in the client table: an outsider makes no entry and no metric series */
@@ -1104,12 +1223,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (ce && (pm->n_sessions >= (size_t)p->max_connections ||
 			  ce->st.active >= (uint64_t)p->max_per_client)) {
 		char c[ADDR_STRLEN];
-		const char *limit = pm->n_sessions >= (size_t)p->max_connections
-					    ? "max_connections"
-					    : "max_per_client";
+		int why = pm->n_sessions >= (size_t)p->max_connections ? REFUSED_MAX_CONNECTIONS
+								       : REFUSED_MAX_PER_CLIENT;
+		const char *limit = refused_reasons[why];
 		pm->refused_limit++;
-		if (pm->m_refused)
-			metrics_counter_add(pm->m_refused, 1, limit);
+		pm->refused_n[why]++;
 		if (log_ratelimit(&pm->rl)) {
 			addr_str(&client, c, sizeof(c));
 			log_warnx("proxy: client %s refused: %s reached", c, limit);
@@ -1117,9 +1235,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		close(fd);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s = xcalloc(1, sizeof(*s));
 	s->pm = pm;
+	s->wk = wk;
 	s->fd = fd;
 	s->kind = li->kind;
 	s->proto = -1;
@@ -1140,8 +1258,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		pm->sessions->prev = s;
 	pm->sessions = s;
 	pm->n_sessions++;
-	s->ev = event_new(pm->base, fd, EV_READ | EV_PERSIST, client_read_cb, s);
-	s->timer = evtimer_new(pm->base, timer_cb, s);
+	s->ev = event_new(wk->base, fd, EV_READ | EV_PERSIST, client_read_cb, s);
+	s->timer = evtimer_new(wk->base, timer_cb, s);
 	switch (li->kind) {
 	case LISTEN_PROXY:
 		s->cap = HANDSHAKE_BUF_FIRST;
@@ -1169,22 +1287,21 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 static void listener_error_cb(struct evconnlistener *l, void *arg)
 {
-	struct listener *li = arg;
+	struct proxy_worker *wk = arg;
 	int e = EVUTIL_SOCKET_ERROR();
 
 	/* EMFILE/ENFILE/ENOBUFS: libevent retries on the next readiness */
-	if (log_ratelimit(&li->pm->rl))
-		log_warnx("proxy: %s listener: accept: %s", listener_kind_name[li->kind],
-			strerror(e));
+	PROXY_LOCK(wk->pm);
+	if (log_ratelimit(&wk->pm->rl))
+		log_warnx("proxy: worker %d: accept: %s", wk->idx, strerror(e));
+	PROXY_UNLOCK(wk->pm);
 }
 
-static int listener_open(struct proxy_module *pm, enum listener_kind kind, const struct addr *a,
-	int port)
+/* A bound socket on a:port for one worker (SO_REUSEPORT: each worker has one); -errno. */
+static int listener_socket(enum listener_kind kind, const struct addr *a, int port)
 {
-	struct listener *li = &pm->listeners[pm->n_listeners];
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char buf[ADDR_STRLEN];
 	int fd, one = 1, r;
 
 	addr_to_sockaddr(a, (uint16_t)port, &ss, &len);
@@ -1192,6 +1309,10 @@ static int listener_open(struct proxy_module *pm, enum listener_kind kind, const
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		r = -errno;
+		goto fail;
+	}
 	if (ss.ss_family == AF_INET6) {
 		/* "::" serves both families, except transparent listeners, which open an IPv4
 		 * socket of their own (SO_ORIGINAL_DST is per family) */
@@ -1199,45 +1320,104 @@ static int listener_open(struct proxy_module *pm, enum listener_kind kind, const
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
 	}
 	r = acl_sock_prepare(fd, ss.ss_family);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
+	if (r < 0)
+		goto fail;
 	if (kind == LISTEN_TPROXY) {
 		r = ss.ss_family == AF_INET
 			    ? setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one))
 			    : setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
 		if (r < 0) {
 			r = -errno;
-			close(fd);
-			return r;
+			goto fail;
 		}
 	}
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
 		r = -errno;
-		close(fd);
-		return r;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return r;
+}
+
+/* A listening address: a bound socket per worker, listening once listeners_start() ran. */
+static int listener_open(struct proxy_module *pm, enum listener_kind kind, const struct addr *a,
+	int port)
+{
+	size_t n = pm->n_listeners;
+	struct listener *li = &pm->listeners[n];
+	char buf[ADDR_STRLEN];
+	int fd;
+
+	if (n >= LISTENERS_MAX)
+		return -ENOSPC;
+	for (int w = 0; w < pm->n_wk; w++) {
+		fd = listener_socket(kind, a, port);
+		if (fd < 0) {
+			while (w-- > 0) {
+				close(pm->wk[w].fd[n]);
+				pm->wk[w].fd[n] = -1;
+			}
+			return fd;
+		}
+		pm->wk[w].fd[n] = fd;
 	}
 	li->pm = pm;
 	li->kind = kind;
 	li->addr = *a;
 	li->port = port;
-	li->l = evconnlistener_new(pm->base, accept_cb, li, LEV_OPT_CLOSE_ON_FREE, 1024, fd);
-	if (!li->l) {
-		close(fd);
-		return -ENOMEM;
-	}
-	evconnlistener_set_error_cb(li->l, listener_error_cb);
 	pm->n_listeners++;
 	addr_str(a, buf, sizeof(buf));
-	log_info("proxy: %s listener on [%s]:%d", listener_kind_name[kind], buf, port);
+	log_info("proxy: %s listener on [%s]:%d, a socket on each of %d workers",
+		listener_kind_name[kind], buf, port, pm->n_wk);
 	return 0;
 }
 
+/* On each worker's thread: listen on its sockets, accepting on its base. */
+static void listeners_start_cb(int worker, struct event_base *base, void *arg)
+{
+	struct proxy_module *pm = arg;
+	struct proxy_worker *wk = &pm->wk[worker];
+
+	for (size_t i = 0; i < pm->n_listeners; i++) {
+		if (wk->l[i] || wk->fd[i] < 0)
+			continue;
+		wk->l[i] = evconnlistener_new(base, accept_cb, wk, LEV_OPT_CLOSE_ON_FREE, 1024,
+			wk->fd[i]);
+		if (!wk->l[i]) {
+			log_warnx("proxy: worker %d: cannot listen on the %s listener", worker,
+				listener_kind_name[pm->listeners[i].kind]);
+			close(wk->fd[i]);
+		} else {
+			evconnlistener_set_error_cb(wk->l[i], listener_error_cb);
+		}
+		wk->fd[i] = -1;
+	}
+}
+
+/* On each worker's thread: close its listening sockets. */
+static void listeners_stop_cb(int worker, struct event_base *base, void *arg)
+{
+	struct proxy_module *pm = arg;
+	struct proxy_worker *wk = &pm->wk[worker];
+
+	(void)base;
+	for (size_t i = 0; i < LISTENERS_MAX; i++) {
+		if (wk->l[i])
+			evconnlistener_free(wk->l[i]);
+		wk->l[i] = NULL;
+		if (wk->fd[i] >= 0)
+			close(wk->fd[i]);
+		wk->fd[i] = -1;
+	}
+}
+
+/* Not locked: waits for the workers. */
 static void listeners_close(struct proxy_module *pm)
 {
-	for (size_t i = 0; i < pm->n_listeners; i++)
-		evconnlistener_free(pm->listeners[i].l);
+	if (pm->wk)
+		relay_pool_each(pm->relay, listeners_stop_cb, pm);
 	pm->n_listeners = 0;
 }
 
@@ -1277,8 +1457,10 @@ static int listeners_open(struct proxy_module *pm, const struct conf *conf)
 	if (r < 0) {
 		log_error("proxy: cannot listen: %s", strerror(-r));
 		listeners_close(pm);
+		return r;
 	}
-	return r;
+	relay_pool_each(pm->relay, listeners_start_cb, pm);
+	return 0;
 }
 
 /* Same listeners as now? */
@@ -1334,6 +1516,36 @@ static void scrape_cb(struct metrics *m, void *arg)
 	struct proxy_module *pm = arg;
 
 	(void)m;
+	PROXY_LOCK(pm);
+	/* the workers count; the metrics catch up here, on the main thread */
+	for (size_t i = 0; i < pm->n_ups; i++) {
+		struct puplink *up = pm->ups[i];
+
+		if (up->st.total) /* the series appears with the uplink's first connection */
+			metrics_gauge_set(pm->m_active, (double)up->st.active, up->name);
+		if (up->st.total > up->reported_total)
+			metrics_counter_add(pm->m_total, (double)(up->st.total - up->reported_total),
+				up->name);
+		if (up->st.failed > up->reported_failed)
+			metrics_counter_add(pm->m_failed,
+				(double)(up->st.failed - up->reported_failed), up->name);
+		up->reported_total = up->st.total;
+		up->reported_failed = up->st.failed;
+	}
+	for (size_t i = 0; i < _REFUSED_WHY_MAX; i++) {
+		metrics_counter_add(pm->m_refused, (double)(pm->refused_n[i] -
+			pm->reported_refused[i]), refused_reasons[i]);
+		pm->reported_refused[i] = pm->refused_n[i];
+	}
+	for (int w = 0; w < pm->n_wk; w++) {
+		struct proxy_worker *wk = &pm->wk[w];
+		char label[16];
+
+		snprintf(label, sizeof(label), "%d", w);
+		metrics_counter_add(pm->m_accepted, (double)(wk->accepted - wk->reported_accepted),
+			label);
+		wk->reported_accepted = wk->accepted;
+	}
 	/* bytes of the connections still open, so a long download shows while it runs */
 	for (struct session *s = pm->sessions; s; s = s->next) {
 		if (s->state != S_RELAY && s->state != S_UDP)
@@ -1362,6 +1574,7 @@ static void scrape_cb(struct metrics *m, void *arg)
 	}
 	if (pm->mc_active)
 		client_metrics_scrape(pm);
+	PROXY_UNLOCK(pm);
 }
 
 static void client_metrics_drop(struct proxy_module *pm)
@@ -1403,8 +1616,6 @@ static void client_metrics_setup(struct proxy_module *pm)
 	}
 }
 
-/* The label values of egress_proxy_refused_total, shown from the start. */
-static const char *const refused_reasons[] = {"max_connections", "max_per_client", "acl"};
 
 static void metrics_setup(struct proxy_module *pm)
 {
@@ -1429,25 +1640,39 @@ static void metrics_setup(struct proxy_module *pm)
 		"Connections refused at accept: max_connections or max_per_client reached, or "
 		"the client not admitted by [proxy] allow (acl)",
 		METRICS_LABELS("reason"), &pm->m_refused);
+	metrics_counter_new(m, "egress_proxy_accepted_total",
+		"Connections accepted, per worker thread (each has a listening socket of its own)",
+		METRICS_LABELS("worker"), &pm->m_accepted);
 	if (pm->m_refused)
 		for (size_t i = 0; i < ARRAY_SIZE(refused_reasons); i++)
 			metrics_counter_add(pm->m_refused, 0, refused_reasons[i]);
+	for (int w = 0; pm->m_accepted && w < pm->n_wk; w++) {
+		char label[16];
+
+		snprintf(label, sizeof(label), "%d", w);
+		metrics_counter_add(pm->m_accepted, 0, label);
+	}
 	client_metrics_setup(pm);
 	metrics_on_scrape(m, scrape_cb, pm);
 }
 
 int proxy_uplink_stats(struct proxy_module *pm, const char *uplink, struct proxy_stats *ret)
 {
-	struct puplink *up = puplink_find(pm, uplink);
+	struct puplink *up;
 
-	if (!up)
+	PROXY_LOCK(pm);
+	up = puplink_find(pm, uplink);
+	if (!up) {
+		PROXY_UNLOCK(pm);
 		return -ENOENT;
+	}
 	*ret = up->st;
 	for (struct session *s = pm->sessions; s; s = s->next)
 		if (s->up == up && (s->state == S_RELAY || s->state == S_UDP)) {
 			ret->bytes_up += s->counters.up;
 			ret->bytes_down += s->counters.down;
 		}
+	PROXY_UNLOCK(pm);
 	return 0;
 }
 
@@ -1480,8 +1705,13 @@ int proxy_module_new(struct event_base *base, const struct conf *conf, struct up
 	const struct conf_proxy *p = conf_proxy(conf);
 	struct proxy_module *pm = xcalloc(1, sizeof(*pm));
 	struct relay_opts ro = {.workers = p->workers, .idle_timeout_ms = p->idle_timeout_ms};
+	pthread_mutexattr_t ma;
 	int r;
 
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&pm->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	pm->base = base;
 	pm->conf = conf;
 	pm->set = set;
@@ -1495,6 +1725,15 @@ int proxy_module_new(struct event_base *base, const struct conf *conf, struct up
 		log_error("proxy: relay: %s", strerror(-r));
 		goto fail;
 	}
+	pm->n_wk = relay_pool_workers(pm->relay);
+	pm->wk = xcalloc((size_t)pm->n_wk, sizeof(*pm->wk));
+	for (int w = 0; w < pm->n_wk; w++) {
+		pm->wk[w].pm = pm;
+		pm->wk[w].idx = w;
+		pm->wk[w].base = relay_pool_worker_base(pm->relay, w);
+		for (size_t i = 0; i < LISTENERS_MAX; i++)
+			pm->wk[w].fd[i] = -1;
+	}
 	r = acl_new(set, &pm->acl);
 	if (r >= 0)
 		r = acl_set_allow(pm->acl, &p->allow);
@@ -1504,7 +1743,7 @@ int proxy_module_new(struct event_base *base, const struct conf *conf, struct up
 		log_error("proxy: client ACL: %s", strerror(-r));
 		goto fail;
 	}
-	uplinks_sync(pm);
+	uplinks_sync(pm); /* no worker has a session yet: no lock needed until the listeners */
 	r = rules_load(pm, conf);
 	if (r < 0)
 		goto fail;
@@ -1534,13 +1773,15 @@ int proxy_module_reconf(struct proxy_module *pm, const struct conf *conf)
 	 * client_rules file that cannot be read or parsed leaves the running rules in place
 	 * (rules_load tries it on the side) and the rest of the reload applies.
 	 */
+	PROXY_LOCK(pm);
 	pm->conf = conf;
 	uplinks_sync(pm);
 	r = rules_load(pm, conf);
 	srcroute_reconf(pm->srcroute, conf);
 	acl_set_allow(pm->acl, &conf_proxy(conf)->allow); /* validated: cannot fail */
 	client_metrics_setup(pm);
-	if (!listeners_same(old, conf)) {
+	PROXY_UNLOCK(pm);
+	if (!listeners_same(old, conf)) { /* unlocked: the workers close and open them */
 		listeners_close(pm);
 		int e = listeners_open(pm, conf);
 		r = r < 0 ? r : e;
@@ -1557,19 +1798,28 @@ void proxy_module_free(struct proxy_module *pm)
 	if (pm->metrics && pm->m_bytes)
 		metrics_on_scrape_remove(pm->metrics, scrape_cb, pm);
 	client_metrics_drop(pm); /* the client table goes, and its series with it */
+	/* the workers stop first: then this thread may free what ran on their bases */
+	relay_pool_stop(pm->relay);
 	listeners_close(pm);
-	/* the relay first: it closes its sessions' sockets without calling back */
-	relay_pool_free(pm->relay);
 	while (pm->sessions) {
 		struct session *s = pm->sessions;
 		if (s->state == S_RELAY)
-			s->fd = -1;
+			s->fd = -1; /* the relay's: it closes it without calling back */
 		proxy_session_free(s);
 	}
+	for (int w = 0; w < pm->n_wk; w++) {
+		for (size_t i = 0; i < pm->wk[w].n_dns; i++)
+			if (pm->wk[w].dns[i])
+				evdns_base_free(pm->wk[w].dns[i], 0);
+		free(pm->wk[w].dns);
+		free(pm->wk[w].dns_gen);
+	}
+	free(pm->wk);
+	pm->wk = NULL;
+	relay_pool_free(pm->relay);
 	srcroute_free(pm->srcroute, false);
 	for (size_t i = 0; i < pm->n_ups; i++) {
-		if (pm->ups[i]->dns)
-			evdns_base_free(pm->ups[i]->dns, 0);
+		free(pm->ups[i]->dns_servers);
 		free(pm->ups[i]->name);
 		free(pm->ups[i]);
 	}
@@ -1582,6 +1832,7 @@ void proxy_module_free(struct proxy_module *pm)
 		}
 	dispatch_free(pm->disp);
 	acl_free(pm->acl);
+	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
 

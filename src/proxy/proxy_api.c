@@ -3,12 +3,12 @@
  * status, in the JSON shapes of go-dispatch-proxy's gateway-mode fork where it has one
  * (GET /api/connections, GET /api/traffic), plus the names of our model (uplink, age).
  *
- * Threads.  A relayed connection is driven by a relay worker, but its session stays on the
- * main thread's list (pm->sessions) until the relay reports its end there; the worker only
- * adds to the session's relay_counters (relaxed atomics).  So a table of live connections
- * is one walk of that list on the main thread, reading the counters as they are: no lock,
- * no message to a worker, nothing added to the relay's work.  The walk is bounded by
- * max_connections; what is listed, by the request's limit.
+ * Threads.  A session runs on a worker from accept to end, but it is on the module's list
+ * (pm->sessions) all along, under pm->lock; the relay adds to the session's relay_counters
+ * (relaxed atomics).  So a table of live connections is one walk of that list on the main
+ * thread under the lock, reading the counters as they are: no message to a worker, nothing
+ * added to the relay's work.  The walk is bounded by max_connections; what is listed, by the
+ * request's limit.
  *
  * Must not block the loop or keep a pointer to a session past the call.
  */
@@ -118,7 +118,7 @@ static json_t *conn_json(const struct session *s, const struct conn_view *v, uin
 	return o;
 }
 
-json_t *proxy_connections_json(struct proxy_module *pm, const struct proxy_conn_filter *f)
+static json_t *connections_json(struct proxy_module *pm, const struct proxy_conn_filter *f)
 {
 	json_t *list = json_array();
 	uint64_t now = now_ms();
@@ -197,7 +197,9 @@ static void traffic_cb(evutil_socket_t fd, short what, void *arg)
 		proxy_traffic_stop(pm);
 		return;
 	}
+	PROXY_LOCK(pm);
 	traffic_sample(pm);
+	PROXY_UNLOCK(pm);
 }
 
 void proxy_traffic_stop(struct proxy_module *pm)
@@ -243,7 +245,7 @@ static uint64_t rate(struct proxy_traffic *t, size_t age, size_t field)
 	return (vb - va) * 1000 / (b->ms - a->ms);
 }
 
-json_t *proxy_traffic_json(struct proxy_module *pm)
+static json_t *traffic_json(struct proxy_module *pm)
 {
 	struct proxy_traffic *t;
 	uint64_t total_up = 0, total_down = 0, conns = 0, active = 0, in_s, out_s, per_min = 0;
@@ -289,7 +291,7 @@ json_t *proxy_traffic_json(struct proxy_module *pm)
 
 /* ------------------------------------------------------------ status */
 
-json_t *proxy_status_json(struct proxy_module *pm)
+static json_t *status_json(struct proxy_module *pm)
 {
 	const struct conf_proxy *p = conf_proxy(pm->conf);
 	json_t *listeners = json_array(), *ups = json_array(), *relay;
@@ -332,6 +334,37 @@ json_t *proxy_status_json(struct proxy_module *pm)
 		p->max_per_client, "clients", (json_int_t)pm->n_clients, "refused_limit",
 		(json_int_t)pm->refused_limit, "relay", relay);
 	json_object_set_new(o, "tunnel", json_boolean(p->tunnel));
+	return o;
+}
+
+/* The same, under the module's lock (the sessions run on the workers). */
+json_t *proxy_connections_json(struct proxy_module *pm, const struct proxy_conn_filter *f)
+{
+	json_t *o;
+
+	PROXY_LOCK(pm);
+	o = connections_json(pm, f);
+	PROXY_UNLOCK(pm);
+	return o;
+}
+
+json_t *proxy_traffic_json(struct proxy_module *pm)
+{
+	json_t *o;
+
+	PROXY_LOCK(pm);
+	o = traffic_json(pm);
+	PROXY_UNLOCK(pm);
+	return o;
+}
+
+json_t *proxy_status_json(struct proxy_module *pm)
+{
+	json_t *o;
+
+	PROXY_LOCK(pm);
+	o = status_json(pm);
+	PROXY_UNLOCK(pm);
 	return o;
 }
 

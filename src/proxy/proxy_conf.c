@@ -174,7 +174,8 @@ static const struct conf_key proxy_keys[] = {
 		.min = 0,
 		.max = 256,
 		.def = "0",
-		.help = "relay threads (0: one per CPU)",
+		.help = "threads that accept, handshake, connect and relay connections, each on its own "
+			"listening socket (0: one per CPU)",
 	},
 	{
 		.name = "check",

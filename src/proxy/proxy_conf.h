@@ -29,7 +29,7 @@ struct conf_proxy {
 	char *client_rules;	     /* path of a JSON file of per-client ratios (the fork's format) */
 	uint32_t affinity_ms;	     /* keep a client on its uplink this long; 0: off */
 	bool client_metrics;	     /* egress_proxy_client_* series per client address */
-	int workers;		     /* relay threads; 0: one per CPU */
+	int workers;		     /* connection threads (accept to relay); 0: one per CPU */
 	int check;		     /* enum check_kind of the dispatch uplinks' checks */
 	struct addr_list check_targets;
 	int check_port;

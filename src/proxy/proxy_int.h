@@ -7,6 +7,7 @@
 #ifndef EGRESS_PROXY_INT_H
 #define EGRESS_PROXY_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,10 +73,13 @@ struct puplink {
 	struct connect_via via;
 	struct addr tunnel;
 	int tunnel_port;
-	struct evdns_base *dns;
-	char dns_key[512]; /* what dns was built from, to rebuild on change */
+	char dns_key[512];	/* what its resolvers are built from */
+	unsigned dns_gen;	/* bumped when dns_key changes: the workers rebuild theirs */
+	struct addr *dns_servers; /* none: the system's (resolv.conf) */
+	size_t n_dns_servers;
 	struct proxy_stats st;
 	uint64_t reported_up, reported_down; /* what the bytes counter says */
+	uint64_t reported_total, reported_failed; /* ... and the connection counters */
 	uint64_t live_up, live_down; /* open connections' bytes, while a scrape adds them up */
 	uint64_t rate_up, rate_down; /* bytes per second over the traffic sampler's last second */
 	uint64_t sampled_up, sampled_down; /* its totals at that sample */
@@ -90,18 +94,38 @@ struct client {
 	uint64_t live_up, live_down; /* open connections' bytes, while a scrape adds them up */
 };
 
+/* A listening address; each worker has a socket of its own on it (SO_REUSEPORT). */
 struct listener {
 	struct proxy_module *pm;
 	enum listener_kind kind;
-	struct evconnlistener *l;
 	struct addr addr;
 	int port;
+};
+
+#define LISTENERS_MAX 6
+
+/*
+ * A worker of the relay pool as the proxy sees it: its listening sockets, the sessions it
+ * accepted run on its base (handshake, resolving, connecting, relaying), and its resolvers,
+ * one evdns base per uplink, made on first use on its own thread.
+ */
+struct proxy_worker {
+	struct proxy_module *pm;
+	int idx;
+	struct event_base *base;
+	struct evconnlistener *l[LISTENERS_MAX]; /* pm->listeners[i]'s socket here */
+	int fd[LISTENERS_MAX];			 /* before l[i] owns it; -1: none */
+	struct evdns_base **dns;		 /* [uplink index] */
+	unsigned *dns_gen;			 /* puplink dns_gen each was built for */
+	size_t n_dns;
+	uint64_t accepted, reported_accepted; /* connections accepted here (the metric) */
 };
 
 struct udp_assoc;
 
 struct session {
 	struct proxy_module *pm;
+	struct proxy_worker *wk; /* the worker it was accepted on and runs on */
 	struct session *prev, *next;
 	enum listener_kind kind;
 	enum sess_state state;
@@ -152,7 +176,16 @@ struct proxy_traffic {
 	size_t n, head;
 };
 
+/*
+ * Threads: the sessions run on the workers, the configuration, health events, metrics and API
+ * on the main thread.  lock guards everything here that both touch (sessions, clients,
+ * uplinks, dispatch, counters); it is recursive, as a callback libevent runs from inside a
+ * call (a failed lookup, a freed resolver) takes it again.  The bytes of a session are
+ * atomics (struct relay_counters) and read under the lock too.  The main thread never waits
+ * for a worker while it holds the lock.
+ */
 struct proxy_module {
+	pthread_mutex_t lock;
 	struct event_base *base;
 	const struct conf *conf;
 	struct uplink_set *set;
@@ -160,8 +193,10 @@ struct proxy_module {
 	struct relay_pool *relay;
 	struct dispatch *disp;
 	struct srcroute *srcroute;
-	struct listener listeners[6];
+	struct listener listeners[LISTENERS_MAX];
 	size_t n_listeners;
+	struct proxy_worker *wk; /* one per relay worker */
+	int n_wk;
 	struct puplink **ups; /* index = dispatch index */
 	size_t n_ups;
 	struct session *sessions;
@@ -171,7 +206,8 @@ struct proxy_module {
 	struct log_ratelimit rl;
 	struct acl *acl;
 	size_t n_refused; /* sessions of refused clients waiting to hear it */
-	struct metric_family *m_active, *m_total, *m_failed, *m_bytes, *m_refused;
+	struct metric_family *m_active, *m_total, *m_failed, *m_bytes, *m_refused, *m_accepted;
+	uint64_t refused_n[3], reported_refused[3]; /* by reason: refused_reasons[] */
 	struct metric_family *mc_active, *mc_total, *mc_failed, *mc_bytes; /* per client */
 	uint64_t refused_limit;
 	uint64_t next_id;	   /* of the next session */
@@ -180,6 +216,10 @@ struct proxy_module {
 };
 
 /* proxy.c */
+#define PROXY_LOCK(pm) pthread_mutex_lock(&(pm)->lock)
+#define PROXY_UNLOCK(pm) pthread_mutex_unlock(&(pm)->lock)
+/* The resolvers of s's uplink on s's worker (made or remade here); NULL: none.  Locked. */
+struct evdns_base *proxy_session_dns(struct session *s);
 void proxy_session_free(struct session *s);
 /* Tell the client the request failed (in its protocol) and end the session. */
 void proxy_session_fail(struct session *s, int err, const char *what);

@@ -12,6 +12,12 @@
  * takes the whole queue, so a session queued behind others rides on their wake-up (one write
  * and one wake-up per batch, not per session, under load).
  *
+ * A caller may also run on the workers (the proxy accepts and handshakes there):
+ * relay_start_local() starts a session on the calling worker without a hand-over and reports
+ * its end on that worker's thread (through a local queue and an event activated on its own
+ * base); relay_pool_each() runs a function on every worker's thread (listeners and resolvers
+ * are made and freed there) and waits for all of them.
+ *
  * I/O.  Both sockets are registered once, edge-triggered, for read and write (EV_ET): no
  * epoll_ctl() per back-pressure change.  rd_ok/wr_ok remember what the last edge said until a
  * call returns EAGAIN.  A direction reads only into an empty pipe, so EAGAIN from
@@ -116,6 +122,7 @@ struct relay_sess {
 	void *arg;
 	enum relay_end end;
 	int err;
+	bool local; /* relay_start_local(): reported on its worker's thread */
 	bool http_head, http10;		/* struct relay_http's head and http10 */
 	bool answered;			/* HTTP: a response head was queued for the client */
 	TAILQ_ENTRY(relay_sess) link;	/* worker's sessions, least recently active first */
@@ -133,15 +140,24 @@ struct relay_worker {
 	struct event_base *base;
 	int wake_fd;
 	struct event *wake_ev, *tick_ev;
-	pthread_mutex_t lock; /* inbox, stop */
+	pthread_mutex_t lock; /* inbox, calls, stop */
 	struct sess_queue inbox;
+	struct relay_call *calls;
 	bool stop;
 	/* worker thread only: */
 	struct sess_list sessions;
+	struct sess_queue local_done; /* ended relay_start_local() sessions to report */
+	struct event *local_done_ev;
 	struct relay_pipe *free_pipes;
 	size_t n_free;
 	uint8_t *scratch;
 	_Atomic size_t n_sessions; /* started on this worker and not ended */
+};
+
+/* A function relay_pool_each() runs on a worker's thread. */
+struct relay_call {
+	relay_each_fn fn;
+	void *arg;
 };
 
 struct relay_pool {
@@ -155,7 +171,10 @@ struct relay_pool {
 	unsigned rr;
 	int done_fd;
 	struct event *done_ev;
-	pthread_mutex_t lock; /* done */
+	pthread_mutex_t lock; /* done, calls_left */
+	pthread_cond_t calls_cond;
+	int calls_left; /* relay_pool_each(): workers that have not run the call yet */
+	bool stopped;	/* relay_pool_stop(): the threads are joined */
 	struct sess_queue done;
 	/* main thread only: */
 	struct sess_queue spare;
@@ -323,6 +342,11 @@ static void sess_end(struct relay_sess *s, enum relay_end end, int err)
 		err ? ": " : "", err ? strerror(err) : "");
 	s->end = end;
 	s->err = err;
+	if (s->local) { /* reported on this thread, from the loop (not from inside s's I/O) */
+		STAILQ_INSERT_TAIL(&w->local_done, s, qlink);
+		event_active(w->local_done_ev, EV_TIMEOUT, 0);
+		return;
+	}
 	pthread_mutex_lock(&p->lock);
 	was_empty = STAILQ_EMPTY(&p->done);
 	STAILQ_INSERT_TAIL(&p->done, s, qlink);
@@ -818,6 +842,7 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 	struct relay_worker *w = arg;
 	struct sess_queue q = STAILQ_HEAD_INITIALIZER(q);
 	struct relay_sess *s;
+	struct relay_call *c;
 	bool stop;
 
 	efd_drain(fd);
@@ -825,7 +850,18 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 	stop = w->stop;
 	if (!stop)
 		STAILQ_CONCAT(&q, &w->inbox);
+	c = w->calls;
+	w->calls = NULL;
 	pthread_mutex_unlock(&w->lock);
+	if (c) {
+		struct relay_pool *p = w->pool;
+
+		c->fn(w->idx, w->base, c->arg);
+		pthread_mutex_lock(&p->lock);
+		if (--p->calls_left == 0)
+			pthread_cond_signal(&p->calls_cond);
+		pthread_mutex_unlock(&p->lock);
+	}
 	if (stop) {
 		event_base_loopbreak(w->base);
 		return;
@@ -833,6 +869,22 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 	while ((s = STAILQ_FIRST(&q))) {
 		STAILQ_REMOVE_HEAD(&q, qlink);
 		sess_begin(w, s);
+	}
+}
+
+/* Ended relay_start_local() sessions: their callbacks, on this worker's thread. */
+static void worker_local_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_worker *w = arg;
+	struct sess_queue q = STAILQ_HEAD_INITIALIZER(q);
+	struct relay_sess *s;
+
+	STAILQ_CONCAT(&q, &w->local_done);
+	while ((s = STAILQ_FIRST(&q))) {
+		STAILQ_REMOVE_HEAD(&q, qlink);
+		atomic_fetch_sub(&w->pool->sessions, 1);
+		s->cb(s->arg, s->end, s->err);
+		free(s);
 	}
 }
 
@@ -870,6 +922,7 @@ static int worker_init(struct relay_pool *p, int idx)
 	w->pool = p;
 	w->idx = idx;
 	STAILQ_INIT(&w->inbox);
+	STAILQ_INIT(&w->local_done);
 	TAILQ_INIT(&w->sessions);
 	pthread_mutex_init(&w->lock, NULL);
 	w->free_pipes = xcalloc(RELAY_FREE_PIPES_MAX, sizeof(*w->free_pipes));
@@ -881,6 +934,9 @@ static int worker_init(struct relay_pool *p, int idx)
 		return -errno;
 	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake_cb, w);
 	if (!w->wake_ev || event_add(w->wake_ev, NULL) < 0)
+		return -ENOMEM;
+	w->local_done_ev = event_new(w->base, -1, 0, worker_local_done_cb, w);
+	if (!w->local_done_ev)
 		return -ENOMEM;
 	if (p->o.idle_timeout_ms) {
 		w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick_cb, w);
@@ -910,6 +966,11 @@ static void worker_clear(struct relay_worker *w)
 		sess_release(w, s, false);
 		free(s);
 	}
+	/* ended, not reported: no callback after relay_pool_stop() */
+	while ((s = STAILQ_FIRST(&w->local_done))) {
+		STAILQ_REMOVE_HEAD(&w->local_done, qlink);
+		free(s);
+	}
 	while (w->n_free > 0) {
 		struct relay_pipe *pp = &w->free_pipes[--w->n_free];
 
@@ -921,6 +982,8 @@ static void worker_clear(struct relay_worker *w)
 	free(w->scratch);
 	if (w->tick_ev)
 		event_free(w->tick_ev);
+	if (w->local_done_ev)
+		event_free(w->local_done_ev);
 	if (w->wake_ev)
 		event_free(w->wake_ev);
 	if (w->base)
@@ -985,6 +1048,7 @@ int relay_pool_new(struct event_base *main, const struct relay_opts *o, struct r
 	STAILQ_INIT(&p->done);
 	STAILQ_INIT(&p->spare);
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->calls_cond, NULL);
 	if (!p->o.pipe_size) {
 		p->o.pipe_size = RELAY_PIPE_DEFAULT;
 		p->grow = true;
@@ -1052,12 +1116,11 @@ fail:
 	return r;
 }
 
-void relay_pool_free(struct relay_pool *p)
+void relay_pool_stop(struct relay_pool *p)
 {
-	struct relay_sess *s;
-
-	if (!p)
+	if (!p || p->stopped)
 		return;
+	p->stopped = true;
 	for (int i = 0; i < p->n_workers; i++) {
 		if (!p->w[i].started)
 			continue;
@@ -1069,6 +1132,15 @@ void relay_pool_free(struct relay_pool *p)
 	for (int i = 0; i < p->n_workers; i++)
 		if (p->w[i].started)
 			pthread_join(p->w[i].thread, NULL);
+}
+
+void relay_pool_free(struct relay_pool *p)
+{
+	struct relay_sess *s;
+
+	if (!p)
+		return;
+	relay_pool_stop(p);
 	for (int i = 0; i < p->n_workers; i++)
 		worker_clear(&p->w[i]);
 	free(p->w);
@@ -1086,6 +1158,7 @@ void relay_pool_free(struct relay_pool *p)
 	if (p->done_fd >= 0)
 		close(p->done_fd);
 	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->calls_cond);
 	if (p->dispatching) {
 		p->freed = true;
 		return;
@@ -1134,32 +1207,14 @@ static uint8_t *dup_bytes(const void *src, size_t n)
 	return b;
 }
 
-int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
+/* A session for fds, filled from relay_start()'s arguments; not yet on a worker. */
+static struct relay_sess *sess_new(int client_fd, int server_fd, const void *to_server,
 	size_t n_to_server, const void *to_client, size_t n_to_client,
-	const struct relay_http *http, struct relay_counters *counters, relay_done_cb cb, void *arg)
+	const struct relay_http *http, struct relay_counters *counters, relay_done_cb cb,
+	void *arg, struct relay_sess *reuse)
 {
-	struct relay_worker *w;
-	struct relay_sess *s;
-	bool was_empty;
-	int r;
+	struct relay_sess *s = reuse ? reuse : xmalloc(sizeof(*s));
 
-	if (!p || client_fd < 0 || server_fd < 0 || client_fd == server_fd || !counters || !cb ||
-		(n_to_server && !to_server) || (n_to_client && !to_client))
-		return -EINVAL;
-	r = set_nonblock(client_fd);
-	if (r < 0)
-		return r;
-	r = set_nonblock(server_fd);
-	if (r < 0)
-		return r;
-
-	s = STAILQ_FIRST(&p->spare);
-	if (s) {
-		STAILQ_REMOVE_HEAD(&p->spare, qlink);
-		p->n_spare--;
-	} else {
-		s = xmalloc(sizeof(*s));
-	}
 	memset(s, 0, sizeof(*s));
 	s->fd[0] = client_fd;
 	s->fd[1] = server_fd;
@@ -1183,6 +1238,44 @@ int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *
 	s->counters = counters;
 	s->cb = cb;
 	s->arg = arg;
+	return s;
+}
+
+static int start_check(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
+	size_t n_to_server, const void *to_client, size_t n_to_client,
+	struct relay_counters *counters, relay_done_cb cb)
+{
+	int r;
+
+	if (!p || client_fd < 0 || server_fd < 0 || client_fd == server_fd || !counters || !cb ||
+		(n_to_server && !to_server) || (n_to_client && !to_client))
+		return -EINVAL;
+	r = set_nonblock(client_fd);
+	if (r < 0)
+		return r;
+	return set_nonblock(server_fd);
+}
+
+int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *to_server,
+	size_t n_to_server, const void *to_client, size_t n_to_client,
+	const struct relay_http *http, struct relay_counters *counters, relay_done_cb cb, void *arg)
+{
+	struct relay_worker *w;
+	struct relay_sess *s;
+	bool was_empty;
+	int r;
+
+	r = start_check(p, client_fd, server_fd, to_server, n_to_server, to_client, n_to_client,
+		counters, cb);
+	if (r < 0)
+		return r;
+	s = STAILQ_FIRST(&p->spare);
+	if (s) {
+		STAILQ_REMOVE_HEAD(&p->spare, qlink);
+		p->n_spare--;
+	}
+	s = sess_new(client_fd, server_fd, to_server, n_to_server, to_client, n_to_client, http,
+		counters, cb, arg, s);
 
 	w = pool_pick(p);
 	atomic_fetch_add(&w->n_sessions, 1);
@@ -1193,6 +1286,61 @@ int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *
 	pthread_mutex_unlock(&w->lock);
 	if (was_empty) /* else the worker has a wake-up coming that takes this one too */
 		efd_signal(w->wake_fd);
+	return 0;
+}
+
+int relay_start_local(struct relay_pool *p, int worker, int client_fd, int server_fd,
+	const void *to_server, size_t n_to_server, const void *to_client, size_t n_to_client,
+	const struct relay_http *http, struct relay_counters *counters, relay_done_cb cb,
+	void *arg)
+{
+	struct relay_worker *w;
+	struct relay_sess *s;
+	int r;
+
+	if (p && (worker < 0 || worker >= p->n_workers))
+		return -EINVAL;
+	r = start_check(p, client_fd, server_fd, to_server, n_to_server, to_client, n_to_client,
+		counters, cb);
+	if (r < 0)
+		return r;
+	w = &p->w[worker];
+	s = sess_new(client_fd, server_fd, to_server, n_to_server, to_client, n_to_client, http,
+		counters, cb, arg, NULL);
+	s->local = true;
+	atomic_fetch_add(&w->n_sessions, 1);
+	atomic_fetch_add(&p->sessions, 1);
+	sess_begin(w, s);
+	return 0;
+}
+
+int relay_pool_each(struct relay_pool *p, relay_each_fn fn, void *arg)
+{
+	struct relay_call *calls;
+
+	if (!p || !fn)
+		return -EINVAL;
+	if (p->stopped) { /* no thread runs the bases: this one may */
+		for (int i = 0; i < p->n_workers; i++)
+			fn(i, p->w[i].base, arg);
+		return 0;
+	}
+	calls = xcalloc((size_t)p->n_workers, sizeof(*calls));
+	pthread_mutex_lock(&p->lock);
+	p->calls_left = p->n_workers;
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->n_workers; i++) {
+		calls[i] = (struct relay_call){.fn = fn, .arg = arg};
+		pthread_mutex_lock(&p->w[i].lock);
+		p->w[i].calls = &calls[i];
+		pthread_mutex_unlock(&p->w[i].lock);
+		efd_signal(p->w[i].wake_fd);
+	}
+	pthread_mutex_lock(&p->lock);
+	while (p->calls_left > 0)
+		pthread_cond_wait(&p->calls_cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	free(calls);
 	return 0;
 }
 
@@ -1221,6 +1369,13 @@ size_t relay_pool_worker_sessions(const struct relay_pool *p, int i)
 	if (i < 0 || i >= p->n_workers)
 		return 0;
 	return atomic_load(&p->w[i].n_sessions);
+}
+
+struct event_base *relay_pool_worker_base(const struct relay_pool *p, int i)
+{
+	if (i < 0 || i >= p->n_workers)
+		return NULL;
+	return p->w[i].base;
 }
 
 int relay_pool_pipe_size(const struct relay_pool *p)

@@ -2,10 +2,12 @@
  * relay.h - the byte relay between a proxied client and its upstream: splice(2) through pipes
  * taken from a per-worker pool, on N worker threads, each with an event_base of its own.
  *
- * The proxy's main thread accepts, parses and connects; then relay_start() hands the two
- * connected sockets over and the relay moves bytes both ways until both directions are closed,
- * one side resets, or the session stays idle too long.  The end is reported on the main
- * thread's event_base.  The relay never reads a byte it has no room for: while a writer cannot
+ * A caller on the main thread connects, then relay_start() hands the two connected sockets
+ * over and the relay moves bytes both ways until both directions are closed, one side resets,
+ * or the session stays idle too long; the end is reported on the main thread's event_base.
+ * A caller that runs on the workers themselves (the proxy accepts, parses and connects on
+ * each worker's base) starts a session with relay_start_local() on its own worker: no
+ * hand-over, and the end is reported on that worker's thread.  The relay never reads a byte it has no room for: while a writer cannot
  * take data, the other side is not read (the kernel's windows push back on the peer).
  */
 #ifndef EGRESS_RELAY_H
@@ -62,6 +64,13 @@ struct relay_pool;
 int relay_pool_new(struct event_base *main, const struct relay_opts *o, struct relay_pool **ret);
 
 /*
+ * Stops and joins the workers (main thread; idempotent): from here nothing runs on their
+ * bases, whose events the caller may now free from its own thread; no callback of any
+ * session runs after.  The bases and sessions stay until relay_pool_free().
+ */
+void relay_pool_stop(struct relay_pool *p);
+
+/*
  * Stops and joins the workers, closes every session's sockets with a reset (the transfers are
  * cut; an EOF would pass for their end); no callback runs after (nor during) it, not even for
  * sessions that had ended but whose callback had not run yet.
@@ -102,6 +111,28 @@ int relay_start(struct relay_pool *p, int client_fd, int server_fd, const void *
 	size_t n_to_server, const void *to_client, size_t n_to_client,
 	const struct relay_http *http, struct relay_counters *counters, relay_done_cb cb,
 	void *arg);
+
+/*
+ * As relay_start(), called on worker's own thread (a callback of its base): the session runs
+ * on that worker and cb runs on that thread, from its loop (never from inside this call).
+ */
+int relay_start_local(struct relay_pool *p, int worker, int client_fd, int server_fd,
+	const void *to_server, size_t n_to_server, const void *to_client, size_t n_to_client,
+	const struct relay_http *http, struct relay_counters *counters, relay_done_cb cb,
+	void *arg);
+
+/* Run on each worker's thread, with its index and base. */
+typedef void (*relay_each_fn)(int worker, struct event_base *base, void *arg);
+
+/*
+ * Runs fn on every worker's thread (between two of its callbacks) and returns once all have
+ * run it; after relay_pool_stop(), on the calling thread.  Main thread only.  The caller must
+ * hold no lock that the workers' callbacks may wait for (they would never get to fn).
+ */
+int relay_pool_each(struct relay_pool *p, relay_each_fn fn, void *arg);
+
+/* Worker i's event_base (NULL if out of range): only its thread may use it while it runs. */
+struct event_base *relay_pool_worker_base(const struct relay_pool *p, int i);
 
 /* Sessions started whose callback has not run yet (for metrics). */
 size_t relay_pool_sessions(const struct relay_pool *p);

@@ -6,6 +6,9 @@
  * resolved through that uplink's resolvers; answers come back wrapped.  The TCP connection
  * of the request holds the association: when it closes, the association ends.
  *
+ * An association runs on its session's worker thread; what it shares with the module
+ * (the uplink's resolvers, the counting) is taken under pm->lock.
+ *
  * Bounds: UDP_PENDING_MAX name lookups at a time (more datagrams are dropped, as a
  * congested network would), UDP_BUF bytes per datagram.
  */
@@ -108,6 +111,7 @@ static void udp_client_cb(evutil_socket_t fd, short what, void *arg)
 	struct sockaddr_storage from;
 	socklen_t flen = sizeof(from);
 	struct proxy_target t;
+	struct evdns_base *dns;
 	struct addr fa;
 	uint16_t fport;
 	ssize_t n, h;
@@ -138,7 +142,10 @@ static void udp_client_cb(evutil_socket_t fd, short what, void *arg)
 		udp_send_out(a, (struct sockaddr *)&t.addr, tl, buf + h, (size_t)(n - h));
 		return;
 	}
-	if (!s->up->dns)
+	PROXY_LOCK(s->pm);
+	dns = proxy_session_dns(s);
+	PROXY_UNLOCK(s->pm);
+	if (!dns)
 		return; /* no resolver: dropped */
 	for (size_t i = 0; i < UDP_PENDING_MAX; i++) {
 		if (a->pending[i])
@@ -152,7 +159,7 @@ static void udp_client_cb(evutil_socket_t fd, short what, void *arg)
 		p->n = (size_t)(n - h);
 		memcpy(p->data, buf + h, p->n);
 		a->pending[i] = p;
-		req = evdns_getaddrinfo(s->up->dns, t.name, NULL, &hints, udp_resolve_cb, p);
+		req = evdns_getaddrinfo(dns, t.name, NULL, &hints, udp_resolve_cb, p);
 		/* NULL: the callback has run and freed p */
 		if (req)
 			p->req = req;
@@ -213,8 +220,12 @@ static void udp_tcp_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		struct proxy_module *pm = s->pm;
+
+		PROXY_LOCK(pm);
 		proxy_count_end(s);
 		proxy_session_free(s);
+		PROXY_UNLOCK(pm);
 	}
 }
 
@@ -273,10 +284,10 @@ void udp_assoc_start(struct session *s)
 			a->ufd[f] = -1;
 			continue;
 		}
-		a->uev[f] = event_new(pm->base, a->ufd[f], EV_READ | EV_PERSIST, udp_out_cb, a);
+		a->uev[f] = event_new(s->wk->base, a->ufd[f], EV_READ | EV_PERSIST, udp_out_cb, a);
 		event_add(a->uev[f], NULL);
 	}
-	a->cev = event_new(pm->base, a->cfd, EV_READ | EV_PERSIST, udp_client_cb, a);
+	a->cev = event_new(s->wk->base, a->cfd, EV_READ | EV_PERSIST, udp_client_cb, a);
 	event_add(a->cev, NULL);
 	/* BND.ADDR: an IPv4 client of a dual-stack listener gets the IPv4 address, not its
 	 * IPv4-mapped IPv6 form */
@@ -290,7 +301,7 @@ void udp_assoc_start(struct session *s)
 	s->buf = NULL;
 	event_del(s->timer);
 	event_del(s->ev);
-	event_assign(s->ev, pm->base, s->fd, EV_READ | EV_PERSIST, udp_tcp_cb, s);
+	event_assign(s->ev, s->wk->base, s->fd, EV_READ | EV_PERSIST, udp_tcp_cb, s);
 	event_add(s->ev, NULL);
 	proxy_count_start(s);
 }

@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1161,6 +1162,93 @@ static void test_two_workers(void **state)
 	relay_pool_free(p1);
 }
 
+/* ---- sessions run on the workers themselves (relay_start_local, relay_pool_each) -------- */
+
+struct local_sess {
+	struct sess s;
+	struct relay_pool *p;
+	int worker;	      /* relay_pool_each() ran with this index */
+	pthread_t ran_on;     /* the thread that ran it */
+	pthread_t reported_on; /* the thread the end was reported on */
+	_Atomic int done;
+	enum relay_end end;
+	bool base_ok;	/* the base it was given is the worker's */
+	int start_r;	/* relay_start_local()'s */
+};
+
+static void local_done_cb(void *arg, enum relay_end end, int err)
+{
+	struct local_sess *l = arg;
+
+	l->reported_on = pthread_self();
+	l->end = end;
+	atomic_store(&l->done, 1);
+}
+
+/* On worker i's thread: start l[i]'s session there (no cmocka assert off the test's
+ * thread: the results are checked after). */
+static void start_local_cb(int worker, struct event_base *base, void *arg)
+{
+	struct local_sess *l = (struct local_sess *)arg + worker;
+
+	l->worker = worker;
+	l->ran_on = pthread_self();
+	l->base_ok = base == relay_pool_worker_base(l->p, worker);
+	l->start_r = relay_start_local(l->p, worker, l->s.a, l->s.s, NULL, 0, NULL, 0, NULL,
+		&l->s.ctr, local_done_cb, l);
+}
+
+static void count_cb(int worker, struct event_base *base, void *arg)
+{
+	atomic_fetch_add((_Atomic int *)arg, 1 << (worker * 4));
+}
+
+static void test_local_sessions(void **state)
+{
+	struct relay_pool *p = pool_new(2, 0, 0, false);
+	struct local_sess l[2];
+	_Atomic int ran = 0;
+
+	memset(l, 0, sizeof(l));
+	for (int i = 0; i < 2; i++) {
+		sess_make(&l[i].s);
+		l[i].p = p;
+		l[i].worker = -1;
+	}
+	assert_int_equal(relay_pool_each(p, start_local_cb, l), 0);
+	for (int i = 0; i < 2; i++) {
+		/* each ran on its own worker, not here, and the session stayed there */
+		assert_int_equal(l[i].worker, i);
+		assert_true(l[i].base_ok);
+		assert_int_equal(l[i].start_r, 0);
+		assert_false(pthread_equal(l[i].ran_on, pthread_self()));
+		assert_int_equal(relay_pool_worker_sessions(p, i), 1);
+	}
+	assert_false(pthread_equal(l[0].ran_on, l[1].ran_on));
+	for (int i = 0; i < 2; i++) {
+		transfer(&l[i].s, 1 << 20);
+		assert_int_equal(shutdown(l[i].s.c, SHUT_WR), 0);
+		assert_int_equal(recv_wait(l[i].s.u, 5000), 0);
+		assert_int_equal(shutdown(l[i].s.u, SHUT_WR), 0);
+		assert_int_equal(recv_wait(l[i].s.c, 5000), 0);
+		for (int k = 0; k < 500 && !atomic_load(&l[i].done); k++)
+			usleep(10000);
+		/* reported on the worker's thread, without the main loop running */
+		assert_int_equal(atomic_load(&l[i].done), 1);
+		assert_true(pthread_equal(l[i].reported_on, l[i].ran_on));
+		assert_int_equal(l[i].end, RELAY_END_CLOSED);
+		assert_int_equal(l[i].s.ctr.up, 1 << 20);
+		assert_int_equal(l[i].s.ctr.down, 1 << 20);
+		sess_close_apps(&l[i].s);
+	}
+	assert_int_equal(relay_pool_sessions(p), 0);
+	/* once stopped, relay_pool_each() runs here, for every worker */
+	relay_pool_stop(p);
+	assert_int_equal(relay_pool_each(p, count_cb, &ran), 0);
+	assert_int_equal(ran, 0x11);
+	relay_pool_free(p);
+}
+
 static void test_pipe_size(void **state)
 {
 	struct relay_pool *p;
@@ -1275,6 +1363,7 @@ int main(void)
 		cmocka_unit_test(test_free_with_active_sessions),
 		cmocka_unit_test(test_free_from_callback),
 		cmocka_unit_test(test_two_workers),
+		cmocka_unit_test(test_local_sessions),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
