@@ -208,6 +208,7 @@ struct dns_view {
 	/* an uplink that changed: its sockets are retired; move: its queries move on */
 	char *event_uplink;
 	bool event_move;
+	bool event_removed; /* still in the daemon's set, and up, while worker 0 is told */
 };
 
 /* Counters a worker adds to and the scrape empties into the registry (relaxed atomics). */
@@ -271,6 +272,7 @@ struct dns_worker {
 	int attempts;
 	struct dns_resolver **resolvers;
 	size_t n_resolvers;
+	const char *leaving; /* an uplink being removed, while its queries move on */
 
 	int udp_fd;
 	struct event *udp_ev;
@@ -710,7 +712,8 @@ static struct dns_resolver *resolver_pick(struct dns_worker *w, const struct dns
 
 		if (r->uplink) {
 			u = uplink_find(w->set, r->uplink);
-			if (!u || !uplink_worth_trying(u))
+			if (!u || !uplink_worth_trying(u) ||
+				(w->leaving && streq(w->leaving, r->uplink)))
 				continue;
 		}
 		for (int t = 0; t < qr->n_tried; t++) {
@@ -2250,6 +2253,7 @@ static struct dns_view *view_new(struct dns_module *m, bool with_conf, const cha
 	}
 	v->event_uplink = event_uplink ? xstrdup(event_uplink) : NULL;
 	v->event_move = move;
+	v->event_removed = removed != NULL;
 	return v;
 }
 
@@ -2293,6 +2297,8 @@ static void view_apply(struct dns_worker *w, struct dns_view *v)
 	}
 	if (!v->event_move)
 		return;
+	if (v->event_removed)
+		w->leaving = v->event_uplink;
 	for (struct dns_query *qr = w->queries, *next; qr; qr = next) {
 		const struct dns_resolver *r = qr->tried[qr->n_tried - 1];
 
@@ -2300,6 +2306,7 @@ static void view_apply(struct dns_worker *w, struct dns_view *v)
 		if (r->uplink && streq(r->uplink, v->event_uplink))
 			query_next(qr, "uplink not usable");
 	}
+	w->leaving = NULL;
 }
 
 /* A thread worker takes what the main thread left in its inbox, in order. */
