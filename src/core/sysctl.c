@@ -26,6 +26,7 @@ struct setting {
 	int value;   /* what we hold it at */
 	int old;     /* what it was before */
 	bool changed; /* we wrote it: old goes back at the end */
+	bool quiet;   /* its change and end logged at debug (sysctl_hold_quiet()) */
 	struct holder *h;
 	size_t n_h;
 };
@@ -105,7 +106,7 @@ static struct holder *holder_find(struct setting *s, const void *owner)
 	return NULL;
 }
 
-int sysctl_hold(const void *owner, const char *key, int value, const char *why)
+static int hold(const void *owner, const char *key, int value, const char *why, bool quiet)
 {
 	struct setting *s = setting_find(key);
 	struct holder *h;
@@ -137,21 +138,32 @@ int sysctl_hold(const void *owner, const char *key, int value, const char *why)
 				value, why, strerror(-r));
 			return r;
 		}
-		log_info("sysctl %s: %d -> %d (%s)", dotted(key, name, sizeof(name)), now, value,
-			why);
+		log_msg(quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "sysctl %s: %d -> %d (%s)",
+			dotted(key, name, sizeof(name)), now, value, why);
 	}
 	settings = xrealloc(settings, (n_settings + 1) * sizeof(*settings));
 	s = &settings[n_settings++];
 	*s = (struct setting){.key = xstrdup(key), .value = value, .old = now,
-		.changed = now != value, .h = xcalloc(1, sizeof(*s->h)), .n_h = 1};
+		.changed = now != value, .quiet = quiet, .h = xcalloc(1, sizeof(*s->h)), .n_h = 1};
 	s->h[0] = (struct holder){.owner = owner};
 	return 0;
+}
+
+int sysctl_hold(const void *owner, const char *key, int value, const char *why)
+{
+	return hold(owner, key, value, why, false);
+}
+
+int sysctl_hold_quiet(const void *owner, const char *key, int value, const char *why)
+{
+	return hold(owner, key, value, why, true);
 }
 
 /* The last holder let go of settings[i]: put it back if it is still ours, and forget it. */
 static void setting_end(size_t i, bool keep)
 {
 	struct setting *s = &settings[i];
+	enum log_level lvl = s->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
 	char name[256];
 	int now, r;
 
@@ -159,18 +171,19 @@ static void setting_end(size_t i, bool keep)
 	if (!s->changed) {
 		/* nothing to put back */
 	} else if (keep) {
-		log_info("sysctl %s: left at %d with the dataplane (it was %d)", name, s->value,
+		log_msg(lvl, "sysctl %s: left at %d with the dataplane (it was %d)", name, s->value,
 			s->old);
 	} else if ((r = sysctl_read(s->key, &now)) < 0) {
 		/* e.g. the interface is gone, and its settings with it */
 		log_debug("sysctl %s: not put back: %s", name, strerror(-r));
 	} else if (now != s->value) {
-		log_info("sysctl %s: left at %d: changed by someone else since we set %d (it was %d)",
+		log_msg(lvl,
+			"sysctl %s: left at %d: changed by someone else since we set %d (it was %d)",
 			name, now, s->value, s->old);
 	} else if ((r = sysctl_write(s->key, s->old)) < 0) {
 		log_warnx("sysctl %s: cannot put back %d: %s", name, s->old, strerror(-r));
 	} else {
-		log_info("sysctl %s: %d -> %d (put back)", name, s->value, s->old);
+		log_msg(lvl, "sysctl %s: %d -> %d (put back)", name, s->value, s->old);
 	}
 	free(s->key);
 	free(s->h);

@@ -23,6 +23,12 @@
  * of reading or writing it (nothing held then).
  */
 int sysctl_hold(const void *owner, const char *key, int value, const char *why);
+/*
+ * The same for settings of which there are many alike, one set per object (each device's
+ * macvlan): the change and its end are logged at debug; the caller logs one line for the
+ * object.  Failures are logged as sysctl_hold() logs them.
+ */
+int sysctl_hold_quiet(const void *owner, const char *key, int value, const char *why);
 /* The value of key now, in *ret.  0 or -errno. */
 int sysctl_read(const char *key, int *ret);
 /* Let go of owner's hold on key (no-op if none): the last holder puts the old value back. */

@@ -197,7 +197,8 @@ static int link_sysctls(struct dev_rec *r, const char *ifname)
 
 	for (size_t i = 0; i < ARRAY_SIZE(dev_sysctls); i++) {
 		snprintf(key, sizeof(key), dev_sysctls[i].fmt, ifname);
-		e = sysctl_hold(r, key, dev_sysctls[i].value, dev_sysctls[i].why);
+		/* at debug: the device's own info line (devices.c) says its macvlan is made */
+		e = sysctl_hold_quiet(r, key, dev_sysctls[i].value, dev_sysctls[i].why);
 		if (e < 0) {
 			log_warnx("devices: %s: %s: %s", ifname, key, strerror(-e));
 			ret = ret ? ret : e;
@@ -421,7 +422,8 @@ int dev_net_link(struct dev_net *n, const struct dev_net_want *w, int *ifindex_r
 		if ((r = nl_link_change(n->nl, &ch)) < 0)
 			log_warnx("devices: %s: %s: addr_gen_mode eui64: %s", mac, name,
 				strerror(-r));
-		log_info("devices: %s: macvlan %s on %s", mac, name, n->wan);
+		/* at debug: the module's note of the device (devices.c) is its info line */
+		log_debug("devices: %s: macvlan %s on %s", mac, name, n->wan);
 	}
 	/* Settings before the link comes up, so its first RS and DAD see them. */
 	link_sysctls(rec, name);
@@ -750,7 +752,7 @@ int dev_net_device_del(struct dev_net *n, const uint8_t mac[6], uint32_t slot)
 			log_warnx("devices: %s: delete %s: %s", ms, name, strerror(-r));
 			ret = ret ? ret : r;
 		} else {
-			log_info("devices: %s: macvlan %s removed", ms, name);
+			log_debug("devices: %s: macvlan %s removed", ms, name);
 		}
 	}
 	table_flush(n, table);

@@ -18,6 +18,7 @@ test_devices_modes.py has the IPv4-only and IPv6-only upstreams and renumbering.
 
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -261,6 +262,19 @@ def test_device_leaves(dl):
     assert dl.gw.ip("link", "show", ifname_of(LEAVER), check=False).returncode != 0, \
         "its macvlan is removed"
     assert dl.fetch(1) == dl.devices()[mac_of(1)]["ipv4_wan_address"]
+
+
+def test_one_info_line_per_device_change(dl):
+    """The settings of each device's macvlan are logged at debug: at info a device's change
+    is one line (here: its identity made once, and for the leaver its departure)."""
+    info = [ln for ln in dl.egressd.lines() if re.match(r"\S+ info\s", ln)]
+    macvlans = [ln for ln in info if re.search(r"sysctl net\.\S+\.eg[0-9a-f]{12}\.", ln)]
+    assert not macvlans, "macvlan settings logged at info:\n%s" % "\n".join(macvlans[:12])
+    for i in range(1, N + 1):
+        made = [ln for ln in info if "devices: %s: identity " % mac_of(i) in ln]
+        assert len(made) == 1, (name_of(i), made)
+    left = [ln for ln in info if "devices: %s: " % mac_of(LEAVER) in ln and " left " in ln]
+    assert len(left) == 1, left
 
 
 def rule_of(gw, lan4):
