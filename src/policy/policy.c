@@ -498,19 +498,6 @@ static int routing_reconcile(struct policy_module *pm)
 			n_want++;
 		}
 		for (int f = 0; f < 2; f++) {
-			int family = f ? AF_INET6 : AF_INET;
-
-			if (f ? !uplink_v6(c) : !uplink_v4(c))
-				continue;
-			if (iif_rule_wanted(want, n_want, family, c->interface))
-				continue;
-			want[n_want] = (struct nl_rule){.family = family,
-				.protocol = RTPROT_EGRESS, .has_priority = true,
-				.priority = pm->prio, .table = RT_TABLE_MAIN};
-			snprintf(want[n_want].iif, sizeof(want[n_want].iif), "%s", c->interface);
-			n_want++;
-		}
-		for (int f = 0; f < 2; f++) {
 			if (f ? !uplink_v6(c) : !uplink_v4(c))
 				continue;
 			want[n_want++] = (struct nl_rule){.family = f ? AF_INET6 : AF_INET,
