@@ -1064,42 +1064,52 @@ parsed:
 	return -1;
 }
 
-static void client_read(struct session *s, evutil_socket_t fd);
+static void client_read(struct session *s, ssize_t n, int err);
 
+/*
+ * The handshake's bytes are read before the lock is taken: s->buf, n and cap are this
+ * worker's alone until the request is complete (the main thread lists relayed sessions
+ * only).  Parsing, and what follows it, is locked.
+ */
 static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 	struct proxy_module *pm = s->pm;
+	ssize_t n = 0;
+	int err = E2BIG;
 
+	if (s->n < HTTP_HEAD_MAX) {
+		if (s->n == s->cap) { /* grows as the request does, up to HTTP_HEAD_MAX */
+			s->cap = s->cap ? MIN(s->cap * 2, (size_t)HTTP_HEAD_MAX)
+					: HANDSHAKE_BUF_FIRST;
+			s->buf = xrealloc(s->buf, s->cap);
+		}
+		/* peek-free: the buffer only holds the request and what came with it */
+		n = recv(fd, s->buf + s->n, s->cap - s->n, MSG_DONTWAIT);
+		err = n < 0 ? errno : 0;
+		if (n < 0 && (err == EAGAIN || err == EINTR))
+			return;
+	}
 	PROXY_LOCK(pm);
-	client_read(s, fd);
+	client_read(s, n, err);
 	PROXY_UNLOCK(pm);
 }
 
-static void client_read(struct session *s, evutil_socket_t fd)
+/* n, err: what recv() said; err E2BIG with n 0: the buffer is full, nothing was read. */
+static void client_read(struct session *s, ssize_t n, int err)
 {
-	ssize_t n;
-
-	if (s->n >= HTTP_HEAD_MAX) {
+	if (err == E2BIG) {
 		proxy_session_fail(s, E2BIG, "request too long");
 		return;
 	}
-	if (s->n == s->cap) { /* grows as the request does, up to HTTP_HEAD_MAX */
-		s->cap = s->cap ? MIN(s->cap * 2, (size_t)HTTP_HEAD_MAX) : HANDSHAKE_BUF_FIRST;
-		s->buf = xrealloc(s->buf, s->cap);
-	}
-	/* peek-free: the buffer only holds the request and what came with it */
-	n = recv(fd, s->buf + s->n, s->cap - s->n, MSG_DONTWAIT);
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+	if (n <= 0) {
 		/* a client that goes away before its request is complete */
 		if (s->kind == LISTEN_PROXY)
 			s->proto = -1;
-		proxy_session_fail(s, n == 0 ? 0 : errno, n == 0 ? "closed during the handshake"
+		proxy_session_fail(s, n == 0 ? 0 : err, n == 0 ? "closed during the handshake"
 							  : "read");
 		return;
 	}
-	if (n < 0)
-		return;
 	s->n += (size_t)n;
 	session_parse(s);
 }
