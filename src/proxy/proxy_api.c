@@ -98,7 +98,7 @@ static json_t *conn_json(const struct session *s, const struct conn_view *v, uin
 	int64_t last_wall;
 	json_t *o;
 
-	/* UDP associations (main thread) and relays that moved nothing yet: their start */
+	/* UDP associations (not timed by the relay) and relays that moved nothing yet: their start */
 	last_wall = last && last <= now ? wall_now - (int64_t)(now - last) : s->started_wall_ms;
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
 	load_balancer_str(s->up, lb, sizeof(lb));
