@@ -239,8 +239,8 @@ struct dns_up_stat {
 struct out_slot {
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
-	union {
-		struct cmsghdr h;
+	union { /* struct cmsghdr ends in a flexible array: only its alignment is borrowed */
+		size_t align;
 		uint8_t b[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 	} cbuf;
 	size_t cmsg_len;
@@ -924,7 +924,7 @@ static void udp_send(
 		memcpy(&o->peer, &c->peer, c->peer_len);
 		o->peer_len = c->peer_len;
 		memset(&o->cbuf, 0, sizeof(o->cbuf));
-		o->cmsg_len = pktinfo_cmsg(c, &o->cbuf.h);
+		o->cmsg_len = pktinfo_cmsg(c, (struct cmsghdr *)(void *)o->cbuf.b);
 		memcpy(o->b, msg, len);
 		o->len = len;
 		if (w->n_out == UDP_BATCH)
