@@ -204,7 +204,8 @@ def p99(ms):
 def report(r):
     n, c = r["none"], r["clients"]
     print("API cost to the data plane: one egressd, %d dashboard clients beside none "
-          "(%d rounds, medians; %d CPUs, shared machine)" % (CLIENTS, r["rounds"], r["cpus"]))
+          "(%d rounds, medians; %d CPUs, load average %.1f at the start)"
+          % (CLIENTS, r["rounds"], r["cpus"], r["load"]))
     print("%-40s %14s %14s %8s" % ("", "no clients", "%d clients" % CLIENTS, "ratio"))
     for key, name, unit, fmt in (("cps", "proxy new connections", "per s", "%.0f"),
                                  ("gbps", "policy throughput, 1 stream", "Gbit/s", "%.2f")):
@@ -276,7 +277,8 @@ def main():
     ap.add_argument("--iperf-seconds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    r = {"rounds": args.rounds, "cpus": os.cpu_count(), "memory_kb": {}, "errors": []}
+    r = {"rounds": args.rounds, "cpus": os.cpu_count(), "load": os.getloadavg()[0],
+         "memory_kb": {}, "errors": []}
     t0 = time.monotonic()
     with Lab() as lab:
         build(lab)

@@ -192,7 +192,8 @@ def main():
     sides = [s for s in args.sides.split(",") if s]
     if args.baseline:
         sides.append("baseline")
-    r = {"cpus": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
+    r = {"cpus": os.cpu_count(), "load": os.getloadavg()[0], "cpu": cpu_model(),
+         "kernel": platform.release(),
          "versions": versions(), "results": {}}
     invalid = []
     with Lab() as lab:
@@ -234,8 +235,8 @@ def best(rounds):
 
 def report(r):
     print("DNS forwarder benchmark: dnsperf -q 100, %s; one lab, each side in turn "
-          "(%d CPUs: %s, kernel %s, shared machine)" % ("1 000 names", r["cpus"], r["cpu"],
-                                                        r["kernel"]))
+          "(%d CPUs: %s, kernel %s, load average %.1f at the start)"
+          % ("1 000 names", r["cpus"], r["cpu"], r["kernel"], r["load"]))
     for k, v in r["versions"].items():
         print("  %-8s %s" % (k, v))
     print("%-10s %-11s %12s %8s %12s %s" % ("cache", "side", "queries/s", "ratio", "latency ms",

@@ -508,8 +508,8 @@ def _row(name, label, v, fmt, unit, ref, extra=""):
 
 def report(r):
     sides = r["sides"]
-    print("proxy and DNS benchmark: one lab, each side in turn (%d CPUs, shared machine)"
-          % r["cpus"])
+    print("proxy and DNS benchmark: one lab, each side in turn (%d CPUs, load average %.1f "
+          "at the start)" % (r["cpus"], r["load"]))
     print("%-30s %-20s %17s %7s" % ("", "side", "value", "ratio"))
     for key, name, unit, fmt in (("iperf1", "iperf3 1 stream", "Gbit/s", "%.2f"),
                                  ("iperf8", "iperf3 8 streams", "Gbit/s", "%.2f"),
@@ -705,7 +705,8 @@ def main():
                  % (", ".join(sorted(unknown)), ", ".join(x[0] for x in SIDES)))
     sides = [x for x in SIDES if x[0] in chosen]
     r = {"sides": {}, "hold_n": n_holds, "hold_asked": asked, "nofile": limit,
-         "dns_seconds": args.dns_seconds, "cpus": os.cpu_count()}
+         "dns_seconds": args.dns_seconds, "cpus": os.cpu_count(),
+         "load": os.getloadavg()[0]}
     t0 = time.monotonic()
     with Lab() as lab:
         build(lab)
