@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +38,7 @@ sys.path.insert(0, str(LAB))
 
 from egressd import Egressd  # noqa: E402
 from lab import Lab, LabError, wait_port  # noqa: E402
+import dnsperf_util  # noqa: E402
 
 SPEC = """
     client:eth0 10.53.0.2/24 -- gw:lan0 10.53.0.1/24
@@ -93,28 +93,6 @@ max_pending = 10000
 %s"""
 
 
-def dnsperf(client, port, qfile, seconds):
-    r = client.run(["dnsperf", "-s", GW, "-p", port, "-d", qfile, "-l", seconds, "-c", 2,
-                    "-q", 100], timeout=seconds + 30)
-    out = r.stdout
-
-    def num(label):
-        m = re.search(r"%s:\s+([0-9.]+)" % re.escape(label), out)
-        return float(m.group(1)) if m else None
-    codes = re.search(r"Response codes:\s+(.*)", out)
-    return {"qps": num("Queries per second"),
-            "latency_ms": (num("Average Latency (s)") or 0) * 1e3,
-            "completed": num("Queries completed"), "lost": num("Queries lost"),
-            "codes": codes.group(1).strip() if codes else ""}
-
-
-def answer(client, port, name):
-    code = ("import dns.message, dns.query, dns.rcode\n"
-            "r = dns.query.udp(dns.message.make_query(%r, 'A'), %r, port=%d, timeout=2)\n"
-            "print(r.answer[0][0] if r.answer else dns.rcode.to_text(r.rcode()))\n"
-            % (name, GW, port))
-    r = client.run([sys.executable, "-c", code], check=False, timeout=10)
-    return r.stdout.strip() if r.returncode == 0 else "error"
 
 
 def start(lab, args, side, cache):
@@ -145,12 +123,13 @@ def run_side(lab, args, side, cache, qfile):
     c = lab["client"]
     stop = start(lab, args, side, cache)
     try:
-        got = answer(c, PORTS[side], "n0.bench.test")
+        got = dnsperf_util.answer(c, GW, PORTS[side], "n0.bench.test")
         if got != ANSWER:
             raise LabError("%s answers n0.bench.test with %s" % (side, got))
         if cache:
-            dnsperf(c, PORTS[side], qfile, 2)  # warm-up: every name in the cache
-        return dnsperf(c, PORTS[side], qfile, args.seconds)
+            # warm-up: every name in the cache
+            dnsperf_util.dnsperf(c, GW, PORTS[side], qfile, 2)
+        return dnsperf_util.dnsperf(c, GW, PORTS[side], qfile, args.seconds)
     finally:
         stop()
 

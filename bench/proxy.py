@@ -51,7 +51,6 @@ What it must not do: touch the host's namespace - everything runs inside the lab
 import argparse
 import json
 import os
-import re
 import resource
 import select
 import subprocess
@@ -66,6 +65,7 @@ sys.path.insert(0, str(LAB))
 from egressd import Egressd  # noqa: E402
 from lab import Lab, LabError, wait_for, wait_port  # noqa: E402
 import proxylab  # noqa: E402
+import dnsperf_util  # noqa: E402
 
 CONNHOLD = LAB / "connhold.py"
 SERVER = proxylab.SERVER
@@ -419,28 +419,6 @@ def _add(res, key, cpu, units):
     acc["per_unit"] = acc["cpu_s"] / acc["units"] if acc["units"] else None
 
 
-def dnsperf(client, port, qfile, seconds):
-    r = client.run(["dnsperf", "-s", GW, "-p", port, "-d", qfile, "-l", seconds, "-c", 2,
-                    "-q", 100], timeout=seconds + 30)
-    out = r.stdout
-
-    def num(label):
-        m = re.search(r"%s:\s+([0-9.]+)" % re.escape(label), out)
-        return float(m.group(1)) if m else None
-    codes = re.search(r"Response codes:\s+(.*)", out)
-    return {"qps": num("Queries per second"), "latency_ms": (num("Average Latency (s)") or 0)
-            * 1e3, "completed": num("Queries completed"), "lost": num("Queries lost"),
-            "codes": codes.group(1).strip() if codes else ""}
-
-
-def dns_answer(client, port, name):
-    """The first A record the server at GW:port gives for name, or its rcode name."""
-    code = ("import dns.message, dns.query, dns.rcode\n"
-            "r = dns.query.udp(dns.message.make_query(%r, 'A'), %r, port=%d, timeout=2)\n"
-            "print(r.answer[0][0] if r.answer else dns.rcode.to_text(r.rcode()))\n"
-            % (name, GW, port))
-    r = client.run([sys.executable, "-c", code], check=False, timeout=10)
-    return r.stdout.strip() if r.returncode == 0 else "error"
 
 
 def dns_side(lab, side, args, qfile):
@@ -453,12 +431,12 @@ def dns_side(lab, side, args, qfile):
         stop = gw.dnsmasq("--listen-address=" + GW, "--bind-interfaces",
                           "--server=" + proxylab.DNS, "--cache-size=1024", port=port).stop
     try:
-        good = dns_answer(c, port, "web.test")
-        bad = dns_answer(c, port, "nowhere.test")
+        good = dnsperf_util.answer(c, GW, port, "web.test")
+        bad = dnsperf_util.answer(c, GW, port, "nowhere.test")
         if good != SERVER or bad != "NXDOMAIN":
             raise LabError("%s answers web.test with %s, nowhere.test with %s"
                            % (side, good, bad))
-        return dnsperf(c, port, qfile, args.dns_seconds)
+        return dnsperf_util.dnsperf(c, GW, port, qfile, args.dns_seconds)
     finally:
         stop()
 
