@@ -630,6 +630,16 @@ static void ddns_uplink_remove(struct ddns *d, const char *name)
 	}
 }
 
+/* du became usable (ask its public address) or not (it leaves the published set). */
+static void ddns_uplink_usable(struct ddns_uplink *du, bool usable)
+{
+	du->usable = usable;
+	if (usable)
+		ddns_uplink_fetch(du);
+	else
+		ddns_uplink_forget(du);
+}
+
 static void ddns_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 {
 	struct ddns *d = arg;
@@ -651,20 +661,12 @@ static void ddns_uplink_cb(struct uplink *u, enum uplink_event ev, void *arg)
 		for (unsigned k = 0; k < ARRAY_SIZE(du->f); k++)
 			fetch_clear(d, &du->f[k]);
 		ddns_uplink_setup(du, u);
-		du->usable = usable;
-		if (usable)
-			ddns_uplink_fetch(du);
-		else
-			ddns_uplink_forget(du);
+		ddns_uplink_usable(du, usable);
 		break;
 	case UPLINK_STATE:
 		if (!du || usable == du->usable)
 			break;
-		du->usable = usable;
-		if (usable)
-			ddns_uplink_fetch(du);
-		else
-			ddns_uplink_forget(du);
+		ddns_uplink_usable(du, usable);
 		break;
 	default:
 		break;
