@@ -184,6 +184,11 @@ static int teardown(void **state)
 	metrics_free(t->metrics);
 	event_base_free(t->base);
 	conf_free(t->conf);
+	/* what egressd keeps in state_dir: the first start's password hash, the tokens */
+	snprintf(path, sizeof(path), "%s/state/password_hash", t->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/state/tokens.json", t->dir);
+	unlink(path);
 	snprintf(path, sizeof(path), "%s/state", t->dir);
 	rmdir(path);
 	rmdir(t->dir);
